@@ -1,0 +1,102 @@
+"""The composition root: read settings, build every part, start and stop them in order."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.channels.base import Channel
+from bot.core.dispatcher import Dispatcher
+from bot.core.router import Router
+from bot.i18n import Catalogs, default_catalogs
+from bot.rules import PromptRuleCache
+from bot.settings import Settings
+from bot.storage.engine import create_engine, make_sessionmaker
+from bot.storage.migrate import upgrade
+from bot.storage.store import SqlStore
+from bot.web import error_middleware, healthz
+
+log = logging.getLogger("engagebot.app")
+
+CORE = web.AppKey("core", "Core")
+
+
+@dataclass
+class Core:
+    """Everything but HTTP: database, catalogs, rules and the dispatcher. The CLI uses it alone."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    catalogs: Catalogs
+    prompt_rules: PromptRuleCache
+    dispatcher: Dispatcher
+    channels: list[Channel] = field(default_factory=list)
+    services: dict[str, Any] = field(default_factory=dict)
+
+    async def open(self) -> None:
+        """Bring the schema up to date (``engagebot run`` upgrades by itself)."""
+        await upgrade(self.engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def build_router(extra: list[Router] | None = None) -> Router:
+    from handlers import default_router
+
+    root = Router("app")
+    root.include(*(extra or []), default_router())
+    return root
+
+
+def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Core:
+    from handlers.prompts import PROMPT_RULES_SERVICE
+
+    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    sessions = make_sessionmaker(engine)
+    catalogs = default_catalogs()
+    prompt_rules = PromptRuleCache(sessions, ttl=settings.prompt_rules_ttl)
+    services: dict[str, Any] = {PROMPT_RULES_SERVICE: prompt_rules, "settings": settings, "sessions": sessions}
+    dispatcher = Dispatcher(
+        store=SqlStore(sessions), router=build_router(routers), catalogs=catalogs,
+        default_locale=settings.default_locale, tz=ZoneInfo(settings.timezone), services=services,
+    )
+    return Core(settings=settings, engine=engine, sessions=sessions, catalogs=catalogs,
+                prompt_rules=prompt_rules, dispatcher=dispatcher, services=services)
+
+
+# A plugin adds routes to the app at build time and returns a cleanup_ctx generator for its lifetime.
+Plugin = Callable[[web.Application, Core], Callable[[web.Application], AsyncIterator[None]] | None]
+
+
+def default_plugins() -> list[Plugin]:
+    return []
+
+
+def build_app(settings: Settings, *, plugins: list[Plugin] | None = None,
+              routers: list[Router] | None = None) -> web.Application:
+    """Build the aiohttp app: core first, then each channel (and its simulator) in order."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    core = build_core(settings, routers=routers)
+    app[CORE] = core
+    app.router.add_get("/healthz", healthz)
+
+    async def core_lifetime(app: web.Application) -> AsyncIterator[None]:
+        await core.open()
+        log.info("database ready", extra={"backend": core.engine.dialect.name})
+        yield
+        await core.close()
+
+    app.cleanup_ctx.append(core_lifetime)
+    for plugin in plugins if plugins is not None else default_plugins():
+        lifetime = plugin(app, core)
+        if lifetime is not None:
+            app.cleanup_ctx.append(lifetime)
+    return app

@@ -1,0 +1,95 @@
+"""The contract every channel adapter fulfils, and the fallbacks that degrade rich replies."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Sequence
+from typing import Any, ClassVar, Protocol
+
+from aiohttp import web
+
+from bot.core.capabilities import Capabilities, ReplyWindow
+from bot.core.dispatcher import Dispatched, PassiveSlot
+from bot.core.inbound import Inbound
+from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, QrReply, Reply, TextReply
+from bot.core.text import cut_text
+
+__all__ = ["Capabilities", "Channel", "Dispatch", "ReplyWindow", "numbered_choices"]
+
+
+class Dispatch(Protocol):
+    def __call__(self, msg: Inbound, *, capabilities: Capabilities, passive: PassiveSlot | None = None) -> Awaitable[Dispatched]: ...
+
+
+def numbered_choices(reply: ButtonsReply) -> TextReply:
+    """Show buttons as a numbered list; the dispatcher maps a reply of "1" back to the first button."""
+    lines = [reply.text, ""] if reply.text else []
+    lines += [f"{i}. {b.label}" for i, b in enumerate(reply.buttons, start=1)]
+    return TextReply("\n".join(lines))
+
+
+class Channel(ABC):
+    """A platform adapter: turns the platform's requests into Inbound and Reply into the platform's form.
+
+    Subclasses set ``name`` and ``capabilities``, feed messages to ``dispatch`` and implement
+    :meth:`send_reply` (the platform's active send API). They override :meth:`degrade` only for
+    what their platform shows better than the fallbacks here.
+    """
+
+    name: ClassVar[str]
+    capabilities: Capabilities
+
+    def __init__(self, *, dispatch: Dispatch, account: str) -> None:
+        self._dispatch = dispatch
+        self.account = account
+
+    async def dispatch(self, msg: Inbound, *, passive: PassiveSlot | None = None) -> Dispatched:
+        return await self._dispatch(msg, capabilities=self.capabilities, passive=passive)
+
+    def routes(self) -> list[web.RouteDef]:
+        """HTTP routes this channel serves (webhooks); none by default."""
+        return []
+
+    async def start(self) -> None:
+        """Open connections and start receiving; called once by the app, in order."""
+
+    async def stop(self) -> None:
+        """Stop receiving and close connections; called in reverse order of start."""
+
+    @abstractmethod
+    async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+        """Send one (already degraded) reply through the platform's active API.
+
+        Raises ``QuotaExceeded`` (retry later), ``OutsideReplyWindow``, ``FollowerGone`` (blocked or
+        unfollowed) or ``PlatformAPIError`` (recorded as failed with its code).
+        """
+
+    def degrade(self, replies: Sequence[Reply]) -> list[Reply]:
+        """Render rich replies into what this channel can show."""
+        caps = self.capabilities
+        out: list[Reply] = []
+        for reply in replies:
+            match reply:
+                case ButtonsReply() if not caps.buttons:
+                    out.append(self.fit(numbered_choices(reply)))
+                case ArticlesReply(articles=articles) if len(articles) > caps.max_articles:
+                    shown = articles[: caps.max_articles]
+                    if shown:
+                        out.append(ArticlesReply(shown))
+                    rest = articles[caps.max_articles:]
+                    out.append(self.fit(TextReply("\n\n".join(
+                        "\n".join(p for p in (a.title, a.description, a.url) if p) for a in rest))))
+                case ImageReply(url=url, caption=caption) if not caps.images:
+                    out.append(self.fit(TextReply("\n".join(p for p in (caption, url) if p))))
+                case QrReply(scene=scene, caption=caption, url=url):
+                    out.append(self.fit(TextReply("\n".join(p for p in (caption, url or scene) if p))))
+                case TextReply():
+                    out.append(self.fit(reply))
+                case _:
+                    out.append(reply)
+        return out
+
+    def fit(self, reply: TextReply) -> TextReply:
+        """Cut text at the channel's limit without breaking a character or markup."""
+        return TextReply(cut_text(reply.text, self.capabilities.max_text_length))
+

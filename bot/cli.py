@@ -1,0 +1,192 @@
+"""The ``engagebot`` command: run, chat, db upgrade, prompts load|list, i18n check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError, EngagebotError
+from bot.storage.engine import DatabaseURLError
+
+Command = Callable[[argparse.Namespace], Awaitable[int]]
+
+
+def fail(message: str) -> int:
+    print(f"engagebot: {message}", file=sys.stderr)
+    return 2
+
+
+def _settings(args: argparse.Namespace, **overrides: Any):  # type: ignore[no-untyped-def]
+    from bot.settings import load_settings
+
+    return load_settings(getattr(args, "config", None), **overrides)
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot.app import build_app
+    from bot.logs import setup_logging
+
+    settings = _settings(args, host=args.host, port=args.port)
+    setup_logging(settings.log_level)
+    app = build_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"engagebot serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", file=sys.stderr)
+        for line in app.get("startup_notes", []):
+            print(line, file=sys.stderr)
+        await stop.wait()
+        print("engagebot: stopping", file=sys.stderr)
+    finally:
+        await runner.cleanup()
+    return 0
+
+
+async def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from bot.storage.engine import create_engine
+    from bot.storage.migrate import current_revision, upgrade
+
+    settings = _settings(args)
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        print(f"database at revision {await current_revision(engine)}")
+    finally:
+        await engine.dispose()
+    return 0
+
+
+async def cmd_prompts_load(args: argparse.Namespace) -> int:
+    from bot.rules import parse_prompt_rules, read_yaml_file
+    from bot.storage.engine import create_engine, make_sessionmaker
+    from bot.storage.migrate import upgrade
+    from bot.storage.prompts import replace_prompt_rules
+
+    parsed = parse_prompt_rules(read_yaml_file(args.file), source=str(args.file))
+    settings = _settings(args)
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with make_sessionmaker(engine)() as session, session.begin():
+            added, replaced = await replace_prompt_rules(session, [r.model_dump() for r in parsed.rules])
+    finally:
+        await engine.dispose()
+    print(f"loaded {len(parsed.rules)} rule(s) from {args.file}: {added} added, {replaced} replaced")
+    return 0
+
+
+async def cmd_prompts_list(args: argparse.Namespace) -> int:
+    from bot.storage.engine import create_engine, make_sessionmaker
+    from bot.storage.migrate import upgrade
+    from bot.storage.prompts import list_prompt_rules
+
+    settings = _settings(args)
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with make_sessionmaker(engine)() as session:
+            rules = await list_prompt_rules(session)
+    finally:
+        await engine.dispose()
+    if not rules:
+        print("no prompt rules; load some with: engagebot prompts load FILE.yaml")
+    for rule in rules:
+        words = "; ".join(f"{loc}: {', '.join(ws)}" for loc, ws in rule.match.items())
+        kind = "regex" if rule.regex else "contains"
+        print(f"{rule.name:<20} priority {rule.priority:>4}  {kind:<8} {words}")
+    return 0
+
+
+async def cmd_i18n_check(args: argparse.Namespace) -> int:
+    from bot.i18n_check import check_catalogs
+
+    problems = check_catalogs(Path(args.locales) if args.locales else None)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"{len(problems)} problem(s) in the catalogs", file=sys.stderr)
+        return 1
+    print("catalogs complete: every string translated in every locale")
+    return 0
+
+
+async def cmd_chat(args: argparse.Namespace) -> int:
+    from bot.console import run_console
+
+    return await run_console(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="engagebot", description=__doc__)
+    parser.add_argument("--config", type=Path, help="YAML or TOML settings file (environment wins over it)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="serve the bot (and the simulators when no platform is configured)")
+    run.add_argument("--host", help="interface to listen on (default 127.0.0.1, env ENGAGEBOT_HOST)")
+    run.add_argument("--port", type=int, help="port (default 8080, env ENGAGEBOT_PORT)")
+    run.set_defaults(func=cmd_run)
+
+    chat = sub.add_parser("chat", help="talk to the bot as a follower, in this terminal")
+    chat.add_argument("--channel", choices=["mock", "wechat", "telegram"], default="mock")
+    chat.add_argument("--as", dest="follower", default="console-user", help="the follower's id")
+    chat.add_argument("--lang", default=None, help="the platform's language hint, e.g. en or zh-hans")
+    chat.add_argument("--url", default=None, help="a running engagebot (for --channel wechat/telegram)")
+    chat.set_defaults(func=cmd_chat)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)
+    db.add_parser("upgrade", help="apply all migrations").set_defaults(func=cmd_db_upgrade)
+
+    prompts = sub.add_parser("prompts", help="prompt-reply rules").add_subparsers(dest="prompts_command", required=True)
+    load = prompts.add_parser("load", help="load rules from a YAML file (replacing rules of the same name)")
+    load.add_argument("file", type=Path)
+    load.set_defaults(func=cmd_prompts_load)
+    prompts.add_parser("list", help="list the rules").set_defaults(func=cmd_prompts_list)
+
+    i18n = sub.add_parser("i18n", help="translations").add_subparsers(dest="i18n_command", required=True)
+    check = i18n.add_parser("check", help="fail listing untranslated or fuzzy strings")
+    check.add_argument("--locales", help="catalog folder (default: the project's locales/)")
+    check.set_defaults(func=cmd_i18n_check)
+
+    for extend in _extensions():
+        extend(sub)
+    return parser
+
+
+def _extensions() -> list[Callable[[Any], None]]:
+    """Subcommands of optional parts (offers, campaigns, broadcasts) register themselves here."""
+    found = []
+    try:
+        from bot.offers.cli import add_commands
+    except ImportError:
+        return found
+    found.append(add_commands)
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(args.func(args))
+    except (ConfigError, DatabaseURLError, EngagebotError) as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+    except OSError as exc:
+        return fail(f"{exc.strerror or exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

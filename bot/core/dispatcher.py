@@ -1,0 +1,273 @@
+"""The dispatcher: one entry point for every channel, a middleware chain, the handlers.
+
+Write path of one message (one transaction, one commit): look up the platform message id
+(dedupe), load or create the follower, pick the locale, run the first matching handler, then
+store the inbound message, the replies (as outbox rows when they go through a send API) and the
+follower's changes together. The replies are handed to the channel only after that commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import tzinfo
+from typing import Any
+
+from bot.i18n import Catalogs, current_locale, negotiate
+
+from .capabilities import Capabilities
+from .context import Context
+from .inbound import Inbound, Kind, utcnow
+from .reply import ButtonsReply, Reply, TextReply
+from .router import HandlerObject, Router
+from .store import DuplicateExchange, Exchange, Store
+from .text import sanitize_text
+
+log = logging.getLogger("engagebot.dispatch")
+
+Next = Callable[[Inbound, Context], Awaitable[list[Reply]]]
+Middleware = Callable[[Inbound, Context, Next], Awaitable[list[Reply]]]
+ErrorHandler = Callable[[Inbound, Context, BaseException], Awaitable[list[Reply] | None]]
+
+# Where a channel without buttons showed numbered choices, "reply 1" works as the first button.
+CHOICES_KEY = "_choices"
+EVENT_KINDS = frozenset({Kind.FOLLOW, Kind.CLICK, Kind.VIEW, Kind.SCAN})
+
+
+class PassiveSlot:
+    """The HTTP answer a channel holds open for a passive reply, and who won it.
+
+    The dispatcher takes it just before it commits; a channel whose deadline passes first takes it
+    back and delivers through the send API instead. Both run on one event loop, so no lock.
+    """
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state = "open"
+
+    def take_for_passive(self) -> bool:
+        if self.state == "open":
+            self.state = "passive"
+        return self.state == "passive"
+
+    def give_up(self) -> bool:
+        """Called by the channel at its deadline; False if the reply is already committed as passive."""
+        if self.state == "open":
+            self.state = "async"
+        return self.state == "async"
+
+
+@dataclass(slots=True)
+class Dispatched:
+    exchange: Exchange
+    duplicate: bool = False
+
+    @property
+    def replies(self) -> list[Reply]:
+        return self.exchange.replies
+
+
+def follower_hash(msg: Inbound) -> str:
+    """A short stable id for logs: never log a follower's platform id."""
+    return hashlib.blake2s(f"{msg.channel}:{msg.account}:{msg.external_id}".encode(), digest_size=6).hexdigest()
+
+
+def as_reply_list(result: Sequence[Reply] | Reply | None) -> list[Reply] | None:
+    if result is None:
+        return None
+    if isinstance(result, (list, tuple)):
+        return list(result)
+    return [result]  # type: ignore[list-item]
+
+
+class Dispatcher:
+    """Turns an Inbound into stored replies. Channels call :meth:`dispatch`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        router: Router,
+        catalogs: Catalogs,
+        default_locale: str = "zh_Hans",
+        tz: tzinfo | None = None,
+        middlewares: Sequence[Middleware] = (),
+        services: dict[str, Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.catalogs = catalogs
+        self.default_locale = default_locale
+        self.tz = tz
+        self.services = services if services is not None else {}
+        self._middlewares = list(middlewares)
+        self._error_handlers: list[ErrorHandler] = []
+        self._in_flight: dict[tuple[str, str, str], asyncio.Future[Exchange]] = {}
+        self._handlers: list[HandlerObject] | None = None
+        self._chain: Next | None = None
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Add a middleware around the handler (after the built-in ones); before the first message."""
+        self._middlewares.append(middleware)
+        self._chain = None
+
+    def error_handler(self, callback: ErrorHandler) -> ErrorHandler:
+        self._error_handlers.append(callback)
+        return callback
+
+    def _build_chain(self) -> Next:
+        self._handlers = self.router.handlers()
+        chain: Next = self._run_handlers
+        for mw in reversed([pick_locale_middleware, numbered_choice_middleware, *self._middlewares]):
+            chain = (lambda m, nxt: (lambda msg, ctx: m(msg, ctx, nxt)))(mw, chain)
+        return chain
+
+    async def dispatch(self, msg: Inbound, *, capabilities: Capabilities, passive: PassiveSlot | None = None) -> Dispatched:
+        """Handle one inbound message exactly once and return its stored replies.
+
+        A platform retry of a message already stored gets the stored replies; one that arrives while
+        the first try is still running here waits for it.
+        """
+        msg = _clean(msg)
+        if msg.message_id is None:
+            return await self._dispatch_once(msg, capabilities, passive)
+        key = (msg.channel, msg.account, msg.message_id)
+        running = self._in_flight.get(key)
+        if running is not None:
+            return Dispatched(await asyncio.shield(running), duplicate=True)
+        future: asyncio.Future[Exchange] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            result = await self._dispatch_once(msg, capabilities, passive)
+            future.set_result(result.exchange)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: a waiter is optional
+            raise
+        finally:
+            del self._in_flight[key]
+
+    async def _dispatch_once(self, msg: Inbound, capabilities: Capabilities, passive: PassiveSlot | None) -> Dispatched:
+        started = time.perf_counter()
+        async with self.store.session() as session:
+            if msg.message_id is not None:
+                stored = await self.store.find_exchange(session, msg)
+                if stored is not None:
+                    log.info("duplicate dropped", extra=_log_fields(msg, started))
+                    return Dispatched(stored, duplicate=True)
+            follower = await self.store.load_follower(session, msg)
+            was_following = bool(follower.following)
+            self.store.apply_action(follower, msg, reply_window_kind=_window_kind(msg))
+            ctx = Context(
+                msg=msg, session=session, follower=follower, locale=self.default_locale,
+                catalogs=self.catalogs, capabilities=capabilities, now=utcnow(),
+                default_locale=self.default_locale, tz=self.tz, services=self.services,
+                was_following=was_following,
+            )
+            token = current_locale.set(ctx.locale)
+            try:
+                replies = await self._handle(msg, ctx)
+            finally:
+                current_locale.reset(token)
+            if not capabilities.buttons:
+                _remember_choices(ctx, replies)
+            delivery = "none" if not replies else (
+                "passive" if passive is not None and passive.take_for_passive() else "pending")
+            try:
+                exchange = await self.store.record_exchange(session, msg, follower, replies, delivery=delivery)
+            except DuplicateExchange:
+                await session.rollback()
+                stored = await self.store.find_exchange(session, msg)
+                if stored is None:
+                    raise
+                log.info("duplicate lost the race", extra=_log_fields(msg, started))
+                return Dispatched(stored, duplicate=True)
+        log.info("handled", extra=_log_fields(msg, started, replies=len(replies), delivery=delivery))
+        return Dispatched(exchange)
+
+    async def _handle(self, msg: Inbound, ctx: Context) -> list[Reply]:
+        if self._chain is None:
+            self._chain = self._build_chain()
+        try:
+            replies = await self._chain(msg, ctx)
+        except Exception as exc:  # a handler bug must not lose the message nor make the platform retry forever
+            replies = await self._on_error(msg, ctx, exc)
+        return [*ctx.extra_replies, *replies]
+
+    async def _on_error(self, msg: Inbound, ctx: Context, exc: Exception) -> list[Reply]:
+        for handler in self._error_handlers:
+            result = await handler(msg, ctx, exc)
+            if result is not None:
+                return result
+        log.error("handler failed", exc_info=exc, extra={"channel": msg.channel, "follower": follower_hash(msg)})
+        return [TextReply(ctx._("Sorry, something went wrong on our side. Please try again in a moment."))]
+
+    async def _run_handlers(self, msg: Inbound, ctx: Context) -> list[Reply]:
+        assert self._handlers is not None
+        for handler in self._handlers:
+            if handler.matches(msg, ctx):
+                result = as_reply_list(await handler.callback(msg, ctx))
+                if result is not None:
+                    return result
+        return []
+
+
+def _window_kind(msg: Inbound) -> str | None:
+    """Which reply window the follower's action opens: platforms give less after an event."""
+    if msg.kind is Kind.UNFOLLOW:
+        return None
+    return "event" if msg.kind in EVENT_KINDS else "message"
+
+
+def _clean(msg: Inbound) -> Inbound:
+    text = sanitize_text(msg.text) if msg.text else ""
+    payload = sanitize_text(msg.payload)[:512] if msg.payload else msg.payload
+    if text is msg.text and payload is msg.payload:
+        return msg
+    return replace(msg, text=text, payload=payload)
+
+
+def _remember_choices(ctx: Context, replies: list[Reply]) -> None:
+    buttons = [b for r in replies if isinstance(r, ButtonsReply) for b in r.buttons]
+    data = dict(ctx.follower.state_data or {})
+    if buttons:
+        data[CHOICES_KEY] = [b.payload for b in buttons]
+    elif CHOICES_KEY in data and replies:
+        del data[CHOICES_KEY]
+    else:
+        return
+    ctx.follower.state_data = data
+
+
+async def numbered_choice_middleware(msg: Inbound, ctx: Context, call_next: Next) -> list[Reply]:
+    """Turn "1" into a press of the first button the follower was shown as a numbered list."""
+    choices = (ctx.follower.state_data or {}).get(CHOICES_KEY)
+    if choices and msg.kind is Kind.TEXT and msg.text.strip().isdigit():
+        index = int(msg.text.strip()) - 1
+        if 0 <= index < len(choices):
+            msg = replace(msg, kind=Kind.CLICK, payload=choices[index])
+            ctx.msg = msg
+    return await call_next(msg, ctx)
+
+
+async def pick_locale_middleware(msg: Inbound, ctx: Context, call_next: Next) -> list[Reply]:
+    """Choose the follower's locale: stored choice > platform hint > script of the message > default."""
+    follower = ctx.follower
+    if msg.language_hint and follower.locale_hint != msg.language_hint:
+        follower.locale_hint = msg.language_hint[:35]
+    ctx.locale = negotiate(chosen=follower.locale, hint=follower.locale_hint, text=msg.text,
+                           default=ctx.default_locale, available=ctx.catalogs.locales)
+    current_locale.set(ctx.locale)
+    return await call_next(msg, ctx)
+
+
+def _log_fields(msg: Inbound, started: float, **more: Any) -> dict[str, Any]:
+    return {"channel": msg.channel, "follower": follower_hash(msg), "message_id": msg.message_id,
+            "kind": str(msg.kind), "ms": round((time.perf_counter() - started) * 1000, 2), **more}
+

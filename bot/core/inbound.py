@@ -1,0 +1,66 @@
+"""The normalized inbound message every channel adapter produces."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+
+class Kind(StrEnum):
+    """What the follower did, independent of the platform."""
+
+    TEXT = "text"
+    COMMAND = "command"
+    CLICK = "click"  # a menu item or a button press; payload holds its key
+    VIEW = "view"  # a menu item that opens a URL; payload holds the URL
+    FOLLOW = "follow"
+    UNFOLLOW = "unfollow"
+    SCAN = "scan"  # a scene QR or a deep link; payload holds the scene
+    IMAGE = "image"
+    VOICE = "voice"
+    LOCATION = "location"
+    LINK = "link"
+    UNKNOWN = "unknown"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One thing a follower did on one channel, as the router sees it.
+
+    ``payload`` carries a menu key, a QR scene or a deep-link payload; ``message_id`` is the
+    platform's own id (used to drop platform retries); ``language_hint`` is the platform's
+    idea of the follower's language, if it has one.
+    """
+
+    channel: str
+    account: str
+    external_id: str
+    kind: Kind
+    text: str = ""
+    payload: str | None = None
+    message_id: str | None = None
+    received_at: datetime = field(default_factory=utcnow)
+    language_hint: str | None = None
+    display_name: str | None = None
+    raw: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def command(self) -> str | None:
+        """Return the command name without the slash (``/lang en`` -> ``lang``), or None."""
+        if not self.text.startswith("/"):
+            return None
+        head = self.text[1:].split(maxsplit=1)[0] if len(self.text) > 1 else ""
+        # Telegram appends the bot's name in groups: /start@brand_bot
+        return head.split("@", 1)[0].lower() or None
+
+    @property
+    def command_args(self) -> str:
+        """Return what follows the command (``/lang en`` -> ``en``)."""
+        parts = self.text.split(maxsplit=1)
+        return parts[1].strip() if len(parts) > 1 else ""

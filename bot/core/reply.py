@@ -1,0 +1,57 @@
+"""Replies a handler returns; adapters render them in their platform's own form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class TextReply:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    title: str
+    description: str = ""
+    url: str = ""
+    picture_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ArticlesReply:
+    """A card (WeChat "news", a Telegram message with a link)."""
+
+    articles: tuple[Article, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ImageReply:
+    url: str
+    caption: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    label: str
+    payload: str  # what comes back as Inbound(kind=CLICK, payload=...) when pressed
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonsReply:
+    """Text with choices; channels without buttons show a numbered list instead."""
+
+    text: str
+    buttons: tuple[Button, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class QrReply:
+    """A scene the follower can share: a QR on WeChat, a deep link on Telegram."""
+
+    scene: str
+    caption: str = ""
+    url: str = ""  # filled in by the channel when it knows the link
+
+
+Reply = TextReply | ArticlesReply | ImageReply | ButtonsReply | QrReply

@@ -1,0 +1,126 @@
+"""Handler registration and matching: by kind, command, per-locale keywords, regex, state, priority."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Union
+
+from .context import Context
+from .inbound import Inbound, Kind
+from .reply import Reply
+
+HandlerResult = Union[Sequence[Reply], Reply, None]
+Handler = Callable[[Inbound, Context], Awaitable[HandlerResult]]
+Predicate = Callable[[Inbound, Context], bool]
+
+_order = count()
+
+
+@dataclass(slots=True)
+class HandlerObject:
+    """A handler with what it answers to. A handler returning None passes the message on."""
+
+    callback: Handler
+    kinds: frozenset[Kind]
+    commands: frozenset[str] = frozenset()
+    keywords: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    pattern: re.Pattern[str] | None = None
+    states: frozenset[str | None] | None = None
+    priority: int = 0
+    when: Predicate | None = None
+    order: int = field(default_factory=lambda: next(_order))
+
+    @property
+    def name(self) -> str:
+        return getattr(self.callback, "__qualname__", repr(self.callback))
+
+    def matches(self, msg: Inbound, ctx: Context) -> bool:
+        if msg.kind not in self.kinds:
+            return False
+        if self.states is not None and ctx.state not in self.states:
+            return False
+        if self.commands and msg.command not in self.commands:
+            return False
+        if self.keywords:
+            folded = msg.text.casefold()
+            # Any locale's keyword matches; the reply still comes in the follower's own locale.
+            if not any(k in folded for words in self.keywords.values() for k in words):
+                return False
+        if self.pattern is not None and not self.pattern.search(msg.text):
+            return False
+        return self.when is None or self.when(msg, ctx)
+
+
+class Router:
+    """A named group of handlers; routers include others, and the dispatcher flattens them.
+
+    Register with the decorator, which returns the function unchanged::
+
+        router = Router("welcome")
+
+        @router.on(Kind.FOLLOW)
+        async def greet(msg: Inbound, ctx: Context) -> list[Reply]: ...
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._handlers: list[HandlerObject] = []
+        self._children: list[Router] = []
+
+    def on(
+        self,
+        *kinds: Kind,
+        command: str | Iterable[str] | None = None,
+        keywords: Mapping[str, Iterable[str]] | None = None,
+        regex: str | re.Pattern[str] | None = None,
+        state: str | None | Iterable[str | None] = ...,  # type: ignore[assignment]
+        priority: int = 0,
+        when: Predicate | None = None,
+    ) -> Callable[[Handler], Handler]:
+        """Register a handler. Without ``kinds``, commands match COMMAND and keywords/regex match TEXT.
+
+        ``state=None`` matches only followers with no conversation state; leaving it out matches any.
+        """
+        commands = frozenset([command] if isinstance(command, str) else (command or ()))
+        commands = frozenset(c.lstrip("/").lower() for c in commands)
+        if not kinds:
+            if commands:
+                kinds = (Kind.COMMAND,)
+            elif keywords or regex:
+                kinds = (Kind.TEXT,)
+            else:
+                kinds = tuple(Kind)
+        folded = {loc: tuple(w.casefold() for w in words) for loc, words in (keywords or {}).items()}
+        pattern = re.compile(regex, re.IGNORECASE) if isinstance(regex, str) else regex
+        if state is ...:
+            states = None
+        elif state is None or isinstance(state, str):
+            states = frozenset([state])
+        else:
+            states = frozenset(state)
+
+        def decorator(callback: Handler) -> Handler:
+            self._handlers.append(HandlerObject(
+                callback=callback, kinds=frozenset(kinds), commands=commands, keywords=folded,
+                pattern=pattern, states=states, priority=priority, when=when,
+            ))
+            return callback
+
+        return decorator
+
+    def fallback(self, *, priority: int = -1000) -> Callable[[Handler], Handler]:
+        """Register a handler for anything no other handler took."""
+        return self.on(*Kind, priority=priority)
+
+    def include(self, *routers: Router) -> None:
+        self._children.extend(routers)
+
+    def handlers(self) -> list[HandlerObject]:
+        """All handlers of this router and its children, highest priority first, then in order of registration."""
+        found = list(self._handlers)
+        for child in self._children:
+            found.extend(child.handlers())
+        return sorted(found, key=lambda h: (-h.priority, h.order))

@@ -1,0 +1,53 @@
+"""What the dispatcher needs from persistence; ``bot.storage`` implements it.
+
+Core defines the contract so it stays free of storage imports (the arrows of the architecture
+point down); tests may hand in any object that fulfils it.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .inbound import Inbound
+from .reply import Reply
+
+
+@dataclass(slots=True)
+class Exchange:
+    """An inbound message and what was answered to it, as stored."""
+
+    inbound_id: int
+    replies: list[Reply]
+    outbound_ids: list[int]
+    delivery: str  # "passive": answered inline; "pending": in the outbox for the send API; "none"
+    follower_id: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class DuplicateExchange(Exception):
+    """Another worker stored the same platform message first."""
+
+
+class Store(Protocol):
+    def session(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+
+    async def find_exchange(self, session: AsyncSession, msg: Inbound) -> Exchange | None:
+        """Return what was stored for this platform message already, if anything."""
+
+    async def load_follower(self, session: AsyncSession, msg: Inbound) -> Any:
+        """Return the follower who sent ``msg``, created on first contact."""
+
+    def apply_action(self, follower: Any, msg: Inbound, *, reply_window_kind: str | None) -> None:
+        """Update the follower for what it just did (follow, unfollow, first touch, reply window)."""
+
+    async def record_exchange(
+        self, session: AsyncSession, msg: Inbound, follower: Any, replies: list[Reply], *, delivery: str,
+    ) -> Exchange:
+        """Store the inbound message, the replies (as outbox rows when pending) and the follower; commit.
+
+        Raises DuplicateExchange when the platform message was stored by someone else meanwhile.
+        """

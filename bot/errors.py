@@ -1,0 +1,70 @@
+"""Typed failures; ``bot.web`` maps them to HTTP status in one place."""
+
+from __future__ import annotations
+
+
+class EngagebotError(Exception):
+    """Root of every error engagebot raises on purpose."""
+
+    http_status = 500
+
+
+class ConfigError(EngagebotError):
+    """A setting is missing or invalid."""
+
+
+class SignatureError(EngagebotError):
+    """A request's signature does not match."""
+
+    http_status = 403
+
+
+class PayloadError(EngagebotError):
+    """A request body or parameter is malformed."""
+
+    http_status = 400
+
+
+class PayloadTooLarge(PayloadError):
+    http_status = 413
+
+
+class DecryptError(PayloadError):
+    """An encrypted body does not decrypt (wrong key, bad padding, wrong app id)."""
+
+
+class PlatformAPIError(EngagebotError):
+    """A platform's API answered with an error code."""
+
+    http_status = 502
+
+    def __init__(self, errcode: int, errmsg: str = "") -> None:
+        super().__init__(f"platform error {errcode}: {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+class QuotaExceeded(EngagebotError):
+    """A platform limit was hit; try again after ``retry_after`` seconds."""
+
+    http_status = 429
+
+    def __init__(self, message: str = "quota exceeded", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class OutsideReplyWindow(EngagebotError):
+    """The platform would refuse this send: the follower's reply window is closed or used up."""
+
+    http_status = 409
+
+
+class RulesFileError(EngagebotError):
+    """An operator's YAML file (prompts, promotions) is malformed; nothing was loaded."""
+
+
+class FollowerGone(EngagebotError):
+    """The follower blocked the bot or unfollowed; the platform will not deliver to them."""
+
+    http_status = 410

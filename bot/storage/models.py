@@ -1,0 +1,125 @@
+"""SQLAlchemy models: followers, messages in and out (the outbox), prompt rules, shared tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Predictable constraint names, so migrations can drop them on SQLite (batch mode) and PostgreSQL alike.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit key.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON, list[str]: JSON}
+
+
+class Follower(Base):
+    """One person on one channel account; conversation state lives here to save a round trip."""
+
+    __tablename__ = "follower"
+    __table_args__ = (UniqueConstraint("channel", "account", "external_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(128))
+    display_name: Mapped[str | None] = mapped_column(String(128))
+    locale: Mapped[str | None] = mapped_column(String(16))  # the follower's explicit choice
+    locale_hint: Mapped[str | None] = mapped_column(String(35))  # the platform's hint, as given
+    following: Mapped[bool] = mapped_column(Boolean, default=False)
+    followed_at: Mapped[datetime | None]
+    unfollowed_at: Mapped[datetime | None]
+    first_source: Mapped[str | None] = mapped_column(String(128))  # first-touch campaign scene
+    first_touch_at: Mapped[datetime | None]
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    state: Mapped[str | None] = mapped_column(String(64))
+    state_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The platform's reply window: opened by the follower's last action, counted per send.
+    last_action_at: Mapped[datetime | None]
+    last_action_kind: Mapped[str | None] = mapped_column(String(16))
+    window_sends: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+
+
+class Message(Base):
+    """A message in or out. Outbound rows double as the outbox: written before any send."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("channel", "account", "dedupe_key"),
+        Index("ix_message_outbox", "status", "channel", "next_attempt_at"),
+        Index("ix_message_follower", "follower_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("follower.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str] = mapped_column(String(64))
+    direction: Mapped[str] = mapped_column(String(3))  # "in" | "out"
+    kind: Mapped[str] = mapped_column(String(16))
+    text: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[str | None] = mapped_column(String(512))
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # a serialized Reply, for outbound
+    # Inbound: the platform's message id or event key, unique per account (drops platform retries).
+    # Outbound: an idempotency key (broadcast id + follower), unique too.
+    dedupe_key: Mapped[str | None] = mapped_column(String(160))
+    in_reply_to: Mapped[int | None] = mapped_column(BigId)
+    # Inbound: "handled". Outbound: "passive" (went in the HTTP answer), "pending", "sent",
+    # "failed" (will not retry) or "undeliverable" (the platform would refuse it).
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class PromptRule(Base):
+    """An operator's prompt-reply rule: keywords (or regexes) per locale and a reply per locale."""
+
+    __tablename__ = "prompt_rule"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    match: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reply: Mapped[dict[str, Any]] = mapped_column(JSON)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    regex: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime]
+
+
+class SharedToken(Base):
+    """A platform access token shared by every instance (WeChat allows one live token per app)."""
+
+    __tablename__ = "shared_token"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(1024))
+    expires_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -1,0 +1,15 @@
+"""Built-in handlers: welcome, language switch, help, prompt-reply rules, other kinds, fallback."""
+
+from bot import Router
+
+from . import fallback, help, language, prompts, welcome
+
+
+def default_router() -> Router:
+    """All built-in handlers in one router (each module owns its own)."""
+    root = Router("builtin")
+    root.include(language.router, help.router, welcome.router, prompts.router, fallback.router)
+    return root
+
+
+__all__ = ["default_router"]

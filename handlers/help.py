@@ -1,0 +1,31 @@
+"""Tell the follower what the bot can do."""
+
+from bot import Context, Inbound, Kind, Reply, Router, TextReply, _
+
+router = Router("help")
+
+HELP_WORDS = {"help", "?", "？", "帮助", "菜单", "menu"}
+
+
+def help_text() -> str:
+    return _(
+        "Here is what I can do:\n"
+        "- Ask a question, such as opening hours.\n"
+        "- Say \"English\" or \"中文\" to switch language.\n"
+        "- Send /help to see this again."
+    )
+
+
+@router.on(Kind.COMMAND, command="help", priority=50)
+async def help_command(msg: Inbound, ctx: Context) -> list[Reply]:
+    return [TextReply(help_text())]
+
+
+@router.on(Kind.TEXT, priority=50, when=lambda msg, ctx: msg.text.strip().casefold() in HELP_WORDS)
+async def help_word(msg: Inbound, ctx: Context) -> list[Reply]:
+    return [TextReply(help_text())]
+
+
+@router.on(Kind.CLICK, priority=50, when=lambda msg, ctx: msg.payload == "help")
+async def help_button(msg: Inbound, ctx: Context) -> list[Reply]:
+    return [TextReply(help_text())]

@@ -1,0 +1,30 @@
+"""Welcome a new follower (or a scan) in their language and say what they can do."""
+
+from bot import ButtonsReply, Button, Context, Inbound, Kind, Reply, Router, _
+
+router = Router("welcome")
+
+
+def welcome_replies() -> list[Reply]:
+    return [ButtonsReply(
+        _("Welcome! Thanks for following us. Ask me anything, or pick one:"),
+        (Button(_("Help"), "help"), Button("中文 / English", "lang")),
+    )]
+
+
+@router.on(Kind.FOLLOW)
+async def greet(msg: Inbound, ctx: Context) -> list[Reply]:
+    return welcome_replies()
+
+
+@router.on(Kind.SCAN, priority=-10)
+async def greet_scan(msg: Inbound, ctx: Context) -> list[Reply]:
+    if not ctx.was_following:
+        return welcome_replies()
+    return [ButtonsReply(_("Welcome back! Here is what I can do:"),
+                         (Button(_("Help"), "help"), Button("中文 / English", "lang")))]
+
+
+@router.on(Kind.COMMAND, command="start", priority=-10)
+async def start(msg: Inbound, ctx: Context) -> list[Reply]:
+    return welcome_replies()
