@@ -56,6 +56,13 @@ class Channel(ABC):
     async def stop(self) -> None:
         """Stop receiving and close connections; called in reverse order of start."""
 
+    async def scene_link(self, scene: str, *, permanent: bool = True) -> str | None:
+        """Return what a follower scans or opens to arrive through ``scene`` (a QR's URL, a deep link).
+
+        None when the channel has no such thing. Campaigns print it as a QR code.
+        """
+        return None
+
     @abstractmethod
     async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
         """Send one (already degraded) reply through the platform's active API.
