@@ -1,0 +1,569 @@
+"""The WeChat Official Account wire protocol: signatures, safe-mode crypto, inbound XML, reply shapes.
+
+Pure functions and one class, no HTTP and no storage, so the adapter and the tests can call them
+directly. The module runs a little past the usual size because it holds the platform's tables
+(message types, event names, QR actions) next to the code that reads them.
+
+Sources: the Official Account developer docs (接入指南, 接收普通消息, 接收事件推送, 被动回复用户消息,
+消息加解密说明, 客服消息, 生成带参数的二维码) and the WXBizMsgCrypt samples WeChat publishes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import secrets
+import time
+import unicodedata
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+from xml.etree.ElementTree import Element, ParseError
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring as _defused_fromstring
+
+from bot.core.inbound import Inbound, Kind
+from bot.core.reply import Article
+from bot.errors import DecryptError, PayloadError, PayloadTooLarge, SignatureError
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_TEXT_BYTES",
+    "SUCCESS",
+    "Envelope",
+    "WeChatCrypto",
+    "cdata",
+    "check_timestamp_nonce",
+    "custom_news_payload",
+    "custom_text_payload",
+    "parse_envelope",
+    "parse_message",
+    "qrcode_payload",
+    "render_news",
+    "render_text",
+    "sign",
+    "truncate_text",
+    "verify_msg_signature",
+    "verify_signature",
+]
+
+SUCCESS = "success"
+"""The passive-reply body meaning "received, no reply, do not retry" (an empty body means the same)."""
+
+MAX_BODY_BYTES = 64 * 1024
+"""Largest inbound body we parse; real callbacks are well under 2 KiB."""
+
+# WeChat documents 2048 bytes (UTF-8) as the limit for text content, both for passive replies and
+# for customer-service text messages; the API answers errcode 45002 ("content size out of limit").
+MAX_TEXT_BYTES = 2048
+
+MAX_TIMESTAMP_DIGITS = 12  # unix seconds fit in 10 digits until 2286; 12 reach year 9999
+MAX_NONCE_CHARS = 64  # WeChat's nonces are about 10 digits; leave room for other senders
+
+QR_EXPIRE_MAX = 2_592_000  # 30 days, the longest a temporary QR code may live
+QR_LIMIT_SCENE_MAX = 100_000  # permanent integer scenes are 1..100000
+QR_SCENE_MAX = 2**32 - 1  # temporary integer scenes are a 32-bit non-zero integer
+QR_SCENE_STR_MAX = 64  # string scenes are 1..64 characters
+
+_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
+_BLOCK = 32  # WeChat pads to 32 bytes, not AES's 16
+_ELLIPSIS = "…"
+_ELLIPSIS_BYTES = len(_ELLIPSIS.encode("utf-8"))
+_XML_DTD_MESSAGE = "XML DTDs and entities are not allowed"
+# Characters XML 1.0 cannot carry at all; a reply containing one would be malformed.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_PARTIAL_ENTITY = re.compile(r"&#?[A-Za-z0-9]{0,31}\Z")
+_ANCHOR_OPEN = re.compile(r"<a[\s>]", re.IGNORECASE)
+# The start of an <a> or </a> tag cut before its '>' ("<", "</", "<a", '<a href="http://ex').
+# Only WeChat's one tag counts: a bare "x < y" in prose must not swallow the rest of the text.
+_PARTIAL_TAG = re.compile(r"</?(?:a(?:\s[^<>]*)?)?\Z", re.IGNORECASE)
+
+# Every callback carries these; identifier fields like them are read with surrounding whitespace stripped.
+_REQUIRED = ("ToUserName", "FromUserName", "CreateTime", "MsgType")
+
+
+# --- signatures -------------------------------------------------------------------------------
+
+
+def sign(token: str, *parts: str) -> str:
+    """Return WeChat's signature: sha1 hex of the token and the parts, sorted and concatenated."""
+    return hashlib.sha1("".join(sorted((token, *parts))).encode("utf-8")).hexdigest()
+
+
+def check_timestamp_nonce(
+    timestamp: str | None,
+    nonce: str | None,
+    *,
+    max_skew: float | None = None,
+    now: float | None = None,
+) -> None:
+    """Reject a malformed ``timestamp``/``nonce`` query parameter with a ``PayloadError``.
+
+    ``max_skew`` (seconds) is off by default: WeChat signs each retry afresh, but a server with a
+    drifting clock would otherwise refuse every callback. Turn it on to narrow the replay window.
+    """
+    if not timestamp:
+        raise PayloadError("missing timestamp")
+    if len(timestamp) > MAX_TIMESTAMP_DIGITS or not (timestamp.isascii() and timestamp.isdigit()):
+        raise PayloadError(f"timestamp must be at most {MAX_TIMESTAMP_DIGITS} ASCII digits")
+    if not nonce:
+        raise PayloadError("missing nonce")
+    if len(nonce) > MAX_NONCE_CHARS or not (nonce.isascii() and nonce.isprintable()):
+        raise PayloadError(f"nonce must be at most {MAX_NONCE_CHARS} printable ASCII characters")
+    if max_skew is not None:
+        current = time.time() if now is None else now
+        if abs(current - int(timestamp)) > max_skew:
+            raise PayloadError(f"timestamp is more than {max_skew:g} s away from the server clock")
+
+
+def _check_digest(expected: str, given: str | None) -> None:
+    if not given:
+        raise SignatureError("missing signature")
+    if not given.isascii() or not hmac.compare_digest(expected, given.lower()):
+        raise SignatureError("signature mismatch")
+
+
+def verify_signature(
+    token: str,
+    signature: str | None,
+    timestamp: str | None,
+    nonce: str | None,
+    *,
+    max_skew: float | None = None,
+) -> None:
+    """Check a callback's ``signature`` over (token, timestamp, nonce); raise ``SignatureError``.
+
+    Malformed parameters raise ``PayloadError`` first (see ``check_timestamp_nonce``).
+    """
+    check_timestamp_nonce(timestamp, nonce, max_skew=max_skew)
+    _check_digest(sign(token, timestamp, nonce), signature)  # type: ignore[arg-type]
+
+
+def verify_msg_signature(
+    token: str,
+    msg_signature: str | None,
+    timestamp: str | None,
+    nonce: str | None,
+    encrypt: str,
+    *,
+    max_skew: float | None = None,
+) -> None:
+    """Check a safe-mode ``msg_signature`` over (token, timestamp, nonce, encrypt)."""
+    check_timestamp_nonce(timestamp, nonce, max_skew=max_skew)
+    _check_digest(sign(token, timestamp, nonce, encrypt), msg_signature)  # type: ignore[arg-type]
+
+
+# --- safe-mode encryption ---------------------------------------------------------------------
+
+
+class WeChatCrypto:
+    """Encrypt and decrypt safe-mode bodies (AES-256-CBC, IV = key[:16], PKCS#7 to 32 bytes)."""
+
+    __slots__ = ("token", "app_id", "_app_id", "_cipher")
+
+    def __init__(self, token: str, encoding_aes_key: str, app_id: str) -> None:
+        """Validate the account's settings once, so a bad key fails at start, not per message."""
+        if not token:
+            raise ValueError("WeChat token must not be empty")
+        if not app_id:
+            raise ValueError("WeChat app id must not be empty")
+        if not isinstance(encoding_aes_key, str) or not _KEY_RE.fullmatch(encoding_aes_key):
+            raise ValueError("EncodingAESKey must be exactly 43 characters of [A-Za-z0-9]")
+        key = base64.b64decode(encoding_aes_key + "=")
+        if len(key) != 32:  # pragma: no cover - 43 base64 characters always give 32 bytes
+            raise ValueError("EncodingAESKey must decode to 32 bytes")
+        self.token = token
+        self.app_id = app_id
+        self._app_id = app_id.encode("utf-8")
+        self._cipher = Cipher(algorithms.AES(key), modes.CBC(key[:16]))
+
+    def encrypt_raw(self, text: str) -> str:
+        """Return base64 of AES(random16 + length + text + app id), the ``Encrypt`` value."""
+        data = text.encode("utf-8")
+        plain = b"".join((secrets.token_bytes(16), len(data).to_bytes(4, "big"), data, self._app_id))
+        pad = _BLOCK - len(plain) % _BLOCK
+        encryptor = self._cipher.encryptor()
+        sealed = encryptor.update(plain + bytes((pad,)) * pad) + encryptor.finalize()
+        return base64.b64encode(sealed).decode("ascii")
+
+    def encrypt(self, xml: str, *, nonce: str, timestamp: str | int) -> str:
+        """Wrap a rendered reply in the signed safe-mode envelope WeChat expects as the response."""
+        timestamp = str(timestamp)
+        encrypted = self.encrypt_raw(xml)
+        signature = sign(self.token, timestamp, nonce, encrypted)
+        return (
+            f"<xml><Encrypt><![CDATA[{encrypted}]]></Encrypt>"
+            f"<MsgSignature><![CDATA[{signature}]]></MsgSignature>"
+            f"<TimeStamp>{timestamp}</TimeStamp>"
+            f"<Nonce><![CDATA[{cdata(nonce)}]]></Nonce></xml>"
+        )
+
+    def decrypt(self, encrypt_b64: str) -> str:
+        """Return the plaintext of an ``Encrypt`` value; raise ``DecryptError`` saying what failed."""
+        try:
+            sealed = base64.b64decode(encrypt_b64, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise DecryptError("not base64") from None
+        if not sealed or len(sealed) % 16:
+            raise DecryptError("ciphertext is not a whole number of AES blocks")
+        decryptor = self._cipher.decryptor()
+        plain = decryptor.update(sealed) + decryptor.finalize()
+        pad = plain[-1]
+        if not 1 <= pad <= _BLOCK or pad > len(plain) - 20 or plain[-pad:] != bytes((pad,)) * pad:
+            raise DecryptError("bad padding")
+        length = int.from_bytes(plain[16:20], "big")
+        end = 20 + length
+        if end > len(plain) - pad:
+            raise DecryptError("bad message length")
+        if not hmac.compare_digest(plain[end:-pad], self._app_id):
+            raise DecryptError("wrong app id")
+        try:
+            return plain[20:end].decode("utf-8")
+        except UnicodeDecodeError:
+            raise DecryptError("message is not UTF-8") from None
+
+    def decrypt_envelope(
+        self, body: bytes | str, *, msg_signature: str | None, timestamp: str | None, nonce: str | None
+    ) -> str:
+        """Parse a safe-mode body, check its ``msg_signature`` and return the decrypted XML."""
+        envelope = parse_envelope(body)
+        verify_msg_signature(self.token, msg_signature, timestamp, nonce, envelope.encrypt)
+        return self.decrypt(envelope.encrypt)
+
+
+# --- inbound XML ------------------------------------------------------------------------------
+
+
+class Envelope(NamedTuple):
+    """The outer safe-mode body: the ciphertext and the account it is addressed to."""
+
+    encrypt: str
+    to_user: str | None
+
+
+def _parse_xml(body: bytes | str) -> Element:
+    """Parse a size-capped UTF-8 body with DTDs and entities forbidden; return the ``<xml>`` root."""
+    if len(body) > MAX_BODY_BYTES:  # before any decoding: a huge body costs nothing to refuse
+        raise PayloadTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(body).decode("utf-8")
+        except UnicodeDecodeError:
+            raise PayloadError("body is not valid UTF-8") from None
+    else:
+        text = body
+        if len(text) * 4 > MAX_BODY_BYTES and len(text.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+            raise PayloadTooLarge(f"body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        # A str is parsed as UTF-8 whatever its XML declaration says, so a declared
+        # encoding="GBK" cannot smuggle another encoding past the UTF-8 check above.
+        # Every parse goes through defusedxml (house rule), DTDs forbidden outright.
+        root = _defused_fromstring(text, forbid_dtd=True)
+    except DefusedXmlException:
+        raise PayloadError(_XML_DTD_MESSAGE) from None
+    except ParseError as exc:
+        raise PayloadError(f"malformed XML: {exc}") from None
+    except UnicodeError:
+        raise PayloadError("body is not valid UTF-8") from None
+    if root.tag != "xml":
+        raise PayloadError(f"root element must be <xml>, not <{root.tag}>")
+    return root
+
+
+def _fields(root: Element) -> dict[str, Any]:
+    """Return the root's children as {tag: text}; a nested element becomes {tag: text} one level deep.
+
+    Not recursive on purpose: a hostile body may nest thousands of levels.
+    """
+    fields: dict[str, Any] = {}
+    for child in root:
+        if len(child):
+            fields[child.tag] = {grandchild.tag: grandchild.text or "" for grandchild in child}
+        else:
+            fields[child.tag] = child.text or ""
+    return fields
+
+
+def _leaf(fields: dict[str, Any], name: str) -> str:
+    value = fields.get(name, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def parse_envelope(body: bytes | str) -> Envelope:
+    """Extract ``Encrypt`` (and ``ToUserName``) from a safe-mode body."""
+    fields = _fields(_parse_xml(body))
+    encrypt = _leaf(fields, "Encrypt")
+    if not encrypt:
+        raise PayloadError("missing field Encrypt")
+    return Envelope(encrypt, _leaf(fields, "ToUserName") or None)
+
+
+def _text_kind(f: dict[str, Any]) -> tuple[Kind, str, str | None]:
+    content = f.get("Content", "")
+    content = content if isinstance(content, str) else ""
+    return (Kind.COMMAND if content.startswith("/") else Kind.TEXT), content, None
+
+
+def _image_kind(f: dict[str, Any]) -> tuple[Kind, str, str | None]:
+    return Kind.IMAGE, "", _leaf(f, "PicUrl") or _leaf(f, "MediaId") or None
+
+
+def _voice_kind(f: dict[str, Any]) -> tuple[Kind, str, str | None]:
+    recognition = f.get("Recognition", "")
+    return Kind.VOICE, recognition if isinstance(recognition, str) else "", _leaf(f, "MediaId") or None
+
+
+def _location_kind(f: dict[str, Any]) -> tuple[Kind, str, str | None]:
+    lat, lng = _leaf(f, "Location_X"), _leaf(f, "Location_Y")
+    label = f.get("Label", "")
+    return Kind.LOCATION, label if isinstance(label, str) else "", f"{lat},{lng}" if lat and lng else None
+
+
+def _link_kind(f: dict[str, Any]) -> tuple[Kind, str, str | None]:
+    title = f.get("Title", "")
+    return Kind.LINK, title if isinstance(title, str) else "", _leaf(f, "Url") or None
+
+
+_MESSAGE_KINDS = {
+    "text": _text_kind,
+    "image": _image_kind,
+    "voice": _voice_kind,
+    "location": _location_kind,
+    "link": _link_kind,
+}
+
+# Event name (lower-cased: WeChat writes "subscribe" but "SCAN", "CLICK", "VIEW") -> Kind.
+_EVENT_KINDS = {
+    "subscribe": Kind.FOLLOW,
+    "unsubscribe": Kind.UNFOLLOW,
+    "scan": Kind.SCAN,
+    "click": Kind.CLICK,
+    "view": Kind.VIEW,
+}
+_QRSCENE_PREFIX = "qrscene_"
+
+
+def parse_message(body: bytes | str, *, channel: str = "wechat", account_hint: str | None = None) -> Inbound:
+    """Parse a (decrypted) callback body into an ``Inbound``; raise ``PayloadError`` if malformed.
+
+    Check the signature before calling this. ``account_hint``, when given, becomes ``account``
+    (the adapter's own name for the account); otherwise ``account`` is ``ToUserName``.
+    """
+    fields = _fields(_parse_xml(body))
+    values = []
+    for name in _REQUIRED:
+        value = _leaf(fields, name)
+        if not value:
+            raise PayloadError(f"missing field {name}")
+        values.append(value)
+    to_user, from_user, create_time, msg_type = values
+    if len(create_time) > MAX_TIMESTAMP_DIGITS or not (create_time.isascii() and create_time.isdigit()):
+        raise PayloadError("field CreateTime must be unix seconds (ASCII digits)")
+    try:
+        received_at = datetime.fromtimestamp(int(create_time), timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise PayloadError("field CreateTime is out of range") from None
+
+    text, payload = "", None
+    if msg_type == "event":
+        event = _leaf(fields, "Event")
+        key = _leaf(fields, "EventKey")
+        kind = _EVENT_KINDS.get(event.lower(), Kind.UNKNOWN)
+        if kind is Kind.FOLLOW:
+            # Scanning a scene QR before following: EventKey=qrscene_<scene>, Ticket in raw.
+            if key.startswith(_QRSCENE_PREFIX):
+                payload = key[len(_QRSCENE_PREFIX) :] or None
+        elif kind is not Kind.UNFOLLOW:
+            payload = key or None
+    else:
+        parse_kind = _MESSAGE_KINDS.get(msg_type)
+        if parse_kind is None:
+            kind = Kind.UNKNOWN  # video, shortvideo, and whatever WeChat adds next
+        else:
+            kind, text, payload = parse_kind(fields)
+
+    message_id = _leaf(fields, "MsgId") or None
+    if message_id is None:
+        # Events carry no MsgId; WeChat's retries repeat these four fields (PROTOCOLS.md).
+        event_name = _leaf(fields, "Event") if msg_type == "event" else msg_type
+        message_id = f"{from_user}:{create_time}:{event_name}:{_leaf(fields, 'EventKey')}"
+
+    return Inbound(
+        channel=channel,
+        account=account_hint if account_hint is not None else to_user,
+        external_id=from_user,
+        kind=kind,
+        text=text,
+        payload=payload,
+        message_id=message_id,
+        received_at=received_at,
+        raw=fields,
+    )
+
+
+# --- passive replies --------------------------------------------------------------------------
+
+
+def cdata(value: str) -> str:
+    """Return ``value`` safe inside ``<![CDATA[...]]>``: split ``]]>``, drop XML-illegal characters."""
+    if "]]>" in value:
+        value = value.replace("]]>", "]]]]><![CDATA[>")
+    if _XML_INVALID.search(value):
+        value = _XML_INVALID.sub("", value)
+    return value
+
+
+def _unix(create_time: int | datetime) -> int:
+    return int(create_time.timestamp()) if isinstance(create_time, datetime) else int(create_time)
+
+
+def render_text(to_user: str, from_user: str, content: str, create_time: int | datetime) -> str:
+    """Render a passive text reply (``to_user`` is the follower, ``from_user`` the account)."""
+    return (
+        f"<xml><ToUserName><![CDATA[{cdata(to_user)}]]></ToUserName>"
+        f"<FromUserName><![CDATA[{cdata(from_user)}]]></FromUserName>"
+        f"<CreateTime>{_unix(create_time)}</CreateTime>"
+        "<MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{cdata(content)}]]></Content></xml>"
+    )
+
+
+def render_news(to_user: str, from_user: str, article: Article, create_time: int | datetime) -> str:
+    """Render a passive news reply with exactly one article (WeChat's current rule)."""
+    return (
+        f"<xml><ToUserName><![CDATA[{cdata(to_user)}]]></ToUserName>"
+        f"<FromUserName><![CDATA[{cdata(from_user)}]]></FromUserName>"
+        f"<CreateTime>{_unix(create_time)}</CreateTime>"
+        "<MsgType><![CDATA[news]]></MsgType><ArticleCount>1</ArticleCount><Articles><item>"
+        f"<Title><![CDATA[{cdata(article.title)}]]></Title>"
+        f"<Description><![CDATA[{cdata(article.description)}]]></Description>"
+        f"<PicUrl><![CDATA[{cdata(article.picture_url)}]]></PicUrl>"
+        f"<Url><![CDATA[{cdata(article.url)}]]></Url>"
+        "</item></Articles></xml>"
+    )
+
+
+def _is_extender(ch: str) -> bool:
+    """Tell whether ``ch`` belongs to the character before it (combining mark, joiner, modifier)."""
+    o = ord(ch)
+    return (
+        o == 0x200D  # zero-width joiner
+        or 0xFE00 <= o <= 0xFE0F  # variation selectors
+        or 0x1F3FB <= o <= 0x1F3FF  # emoji skin-tone modifiers
+        or 0xE0020 <= o <= 0xE007F  # emoji tag characters
+        or unicodedata.category(ch) in ("Mn", "Mc", "Me")  # combining marks
+    )
+
+
+def _back_off(text: str, end: int) -> int:
+    """Move a cut at ``end`` left until it splits no grapheme, entity, tag or ``<a>`` element."""
+    while True:
+        start = end
+        # Grapheme: never leave a combining mark, joiner or modifier without its base.
+        while end > 0 and end < len(text) and (_is_extender(text[end]) or text[end - 1] == "\u200d"):
+            end -= 1
+        head = text[:end]
+        # Entity such as &amp; or &#20320; cut before its ';'.
+        match = _PARTIAL_ENTITY.search(head)
+        if match:
+            end = match.start()
+            head = text[:end]
+        # Tag cut before its '>'.
+        match = _PARTIAL_TAG.search(head)
+        if match:
+            end = match.start()
+            head = text[:end]
+        # <a href="...">label</a> cut before its closing tag: drop the whole link.
+        close = max(head.rfind("</a>"), head.rfind("</A>"))
+        opened = _ANCHOR_OPEN.search(head, close + 1)
+        if opened:
+            end = opened.start()
+        if end == start:
+            return end
+
+
+def truncate_text(text: str, limit_bytes: int = MAX_TEXT_BYTES) -> str:
+    """Fit ``text`` into ``limit_bytes`` of UTF-8, cutting cleanly and ending with "…" when cut.
+
+    The cut never splits a character, a combining sequence, an entity (``&amp;``) or a
+    ``<a href>`` link; the ellipsis counts toward the limit. Lone surrogates become U+FFFD.
+    """
+    if limit_bytes < 0:
+        raise ValueError("limit_bytes must not be negative")
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        data = text.encode("utf-8")
+    if len(data) <= limit_bytes:
+        return text
+    ellipsis = _ELLIPSIS if limit_bytes >= _ELLIPSIS_BYTES else ""  # too small for "…": cut bare
+    budget = limit_bytes - len(ellipsis) * _ELLIPSIS_BYTES
+    # Decoding a byte prefix with "ignore" drops a trailing partial character.
+    end = len(data[:budget].decode("utf-8", "ignore"))
+    end = _back_off(text, end)
+    return text[:end].rstrip() + ellipsis
+
+
+# --- active API payloads ----------------------------------------------------------------------
+
+
+def custom_text_payload(openid: str, text: str) -> dict[str, Any]:
+    """Build the body of ``message/custom/send`` for a text message."""
+    return {"touser": openid, "msgtype": "text", "text": {"content": text}}
+
+
+def custom_news_payload(openid: str, article: Article) -> dict[str, Any]:
+    """Build the body of ``message/custom/send`` for one news article (more returns 45008)."""
+    return {
+        "touser": openid,
+        "msgtype": "news",
+        "news": {
+            "articles": [
+                {
+                    "title": article.title,
+                    "description": article.description,
+                    "url": article.url,
+                    "picurl": article.picture_url,
+                }
+            ]
+        },
+    }
+
+
+def qrcode_payload(scene: str | int, *, permanent: bool, expire_seconds: int | None = None) -> dict[str, Any]:
+    """Build the body of ``qrcode/create``, picking the action from the scene's type and lifetime.
+
+    An int scene gives ``QR_SCENE``/``QR_LIMIT_SCENE`` (``scene_id``), a str ``QR_STR_SCENE``/
+    ``QR_LIMIT_STR_SCENE`` (``scene_str``). Without ``expire_seconds`` a temporary code lives
+    for WeChat's default (30 s).
+    """
+    if isinstance(scene, bool) or not isinstance(scene, (int, str)):
+        raise ValueError("scene must be an int or a str")
+    if isinstance(scene, int):
+        top = QR_LIMIT_SCENE_MAX if permanent else QR_SCENE_MAX
+        if not 1 <= scene <= top:
+            lifetime = "permanent" if permanent else "temporary"
+            raise ValueError(f"integer scene must be 1..{top} for a {lifetime} QR code")
+        action = "QR_LIMIT_SCENE" if permanent else "QR_SCENE"
+        info: dict[str, Any] = {"scene": {"scene_id": scene}}
+    else:
+        if not 1 <= len(scene) <= QR_SCENE_STR_MAX:
+            raise ValueError(f"string scene must be 1..{QR_SCENE_STR_MAX} characters")
+        action = "QR_LIMIT_STR_SCENE" if permanent else "QR_STR_SCENE"
+        info = {"scene": {"scene_str": scene}}
+    payload: dict[str, Any] = {"action_name": action, "action_info": info}
+    if permanent:
+        if expire_seconds is not None:
+            raise ValueError("a permanent QR code takes no expire_seconds")
+    elif expire_seconds is not None:
+        if isinstance(expire_seconds, bool) or not isinstance(expire_seconds, int):
+            raise ValueError("expire_seconds must be an int")
+        if not 1 <= expire_seconds <= QR_EXPIRE_MAX:
+            raise ValueError(f"expire_seconds must be 1..{QR_EXPIRE_MAX} (30 days)")
+        payload["expire_seconds"] = expire_seconds
+    return payload

@@ -1,0 +1,302 @@
+"""The simulated active API under /cgi-bin: tokens, customer-service and mass sends, QR codes, user info.
+
+Errors are JSON `{"errcode", "errmsg"}` with HTTP 200, as the real platform answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import io
+import json
+import secrets
+from typing import Any
+
+import segno
+from aiohttp import web
+
+from .state import SimulatorState, Ticket
+
+__all__ = ["PlatformAPI"]
+
+QR_MAX_EXPIRE = 2_592_000
+QR_DEFAULT_EXPIRE = 30
+_QR_ACTIONS = ("QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE")
+
+
+def _err(code: int, msg: str) -> web.Response:
+    return web.json_response({"errcode": code, "errmsg": msg})
+
+
+class _Reject(Exception):
+    def __init__(self, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.code, self.msg = code, msg
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class PlatformAPI(SimulatorState):
+    """Route handlers of the platform's JSON API."""
+
+    def _api_routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/cgi-bin/token", self._h_token),
+            web.post("/cgi-bin/message/custom/send", self._h_custom_send),
+            web.post("/cgi-bin/message/mass/sendall", self._h_mass_sendall),
+            web.post("/cgi-bin/message/mass/send", self._h_mass_send),
+            web.post("/cgi-bin/qrcode/create", self._h_qrcode_create),
+            web.get("/cgi-bin/showqrcode", self._h_showqrcode),
+            web.get("/cgi-bin/user/info", self._h_user_info),
+        ]
+
+    async def _json_body(self, request: web.Request) -> dict[str, Any]:
+        token_error = self._check_token(request.query.get("access_token"))
+        if token_error:
+            raise _Reject(*token_error)
+        raw = await request.read()
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise _Reject(47001, "data format error: body is not UTF-8 JSON") from None
+        if not isinstance(body, dict):
+            raise _Reject(47001, "data format error: body must be a JSON object")
+        return body
+
+    # -- token ------------------------------------------------------------------------------------
+
+    async def _h_token(self, request: web.Request) -> web.Response:
+        q = request.query
+        if q.get("grant_type") != "client_credential":
+            return _err(40002, "invalid grant_type")
+        if not hmac.compare_digest(q.get("appid", "").encode(), self.app_id.encode()):
+            return _err(40013, "invalid appid")
+        if not hmac.compare_digest(q.get("secret", "").encode(), self.app_secret.encode()):
+            return _err(40125, "invalid appsecret")
+        return web.json_response({"access_token": self._issue_token(), "expires_in": self.token_ttl})
+
+    # -- customer-service messages ----------------------------------------------------------------
+
+    def _parse_message(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Validate a text/news message body; return the timeline fields for it."""
+        msgtype = body.get("msgtype")
+        if msgtype == "text":
+            text = body.get("text")
+            content = text.get("content") if isinstance(text, dict) else None
+            if not isinstance(content, str) or not content:
+                raise _Reject(44004, "empty content: text.content is required")
+            if len(content.encode("utf-8")) > self.max_text_bytes:
+                raise _Reject(45002, f"content size out of limit ({self.max_text_bytes} bytes)")
+            return {"type": "text", "content": content}
+        if msgtype == "news":
+            news = body.get("news")
+            articles = news.get("articles") if isinstance(news, dict) else None
+            if not isinstance(articles, list) or not articles:
+                raise _Reject(44003, "empty news data: news.articles is required")
+            if len(articles) > 1:
+                raise _Reject(45008, "article size out of limit: 1 article at most")
+            out = []
+            for art in articles:
+                if not isinstance(art, dict) or not isinstance(art.get("title"), str):
+                    raise _Reject(47001, "data format error: each article needs a title")
+                for key in ("description", "url", "picurl"):
+                    if key in art and not isinstance(art[key], str):
+                        raise _Reject(47001, f"data format error: article {key} must be a string")
+                out.append({k: art.get(k, "") for k in ("title", "description", "url", "picurl")})
+            return {"type": "news", "articles": out}
+        raise _Reject(40008, f"invalid message type: {msgtype!r} (text or news)")
+
+    async def _h_custom_send(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._json_body(request)
+            openid = body.get("touser")
+            follower = self.followers.get(openid) if isinstance(openid, str) else None
+            if follower is None or not follower.ever_subscribed:
+                raise _Reject(40003, "invalid openid")
+            if not follower.subscribed:
+                raise _Reject(43004, "require subscribe: the user has unfollowed")
+            message = self._parse_message(body)
+            if self.clock() >= follower.window_until:
+                raise _Reject(45015, "response out of time limit or subscription is canceled")
+            if follower.window_left <= 0:
+                raise _Reject(45047, "out of response count limit")
+        except _Reject as exc:
+            return _err(exc.code, exc.msg)
+        follower.window_left -= 1
+        self._record(follower, "out", "custom", **_timeline_fields(message))
+        return _err(0, "ok")
+
+    # -- mass messages ----------------------------------------------------------------------------
+
+    def _mass_quota_used(self) -> int:
+        day = int((self.clock() + 8 * 3600) // 86400)  # the platform counts days in Beijing time
+        return sum(1 for job in self.mass_jobs if job["day"] == day)
+
+    def _submit_mass(self, openids: list[str], message: dict[str, Any]) -> web.Response:
+        if self._mass_quota_used() >= self.mass_send_quota:
+            return _err(45009, f"reach max api daily quota limit ({self.mass_send_quota} mass sends/day)")
+        msg_id = self._new_msg_id() % 10**10
+        job = {
+            "msg_id": msg_id,
+            "day": int((self.clock() + 8 * 3600) // 86400),
+            "recipients": openids,
+            "message": message,
+            "delivered": False,
+        }
+        self.mass_jobs.append(job)
+        task = asyncio.get_running_loop().create_task(self._deliver_mass(job))
+        self._mass_tasks.add(task)
+        task.add_done_callback(self._mass_tasks.discard)
+        return web.json_response(
+            {"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id, "msg_data_id": msg_id}
+        )
+
+    async def _deliver_mass(self, job: dict[str, Any]) -> None:
+        await asyncio.sleep(self.mass_delay)
+        for openid in job["recipients"]:
+            follower = self.followers.get(openid)
+            if follower is not None and follower.subscribed:
+                self._record(follower, "out", "mass", **_timeline_fields(job["message"]), msg_id=job["msg_id"])
+        job["delivered"] = True
+
+    async def drain(self) -> None:
+        """Wait until every submitted mass send has been delivered."""
+        while self._mass_tasks:
+            await asyncio.gather(*list(self._mass_tasks), return_exceptions=True)
+
+    def _mass_message(self, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("msgtype") != "text":
+            raise _Reject(40008, f"invalid message type: {body.get('msgtype')!r} (this simulator mass-sends text)")
+        return self._parse_message(body)
+
+    async def _h_mass_sendall(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._json_body(request)
+            filt = body.get("filter")
+            if not isinstance(filt, dict):
+                raise _Reject(47001, "data format error: filter is required")
+            message = self._mass_message(body)
+            if filt.get("is_to_all") is True:
+                openids = [f.openid for f in self.followers.values() if f.subscribed]
+            elif _is_int(filt.get("tag_id")):
+                tag = filt["tag_id"]
+                openids = [f.openid for f in self.followers.values() if f.subscribed and tag in f.tags]
+            else:
+                raise _Reject(40050, "invalid filter: is_to_all true or an integer tag_id is required")
+        except _Reject as exc:
+            return _err(exc.code, exc.msg)
+        return self._submit_mass(openids, message)
+
+    async def _h_mass_send(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._json_body(request)
+            touser = body.get("touser")
+            if not isinstance(touser, list) or not all(isinstance(o, str) for o in touser):
+                raise _Reject(47001, "data format error: touser must be a list of openids")
+            if not self.mass_send_min_openids <= len(touser) <= 10000:
+                raise _Reject(
+                    40130, f"invalid openid list size, at least {self.mass_send_min_openids} openid(s), 10000 at most"
+                )
+            message = self._mass_message(body)
+        except _Reject as exc:
+            return _err(exc.code, exc.msg)
+        return self._submit_mass(list(dict.fromkeys(touser)), message)
+
+    # -- QR codes -----------------------------------------------------------------------------------
+
+    def _validate_qr(self, body: dict[str, Any]) -> tuple[str, str, int | None]:
+        action = body.get("action_name")
+        if action not in _QR_ACTIONS:
+            raise _Reject(40053, f"invalid action_name {action!r}: expected one of {', '.join(_QR_ACTIONS)}")
+        info = body.get("action_info")
+        scene = info.get("scene") if isinstance(info, dict) else None
+        if not isinstance(scene, dict):
+            raise _Reject(40053, "invalid action_info: action_info.scene is required")
+        if action.endswith("STR_SCENE"):
+            value = scene.get("scene_str")
+            if not isinstance(value, str) or not 1 <= len(value) <= 64:
+                raise _Reject(40053, "invalid action_info: scene_str must be a string of 1..64 characters")
+            scene_text = value
+        else:
+            value = scene.get("scene_id")
+            if not _is_int(value):
+                raise _Reject(40053, "invalid action_info: scene_id must be an integer")
+            if action == "QR_LIMIT_SCENE" and not 1 <= value <= 100_000:
+                raise _Reject(40053, "invalid action_info: permanent scene_id must be in 1..100000")
+            if action == "QR_SCENE" and not 0 < value < 2**32:
+                raise _Reject(40053, "invalid action_info: temporary scene_id must be a non-zero 32-bit integer")
+            scene_text = str(value)
+        expire: int | None = None
+        if not action.startswith("QR_LIMIT"):
+            expire = body.get("expire_seconds", QR_DEFAULT_EXPIRE)
+            if not _is_int(expire) or not 1 <= expire <= QR_MAX_EXPIRE:
+                raise _Reject(40053, f"invalid expire_seconds: an integer in 1..{QR_MAX_EXPIRE}")
+        return action, scene_text, expire
+
+    def create_ticket(self, action: str, scene: str, expire: int | None) -> dict[str, Any]:
+        """Create a QR ticket (also used when a simulated user scans a scene nobody created)."""
+        ticket = "gQ" + secrets.token_urlsafe(36)
+        url = "http://weixin.qq.com/q/" + secrets.token_urlsafe(16)
+        expires_at = None if expire is None else self.clock() + expire
+        self.tickets[ticket] = Ticket(ticket, action, scene, url, expires_at)
+        out: dict[str, Any] = {"ticket": ticket, "url": url}
+        if expire is not None:
+            out["expire_seconds"] = expire
+        return out
+
+    async def _h_qrcode_create(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._json_body(request)
+            action, scene, expire = self._validate_qr(body)
+        except _Reject as exc:
+            return _err(exc.code, exc.msg)
+        return web.json_response(self.create_ticket(action, scene, expire))
+
+    async def _h_showqrcode(self, request: web.Request) -> web.Response:
+        ticket = self.tickets.get(request.query.get("ticket", ""))
+        if ticket is None or not ticket.valid(self.clock()):
+            raise web.HTTPNotFound(text="ticket not found or expired")
+        png = await asyncio.to_thread(_qr_png, ticket.url)
+        return web.Response(body=png, content_type="image/png")
+
+    # -- user info --------------------------------------------------------------------------------
+
+    async def _h_user_info(self, request: web.Request) -> web.Response:
+        q = request.query
+        token_error = self._check_token(q.get("access_token"))
+        if token_error:
+            return _err(*token_error)
+        lang = q.get("lang", "zh_CN")
+        if lang not in ("zh_CN", "zh_TW", "en"):
+            return _err(40005, f"invalid lang {lang!r}: zh_CN, zh_TW or en")
+        follower = self.followers.get(q.get("openid", ""))
+        if follower is None or not follower.ever_subscribed:
+            return _err(40003, "invalid openid")
+        if not follower.subscribed:
+            return web.json_response({"subscribe": 0, "openid": follower.openid})
+        info: dict[str, Any] = {"subscribe": 1, "openid": follower.openid}
+        if follower.language is not None:
+            info["language"] = follower.language
+        info.update(
+            subscribe_time=follower.subscribe_time,
+            unionid=follower.unionid,
+            remark="",
+            groupid=0,
+            tagid_list=list(follower.tags),
+            subscribe_scene=follower.subscribe_scene,
+            qr_scene=follower.qr_scene,
+            qr_scene_str=follower.qr_scene_str,
+        )
+        return web.json_response(info)
+
+
+def _timeline_fields(message: dict[str, Any]) -> dict[str, Any]:
+    return {"type_": message["type"], **{k: v for k, v in message.items() if k != "type"}}
+
+
+def _qr_png(url: str) -> bytes:
+    out = io.BytesIO()
+    segno.make(url, error="m").save(out, kind="png", scale=6, border=4)
+    return out.getvalue()
