@@ -77,7 +77,41 @@ Plugin = Callable[[web.Application, Core], Callable[[web.Application], AsyncIter
 
 
 def default_plugins() -> list[Plugin]:
-    return []
+    """The channels (each with its simulator when the platform is not configured), then the rest."""
+    from importlib import import_module
+
+    found: list[Plugin] = []
+    for module, name in PLUGINS:
+        try:
+            found.append(getattr(import_module(module), name))
+        except ModuleNotFoundError as exc:  # an optional part not installed
+            if exc.name != module:
+                raise
+    return found
+
+
+# Order matters: channels first (others look them up in core.channels), workers last.
+PLUGINS = [
+    ("bot.channels.wechat.plugin", "wechat_plugin"),
+    ("bot.channels.telegram.plugin", "telegram_plugin"),
+    ("bot.offers.admin", "admin_plugin"),
+    ("bot.broadcast.plugin", "broadcast_plugin"),
+]
+
+
+def own_base_url(settings: Settings) -> str:
+    """How this process reaches itself over HTTP (the in-process simulators call the bot like a platform)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def use_simulator(settings: Settings, configured: bool) -> bool:
+    """Run a platform's simulator in-process when the platform has no settings (the embedded default)."""
+    if settings.simulators is None:
+        return not configured
+    return settings.simulators and not configured
 
 
 def build_app(settings: Settings, *, plugins: list[Plugin] | None = None,

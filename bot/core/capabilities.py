@@ -22,6 +22,7 @@ class Capabilities:
     max_articles: int = 0  # 0: articles degrade to title + link text
     images: bool = False
     passive_reply_deadline: float | None = None  # seconds; None: replies always go through the send API
+    max_passive_replies: int | None = None  # how many replies fit in the HTTP answer; None: all
     # Windows by what the follower did last: "message" (text, voice...) or "event" (follow, click, scan).
     window_after_message: ReplyWindow | None = None
     window_after_event: ReplyWindow | None = None

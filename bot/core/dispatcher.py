@@ -177,10 +177,13 @@ class Dispatcher:
                 current_locale.reset(token)
             if not capabilities.buttons:
                 _remember_choices(ctx, replies)
-            delivery = "none" if not replies else (
-                "passive" if passive is not None and passive.take_for_passive() else "pending")
+            passive_count = 0
+            if replies and passive is not None and passive.take_for_passive():
+                limit = capabilities.max_passive_replies
+                passive_count = len(replies) if limit is None else min(limit, len(replies))
             try:
-                exchange = await self.store.record_exchange(session, msg, follower, replies, delivery=delivery)
+                exchange = await self.store.record_exchange(session, msg, follower, replies,
+                                                            passive_count=passive_count)
             except DuplicateExchange:
                 await session.rollback()
                 stored = await self.store.find_exchange(session, msg)
@@ -188,7 +191,7 @@ class Dispatcher:
                     raise
                 log.info("duplicate lost the race", extra=_log_fields(msg, started))
                 return Dispatched(stored, duplicate=True)
-        log.info("handled", extra=_log_fields(msg, started, replies=len(replies), delivery=delivery))
+        log.info("handled", extra=_log_fields(msg, started, replies=len(replies), passive=passive_count))
         return Dispatched(exchange)
 
     async def _handle(self, msg: Inbound, ctx: Context) -> list[Reply]:

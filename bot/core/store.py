@@ -7,7 +7,7 @@ point down); tests may hand in any object that fulfils it.
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,14 +18,25 @@ from .reply import Reply
 
 @dataclass(slots=True)
 class Exchange:
-    """An inbound message and what was answered to it, as stored."""
+    """An inbound message and what was answered to it, as stored.
+
+    The first ``passive_count`` replies go inline in the platform's HTTP answer; the rest are
+    outbox rows (``pending_ids``) for the channel's send API.
+    """
 
     inbound_id: int
     replies: list[Reply]
     outbound_ids: list[int]
-    delivery: str  # "passive": answered inline; "pending": in the outbox for the send API; "none"
+    passive_count: int
     follower_id: int
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passive_replies(self) -> list[Reply]:
+        return self.replies[: self.passive_count]
+
+    @property
+    def pending_ids(self) -> list[int]:
+        return self.outbound_ids[self.passive_count:]
 
 
 class DuplicateExchange(Exception):
@@ -45,9 +56,10 @@ class Store(Protocol):
         """Update the follower for what it just did (follow, unfollow, first touch, reply window)."""
 
     async def record_exchange(
-        self, session: AsyncSession, msg: Inbound, follower: Any, replies: list[Reply], *, delivery: str,
+        self, session: AsyncSession, msg: Inbound, follower: Any, replies: list[Reply], *, passive_count: int,
     ) -> Exchange:
-        """Store the inbound message, the replies (as outbox rows when pending) and the follower; commit.
+        """Store the inbound message, the replies (the first ``passive_count`` as answered inline, the
+        rest as pending outbox rows) and the follower's changes; commit.
 
         Raises DuplicateExchange when the platform message was stored by someone else meanwhile.
         """

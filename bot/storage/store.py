@@ -42,9 +42,9 @@ class SqlStore:
             select(Message.id, Message.body, Message.status).where(Message.in_reply_to == inbound.id)
             .order_by(Message.id)
         )).all()
-        replies = [reply_from_dict(r.body) for r in rows if r.body]
-        delivery = "none" if not rows else ("passive" if rows[0].status == "passive" else "pending")
-        return Exchange(inbound.id, replies, [r.id for r in rows], delivery, inbound.follower_id)
+        replies = [reply_from_dict(r.body) for r in rows]
+        passive_count = sum(1 for r in rows if r.status == "passive")
+        return Exchange(inbound.id, replies, [r.id for r in rows], passive_count, inbound.follower_id)
 
     async def load_follower(self, session: AsyncSession, msg: Inbound) -> Follower:
         return await get_or_create_follower(session, channel=msg.channel, account=msg.account,
@@ -54,7 +54,7 @@ class SqlStore:
         apply_follower_action(follower, msg, utcnow(), reply_window_kind)
 
     async def record_exchange(
-        self, session: AsyncSession, msg: Inbound, follower: Follower, replies: list[Reply], *, delivery: str,
+        self, session: AsyncSession, msg: Inbound, follower: Follower, replies: list[Reply], *, passive_count: int,
     ) -> Exchange:
         now = utcnow()
         inbound = Message(
@@ -69,12 +69,12 @@ class SqlStore:
                 Message(
                     follower_id=follower.id, channel=msg.channel, account=msg.account, direction="out",
                     kind=reply_kind(reply), text=reply_text(reply)[:4000], body=reply_to_dict(reply),
-                    in_reply_to=inbound.id, status=delivery if delivery == "passive" else "pending",
+                    in_reply_to=inbound.id, status="passive" if index < passive_count else "pending",
                     attempts=0, created_at=now,
-                    sent_at=now if delivery == "passive" else None,
-                    next_attempt_at=None if delivery == "passive" else _lease(now),
+                    sent_at=now if index < passive_count else None,
+                    next_attempt_at=None if index < passive_count else _lease(now),
                 )
-                for reply in replies
+                for index, reply in enumerate(replies)
             ]
             session.add_all(outbound)
             await session.commit()
@@ -83,7 +83,7 @@ class SqlStore:
             if msg.message_id is not None:
                 raise DuplicateExchange() from exc
             raise
-        return Exchange(inbound.id, replies, [o.id for o in outbound], delivery, follower.id)
+        return Exchange(inbound.id, replies, [o.id for o in outbound], passive_count, follower.id)
 
 
 def _lease(now: datetime) -> datetime:
