@@ -27,3 +27,19 @@ async def error_middleware(request: web.Request, handler):  # type: ignore[no-un
 
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """Read a request body of at most ``limit`` bytes; raise PayloadTooLarge past it, without reading on."""
+    from bot.errors import PayloadTooLarge
+
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(limit + 1 - size):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body larger than {limit} bytes")
+    return b"".join(chunks)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import event
@@ -63,5 +64,78 @@ def create_engine(url: str = DEFAULT_DATABASE_URL, *, sqlite_synchronous: str = 
         raise DatabaseURLError(str(exc)) from None
 
 
+class SQLiteWriteGate:
+    """One writer at a time per process, queued in asyncio rather than in SQLite's busy handler.
+
+    SQLite allows a single writer; a second one gets SQLITE_BUSY and its busy handler sleeps in
+    growing steps (1, 2, 5 ... 100 ms), which under concurrency costs far more than the writes.
+    Sessions take this gate before their first write and give it back at commit or rollback.
+    """
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+
+
+class GatedSession(AsyncSession):
+    """An AsyncSession that takes its engine's SQLite write gate before writing."""
+
+    gate: SQLiteWriteGate | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._holds_gate = False
+
+    async def _take_gate(self) -> None:
+        if self.gate is not None and not self._holds_gate:
+            await self.gate.lock.acquire()
+            self._holds_gate = True
+
+    def _give_gate(self) -> None:
+        if self._holds_gate:
+            self._holds_gate = False
+            assert self.gate is not None
+            self.gate.lock.release()
+
+    def _has_changes(self) -> bool:
+        return bool(self.new or self.dirty or self.deleted)
+
+    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        # A query autoflushes pending changes first: that is a write too.
+        if getattr(statement, "is_dml", False) or getattr(statement, "is_ddl", False) or (
+                self.autoflush and self._has_changes()):
+            await self._take_gate()
+        return await super().execute(statement, *args, **kwargs)
+
+    async def flush(self, objects: Any = None) -> None:
+        if self._has_changes():
+            await self._take_gate()
+        await super().flush(objects)
+
+    async def commit(self) -> None:
+        if self._has_changes():
+            await self._take_gate()
+        try:
+            await super().commit()
+        finally:
+            self._give_gate()
+
+    async def rollback(self) -> None:
+        try:
+            await super().rollback()
+        finally:
+            self._give_gate()
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            self._give_gate()
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions that never expire loaded rows on commit; on SQLite they queue for the write gate."""
+    if is_sqlite(engine):
+        gate = engine.sync_engine.__dict__.setdefault("_engagebot_write_gate", SQLiteWriteGate())
+        session_class = type("SQLiteSession", (GatedSession,), {"gate": gate})
+        return async_sessionmaker(engine, expire_on_commit=False, class_=session_class)
     return async_sessionmaker(engine, expire_on_commit=False)

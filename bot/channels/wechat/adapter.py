@@ -1,0 +1,246 @@
+"""The WeChat Official Account channel: callbacks in, passive replies out, slow replies via the API.
+
+WeChat waits 5 s for the HTTP answer and then retries (3 tries in all). A reply ready within the
+passive deadline (4.5 s) goes inline; otherwise the answer is ``success`` and the reply follows
+through the customer-service API once the handler is done. Retries never run a handler twice: the
+dispatcher dedupes on MsgId (or the event key) in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.base import Channel, Dispatch
+from bot.channels.outbox import OutboxSender
+from bot.core.capabilities import Capabilities, ReplyWindow
+from bot.core.dispatcher import PassiveSlot
+from bot.core.inbound import Inbound, Kind
+from bot.core.reply import Article, ArticlesReply, QrReply, Reply, TextReply
+from bot.core.store import Exchange
+from bot.errors import EngagebotError, PayloadError, SignatureError
+from bot.settings import WeChatAccount
+from bot.web import read_body
+
+from . import protocol
+from .api import WeChatAPI
+
+log = logging.getLogger("engagebot.wechat")
+
+USER_INFO_TIMEOUT = 1.0  # a follow's welcome waits this long at most for the follower's language
+
+
+def wechat_capabilities(config: WeChatAccount) -> Capabilities:
+    return Capabilities(
+        max_text_length=protocol.MAX_TEXT_BYTES, text_length_in_bytes=True, buttons=False, max_articles=1,
+        images=False, passive_reply_deadline=config.passive_deadline_seconds, max_passive_replies=1,
+        window_after_message=ReplyWindow(timedelta(hours=config.window_after_message_hours),
+                                         config.window_after_message_sends),
+        window_after_event=ReplyWindow(timedelta(seconds=config.window_after_event_seconds),
+                                       config.window_after_event_sends),
+    )
+
+
+class WeChatChannel(Channel):
+    """One Official Account, served at ``path`` (``/wechat`` or ``/wechat/<name>``)."""
+
+    name: ClassVar[str] = "wechat"
+
+    def __init__(self, *, dispatch: Dispatch, account: str, config: WeChatAccount,
+                 sessions: async_sessionmaker[AsyncSession], path: str = "/wechat") -> None:
+        super().__init__(dispatch=dispatch, account=account)
+        if config.token is None:
+            raise ValueError(f"WeChat account {account!r} has no token")
+        self.path = path
+        self.config = config
+        self._token = config.token.get_secret_value()
+        self.capabilities = wechat_capabilities(config)
+        self.crypto: protocol.WeChatCrypto | None = None
+        if config.aes_key is not None:
+            if not config.app_id:
+                raise ValueError(f"WeChat account {account!r}: safe mode (aes_key) needs app_id")
+            self.crypto = protocol.WeChatCrypto(self._token, config.aes_key.get_secret_value(), config.app_id)
+        self.api: WeChatAPI | None = None
+        if config.app_id and config.app_secret is not None:
+            self.api = WeChatAPI(app_id=config.app_id, app_secret=config.app_secret.get_secret_value(),
+                                 api_base=config.api_base, sessions=sessions)
+        self.outbox = OutboxSender(self, sessions)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get(self.path, self.verify_url), web.post(self.path, self.callback)]
+
+    async def start(self) -> None:
+        self.outbox.start()
+
+    async def stop(self) -> None:
+        await self.outbox.stop()
+        if self._background:
+            await asyncio.wait(self._background, timeout=10)
+            for task in self._background:
+                task.cancel()
+        if self.api is not None:
+            await self.api.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    async def verify_url(self, request: web.Request) -> web.Response:
+        """Answer WeChat's URL check: echo ``echostr`` when the signature matches."""
+        q = request.query
+        protocol.verify_signature(self._token, q.get("signature"), q.get("timestamp"), q.get("nonce"))
+        echostr = q.get("echostr")
+        if not echostr or len(echostr) > 256:
+            raise PayloadError("missing or oversized echostr")
+        return web.Response(text=echostr, content_type="text/plain")
+
+    async def callback(self, request: web.Request) -> web.Response:
+        """Verify, decrypt and parse a callback, dispatch it, and answer in time."""
+        q = request.query
+        timestamp, nonce = q.get("timestamp"), q.get("nonce")
+        if not q.get("signature"):
+            raise SignatureError("unsigned request")
+        protocol.verify_signature(self._token, q.get("signature"), timestamp, nonce)
+        body = await read_body(request, protocol.MAX_BODY_BYTES)
+        encrypted = q.get("encrypt_type") == "aes"
+        if encrypted:
+            if self.crypto is None:
+                raise PayloadError("safe mode message, but this account has no aes_key")
+            xml: bytes | str = self.crypto.decrypt_envelope(
+                body, msg_signature=q.get("msg_signature"), timestamp=timestamp, nonce=nonce)
+        elif q.get("encrypt_type") not in (None, "raw"):
+            raise PayloadError(f"unknown encrypt_type {q.get('encrypt_type')!r}")
+        else:
+            xml = body
+        msg = protocol.parse_message(xml, channel=self.name, account_hint=self.account)
+        if msg.kind is Kind.FOLLOW and self.api is not None:
+            msg = await self._with_language(msg)
+        exchange = await self._dispatch_in_time(msg)
+        if exchange is None or not exchange.passive_replies:
+            return web.Response(text=protocol.SUCCESS, content_type="text/plain")
+        reply_xml = await self._render_passive(msg, exchange.passive_replies[0])
+        if encrypted:
+            assert self.crypto is not None
+            reply_xml = self.crypto.encrypt(reply_xml, nonce=secrets.token_hex(8), timestamp=int(time.time()))
+        return web.Response(text=reply_xml, content_type="application/xml")
+
+    async def _dispatch_in_time(self, msg: Inbound) -> Exchange | None:
+        """Dispatch; past the deadline, hand the reply to the send API and return None."""
+        slot = PassiveSlot()
+        task = asyncio.create_task(self.dispatch(msg, passive=slot))
+        done, _pending = await asyncio.wait({task}, timeout=self.capabilities.passive_reply_deadline)
+        if not done:
+            if slot.give_up():
+                log.info("passive deadline passed; replying through the API",
+                         extra={"channel": self.name, "message_id": msg.message_id})
+                self._spawn(self._deliver_when_done(task))
+                return None
+            # The reply is being committed as passive right now: it is only milliseconds away.
+        result = await asyncio.shield(task)
+        if not result.duplicate and result.exchange.pending_ids:
+            self._spawn(self.outbox.deliver(result.exchange.pending_ids))
+        return result.exchange
+
+    async def _deliver_when_done(self, task: asyncio.Task[Any]) -> None:
+        result = await task
+        if not result.duplicate and result.exchange.pending_ids:
+            await self.outbox.deliver(result.exchange.pending_ids)
+
+    async def _with_language(self, msg: Inbound) -> Inbound:
+        """Ask the platform for the new follower's language, briefly: the welcome waits on it."""
+        from dataclasses import replace
+
+        assert self.api is not None
+        try:
+            info = await asyncio.wait_for(self.api.user_info(msg.external_id), USER_INFO_TIMEOUT)
+        except (EngagebotError, asyncio.TimeoutError) as exc:
+            log.info("user info unavailable", extra={"channel": self.name, "reason": str(exc) or type(exc).__name__})
+            return msg
+        language = info.get("language")
+        if isinstance(language, str) and language:
+            return replace(msg, language_hint=language[:35])
+        return msg
+
+    # --- rendering -----------------------------------------------------------------------
+
+    def fit(self, reply: TextReply) -> TextReply:
+        return TextReply(protocol.truncate_text(reply.text, protocol.MAX_TEXT_BYTES))
+
+    def degrade(self, replies: Sequence[Reply]) -> list[Reply]:
+        """One message per reply (WeChat answers one message inline); QR codes stay for the API."""
+        out: list[Reply] = []
+        for reply in replies:
+            if isinstance(reply, ArticlesReply) and len(reply.articles) > 1:
+                out.append(self.fit(TextReply("\n\n".join(
+                    "\n".join(p for p in (a.title, a.url) if p) for a in reply.articles))))
+            elif isinstance(reply, QrReply) and self.api is not None:
+                out.append(reply)
+            else:
+                out.extend(super().degrade([reply]))
+        return out
+
+    async def _resolve_qr(self, reply: Reply) -> Reply:
+        """Turn a scene into a real scene QR (through the platform) shown as a card."""
+        if not isinstance(reply, QrReply):
+            return reply
+        try:
+            url = reply.url or await self.qr_image_url(reply.scene)
+        except EngagebotError as exc:
+            log.warning("QR creation failed", extra={"channel": self.name, "reason": str(exc)})
+            return self.fit(TextReply(reply.caption or reply.scene))
+        return ArticlesReply((Article(title=reply.caption or reply.scene, url=url, picture_url=url),))
+
+    async def _render_passive(self, msg: Inbound, reply: Reply) -> str:
+        follower, account = msg.external_id, (msg.raw or {}).get("ToUserName", self.account)
+        rendered = await self._resolve_qr(self.degrade([reply])[0])
+        now = int(time.time())
+        if isinstance(rendered, ArticlesReply):
+            return protocol.render_news(follower, account, rendered.articles[0], now)
+        assert isinstance(rendered, TextReply)
+        return protocol.render_text(follower, account, rendered.text, now)
+
+    # --- active API ----------------------------------------------------------------------
+
+    async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+        if self.api is None:
+            raise PayloadError("this WeChat account has no app_id/app_secret: cannot use the send API")
+        rendered = await self._resolve_qr(reply)
+        if isinstance(rendered, ArticlesReply):
+            await self.api.send_custom(protocol.custom_news_payload(external_id, rendered.articles[0]))
+        elif isinstance(rendered, TextReply):
+            await self.api.send_custom(protocol.custom_text_payload(external_id, rendered.text))
+        else:
+            raise PayloadError(f"cannot send {type(rendered).__name__} on WeChat")
+
+    async def create_scene_qr(self, scene: str, *, permanent: bool = True) -> dict[str, Any]:
+        if self.api is None:
+            raise PayloadError("this WeChat account has no app_id/app_secret: cannot create QR codes")
+        return await self.api.create_qr(protocol.qrcode_payload(
+            scene, permanent=permanent, expire_seconds=None if permanent else 2592000))
+
+    async def qr_image_url(self, scene: str) -> str:
+        from urllib.parse import quote
+
+        data = await self.create_scene_qr(scene)
+        assert self.api is not None
+        return f"{self.api.api_base}/cgi-bin/showqrcode?ticket={quote(data['ticket'])}"
+
+    async def scene_link(self, scene: str, *, permanent: bool = True) -> str | None:
+        """The URL a WeChat scene QR encodes; scanning it follows the account through ``scene``."""
+        if self.api is None:
+            return None
+        return (await self.create_scene_qr(scene, permanent=permanent))["url"]

@@ -1,0 +1,167 @@
+"""The WeChat Official Account active API: access token (shared through the database), customer-service
+messages, QR codes, user info, mass sends.
+
+Errors come back as ``{"errcode": N, "errmsg": ...}`` with HTTP 200; they are mapped to typed
+exceptions here so the outbox can decide: retry later, give up, or mark the follower gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.core.inbound import utcnow
+from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
+from bot.storage.models import SharedToken
+
+log = logging.getLogger("engagebot.wechat.api")
+
+TOKEN_ERRORS = {40001, 40014, 42001}  # bad, invalid or expired access token: refresh once
+BUSY = -1
+QUOTA_ERRORS = {45009: 3600.0, 45011: 60.0}  # daily and per-minute API quotas: retry after (s)
+WINDOW_ERRORS = {45015: "outside the 48-hour reply window", 45047: "reply count in the window used up"}
+GONE_ERRORS = {43004: "follower unfollowed", 40003: "unknown OpenID"}
+# Refresh this long before the platform's expiry, so no send races the deadline.
+TOKEN_MARGIN = timedelta(minutes=5)
+BUSY_RETRIES = 3
+
+
+def raise_for_errcode(data: dict[str, Any]) -> None:
+    code = data.get("errcode", 0)
+    if not isinstance(code, int):
+        raise PlatformAPIError(-2, f"malformed answer: {data!r}"[:200])
+    if code == 0:
+        return
+    message = str(data.get("errmsg", ""))[:200]
+    if code in QUOTA_ERRORS:
+        raise QuotaExceeded(f"WeChat {code}: {message}", retry_after=QUOTA_ERRORS[code])
+    if code in WINDOW_ERRORS:
+        raise OutsideReplyWindow(f"WeChat {code}: {WINDOW_ERRORS[code]}")
+    if code in GONE_ERRORS:
+        raise FollowerGone(f"WeChat {code}: {GONE_ERRORS[code]}")
+    raise PlatformAPIError(code, message)
+
+
+class WeChatAPI:
+    """A client of one app's active API. One instance per account; safe to share between tasks."""
+
+    def __init__(self, *, app_id: str, app_secret: str, api_base: str,
+                 sessions: async_sessionmaker[AsyncSession], timeout: float = 10.0) -> None:
+        self.app_id = app_id
+        self._secret = app_secret
+        self.api_base = api_base.rstrip("/")
+        self.sessions = sessions
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._http: aiohttp.ClientSession | None = None
+        self._token: str | None = None
+        self._token_valid_until = utcnow()
+        self._token_lock = asyncio.Lock()
+        self.token_fetches = 0
+
+    @property
+    def _token_key(self) -> str:
+        return f"wechat:{self.app_id}"
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(timeout=self._timeout)
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    async def access_token(self, *, stale: str | None = None) -> str:
+        """Return a valid token: from memory, else from the database (another instance may have one),
+        else fetched. ``stale`` is a token the platform just refused: never return it again."""
+        now = utcnow()
+        if self._token and self._token != stale and now < self._token_valid_until:
+            return self._token
+        async with self._token_lock:
+            if self._token and self._token != stale and utcnow() < self._token_valid_until:
+                return self._token
+            async with self.sessions() as session:
+                row = await session.get(SharedToken, self._token_key)
+                if row is not None and row.value != stale and utcnow() < row.expires_at - TOKEN_MARGIN:
+                    self._token, self._token_valid_until = row.value, row.expires_at - TOKEN_MARGIN
+                    return row.value
+                token, expires_in = await self._fetch_token()
+                expires_at = utcnow() + timedelta(seconds=expires_in)
+                if row is None:
+                    session.add(SharedToken(name=self._token_key, value=token, expires_at=expires_at,
+                                            updated_at=utcnow()))
+                else:
+                    row.value, row.expires_at, row.updated_at = token, expires_at, utcnow()
+                await session.commit()
+            self._token, self._token_valid_until = token, expires_at - TOKEN_MARGIN
+            return token
+
+    async def _fetch_token(self) -> tuple[str, int]:
+        self.token_fetches += 1
+        params = {"grant_type": "client_credential", "appid": self.app_id, "secret": self._secret}
+        data = await self._request("GET", "/cgi-bin/token", params=params)
+        raise_for_errcode(data)
+        token, expires_in = data.get("access_token"), data.get("expires_in")
+        if not isinstance(token, str) or not token or not isinstance(expires_in, int):
+            raise PlatformAPIError(-2, "token answer without access_token/expires_in")
+        log.info("access token fetched", extra={"app_id": self.app_id, "expires_in": expires_in})
+        return token, expires_in
+
+    async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                       json: Any = None) -> dict[str, Any]:
+        try:
+            async with self._client().request(method, self.api_base + path, params=params, json=json) as resp:
+                if resp.status != 200:
+                    raise PlatformAPIError(-resp.status, f"HTTP {resp.status} from {path}")
+                data = await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise QuotaExceeded(f"WeChat unreachable: {type(exc).__name__}", retry_after=5.0) from None
+        except ValueError:
+            raise PlatformAPIError(-2, f"non-JSON answer from {path}") from None
+        if not isinstance(data, dict):
+            raise PlatformAPIError(-2, f"unexpected answer from {path}")
+        return data
+
+    async def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+                   json: Any = None) -> dict[str, Any]:
+        """Call an API with the access token: refresh it once on a token error, retry when busy."""
+        stale: str | None = None
+        busy = 0
+        while True:
+            token = await self.access_token(stale=stale)
+            data = await self._request(method, path, params={**(params or {}), "access_token": token}, json=json)
+            code = data.get("errcode", 0)
+            if code in TOKEN_ERRORS and stale is None:
+                stale = token
+                continue
+            if code == BUSY and busy < BUSY_RETRIES:
+                busy += 1
+                await asyncio.sleep(0.2 * 2 ** busy)
+                continue
+            raise_for_errcode(data)
+            return data
+
+    async def send_custom(self, payload: dict[str, Any]) -> None:
+        await self.call("POST", "/cgi-bin/message/custom/send", json=payload)
+
+    async def create_qr(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Create a scene QR; returns ``{ticket, url, expire_seconds?}``; ``url`` is what the QR encodes."""
+        data = await self.call("POST", "/cgi-bin/qrcode/create", json=payload)
+        if not isinstance(data.get("url"), str) or not isinstance(data.get("ticket"), str):
+            raise PlatformAPIError(-2, "QR answer without ticket/url")
+        return data
+
+    async def user_info(self, openid: str, *, lang: str = "zh_CN") -> dict[str, Any]:
+        return await self.call("GET", "/cgi-bin/user/info", params={"openid": openid, "lang": lang})
+
+    async def mass_send(self, openids: list[str], text: str) -> int:
+        """Send one text to a list of followers with the mass API (quota-limited); returns the msg_id."""
+        data = await self.call("POST", "/cgi-bin/message/mass/send",
+                               json={"touser": openids, "msgtype": "text", "text": {"content": text}})
+        return int(data.get("msg_id", 0))
