@@ -37,14 +37,18 @@ class Core:
     catalogs: Catalogs
     prompt_rules: PromptRuleCache
     dispatcher: Dispatcher
+    store: SqlStore
     channels: list[Channel] = field(default_factory=list)
     services: dict[str, Any] = field(default_factory=dict)
 
     async def open(self) -> None:
-        """Bring the schema up to date (``engagebot run`` upgrades by itself)."""
+        """Bring the schema up to date (``engagebot run`` upgrades by itself) and load the rules."""
         await upgrade(self.engine)
+        await self.prompt_rules.start()
 
     async def close(self) -> None:
+        await self.prompt_rules.stop()
+        await self.store.close()
         await self.engine.dispose()
 
 
@@ -64,12 +68,13 @@ def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Co
     catalogs = default_catalogs()
     prompt_rules = PromptRuleCache(sessions, ttl=settings.prompt_rules_ttl)
     services: dict[str, Any] = {PROMPT_RULES_SERVICE: prompt_rules, "settings": settings, "sessions": sessions}
+    store = SqlStore(sessions, engine)
     dispatcher = Dispatcher(
-        store=SqlStore(sessions), router=build_router(routers), catalogs=catalogs,
+        store=store, router=build_router(routers), catalogs=catalogs,
         default_locale=settings.default_locale, tz=ZoneInfo(settings.timezone), services=services,
     )
     return Core(settings=settings, engine=engine, sessions=sessions, catalogs=catalogs,
-                prompt_rules=prompt_rules, dispatcher=dispatcher, services=services)
+                prompt_rules=prompt_rules, dispatcher=dispatcher, store=store, services=services)
 
 
 # A plugin adds routes to the app at build time and returns a cleanup_ctx generator for its lifetime.

@@ -6,8 +6,9 @@ answers in the follower's locale.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import RulesFileError
 from bot.i18n import SOURCE_LOCALE, SUPPORTED_LOCALES
+
+log = logging.getLogger("engagebot.rules")
 
 MAX_FILE_BYTES = 1024 * 1024
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -163,28 +166,47 @@ def compile_rules(rows: Sequence[Any]) -> list[CompiledRule]:
 
 
 class PromptRuleCache:
-    """The rules in memory, re-read from the database at most every ``ttl`` seconds.
+    """The rules in memory, refreshed from the database in the background every ``ttl`` seconds.
 
     Rules change rarely (an operator loads a file); reading them per message would cost a query on
-    the hot path. ``invalidate`` makes the next message re-read at once.
+    the hot path, and a second connection per message. ``ttl=0`` reads on every match (tests).
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, ttl: float = 2.0) -> None:
         self.sessions = sessions
         self.ttl = ttl
-        self._rules: list[CompiledRule] = []
-        self._loaded_at = float("-inf")
+        self._rules: list[CompiledRule] | None = None
+        self._refresher: asyncio.Task[None] | None = None
 
-    def invalidate(self) -> None:
-        self._loaded_at = float("-inf")
+    async def refresh(self) -> None:
+        from bot.storage.prompts import list_prompt_rules
+
+        async with self.sessions() as session:
+            self._rules = compile_rules(await list_prompt_rules(session))
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl)
+            try:
+                await self.refresh()
+            except Exception:  # keep serving the last good rules through a database hiccup
+                log.exception("prompt rules refresh failed")
+
+    async def start(self) -> None:
+        await self.refresh()
+        if self.ttl > 0 and self._refresher is None:
+            self._refresher = asyncio.create_task(self._refresh_forever(), name="prompt-rules-refresh")
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+            self._refresher = None
 
     async def rules(self) -> list[CompiledRule]:
-        if time.monotonic() - self._loaded_at > self.ttl:
-            from bot.storage.prompts import list_prompt_rules
-
-            async with self.sessions() as session:
-                self._rules = compile_rules(await list_prompt_rules(session))
-            self._loaded_at = time.monotonic()
+        if self._rules is None or self.ttl == 0:
+            await self.refresh()
+        assert self._rules is not None
         return self._rules
 
     async def match(self, text: str) -> CompiledRule | None:

@@ -86,7 +86,7 @@ class BotHarness:
         self.database_url = database_url
         self.engine = create_engine(database_url)
         self.sessions = make_sessionmaker(self.engine)
-        self.store = SqlStore(self.sessions)
+        self.store = SqlStore(self.sessions, self.engine)
         if routers is None:
             from handlers import default_router
 
@@ -106,6 +106,7 @@ class BotHarness:
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
+        await self.store.close()
         await self.engine.dispose()
         if self._tmp is not None:
             self._tmp.cleanup()

@@ -156,12 +156,10 @@ class Dispatcher:
     async def _dispatch_once(self, msg: Inbound, capabilities: Capabilities, passive: PassiveSlot | None) -> Dispatched:
         started = time.perf_counter()
         async with self.store.session() as session:
-            if msg.message_id is not None:
-                stored = await self.store.find_exchange(session, msg)
-                if stored is not None:
-                    log.info("duplicate dropped", extra=_log_fields(msg, started))
-                    return Dispatched(stored, duplicate=True)
-            follower = await self.store.load_follower(session, msg)
+            follower, stored = await self.store.load(session, msg)
+            if stored is not None:
+                log.info("duplicate dropped", extra=_log_fields(msg, started))
+                return Dispatched(stored, duplicate=True)
             was_following = bool(follower.following)
             self.store.apply_action(follower, msg, reply_window_kind=_window_kind(msg))
             ctx = Context(

@@ -49,8 +49,9 @@ class Store(Protocol):
     async def find_exchange(self, session: AsyncSession, msg: Inbound) -> Exchange | None:
         """Return what was stored for this platform message already, if anything."""
 
-    async def load_follower(self, session: AsyncSession, msg: Inbound) -> Any:
-        """Return the follower who sent ``msg``, created on first contact."""
+    async def load(self, session: AsyncSession, msg: Inbound) -> tuple[Any, Exchange | None]:
+        """Return the follower who sent ``msg`` (created on first contact) and, when ``msg`` is a
+        platform retry of a stored message, what was stored for it."""
 
     def apply_action(self, follower: Any, msg: Inbound, *, reply_window_kind: str | None) -> None:
         """Update the follower for what it just did (follow, unfollow, first touch, reply window)."""

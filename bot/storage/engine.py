@@ -76,16 +76,22 @@ class SQLiteWriteGate:
         self.lock = asyncio.Lock()
 
 
-class GatedSession(AsyncSession):
-    """An AsyncSession that takes its engine's SQLite write gate before writing."""
+class TrackedSession(AsyncSession):
+    """An AsyncSession that knows whether it wrote, and (on SQLite) takes the write gate first.
+
+    ``info["deferred"]`` may hold one object whose changes are written elsewhere (the follower, by
+    the group writer): queries do not autoflush it, and it alone does not count as a write.
+    """
 
     gate: SQLiteWriteGate | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._holds_gate = False
+        self.wrote = False
 
-    async def _take_gate(self) -> None:
+    async def _writing(self) -> None:
+        self.wrote = True
         if self.gate is not None and not self._holds_gate:
             await self.gate.lock.acquire()
             self._holds_gate = True
@@ -96,24 +102,31 @@ class GatedSession(AsyncSession):
             assert self.gate is not None
             self.gate.lock.release()
 
-    def _has_changes(self) -> bool:
-        return bool(self.new or self.dirty or self.deleted)
+    def _own_changes(self) -> bool:
+        """Changes other than the deferred object's."""
+        if self.new or self.deleted:
+            return True
+        deferred = self.info.get("deferred")
+        return any(obj is not deferred for obj in self.dirty)
 
     async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        # A query autoflushes pending changes first: that is a write too.
-        if getattr(statement, "is_dml", False) or getattr(statement, "is_ddl", False) or (
-                self.autoflush and self._has_changes()):
-            await self._take_gate()
+        if getattr(statement, "is_dml", False) or getattr(statement, "is_ddl", False):
+            await self._writing()
+        elif self.autoflush and self._own_changes():
+            await self._writing()  # the query autoflushes those changes first: a write too
+        if self.info.get("deferred") is not None and not self._own_changes():
+            with self.no_autoflush:
+                return await super().execute(statement, *args, **kwargs)
         return await super().execute(statement, *args, **kwargs)
 
     async def flush(self, objects: Any = None) -> None:
-        if self._has_changes():
-            await self._take_gate()
+        if self.new or self.dirty or self.deleted:
+            await self._writing()
         await super().flush(objects)
 
     async def commit(self) -> None:
-        if self._has_changes():
-            await self._take_gate()
+        if self.new or self.dirty or self.deleted:
+            await self._writing()
         try:
             await super().commit()
         finally:
@@ -132,10 +145,14 @@ class GatedSession(AsyncSession):
             self._give_gate()
 
 
+def sqlite_gate(engine: AsyncEngine) -> SQLiteWriteGate | None:
+    """The engine's write gate (one per engine, so every session and the group writer share it)."""
+    if not is_sqlite(engine):
+        return None
+    return engine.sync_engine.__dict__.setdefault("_engagebot_write_gate", SQLiteWriteGate())
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that never expire loaded rows on commit; on SQLite they queue for the write gate."""
-    if is_sqlite(engine):
-        gate = engine.sync_engine.__dict__.setdefault("_engagebot_write_gate", SQLiteWriteGate())
-        session_class = type("SQLiteSession", (GatedSession,), {"gate": gate})
-        return async_sessionmaker(engine, expire_on_commit=False, class_=session_class)
-    return async_sessionmaker(engine, expire_on_commit=False)
+    session_class = type("EngagebotSession", (TrackedSession,), {"gate": sqlite_gate(engine)})
+    return async_sessionmaker(engine, expire_on_commit=False, class_=session_class)

@@ -5,25 +5,55 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, inspect, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.core.inbound import Inbound, Kind, utcnow
 from bot.core.reply import Reply
-from bot.core.serialize import reply_from_dict, reply_text, reply_to_dict, reply_kind
+from bot.core.serialize import reply_from_dict, reply_kind, reply_text, reply_to_dict
 from bot.core.store import DuplicateExchange, Exchange
 
 from .models import Follower, Message
+from .writer import ExchangeWrite, GroupWriter
 
 # A pending outbound row is leased to the sender that wrote it; the outbox sweeper retries it after this.
 SEND_LEASE_SECONDS = 60
 
+# Built once: constructing statements per message costs more than running them.
+_INBOUND_ID = (
+    select(Message.id).where(Message.channel == bindparam("channel"), Message.account == bindparam("account"),
+                             Message.dedupe_key == bindparam("key"), Message.direction == "in")
+    .scalar_subquery()
+)
+_FOLLOWER_AND_DUPLICATE = select(Follower, _INBOUND_ID.label("duplicate_of")).where(
+    Follower.channel == bindparam("channel"), Follower.account == bindparam("account"),
+    Follower.external_id == bindparam("external_id"))
+_FOLLOWER = select(Follower).where(
+    Follower.channel == bindparam("channel"), Follower.account == bindparam("account"),
+    Follower.external_id == bindparam("external_id"))
+_INBOUND = select(Message.id, Message.follower_id).where(
+    Message.channel == bindparam("channel"), Message.account == bindparam("account"),
+    Message.dedupe_key == bindparam("key"), Message.direction == "in")
+_REPLIES = select(Message.id, Message.body, Message.status).where(
+    Message.in_reply_to == bindparam("inbound_id")).order_by(Message.id)
+
+# Columns every message row written by the group writer carries (executemany wants one shape).
+_MESSAGE_COLUMNS = ("follower_id", "channel", "account", "direction", "kind", "text", "payload", "body",
+                    "dedupe_key", "status", "attempts", "created_at", "sent_at", "next_attempt_at")
+
 
 class SqlStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine | None = None) -> None:
         self.sessions = sessions
+        bind = engine or sessions.kw.get("bind")
+        self.writer = GroupWriter(bind) if bind is not None else None
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -31,24 +61,38 @@ class SqlStore:
             yield session
 
     async def find_exchange(self, session: AsyncSession, msg: Inbound) -> Exchange | None:
-        inbound = (await session.execute(
-            select(Message.id, Message.follower_id).where(
-                Message.channel == msg.channel, Message.account == msg.account,
-                Message.dedupe_key == msg.message_id, Message.direction == "in")
-        )).first()
+        inbound = (await session.execute(_INBOUND, {
+            "channel": msg.channel, "account": msg.account, "key": msg.message_id})).first()
         if inbound is None:
             return None
-        rows = (await session.execute(
-            select(Message.id, Message.body, Message.status).where(Message.in_reply_to == inbound.id)
-            .order_by(Message.id)
-        )).all()
+        return await self._exchange_of(session, inbound.id, inbound.follower_id)
+
+    async def _exchange_of(self, session: AsyncSession, inbound_id: int, follower_id: int) -> Exchange:
+        rows = (await session.execute(_REPLIES, {"inbound_id": inbound_id})).all()
         replies = [reply_from_dict(r.body) for r in rows]
         passive_count = sum(1 for r in rows if r.status == "passive")
-        return Exchange(inbound.id, replies, [r.id for r in rows], passive_count, inbound.follower_id)
+        return Exchange(inbound_id, replies, [r.id for r in rows], passive_count, follower_id)
+
+    async def load(self, session: AsyncSession, msg: Inbound) -> tuple[Follower, Exchange | None]:
+        """Return the follower (created on first contact) and, for a platform retry, what was stored."""
+        row = (await session.execute(_FOLLOWER_AND_DUPLICATE, {
+            "channel": msg.channel, "account": msg.account, "external_id": msg.external_id,
+            "key": msg.message_id})).first()
+        if row is None:
+            follower = await get_or_create_follower(
+                session, channel=msg.channel, account=msg.account, external_id=msg.external_id,
+                display_name=msg.display_name)
+            stored = await self.find_exchange(session, msg) if msg.message_id is not None else None
+        else:
+            follower = row[0]
+            stored = None if row.duplicate_of is None else await self._exchange_of(
+                session, row.duplicate_of, follower.id)
+        # The follower's own changes go with the exchange (group writer), not through autoflush.
+        session.info["deferred"] = follower
+        return follower, stored
 
     async def load_follower(self, session: AsyncSession, msg: Inbound) -> Follower:
-        return await get_or_create_follower(session, channel=msg.channel, account=msg.account,
-                                            external_id=msg.external_id, display_name=msg.display_name)
+        return (await self.load(session, msg))[0]
 
     def apply_action(self, follower: Follower, msg: Inbound, *, reply_window_kind: str | None) -> None:
         apply_follower_action(follower, msg, utcnow(), reply_window_kind)
@@ -56,34 +100,62 @@ class SqlStore:
     async def record_exchange(
         self, session: AsyncSession, msg: Inbound, follower: Follower, replies: list[Reply], *, passive_count: int,
     ) -> Exchange:
+        """Store the message, its replies and the follower's changes; commit.
+
+        When the handler wrote nothing itself, the writes join the group writer's next batch; when
+        it did (a claim, a referral), they go in the handler's own transaction so both commit together.
+        """
         now = utcnow()
-        inbound = Message(
-            follower_id=follower.id, channel=msg.channel, account=msg.account, direction="in",
-            kind=str(msg.kind), text=msg.text, payload=msg.payload, dedupe_key=msg.message_id,
-            status="handled", attempts=0, created_at=msg.received_at or now,
-        )
-        session.add(inbound)
+        inbound = _message_row(follower.id, msg, direction="in", kind=str(msg.kind), text=msg.text,
+                               payload=msg.payload, body=None, dedupe_key=msg.message_id, status="handled",
+                               created_at=msg.received_at or now)
+        outbound = [
+            _message_row(follower.id, msg, direction="out", kind=reply_kind(reply), text=reply_text(reply)[:4000],
+                         payload=None, body=reply_to_dict(reply), dedupe_key=None,
+                         status="passive" if index < passive_count else "pending", created_at=now,
+                         sent_at=now if index < passive_count else None,
+                         next_attempt_at=None if index < passive_count else _lease(now))
+            for index, reply in enumerate(replies)
+        ]
+        if self.writer is not None and not getattr(session, "wrote", True):
+            write = ExchangeWrite(follower.id, follower_changes(follower), inbound, outbound)
+            # Give the connection back before waiting: the writer needs one from the same pool.
+            session.expunge_all()
+            await session.rollback()
+            inbound_id, outbound_ids = await self.writer.write(write)
+            return Exchange(inbound_id, replies, outbound_ids, passive_count, follower.id)
+        return await self._record_in_session(session, msg, follower, inbound, outbound, replies, passive_count)
+
+    async def _record_in_session(self, session: AsyncSession, msg: Inbound, follower: Follower,
+                                 inbound: dict[str, Any], outbound: list[dict[str, Any]], replies: list[Reply],
+                                 passive_count: int) -> Exchange:
+        session.info.pop("deferred", None)
+        inbound_row = Message(**inbound)
+        session.add(inbound_row)
         try:
             await session.flush()
-            outbound = [
-                Message(
-                    follower_id=follower.id, channel=msg.channel, account=msg.account, direction="out",
-                    kind=reply_kind(reply), text=reply_text(reply)[:4000], body=reply_to_dict(reply),
-                    in_reply_to=inbound.id, status="passive" if index < passive_count else "pending",
-                    attempts=0, created_at=now,
-                    sent_at=now if index < passive_count else None,
-                    next_attempt_at=None if index < passive_count else _lease(now),
-                )
-                for index, reply in enumerate(replies)
-            ]
-            session.add_all(outbound)
+            rows = [Message(**row, in_reply_to=inbound_row.id) for row in outbound]
+            session.add_all(rows)
             await session.commit()
         except IntegrityError as exc:
             # The only unique key an exchange can hit is the platform message id; the caller re-reads.
             if msg.message_id is not None:
                 raise DuplicateExchange() from exc
             raise
-        return Exchange(inbound.id, replies, [o.id for o in outbound], passive_count, follower.id)
+        return Exchange(inbound_row.id, replies, [r.id for r in rows], passive_count, follower.id)
+
+
+def _message_row(follower_id: int, msg: Inbound, **values: Any) -> dict[str, Any]:
+    row = {"follower_id": follower_id, "channel": msg.channel, "account": msg.account, "attempts": 0,
+           "sent_at": None, "next_attempt_at": None, **values}
+    assert set(row) == set(_MESSAGE_COLUMNS), set(row) ^ set(_MESSAGE_COLUMNS)
+    return row
+
+
+def follower_changes(follower: Follower) -> dict[str, Any]:
+    """The columns of ``follower`` changed since it was loaded, with their new values."""
+    state = inspect(follower)
+    return {attr.key: attr.value for attr in state.attrs if attr.history.has_changes()}
 
 
 def _lease(now: datetime) -> datetime:
@@ -94,9 +166,8 @@ async def get_or_create_follower(
     session: AsyncSession, *, channel: str, account: str, external_id: str, display_name: str | None = None,
 ) -> Follower:
     """Return the follower, inserting it on first contact (safe when two instances race)."""
-    query = select(Follower).where(
-        Follower.channel == channel, Follower.account == account, Follower.external_id == external_id)
-    follower = (await session.execute(query)).scalar_one_or_none()
+    params = {"channel": channel, "account": account, "external_id": external_id}
+    follower = (await session.execute(_FOLLOWER, params)).scalar_one_or_none()
     if follower is not None:
         return follower
     values = dict(channel=channel, account=account, external_id=external_id, display_name=display_name,
@@ -107,7 +178,9 @@ async def get_or_create_follower(
     else:
         from sqlalchemy.dialects.sqlite import insert
     await session.execute(insert(Follower).values(**values).on_conflict_do_nothing())
-    return (await session.execute(query)).scalar_one()
+    # Committed at once (a tiny transaction): the follower exists whatever happens to this message.
+    await session.commit()
+    return (await session.execute(_FOLLOWER, params)).scalar_one()
 
 
 def apply_follower_action(follower: Follower, msg: Inbound, now: datetime, window_kind: str | None) -> None:
