@@ -25,6 +25,8 @@ from bot.web import error_middleware, healthz
 log = logging.getLogger("engagebot.app")
 
 CORE = web.AppKey("core", "Core")
+# Lines for the operator printed when the server is up (where the simulators are, ...).
+STARTUP_NOTES = web.AppKey("startup_notes", list[str])
 
 
 @dataclass
@@ -125,6 +127,7 @@ def build_app(settings: Settings, *, plugins: list[Plugin] | None = None,
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     core = build_core(settings, routers=routers)
     app[CORE] = core
+    app[STARTUP_NOTES] = []
     app.router.add_get("/healthz", healthz)
 
     async def core_lifetime(app: web.Application) -> AsyncIterator[None]:

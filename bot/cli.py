@@ -30,7 +30,7 @@ def _settings(args: argparse.Namespace, **overrides: Any):  # type: ignore[no-un
 async def cmd_run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from bot.app import build_app
+    from bot.app import STARTUP_NOTES, build_app
     from bot.logs import setup_logging
 
     settings = _settings(args, host=args.host, port=args.port)
@@ -46,7 +46,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         print(f"engagebot serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", file=sys.stderr)
-        for line in app.get("startup_notes", []):
+        for line in app[STARTUP_NOTES]:
             print(line, file=sys.stderr)
         await stop.wait()
         print("engagebot: stopping", file=sys.stderr)
@@ -171,8 +171,12 @@ def _extensions() -> list[Callable[[Any], None]]:
     try:
         from bot.offers.cli import add_commands
     except ImportError:
-        return found
-    found.append(add_commands)
+        pass
+    else:
+        found.append(add_commands)
+    from bot.broadcast.cli import add_commands as add_broadcast_commands
+
+    found.append(add_broadcast_commands)
     return found
 
 

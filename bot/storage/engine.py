@@ -93,6 +93,9 @@ class TrackedSession(AsyncSession):
     async def _writing(self) -> None:
         self.wrote = True
         if self.gate is not None and not self._holds_gate:
+            # Connection first, then the gate: whoever holds the gate already has its connection,
+            # so nobody waits for the pool while holding the gate (no deadlock).
+            await self.connection()
             await self.gate.lock.acquire()
             self._holds_gate = True
 

@@ -35,7 +35,7 @@ def simulated_account(base_url: str) -> WeChatAccount:
 
 
 def wechat_plugin(app: web.Application, core: Core) -> Callable[[web.Application], AsyncIterator[None]] | None:
-    from bot.app import own_base_url, use_simulator
+    from bot.app import STARTUP_NOTES, own_base_url, use_simulator
 
     settings = core.settings
     accounts: list[tuple[str, str, WeChatAccount]] = []
@@ -56,7 +56,7 @@ def wechat_plugin(app: web.Application, core: Core) -> Callable[[web.Application
         )
         simulator.add_routes(app)
         accounts.append(("default", "/wechat", config))
-        app.setdefault("startup_notes", []).append(
+        app[STARTUP_NOTES].append(
             f"WeChat simulator: open {base}/simulator/wechat (a follower's phone), "
             "or run: engagebot chat --channel wechat")
     if not accounts:
