@@ -35,6 +35,10 @@ class WeChatAccount(BaseModel):
     window_after_event_seconds: float = Field(default=60, gt=0)
     window_after_event_sends: int = Field(default=3, ge=1)
     passive_deadline_seconds: float = Field(default=4.5, gt=0, le=4.9)
+    # Mass sends (broadcasts to followers outside the reply window): a subscription account may send
+    # 1 per day, a service account 4 per month.
+    mass_sends_per_period: int = Field(default=1, ge=0)
+    mass_send_period_days: float = Field(default=1, gt=0)
 
     @field_validator("token")
     @classmethod

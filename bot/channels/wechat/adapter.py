@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel, Dispatch
 from bot.channels.outbox import OutboxSender
-from bot.core.capabilities import Capabilities, ReplyWindow
+from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.dispatcher import PassiveSlot
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Article, ArticlesReply, QrReply, Reply, TextReply
@@ -46,6 +46,9 @@ def wechat_capabilities(config: WeChatAccount) -> Capabilities:
                                          config.window_after_message_sends),
         window_after_event=ReplyWindow(timedelta(seconds=config.window_after_event_seconds),
                                        config.window_after_event_sends),
+        mass_send=MassSendQuota(per_period=config.mass_sends_per_period,
+                                period=timedelta(days=config.mass_send_period_days))
+        if config.mass_sends_per_period else None,
     )
 
 
@@ -225,6 +228,19 @@ class WeChatChannel(Channel):
             await self.api.send_custom(protocol.custom_text_payload(external_id, rendered.text))
         else:
             raise PayloadError(f"cannot send {type(rendered).__name__} on WeChat")
+
+    async def send_mass(self, external_ids: list[str], reply: Reply, *, context: dict[str, Any]) -> str | None:
+        """Send one reply to many followers with the mass API (counted against the platform's quota)."""
+        if self.api is None:
+            raise PayloadError("this WeChat account has no app_id/app_secret: cannot mass-send")
+        rendered = self.degrade([reply])[0]
+        if isinstance(rendered, ArticlesReply):
+            text = "\n".join(p for p in (rendered.articles[0].title, rendered.articles[0].url) if p)
+        elif isinstance(rendered, TextReply):
+            text = rendered.text
+        else:
+            text = getattr(rendered, "caption", "") or getattr(rendered, "scene", "")
+        return str(await self.api.mass_send(list(external_ids), text))
 
     async def create_scene_qr(self, scene: str, *, permanent: bool = True) -> dict[str, Any]:
         if self.api is None:
