@@ -1,35 +1,123 @@
 """A channel with no platform: tests and the terminal console talk to the bot through it.
 
 Replies are answered inline (like a passive reply), degraded to the declared capabilities, and
-collected per follower so a test can read them.
+collected per follower so a test can read them. Sends through the API (outbox, broadcasts) go to
+``sent``, or to a ``DeliverySink`` standing in for the platform: ``SqlDeliverySink`` keeps them in a
+durable table keyed by the idempotency key (a resend of the same key is counted, not delivered again),
+``CountingSink`` only counts them (benchmarks).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import uuid
 from collections import defaultdict
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
+
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.core.capabilities import Capabilities
 from bot.core.dispatcher import PassiveSlot
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Reply
+from bot.core.serialize import reply_text
 
 from .base import Channel, Dispatch
 
 MOCK_CAPABILITIES = Capabilities(max_text_length=4096, buttons=True, max_articles=10, images=True)
 
 
+class DeliverySink(Protocol):
+    """Where the mock "platform" puts what it was asked to send."""
+
+    async def deliver(self, external_id: str, reply: Reply, *, idempotency_key: str | None) -> None: ...
+
+
+class CountingSink:
+    """Count deliveries and keep nothing: memory stays flat however many are sent."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def deliver(self, external_id: str, reply: Reply, *, idempotency_key: str | None) -> None:
+        self.count += 1
+
+
+_sink_metadata = MetaData()
+MOCK_DELIVERY = Table(
+    "mock_delivery", _sink_metadata,
+    Column("idempotency_key", String(160), primary_key=True),
+    Column("external_id", String(128), nullable=False, index=True),
+    Column("text", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),  # > 1: the platform saw a resend and dropped it
+    Column("delivered_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+class SqlDeliverySink:
+    """A durable "platform" in a table ``mock_delivery`` (SQLite or PostgreSQL), deduplicating by key.
+
+    Each delivery commits before ``deliver`` returns, as a platform that answered 200 has the message.
+    The crash tests count what reached it after the sending process was killed.
+    """
+
+    def __init__(self, url: str) -> None:
+        from bot.storage.engine import create_engine
+
+        # NORMAL: durable across a process crash (what the tests kill), cheaper than FULL.
+        self.engine = create_engine(url, sqlite_synchronous="NORMAL")
+        # SQLite has one writer: queue here rather than in its busy handler, which sleeps up to 100 ms.
+        self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._conn: AsyncConnection | None = None
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        upsert = insert(MOCK_DELIVERY)
+        self._upsert = upsert.on_conflict_do_update(index_elements=["idempotency_key"],
+                                                    set_={"attempts": MOCK_DELIVERY.c.attempts + 1})
+
+    async def open(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_sink_metadata.create_all)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+        await self.engine.dispose()
+
+    async def deliver(self, external_id: str, reply: Reply, *, idempotency_key: str | None) -> None:
+        params = {"idempotency_key": idempotency_key or f"nokey:{uuid.uuid4().hex}", "external_id": external_id,
+                  "text": reply_text(reply), "attempts": 1}
+        if self._write_lock is None:
+            async with self.engine.begin() as conn:
+                await conn.execute(self._upsert, params)
+            return
+        async with self._write_lock:  # one held connection: a pool checkout per write costs more than the write
+            if self._conn is None:
+                self._conn = await self.engine.connect()
+            await self._conn.execute(self._upsert, params)
+            await self._conn.commit()
+
+    async def count(self) -> int:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(func.count()).select_from(MOCK_DELIVERY))).scalar_one()
+
+
 class MockChannel(Channel):
     name: ClassVar[str] = "mock"
 
     def __init__(self, *, dispatch: Dispatch, account: str = "mock", capabilities: Capabilities = MOCK_CAPABILITIES,
-                 channel_name: str = "mock") -> None:
+                 channel_name: str = "mock", sink: DeliverySink | None = None) -> None:
         super().__init__(dispatch=dispatch, account=account)
         self.capabilities = capabilities
         self.channel_name = channel_name
         self.transcripts: dict[str, list[Reply]] = defaultdict(list)
         self.sent: dict[str, list[Reply]] = defaultdict(list)  # through send_reply (outbox, broadcasts)
+        self.sink = sink  # when set, send_reply delivers there instead of into ``sent``
         self._ids = itertools.count(1)
 
     async def receive(
@@ -48,4 +136,7 @@ class MockChannel(Channel):
         return replies
 
     async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+        if self.sink is not None:
+            await self.sink.deliver(external_id, reply, idempotency_key=(context or {}).get("idempotency_key"))
+            return
         self.sent[external_id].append(reply)

@@ -15,6 +15,19 @@ class ReplyWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class MassSendQuota:
+    """The platform's mass-send API: ``per_period`` calls within ``period``, ``max_recipients`` per call.
+
+    WeChat: 1 per day (subscription account) or 4 per month (service account), up to 10,000 OpenIDs
+    per ``/mass/send``. A channel declaring this implements ``send_mass(external_ids, reply, context=...)``.
+    """
+
+    per_period: int
+    period: timedelta
+    max_recipients: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     max_text_length: int = 4096  # characters, or bytes when ``text_length_in_bytes``
     text_length_in_bytes: bool = False
@@ -26,3 +39,8 @@ class Capabilities:
     # Windows by what the follower did last: "message" (text, voice...) or "event" (follow, click, scan).
     window_after_message: ReplyWindow | None = None
     window_after_event: ReplyWindow | None = None
+    # Send-API pacing (None: no limit): overall, and to one chat (Telegram: about 30/s and 1/s).
+    max_sends_per_second: float | None = None
+    max_sends_per_chat_per_second: float | None = None
+    # A mass-send API for followers outside the reply window (None: they are reported undeliverable).
+    mass_send: MassSendQuota | None = None

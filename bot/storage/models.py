@@ -75,6 +75,7 @@ class Message(Base):
         UniqueConstraint("channel", "account", "dedupe_key"),
         Index("ix_message_outbox", "status", "channel", "next_attempt_at"),
         Index("ix_message_follower", "follower_id", "id"),
+        Index("ix_message_broadcast", "broadcast_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -90,8 +91,10 @@ class Message(Base):
     # Outbound: an idempotency key (broadcast id + follower), unique too.
     dedupe_key: Mapped[str | None] = mapped_column(String(160))
     in_reply_to: Mapped[int | None] = mapped_column(BigId)
+    broadcast_id: Mapped[int | None] = mapped_column(BigId)  # outbound rows of a broadcast (migration 0003)
     # Inbound: "handled". Outbound: "passive" (went in the HTTP answer), "pending", "sent",
-    # "failed" (will not retry) or "undeliverable" (the platform would refuse it).
+    # "failed" (will not retry) or "undeliverable" (the platform would refuse it); broadcasts add
+    # "held" (outside the reply window, waiting for a mass send) and "cancelled".
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -117,7 +117,7 @@ class SqlStore:
                          next_attempt_at=None if index < passive_count else _lease(now))
             for index, reply in enumerate(replies)
         ]
-        if self.writer is not None and not getattr(session, "wrote", True):
+        if self.writer is not None and not _handler_wrote(session):
             write = ExchangeWrite(follower.id, follower_changes(follower), inbound, outbound)
             # Give the connection back before waiting: the writer needs one from the same pool.
             session.expunge_all()
@@ -143,6 +143,12 @@ class SqlStore:
                 raise DuplicateExchange() from exc
             raise
         return Exchange(inbound_row.id, replies, [r.id for r in rows], passive_count, follower.id)
+
+
+def _handler_wrote(session: AsyncSession) -> bool:
+    """Whether the handler wrote through the session (statements, or objects added or changed)."""
+    own_changes = getattr(session, "_own_changes", None)
+    return getattr(session, "wrote", True) or own_changes is None or own_changes()
 
 
 def _message_row(follower_id: int, msg: Inbound, **values: Any) -> dict[str, Any]:

@@ -196,3 +196,29 @@ def test_conversation_state_survives_a_restart(tmp_path: Path, database_url: str
     assert step("/survey") == "What is your name?"
     assert step("Ivy") == "Which city?"  # a new process, the same database
     assert step("Lisbon") == "Thanks Ivy from Lisbon"
+
+
+added_router = Router("adds")
+
+
+@added_router.on(command="note")
+async def add_a_row(msg: Inbound, ctx: Context) -> list[Reply]:
+    from bot.storage.models import PromptRule
+    from bot.core.inbound import utcnow
+
+    ctx.session.add(PromptRule(name="from-handler", match={"en": ["x"]}, reply={"en": "y"}, priority=0,
+                               regex=False, updated_at=utcnow()))  # added, never flushed by the handler
+    return [TextReply("noted")]
+
+
+async def test_rows_a_handler_only_adds_are_committed_with_the_reply(database_url: str) -> None:
+    from sqlalchemy import func, select
+
+    from bot.storage.models import PromptRule
+
+    async with BotHarness(routers=[added_router], database_url=database_url) as bot:
+        kim = bot.follower("kim", language="en")
+        await kim.say("/note")
+        assert kim.texts == ["noted"]
+        async with bot.sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(PromptRule)) == 1

@@ -9,6 +9,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.storage.models import Base
 
+try:  # optional parts put their tables on the same Base; autogenerate must see them, or it drops them
+    import bot.offers.models  # noqa: F401
+except ImportError:
+    pass
+try:
+    import bot.broadcast.models  # noqa: F401
+except ImportError:
+    pass
+
 target_metadata = Base.metadata
 
 

@@ -1,0 +1,173 @@
+"""Claims per second under many concurrent claimers, against plain INSERT+commit transactions.
+
+    python bench/offers.py [--claims 5000] [--concurrency 200] [--database-url URL] [--synchronous FULL|NORMAL]
+
+Each claim is the real thing: its own session (or a ClaimBatcher group commit), the follower's claims read, the quota taken with a
+conditional UPDATE, the code inserted in a SAVEPOINT, commit. The baseline runs the same number of
+single-row INSERT+commit transactions on the same database with the same concurrency, in the same
+run, so the ratio says what the atomic claim costs over the cheapest durable write.
+Without --database-url a temporary SQLite file is used; give a PostgreSQL URL to bench there too
+(in a new database created on that server and dropped afterwards).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select  # noqa: E402
+
+from bot.core.inbound import utcnow  # noqa: E402
+from bot.offers.batch import ClaimBatcher  # noqa: E402
+from bot.offers.claims import ClaimOutcome, claim  # noqa: E402
+from bot.offers.models import Claim, Promotion  # noqa: E402
+from bot.storage.engine import create_engine, is_sqlite, make_sessionmaker  # noqa: E402
+from bot.storage.migrate import upgrade  # noqa: E402
+from bot.storage.models import Follower  # noqa: E402
+
+_scratch = MetaData()
+BASELINE = Table("bench_baseline_insert", _scratch,
+                 Column("id", Integer, primary_key=True), Column("note", String(64), nullable=False))
+
+
+async def _run(n: int, concurrency: int, one: Callable[[int], Awaitable[Any]]) -> float:
+    """Run ``one(i)`` for i in 0..n-1 with ``concurrency`` workers; return the seconds taken."""
+    counter = iter(range(n))
+
+    async def worker() -> None:
+        for i in counter:
+            await one(i)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def bench_claims(url: str, n: int, *, concurrency: int = 200, synchronous: str = "FULL") -> dict[str, float]:
+    """Measure claims/s for ``n`` followers claiming one promotion (quota n) with ``concurrency`` claimers."""
+    engine = create_engine(url, sqlite_synchronous=synchronous)
+    sessions = make_sessionmaker(engine)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as conn:
+            await conn.run_sync(_scratch.create_all)
+        now = utcnow()
+        tag = uuid.uuid4().hex[:8]
+        async with sessions() as session:
+            promo = Promotion(
+                slug=f"bench-{tag}", title={"en": "Bench"}, description={}, terms={}, channels=[],
+                followers_only=True, audience_tags=[], audience_locales=[], timezone="Asia/Shanghai", quota=n,
+                per_follower_limit=1, claimed=0, code_strategy="unique", code_length=8, code_prefix="",
+                keywords={}, created_at=now, updated_at=now)
+            session.add(promo)
+            await session.execute(insert(Follower), [dict(
+                channel="bench", account=tag, external_id=f"f{i}", following=True, followed_at=now, tags=[],
+                state_data={}, window_sends=0, created_at=now) for i in range(n)])
+            await session.commit()
+            followers = list((await session.execute(
+                select(Follower).where(Follower.account == tag).order_by(Follower.id))).scalars())
+
+        async def baseline(i: int) -> None:
+            async with sessions() as session:
+                await session.execute(insert(BASELINE).values(note=f"{tag}-{i}"))
+                await session.commit()
+
+        outcomes: dict[str, int] = {}
+        batcher = ClaimBatcher(sessions)
+        half = n // 2
+
+        async def one_claim(i: int) -> None:
+            async with sessions() as session:
+                result = await claim(session, promo, followers[i], via="bench")
+                await session.commit()
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+
+        async def batched_claim(i: int) -> None:
+            result = await batcher.claim(promo, followers[half + i], via="bench")
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+
+        # The first half of the followers claim one transaction each (as inside a message, where
+        # the dispatcher commits), the second half through the group-commit batcher.
+        base_s = await _run(half, concurrency, baseline)
+        claim_s = await _run(half, concurrency, one_claim)
+        batch_s = await _run(n - half, concurrency, batched_claim)
+        async with sessions() as session:
+            codes = (await session.execute(select(func.count(func.distinct(Claim.code))).where(
+                Claim.promotion_id == promo.id))).scalar_one()
+        assert outcomes == {ClaimOutcome.CLAIMED: n}, outcomes
+        assert codes == n, codes
+        base, single, batched = half / base_s, half / claim_s, (n - half) / batch_s
+        return {"baseline_per_s": base, "claims_per_s": single, "ratio": single / base,
+                "batched_per_s": batched, "batched_ratio": batched / base}
+    finally:
+        await engine.dispose()
+
+
+def _print(label: str, figures: dict[str, float], n: int, concurrency: int) -> None:
+    print(f"{label}: {n} claims ({n // 2} one transaction each, {n - n // 2} batched), "
+          f"{concurrency} concurrent claimers; baseline {n // 2} INSERT+commit transactions")
+    print(f"  baseline INSERT+commit : {figures['baseline_per_s']:8.0f} tx/s")
+    print(f"  atomic claims          : {figures['claims_per_s']:8.0f} claims/s")
+    print(f"  claims / baseline      : {figures['ratio']:8.2f}")
+    print(f"  batched claims         : {figures['batched_per_s']:8.0f} claims/s  (ClaimBatcher, group commit)")
+    print(f"  batched / baseline     : {figures['batched_ratio']:8.2f}")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--claims", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--database-url", action="append", default=[],
+                        help="PostgreSQL (or SQLite) URL; repeatable. A temporary SQLite file is always benched.")
+    parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL", help="SQLite synchronous mode")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="engagebot-bench-") as tmp:
+        sqlite_url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        figures = await bench_claims(sqlite_url, args.claims, concurrency=args.concurrency, synchronous=args.synchronous)
+        _print(f"SQLite (synchronous={args.synchronous})", figures, args.claims, args.concurrency)
+    for url in args.database_url:
+        async with _scratch_database(url) as scratch_url:
+            figures = await bench_claims(scratch_url, args.claims, concurrency=args.concurrency,
+                                         synchronous=args.synchronous)
+        _print("SQLite" if is_sqlite(url) else "PostgreSQL", figures, args.claims, args.concurrency)
+
+
+@asynccontextmanager
+async def _scratch_database(url: str) -> AsyncIterator[str]:
+    """On PostgreSQL, bench in a new database dropped afterwards (the server's own stays untouched)."""
+    if is_sqlite(url):
+        yield url
+        return
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = f"engagebot_bench_{uuid.uuid4().hex[:12]}"
+    admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield parsed.set(database=name).render_as_string(hide_password=False)
+    finally:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

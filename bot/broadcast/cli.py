@@ -1,0 +1,269 @@
+"""``engagebot broadcast start|status|cancel|work``: the operator's side of broadcasts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.i18n import SUPPORTED_LOCALES, normalize_locale
+
+from .audience import Audience
+from .models import CANCELLED, DONE
+
+WATCH_EVERY = 1.0
+
+
+@asynccontextmanager
+async def _database(args: argparse.Namespace) -> AsyncIterator[tuple[Any, async_sessionmaker[AsyncSession]]]:
+    from bot.cli import _settings
+    from bot.storage.engine import create_engine, make_sessionmaker
+    from bot.storage.migrate import upgrade
+
+    settings = _settings(args)
+    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        await upgrade(engine)
+        yield settings, make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+def _since(value: str, tz: str) -> datetime:
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--since {value!r}: expected YYYY-MM-DD") from None
+    return day.replace(tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
+
+
+def _locales(values: list[str]) -> tuple[str, ...]:
+    found = []
+    for value in values:
+        locale = normalize_locale(value)
+        if locale is None:
+            raise argparse.ArgumentTypeError(f"--locale {value!r}: not one of {', '.join(SUPPORTED_LOCALES)}")
+        found.append(locale)
+    return tuple(dict.fromkeys(found))
+
+
+async def cmd_start(args: argparse.Namespace) -> int:
+    from bot.cli import fail
+
+    from .expand import BroadcastError, create_broadcast, expand_broadcast
+
+    async with _database(args) as (settings, sessions):
+        try:
+            audience = Audience(
+                channels=tuple(args.channel), locales=_locales(args.locale), tags=tuple(args.tag),
+                sources=tuple(args.source), followed_since=_since(args.since, settings.timezone) if args.since else None)
+        except argparse.ArgumentTypeError as exc:
+            return fail(str(exc))
+        async with sessions() as session:
+            if args.promotion and not await _promotion_exists(session, args.promotion):
+                return fail(f"no promotion {args.promotion!r}; load it first with the promotions file")
+            try:
+                broadcast = await create_broadcast(
+                    session, name=args.name, texts={"en": args.text_en, "zh_Hans": args.text_zh},
+                    audience=audience, default_locale=settings.default_locale, promotion=args.promotion)
+            except BroadcastError as exc:
+                return fail(str(exc))
+            await session.commit()
+            broadcast_id = broadcast.id
+        print(f"broadcast #{broadcast_id} {args.name!r} to {audience.describe()}: writing the outbox...")
+        await expand_broadcast(sessions, broadcast_id)
+        from .status import progress
+
+        async with sessions() as session:
+            p = await progress(session, broadcast_id, reasons=0)
+        assert p is not None
+        print(f"broadcast #{broadcast_id}: {p.total} follower(s) queued; "
+              "`engagebot run` or `engagebot broadcast work` sends them")
+        if args.wait:
+            return await _watch(sessions, broadcast_id)
+    return 0
+
+
+async def _promotion_exists(session: AsyncSession, slug: str) -> bool:
+    try:
+        from bot.offers.models import Promotion
+    except ImportError:  # offers not installed: nothing to check against
+        return True
+    from sqlalchemy import select
+
+    return (await session.execute(select(Promotion.id).where(Promotion.slug == slug))).first() is not None
+
+
+async def _watch(sessions: async_sessionmaker[AsyncSession], broadcast_id: int) -> int:
+    """Redraw the progress bar until the broadcast is done or cancelled (Ctrl-C stops watching only)."""
+    from .status import progress, render_progress
+
+    tty = sys.stdout.isatty()
+    last = ""
+    while True:
+        async with sessions() as session:
+            p = await progress(session, broadcast_id, reasons=0)
+        if p is None:
+            print(f"no broadcast #{broadcast_id}", file=sys.stderr)
+            return 1
+        line = render_progress(p)
+        if tty:
+            print(f"\r{line}\033[K", end="", flush=True)
+        elif line != last:
+            print(line, flush=True)
+        last = line
+        if p.status in (DONE, CANCELLED):
+            if tty:
+                print()
+            return 0
+        await asyncio.sleep(WATCH_EVERY)
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    from .status import progress, recent_broadcasts, render_progress
+
+    async with _database(args) as (_settings, sessions):
+        if args.id is not None:
+            if args.watch:
+                return await _watch(sessions, args.id)
+            async with sessions() as session:
+                p = await progress(session, args.id)
+                if p is None:
+                    print(f"engagebot: no broadcast #{args.id}", file=sys.stderr)
+                    return 1
+                from .models import Broadcast
+
+                b = await session.get(Broadcast, args.id)
+            assert b is not None
+            print(render_progress(p))
+            print(f"  audience: {Audience.from_json(b.audience).describe()}"
+                  + (f"; promotion {b.promotion}" if b.promotion else ""))
+            print(f"  created {b.created_at:%Y-%m-%d %H:%M:%S} UTC"
+                  + (f", finished {b.finished_at:%Y-%m-%d %H:%M:%S} UTC" if b.finished_at else ""))
+            for status, reason, n in p.reasons:
+                print(f"  {n:>7} {status}: {reason or '(no reason given)'}")
+            return 0
+        async with sessions() as session:
+            broadcasts = await recent_broadcasts(session, limit=args.limit)
+            if not broadcasts:
+                print("no broadcasts yet; start one with: engagebot broadcast start --name N --text-en ... --text-zh ...")
+            for b in broadcasts:
+                p = await progress(session, b.id, reasons=0)
+                assert p is not None
+                print(render_progress(p))
+    return 0
+
+
+async def cmd_cancel(args: argparse.Namespace) -> int:
+    from .status import cancel_broadcast
+
+    async with _database(args) as (_settings, sessions):
+        async with sessions() as session:
+            stopped = await cancel_broadcast(session, args.id)
+    if stopped is None:
+        print(f"engagebot: broadcast #{args.id} does not exist or is already over", file=sys.stderr)
+        return 1
+    print(f"broadcast #{args.id} cancelled: {stopped} unsent message(s) will not be sent")
+    return 0
+
+
+async def cmd_work(args: argparse.Namespace) -> int:
+    """Run only the workers (a separate worker process, or the crash tests' subprocess)."""
+    from bot.cli import fail
+    from bot.logs import setup_logging
+
+    from .worker import BroadcastWorker
+
+    channels, closers = await _worker_channels(args)
+    if not channels:
+        return fail("no channels to send through: pass --mock-sink URL, or let `engagebot run` run the workers")
+    async with _database(args) as (settings, sessions):
+        setup_logging(settings.log_level)
+        worker = BroadcastWorker(sessions, channels, poll_every=args.poll, batch_size=args.batch,
+                                 lease=timedelta(seconds=args.lease) if args.lease else None)
+        try:
+            if args.until_idle:
+                await worker.run_until_idle()
+            else:
+                await worker.start()
+                stop = asyncio.Event()
+                loop = asyncio.get_running_loop()
+                import signal
+
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, stop.set)
+                print("engagebot: broadcast workers running (Ctrl-C to stop)", file=sys.stderr)
+                await stop.wait()
+                await worker.stop()
+        finally:
+            for close in closers:
+                await close()
+    return 0
+
+
+async def _worker_channels(args: argparse.Namespace) -> tuple[list[Any], list[Any]]:
+    if not args.mock_sink:
+        return [], []
+    from bot.channels.mock import MOCK_CAPABILITIES, MockChannel, SqlDeliverySink
+
+    sink = SqlDeliverySink(args.mock_sink)
+    await sink.open()
+    caps = replace(MOCK_CAPABILITIES, max_sends_per_second=args.mock_rate or None,
+                   max_sends_per_chat_per_second=args.mock_chat_rate or None)
+
+    async def no_inbound(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a worker-only process receives no messages")
+
+    channel = MockChannel(dispatch=no_inbound, account=args.mock_account, capabilities=caps, sink=sink)
+    return [channel], [sink.close]
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``engagebot broadcast ...`` (called by ``bot.cli``)."""
+    broadcast = sub.add_parser("broadcast", help="announce something to an audience, in each follower's language")
+    cmds = broadcast.add_subparsers(dest="broadcast_command", required=True)
+
+    start = cmds.add_parser("start", help="queue a broadcast (writes one outbox row per follower)")
+    start.add_argument("--name", required=True)
+    start.add_argument("--text-en", help="the text for followers reading English")
+    start.add_argument("--text-zh", help="the text for followers reading Chinese (zh_Hans)")
+    start.add_argument("--channel", action="append", default=[], help="only this channel (repeatable)")
+    start.add_argument("--locale", action="append", default=[], help="only followers reading this locale (repeatable)")
+    start.add_argument("--tag", action="append", default=[], help="only followers with this tag (repeatable: any)")
+    start.add_argument("--source", action="append", default=[], help="only followers who first came through "
+                       "this campaign scene (repeatable)")
+    start.add_argument("--since", metavar="YYYY-MM-DD", help="only followers who followed on or after this day "
+                       "(in the configured time zone)")
+    start.add_argument("--promotion", metavar="SLUG", help="add a button claiming this promotion")
+    start.add_argument("--wait", action="store_true", help="show progress until it is done")
+    start.set_defaults(func=cmd_start)
+
+    status = cmds.add_parser("status", help="progress of one broadcast, or of the recent ones")
+    status.add_argument("id", nargs="?", type=int)
+    status.add_argument("--watch", action="store_true", help="redraw until the broadcast is over")
+    status.add_argument("--limit", type=int, default=10)
+    status.set_defaults(func=cmd_status)
+
+    cancel = cmds.add_parser("cancel", help="stop a broadcast: nothing more is sent")
+    cancel.add_argument("id", type=int)
+    cancel.set_defaults(func=cmd_cancel)
+
+    work = cmds.add_parser("work", help="run only the broadcast workers (no HTTP server)")
+    work.add_argument("--mock-sink", metavar="URL", help="send through a mock channel into this database "
+                      "(table mock_delivery)")
+    work.add_argument("--mock-account", default="mock")
+    work.add_argument("--mock-rate", type=float, default=0, help="the mock channel's sends per second (0: no limit)")
+    work.add_argument("--mock-chat-rate", type=float, default=0, help="the mock channel's sends per second per chat")
+    work.add_argument("--batch", type=int, default=None, help="rows claimed per batch (the in-doubt window)")
+    work.add_argument("--lease", type=float, default=None, help="seconds before a crashed worker's batch is retried")
+    work.add_argument("--poll", type=float, default=1.0, help="seconds between looks for new work")
+    work.add_argument("--until-idle", action="store_true", help="exit when nothing is left to send")
+    work.set_defaults(func=cmd_work)

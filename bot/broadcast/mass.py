@@ -1,0 +1,149 @@
+"""Send to followers outside the reply window through a channel's mass-send API, within its quota.
+
+The outbox marks such rows ``held`` when the channel declares ``Capabilities.mass_send`` and has a
+``send_mass(external_ids, reply, *, context)`` coroutine (returning the platform's message id). Once
+a broadcast has nothing left ``pending`` on the channel, its held rows go out in as few calls as the
+platform allows: one per distinct text (locale), up to ``max_recipients`` followers each.
+
+Each call is a ``MassSend`` row written (status ``sending``, counted against the quota) before the
+call, with its recipients tagged ``reason = "mass:<id>"``; a crash between call and mark leaves it
+``sending``, and it is sent again with the same idempotency key after the lease. When the quota is
+used up, the rows are reported ``undeliverable`` with that reason rather than waiting for days.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.base import Channel
+from bot.channels.outbox import HELD_FOR_MASS, OUTSIDE_WINDOW, can_mass_send, channel_key
+from bot.core.inbound import utcnow
+from bot.core.reply import Reply
+from bot.core.serialize import reply_from_dict
+from bot.errors import EngagebotError
+from bot.storage.models import Follower, Message
+
+from .models import SENDING, Broadcast, MassSend
+
+log = logging.getLogger("engagebot.broadcast.mass")
+
+MASS_LEASE = timedelta(minutes=5)
+QUOTA_USED_UP = f"{OUTSIDE_WINDOW}; the mass-send quota is used up"
+
+
+class MassSender(Protocol):
+    async def send_mass(self, external_ids: list[str], reply: Reply, *, context: dict[str, Any]) -> str | None: ...
+
+
+async def run_mass_sends(channel: Channel, sessions: async_sessionmaker[AsyncSession]) -> int:
+    """Resend in-doubt mass sends, then send held rows of broadcasts done with single sends; return calls."""
+    if not can_mass_send(channel):
+        return 0
+    name, account = channel_key(channel)
+    calls = 0
+    now = utcnow()
+    async with sessions() as session:
+        stale = (await session.execute(select(MassSend.id).where(
+            MassSend.channel == name, MassSend.account == account, MassSend.status == "sending",
+            MassSend.created_at < now - MASS_LEASE))).scalars().all()
+        waiting = (await session.execute(select(Message.broadcast_id).distinct().where(
+            Message.channel == name, Message.account == account, Message.status == "held",
+            Message.reason == HELD_FOR_MASS))).scalars().all()
+    for mass_id in stale:
+        await _call(channel, sessions, mass_id)
+        calls += 1
+    for broadcast_id in waiting:
+        calls += await _send_broadcast(channel, sessions, broadcast_id)
+    return calls
+
+
+async def _send_broadcast(channel: Channel, sessions: async_sessionmaker[AsyncSession], broadcast_id: int) -> int:
+    name, account = channel_key(channel)
+    quota = channel.capabilities.mass_send
+    assert quota is not None
+    mine = (Message.broadcast_id == broadcast_id, Message.channel == name, Message.account == account)
+    calls = 0
+    while True:
+        async with sessions() as session:
+            status = (await session.execute(select(Broadcast.status).where(Broadcast.id == broadcast_id))).scalar()
+            if status != SENDING:
+                return calls  # still expanding (wait), or cancelled
+            if (await session.execute(select(Message.id).where(*mine, Message.status == "pending").limit(1))).first():
+                return calls  # single sends first: some of these followers may still be reached directly
+            texts = (await session.execute(select(Message.text).where(
+                *mine, Message.status == "held", Message.reason == HELD_FOR_MASS).limit(1))).scalars().all()
+            if not texts:
+                return calls
+            await _lock_quota(session, name, account)
+            now = utcnow()
+            used = (await session.execute(select(func.count()).select_from(MassSend).where(
+                MassSend.channel == name, MassSend.account == account,
+                MassSend.created_at > now - quota.period))).scalar_one()
+            if used >= quota.per_period:
+                result = await session.execute(update(Message).where(
+                    *mine, Message.status == "held", Message.reason == HELD_FOR_MASS,
+                ).values(status="undeliverable", reason=QUOTA_USED_UP), execution_options={"synchronize_session": False})
+                await session.commit()
+                log.warning("mass-send quota used up", extra={"channel": name, "broadcast": broadcast_id,
+                                                              "rows": result.rowcount})
+                return calls
+            mass = MassSend(broadcast_id=broadcast_id, channel=name, account=account, text=texts[0], recipients=0,
+                            status="sending", created_at=now)
+            session.add(mass)
+            await session.flush()
+            batch = (select(Message.id).where(*mine, Message.status == "held", Message.reason == HELD_FOR_MASS,
+                                              Message.text == texts[0]).order_by(Message.id).limit(quota.max_recipients))
+            tagged = await session.execute(update(Message).where(Message.id.in_(batch)).values(
+                reason=f"mass:{mass.id}"), execution_options={"synchronize_session": False})
+            mass.recipients = tagged.rowcount
+            await session.commit()  # quota spent and recipients chosen before the call
+            mass_id = mass.id
+        await _call(channel, sessions, mass_id)
+        calls += 1
+
+
+async def _call(channel: Channel, sessions: async_sessionmaker[AsyncSession], mass_id: int) -> None:
+    tag = f"mass:{mass_id}"
+    async with sessions() as session:
+        rows = (await session.execute(select(Follower.external_id, Message.body).join(
+            Follower, Follower.id == Message.follower_id).where(Message.reason == tag, Message.status == "held")
+            .order_by(Message.id))).all()
+        if not rows:
+            await session.execute(update(MassSend).where(MassSend.id == mass_id).values(status="sent", sent_at=utcnow()))
+            await session.commit()
+            return
+        reply = channel.degrade([reply_from_dict(rows[0].body or {})])[0]
+        external_ids = [r.external_id for r in rows]
+    sender: MassSender = channel  # type: ignore[assignment]
+    try:
+        platform_id = await sender.send_mass(external_ids, reply, context={"idempotency_key": tag, "mass_send_id": mass_id})
+    except EngagebotError as exc:
+        async with sessions() as session:
+            await session.execute(update(MassSend).where(MassSend.id == mass_id).values(
+                status="failed", reason=str(exc)[:255]))
+            await session.execute(update(Message).where(Message.reason == tag, Message.status == "held").values(
+                status="failed", reason=f"mass send failed: {exc}"[:255]), execution_options={"synchronize_session": False})
+            await session.commit()
+        log.warning("mass send failed", extra={"channel": channel.name, "mass_send": mass_id, "error": str(exc)})
+        return
+    now = utcnow()
+    async with sessions() as session:
+        await session.execute(update(MassSend).where(MassSend.id == mass_id).values(
+            status="sent", platform_id=str(platform_id)[:64] if platform_id else None, sent_at=now))
+        await session.execute(update(Message).where(Message.reason == tag, Message.status.in_(("held", "cancelled"))).values(
+            status="sent", sent_at=now, reason=f"mass send {platform_id or mass_id}"[:255], next_attempt_at=None),
+            execution_options={"synchronize_session": False})
+        await session.commit()
+
+
+async def _lock_quota(session: AsyncSession, channel: str, account: str) -> None:
+    """Serialize quota checks per account on PostgreSQL (SQLite serializes writers already)."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        key = zlib.crc32(f"mass:{channel}:{account}".encode())
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})

@@ -1,0 +1,140 @@
+"""How far a broadcast got, cancelling one, and closing those with nothing left to send."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.channels.outbox import HELD_FOR_MASS
+from bot.core.inbound import utcnow
+from bot.storage.models import Message
+
+from .models import ACTIVE, CANCELLED, DONE, SENDING, Broadcast
+
+UNSETTLED = ("pending", "held")  # rows that may still be sent
+
+
+@dataclass(slots=True)
+class Progress:
+    """Counts of one broadcast's rows by status, and the commonest reasons for those not sent."""
+
+    broadcast_id: int
+    name: str
+    status: str
+    total: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    reasons: list[tuple[str, str, int]] = field(default_factory=list)  # (status, reason, rows)
+
+    @property
+    def sent(self) -> int:
+        return self.by_status.get("sent", 0)
+
+    @property
+    def failed(self) -> int:
+        return self.by_status.get("failed", 0)
+
+    @property
+    def undeliverable(self) -> int:
+        return self.by_status.get("undeliverable", 0)
+
+    @property
+    def cancelled(self) -> int:
+        return self.by_status.get("cancelled", 0)
+
+    @property
+    def pending(self) -> int:
+        return sum(self.by_status.get(s, 0) for s in UNSETTLED)
+
+    @property
+    def settled(self) -> int:
+        return self.total - self.pending
+
+
+async def progress(session: AsyncSession, broadcast_id: int, *, reasons: int = 5) -> Progress | None:
+    broadcast = await session.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        return None
+    rows = (await session.execute(select(Message.status, func.count()).where(
+        Message.broadcast_id == broadcast_id).group_by(Message.status))).all()
+    by_status = {status: n for status, n in rows}
+    result = Progress(broadcast.id, broadcast.name, broadcast.status, sum(by_status.values()), by_status)
+    if reasons:
+        result.reasons = [(s, r, n) for s, r, n in (await session.execute(
+            select(Message.status, Message.reason, func.count().label("n")).where(
+                Message.broadcast_id == broadcast_id, Message.status.in_(("failed", "undeliverable")))
+            .group_by(Message.status, Message.reason).order_by(func.count().desc()).limit(reasons))).all()]
+    return result
+
+
+async def recent_broadcasts(session: AsyncSession, *, limit: int = 10) -> Sequence[Broadcast]:
+    return (await session.execute(select(Broadcast).order_by(Broadcast.id.desc()).limit(limit))).scalars().all()
+
+
+async def cancel_broadcast(session: AsyncSession, broadcast_id: int) -> int | None:
+    """Stop a broadcast: its unsent rows become ``cancelled``; return how many, or None if it was over.
+
+    Commits. A send already handed to the platform when this runs is still recorded as sent.
+    """
+    now = utcnow()
+    stopped = await session.execute(update(Broadcast).where(
+        Broadcast.id == broadcast_id, Broadcast.status.in_(ACTIVE),
+    ).values(status=CANCELLED, lease_until=None, finished_at=now))
+    if stopped.rowcount != 1:
+        await session.rollback()
+        return None
+    # Rows already handed to a mass send (reason "mass:<id>") stay: that call may have reached the platform.
+    result = await session.execute(update(Message).where(
+        Message.broadcast_id == broadcast_id,
+        or_(Message.status == "pending", and_(Message.status == "held", Message.reason == HELD_FOR_MASS)),
+    ).values(status="cancelled", reason="broadcast cancelled", next_attempt_at=None),
+        execution_options={"synchronize_session": False})
+    await _store_counts(session, broadcast_id)
+    await session.commit()
+    return result.rowcount
+
+
+async def _store_counts(session: AsyncSession, broadcast_id: int) -> None:
+    """Keep the counts on the broadcast row, in the caller's transaction (the list reads them cheaply)."""
+    rows = (await session.execute(select(Message.status, func.count()).where(
+        Message.broadcast_id == broadcast_id).group_by(Message.status))).all()
+    counts = {status: n for status, n in rows}
+    await session.execute(update(Broadcast).where(Broadcast.id == broadcast_id).values(
+        counts=counts, total=sum(counts.values())))
+
+
+async def finish_done(session: AsyncSession) -> list[int]:
+    """Mark ``done`` every sending broadcast with no row left to send; return their ids."""
+    unsettled = select(Message.id).where(Message.broadcast_id == Broadcast.id, Message.status.in_(UNSETTLED))
+    ids = (await session.execute(select(Broadcast.id).where(
+        Broadcast.status == SENDING, ~unsettled.exists()))).scalars().all()
+    finished = []
+    for broadcast_id in ids:
+        result = await session.execute(update(Broadcast).where(
+            Broadcast.id == broadcast_id, Broadcast.status == SENDING,
+        ).values(status=DONE, finished_at=utcnow()))
+        if result.rowcount == 1:
+            await _store_counts(session, broadcast_id)
+            finished.append(broadcast_id)
+        await session.commit()
+    return finished
+
+
+def render_progress(p: Progress, *, width: int = 30) -> str:
+    """One terminal line: a bar (sent, not delivered, still pending) and the counts."""
+    total = max(p.total, 1)
+    sent = round(width * p.sent / total)
+    missed = round(width * (p.failed + p.undeliverable + p.cancelled) / total)
+    missed = min(missed, width - sent)
+    bar = "█" * sent + "▒" * missed + "░" * (width - sent - missed)
+    percent = 100 * p.settled / total if p.total else 100.0
+    parts = [f"sent {p.sent}", f"failed {p.failed}", f"undeliverable {p.undeliverable}", f"pending {p.pending}"]
+    if p.cancelled:
+        parts.append(f"cancelled {p.cancelled}")
+    return f"#{p.broadcast_id} {p.name[:24]:<24} [{bar}] {percent:5.1f}%  {' · '.join(parts)} of {p.total}  ({p.status})"
+
+
+__all__ = ["CANCELLED", "DONE", "Progress", "cancel_broadcast", "finish_done", "progress", "recent_broadcasts",
+           "render_progress"]

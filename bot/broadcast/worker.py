@@ -1,0 +1,125 @@
+"""Run broadcasts in this process: expand queued ones, drain each channel's outbox, mass-send, close.
+
+Everything a worker needs to know about a platform comes from the channel's ``Capabilities``: the
+send rates pace its ``OutboxSender``, the reply windows decide who can be reached, ``mass_send``
+decides whether the others are batched or reported. A new channel needs no change here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.base import Channel
+from bot.channels.outbox import OutboxSender, channel_key
+from bot.core.inbound import utcnow
+from bot.i18n import Catalogs
+from bot.storage.models import Message
+
+from .expand import expand_broadcast
+from .mass import run_mass_sends
+from .models import EXPANDING, QUEUED, Broadcast
+from .status import UNSETTLED, finish_done
+
+log = logging.getLogger("engagebot.broadcast")
+
+
+class BroadcastWorker:
+    """One outbox sender per channel plus a supervisor loop; several processes may run one each.
+
+    A channel that already owns an ``OutboxSender`` as ``channel.outbox`` (the WeChat adapter does)
+    keeps it: two senders for one channel in one process would each take the full rate.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Sequence[Channel], *,
+                 poll_every: float = 1.0, batch_size: int | None = None, lease: timedelta | None = None,
+                 catalogs: Catalogs | None = None) -> None:
+        self.sessions = sessions
+        self.channels = list(channels)
+        self.poll_every = poll_every
+        self.catalogs = catalogs
+        options: dict[str, Any] = {"sweep_every": poll_every}
+        if batch_size:
+            options["batch_size"] = batch_size
+        if lease:
+            options["lease"] = lease
+        self.senders: list[OutboxSender] = []
+        self._owned: list[OutboxSender] = []
+        for channel in self.channels:
+            existing = getattr(channel, "outbox", None)
+            if isinstance(existing, OutboxSender):
+                self.senders.append(existing)
+            else:
+                sender = OutboxSender(channel, sessions, **options)
+                self.senders.append(sender)
+                self._owned.append(sender)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for sender in self.senders:
+            sender.start()
+        if self._task is None:
+            self._task = asyncio.create_task(self._supervise(), name="broadcast-supervisor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        for sender in self._owned:
+            await sender.stop()
+
+    async def tick(self) -> None:
+        """Expand broadcasts nobody is expanding, send held rows by mass send, close finished ones."""
+        now = utcnow()
+        async with self.sessions() as session:
+            ids = (await session.execute(select(Broadcast.id).where(
+                Broadcast.status.in_((QUEUED, EXPANDING)),
+                or_(Broadcast.lease_until.is_(None), Broadcast.lease_until < now)).order_by(Broadcast.id))).scalars().all()
+        for broadcast_id in ids:
+            await expand_broadcast(self.sessions, broadcast_id, catalogs=self.catalogs)
+        for channel in self.channels:
+            await run_mass_sends(channel, self.sessions)
+        async with self.sessions() as session:
+            for broadcast_id in await finish_done(session):
+                log.info("broadcast done", extra={"broadcast": broadcast_id})
+
+    async def idle(self) -> bool:
+        """Nothing to expand, and nothing this worker's channels could still send."""
+        keys = [channel_key(c) for c in self.channels]
+        async with self.sessions() as session:
+            if (await session.execute(select(Broadcast.id).where(
+                    Broadcast.status.in_((QUEUED, EXPANDING))).limit(1))).first():
+                return False
+            if keys and (await session.execute(select(Message.id).where(
+                    Message.direction == "out", Message.status.in_(UNSETTLED),
+                    or_(*(and_(Message.channel == n, Message.account == a) for n, a in keys))).limit(1))).first():
+                return False
+        return True
+
+    async def run_until_idle(self, *, timeout: float | None = None) -> None:
+        """Start, work until :meth:`idle`, close what finished, stop (the ``--until-idle`` worker)."""
+        await self.start()
+        try:
+            async with asyncio.timeout(timeout):
+                while not await self.idle():
+                    await asyncio.sleep(self.poll_every / 4)
+                await self.tick()
+        finally:
+            await self.stop()
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep supervising: a DB hiccup must not stop broadcasts for good
+                log.exception("broadcast supervisor failed")
+            await asyncio.sleep(self.poll_every)

@@ -1,0 +1,78 @@
+"""Operator HTTP API for offers: ``POST /admin/redeem`` with a bearer token.
+
+Without ``admin_token`` in the settings the API is off (503); a wrong or missing token gets 401.
+Tokens are compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .redeem import RedeemOutcome, redeem
+
+STATUS = {
+    RedeemOutcome.REDEEMED: 200,
+    RedeemOutcome.ALREADY_REDEEMED: 409,
+    RedeemOutcome.EXPIRED: 410,
+    RedeemOutcome.UNKNOWN: 404,
+    RedeemOutcome.AMBIGUOUS: 409,
+    RedeemOutcome.SHARED: 422,
+}
+
+
+class RedeemBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_ -]+$")
+    promotion: str | None = Field(default=None, max_length=64)
+    by: str | None = Field(default=None, max_length=128)  # the till or the shop, for the record
+
+
+def _refuse(status: int, reason: str) -> web.Response:
+    return web.json_response({"error": reason}, status=status)
+
+
+def _authorized(request: web.Request, token: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _sep, given = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
+
+
+def admin_plugin(app: web.Application, core: Any) -> None:
+    """Add the offers admin routes to the app (see ``bot.app.Plugin``); nothing to start or stop."""
+
+    async def redeem_code(request: web.Request) -> web.Response:
+        secret = core.settings.admin_token
+        if secret is None or not secret.get_secret_value():
+            return _refuse(503, "admin API disabled")
+        if not _authorized(request, secret.get_secret_value()):
+            return web.json_response({"error": "unauthorized"}, status=401,
+                                     headers={"WWW-Authenticate": 'Bearer realm="engagebot"'})
+        try:
+            data = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return _refuse(400, "body must be JSON")
+        try:
+            body = RedeemBody.model_validate(data)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"]) or "body"
+            return _refuse(422, f"{field}: {err['msg']}")
+        async with core.sessions() as session:
+            result = await redeem(session, body.code, by=body.by or "admin-api", promotion=body.promotion)
+            await session.commit()
+        payload = {"outcome": str(result.outcome), "code": result.code, "promotion": result.promotion,
+                   "message": result.describe(),
+                   "redeemed_at": result.redeemed_at.isoformat() if result.redeemed_at else None,
+                   "valid_until": result.valid_until.isoformat() if result.valid_until else None}
+        return web.json_response(payload, status=STATUS[result.outcome])
+
+    app.router.add_post("/admin/redeem", redeem_code)
+    return None

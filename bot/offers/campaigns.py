@@ -1,0 +1,91 @@
+"""Campaigns: offline QR codes and KOL links, every touch recorded, a funnel per campaign, QR files."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .models import Campaign, CampaignTouch, Claim, Promotion
+
+
+@dataclass(frozen=True, slots=True)
+class FunnelRow:
+    slug: str
+    source: str
+    scene: str
+    promotion: str | None
+    scans: int  # every scan or follow through the campaign's QR / link
+    people: int  # distinct followers among them
+    follows: int  # touches that made a new follower
+    claims: int  # codes handed out through the campaign
+    redemptions: int  # of those codes, used at the till
+
+
+async def find_campaign(session: AsyncSession, scene: str) -> Campaign | None:
+    return (await session.execute(select(Campaign).where(Campaign.scene == scene))).scalar_one_or_none()
+
+
+async def get_campaign(session: AsyncSession, slug: str) -> Campaign | None:
+    return (await session.execute(select(Campaign).where(Campaign.slug == slug))).scalar_one_or_none()
+
+
+async def record_touch(session: AsyncSession, campaign: Campaign, follower: Any, *, kind: str, new_follower: bool,
+                       at: datetime) -> CampaignTouch:
+    """Write one touch (committed with the message); the follower's first touch is kept by storage.
+
+    Flushed at once, so the dispatcher sees the handler wrote and commits the message in this transaction.
+    """
+    touch = CampaignTouch(campaign_id=campaign.id, follower_id=follower.id, kind=kind, at=at,
+                          new_follower=new_follower)
+    session.add(touch)
+    await session.flush()
+    return touch
+
+
+async def funnel_stats(session: AsyncSession, slug: str | None = None) -> list[FunnelRow]:
+    """Scans -> follows -> claims -> redemptions per campaign, counted by the database."""
+    touches = (select(CampaignTouch.campaign_id.label("cid"),
+                      func.count().label("scans"),
+                      func.count(func.distinct(CampaignTouch.follower_id)).label("people"),
+                      func.count().filter(CampaignTouch.new_follower.is_(True)).label("follows"))
+               .group_by(CampaignTouch.campaign_id).subquery())
+    claims = (select(Claim.campaign_id.label("cid"),
+                     func.count().label("claims"),
+                     func.count(Claim.redeemed_at).label("redemptions"))
+              .where(Claim.campaign_id.is_not(None)).group_by(Claim.campaign_id).subquery())
+    query = (select(Campaign.slug, Campaign.source, Campaign.scene, Promotion.slug.label("promotion"),
+                    func.coalesce(touches.c.scans, 0), func.coalesce(touches.c.people, 0),
+                    func.coalesce(touches.c.follows, 0), func.coalesce(claims.c.claims, 0),
+                    func.coalesce(claims.c.redemptions, 0))
+             .outerjoin(touches, touches.c.cid == Campaign.id)
+             .outerjoin(claims, claims.c.cid == Campaign.id)
+             .outerjoin(Promotion, and_(Promotion.id == Campaign.promotion_id))
+             .order_by(Campaign.slug))
+    if slug is not None:
+        query = query.where(Campaign.slug == slug)
+    return [FunnelRow(*row) for row in (await session.execute(query)).all()]
+
+
+def _draw(url: str, png: Path, svg: Path) -> None:
+    import segno
+
+    qr = segno.make(url, error="m")
+    qr.save(str(png), scale=8, border=4)
+    qr.save(str(svg), scale=8, border=4, xmldecl=True)
+
+
+async def write_qr_files(links: dict[str, str], slug: str, out_dir: Path) -> list[Path]:
+    """Write ``<slug>-<channel>.png`` and ``.svg`` for each link; drawing runs in a worker thread."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for channel, url in sorted(links.items()):
+        png, svg = out_dir / f"{slug}-{channel}.png", out_dir / f"{slug}-{channel}.svg"
+        await asyncio.to_thread(_draw, url, png, svg)
+        written += [png, svg]
+    return written

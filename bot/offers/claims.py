@@ -1,0 +1,221 @@
+"""Claiming a promotion's code: atomic in the database, idempotent for the follower.
+
+The quota is a conditional ``UPDATE ... SET claimed = claimed + 1 WHERE claimed < quota``; the
+per-follower limit is the unique (promotion, follower, seq) key; codes are unique per promotion
+(a generated code that collides is retried inside a SAVEPOINT); a pool code is taken with a
+conditional update of an unassigned row. Nothing here commits: inside a message the dispatcher
+commits with the reply, elsewhere the caller does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone
+from enum import StrEnum
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.inbound import utcnow
+
+from .codes import generate_code
+from .models import Claim, PoolCode, Promotion
+
+CODE_ATTEMPTS = 8
+_claim = Claim.__table__
+_promotion = Promotion.__table__
+_pool = PoolCode.__table__
+
+
+class ClaimOutcome(StrEnum):
+    CLAIMED = "claimed"  # a new code
+    ALREADY_CLAIMED = "already_claimed"  # the follower's live code, again
+    SOLD_OUT = "sold_out"
+    NOT_STARTED = "not_started"
+    ENDED = "ended"
+    LIMIT_REACHED = "limit_reached"
+    NOT_FOLLOWING = "not_following"
+    NOT_IN_AUDIENCE = "not_in_audience"
+    NOT_ON_CHANNEL = "not_on_channel"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    outcome: ClaimOutcome
+    promotion: Promotion
+    claim: Claim | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in (ClaimOutcome.CLAIMED, ClaimOutcome.ALREADY_CLAIMED)
+
+    @property
+    def code(self) -> str | None:
+        """The code to show: the claim's own, or the promotion's shared code."""
+        if self.claim is None:
+            return None
+        return self.claim.code or self.promotion.shared_code
+
+
+class _SeqTaken(Exception):
+    """Another claim of this follower took the same sequence number first."""
+
+
+class _PoolCodeTaken(Exception):
+    """The pool row picked was assigned by someone else meanwhile."""
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Aware UTC (SQLite hands stored times back naive; they were written as UTC)."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def is_live(claim: Claim, now: datetime) -> bool:
+    """True while the code can still be used: not redeemed, not expired."""
+    until = as_utc(claim.valid_until)
+    return claim.redeemed_at is None and (until is None or until >= now)
+
+
+def code_valid_until(promotion: Promotion, claimed_at: datetime) -> datetime | None:
+    """When a code claimed now stops working: N days (to the end of that day, in the promotion's zone),
+    an absolute date, or else the promotion's end."""
+    if promotion.valid_days:
+        tz = ZoneInfo(promotion.timezone)
+        last_day = claimed_at.astimezone(tz).date() + timedelta(days=promotion.valid_days)
+        end = datetime.combine(last_day, time(23, 59, 59), tzinfo=tz)
+        return end.astimezone(timezone.utc)
+    return as_utc(promotion.valid_until) or as_utc(promotion.ends_at)
+
+
+def check_eligibility(promotion: Promotion, follower: Any, *, now: datetime,
+                      locale: str | None = None) -> ClaimOutcome | None:
+    """Return why this follower may not claim now (the operator's rules, not races), or None."""
+    if promotion.channels and follower.channel not in promotion.channels:
+        return ClaimOutcome.NOT_ON_CHANNEL
+    starts, ends = as_utc(promotion.starts_at), as_utc(promotion.ends_at)
+    if starts is not None and now < starts:
+        return ClaimOutcome.NOT_STARTED
+    if ends is not None and now > ends:
+        return ClaimOutcome.ENDED
+    if promotion.followers_only and not follower.following:
+        return ClaimOutcome.NOT_FOLLOWING
+    since = as_utc(promotion.followed_since)
+    if since is not None and (follower.followed_at is None or as_utc(follower.followed_at) < since):
+        return ClaimOutcome.NOT_IN_AUDIENCE
+    if promotion.audience_tags and not set(follower.tags or ()) & set(promotion.audience_tags):
+        return ClaimOutcome.NOT_IN_AUDIENCE
+    if promotion.audience_locales:
+        follower_locale = locale or follower.locale
+        if follower_locale not in promotion.audience_locales:
+            return ClaimOutcome.NOT_IN_AUDIENCE
+    return None
+
+
+async def claims_of(session: AsyncSession, promotion_id: int, follower_id: int) -> list[Claim]:
+    return list((await session.execute(
+        select(Claim).where(Claim.promotion_id == promotion_id, Claim.follower_id == follower_id)
+        .order_by(Claim.seq).execution_options(populate_existing=True))).scalars())
+
+
+async def claim(
+    session: AsyncSession, promotion: Promotion, follower: Any, *, now: datetime | None = None,
+    locale: str | None = None, via: str = "api", campaign_id: int | None = None,
+) -> ClaimResult:
+    """Hand ``follower`` a code of ``promotion``, or say why not; safe under any concurrency.
+
+    A follower who holds a live code (not redeemed, not expired) gets that same code again; a new
+    one only once the last is used up, and at most ``per_follower_limit`` in all.
+    """
+    now = now or utcnow()
+    for _attempt in range(3):
+        existing = await claims_of(session, promotion.id, follower.id)
+        live = [c for c in existing if is_live(c, now)]
+        if live:
+            return ClaimResult(ClaimOutcome.ALREADY_CLAIMED, promotion, live[-1])
+        refusal = check_eligibility(promotion, follower, now=now, locale=locale)
+        if refusal is not None:
+            return ClaimResult(refusal, promotion)
+        if len(existing) >= promotion.per_follower_limit:
+            return ClaimResult(ClaimOutcome.LIMIT_REACHED, promotion)
+        if promotion.quota is not None and promotion.claimed >= promotion.quota:
+            return ClaimResult(ClaimOutcome.SOLD_OUT, promotion)  # the counter only grows: no write needed
+        seq = (existing[-1].seq if existing else 0) + 1
+        try:
+            return await _take(session, promotion, follower.id, seq, now, via=via, campaign_id=campaign_id)
+        except _SeqTaken:
+            continue  # the same follower claimed at the same moment: read again, answer with that code
+    raise RuntimeError(f"claim of {promotion.slug!r} kept racing with itself")
+
+
+async def _take(session: AsyncSession, promotion: Promotion, follower_id: int, seq: int, now: datetime, *,
+                via: str, campaign_id: int | None) -> ClaimResult:
+    # The quota first: it is the first write of the transaction, so on SQLite it takes the write lock
+    # before any SAVEPOINT (pysqlite opens transactions lazily; a SAVEPOINT opening one would commit
+    # on RELEASE), and on PostgreSQL the promotion's row lock queues claimers until we commit. Either
+    # way nobody sees the counter between here and the commit, so undoing it below is invisible.
+    taken = await session.execute(
+        update(_promotion).where(_promotion.c.id == promotion.id,
+                                 or_(_promotion.c.quota.is_(None), _promotion.c.claimed < _promotion.c.quota))
+        .values(claimed=_promotion.c.claimed + 1))
+    if taken.rowcount != 1:
+        return ClaimResult(ClaimOutcome.SOLD_OUT, promotion)
+    valid_until = code_valid_until(promotion, now)
+    try:
+        for _attempt in range(CODE_ATTEMPTS):
+            pool_row: Any = None
+            if promotion.code_strategy == "pool":
+                pool_row = await _free_pool_code(session, promotion.id)
+                if pool_row is None:
+                    await _give_back(session, promotion.id)
+                    return ClaimResult(ClaimOutcome.SOLD_OUT, promotion)
+                code: str | None = pool_row.code
+            elif promotion.code_strategy == "shared":
+                code = None
+            else:
+                code = generate_code(promotion.code_length, promotion.code_prefix)
+            values = dict(promotion_id=promotion.id, follower_id=follower_id, seq=seq, code=code, claimed_at=now,
+                          valid_until=valid_until, redeemed_at=None, redeemed_by=None, via=via,
+                          campaign_id=campaign_id)
+            try:
+                async with session.begin_nested():
+                    claim_id = (await session.execute(
+                        insert(_claim).values(**values).returning(_claim.c.id))).scalar_one()
+                    if pool_row is not None:
+                        assigned = await session.execute(update(_pool).where(
+                            _pool.c.id == pool_row.id, _pool.c.claim_id.is_(None)).values(claim_id=claim_id))
+                        if assigned.rowcount != 1:
+                            raise _PoolCodeTaken()
+            except IntegrityError as exc:
+                message = str(exc.orig)
+                if "seq" in message:
+                    raise _SeqTaken() from None
+                if "code" in message:
+                    continue  # a generated code collided, or a pool code was just taken: draw again
+                raise
+            except _PoolCodeTaken:
+                continue
+            return ClaimResult(ClaimOutcome.CLAIMED, promotion, Claim(id=claim_id, **values))
+    except _SeqTaken:
+        await _give_back(session, promotion.id)
+        raise
+    raise RuntimeError(f"no free code found for {promotion.slug!r} after {CODE_ATTEMPTS} attempts")
+
+
+async def _give_back(session: AsyncSession, promotion_id: int) -> None:
+    """Undo this transaction's quota increment (no claim was made after all)."""
+    await session.execute(update(_promotion).where(_promotion.c.id == promotion_id)
+                          .values(claimed=_promotion.c.claimed - 1))
+
+
+async def _free_pool_code(session: AsyncSession, promotion_id: int) -> Any:
+    query = (select(_pool.c.id, _pool.c.code)
+             .where(_pool.c.promotion_id == promotion_id, _pool.c.claim_id.is_(None))
+             .order_by(_pool.c.id).limit(1))
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)  # concurrent claimers take different rows
+    return (await session.execute(query)).first()

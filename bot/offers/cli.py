@@ -1,0 +1,199 @@
+"""``engagebot promo load|list|show|redeem`` and ``engagebot campaign qr|stats``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@asynccontextmanager
+async def _session(args: argparse.Namespace) -> AsyncIterator[AsyncSession]:
+    from bot.cli import _settings
+    from bot.storage.engine import create_engine, make_sessionmaker
+    from bot.storage.migrate import upgrade
+
+    settings = _settings(args)
+    engine = create_engine(settings.database_url)
+    try:
+        await upgrade(engine)
+        async with make_sessionmaker(engine)() as session:
+            yield session
+    finally:
+        await engine.dispose()
+
+
+def _when(value: Any, tz_name: str) -> str:
+    from zoneinfo import ZoneInfo
+
+    from .claims import as_utc
+
+    moment = as_utc(value)
+    return moment.astimezone(ZoneInfo(tz_name)).strftime("%Y-%m-%d %H:%M %Z") if moment else "-"
+
+
+async def cmd_promo_load(args: argparse.Namespace) -> int:
+    from .loader import load_promo_file
+    from .spec import read_promo_file
+
+    parsed = read_promo_file(args.file)
+    async with _session(args) as session:
+        async with session.begin():
+            summary = await load_promo_file(session, parsed)
+    print(f"loaded {args.file}: promotions {summary.promotions_added} added, {summary.promotions_replaced} replaced; "
+          f"campaigns {summary.campaigns_added} added, {summary.campaigns_replaced} replaced; "
+          f"{summary.pool_codes_added} pool code(s) added")
+    return 0
+
+
+async def cmd_promo_list(args: argparse.Namespace) -> int:
+    from .loader import list_promotions
+
+    async with _session(args) as session:
+        promos = await list_promotions(session)
+    if not promos:
+        print("no promotions; load some with: engagebot promo load FILE.yaml")
+    for p in promos:
+        quota = f"{p.claimed}/{p.quota}" if p.quota is not None else f"{p.claimed}/unlimited"
+        family = f"  family: {p.friends_needed} friends" if p.friends_needed else ""
+        print(f"{p.slug:<24} {p.code_strategy:<7} claimed {quota:<16} "
+              f"{_when(p.starts_at, p.timezone)} -> {_when(p.ends_at, p.timezone)}{family}")
+    return 0
+
+
+async def cmd_promo_show(args: argparse.Namespace) -> int:
+    from sqlalchemy import func, select
+
+    from bot.cli import fail
+
+    from .loader import get_promotion, pool_free_count
+    from .models import Claim
+
+    async with _session(args) as session:
+        p = await get_promotion(session, args.slug)
+        if p is None:
+            return fail(f"no promotion {args.slug!r}")
+        redeemed = (await session.execute(select(func.count()).select_from(Claim).where(
+            Claim.promotion_id == p.id, Claim.redeemed_at.is_not(None)))).scalar_one()
+        free = await pool_free_count(session, p.id) if p.code_strategy == "pool" else None
+    lines = [
+        f"slug:          {p.slug}",
+        *(f"title.{loc}:{' ' * max(1, 7 - len(loc))}{text}" for loc, text in p.title.items()),
+        f"time zone:     {p.timezone}",
+        f"runs:          {_when(p.starts_at, p.timezone)} -> {_when(p.ends_at, p.timezone)}",
+        f"channels:      {', '.join(p.channels) or 'all'}",
+        f"audience:      {'followers only' if p.followers_only else 'anyone'}"
+        + (f", followed since {_when(p.followed_since, p.timezone)}" if p.followed_since else "")
+        + (f", tags {p.audience_tags}" if p.audience_tags else "")
+        + (f", locales {p.audience_locales}" if p.audience_locales else ""),
+        f"codes:         {p.code_strategy}"
+        + (f" ({p.code_prefix}+{p.code_length} characters)" if p.code_strategy == "unique" else "")
+        + (f" {p.shared_code}" if p.shared_code else "")
+        + (f" ({free} unassigned)" if free is not None else ""),
+        f"validity:      " + (f"{p.valid_days} day(s) after the claim" if p.valid_days
+                              else _when(p.valid_until, p.timezone) if p.valid_until else "until the promotion ends"),
+        f"claimed:       {p.claimed}" + (f" of {p.quota}" if p.quota is not None else "")
+        + f", {redeemed} redeemed; at most {p.per_follower_limit} per follower",
+        f"keywords:      " + ("; ".join(f"{loc}: {', '.join(ws)}" for loc, ws in p.keywords.items()) or "-"),
+        f"menu key:      {p.menu_key or '-'}",
+        f"value:         " + (f"{p.value_amount} {p.value_currency} ({p.value_kind})" if p.value_amount else "-"),
+    ]
+    if p.friends_needed:
+        lines.append(f"family offer:  after {p.friends_needed} friend(s) follow through an invite")
+    print("\n".join(lines))
+    return 0
+
+
+async def cmd_promo_redeem(args: argparse.Namespace) -> int:
+    from .redeem import RedeemOutcome, redeem
+
+    async with _session(args) as session:
+        result = await redeem(session, args.code, by=args.by or "cli", promotion=args.promotion)
+        await session.commit()
+    print(result.describe())
+    return 0 if result.outcome is RedeemOutcome.REDEEMED else 1
+
+
+async def cmd_campaign_qr(args: argparse.Namespace) -> int:
+    from bot.app import build_core
+    from bot.cli import _settings, fail
+
+    from .campaigns import get_campaign, write_qr_files
+    from .links import campaign_links
+
+    core = build_core(_settings(args))
+    try:
+        await core.open()
+        async with core.sessions() as session:
+            campaign = await get_campaign(session, args.slug)
+        if campaign is None:
+            return fail(f"no campaign {args.slug!r}")
+        links = await campaign_links(core, campaign.scene)
+    finally:
+        await core.close()
+    if not links:
+        return fail("no channel can give a link for a scene: configure WeChat or Telegram first")
+    out = Path(args.out)
+    for path in await write_qr_files(links, campaign.slug, out):
+        print(path)
+    for channel, url in sorted(links.items()):
+        print(f"{channel}: {url}")
+    return 0
+
+
+async def cmd_campaign_stats(args: argparse.Namespace) -> int:
+    from bot.cli import fail
+
+    from .campaigns import funnel_stats
+
+    async with _session(args) as session:
+        rows = await funnel_stats(session, args.slug)
+    if not rows:
+        return fail(f"no campaign {args.slug!r}") if args.slug else (print("no campaigns") or 0)
+    header = ("campaign", "source", "scans", "people", "follows", "claims", "redeemed", "follow%", "redeem%")
+    table = [header]
+    for r in rows:
+        table.append((r.slug, r.source[:28], str(r.scans), str(r.people), str(r.follows), str(r.claims),
+                      str(r.redemptions), _percent(r.follows, r.scans), _percent(r.redemptions, r.claims)))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for n, row in enumerate(table):
+        print("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    return 0
+
+
+def _percent(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``promo`` and ``campaign`` on the ``engagebot`` command."""
+    promo = sub.add_parser("promo", help="promotions: load, list, show, redeem").add_subparsers(
+        dest="promo_command", required=True)
+    load = promo.add_parser("load", help="load promotions (and campaigns) from YAML, replacing those of the same slug")
+    load.add_argument("file", type=Path)
+    load.set_defaults(func=cmd_promo_load)
+    promo.add_parser("list", help="list promotions").set_defaults(func=cmd_promo_list)
+    show = promo.add_parser("show", help="show one promotion")
+    show.add_argument("slug")
+    show.set_defaults(func=cmd_promo_show)
+    red = promo.add_parser("redeem", help="mark a code used (once)")
+    red.add_argument("code")
+    red.add_argument("--promotion", help="the promotion's slug, when a code exists in several")
+    red.add_argument("--by", help="who redeems (a shop, a till), for the record")
+    red.set_defaults(func=cmd_promo_redeem)
+
+    campaign = sub.add_parser("campaign", help="campaigns: QR codes and funnel").add_subparsers(
+        dest="campaign_command", required=True)
+    qr = campaign.add_parser("qr", help="write <slug>-<channel>.png and .svg for each channel with a link")
+    qr.add_argument("slug")
+    qr.add_argument("--out", default=".", help="folder for the files (default: here)")
+    qr.set_defaults(func=cmd_campaign_qr)
+    stats = campaign.add_parser("stats", help="scans -> follows -> claims -> redemptions")
+    stats.add_argument("slug", nargs="?")
+    stats.set_defaults(func=cmd_campaign_stats)

@@ -1,0 +1,92 @@
+"""Which promotion a message asks for: keywords, buttons and menu keys, cached in memory.
+
+Promotions change when an operator loads a file; reading them for every text message would cost a
+query on the hot path, so the index is re-read at most every ``ttl`` seconds (the prompt-rules TTL).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from .claims import as_utc
+from .models import Promotion
+
+OFFER_INDEX_SERVICE = "offers.index"
+OFFER_PAYLOAD_PREFIX = "offer:"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedPromotion:
+    id: int
+    slug: str
+    keywords: tuple[str, ...]  # casefolded, every locale
+    menu_key: str | None
+    channels: tuple[str, ...]
+    starts_at: datetime | None
+    ends_at: datetime | None
+    friends_needed: int | None
+
+    def running(self, now: datetime) -> bool:
+        return (self.starts_at is None or self.starts_at <= now) and (self.ends_at is None or now <= self.ends_at)
+
+    def on_channel(self, channel: str) -> bool:
+        return not self.channels or channel in self.channels
+
+
+class OfferIndex:
+    def __init__(self, *, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._items: list[IndexedPromotion] = []
+        self._loaded_at = float("-inf")
+
+    def invalidate(self) -> None:
+        self._loaded_at = float("-inf")
+
+    async def items(self, session: AsyncSession) -> list[IndexedPromotion]:
+        if time.monotonic() - self._loaded_at > self.ttl:
+            rows = (await session.execute(select(
+                Promotion.id, Promotion.slug, Promotion.keywords, Promotion.menu_key, Promotion.channels,
+                Promotion.starts_at, Promotion.ends_at, Promotion.friends_needed).order_by(Promotion.id))).all()
+            self._items = [IndexedPromotion(
+                id=r.id, slug=r.slug, menu_key=r.menu_key, channels=tuple(r.channels or ()),
+                keywords=tuple(w.casefold() for words in (r.keywords or {}).values() for w in words),
+                starts_at=as_utc(r.starts_at), ends_at=as_utc(r.ends_at), friends_needed=r.friends_needed,
+            ) for r in rows]
+            self._loaded_at = time.monotonic()
+        return self._items
+
+    async def by_text(self, session: AsyncSession, text: str, channel: str) -> list[IndexedPromotion]:
+        """Promotions whose keyword (in any locale) appears in the text."""
+        folded = text.casefold().strip()
+        if not folded:
+            return []
+        return [p for p in await self.items(session)
+                if p.on_channel(channel) and any(k in folded for k in p.keywords)]
+
+    async def by_payload(self, session: AsyncSession, payload: str | None) -> IndexedPromotion | None:
+        """The promotion a button (``offer:<slug>``) or a menu key stands for."""
+        if not payload:
+            return None
+        for p in await self.items(session):
+            if payload == f"{OFFER_PAYLOAD_PREFIX}{p.slug}" or (p.menu_key is not None and payload == p.menu_key):
+                return p
+        return None
+
+    async def running(self, session: AsyncSession, now: datetime, channel: str) -> list[IndexedPromotion]:
+        return [p for p in await self.items(session) if p.running(now) and p.on_channel(channel)]
+
+
+def offer_index(services: dict[str, Any]) -> OfferIndex:
+    """The app's index, created on first use (with the prompt-rules TTL when settings are known)."""
+    index = services.get(OFFER_INDEX_SERVICE)
+    if index is None:
+        settings = services.get("settings")
+        index = OfferIndex(ttl=getattr(settings, "prompt_rules_ttl", 2.0))
+        services[OFFER_INDEX_SERVICE] = index
+    return index

@@ -1,0 +1,88 @@
+"""Redeeming a code at the till: once, with a conditional update, and a clear reason when not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.inbound import utcnow
+
+from .claims import as_utc
+from .codes import normalize_code
+from .models import Claim, Promotion
+
+
+class RedeemOutcome(StrEnum):
+    REDEEMED = "redeemed"
+    ALREADY_REDEEMED = "already_redeemed"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+    AMBIGUOUS = "ambiguous"  # the same code in several promotions: name the promotion
+    SHARED = "shared"  # a shared code is the same for everyone: not redeemed one by one
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemResult:
+    outcome: RedeemOutcome
+    code: str
+    promotion: str | None = None
+    redeemed_at: datetime | None = None
+    redeemed_by: str | None = None
+    valid_until: datetime | None = None
+
+    def describe(self) -> str:
+        """One line for the operator (CLI and admin API)."""
+        where = f" ({self.promotion})" if self.promotion else ""
+        match self.outcome:
+            case RedeemOutcome.REDEEMED:
+                return f"code {self.code}{where} redeemed"
+            case RedeemOutcome.ALREADY_REDEEMED:
+                return (f"code {self.code}{where} was already redeemed at "
+                        f"{self.redeemed_at:%Y-%m-%d %H:%M} UTC" + (f" by {self.redeemed_by}" if self.redeemed_by else ""))
+            case RedeemOutcome.EXPIRED:
+                return f"code {self.code}{where} expired at {self.valid_until:%Y-%m-%d %H:%M} UTC"
+            case RedeemOutcome.AMBIGUOUS:
+                return f"code {self.code} exists in several promotions; name one"
+            case RedeemOutcome.SHARED:
+                return f"code {self.code}{where} is a shared code: it is not redeemed one by one"
+            case _:
+                return f"code {self.code} is unknown"
+
+
+async def redeem(session: AsyncSession, code: str, *, by: str | None = None, promotion: str | None = None,
+                 now: datetime | None = None) -> RedeemResult:
+    """Mark the claim holding ``code`` redeemed, exactly once; the caller commits."""
+    now = now or utcnow()
+    code = normalize_code(code)
+    candidates = {code, code.upper()}
+    query = (select(Claim.id, Promotion.slug).join(Promotion, Promotion.id == Claim.promotion_id)
+             .where(Claim.code.in_(candidates)))
+    if promotion is not None:
+        query = query.where(Promotion.slug == promotion)
+    rows = (await session.execute(query)).all()
+    if not rows:
+        shared = select(Promotion.slug).where(Promotion.shared_code.in_(candidates))
+        if promotion is not None:
+            shared = shared.where(Promotion.slug == promotion)
+        slug = (await session.execute(shared.limit(1))).scalar_one_or_none()
+        return RedeemResult(RedeemOutcome.SHARED if slug else RedeemOutcome.UNKNOWN, code, slug)
+    if len(rows) > 1:
+        return RedeemResult(RedeemOutcome.AMBIGUOUS, code)
+    claim_id, slug = rows[0]
+    done = await session.execute(
+        update(Claim.__table__)
+        .where(Claim.__table__.c.id == claim_id, Claim.__table__.c.redeemed_at.is_(None),
+               or_(Claim.__table__.c.valid_until.is_(None), Claim.__table__.c.valid_until >= now))
+        .values(redeemed_at=now, redeemed_by=(by or None) and by[:128]))
+    row = (await session.execute(select(Claim.code, Claim.redeemed_at, Claim.redeemed_by, Claim.valid_until)
+                                 .where(Claim.id == claim_id))).one()
+    if done.rowcount == 1:
+        return RedeemResult(RedeemOutcome.REDEEMED, row.code, slug, now, by, as_utc(row.valid_until))
+    if row.redeemed_at is not None:
+        return RedeemResult(RedeemOutcome.ALREADY_REDEEMED, row.code, slug, as_utc(row.redeemed_at),
+                            row.redeemed_by, as_utc(row.valid_until))
+    return RedeemResult(RedeemOutcome.EXPIRED, row.code, slug, valid_until=as_utc(row.valid_until))

@@ -1,0 +1,58 @@
+"""A broadcast on WeChat: followers inside the window get a customer-service message, the others
+one mass send per language, through the platform simulator."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from bot.broadcast import Audience, BroadcastWorker, create_broadcast, expand_broadcast
+from bot.core.inbound import utcnow
+from bot.storage.models import Follower, Message
+
+
+SERVICE_ACCOUNT = {"mass_sends_per_period": 4, "mass_send_period_days": 30}
+
+
+async def _setup(env: Any) -> tuple[str, list[str], list[str], int]:
+    recent = await env.following(language="en")
+    await env.sim.send_text(recent, "hi")  # opens the 48-hour window
+    old_en = [await env.following(language="en") for _ in range(2)]
+    old_zh = [await env.following(language="zh_CN") for _ in range(2)]
+    async with env.bot.sessions() as s:
+        await s.execute(update(Follower).where(Follower.external_id.in_([*old_en, *old_zh])).values(
+            last_action_at=utcnow() - timedelta(days=3)))
+        broadcast = await create_broadcast(
+            s, name="spring", texts={"en": "Spring sale!", "zh_Hans": "春季大促！"}, audience=Audience(),
+            default_locale="zh_Hans")
+        await s.commit()
+    await expand_broadcast(env.bot.sessions, broadcast.id)
+    worker = BroadcastWorker(env.bot.sessions, [env.channel], poll_every=0.1)
+    await worker.run_until_idle(timeout=20)
+    await env.sim.drain()
+    return recent, old_en, old_zh, broadcast.id
+
+
+async def test_with_one_mass_send_a_day_the_second_language_is_reported_not_dropped(make_env: Any) -> None:
+    async with make_env(sim_overrides={"mass_delay": 0.01}) as env:
+        _recent, old_en, old_zh, broadcast_id = await _setup(env)
+        async with env.bot.sessions() as s:
+            rows = (await s.execute(select(Message.status, Message.reason).where(
+                Message.broadcast_id == broadcast_id, Message.status != "sent"))).all()
+        assert len(rows) == 2 and all(r.status == "undeliverable" and "quota" in r.reason for r in rows)
+
+
+async def test_broadcast_uses_the_window_then_the_mass_api(make_env: Any) -> None:
+    async with make_env(sim_overrides={"mass_delay": 0.01, "mass_send_quota": 4},
+                        config_overrides=SERVICE_ACCOUNT) as env:
+        recent, old_en, old_zh, broadcast_id = await _setup(env)
+        by_source = {openid: [(r["source"], r.get("content")) for r in env.sim.replies(openid)
+                              if r["source"] in ("custom", "mass")] for openid in [recent, *old_en, *old_zh]}
+        assert by_source[recent] == [("custom", "Spring sale!")]
+        assert all(by_source[o] == [("mass", "Spring sale!")] for o in old_en)
+        assert all(by_source[o] == [("mass", "春季大促！")] for o in old_zh)
+        async with env.bot.sessions() as s:
+            statuses = (await s.execute(select(Message.status).where(Message.broadcast_id == broadcast_id))).scalars()
+            assert sorted(statuses) == ["sent"] * 5

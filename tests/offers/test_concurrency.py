@@ -1,0 +1,89 @@
+"""The database keeps the quota and the limits when hundreds claim at once, in one or two processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from bot.offers import Claim, Promotion
+from bot.testing import BotHarness
+from tests.support.db import POSTGRES_ENV
+
+from .claimer import claim_all
+from .conftest import load_into, make_followers
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _quota_50(h: BotHarness) -> int:
+    async with h.sessions() as session:
+        await session.execute(update(Promotion).where(Promotion.slug == "hotpot-50").values(quota=50))
+        await session.commit()
+        return (await session.execute(select(Promotion.id).where(Promotion.slug == "hotpot-50"))).scalar_one()
+
+
+async def _check_exactly_50(h: BotHarness, promotion_id: int) -> None:
+    async with h.sessions() as session:
+        codes = (await session.execute(select(Claim.code).where(Claim.promotion_id == promotion_id))).scalars().all()
+        per_follower = (await session.execute(
+            select(func.count()).select_from(Claim).where(Claim.promotion_id == promotion_id)
+            .group_by(Claim.follower_id))).scalars().all()
+        claimed = (await session.execute(select(Promotion.claimed).where(Promotion.id == promotion_id))).scalar_one()
+    assert len(codes) == 50
+    assert len(set(codes)) == 50
+    assert max(per_follower) == 1
+    assert claimed == 50
+
+
+async def test_500_concurrent_claims_give_exactly_the_quota(database_url: str, tmp_path: Path) -> None:
+    async with BotHarness(database_url=database_url) as h:
+        await load_into(h, tmp_path)
+        promotion_id = await _quota_50(h)
+        followers = await make_followers(h, 250)
+        # Every follower claims twice at the same moment: 500 claims, each in its own session.
+        outcomes = await claim_all(database_url, promotion_id, followers + followers)
+        assert outcomes["claimed"] == 50
+        assert outcomes["claimed"] + outcomes["sold_out"] + outcomes["already_claimed"] == 500
+        await _check_exactly_50(h, promotion_id)
+
+
+@pytest.mark.skipif(not os.environ.get(POSTGRES_ENV), reason=f"set {POSTGRES_ENV} to claim from two processes")
+async def test_two_processes_claiming_at_once_give_exactly_the_quota(database_url: str, tmp_path: Path) -> None:
+    async with BotHarness(database_url=database_url) as h:
+        await load_into(h, tmp_path)
+        promotion_id = await _quota_50(h)
+        followers = await make_followers(h, 250)
+        halves = [followers[:150] + followers[100:175], followers[75:250] + followers[:50]]  # overlapping followers
+        procs = [await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.offers.claimer", database_url, str(promotion_id), ",".join(map(str, ids)),
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for ids in halves]
+        results = [await p.communicate() for p in procs]
+        for p, (out, err) in zip(procs, results):
+            assert p.returncode == 0, err.decode()
+        outcomes = [json.loads(out) for out, _err in results]
+        assert sum(o.get("claimed", 0) for o in outcomes) == 50
+        await _check_exactly_50(h, promotion_id)
+
+
+async def test_the_batcher_keeps_the_quota_with_one_commit_per_batch(database_url: str, tmp_path: Path) -> None:
+    from bot.offers.batch import ClaimBatcher
+    from bot.storage.models import Follower
+
+    async with BotHarness(database_url=database_url) as h:
+        await load_into(h, tmp_path)
+        promotion_id = await _quota_50(h)
+        ids = await make_followers(h, 120)
+        async with h.sessions() as session:
+            promo = await session.get(Promotion, promotion_id)
+            followers = list((await session.execute(select(Follower).where(Follower.id.in_(ids)))).scalars())
+        batcher = ClaimBatcher(h.sessions, max_batch=32)
+        results = await asyncio.gather(*(batcher.claim(promo, f) for f in followers + followers[:30]))
+        assert sum(r.outcome == "claimed" for r in results) == 50
+        await _check_exactly_50(h, promotion_id)
