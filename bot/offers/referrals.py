@@ -139,6 +139,8 @@ async def grant_family_offer(
         .where(Referral.inviter_id == invite.follower_id).order_by(Referral.id))).scalars().all()
     mine: ClaimResult | None = None
     for other in friends:
+        if other.id == friend.id:
+            other = friend  # the row is stale until this message commits; ``friend`` is current
         result = await claim(session, promotion, other, now=now, via="referral")
         if other.id == friend.id:
             mine = result

@@ -43,6 +43,11 @@ def create_engine(url: str = DEFAULT_DATABASE_URL, *, sqlite_synchronous: str = 
     check_database_url(url)
     try:
         if is_sqlite(url):
+            # A fixed pool: each aiosqlite connection is a thread, and opening one per overflow
+            # checkout (then closing it) costs more than the queries it serves.
+            kwargs.setdefault("pool_size", 16)
+            kwargs.setdefault("max_overflow", 0)
+            kwargs.setdefault("pool_timeout", 60)
             engine = create_async_engine(url, **kwargs)
 
             @event.listens_for(engine.sync_engine, "connect")
@@ -77,11 +82,7 @@ class SQLiteWriteGate:
 
 
 class TrackedSession(AsyncSession):
-    """An AsyncSession that knows whether it wrote, and (on SQLite) takes the write gate first.
-
-    ``info["deferred"]`` may hold one object whose changes are written elsewhere (the follower, by
-    the group writer): queries do not autoflush it, and it alone does not count as a write.
-    """
+    """An AsyncSession that knows whether it wrote, and (on SQLite) takes the write gate first."""
 
     gate: SQLiteWriteGate | None = None
 
@@ -105,21 +106,14 @@ class TrackedSession(AsyncSession):
             assert self.gate is not None
             self.gate.lock.release()
 
-    def _own_changes(self) -> bool:
-        """Changes other than the deferred object's."""
-        if self.new or self.deleted:
-            return True
-        deferred = self.info.get("deferred")
-        return any(obj is not deferred for obj in self.dirty)
+    def has_changes(self) -> bool:
+        return bool(self.new or self.dirty or self.deleted)
 
     async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        if getattr(statement, "is_dml", False) or getattr(statement, "is_ddl", False):
+        # A query autoflushes pending changes first: that is a write too.
+        if getattr(statement, "is_dml", False) or getattr(statement, "is_ddl", False) or (
+                self.autoflush and self.has_changes()):
             await self._writing()
-        elif self.autoflush and self._own_changes():
-            await self._writing()  # the query autoflushes those changes first: a write too
-        if self.info.get("deferred") is not None and not self._own_changes():
-            with self.no_autoflush:
-                return await super().execute(statement, *args, **kwargs)
         return await super().execute(statement, *args, **kwargs)
 
     async def flush(self, objects: Any = None) -> None:

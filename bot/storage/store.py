@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, inspect, select
+from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -17,20 +17,13 @@ from bot.core.serialize import reply_from_dict, reply_kind, reply_text, reply_to
 from bot.core.store import DuplicateExchange, Exchange
 
 from .models import Follower, Message
+from .reader import FollowerReader, detached_follower
 from .writer import ExchangeWrite, GroupWriter
 
 # A pending outbound row is leased to the sender that wrote it; the outbox sweeper retries it after this.
 SEND_LEASE_SECONDS = 60
 
 # Built once: constructing statements per message costs more than running them.
-_INBOUND_ID = (
-    select(Message.id).where(Message.channel == bindparam("channel"), Message.account == bindparam("account"),
-                             Message.dedupe_key == bindparam("key"), Message.direction == "in")
-    .scalar_subquery()
-)
-_FOLLOWER_AND_DUPLICATE = select(Follower, _INBOUND_ID.label("duplicate_of")).where(
-    Follower.channel == bindparam("channel"), Follower.account == bindparam("account"),
-    Follower.external_id == bindparam("external_id"))
 _FOLLOWER = select(Follower).where(
     Follower.channel == bindparam("channel"), Follower.account == bindparam("account"),
     Follower.external_id == bindparam("external_id"))
@@ -50,8 +43,10 @@ class SqlStore:
         self.sessions = sessions
         bind = engine or sessions.kw.get("bind")
         self.writer = GroupWriter(bind) if bind is not None else None
+        self.reader = FollowerReader(sessions)
 
     async def close(self) -> None:
+        await self.reader.close()
         if self.writer is not None:
             await self.writer.close()
 
@@ -74,25 +69,22 @@ class SqlStore:
         return Exchange(inbound_id, replies, [r.id for r in rows], passive_count, follower_id)
 
     async def load(self, session: AsyncSession, msg: Inbound) -> tuple[Follower, Exchange | None]:
-        """Return the follower (created on first contact) and, for a platform retry, what was stored."""
-        row = (await session.execute(_FOLLOWER_AND_DUPLICATE, {
-            "channel": msg.channel, "account": msg.account, "external_id": msg.external_id,
-            "key": msg.message_id})).first()
-        if row is None:
-            follower = await get_or_create_follower(
-                session, channel=msg.channel, account=msg.account, external_id=msg.external_id,
-                display_name=msg.display_name)
-            stored = await self.find_exchange(session, msg) if msg.message_id is not None else None
-        else:
-            follower = row[0]
-            stored = None if row.duplicate_of is None else await self._exchange_of(
-                session, row.duplicate_of, follower.id)
-        # The follower's own changes go with the exchange (group writer), not through autoflush.
-        session.info["deferred"] = follower
-        return follower, stored
+        """Return the follower (created on first contact) and, for a platform retry, what was stored.
 
-    async def load_follower(self, session: AsyncSession, msg: Inbound) -> Follower:
-        return (await self.load(session, msg))[0]
+        The follower comes detached: its changes are written by statement with the exchange.
+        """
+        lookup = await self.reader.lookup(msg)
+        follower = lookup.follower
+        if follower is None:
+            async with self.sessions() as own:  # its own short transaction: the follower exists from now on
+                created = await get_or_create_follower(
+                    own, channel=msg.channel, account=msg.account, external_id=msg.external_id,
+                    display_name=msg.display_name)
+                follower = detached_follower({c.name: getattr(created, c.key) for c in Follower.__table__.columns})
+        stored = None
+        if lookup.stored_inbound_id is not None:
+            stored = await self._exchange_of(session, lookup.stored_inbound_id, lookup.stored_follower_id or follower.id)
+        return follower, stored
 
     def apply_action(self, follower: Follower, msg: Inbound, *, reply_window_kind: str | None) -> None:
         apply_follower_action(follower, msg, utcnow(), reply_window_kind)
@@ -119,8 +111,7 @@ class SqlStore:
         ]
         if self.writer is not None and not _handler_wrote(session):
             write = ExchangeWrite(follower.id, follower_changes(follower), inbound, outbound)
-            # Give the connection back before waiting: the writer needs one from the same pool.
-            session.expunge_all()
+            # Give the connection back (if the handler read) before waiting: the writer needs one.
             await session.rollback()
             inbound_id, outbound_ids = await self.writer.write(write)
             return Exchange(inbound_id, replies, outbound_ids, passive_count, follower.id)
@@ -129,7 +120,9 @@ class SqlStore:
     async def _record_in_session(self, session: AsyncSession, msg: Inbound, follower: Follower,
                                  inbound: dict[str, Any], outbound: list[dict[str, Any]], replies: list[Reply],
                                  passive_count: int) -> Exchange:
-        session.info.pop("deferred", None)
+        changes = follower_changes(follower)
+        if changes:
+            await session.execute(update(Follower).where(Follower.id == follower.id).values(**changes))
         inbound_row = Message(**inbound)
         session.add(inbound_row)
         try:
@@ -147,8 +140,8 @@ class SqlStore:
 
 def _handler_wrote(session: AsyncSession) -> bool:
     """Whether the handler wrote through the session (statements, or objects added or changed)."""
-    own_changes = getattr(session, "_own_changes", None)
-    return getattr(session, "wrote", True) or own_changes is None or own_changes()
+    has_changes = getattr(session, "has_changes", None)
+    return getattr(session, "wrote", True) or has_changes is None or has_changes()
 
 
 def _message_row(follower_id: int, msg: Inbound, **values: Any) -> dict[str, Any]:

@@ -1,0 +1,120 @@
+"""Batched reads: the followers (and stored platform messages) of many concurrent messages in one query.
+
+Under load, most of a message's database cost is fixed per query (a connection from the pool, a
+thread hop per cursor call, the ORM's setup), not per row. Messages arriving together are looked up
+together: one query for their followers, one for which of their platform ids are stored already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import make_transient_to_detached
+
+from bot.core.inbound import Inbound
+
+from .models import Follower, Message
+
+MAX_BATCH = 256
+
+_FOLLOWER_COLUMNS = tuple(Follower.__table__.columns)
+_FOLLOWERS = select(*_FOLLOWER_COLUMNS).where(
+    tuple_(Follower.channel, Follower.account, Follower.external_id).in_(bindparam("keys", expanding=True)))
+_STORED = select(Message.id, Message.follower_id, Message.channel, Message.account, Message.dedupe_key).where(
+    Message.direction == "in", Message.dedupe_key.in_(bindparam("ids", expanding=True)))
+
+
+@dataclass(slots=True)
+class Lookup:
+    """What the reader found for one message: the follower (detached) and a stored copy's ids."""
+
+    follower: Follower | None = None
+    stored_inbound_id: int | None = None
+    stored_follower_id: int | None = None
+
+
+@dataclass(slots=True)
+class _Request:
+    msg: Inbound
+    future: asyncio.Future[Lookup] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class FollowerReader:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, max_batch: int = MAX_BATCH) -> None:
+        self.sessions = sessions
+        self.max_batch = max_batch
+        self._queue: list[_Request] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def lookup(self, msg: Inbound) -> Lookup:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="follower-reader")
+        request = _Request(msg)
+        self._queue.append(request)
+        self._wake.set()
+        return await request.future
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._queue:
+                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+                try:
+                    results = await self._read([r.msg for r in batch])
+                except Exception as exc:  # noqa: BLE001 - every waiter hears of it; the reader goes on
+                    for request in batch:
+                        if not request.future.done():
+                            request.future.set_exception(exc)
+                    continue
+                for request, result in zip(batch, results):
+                    if not request.future.done():
+                        request.future.set_result(result)
+
+    async def _read(self, msgs: Sequence[Inbound]) -> list[Lookup]:
+        keys = list({(m.channel, m.account, m.external_id) for m in msgs})
+        ids = list({m.message_id for m in msgs if m.message_id is not None})
+        async with self.sessions() as session:
+            followers = {(r.channel, r.account, r.external_id): r
+                         for r in (await session.execute(_FOLLOWERS, {"keys": keys})).all()}
+            stored = {}
+            if ids:
+                stored = {(r.channel, r.account, r.dedupe_key): r
+                          for r in (await session.execute(_STORED, {"ids": ids})).all()}
+        results = []
+        for m in msgs:
+            found = followers.get((m.channel, m.account, m.external_id))
+            row = stored.get((m.channel, m.account, m.message_id)) if m.message_id is not None else None
+            results.append(Lookup(detached_follower(found._mapping) if found is not None else None,
+                                  row.id if row else None, row.follower_id if row else None))
+        return results
+
+
+def detached_follower(values: Mapping[str, Any]) -> Follower:
+    """A Follower built from a row, detached, with no pending changes: what a handler changes on it
+    afterwards is exactly what the store writes back (by statement). Each message gets its own."""
+    follower = Follower(**{c.key: _own(values[c.name]) for c in _FOLLOWER_COLUMNS})
+    make_transient_to_detached(follower)
+    return follower
+
+
+def _own(value: object) -> object:
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
+    return value
