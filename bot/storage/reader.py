@@ -15,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import make_transient_to_detached
 
 from bot.core.inbound import Inbound
 
@@ -32,9 +31,9 @@ _STORED = select(Message.id, Message.follower_id, Message.channel, Message.accou
 
 @dataclass(slots=True)
 class Lookup:
-    """What the reader found for one message: the follower (detached) and a stored copy's ids."""
+    """What the reader found for one message: the follower and a stored copy's ids."""
 
-    follower: Follower | None = None
+    follower: FollowerRecord | None = None
     stored_inbound_id: int | None = None
     stored_follower_id: int | None = None
 
@@ -104,12 +103,37 @@ class FollowerReader:
         return results
 
 
-def detached_follower(values: Mapping[str, Any]) -> Follower:
-    """A Follower built from a row, detached, with no pending changes: what a handler changes on it
-    afterwards is exactly what the store writes back (by statement). Each message gets its own."""
-    follower = Follower(**{c.key: _own(values[c.name]) for c in _FOLLOWER_COLUMNS})
-    make_transient_to_detached(follower)
-    return follower
+class FollowerRecord:
+    """A follower as a handler sees it: the row's columns as attributes, and what was changed.
+
+    Lighter than an ORM instance (no identity map, no attribute instrumentation) and detached by
+    nature: the store writes ``changes`` back by statement, together with the message's exchange.
+    """
+
+    __slots__ = (*(c.key for c in _FOLLOWER_COLUMNS), "changes")
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        for column in _FOLLOWER_COLUMNS:
+            object.__setattr__(self, column.key, _own(values[column.name]))
+        object.__setattr__(self, "changes", {})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _FOLLOWER_KEYS:
+            raise AttributeError(f"a follower has no column {name!r}")
+        if getattr(self, name) != value or name in self.changes:
+            self.changes[name] = value
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"<FollowerRecord {self.id} {self.channel}:{self.external_id}>"
+
+
+_FOLLOWER_KEYS = frozenset(c.key for c in _FOLLOWER_COLUMNS)
+
+
+def detached_follower(values: Mapping[str, Any]) -> FollowerRecord:
+    """A follower record from a row; each message gets its own (two may share a follower)."""
+    return FollowerRecord(values)
 
 
 def _own(value: object) -> object:

@@ -17,7 +17,7 @@ from bot.core.serialize import reply_from_dict, reply_kind, reply_text, reply_to
 from bot.core.store import DuplicateExchange, Exchange
 
 from .models import Follower, Message
-from .reader import FollowerReader, detached_follower
+from .reader import FollowerReader, FollowerRecord, detached_follower
 from .writer import ExchangeWrite, GroupWriter
 
 # A pending outbound row is leased to the sender that wrote it; the outbox sweeper retries it after this.
@@ -151,8 +151,10 @@ def _message_row(follower_id: int, msg: Inbound, **values: Any) -> dict[str, Any
     return row
 
 
-def follower_changes(follower: Follower) -> dict[str, Any]:
+def follower_changes(follower: Any) -> dict[str, Any]:
     """The columns of ``follower`` changed since it was loaded, with their new values."""
+    if isinstance(follower, FollowerRecord):
+        return dict(follower.changes)
     state = inspect(follower)
     return {attr.key: attr.value for attr in state.attrs if attr.history.has_changes()}
 
