@@ -6,7 +6,8 @@ import argparse
 import asyncio
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,21 @@ def _settings(args: argparse.Namespace, **overrides: Any):  # type: ignore[no-un
     from bot.settings import load_settings
 
     return load_settings(getattr(args, "config", None), **overrides)
+
+
+@asynccontextmanager
+async def open_database(args: argparse.Namespace) -> AsyncIterator[tuple[Any, Any]]:
+    """Yield (settings, sessionmaker) on the configured database, brought up to date first."""
+    from bot.storage.engine import create_engine, make_sessionmaker
+    from bot.storage.migrate import upgrade
+
+    settings = _settings(args)
+    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        await upgrade(engine)
+        yield settings, make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
@@ -56,51 +72,29 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 
 async def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from bot.storage.engine import create_engine
-    from bot.storage.migrate import current_revision, upgrade
+    from bot.storage.migrate import current_revision
 
-    settings = _settings(args)
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        print(f"database at revision {await current_revision(engine)}")
-    finally:
-        await engine.dispose()
+    async with open_database(args) as (_settings, sessions):
+        print(f"database at revision {await current_revision(sessions.kw['bind'])}")
     return 0
 
 
 async def cmd_prompts_load(args: argparse.Namespace) -> int:
     from bot.rules import parse_prompt_rules, read_yaml_file
-    from bot.storage.engine import create_engine, make_sessionmaker
-    from bot.storage.migrate import upgrade
     from bot.storage.prompts import replace_prompt_rules
 
     parsed = parse_prompt_rules(read_yaml_file(args.file), source=str(args.file))
-    settings = _settings(args)
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        async with make_sessionmaker(engine)() as session, session.begin():
-            added, replaced = await replace_prompt_rules(session, [r.model_dump() for r in parsed.rules])
-    finally:
-        await engine.dispose()
+    async with open_database(args) as (_settings, sessions), sessions() as session, session.begin():
+        added, replaced = await replace_prompt_rules(session, [r.model_dump() for r in parsed.rules])
     print(f"loaded {len(parsed.rules)} rule(s) from {args.file}: {added} added, {replaced} replaced")
     return 0
 
 
 async def cmd_prompts_list(args: argparse.Namespace) -> int:
-    from bot.storage.engine import create_engine, make_sessionmaker
-    from bot.storage.migrate import upgrade
     from bot.storage.prompts import list_prompt_rules
 
-    settings = _settings(args)
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        async with make_sessionmaker(engine)() as session:
-            rules = await list_prompt_rules(session)
-    finally:
-        await engine.dispose()
+    async with open_database(args) as (_settings, sessions), sessions() as session:
+        rules = await list_prompt_rules(session)
     if not rules:
         print("no prompt rules; load some with: engagebot prompts load FILE.yaml")
     for rule in rules:

@@ -24,17 +24,10 @@ WATCH_EVERY = 1.0
 
 @asynccontextmanager
 async def _database(args: argparse.Namespace) -> AsyncIterator[tuple[Any, async_sessionmaker[AsyncSession]]]:
-    from bot.cli import _settings
-    from bot.storage.engine import create_engine, make_sessionmaker
-    from bot.storage.migrate import upgrade
+    from bot.cli import open_database
 
-    settings = _settings(args)
-    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    try:
-        await upgrade(engine)
-        yield settings, make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
+    async with open_database(args) as opened:
+        yield opened
 
 
 def _since(value: str, tz: str) -> datetime:

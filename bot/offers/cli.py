@@ -13,18 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 @asynccontextmanager
 async def _session(args: argparse.Namespace) -> AsyncIterator[AsyncSession]:
-    from bot.cli import _settings
-    from bot.storage.engine import create_engine, make_sessionmaker
-    from bot.storage.migrate import upgrade
+    from bot.cli import open_database
 
-    settings = _settings(args)
-    engine = create_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-        async with make_sessionmaker(engine)() as session:
-            yield session
-    finally:
-        await engine.dispose()
+    async with open_database(args) as (_settings, sessions), sessions() as session:
+        yield session
 
 
 def _when(value: Any, tz_name: str) -> str:

@@ -7,10 +7,8 @@ together: one query for their followers, one for which of their platform ids are
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, select, tuple_
@@ -18,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.inbound import Inbound
 
+from .batching import Batcher
 from .models import Follower, Message
 
 MAX_BATCH = 256
@@ -38,51 +37,16 @@ class Lookup:
     stored_follower_id: int | None = None
 
 
-@dataclass(slots=True)
-class _Request:
-    msg: Inbound
-    future: asyncio.Future[Lookup] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-
-
 class FollowerReader:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, max_batch: int = MAX_BATCH) -> None:
         self.sessions = sessions
-        self.max_batch = max_batch
-        self._queue: list[_Request] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._batcher: Batcher[Inbound, Lookup] = Batcher(self._read, max_batch=max_batch, name="follower-reader")
 
     async def lookup(self, msg: Inbound) -> Lookup:
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="follower-reader")
-        request = _Request(msg)
-        self._queue.append(request)
-        self._wake.set()
-        return await request.future
+        return await self._batcher.submit(msg)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
-                try:
-                    results = await self._read([r.msg for r in batch])
-                except Exception as exc:  # noqa: BLE001 - every waiter hears of it; the reader goes on
-                    for request in batch:
-                        if not request.future.done():
-                            request.future.set_exception(exc)
-                    continue
-                for request, result in zip(batch, results):
-                    if not request.future.done():
-                        request.future.set_result(result)
+        await self._batcher.close()
 
     async def _read(self, msgs: Sequence[Inbound]) -> list[Lookup]:
         keys = list({(m.channel, m.account, m.external_id) for m in msgs})

@@ -8,11 +8,10 @@ Nobody's reply goes out before its batch is committed, so durability is unchange
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, insert, update
@@ -21,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.core.store import DuplicateExchange
 
+from .batching import Batcher
 from .engine import sqlite_gate
 from .models import Follower, Message
 
@@ -39,70 +39,32 @@ class ExchangeWrite:
     follower_changes: dict[str, Any]
     inbound: dict[str, Any]
     outbound: list[dict[str, Any]]
-    future: asyncio.Future[tuple[int, list[int]]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 class GroupWriter:
     def __init__(self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
         self.engine = engine
-        self.max_batch = max_batch
-        self._queue: list[ExchangeWrite] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self.batches = 0
-        self.written = 0
+        self._batcher: Batcher[ExchangeWrite, tuple[int, list[int]]] = Batcher(
+            self._commit, max_batch=max_batch, name="group-writer")
 
     async def write(self, item: ExchangeWrite) -> tuple[int, list[int]]:
         """Queue the writes and wait until they are committed; return (inbound id, outbound ids)."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="group-writer")
-        self._queue.append(item)
-        self._wake.set()
-        return await item.future
+        return await self._batcher.submit(item)
 
     async def close(self) -> None:
-        if self._task is not None:
-            while self._queue:
-                await asyncio.sleep(0.01)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._batcher.close()
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._queue:
-                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
-                await self._commit(batch)
-
-    async def _commit(self, batch: list[ExchangeWrite]) -> None:
+    async def _commit(self, batch: list[ExchangeWrite]) -> list[tuple[int, list[int]] | BaseException]:
         gate = sqlite_gate(self.engine)
-        try:
-            # Connection first, then the gate: whoever holds the gate already has its connection,
-            # so nobody waits for a connection while holding the gate (no deadlock on the pool).
-            async with self.engine.connect() as conn, gate.lock if gate is not None else contextlib.nullcontext():
-                try:
-                    async with conn.begin():
-                        results = await self._write(conn, batch)
-                except IntegrityError:
-                    # A platform retry stored by another instance meanwhile: sort out who, one by one.
-                    results = [await self._commit_alone(conn, item) for item in batch]
-        except Exception as exc:  # noqa: BLE001 - every waiter must hear of it, then the loop goes on
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(exc)
-            return
-        self.batches += 1
-        self.written += len(batch)
-        for item, result in zip(batch, results):
-            if item.future.done():
-                continue
-            if isinstance(result, BaseException):
-                item.future.set_exception(result)
-            else:
-                item.future.set_result(result)
+        # Connection first, then the gate: whoever holds the gate already has its connection,
+        # so nobody waits for a connection while holding the gate (no deadlock on the pool).
+        async with self.engine.connect() as conn, gate.lock if gate is not None else contextlib.nullcontext():
+            try:
+                async with conn.begin():
+                    return list(await self._write(conn, batch))
+            except IntegrityError:
+                # A platform retry stored by another instance meanwhile: sort out who, one by one.
+                return [await self._commit_alone(conn, item) for item in batch]
 
     async def _commit_alone(self, conn: AsyncConnection, item: ExchangeWrite) -> tuple[int, list[int]] | BaseException:
         try:
