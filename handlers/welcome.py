@@ -28,3 +28,13 @@ async def greet_scan(msg: Inbound, ctx: Context) -> list[Reply]:
 @router.on(Kind.COMMAND, command="start", priority=-10)
 async def start(msg: Inbound, ctx: Context) -> list[Reply]:
     return welcome_replies()
+
+
+GREETINGS = {"hi", "hello", "hey", "hi there", "hello there", "good morning", "good evening",
+             "你好", "您好", "嗨", "哈喽", "在吗", "早上好", "晚上好", "你好呀", "您好呀"}
+
+
+@router.on(Kind.TEXT, priority=45, when=lambda msg, ctx: msg.text.strip().strip("!！。.~～?？").casefold() in GREETINGS)
+async def greet_back(msg: Inbound, ctx: Context) -> list[Reply]:
+    return [ButtonsReply(_("Hello! How can I help you today?"),
+                         (Button(_("Help"), "help"), Button("中文 / English", "lang")))]

@@ -139,3 +139,15 @@ def test_a_broken_catalog_stops_the_start(tmp_path: Path) -> None:
     (target / "en" / "LC_MESSAGES" / "messages.po").write_text('garbage line\n', "utf-8")
     with pytest.raises(CatalogError):
         Catalogs(target)
+
+
+@pytest.mark.parametrize(("words", "language", "expected"), [
+    ("hello!", "en", "Hello! How can I help you today?"),
+    ("你好", "zh-hans", "您好！今天有什么可以帮您？"),
+    ("您好呀～", "en", "Hello! How can I help you today?"),  # the platform hint says English
+])
+async def test_greetings_are_answered_in_the_followers_language(
+        harness: BotHarness, words: str, language: str, expected: str) -> None:
+    f = harness.follower(f"greeter-{language}", language=language)
+    await f.say(words)
+    assert f.texts == [expected]

@@ -49,8 +49,8 @@ async def test_button_flow_answers_the_callback_and_replies(rig: Rig):
 
 async def test_language_from_hint_and_from_the_script(rig: Rig):
     zh, en, unknown = rig.user(language_code="zh-hans"), rig.user(language_code="en-US"), rig.user(language_code=None)
-    rig.sim.send_text(zh, "hello")
-    rig.sim.send_text(en, "hello")
+    rig.sim.send_text(zh, "anything new?")
+    rig.sim.send_text(en, "anything new?")
     rig.sim.send_text(unknown, "你好，请问几点开门")
     assert (await rig.replies(zh, 1))[0]["text"] == tr("zh_Hans", NOT_UNDERSTOOD)
     assert (await rig.replies(en, 1))[0]["text"] == NOT_UNDERSTOOD

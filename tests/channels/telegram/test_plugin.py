@@ -47,7 +47,7 @@ async def test_without_a_token_the_simulator_is_served_and_the_bot_answers(serve
             assert resp.status == 200 and "engagebot_demo_bot" in await resp.text()
     sim = app[TELEGRAM_SIMULATOR]
     user = sim.add_user(first_name="Ada", language_code="en", started=True)
-    sim.send_text(user, "hello there")
+    sim.send_text(user, "anything new?")
     [reply] = await sim.wait_for_messages(user, 1, timeout=10)
     assert reply["text"] == "Sorry, I did not understand that. Send /help to see what I can do."
 
