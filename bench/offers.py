@@ -167,25 +167,10 @@ async def _scratch_database(url: str) -> AsyncIterator[str]:
     if is_sqlite(url):
         yield url
         return
-    import asyncpg
-    from sqlalchemy.engine import make_url
+    from tests.support.db import scratch_postgres_database
 
-    parsed = make_url(url)
-    name = f"engagebot_bench_{uuid.uuid4().hex[:12]}"
-    admin = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        yield parsed.set(database=name).render_as_string(hide_password=False)
-    finally:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+    async with scratch_postgres_database(url, prefix="engagebot_bench") as scratch:
+        yield scratch
 
 
 if __name__ == "__main__":

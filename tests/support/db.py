@@ -22,15 +22,12 @@ def backend() -> str:
 
 
 @asynccontextmanager
-async def fresh_database_url(tmp_path: Path) -> AsyncIterator[str]:
-    server = os.environ.get(POSTGRES_ENV)
-    if not server:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'engagebot.db'}"
-        return
+async def scratch_postgres_database(server_url: str, *, prefix: str = "engagebot_test") -> AsyncIterator[str]:
+    """Create a new database on the server of ``server_url``, yield its URL, drop it afterwards."""
     import asyncpg
 
-    url = make_url(server)
-    name = f"engagebot_test_{uuid.uuid4().hex[:12]}"
+    url = make_url(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
     conn = await asyncpg.connect(admin_dsn)
     try:
@@ -45,3 +42,13 @@ async def fresh_database_url(tmp_path: Path) -> AsyncIterator[str]:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+@asynccontextmanager
+async def fresh_database_url(tmp_path: Path) -> AsyncIterator[str]:
+    server = os.environ.get(POSTGRES_ENV)
+    if not server:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'engagebot.db'}"
+        return
+    async with scratch_postgres_database(server) as url:
+        yield url
