@@ -106,6 +106,34 @@ PLUGINS = [
 ]
 
 
+async def open_link_channels(core: Core) -> list[Channel]:
+    """Channels for the CLI, without a server: each can answer ``scene_link`` (campaign QR codes).
+
+    With the embedded default they reach the simulators of a running ``engagebot run``.
+    """
+    from bot.channels.telegram.plugin import telegram_link_channel
+    from bot.channels.wechat.plugin import wechat_link_channels
+
+    channels: list[Channel] = list(wechat_link_channels(core))
+    try:
+        telegram = await telegram_link_channel(core)
+    except Exception as exc:  # noqa: BLE001 - a platform that cannot be reached gives no link; say why
+        log.warning("telegram unavailable for links", extra={"reason": str(exc) or type(exc).__name__})
+        telegram = None
+    if telegram is not None:
+        channels.append(telegram)
+    return channels
+
+
+async def close_link_channels(channels: list[Channel]) -> None:
+    for channel in channels:
+        application = getattr(channel, "application", None)
+        if application is not None:
+            await application.shutdown()
+        else:
+            await channel.stop()
+
+
 def own_base_url(settings: Settings) -> str:
     """How this process reaches itself over HTTP (the in-process simulators call the bot like a platform)."""
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host

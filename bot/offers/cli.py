@@ -111,21 +111,25 @@ async def cmd_promo_redeem(args: argparse.Namespace) -> int:
 
 
 async def cmd_campaign_qr(args: argparse.Namespace) -> int:
-    from bot.app import build_core
+    from bot.app import build_core, close_link_channels, open_link_channels
     from bot.cli import _settings, fail
 
     from .campaigns import get_campaign, write_qr_files
     from .links import campaign_links
 
     core = build_core(_settings(args))
+    channels: list[Any] = []
     try:
         await core.open()
         async with core.sessions() as session:
             campaign = await get_campaign(session, args.slug)
         if campaign is None:
             return fail(f"no campaign {args.slug!r}")
+        channels = await open_link_channels(core)
+        core.channels.extend(channels)
         links = await campaign_links(core, campaign.scene)
     finally:
+        await close_link_channels(channels)
         await core.close()
     if not links:
         return fail("no channel can give a link for a scene: configure WeChat or Telegram first")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from bot.errors import EngagebotError
+
+log = logging.getLogger("engagebot.offers.links")
 
 
 async def campaign_links(core: Any, scene: str) -> dict[str, str]:
@@ -13,7 +18,11 @@ async def campaign_links(core: Any, scene: str) -> dict[str, str]:
     """
     links: dict[str, str] = {}
     for channel in getattr(core, "channels", []):
-        url = await channel.scene_link(scene)
+        try:
+            url = await channel.scene_link(scene)
+        except EngagebotError as exc:  # one platform down must not cost the others' codes
+            log.warning("no scene link", extra={"channel": channel.name, "reason": str(exc)})
+            continue
         if not url:
             continue
         name = getattr(channel, "channel_name", None) or channel.name

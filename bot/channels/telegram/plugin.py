@@ -19,6 +19,7 @@ from .config import TelegramConfig
 
 if TYPE_CHECKING:
     from bot.app import Core
+    from bot.settings import Settings
     from bot.simulators.telegram import TelegramBotAPISimulator
 
 SIMULATOR_TOKEN = "123456:SIMULATED"
@@ -27,22 +28,43 @@ TELEGRAM_CHANNEL = web.AppKey("telegram_channel", TelegramChannel)
 TELEGRAM_SIMULATOR = web.AppKey("telegram_simulator", object)  # a TelegramBotAPISimulator when mounted
 
 
+def telegram_config(settings: Settings) -> TelegramConfig | None:
+    """The bot to run: the configured token, else the in-process simulator's (the embedded default)."""
+    from bot.app import own_base_url, use_simulator
+
+    if use_simulator(settings, configured=settings.telegram.token is not None):
+        base = own_base_url(settings)
+        return TelegramConfig(token=SIMULATOR_TOKEN, mode="polling", base_url=f"{base}/bot",
+                              base_file_url=f"{base}/file/bot", connect_backoff=(0.05, 2.0))
+    if settings.telegram.token is not None:
+        return TelegramConfig.from_settings(settings.telegram)
+    return None
+
+
+async def telegram_link_channel(core: Core) -> TelegramChannel | None:
+    """A channel that only answers ``scene_link`` (for the CLI): it asks getMe, and receives nothing."""
+    config = telegram_config(core.settings)
+    if config is None:
+        return None
+    channel = TelegramChannel(dispatch=core.dispatcher.dispatch, sessions=core.sessions, config=config)
+    await channel.application.initialize()  # getMe: the bot's username makes the deep link
+    channel.bot_username = channel.application.bot.username
+    channel.ready.set()
+    return channel
+
+
 def telegram_plugin(app: web.Application, core: Core) -> Callable[[web.Application], AsyncIterator[None]] | None:
     """Build the channel (and maybe its simulator) now; return its lifetime for ``app.cleanup_ctx``."""
     from bot.app import STARTUP_NOTES, own_base_url, use_simulator
 
     settings = core.settings
-    telegram = settings.telegram
-    if use_simulator(settings, configured=telegram.token is not None):
-        simulator = _mount_simulator(app)
-        base = own_base_url(settings)
-        config = TelegramConfig(token=simulator.token, mode="polling", base_url=f"{base}/bot",
-                                base_file_url=f"{base}/file/bot", connect_backoff=(0.05, 2.0))
-        app[STARTUP_NOTES].append(f"Telegram simulator: open {base}/simulator/telegram (bot @{simulator.bot_username})")
-    elif telegram.token is not None:
-        config = TelegramConfig.from_settings(telegram)
-    else:
+    config = telegram_config(settings)
+    if config is None:
         return None
+    if use_simulator(settings, configured=settings.telegram.token is not None):
+        simulator = _mount_simulator(app)
+        app[STARTUP_NOTES].append(f"Telegram simulator: open {own_base_url(settings)}/simulator/telegram "
+                                  f"(bot @{simulator.bot_username})")
     channel = TelegramChannel(dispatch=core.dispatcher.dispatch, sessions=core.sessions, config=config)
     core.channels.append(channel)
     app[TELEGRAM_CHANNEL] = channel

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-import string
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
@@ -16,46 +14,62 @@ from .adapter import WeChatChannel
 
 if TYPE_CHECKING:
     from bot.app import Core
+    from bot.settings import Settings
 
 SIMULATOR_APP_ID = "wxsimulated00000001"
 SIMULATOR_ACCOUNT_ID = "gh_simulated"
 
 
-def _random(length: int) -> str:
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(length))
+# The in-process simulator's credentials. Fixed, so that the CLI (campaign QR codes) reaches the
+# simulator of a running `engagebot run`; they guard nothing but a local simulator.
+SIMULATOR_TOKEN = "engagebotSimulatorToken"
+SIMULATOR_SECRET = "engagebot-simulator-app-secret"
+SIMULATOR_AES_KEY = "EngagebotSimulatorKeyForSafeModeOnLocalhost"
 
 
 def simulated_account(base_url: str) -> WeChatAccount:
-    """Settings for the in-process simulator: fresh secrets, safe mode, the API on this server."""
+    """Settings for the in-process simulator: safe mode, the API on this server."""
     return WeChatAccount(
-        token=SecretStr(_random(32)), app_id=SIMULATOR_APP_ID, app_secret=SecretStr(_random(32)),
-        aes_key=SecretStr(_random(43)), account_id=SIMULATOR_ACCOUNT_ID, api_base=base_url,
+        token=SecretStr(SIMULATOR_TOKEN), app_id=SIMULATOR_APP_ID, app_secret=SecretStr(SIMULATOR_SECRET),
+        aes_key=SecretStr(SIMULATOR_AES_KEY), account_id=SIMULATOR_ACCOUNT_ID, api_base=base_url,
     )
+
+
+def wechat_accounts(settings: Settings) -> list[tuple[str, str, WeChatAccount]]:
+    """(name, path, settings) of each account to serve; the simulated one when none is configured."""
+    from bot.app import own_base_url, use_simulator
+
+    accounts: list[tuple[str, str, WeChatAccount]] = []
+    if settings.wechat.configured:
+        accounts.append(("default", "/wechat", settings.wechat))
+    accounts += [(name, f"/wechat/{name}", cfg) for name, cfg in settings.wechat_accounts.items() if cfg.configured]
+    if use_simulator(settings, configured=bool(accounts)):
+        accounts.append(("default", "/wechat", simulated_account(own_base_url(settings))))
+    return accounts
+
+
+def wechat_link_channels(core: Core) -> list[WeChatChannel]:
+    """Channels for the CLI: enough to create scene QR codes through each account's API."""
+    return [WeChatChannel(dispatch=core.dispatcher.dispatch, account=name, config=cfg, sessions=core.sessions,
+                          path=path) for name, path, cfg in wechat_accounts(core.settings)]
 
 
 def wechat_plugin(app: web.Application, core: Core) -> Callable[[web.Application], AsyncIterator[None]] | None:
     from bot.app import STARTUP_NOTES, own_base_url, use_simulator
 
     settings = core.settings
-    accounts: list[tuple[str, str, WeChatAccount]] = []
-    if settings.wechat.configured:
-        accounts.append(("default", "/wechat", settings.wechat))
-    accounts += [(name, f"/wechat/{name}", cfg) for name, cfg in settings.wechat_accounts.items() if cfg.configured]
+    accounts = wechat_accounts(settings)
     simulator = None
-    if use_simulator(settings, configured=bool(accounts)):
+    if use_simulator(settings, configured=settings.wechat.configured or any(
+            cfg.configured for cfg in settings.wechat_accounts.values())):
         from bot.simulators.wechat import WeChatSimulator
 
         base = own_base_url(settings)
-        config = simulated_account(base)
-        assert config.token and config.app_secret and config.aes_key and config.app_id
         simulator = WeChatSimulator(
-            token=config.token.get_secret_value(), app_id=config.app_id,
-            app_secret=config.app_secret.get_secret_value(), aes_key=config.aes_key.get_secret_value(),
-            account_id=SIMULATOR_ACCOUNT_ID, callback_url=f"{base}/wechat",
+            token=SIMULATOR_TOKEN, app_id=SIMULATOR_APP_ID, app_secret=SIMULATOR_SECRET,
+            aes_key=SIMULATOR_AES_KEY, account_id=SIMULATOR_ACCOUNT_ID, callback_url=f"{base}/wechat",
         )
         simulator.add_routes(app)
-        accounts.append(("default", "/wechat", config))
         app[STARTUP_NOTES].append(
             f"WeChat simulator: open {base}/simulator/wechat (a follower's phone), "
             "or run: engagebot chat --channel wechat")

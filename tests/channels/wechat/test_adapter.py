@@ -278,3 +278,49 @@ async def test_empty_huge_and_invalid_text_are_answered_or_refused_cleanly(make_
         surrogate = _text_xml(openid, "lone", msg_id=4244).replace(b"lone", "\ud800".encode("utf-8", "surrogatepass"))
         assert (await env.sim.send_raw(surrogate)).status == 400
         assert await env.count(Message, Message.dedupe_key.in_(["4243", "4244"])) == 0
+
+
+async def test_the_access_token_is_shared_by_instances_through_the_database(make_env: Any) -> None:
+    from bot.channels.wechat.api import WeChatAPI
+
+    async with make_env() as env:
+        first = WeChatAPI(app_id=env.channel.api.app_id, app_secret="app-secret-for-tests",
+                          api_base=env.sim_url, sessions=env.bot.sessions)
+        second = WeChatAPI(app_id=env.channel.api.app_id, app_secret="app-secret-for-tests",
+                           api_base=env.sim_url, sessions=env.bot.sessions)
+        try:
+            fetches = env.sim.token_fetches
+            token = await first.access_token()
+            assert await second.access_token() == token  # read from the database, not fetched again
+            assert env.sim.token_fetches == fetches + 1
+            refreshed = await second.access_token(stale=token)  # the platform refused it: fetch once
+            assert refreshed != token and await first.access_token(stale=token) == refreshed
+            assert env.sim.token_fetches == fetches + 2
+        finally:
+            await first.close()
+            await second.close()
+
+
+async def test_a_news_reply_goes_out_as_one_article(make_env: Any) -> None:
+    from bot import Article, ArticlesReply
+
+    news = Router("news")
+
+    @news.on(Kind.TEXT, keywords={"en": ["menu card"]}, priority=500)
+    async def card(msg: Inbound, ctx: Context) -> list[Reply]:
+        return [ArticlesReply((Article("Winter menu", "Hotpot is back", "https://example.com/m", "https://example.com/p.jpg"),))]
+
+    async with make_env(routers=[news]) as env:
+        openid = await env.following(language="en")
+        result = await env.sim.send_text(openid, "menu card")
+        assert result.reply["type"] == "news"
+        assert [(a["title"], a["url"]) for a in result.reply["articles"]] == [("Winter menu", "https://example.com/m")]
+
+
+async def test_scene_qr_codes_come_from_the_platform(make_env: Any) -> None:
+    async with make_env() as env:
+        url = await env.channel.scene_link("poster-7")
+        assert url and url.startswith("http")
+        openid = env.follower(language="en")
+        result = await env.sim.scan(openid, "poster-7")  # not following yet: a subscribe with the scene
+        assert result.reply["content"].startswith("Welcome!")

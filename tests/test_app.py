@@ -1,0 +1,48 @@
+"""The composition root: plugins in order, several WeChat accounts, links for the CLI."""
+
+from __future__ import annotations
+
+import hashlib
+
+from bot.app import CORE, build_app, build_core, close_link_channels, open_link_channels
+from bot.settings import Settings
+from tests.support.servers import free_port, serve
+
+
+def _signed(token: str) -> dict[str, str]:
+    timestamp, nonce = "1700000000", "n0nce"
+    return {"signature": hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest(),
+            "timestamp": timestamp, "nonce": nonce, "echostr": "hello-echo"}
+
+
+async def test_each_configured_wechat_account_has_its_own_path(database_url: str) -> None:
+    import aiohttp
+
+    settings = Settings(database_url=database_url, simulators=False, port=free_port(),
+                        wechat={"token": "DefaultToken1"},
+                        wechat_accounts={"service": {"token": "ServiceToken2"}})
+    app = build_app(settings)
+    names = [(c.name, c.account) for c in app[CORE].channels]
+    assert names == [("wechat", "default"), ("wechat", "service")]
+    async with serve(app, port=settings.port) as url, aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/wechat", params=_signed("DefaultToken1")) as resp:
+            assert (resp.status, await resp.text()) == (200, "hello-echo")
+        async with http.get(f"{url}/wechat/service", params=_signed("ServiceToken2")) as resp:
+            assert (resp.status, await resp.text()) == (200, "hello-echo")
+        async with http.get(f"{url}/wechat/service", params=_signed("DefaultToken1")) as resp:
+            assert resp.status == 403
+
+
+async def test_the_cli_gets_scene_links_from_a_running_embedded_server(database_url: str) -> None:
+    settings = Settings(database_url=database_url, port=free_port())
+    async with serve(build_app(settings), port=settings.port):
+        core = build_core(settings)
+        await core.open()
+        channels = await open_link_channels(core)
+        try:
+            links = {c.name: await c.scene_link("poster-9") for c in channels}
+        finally:
+            await close_link_channels(channels)
+            await core.close()
+    assert links["telegram"] == "https://t.me/engagebot_demo_bot?start=poster-9"
+    assert links["wechat"].startswith("http://weixin.qq.com/q/")
