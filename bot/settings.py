@@ -98,7 +98,6 @@ class Settings(BaseSettings):
     default_locale: Literal["en", "zh_Hans"] = "zh_Hans"
     timezone: str = "Asia/Shanghai"
     admin_token: SecretStr | None = None
-    public_url: str | None = None  # how followers reach us, for links; defaults to http://host:port
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     prompt_rules_ttl: float = Field(default=2.0, ge=0, le=3600)
