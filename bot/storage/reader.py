@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.core.inbound import Inbound
+from bot.core.inbound import Inbound, utcnow
 
 from .batching import Batcher
 from .models import Follower, Message
@@ -54,6 +54,16 @@ class FollowerReader:
         async with self.sessions() as session:
             followers = {(r.channel, r.account, r.external_id): r
                          for r in (await session.execute(_FOLLOWERS, {"keys": keys})).all()}
+            new = [m for m in {(m.channel, m.account, m.external_id): m for m in msgs}.values()
+                   if (m.channel, m.account, m.external_id) not in followers]
+            if new:
+                # First contacts of the batch created together (a poster scanned at an event brings
+                # many at once), in their own short transaction; a follower exists from then on.
+                await session.execute(_insert_ignoring_conflicts(session), [_new_follower(m) for m in new])
+                await session.commit()
+                new_keys = [(m.channel, m.account, m.external_id) for m in new]
+                followers.update({(r.channel, r.account, r.external_id): r
+                                  for r in (await session.execute(_FOLLOWERS, {"keys": new_keys})).all()})
             stored = {}
             if ids:
                 stored = {(r.channel, r.account, r.dedupe_key): r
@@ -65,6 +75,20 @@ class FollowerReader:
             results.append(Lookup(detached_follower(found._mapping) if found is not None else None,
                                   row.id if row else None, row.follower_id if row else None))
         return results
+
+
+def _insert_ignoring_conflicts(session: AsyncSession) -> Any:
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(Follower).on_conflict_do_nothing()
+
+
+def _new_follower(msg: Inbound) -> dict[str, Any]:
+    return {"channel": msg.channel, "account": msg.account, "external_id": msg.external_id,
+            "display_name": msg.display_name, "following": False, "tags": [], "state_data": {},
+            "window_sends": 0, "created_at": utcnow()}
 
 
 class FollowerRecord:

@@ -17,7 +17,7 @@ from bot.core.serialize import reply_from_dict, reply_kind, reply_text, reply_to
 from bot.core.store import DuplicateExchange, Exchange
 
 from .models import Follower, Message
-from .reader import FollowerReader, FollowerRecord, detached_follower
+from .reader import FollowerReader, FollowerRecord
 from .writer import ExchangeWrite, GroupWriter
 
 # A pending outbound row is leased to the sender that wrote it; the outbox sweeper retries it after this.
@@ -75,12 +75,7 @@ class SqlStore:
         """
         lookup = await self.reader.lookup(msg)
         follower = lookup.follower
-        if follower is None:
-            async with self.sessions() as own:  # its own short transaction: the follower exists from now on
-                created = await get_or_create_follower(
-                    own, channel=msg.channel, account=msg.account, external_id=msg.external_id,
-                    display_name=msg.display_name)
-                follower = detached_follower({c.name: getattr(created, c.key) for c in Follower.__table__.columns})
+        assert follower is not None, "the reader creates followers on first contact"
         stored = None
         if lookup.stored_inbound_id is not None:
             stored = await self._exchange_of(session, lookup.stored_inbound_id, lookup.stored_follower_id or follower.id)
