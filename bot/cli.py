@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from bot.errors import ConfigError, EngagebotError
 from bot.storage.engine import DatabaseURLError
 
@@ -180,6 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(args.func(args))
     except (ConfigError, DatabaseURLError, EngagebotError) as exc:
         return fail(str(exc))
+    except DBAPIError as exc:
+        return fail(f"database: {str(exc.orig).strip().splitlines()[0] if exc.orig else exc}")
     except KeyboardInterrupt:
         return 130
     except OSError as exc:

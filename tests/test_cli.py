@@ -90,3 +90,15 @@ def test_db_upgrade_reports_the_revision(database_url: str, tmp_path: Path) -> N
     done = engagebot("db", "upgrade", env={"ENGAGEBOT_DATABASE_URL": database_url}, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("database at revision ")
+
+
+def test_a_database_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    done = engagebot("db", "upgrade", env={"ENGAGEBOT_DATABASE_URL": "sqlite+aiosqlite:////nonexistent/dir/x.db"},
+                     cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "engagebot: database: unable to open database file"
+
+
+def test_an_in_memory_sqlite_url_works_for_one_command(tmp_path: Path) -> None:
+    done = engagebot("db", "upgrade", env={"ENGAGEBOT_DATABASE_URL": "sqlite+aiosqlite:///:memory:"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr

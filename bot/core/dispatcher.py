@@ -137,15 +137,23 @@ class Dispatcher:
         if msg.message_id is None:
             return await self._dispatch_once(msg, capabilities, passive)
         key = (msg.channel, msg.account, msg.message_id)
-        running = self._in_flight.get(key)
-        if running is not None:
-            return Dispatched(await asyncio.shield(running), duplicate=True)
+        while (running := self._in_flight.get(key)) is not None:
+            try:
+                return Dispatched(await asyncio.shield(running), duplicate=True)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not running.cancelled() or (task is not None and task.cancelling()):
+                    raise
+                # The first try was cancelled (its request went away), not this one: handle it here.
         future: asyncio.Future[Exchange] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
             result = await self._dispatch_once(msg, capabilities, passive)
             future.set_result(result.exchange)
             return result
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved: a waiter is optional

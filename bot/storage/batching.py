@@ -29,6 +29,7 @@ class Batcher(Generic[T, R]):
         self.max_batch = max_batch
         self.name = name
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._in_flight: list[tuple[T, asyncio.Future[R]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
@@ -42,10 +43,12 @@ class Batcher(Generic[T, R]):
         self._wake.set()
         return await future
 
-    async def close(self) -> None:
-        """Finish what is queued, then stop the task."""
+    async def close(self, *, timeout: float = 30.0) -> None:
+        """Finish what is queued and the batch in flight, then stop the task."""
         if self._task is not None:
-            while self._queue and not self._task.done():
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while (self._queue or self._in_flight) and not self._task.done() and loop.time() < deadline:
                 await asyncio.sleep(0.01)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -53,17 +56,29 @@ class Batcher(Generic[T, R]):
             self._task = None
 
     async def _run(self) -> None:
+        try:
+            await self._serve()
+        finally:
+            # Stopped (or crashed): nobody may wait forever on a batch that will not run.
+            for _item, future in [*self._in_flight, *self._queue]:
+                if not future.done():
+                    future.set_exception(RuntimeError(f"{self.name} stopped before this request ran"))
+            self._in_flight, self._queue = [], []
+
+    async def _serve(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
                 batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+                self._in_flight = batch
                 try:
                     results: Sequence[R | BaseException] = await self._run_batch([item for item, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - every waiter hears of it; the next batch goes on
                     results = [exc] * len(batch)
                 self.batches += 1
                 self.done += len(batch)
+                self._in_flight = []
                 for (_item, future), result in zip(batch, results):
                     if future.done():
                         continue

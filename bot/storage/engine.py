@@ -43,11 +43,13 @@ def create_engine(url: str = DEFAULT_DATABASE_URL, *, sqlite_synchronous: str = 
     check_database_url(url)
     try:
         if is_sqlite(url):
-            # A fixed pool: each aiosqlite connection is a thread, and opening one per overflow
-            # checkout (then closing it) costs more than the queries it serves.
-            kwargs.setdefault("pool_size", 16)
-            kwargs.setdefault("max_overflow", 0)
-            kwargs.setdefault("pool_timeout", 60)
+            if make_url(url).database not in (None, "", ":memory:"):
+                # A fixed pool: each aiosqlite connection is a thread, and opening one per overflow
+                # checkout (then closing it) costs more than the queries it serves. (An in-memory
+                # database gets SQLAlchemy's single shared connection instead.)
+                kwargs.setdefault("pool_size", 16)
+                kwargs.setdefault("max_overflow", 0)
+                kwargs.setdefault("pool_timeout", 60)
             engine = create_async_engine(url, **kwargs)
 
             @event.listens_for(engine.sync_engine, "connect")
@@ -90,6 +92,16 @@ class TrackedSession(AsyncSession):
         super().__init__(*args, **kwargs)
         self._holds_gate = False
         self.wrote = False
+        # Whatever path a write takes (a method not overridden here), the session knows it wrote.
+        event.listen(self.sync_session, "after_flush", self._note_write)
+        event.listen(self.sync_session, "do_orm_execute", self._note_dml)
+
+    def _note_write(self, *_args: Any) -> None:
+        self.wrote = True
+
+    def _note_dml(self, state: Any) -> None:
+        if state.is_insert or state.is_update or state.is_delete:
+            self.wrote = True
 
     async def _writing(self) -> None:
         self.wrote = True
@@ -109,12 +121,31 @@ class TrackedSession(AsyncSession):
     def has_changes(self) -> bool:
         return bool(self.new or self.dirty or self.deleted)
 
-    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+    async def _before(self, statement: Any = None) -> None:
         # A query autoflushes pending changes first: that is a write too.
         if getattr(statement, "is_dml", False) or getattr(statement, "is_ddl", False) or (
                 self.autoflush and self.has_changes()):
             await self._writing()
+
+    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        await self._before(statement)
         return await super().execute(statement, *args, **kwargs)
+
+    async def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        await self._before(statement)
+        return await super().scalar(statement, *args, **kwargs)
+
+    async def scalars(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        await self._before(statement)
+        return await super().scalars(statement, *args, **kwargs)
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        await self._before()
+        return await super().get(*args, **kwargs)
+
+    async def stream(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        await self._before(statement)
+        return await super().stream(statement, *args, **kwargs)
 
     async def flush(self, objects: Any = None) -> None:
         if self.new or self.dirty or self.deleted:

@@ -35,3 +35,72 @@ async def test_concurrent_messages_of_one_follower_all_commit_with_their_replies
             inbound = await s.scalar(select(func.count()).select_from(Message).where(Message.direction == "in"))
             outbound = await s.scalar(select(func.count()).select_from(Message).where(Message.direction == "out"))
         assert (inbound, outbound) == (41, 41)
+
+
+async def test_writes_through_scalar_and_get_commit_with_the_reply(database_url: str) -> None:
+    from sqlalchemy import insert
+
+    from bot import Context, Inbound, Reply, Router, TextReply
+    from bot.core.inbound import utcnow
+    from bot.storage.models import SharedToken
+
+    router = Router("writes")
+
+    @router.on(command="scalar")
+    async def via_scalar(msg: Inbound, ctx: Context) -> list[Reply]:
+        await ctx.session.scalar(insert(SharedToken).values(
+            name="a", value="1", expires_at=utcnow(), updated_at=utcnow()).returning(SharedToken.name))
+        return [TextReply("saved")]
+
+    @router.on(command="get")
+    async def via_get(msg: Inbound, ctx: Context) -> list[Reply]:
+        ctx.session.add(SharedToken(name="b", value="2", expires_at=utcnow(), updated_at=utcnow()))
+        await ctx.session.get(SharedToken, "b")  # autoflushes the new row
+        return [TextReply("saved")]
+
+    async with BotHarness(routers=[router], database_url=database_url) as bot:
+        f = bot.follower("writer", language="en")
+        await f.say("/scalar")
+        await f.say("/get")
+        async with bot.sessions() as s:
+            assert sorted((await s.execute(select(SharedToken.name))).scalars()) == ["a", "b"]
+
+
+async def test_closing_a_batcher_finishes_the_batch_in_flight() -> None:
+    from bot.storage.batching import Batcher
+
+    async def slow(items: list[int]) -> list[int]:
+        await asyncio.sleep(0.2)
+        return [i * 10 for i in items]
+
+    batcher: Batcher[int, int] = Batcher(slow, name="test")
+    pending = asyncio.create_task(batcher.submit(4))
+    await asyncio.sleep(0.05)  # the batch is running, the queue is empty
+    await batcher.close()
+    assert await asyncio.wait_for(pending, 2) == 40
+
+
+async def test_a_retry_survives_the_first_try_being_cancelled(database_url: str) -> None:
+    from bot import Context, Inbound, Reply, Router, TextReply
+    from bot.channels.mock import MOCK_CAPABILITIES
+
+    runs: list[str] = []
+    router = Router("slow")
+
+    @router.fallback()
+    async def slow(msg: Inbound, ctx: Context) -> list[Reply]:
+        runs.append(msg.text)
+        await asyncio.sleep(0.3)
+        return [TextReply("answered")]
+
+    async with BotHarness(routers=[router], database_url=database_url) as bot:
+        msg = Inbound(channel="mock", account="mock", external_id="u", kind=Kind.TEXT, text="x", message_id="m1")
+        first = asyncio.create_task(bot.dispatcher.dispatch(msg, capabilities=MOCK_CAPABILITIES))
+        await asyncio.sleep(0.05)
+        retry = asyncio.create_task(bot.dispatcher.dispatch(msg, capabilities=MOCK_CAPABILITIES))
+        await asyncio.sleep(0.05)
+        first.cancel()  # the first request went away
+        result = await retry
+        assert result.replies == [TextReply("answered")]
+        async with bot.sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(Message).where(Message.dedupe_key == "m1")) == 1

@@ -113,6 +113,7 @@ class WeChatChannel(Channel):
 
     async def callback(self, request: web.Request) -> web.Response:
         """Verify, decrypt and parse a callback, dispatch it, and answer in time."""
+        started = asyncio.get_running_loop().time()  # WeChat's 5 s count from here, not from dispatch
         q = request.query
         timestamp, nonce = q.get("timestamp"), q.get("nonce")
         if not q.get("signature"):
@@ -130,9 +131,10 @@ class WeChatChannel(Channel):
         else:
             xml = body
         msg = protocol.parse_message(xml, channel=self.name, account_hint=self.account)
+        deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
         if msg.kind is Kind.FOLLOW and self.api is not None:
-            msg = await self._with_language(msg)
-        exchange = await self._dispatch_in_time(msg)
+            msg = await self._with_language(msg, deadline)
+        exchange = await self._dispatch_in_time(msg, deadline)
         if exchange is None or not exchange.passive_replies:
             return web.Response(text=protocol.SUCCESS, content_type="text/plain")
         reply_xml = await self._render_passive(msg, exchange.passive_replies[0])
@@ -141,11 +143,12 @@ class WeChatChannel(Channel):
             reply_xml = self.crypto.encrypt(reply_xml, nonce=secrets.token_hex(8), timestamp=int(time.time()))
         return web.Response(text=reply_xml, content_type="application/xml")
 
-    async def _dispatch_in_time(self, msg: Inbound) -> Exchange | None:
-        """Dispatch; past the deadline, hand the reply to the send API and return None."""
+    async def _dispatch_in_time(self, msg: Inbound, deadline: float) -> Exchange | None:
+        """Dispatch; past the deadline (loop time), hand the reply to the send API and return None."""
         slot = PassiveSlot()
         task = asyncio.create_task(self.dispatch(msg, passive=slot))
-        done, _pending = await asyncio.wait({task}, timeout=self.capabilities.passive_reply_deadline)
+        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
+        done, _pending = await asyncio.wait({task}, timeout=remaining)
         if not done:
             if slot.give_up():
                 log.info("passive deadline passed; replying through the API",
@@ -163,13 +166,15 @@ class WeChatChannel(Channel):
         if not result.duplicate and result.exchange.pending_ids:
             await self.outbox.deliver(result.exchange.pending_ids)
 
-    async def _with_language(self, msg: Inbound) -> Inbound:
+    async def _with_language(self, msg: Inbound, deadline: float) -> Inbound:
         """Ask the platform for the new follower's language, briefly: the welcome waits on it."""
         from dataclasses import replace
 
         assert self.api is not None
+        # At most a second, and never more than a third of what is left before the deadline.
+        budget = min(USER_INFO_TIMEOUT, max(deadline - asyncio.get_running_loop().time(), 0.0) / 3)
         try:
-            info = await asyncio.wait_for(self.api.user_info(msg.external_id), USER_INFO_TIMEOUT)
+            info = await asyncio.wait_for(self.api.user_info(msg.external_id), budget)
         except (EngagebotError, asyncio.TimeoutError) as exc:
             log.info("user info unavailable", extra={"channel": self.name, "reason": str(exc) or type(exc).__name__})
             return msg

@@ -324,3 +324,25 @@ async def test_scene_qr_codes_come_from_the_platform(make_env: Any) -> None:
         openid = env.follower(language="en")
         result = await env.sim.scan(openid, "poster-7")  # not following yet: a subscribe with the scene
         assert result.reply["content"].startswith("Welcome!")
+
+
+async def test_a_follow_is_answered_within_the_deadline_even_when_user_info_is_slow(
+        make_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    slow_welcome = Router("slow-welcome")
+
+    @slow_welcome.on(Kind.FOLLOW, priority=500)
+    async def welcome(msg: Inbound, ctx: Context) -> list[Reply]:
+        await asyncio.sleep(3.9)
+        return [TextReply("welcome, slowly")]
+
+    async with make_env(routers=[slow_welcome]) as env:
+        original = env.channel.api.user_info
+
+        async def slow_user_info(openid: str, **kwargs: Any) -> Any:
+            await asyncio.sleep(0.9)
+            return await original(openid, **kwargs)
+
+        monkeypatch.setattr(env.channel.api, "user_info", slow_user_info)
+        openid = env.follower(language="en")
+        result = await env.sim.follow(openid)
+        assert result.attempts == 1 and result.latency < 5.0
