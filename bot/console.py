@@ -42,8 +42,12 @@ def render(replies: Sequence[Reply]) -> str:
                 lines.append(f"[image] {caption} {url}".strip())
             case QrReply(scene=scene, caption=caption, url=url):
                 lines.append(f"[QR {scene}] {caption} {url}".strip())
-    return "\n".join(f"bot> {line}" if i == 0 else f"     {line}"
-                     for block in lines for i, line in enumerate(block.splitlines() or [""]))
+    return "\n".join(as_bot_lines(block.splitlines()) for block in lines)
+
+
+def as_bot_lines(lines: Sequence[str]) -> str:
+    """One bot message as the consoles show it: "bot> " on the first line, aligned below."""
+    return "\n".join(f"bot> {line}" if i == 0 else f"     {line}" for i, line in enumerate(lines or [""]))
 
 
 def parse_action(line: str) -> tuple[Kind, str, str | None] | None:

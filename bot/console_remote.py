@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.console import HELP, _read_line, parse_action
+from bot.console import HELP, _read_line, as_bot_lines, parse_action
 from bot.core.inbound import Kind
 
 WECHAT_API = "/simulator/wechat/api"
@@ -91,9 +91,7 @@ async def run_wechat_console(args: argparse.Namespace) -> int:
             seen = timeline["next"]
             for entry in timeline["entries"]:
                 if entry.get("direction") == "out":
-                    text = show_wechat(entry)
-                    print("\n".join(("bot> " if i == 0 else "     ") + line
-                                    for i, line in enumerate(text.splitlines() or [""])), flush=True)
+                    print(as_bot_lines(show_wechat(entry).splitlines()), flush=True)
     return 0
 
 

@@ -104,20 +104,6 @@ def refusal_reason(caps: Capabilities, *, following: bool, kind: str | None, at:
     return OUTSIDE_WINDOW
 
 
-async def take_window_slot(session: AsyncSession, caps: Capabilities, follower_id: int, now: datetime) -> str | None:
-    """Count one send against the follower's reply window; return why not when the platform would refuse."""
-    granted = await _take_window_slots(session, caps, {follower_id: 1}, now)
-    if granted.get(follower_id):
-        return None
-    row = (await session.execute(select(
-        Follower.following, Follower.last_action_kind, Follower.last_action_at, Follower.window_sends,
-    ).where(Follower.id == follower_id))).first()
-    if row is None:
-        return "unknown follower"
-    return refusal_reason(caps, following=row.following, kind=row.last_action_kind, at=row.last_action_at,
-                          sends=row.window_sends, now=now)
-
-
 async def _take_window_slots(session: AsyncSession, caps: Capabilities, needs: dict[int, int],
                              now: datetime) -> dict[int, int]:
     """Count sends against several followers' windows at once; return how many each was granted.

@@ -32,21 +32,3 @@ def cut_text(text: str, limit: int, *, ellipsis: str = "…") -> str:
         end -= 1
     return text[:end] + ellipsis
 
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Split ``text`` into parts of at most ``limit`` characters, preferring paragraph, line and word breaks."""
-    parts: list[str] = []
-    while len(text) > limit:
-        window = text[:limit]
-        cut = max(window.rfind("\n\n"), window.rfind("\n"))
-        if cut < limit // 2:
-            cut = window.rfind(" ")
-        if cut < limit // 2:
-            cut = limit
-            if "\ud800" <= text[cut - 1] <= "\udbff":
-                cut -= 1
-        parts.append(text[:cut].rstrip())
-        text = text[cut:].lstrip()
-    if text or not parts:
-        parts.append(text)
-    return parts

@@ -148,12 +148,12 @@ class TrackedSession(AsyncSession):
         return await super().stream(statement, *args, **kwargs)
 
     async def flush(self, objects: Any = None) -> None:
-        if self.new or self.dirty or self.deleted:
+        if self.has_changes():
             await self._writing()
         await super().flush(objects)
 
     async def commit(self) -> None:
-        if self.new or self.dirty or self.deleted:
+        if self.has_changes():
             await self._writing()
         try:
             await super().commit()

@@ -72,7 +72,7 @@ class FollowerReader:
         for m in msgs:
             found = followers.get((m.channel, m.account, m.external_id))
             row = stored.get((m.channel, m.account, m.message_id)) if m.message_id is not None else None
-            results.append(Lookup(detached_follower(found._mapping) if found is not None else None,
+            results.append(Lookup(FollowerRecord(found._mapping) if found is not None else None,
                                   row.id if row else None, row.follower_id if row else None))
         return results
 
@@ -117,11 +117,6 @@ class FollowerRecord:
 
 
 _FOLLOWER_KEYS = frozenset(c.key for c in _FOLLOWER_COLUMNS)
-
-
-def detached_follower(values: Mapping[str, Any]) -> FollowerRecord:
-    """A follower record from a row; each message gets its own (two may share a follower)."""
-    return FollowerRecord(values)
 
 
 def _own(value: object) -> object:

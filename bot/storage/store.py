@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, inspect, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -68,7 +68,7 @@ class SqlStore:
         passive_count = sum(1 for r in rows if r.status == "passive")
         return Exchange(inbound_id, replies, [r.id for r in rows], passive_count, follower_id)
 
-    async def load(self, session: AsyncSession, msg: Inbound) -> tuple[Follower, Exchange | None]:
+    async def load(self, session: AsyncSession, msg: Inbound) -> tuple[FollowerRecord, Exchange | None]:
         """Return the follower (created on first contact) and, for a platform retry, what was stored.
 
         The follower comes detached: its changes are written by statement with the exchange.
@@ -81,11 +81,11 @@ class SqlStore:
             stored = await self._exchange_of(session, lookup.stored_inbound_id, lookup.stored_follower_id or follower.id)
         return follower, stored
 
-    def apply_action(self, follower: Follower, msg: Inbound, *, reply_window_kind: str | None) -> None:
+    def apply_action(self, follower: FollowerRecord, msg: Inbound, *, reply_window_kind: str | None) -> None:
         apply_follower_action(follower, msg, utcnow(), reply_window_kind)
 
     async def record_exchange(
-        self, session: AsyncSession, msg: Inbound, follower: Follower, replies: list[Reply], *, passive_count: int,
+        self, session: AsyncSession, msg: Inbound, follower: FollowerRecord, replies: list[Reply], *, passive_count: int,
     ) -> Exchange:
         """Store the message, its replies and the follower's changes; commit.
 
@@ -112,7 +112,7 @@ class SqlStore:
             return Exchange(inbound_id, replies, outbound_ids, passive_count, follower.id)
         return await self._record_in_session(session, msg, follower, inbound, outbound, replies, passive_count)
 
-    async def _record_in_session(self, session: AsyncSession, msg: Inbound, follower: Follower,
+    async def _record_in_session(self, session: AsyncSession, msg: Inbound, follower: FollowerRecord,
                                  inbound: dict[str, Any], outbound: list[dict[str, Any]], replies: list[Reply],
                                  passive_count: int) -> Exchange:
         changes = follower_changes(follower)
@@ -146,12 +146,9 @@ def _message_row(follower_id: int, msg: Inbound, **values: Any) -> dict[str, Any
     return row
 
 
-def follower_changes(follower: Any) -> dict[str, Any]:
+def follower_changes(follower: FollowerRecord) -> dict[str, Any]:
     """The columns of ``follower`` changed since it was loaded, with their new values."""
-    if isinstance(follower, FollowerRecord):
-        return dict(follower.changes)
-    state = inspect(follower)
-    return {attr.key: attr.value for attr in state.attrs if attr.history.has_changes()}
+    return dict(follower.changes)
 
 
 def _lease(now: datetime) -> datetime:
@@ -179,7 +176,7 @@ async def get_or_create_follower(
     return (await session.execute(_FOLLOWER, params)).scalar_one()
 
 
-def apply_follower_action(follower: Follower, msg: Inbound, now: datetime, window_kind: str | None) -> None:
+def apply_follower_action(follower: FollowerRecord, msg: Inbound, now: datetime, window_kind: str | None) -> None:
     """Record what the follower's action changes: following, first touch, the reply window."""
     if msg.kind is Kind.UNFOLLOW:
         follower.following = False

@@ -17,6 +17,8 @@ from typing import Any
 
 import aiohttp
 
+from bot.console import as_bot_lines
+
 API = "/simulator/telegram/api"
 DEFAULT_URL = "http://127.0.0.1:8080"
 QUIET = 0.6  # seconds without a new bot message before the prompt comes back
@@ -139,7 +141,7 @@ class Transcript:
                     lines.append(f"  [{len(self.buttons)}] {button['text']}")
                 elif "url" in button:
                     lines.append(f"  [link] {button['text']}: {button['url']}")
-        return "\n".join(f"bot> {line}" if i == 0 else f"     {line}" for i, line in enumerate(lines or [""]))
+        return as_bot_lines(lines)
 
 
 async def _read_stdin(prompt: str) -> str | None:
