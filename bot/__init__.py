@@ -9,7 +9,7 @@ from bot.core.dispatcher import Dispatcher, Middleware, Next
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Article, ArticlesReply, Button, ButtonsReply, ImageReply, QrReply, Reply, TextReply
 from bot.core.router import Router
-from bot.i18n import N_, _, ngettext
+from bot.i18n import N_, _, chinese_locale, fold, ngettext, normalize_locale
 
 __all__ = [
     "Article",
@@ -31,5 +31,8 @@ __all__ = [
     "Router",
     "TextReply",
     "_",
+    "chinese_locale",
+    "fold",
     "ngettext",
+    "normalize_locale",
 ]

@@ -73,7 +73,8 @@ def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Co
     store = SqlStore(sessions, engine)
     dispatcher = Dispatcher(
         store=store, router=build_router(routers), catalogs=catalogs,
-        default_locale=settings.default_locale, tz=ZoneInfo(settings.timezone), services=services,
+        default_locale=settings.default_locale, international_locale=settings.international_locale,
+        tz=ZoneInfo(settings.timezone), services=services,
     )
     return Core(settings=settings, engine=engine, sessions=sessions, catalogs=catalogs,
                 prompt_rules=prompt_rules, dispatcher=dispatcher, store=store, services=services)

@@ -24,6 +24,12 @@ def fail(message: str) -> int:
     return 2
 
 
+def warn(source: object, lines: Sequence[str]) -> None:
+    """Print what loaded but deserves the operator's eye (a missing language), one line each."""
+    for line in lines:
+        print(f"engagebot: warning: {source}: {line}", file=sys.stderr)
+
+
 def _settings(args: argparse.Namespace, **overrides: Any):  # type: ignore[no-untyped-def]
     from bot.settings import load_settings
 
@@ -85,7 +91,11 @@ async def cmd_prompts_load(args: argparse.Namespace) -> int:
     from bot.rules import parse_prompt_rules, read_yaml_file
     from bot.storage.prompts import replace_prompt_rules
 
+    from bot.i18n import locale_warnings
+
     parsed = parse_prompt_rules(read_yaml_file(args.file), source=str(args.file))
+    warn(args.file, [line for r in parsed.rules for line in locale_warnings(
+        f"rule {r.name!r}", {"match": r.match, "reply": r.reply}, keyword_fields=("match",))])
     async with open_database(args) as (_settings, sessions), sessions() as session, session.begin():
         added, replaced = await replace_prompt_rules(session, [r.model_dump() for r in parsed.rules])
     print(f"loaded {len(parsed.rules)} rule(s) from {args.file}: {added} added, {replaced} replaced")

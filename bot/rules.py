@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import RulesFileError
-from bot.i18n import SOURCE_LOCALE, SUPPORTED_LOCALES
+from bot.i18n import fold, locale_keys, pick_text, simplified_characters
 
 log = logging.getLogger("engagebot.rules")
 
@@ -39,9 +39,7 @@ class PromptRuleSpec(BaseModel):
     @field_validator("match", "reply")
     @classmethod
     def _known_locales(cls, value: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(value) - set(SUPPORTED_LOCALES))
-        if unknown:
-            raise ValueError(f"unknown locale(s) {unknown}; use {list(SUPPORTED_LOCALES)}")
+        value = locale_keys(value)  # zh-hans, zh-HK... name catalogs too
         if not value:
             raise ValueError("must name at least one locale")
         return value
@@ -139,16 +137,17 @@ class CompiledRule:
     name: str
     priority: int
     replies: dict[str, str]
-    keywords: tuple[str, ...]  # casefolded, all locales
-    patterns: tuple[re.Pattern[str], ...]
+    keywords: tuple[str, ...]  # folded (bot.chinese.fold), all locales
+    patterns: tuple[re.Pattern[str], ...]  # searched in the folded text too
 
     def matches(self, folded: str, text: str) -> bool:
         if any(k in folded for k in self.keywords):
             return True
-        return any(p.search(text) for p in self.patterns)
+        return any(p.search(text) or p.search(folded) for p in self.patterns)
 
     def reply_for(self, locale: str) -> str:
-        return self.replies.get(locale) or self.replies.get(SOURCE_LOCALE) or next(iter(self.replies.values()))
+        """The reply in ``locale``; Chinese converted from the other script; else English, else any."""
+        return pick_text(self.replies, locale)
 
 
 def compile_rules(rows: Sequence[Any]) -> list[CompiledRule]:
@@ -157,10 +156,10 @@ def compile_rules(rows: Sequence[Any]) -> list[CompiledRule]:
         entries = [p for patterns in row.match.values() for p in patterns]
         if row.regex:
             compiled.append(CompiledRule(row.name, row.priority, dict(row.reply), (),
-                                         tuple(re.compile(p, re.IGNORECASE) for p in entries)))
+                                         tuple(re.compile(simplified_characters(p), re.IGNORECASE) for p in entries)))
         else:
             compiled.append(CompiledRule(row.name, row.priority, dict(row.reply),
-                                         tuple(p.casefold() for p in entries), ()))
+                                         tuple(fold(p) for p in entries), ()))
     compiled.sort(key=lambda r: (-r.priority, r.name))
     return compiled
 
@@ -210,7 +209,7 @@ class PromptRuleCache:
         return self._rules
 
     async def match(self, text: str) -> CompiledRule | None:
-        folded = text.casefold()
+        folded = fold(text)  # either Chinese script matches the other's keywords
         for rule in await self.rules():
             if rule.matches(folded, text):
                 return rule

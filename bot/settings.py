@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
-from bot.i18n import SUPPORTED_LOCALES
+from bot.i18n import INTERNATIONAL_LOCALE, require_locale
 from bot.storage.engine import DEFAULT_DATABASE_URL, DatabaseURLError, check_database_url
 
 
@@ -95,7 +95,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    default_locale: Literal["en", "zh_Hans"] = "zh_Hans"
+    default_locale: str = "zh_Hans"  # any tag naming a catalog: zh-hans, zh_Hant, zh-HK, en-US...
+    international_locale: str = INTERNATIONAL_LOCALE  # followers whose language has no catalog (pt-br, ja)
     timezone: str = "Asia/Shanghai"
     admin_token: SecretStr | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -113,6 +114,11 @@ class Settings(BaseSettings):
             return check_database_url(v)
         except DatabaseURLError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("default_locale", "international_locale")
+    @classmethod
+    def _locale(cls, v: str) -> str:
+        return require_locale(v)
 
     @field_validator("timezone")
     @classmethod

@@ -20,7 +20,7 @@ from bot.core.dispatcher import Dispatcher
 from bot.core.inbound import Kind
 from bot.core.reply import ButtonsReply, Reply, TextReply
 from bot.core.router import Router
-from bot.i18n import default_catalogs
+from bot.i18n import INTERNATIONAL_LOCALE, default_catalogs, require_locale
 from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.migrate import upgrade
 from bot.storage.store import SqlStore
@@ -77,7 +77,7 @@ class BotHarness:
     def __init__(
         self, *, routers: Sequence[Router] | None = None, database_url: str | None = None,
         capabilities: Capabilities = MOCK_CAPABILITIES, default_locale: str = "zh_Hans",
-        services: dict[str, Any] | None = None,
+        international_locale: str = INTERNATIONAL_LOCALE, services: dict[str, Any] | None = None,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if database_url is None:
@@ -94,7 +94,8 @@ class BotHarness:
         root = Router("harness")
         root.include(*routers)
         self.dispatcher = Dispatcher(store=self.store, router=root, catalogs=default_catalogs(),
-                                     default_locale=default_locale, services=services)
+                                     default_locale=require_locale(default_locale),
+                                     international_locale=require_locale(international_locale), services=services)
         self.channel = MockChannel(dispatch=self.dispatcher.dispatch, capabilities=capabilities)
 
     def follower(self, external_id: str, *, language: str | None = None) -> MockFollower:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from bot import Context, Inbound, Kind, QrReply, Reply, Router, TextReply
+from bot import Context, Inbound, Kind, QrReply, Reply, Router, TextReply, fold
 from bot.offers import (
     ClaimOutcome,
     Promotion,
@@ -31,13 +31,13 @@ from .welcome import welcome_replies
 
 router = Router("offers")
 
-# Whole-message words only, like the help and language words.
-OFFER_WORDS = {"offers", "offer", "deals", "优惠", "福利", "优惠券", "领券", "活动"}
+# Whole-message words only, like the help and language words; compared folded (優惠 is 优惠).
+OFFER_WORDS = {"offers", "offer", "deals", "优惠", "福利", "优惠券", "领券", "活动", "着数"}
 INVITE_WORDS = {"invite", "invite friends", "邀请", "邀请好友", "邀请码", "我的邀请"}
 
 
 def _word(words: set[str]):  # type: ignore[no-untyped-def]
-    return lambda msg, ctx: msg.text.strip().casefold() in words
+    return lambda msg, ctx: fold(msg.text.strip()) in words
 
 
 async def _claim_or_invite(msg: Inbound, ctx: Context, promo: Promotion, via: str) -> list[Reply]:
@@ -128,7 +128,8 @@ async def _referral_arrival(msg: Inbound, ctx: Context, code: str) -> list[Reply
     if promo is None:
         return None
     mine = await grant_family_offer(ctx.session, promo, result.invite, result.joined, ctx.follower,
-                                    catalogs=ctx.catalogs, default_locale=ctx.default_locale, now=ctx.now)
+                                    catalogs=ctx.catalogs, default_locale=ctx.default_locale, now=ctx.now,
+                                    international_locale=ctx.international_locale)
     if mine is None:
         return None
     header = friend_grant_header(ctx, promo) if mine.outcome is ClaimOutcome.CLAIMED else None

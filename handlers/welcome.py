@@ -1,6 +1,6 @@
 """Welcome a new follower (or a scan) in their language and say what they can do."""
 
-from bot import ButtonsReply, Button, Context, Inbound, Kind, Reply, Router, _
+from bot import ButtonsReply, Button, Context, Inbound, Kind, Reply, Router, _, fold
 
 router = Router("welcome")
 
@@ -30,11 +30,12 @@ async def start(msg: Inbound, ctx: Context) -> list[Reply]:
     return welcome_replies()
 
 
+# Compared folded (case, and Traditional as Simplified: 哈囉 is 哈啰).
 GREETINGS = {"hi", "hello", "hey", "hi there", "hello there", "good morning", "good evening",
-             "你好", "您好", "嗨", "哈喽", "在吗", "早上好", "晚上好", "你好呀", "您好呀"}
+             "你好", "您好", "嗨", "哈喽", "哈啰", "在吗", "早上好", "晚上好", "早晨", "你好呀", "您好呀"}
 
 
-@router.on(Kind.TEXT, priority=45, when=lambda msg, ctx: msg.text.strip().strip("!！。.~～?？").casefold() in GREETINGS)
+@router.on(Kind.TEXT, priority=45, when=lambda msg, ctx: fold(msg.text.strip().strip("!！。.~～?？")) in GREETINGS)
 async def greet_back(msg: Inbound, ctx: Context) -> list[Reply]:
     return [ButtonsReply(_("Hello! How can I help you today?"),
                          (Button(_("Help"), "help"), Button("中文 / English", "lang")))]

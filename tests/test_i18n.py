@@ -10,44 +10,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.i18n import Catalogs, CatalogError, Formatter, negotiate, normalize_locale
+from bot.i18n import Catalogs, CatalogError, Formatter, normalize_locale
 from bot.i18n_check import check_catalogs
 from bot.testing import BotHarness
 
 LOCALES = Path(__file__).resolve().parent.parent / "locales"
 
-# (stored choice, platform hint, message text, account default) -> locale
-NEGOTIATION = [
-    (None, "zh-hans", "hello", "en", "zh_Hans"),
-    (None, "zh_CN", "hello", "en", "zh_Hans"),
-    (None, "zh-CN", "hello", "en", "zh_Hans"),
-    (None, "zh-SG", "hello", "en", "zh_Hans"),
-    (None, "zh-TW", "hello", "en", "zh_Hans"),  # no zh_Hant catalog: simplified beats English
-    (None, "zh-HK", "hello", "en", "zh_Hans"),
-    (None, "zh", "hello", "en", "zh_Hans"),
-    (None, "ZH-Hans-CN", "hello", "en", "zh_Hans"),
-    (None, "en-US", "你好", "zh_Hans", "en"),
-    (None, "en", "你好", "zh_Hans", "en"),
-    (None, "en_GB", "你好", "zh_Hans", "en"),
-    (None, "pt-br", "你好", "en", "zh_Hans"),  # unsupported hint: the script decides
-    (None, "pt-br", "olá", "en", "en"),
-    (None, "fr", "bonjour", "zh_Hans", "zh_Hans"),
-    (None, None, "营业时间？", "en", "zh_Hans"),
-    (None, None, "opening hours?", "en", "en"),
-    (None, None, "opening hours?", "zh_Hans", "zh_Hans"),
-    (None, None, "", "en", "en"),
-    (None, "", "12345", "zh_Hans", "zh_Hans"),
-    ("en", "zh-hans", "你好", "zh_Hans", "en"),  # the follower's choice beats everything
-    ("zh_Hans", "en-US", "hello", "en", "zh_Hans"),
-    (None, "x-klingon-!!", "hello", "en", "en"),
-    (None, "a" * 200, "你好", "en", "zh_Hans"),
-    ("xx", None, "hello", "en", "en"),  # a stored choice no longer supported is ignored
-]
-
-
-@pytest.mark.parametrize(("chosen", "hint", "text", "default", "expected"), NEGOTIATION)
-def test_locale_negotiation(chosen: str | None, hint: str | None, text: str, default: str, expected: str) -> None:
-    assert negotiate(chosen=chosen, hint=hint, text=text, default=default) == expected
+# The negotiation table lives in docs/localization.md; tests/test_localization.py runs it.
 
 
 def test_normalize_rejects_garbage() -> None:

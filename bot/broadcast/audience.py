@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement
 
-from bot.i18n import SUPPORTED_LOCALES, normalize_locale
+from bot.i18n import INTERNATIONAL_LOCALE, SUPPORTED_LOCALES, negotiate, operator_time, pick_text
 from bot.storage.models import Follower
 
 
@@ -67,22 +67,26 @@ class Audience:
                    tags=tuple(data.get("tags") or ()), sources=tuple(data.get("sources") or ()),
                    followed_since=parsed)
 
-    def describe(self) -> str:
-        """One line for the operator."""
+    def describe(self, tz: str = "UTC") -> str:
+        """One line for the operator (times in ``tz``, ENGAGEBOT_TIMEZONE)."""
         parts = [f"{name}={','.join(values)}" for name, values in (
             ("channel", self.channels), ("locale", self.locales), ("tag", self.tags), ("source", self.sources))
             if values]
         if self.followed_since:
-            parts.append(f"followed since {self.followed_since:%Y-%m-%d %H:%M} UTC")
+            parts.append(f"followed since {operator_time(self.followed_since, tz)}")
         return "; ".join(parts) or "every follower"
 
 
 def follower_locale(chosen: str | None, hint: str | None, default: str,
-                    available: tuple[str, ...] = SUPPORTED_LOCALES) -> str:
-    """The follower's own choice, else the platform's hint (normalized), else the account default."""
-    return normalize_locale(chosen, available) or normalize_locale(hint, available) or default
+                    available: tuple[str, ...] = SUPPORTED_LOCALES, *,
+                    international: str = INTERNATIONAL_LOCALE) -> str:
+    """The locale the conversation would use without a message: the follower's own choice, else the
+    platform's hint (a language without a catalog: the international locale), else the default."""
+    return negotiate(chosen=chosen, hint=hint, text=None, default=default, international=international,
+                     available=available)
 
 
 def text_for(texts: Mapping[str, str], locale: str, default: str) -> str:
-    """The operator's text in ``locale``; else in the default locale; else any text given."""
-    return texts.get(locale) or texts.get(default) or next(v for v in texts.values() if v)
+    """The operator's text in ``locale`` (Chinese converted from the other script); else in the
+    default locale; else any text given."""
+    return pick_text(texts, locale, default=default)

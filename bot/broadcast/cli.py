@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.i18n import SUPPORTED_LOCALES, normalize_locale
+from bot.i18n import SUPPORTED_LOCALES, normalize_locale, operator_time
 
 from .audience import Audience
 from .models import CANCELLED, DONE
@@ -49,7 +49,8 @@ def _locales(values: list[str]) -> tuple[str, ...]:
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
-    from bot.cli import fail
+    from bot.cli import fail, warn
+    from bot.i18n import locale_warnings
 
     from .expand import BroadcastError, create_broadcast, expand_broadcast
 
@@ -65,14 +66,16 @@ async def cmd_start(args: argparse.Namespace) -> int:
                 return fail(f"no promotion {args.promotion!r}; load it first with the promotions file")
             try:
                 broadcast = await create_broadcast(
-                    session, name=args.name, texts={"en": args.text_en, "zh_Hans": args.text_zh},
+                    session, name=args.name,
+                    texts={"en": args.text_en, "zh_Hans": args.text_zh, "zh_Hant": args.text_zh_hant},
                     audience=audience, default_locale=settings.default_locale, promotion=args.promotion)
             except BroadcastError as exc:
                 return fail(str(exc))
             await session.commit()
             broadcast_id = broadcast.id
-        print(f"broadcast #{broadcast_id} {args.name!r} to {audience.describe()}: writing the outbox...")
-        await expand_broadcast(sessions, broadcast_id)
+        warn("broadcast", locale_warnings(f"#{broadcast_id} {args.name!r}", {"text": broadcast.texts}))
+        print(f"broadcast #{broadcast_id} {args.name!r} to {audience.describe(settings.timezone)}: writing the outbox...")
+        await expand_broadcast(sessions, broadcast_id, international_locale=settings.international_locale)
         from .status import progress
 
         async with sessions() as session:
@@ -123,7 +126,7 @@ async def _watch(sessions: async_sessionmaker[AsyncSession], broadcast_id: int) 
 async def cmd_status(args: argparse.Namespace) -> int:
     from .status import progress, recent_broadcasts, render_progress
 
-    async with _database(args) as (_settings, sessions):
+    async with _database(args) as (settings, sessions):
         if args.id is not None:
             if args.watch:
                 return await _watch(sessions, args.id)
@@ -137,10 +140,10 @@ async def cmd_status(args: argparse.Namespace) -> int:
                 b = await session.get(Broadcast, args.id)
             assert b is not None
             print(render_progress(p))
-            print(f"  audience: {Audience.from_json(b.audience).describe()}"
+            print(f"  audience: {Audience.from_json(b.audience).describe(settings.timezone)}"
                   + (f"; promotion {b.promotion}" if b.promotion else ""))
-            print(f"  created {b.created_at:%Y-%m-%d %H:%M:%S} UTC"
-                  + (f", finished {b.finished_at:%Y-%m-%d %H:%M:%S} UTC" if b.finished_at else ""))
+            print(f"  created {operator_time(b.created_at, settings.timezone)}"
+                  + (f", finished {operator_time(b.finished_at, settings.timezone)}" if b.finished_at else ""))
             for status, reason, n in p.reasons:
                 print(f"  {n:>7} {status}: {reason or '(no reason given)'}")
             return 0
@@ -227,7 +230,9 @@ def add_commands(sub: Any) -> None:
     start = cmds.add_parser("start", help="queue a broadcast (writes one outbox row per follower)")
     start.add_argument("--name", required=True)
     start.add_argument("--text-en", help="the text for followers reading English")
-    start.add_argument("--text-zh", help="the text for followers reading Chinese (zh_Hans)")
+    start.add_argument("--text-zh", help="the text for followers reading Chinese (zh_Hans; zh_Hant readers get it "
+                       "converted to Traditional unless --text-zh-hant is given)")
+    start.add_argument("--text-zh-hant", help="the text for followers reading Traditional Chinese (zh_Hant)")
     start.add_argument("--channel", action="append", default=[], help="only this channel (repeatable)")
     start.add_argument("--locale", action="append", default=[], help="only followers reading this locale (repeatable)")
     start.add_argument("--tag", action="append", default=[], help="only followers with this tag (repeatable: any)")

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.inbound import utcnow
 from bot.core.reply import Button, ButtonsReply, Reply, TextReply
 from bot.core.serialize import reply_kind, reply_text, reply_to_dict
-from bot.i18n import N_, SUPPORTED_LOCALES, Catalogs, default_catalogs
+from bot.i18n import INTERNATIONAL_LOCALE, N_, Catalogs, default_catalogs, locale_keys
 from bot.storage.models import Follower, Message
 
 from .audience import Audience, follower_locale, text_for
@@ -50,9 +50,10 @@ async def create_broadcast(
     texts = {loc: t for loc, t in texts.items() if t and t.strip()}
     if not texts:
         raise BroadcastError("a broadcast needs a text in at least one locale")
-    unknown = sorted(set(texts) - set(SUPPORTED_LOCALES))
-    if unknown:
-        raise BroadcastError(f"no catalog for locale(s) {', '.join(unknown)}; use {', '.join(SUPPORTED_LOCALES)}")
+    try:
+        texts = locale_keys(texts)  # zh-hant, zh-HK... name catalogs too
+    except ValueError as exc:
+        raise BroadcastError(str(exc)) from None
     broadcast = Broadcast(
         name=name[:128], texts=dict(texts), audience=audience.to_json(), promotion=promotion,
         default_locale=default_locale, status=QUEUED, cursor=0, total=0, counts={}, created_at=utcnow())
@@ -73,6 +74,7 @@ def render(broadcast: Broadcast, locale: str, catalogs: Catalogs) -> Reply:
 async def expand_broadcast(
     sessions: async_sessionmaker[AsyncSession], broadcast_id: int, *, batch_size: int = EXPAND_BATCH,
     lease: timedelta = EXPAND_LEASE, catalogs: Catalogs | None = None,
+    international_locale: str = INTERNATIONAL_LOCALE,
 ) -> bool:
     """Write the broadcast's outbox rows; return False if another expander holds it or it is over.
 
@@ -96,7 +98,8 @@ async def expand_broadcast(
     rendered: dict[str, tuple[dict[str, Any], str, str]] = {}  # per locale: body, text, kind
 
     def row_for(follower: Any, created: datetime) -> dict[str, Any] | None:
-        locale = follower_locale(follower.locale, follower.locale_hint, broadcast.default_locale)
+        locale = follower_locale(follower.locale, follower.locale_hint, broadcast.default_locale,
+                                 catalogs.locales, international=international_locale)
         if not audience.accepts(locale, follower.tags):
             return None
         if locale not in rendered:

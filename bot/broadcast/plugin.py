@@ -19,7 +19,8 @@ def broadcast_plugin(app: web.Application, core: Core) -> Callable[[web.Applicat
     """Start a worker for ``core.channels`` (read at startup, after the channel plugins added theirs)."""
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        worker = BroadcastWorker(core.sessions, list(core.channels), catalogs=core.catalogs)
+        worker = BroadcastWorker(core.sessions, list(core.channels), catalogs=core.catalogs,
+                                 international_locale=core.settings.international_locale)
         core.services[BROADCAST_WORKER_SERVICE] = worker
         await worker.start()
         yield

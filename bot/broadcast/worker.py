@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.base import Channel
 from bot.channels.outbox import OutboxSender, channel_key
 from bot.core.inbound import utcnow
-from bot.i18n import Catalogs
+from bot.i18n import INTERNATIONAL_LOCALE, Catalogs
 from bot.storage.models import Message
 
 from .expand import expand_broadcast
@@ -39,8 +39,9 @@ class BroadcastWorker:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Sequence[Channel], *,
                  poll_every: float = 1.0, batch_size: int | None = None, lease: timedelta | None = None,
-                 catalogs: Catalogs | None = None) -> None:
+                 catalogs: Catalogs | None = None, international_locale: str = INTERNATIONAL_LOCALE) -> None:
         self.sessions = sessions
+        self.international_locale = international_locale
         self.channels = list(channels)
         self.poll_every = poll_every
         self.catalogs = catalogs
@@ -83,7 +84,8 @@ class BroadcastWorker:
                 Broadcast.status.in_((QUEUED, EXPANDING)),
                 or_(Broadcast.lease_until.is_(None), Broadcast.lease_until < now)).order_by(Broadcast.id))).scalars().all()
         for broadcast_id in ids:
-            await expand_broadcast(self.sessions, broadcast_id, catalogs=self.catalogs)
+            await expand_broadcast(self.sessions, broadcast_id, catalogs=self.catalogs,
+                                   international_locale=self.international_locale)
         for channel in self.channels:
             await run_mass_sends(channel, self.sessions)
         async with self.sessions() as session:

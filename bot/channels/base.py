@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Protocol
 from aiohttp import web
 
 from bot.core.capabilities import Capabilities, ReplyWindow
-from bot.core.dispatcher import Dispatched, PassiveSlot
+from bot.core.dispatcher import Dispatched, LanguageLookup, PassiveSlot
 from bot.core.inbound import Inbound
 from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, QrReply, Reply, TextReply
 from bot.core.text import cut_text
@@ -18,7 +18,8 @@ __all__ = ["Capabilities", "Channel", "Dispatch", "ReplyWindow", "numbered_choic
 
 
 class Dispatch(Protocol):
-    def __call__(self, msg: Inbound, *, capabilities: Capabilities, passive: PassiveSlot | None = None) -> Awaitable[Dispatched]: ...
+    def __call__(self, msg: Inbound, *, capabilities: Capabilities, passive: PassiveSlot | None = None,
+                 language_lookup: LanguageLookup | None = None) -> Awaitable[Dispatched]: ...
 
 
 def numbered_choices(reply: ButtonsReply) -> TextReply:
@@ -43,8 +44,10 @@ class Channel(ABC):
         self._dispatch = dispatch
         self.account = account
 
-    async def dispatch(self, msg: Inbound, *, passive: PassiveSlot | None = None) -> Dispatched:
-        return await self._dispatch(msg, capabilities=self.capabilities, passive=passive)
+    async def dispatch(self, msg: Inbound, *, passive: PassiveSlot | None = None,
+                       language_lookup: LanguageLookup | None = None) -> Dispatched:
+        return await self._dispatch(msg, capabilities=self.capabilities, passive=passive,
+                                    language_lookup=language_lookup)
 
     def routes(self) -> list[web.RouteDef]:
         """HTTP routes this channel serves (webhooks); none by default."""

@@ -31,6 +31,7 @@ class Context:
     capabilities: Capabilities
     now: datetime
     default_locale: str = "zh_Hans"
+    international_locale: str = "en"  # for followers whose language has no catalog
     tz: tzinfo | None = None
     was_following: bool = False  # before this message: tells a new follow from a repeated one
     services: dict[str, Any] = field(default_factory=dict)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
 
-from bot.i18n import Catalogs, current_locale, negotiate
+from bot.i18n import INTERNATIONAL_LOCALE, Catalogs, current_locale, negotiate
 
 from .capabilities import Capabilities
 from .context import Context
@@ -32,6 +32,8 @@ log = logging.getLogger("engagebot.dispatch")
 Next = Callable[[Inbound, Context], Awaitable[list[Reply]]]
 Middleware = Callable[[Inbound, Context, Next], Awaitable[list[Reply]]]
 ErrorHandler = Callable[[Inbound, Context, BaseException], Awaitable[list[Reply] | None]]
+# A channel's way to ask its platform for a follower's language (WeChat's user/info); None: not known now.
+LanguageLookup = Callable[[Inbound], Awaitable[str | None]]
 
 # Where a channel without buttons showed numbered choices, "reply 1" works as the first button.
 CHOICES_KEY = "_choices"
@@ -95,6 +97,7 @@ class Dispatcher:
         router: Router,
         catalogs: Catalogs,
         default_locale: str = "zh_Hans",
+        international_locale: str = INTERNATIONAL_LOCALE,
         tz: tzinfo | None = None,
         middlewares: Sequence[Middleware] = (),
         services: dict[str, Any] | None = None,
@@ -103,6 +106,7 @@ class Dispatcher:
         self.router = router
         self.catalogs = catalogs
         self.default_locale = default_locale
+        self.international_locale = international_locale
         self.tz = tz
         self.services = services if services is not None else {}
         self._middlewares = list(middlewares)
@@ -127,15 +131,18 @@ class Dispatcher:
             chain = (lambda m, nxt: (lambda msg, ctx: m(msg, ctx, nxt)))(mw, chain)
         return chain
 
-    async def dispatch(self, msg: Inbound, *, capabilities: Capabilities, passive: PassiveSlot | None = None) -> Dispatched:
+    async def dispatch(self, msg: Inbound, *, capabilities: Capabilities, passive: PassiveSlot | None = None,
+                       language_lookup: LanguageLookup | None = None) -> Dispatched:
         """Handle one inbound message exactly once and return its stored replies.
 
         A platform retry of a message already stored gets the stored replies; one that arrives while
-        the first try is still running here waits for it.
+        the first try is still running here waits for it. ``language_lookup`` is asked for the
+        follower's language when the platform's message carries none and none is stored yet (a
+        follower new to the database, or a follow); it must keep within the channel's deadline.
         """
         msg = _clean(msg)
         if msg.message_id is None:
-            return await self._dispatch_once(msg, capabilities, passive)
+            return await self._dispatch_once(msg, capabilities, passive, language_lookup)
         key = (msg.channel, msg.account, msg.message_id)
         while (running := self._in_flight.get(key)) is not None:
             try:
@@ -148,7 +155,7 @@ class Dispatcher:
         future: asyncio.Future[Exchange] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            result = await self._dispatch_once(msg, capabilities, passive)
+            result = await self._dispatch_once(msg, capabilities, passive, language_lookup)
             future.set_result(result.exchange)
             return result
         except asyncio.CancelledError:
@@ -161,19 +168,27 @@ class Dispatcher:
         finally:
             del self._in_flight[key]
 
-    async def _dispatch_once(self, msg: Inbound, capabilities: Capabilities, passive: PassiveSlot | None) -> Dispatched:
+    async def _dispatch_once(self, msg: Inbound, capabilities: Capabilities, passive: PassiveSlot | None,
+                             language_lookup: LanguageLookup | None = None) -> Dispatched:
         started = time.perf_counter()
         async with self.store.session() as session:
             follower, stored = await self.store.load(session, msg)
             if stored is not None:
                 log.info("duplicate dropped", extra=_log_fields(msg, started))
                 return Dispatched(stored, duplicate=True)
+            if language_lookup is not None and _wants_language(msg, follower):
+                # The session holds no connection yet (the follower reader has its own): waiting
+                # on the platform here keeps nothing of the database's.
+                found = await language_lookup(msg)
+                if found:
+                    msg = replace(msg, language_hint=found[:35])
             was_following = bool(follower.following)
             self.store.apply_action(follower, msg, reply_window_kind=_window_kind(msg))
             ctx = Context(
                 msg=msg, session=session, follower=follower, locale=self.default_locale,
                 catalogs=self.catalogs, capabilities=capabilities, now=utcnow(),
-                default_locale=self.default_locale, tz=self.tz, services=self.services,
+                default_locale=self.default_locale, international_locale=self.international_locale,
+                tz=self.tz, services=self.services,
                 was_following=was_following,
             )
             token = current_locale.set(ctx.locale)
@@ -227,6 +242,14 @@ class Dispatcher:
         return []
 
 
+def _wants_language(msg: Inbound, follower: Any) -> bool:
+    """Ask the platform for the language when the message has none and none is stored (a new
+    follower), or on a follow (the language may have changed since the last one)."""
+    if msg.language_hint or follower.locale:
+        return False
+    return msg.kind is Kind.FOLLOW or not follower.locale_hint
+
+
 def _window_kind(msg: Inbound) -> str | None:
     """Which reply window the follower's action opens: platforms give less after an event."""
     if msg.kind is Kind.UNFOLLOW:
@@ -266,12 +289,17 @@ async def numbered_choice_middleware(msg: Inbound, ctx: Context, call_next: Next
 
 
 async def pick_locale_middleware(msg: Inbound, ctx: Context, call_next: Next) -> list[Reply]:
-    """Choose the follower's locale: stored choice > platform hint > script of the message > default."""
+    """Choose the follower's locale: stored choice > platform hint > script of the message > default.
+
+    The platform's hint is kept on the follower (a channel that asked the platform once need not
+    ask again). Only what the follower wrote counts as script: not a command, a payload, a button.
+    """
     follower = ctx.follower
     if msg.language_hint and follower.locale_hint != msg.language_hint:
         follower.locale_hint = msg.language_hint[:35]
-    ctx.locale = negotiate(chosen=follower.locale, hint=follower.locale_hint, text=msg.text,
-                           default=ctx.default_locale, available=ctx.catalogs.locales)
+    ctx.locale = negotiate(chosen=follower.locale, hint=follower.locale_hint,
+                           text=msg.text if msg.kind is Kind.TEXT else None, default=ctx.default_locale,
+                           international=ctx.international_locale, available=ctx.catalogs.locales)
     current_locale.set(ctx.locale)
     return await call_next(msg, ctx)
 

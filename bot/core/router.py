@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Union
 
+from bot.i18n import fold
+
 from .context import Context
 from .inbound import Inbound, Kind
 from .reply import Reply
@@ -45,8 +47,8 @@ class HandlerObject:
         if self.commands and msg.command not in self.commands:
             return False
         if self.keywords:
-            folded = msg.text.casefold()
-            # Any locale's keyword matches; the reply still comes in the follower's own locale.
+            folded = fold(msg.text)
+            # Any locale's keyword matches, in either Chinese script; the reply comes in the follower's locale.
             if not any(k in folded for words in self.keywords.values() for k in words):
                 return False
         if self.pattern is not None and not self.pattern.search(msg.text):
@@ -93,7 +95,7 @@ class Router:
                 kinds = (Kind.TEXT,)
             else:
                 kinds = tuple(Kind)
-        folded = {loc: tuple(w.casefold() for w in words) for loc, words in (keywords or {}).items()}
+        folded = {loc: tuple(fold(w) for w in words) for loc, words in (keywords or {}).items()}
         pattern = re.compile(regex, re.IGNORECASE) if isinstance(regex, str) else regex
         if state is ...:
             states = None

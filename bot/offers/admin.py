@@ -69,7 +69,7 @@ def admin_plugin(app: web.Application, core: Any) -> None:
             result = await redeem(session, body.code, by=body.by or "admin-api", promotion=body.promotion)
             await session.commit()
         payload = {"outcome": str(result.outcome), "code": result.code, "promotion": result.promotion,
-                   "message": result.describe(),
+                   "message": result.describe(core.settings.timezone),
                    "redeemed_at": result.redeemed_at.isoformat() if result.redeemed_at else None,
                    "valid_until": result.valid_until.isoformat() if result.valid_until else None}
         return web.json_response(payload, status=STATUS[result.outcome])

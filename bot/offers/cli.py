@@ -10,6 +10,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.i18n import operator_time
+
 
 @asynccontextmanager
 async def _session(args: argparse.Namespace) -> AsyncIterator[AsyncSession]:
@@ -19,20 +21,25 @@ async def _session(args: argparse.Namespace) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _when(value: Any, tz_name: str) -> str:
-    from zoneinfo import ZoneInfo
+def _operator_zone(args: argparse.Namespace) -> str:
+    """ENGAGEBOT_TIMEZONE: every time shown to the operator is in it (a promotion's own zone only
+    reads its file's dates)."""
+    from bot.cli import _settings
 
-    from .claims import as_utc
-
-    moment = as_utc(value)
-    return moment.astimezone(ZoneInfo(tz_name)).strftime("%Y-%m-%d %H:%M %Z") if moment else "-"
+    return _settings(args).timezone
 
 
 async def cmd_promo_load(args: argparse.Namespace) -> int:
     from .loader import load_promo_file
     from .spec import read_promo_file
 
+    from bot.cli import warn
+    from bot.i18n import locale_warnings
+
     parsed = read_promo_file(args.file)
+    warn(args.file, [line for p in parsed.promotions for line in locale_warnings(
+        f"promotion {p.slug!r}", {"title": p.title, "description": p.description, "terms": p.terms,
+                                  "keywords": p.keywords}, keyword_fields=("keywords",))])
     async with _session(args) as session:
         async with session.begin():
             summary = await load_promo_file(session, parsed)
@@ -45,6 +52,7 @@ async def cmd_promo_load(args: argparse.Namespace) -> int:
 async def cmd_promo_list(args: argparse.Namespace) -> int:
     from .loader import list_promotions
 
+    tz = _operator_zone(args)
     async with _session(args) as session:
         promos = await list_promotions(session)
     if not promos:
@@ -53,13 +61,14 @@ async def cmd_promo_list(args: argparse.Namespace) -> int:
         quota = f"{p.claimed}/{p.quota}" if p.quota is not None else f"{p.claimed}/unlimited"
         family = f"  family: {p.friends_needed} friends" if p.friends_needed else ""
         print(f"{p.slug:<24} {p.code_strategy:<7} claimed {quota:<16} "
-              f"{_when(p.starts_at, p.timezone)} -> {_when(p.ends_at, p.timezone)}{family}")
+              f"{operator_time(p.starts_at, tz)} -> {operator_time(p.ends_at, tz)}{family}")
     return 0
 
 
 async def cmd_promo_show(args: argparse.Namespace) -> int:
     from sqlalchemy import func, select
 
+    tz = _operator_zone(args)
     from bot.cli import fail
 
     from .loader import get_promotion, pool_free_count
@@ -75,11 +84,11 @@ async def cmd_promo_show(args: argparse.Namespace) -> int:
     lines = [
         f"slug:          {p.slug}",
         *(f"title.{loc}:{' ' * max(1, 7 - len(loc))}{text}" for loc, text in p.title.items()),
-        f"time zone:     {p.timezone}",
-        f"runs:          {_when(p.starts_at, p.timezone)} -> {_when(p.ends_at, p.timezone)}",
+        f"time zone:     {p.timezone} (its dates; shown here in {tz})",
+        f"runs:          {operator_time(p.starts_at, tz)} -> {operator_time(p.ends_at, tz)}",
         f"channels:      {', '.join(p.channels) or 'all'}",
         f"audience:      {'followers only' if p.followers_only else 'anyone'}"
-        + (f", followed since {_when(p.followed_since, p.timezone)}" if p.followed_since else "")
+        + (f", followed since {operator_time(p.followed_since, tz)}" if p.followed_since else "")
         + (f", tags {p.audience_tags}" if p.audience_tags else "")
         + (f", locales {p.audience_locales}" if p.audience_locales else ""),
         f"codes:         {p.code_strategy}"
@@ -87,7 +96,7 @@ async def cmd_promo_show(args: argparse.Namespace) -> int:
         + (f" {p.shared_code}" if p.shared_code else "")
         + (f" ({free} unassigned)" if free is not None else ""),
         f"validity:      " + (f"{p.valid_days} day(s) after the claim" if p.valid_days
-                              else _when(p.valid_until, p.timezone) if p.valid_until else "until the promotion ends"),
+                              else operator_time(p.valid_until, tz) if p.valid_until else "until the promotion ends"),
         f"claimed:       {p.claimed}" + (f" of {p.quota}" if p.quota is not None else "")
         + f", {redeemed} redeemed; at most {p.per_follower_limit} per follower",
         f"keywords:      " + ("; ".join(f"{loc}: {', '.join(ws)}" for loc, ws in p.keywords.items()) or "-"),
@@ -103,10 +112,11 @@ async def cmd_promo_show(args: argparse.Namespace) -> int:
 async def cmd_promo_redeem(args: argparse.Namespace) -> int:
     from .redeem import RedeemOutcome, redeem
 
+    tz = _operator_zone(args)
     async with _session(args) as session:
         result = await redeem(session, args.code, by=args.by or "cli", promotion=args.promotion)
         await session.commit()
-    print(result.describe())
+    print(result.describe(tz))
     return 0 if result.outcome is RedeemOutcome.REDEEMED else 1
 
 

@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.i18n import fold
+
 from .claims import as_utc
 from .models import Promotion
 
@@ -25,7 +27,7 @@ OFFER_PAYLOAD_PREFIX = "offer:"
 class IndexedPromotion:
     id: int
     slug: str
-    keywords: tuple[str, ...]  # casefolded, every locale
+    keywords: tuple[str, ...]  # folded (case, Chinese script), every locale
     menu_key: str | None
     channels: tuple[str, ...]
     starts_at: datetime | None
@@ -55,15 +57,15 @@ class OfferIndex:
                 Promotion.starts_at, Promotion.ends_at, Promotion.friends_needed).order_by(Promotion.id))).all()
             self._items = [IndexedPromotion(
                 id=r.id, slug=r.slug, menu_key=r.menu_key, channels=tuple(r.channels or ()),
-                keywords=tuple(w.casefold() for words in (r.keywords or {}).values() for w in words),
+                keywords=tuple(fold(w) for words in (r.keywords or {}).values() for w in words),
                 starts_at=as_utc(r.starts_at), ends_at=as_utc(r.ends_at), friends_needed=r.friends_needed,
             ) for r in rows]
             self._loaded_at = time.monotonic()
         return self._items
 
     async def by_text(self, session: AsyncSession, text: str, channel: str) -> list[IndexedPromotion]:
-        """Promotions whose keyword (in any locale) appears in the text."""
-        folded = text.casefold().strip()
+        """Promotions whose keyword (in any locale, either Chinese script) appears in the text."""
+        folded = fold(text).strip()
         if not folded:
             return []
         return [p for p in await self.items(session)

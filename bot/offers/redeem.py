@@ -10,6 +10,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.inbound import utcnow
+from bot.i18n import operator_time
 
 from .claims import as_utc
 from .codes import normalize_code
@@ -34,17 +35,17 @@ class RedeemResult:
     redeemed_by: str | None = None
     valid_until: datetime | None = None
 
-    def describe(self) -> str:
-        """One line for the operator (CLI and admin API)."""
+    def describe(self, tz: str = "UTC") -> str:
+        """One line for the operator (CLI and admin API), times in ``tz`` (ENGAGEBOT_TIMEZONE)."""
         where = f" ({self.promotion})" if self.promotion else ""
         match self.outcome:
             case RedeemOutcome.REDEEMED:
                 return f"code {self.code}{where} redeemed"
             case RedeemOutcome.ALREADY_REDEEMED:
-                return (f"code {self.code}{where} was already redeemed at "
-                        f"{self.redeemed_at:%Y-%m-%d %H:%M} UTC" + (f" by {self.redeemed_by}" if self.redeemed_by else ""))
+                return (f"code {self.code}{where} was already redeemed at {operator_time(self.redeemed_at, tz)}"
+                        + (f" by {self.redeemed_by}" if self.redeemed_by else ""))
             case RedeemOutcome.EXPIRED:
-                return f"code {self.code}{where} expired at {self.valid_until:%Y-%m-%d %H:%M} UTC"
+                return f"code {self.code}{where} expired at {operator_time(self.valid_until, tz)}"
             case RedeemOutcome.AMBIGUOUS:
                 return f"code {self.code} exists in several promotions; name one"
             case RedeemOutcome.SHARED:

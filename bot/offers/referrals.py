@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.reply import TextReply
-from bot.i18n import Catalogs, negotiate
+from bot.i18n import INTERNATIONAL_LOCALE, Catalogs, negotiate
 from bot.storage.models import Follower
 
 from .claims import ClaimOutcome, ClaimResult, as_utc, claim
@@ -111,14 +111,14 @@ async def family_promotion(session: AsyncSession, *, now: datetime, channel: str
     return None
 
 
-def _locale_of(follower: Any, catalogs: Catalogs, default_locale: str) -> str:
+def _locale_of(follower: Any, catalogs: Catalogs, default_locale: str, international_locale: str) -> str:
     return negotiate(chosen=follower.locale, hint=follower.locale_hint, text=None, default=default_locale,
-                     available=catalogs.locales)
+                     international=international_locale, available=catalogs.locales)
 
 
 async def grant_family_offer(
     session: AsyncSession, promotion: Promotion, invite: ReferralInvite, joined: int, friend: Any, *,
-    catalogs: Catalogs, default_locale: str, now: datetime,
+    catalogs: Catalogs, default_locale: str, now: datetime, international_locale: str = INTERNATIONAL_LOCALE,
 ) -> ClaimResult | None:
     """Once ``friends_needed`` friends joined: give the inviter and every counted friend the offer.
 
@@ -131,7 +131,7 @@ async def grant_family_offer(
     if inviter is not None:
         result = await claim(session, promotion, inviter, now=now, via="referral")
         if result.outcome is ClaimOutcome.CLAIMED and result.claim is not None:
-            t = LocaleText(catalogs, _locale_of(inviter, catalogs, default_locale))
+            t = LocaleText(catalogs, _locale_of(inviter, catalogs, default_locale, international_locale))
             enqueue_reply(session, inviter, TextReply(claim_text(t, result, header=inviter_grant_header(
                 t, promotion, joined))), dedupe_key=f"offer-grant:{result.claim.id}")
     friends = (await session.execute(
@@ -145,7 +145,7 @@ async def grant_family_offer(
         if other.id == friend.id:
             mine = result
         elif result.outcome is ClaimOutcome.CLAIMED and result.claim is not None:
-            t = LocaleText(catalogs, _locale_of(other, catalogs, default_locale))
+            t = LocaleText(catalogs, _locale_of(other, catalogs, default_locale, international_locale))
             enqueue_reply(session, other, TextReply(claim_text(t, result, header=earlier_friend_grant_header(
                 t, promotion))), dedupe_key=f"offer-grant:{result.claim.id}")
     return mine

@@ -11,7 +11,7 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from bot.core.reply import Button, ButtonsReply, Reply, TextReply
-from bot.i18n import SOURCE_LOCALE, Catalogs, Formatter
+from bot.i18n import Catalogs, Formatter, pick_text
 
 from .claims import ClaimOutcome, ClaimResult, as_utc
 from .models import Promotion
@@ -40,10 +40,8 @@ class LocaleText:
 
 
 def localized(texts: dict[str, str] | None, locale: str) -> str:
-    """The operator's text in this locale, else English, else whichever there is."""
-    if not texts:
-        return ""
-    return texts.get(locale) or texts.get(SOURCE_LOCALE) or next(iter(texts.values()))
+    """The operator's text in this locale (Chinese converted from the other script), else English."""
+    return pick_text(texts, locale)
 
 
 def formatter(t: Texts, promotion: Promotion) -> Formatter:

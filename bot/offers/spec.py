@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import RulesFileError
-from bot.i18n import SUPPORTED_LOCALES
+from bot.i18n import locale_keys
 from bot.rules import describe_validation_error, read_yaml_file
 
 from .codes import ALPHABET
@@ -35,10 +35,8 @@ Localized = dict[str, str]
 
 
 def _check_locales(value: dict[str, Any]) -> dict[str, Any]:
-    unknown = sorted(set(value) - set(SUPPORTED_LOCALES))
-    if unknown:
-        raise ValueError(f"unknown locale(s) {unknown}; use {list(SUPPORTED_LOCALES)}")
-    return value
+    """Locale keys name catalogs (``zh-hans`` is ``zh_Hans``); an unknown one is an error."""
+    return locale_keys(value)
 
 
 class AudienceSpec(BaseModel):
@@ -52,8 +50,7 @@ class AudienceSpec(BaseModel):
     @field_validator("locales")
     @classmethod
     def _locales(cls, value: list[str]) -> list[str]:
-        _check_locales(dict.fromkeys(value, ""))
-        return value
+        return list(_check_locales(dict.fromkeys(value, "")))
 
 
 class CodeSpec(BaseModel):
@@ -123,7 +120,7 @@ class PromotionSpec(BaseModel):
     @field_validator("title", "description", "terms")
     @classmethod
     def _texts(cls, value: Localized) -> Localized:
-        _check_locales(value)
+        value = _check_locales(value)
         for locale, text in value.items():
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"{locale}: empty text")
@@ -141,7 +138,7 @@ class PromotionSpec(BaseModel):
     @field_validator("keywords")
     @classmethod
     def _keywords(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        _check_locales(value)
+        value = _check_locales(value)
         for locale, words in value.items():
             if any(not w or not w.strip() or len(w) > 64 for w in words):
                 raise ValueError(f"{locale}: every keyword must be 1 to 64 characters")

@@ -94,11 +94,11 @@ async def test_each_follower_gets_the_text_in_its_own_language(sessions: Session
     await add_followers(sessions, 1, locale="en", locale_hint="zh-CN")  # its own choice wins over the hint
     await add_followers(sessions, 1, start=1, locale_hint="zh-hans")
     await add_followers(sessions, 1, start=2, locale_hint="en-GB")
-    await add_followers(sessions, 1, start=3, locale_hint="pt-br")  # no catalog: the account default
+    await add_followers(sessions, 1, start=3, locale_hint="pt-br")  # no catalog: the international locale (en)
     await add_followers(sessions, 1, start=4)
     broadcast_id = await broadcast_to(sessions)
     texts = {k: r.text for k, r in (await rows_by_external_id(sessions, broadcast_id)).items()}
-    assert texts == {"f0": "Hello", "f1": "你好", "f2": "Hello", "f3": "你好", "f4": "你好"}
+    assert texts == {"f0": "Hello", "f1": "你好", "f2": "Hello", "f3": "Hello", "f4": "你好"}
 
 
 async def test_the_account_default_decides_for_followers_with_no_language(sessions: Sessions) -> None:

@@ -23,7 +23,7 @@ from bot.channels.base import Channel, Dispatch
 from bot.channels.outbox import OutboxSender
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.dispatcher import PassiveSlot
-from bot.core.inbound import Inbound, Kind
+from bot.core.inbound import Inbound
 from bot.core.reply import Article, ArticlesReply, QrReply, Reply, TextReply
 from bot.core.store import Exchange
 from bot.errors import EngagebotError, PayloadError, SignatureError
@@ -32,10 +32,9 @@ from bot.web import read_body
 
 from . import protocol
 from .api import WeChatAPI
+from .language import UserLanguage
 
 log = logging.getLogger("engagebot.wechat")
-
-USER_INFO_TIMEOUT = 1.0  # a follow's welcome waits this long at most for the follower's language
 
 
 def wechat_capabilities(config: WeChatAccount) -> Capabilities:
@@ -72,9 +71,11 @@ class WeChatChannel(Channel):
                 raise ValueError(f"WeChat account {account!r}: safe mode (aes_key) needs app_id")
             self.crypto = protocol.WeChatCrypto(self._token, config.aes_key.get_secret_value(), config.app_id)
         self.api: WeChatAPI | None = None
+        self.user_language: UserLanguage | None = None
         if config.app_id and config.app_secret is not None:
             self.api = WeChatAPI(app_id=config.app_id, app_secret=config.app_secret.get_secret_value(),
                                  api_base=config.api_base, sessions=sessions)
+            self.user_language = UserLanguage(self.api)
         self.outbox = OutboxSender(self, sessions)
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -132,8 +133,6 @@ class WeChatChannel(Channel):
             xml = body
         msg = protocol.parse_message(xml, channel=self.name, account_hint=self.account)
         deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
-        if msg.kind is Kind.FOLLOW and self.api is not None:
-            msg = await self._with_language(msg, deadline)
         exchange = await self._dispatch_in_time(msg, deadline)
         if exchange is None or not exchange.passive_replies:
             return web.Response(text=protocol.SUCCESS, content_type="text/plain")
@@ -146,7 +145,9 @@ class WeChatChannel(Channel):
     async def _dispatch_in_time(self, msg: Inbound, deadline: float) -> Exchange | None:
         """Dispatch; past the deadline (loop time), hand the reply to the send API and return None."""
         slot = PassiveSlot()
-        task = asyncio.create_task(self.dispatch(msg, passive=slot))
+        # A new follower's language (user/info) is asked inside the dispatch, within this deadline.
+        lookup = self.user_language.before(deadline) if self.user_language is not None else None
+        task = asyncio.create_task(self.dispatch(msg, passive=slot, language_lookup=lookup))
         remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
         done, _pending = await asyncio.wait({task}, timeout=remaining)
         if not done:
@@ -165,23 +166,6 @@ class WeChatChannel(Channel):
         result = await task
         if not result.duplicate and result.exchange.pending_ids:
             await self.outbox.deliver(result.exchange.pending_ids)
-
-    async def _with_language(self, msg: Inbound, deadline: float) -> Inbound:
-        """Ask the platform for the new follower's language, briefly: the welcome waits on it."""
-        from dataclasses import replace
-
-        assert self.api is not None
-        # At most a second, and never more than a third of what is left before the deadline.
-        budget = min(USER_INFO_TIMEOUT, max(deadline - asyncio.get_running_loop().time(), 0.0) / 3)
-        try:
-            info = await asyncio.wait_for(self.api.user_info(msg.external_id), budget)
-        except (EngagebotError, asyncio.TimeoutError) as exc:
-            log.info("user info unavailable", extra={"channel": self.name, "reason": str(exc) or type(exc).__name__})
-            return msg
-        language = info.get("language")
-        if isinstance(language, str) and language:
-            return replace(msg, language_hint=language[:35])
-        return msg
 
     # --- rendering -----------------------------------------------------------------------
 
