@@ -22,6 +22,7 @@ from bot.offers import (
     joined_count,
     offer_index,
     offer_list,
+    offers_for,
     own_invite_text,
     record_referral,
     record_touch,
@@ -60,9 +61,14 @@ async def _invite(msg: Inbound, ctx: Context, promo: Promotion | None = None) ->
 @router.on(Kind.CLICK, priority=40, when=lambda msg, ctx: msg.payload == "offers")
 async def list_offers(msg: Inbound, ctx: Context) -> list[Reply]:
     running = await offer_index(ctx.services).running(ctx.session, ctx.now, msg.channel)
-    promos = (await ctx.session.execute(select(Promotion).where(Promotion.id.in_([p.id for p in running]))
-                                        .order_by(Promotion.id))).scalars().all() if running else []
-    return offer_list(ctx, list(promos))
+    return await _offer_list(ctx, [p.id for p in running])
+
+
+async def _offer_list(ctx: Context, ids: list[int]) -> list[Reply]:
+    """Only what this follower can claim now, and "your code: ..." for what they hold."""
+    promos = (await ctx.session.execute(select(Promotion).where(Promotion.id.in_(ids))
+                                        .order_by(Promotion.id))).scalars().all() if ids else []
+    return offer_list(ctx, await offers_for(ctx.session, promos, ctx.follower, now=ctx.now, locale=ctx.locale))
 
 
 @router.on(Kind.COMMAND, command="invite", priority=40)
@@ -89,9 +95,7 @@ async def offer_keyword(msg: Inbound, ctx: Context) -> list[Reply] | None:
         return None
     running = [p for p in found if p.running(ctx.now)]
     if len(running) > 1:  # several offers answer to these words: let the follower pick
-        promos = (await ctx.session.execute(select(Promotion).where(Promotion.id.in_([p.id for p in running]))
-                                            .order_by(Promotion.id))).scalars().all()
-        return offer_list(ctx, list(promos))
+        return await _offer_list(ctx, [p.id for p in running])
     promo = await ctx.session.get(Promotion, (running or found)[0].id)
     return await _claim_or_invite(msg, ctx, promo, "keyword") if promo is not None else None
 

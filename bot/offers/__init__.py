@@ -4,7 +4,7 @@ The public API for handlers, the CLI and the admin API; modules below are intern
 """
 
 from .campaigns import FunnelRow, find_campaign, funnel_stats, get_campaign, record_touch, write_qr_files
-from .claims import ClaimOutcome, ClaimResult, check_eligibility, claim
+from .claims import ClaimOutcome, ClaimResult, FollowerOffers, check_eligibility, claim, offers_for
 from .codes import ALPHABET, generate_code
 from .index import OFFER_INDEX_SERVICE, OfferIndex, offer_index
 from .links import campaign_links
@@ -39,6 +39,7 @@ __all__ = [
     "Claim",
     "ClaimOutcome",
     "ClaimResult",
+    "FollowerOffers",
     "FunnelRow",
     "LoadSummary",
     "LocaleText",
@@ -74,6 +75,7 @@ __all__ = [
     "load_promo_file",
     "offer_index",
     "offer_list",
+    "offers_for",
     "own_invite_text",
     "parse_promo_file",
     "read_promo_file",

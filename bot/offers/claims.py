@@ -9,6 +9,7 @@ commits with the reply, elsewhere the caller does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from enum import StrEnum
@@ -114,6 +115,52 @@ def check_eligibility(promotion: Promotion, follower: Any, *, now: datetime,
         if follower_locale not in promotion.audience_locales:
             return ClaimOutcome.NOT_IN_AUDIENCE
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class FollowerOffers:
+    """What a follower sees in the offers list: what they can claim now, and the codes they hold."""
+
+    claimable: list[Promotion]
+    held: list[tuple[Promotion, str]]  # a live code (not used, not expired) of the promotion
+
+    def __bool__(self) -> bool:
+        return bool(self.claimable or self.held)
+
+
+async def offers_for(session: AsyncSession, promotions: Sequence[Promotion], follower: Any, *, now: datetime,
+                     locale: str | None = None) -> FollowerOffers:
+    """Sort ``promotions`` for this follower: claimable now (started, not ended, in the audience,
+    under their limit, codes left), or held (their live code); the rest are left out.
+
+    Two queries whatever the number of promotions: the follower's claims, and which pools have codes left.
+    """
+    if not promotions:
+        return FollowerOffers([], [])
+    ids = [p.id for p in promotions]
+    claims: dict[int, list[Claim]] = {}
+    for c in (await session.execute(select(Claim).where(
+            Claim.follower_id == follower.id, Claim.promotion_id.in_(ids)).order_by(Claim.seq))).scalars():
+        claims.setdefault(c.promotion_id, []).append(c)
+    pools = [p.id for p in promotions if p.code_strategy == "pool"]
+    stocked = set((await session.execute(select(_pool.c.promotion_id).where(
+        _pool.c.promotion_id.in_(pools), _pool.c.claim_id.is_(None)).distinct())).scalars()) if pools else set()
+    claimable: list[Promotion] = []
+    held: list[tuple[Promotion, str]] = []
+    for promo in promotions:
+        mine = claims.get(promo.id, [])
+        live = [c for c in mine if is_live(c, now)]
+        if live:
+            code = live[-1].code or promo.shared_code
+            if code:
+                held.append((promo, code))
+            continue
+        sold_out = (promo.quota is not None and promo.claimed >= promo.quota) or (
+            promo.code_strategy == "pool" and promo.id not in stocked)
+        if (check_eligibility(promo, follower, now=now, locale=locale) is None and not sold_out
+                and len(mine) < promo.per_follower_limit):
+            claimable.append(promo)
+    return FollowerOffers(claimable, held)
 
 
 async def claims_of(session: AsyncSession, promotion_id: int, follower_id: int) -> list[Claim]:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from bot.core.reply import Button, ButtonsReply, Reply, TextReply
 from bot.i18n import Catalogs, Formatter, pick_text
 
-from .claims import ClaimOutcome, ClaimResult, as_utc
+from .claims import ClaimOutcome, ClaimResult, FollowerOffers, as_utc
 from .models import Promotion
 
 
@@ -120,12 +120,17 @@ def claim_replies(t: Texts, result: ClaimResult, *, header: str | None = None) -
     return [TextReply(refusal_text(t, result))]
 
 
-def offer_list(t: Texts, promotions: list[Promotion]) -> list[Reply]:
-    """Offers as buttons (a numbered list where a channel has no buttons)."""
-    if not promotions:
-        return [TextReply(t._("There are no offers right now. Please check back soon!"))]
-    return [ButtonsReply(t._("Here are the offers you can claim now:"),
-                         tuple(Button(title_of(t, p), f"offer:{p.slug}") for p in promotions))]
+def offer_list(t: Texts, offers: FollowerOffers) -> list[Reply]:
+    """The codes the follower holds ("your code: ..."), then what they can claim now as buttons
+    (a numbered list where a channel has no buttons)."""
+    lines = [t._("“{title}”, your code: {code}").format(title=title_of(t, p), code=code) for p, code in offers.held]
+    if not offers.claimable:
+        if not lines:
+            return [TextReply(t._("There are no offers right now. Please check back soon!"))]
+        return [TextReply("\n".join([*lines, "", t._("There are no other offers right now. Please check back soon!")]))]
+    header = t._("Here are the offers you can claim now:")
+    return [ButtonsReply("\n".join([*lines, "", header]) if lines else header,
+                         tuple(Button(title_of(t, p), f"offer:{p.slug}") for p in offers.claimable))]
 
 
 def invite_caption(t: Texts, promotion: Promotion | None, joined: int) -> str:
