@@ -22,12 +22,10 @@ _ACTION_OF_KIND = {Kind.TEXT: "text", Kind.COMMAND: "text", Kind.FOLLOW: "follow
 
 
 def wechat_language(lang: str | None) -> str:
-    if not lang:
-        return "none"
-    lowered = lang.lower().replace("-", "_")
-    if lowered.startswith("zh"):
-        return "zh_TW" if lowered in ("zh_tw", "zh_hk", "zh_hant") else "zh_CN"
-    return "en" if lowered.startswith("en") else "none"
+    """The WeChat language setting closest to ``--lang`` (WeChat knows zh_CN, zh_TW and en)."""
+    from bot.i18n import normalize_locale
+
+    return {"zh_Hans": "zh_CN", "zh_Hant": "zh_TW", "en": "en"}.get(normalize_locale(lang) or "", "none")
 
 
 def show_wechat(entry: dict[str, Any]) -> str:
