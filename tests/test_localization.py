@@ -210,13 +210,20 @@ rules:
 """
 
 
+async def cli_load(harness: BotHarness, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, group: str,
+                   text: str) -> Path:
+    """Write ``text`` to a file and load it with ``engagebot <group> load`` into the harness's database."""
+    monkeypatch.setenv("ENGAGEBOT_DATABASE_URL", harness.database_url)
+    path = tmp_path / f"{group}.yaml"
+    path.write_text(text, "utf-8")
+    assert await asyncio.to_thread(main, [group, "load", str(path)]) == 0
+    return path
+
+
 @pytest.fixture
 async def rules_bot(harness: BotHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                     capsys: pytest.CaptureFixture[str]) -> BotHarness:
-    monkeypatch.setenv("ENGAGEBOT_DATABASE_URL", harness.database_url)
-    path = tmp_path / "rules.yaml"
-    path.write_text(RULES, "utf-8")
-    assert await asyncio.to_thread(main, ["prompts", "load", str(path)]) == 0
+    await cli_load(harness, monkeypatch, tmp_path, "prompts", RULES)
     harness.dispatcher.services["prompt_rules"] = PromptRuleCache(harness.sessions, ttl=0)
     return harness
 
@@ -243,10 +250,7 @@ async def test_rule_keywords_match_in_both_scripts(rules_bot: BotHarness) -> Non
 
 async def test_a_rule_missing_a_language_loads_with_a_warning(
         harness: BotHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("ENGAGEBOT_DATABASE_URL", harness.database_url)
-    path = tmp_path / "rules.yaml"
-    path.write_text(RULES, "utf-8")
-    assert await asyncio.to_thread(main, ["prompts", "load", str(path)]) == 0
+    path = await cli_load(harness, monkeypatch, tmp_path, "prompts", RULES)
     err = capsys.readouterr().err.splitlines()
     # hours and parking give en and Chinese: no warning (zh_Hant comes from OpenCC). delivery lacks en.
     assert err == [
@@ -272,10 +276,7 @@ promotions:
 
 async def test_promotions_in_traditional_with_hong_kong_money_and_dates(
         harness: BotHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("ENGAGEBOT_DATABASE_URL", harness.database_url)
-    path = tmp_path / "promos.yaml"
-    path.write_text(PROMOS, "utf-8")
-    assert await asyncio.to_thread(main, ["promo", "load", str(path)]) == 0
+    path = await cli_load(harness, monkeypatch, tmp_path, "promo", PROMOS)
     assert capsys.readouterr().err.splitlines() == [
         f"engagebot: warning: {path}: promotion 'hotpot' field terms: nothing in zh_Hans "
         "(followers reading Chinese get the en text)"]
@@ -325,11 +326,8 @@ async def test_broadcast_texts_reach_zh_hant_readers_converted(
 
 async def test_operator_times_are_in_the_configured_zone(
         harness: BotHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("ENGAGEBOT_DATABASE_URL", harness.database_url)
     monkeypatch.setenv("ENGAGEBOT_TIMEZONE", "America/New_York")
-    path = tmp_path / "promos.yaml"
-    path.write_text(PROMOS, "utf-8")
-    assert await asyncio.to_thread(main, ["promo", "load", str(path)]) == 0
+    await cli_load(harness, monkeypatch, tmp_path, "promo", PROMOS)
     f = harness.follower("buyer", language="en")
     await f.follow()
     await f.say("hotpot")
