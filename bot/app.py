@@ -68,7 +68,8 @@ def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Co
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     sessions = make_sessionmaker(engine)
     catalogs = default_catalogs()
-    prompt_rules = PromptRuleCache(sessions, ttl=settings.prompt_rules_ttl)
+    prompt_rules = PromptRuleCache(sessions, ttl=settings.prompt_rules_ttl,
+                                   max_chars=settings.prompt_rules_max_chars)
     services: dict[str, Any] = {PROMPT_RULES_SERVICE: prompt_rules, "settings": settings, "sessions": sessions}
     store = SqlStore(sessions, engine)
     dispatcher = Dispatcher(

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bot.errors import RulesFileError
 from bot.i18n import SUPPORTED_LOCALES
-from bot.rules import describe_validation_error, read_yaml_file
+from bot.files import describe_validation_error, read_data_file
 
 from .codes import ALPHABET
 
@@ -305,7 +305,7 @@ def _unique(source: str, list_key: str, values: list[str], field: str) -> None:
 def read_promo_file(path: str | Path) -> ParsedPromoFile:
     """Read and validate a promotions YAML file (and the CSV files it names)."""
     p = Path(path)
-    return parse_promo_file(read_yaml_file(p), base_dir=p.resolve().parent, source=str(p))
+    return parse_promo_file(read_data_file(p), base_dir=p.resolve().parent, source=str(p))
 
 
 __all__ = [

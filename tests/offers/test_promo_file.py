@@ -53,7 +53,7 @@ BAD_FILES = [
     ("code: {strategy: unique, length: 8, prefix: F}", "code: {strategy: shared}", "promotions[2] ('family') field code"),
     ("quota: 500", "quota: -3", "promotions[0] ('hotpot-50') field quota"),
     ("validity: {until: 2099-12-31}", "validity: {days: 3, until: 2099-12-31}", "('hotpot-50') field validity"),
-    ("ends_at: 2099-12-31", "ends_at: 2025-12-31", "promotions[0] ('hotpot-50') field (item): Value error, ends_at"),
+    ("ends_at: 2099-12-31", "ends_at: 2025-12-31", "promotions[0] ('hotpot-50'): ends_at must be after starts_at"),
     ("timezone: Asia/Shanghai", "timezone: Mars/Olympus", "('hotpot-50') field timezone"),
     ("value: {amount: 50, currency: CNY, kind: discount}", "value: {amount: 50, currency: yuan}", "field value.currency"),
     ("    scene: kol-lily", "    scene: kol lily!", "campaigns[1] ('kol-lily') field scene"),
