@@ -10,6 +10,7 @@ from typing import Union
 
 from .context import Context
 from .inbound import Inbound, Kind
+from .keywords import normalize_keyword
 from .reply import Reply
 
 HandlerResult = Union[Sequence[Reply], Reply, None]
@@ -45,7 +46,7 @@ class HandlerObject:
         if self.commands and msg.command not in self.commands:
             return False
         if self.keywords:
-            folded = msg.text.casefold()
+            folded = normalize_keyword(msg.text)
             # Any locale's keyword matches; the reply still comes in the follower's own locale.
             if not any(k in folded for words in self.keywords.values() for k in words):
                 return False
@@ -93,7 +94,7 @@ class Router:
                 kinds = (Kind.TEXT,)
             else:
                 kinds = tuple(Kind)
-        folded = {loc: tuple(w.casefold() for w in words) for loc, words in (keywords or {}).items()}
+        folded = {loc: tuple(normalize_keyword(w) for w in words) for loc, words in (keywords or {}).items()}
         pattern = re.compile(regex, re.IGNORECASE) if isinstance(regex, str) else regex
         if state is ...:
             states = None
