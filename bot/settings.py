@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import sys
@@ -93,6 +94,33 @@ class TelegramSettings(BaseModel):
         return self
 
 
+class HttpLimits(BaseModel):
+    """Limits of the public HTTP port (see ``bot.connections``); a reverse proxy in front adds its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    header_timeout: float = Field(default=10, gt=0, le=300)  # to send a request's headers, from the first byte
+    body_timeout: float = Field(default=30, gt=0, le=3600)  # to send its body, once the headers are in
+    max_connections: int = Field(default=1000, ge=8, le=1_000_000)  # open at once; the idle ones go first
+    # Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the client.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: str) -> str:
+        for part in filter(None, (p.strip() for p in v.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or network") from None
+        return v
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies.split(",")
+                     if p.strip())
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
@@ -102,6 +130,8 @@ class Settings(BaseSettings):
     default_locale: Literal["en", "zh_Hans"] = "zh_Hans"
     timezone: str = "Asia/Shanghai"
     admin_token: SecretStr | None = None
+    # Wrong admin tokens and unknown codes allowed per client address before 429 (limits' notation).
+    admin_failure_limit: str = "10/minute"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     prompt_rules_ttl: float = Field(default=2.0, ge=0, le=3600)
@@ -110,6 +140,7 @@ class Settings(BaseSettings):
     wechat: WeChatAccount = WeChatAccount()
     wechat_accounts: dict[str, WeChatAccount] = {}  # more accounts, served at /wechat/<name>
     telegram: TelegramSettings = TelegramSettings()
+    http: HttpLimits = HttpLimits()
 
     @field_validator("database_url")
     @classmethod
@@ -128,6 +159,19 @@ class Settings(BaseSettings):
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {v!r}") from None
+        return v
+
+    @field_validator("admin_failure_limit")
+    @classmethod
+    def _failure_limit(cls, v: str) -> str:
+        from limits import parse
+
+        try:
+            rate = parse(v)
+        except ValueError:
+            rate = None
+        if rate is None or rate.amount < 1:
+            raise ValueError(f"{v!r} is not a rate such as 10/minute or 5 per 30 seconds")
         return v
 
     @field_validator("wechat_accounts")

@@ -21,12 +21,12 @@ from bot.errors import RulesFileError
 from bot.i18n import SUPPORTED_LOCALES
 from bot.files import describe_validation_error, read_data_file
 
-from .codes import ALPHABET
+from .codes import ALPHABET, MIN_CODE_LENGTH
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 # Valid both as a WeChat QR_LIMIT_STR_SCENE (1..64 chars) and a Telegram deep-link payload.
 SCENE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-POOL_CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{4,32}$")
+POOL_CODE_PATTERN = re.compile(rf"^[A-Za-z0-9_-]{{{MIN_CODE_LENGTH},32}}$")
 MAX_POOL_CODES = 200_000
 MAX_CSV_BYTES = 8 * 1024 * 1024
 REFERRAL_SCENE_PREFIX = "ref-"
@@ -60,7 +60,7 @@ class CodeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     strategy: Literal["unique", "shared", "pool"] = "unique"
-    length: int = Field(default=8, ge=6, le=16)  # unique: random characters after the prefix
+    length: int = Field(default=MIN_CODE_LENGTH, ge=MIN_CODE_LENGTH, le=16)  # unique: random characters after the prefix
     prefix: str = Field(default="", pattern=r"^[A-Z0-9]{0,8}$")
     value: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{3,32}$")  # shared: the code
     codes_csv: str | None = None  # pool: path relative to the YAML file
@@ -256,8 +256,8 @@ def read_pool_csv(path: Path, *, label: str) -> list[str]:
         if number == 1 and code.casefold() == "code":
             continue
         if not POOL_CODE_PATTERN.fullmatch(code):
-            raise RulesFileError(
-                f"{label}: {path.name} line {number}: code {code[:40]!r} must be 4 to 32 of A-Z, a-z, 0-9, _ and -")
+            raise RulesFileError(f"{label}: {path.name} line {number}: code {code[:40]!r} must be "
+                                 f"{MIN_CODE_LENGTH} to 32 of A-Z, a-z, 0-9, _ and -")
         if code in seen:
             raise RulesFileError(f"{label}: {path.name} line {number}: code {code!r} appears twice")
         seen.add(code)
