@@ -48,15 +48,20 @@ async def open_database(args: argparse.Namespace) -> AsyncIterator[tuple[Any, An
 async def cmd_run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from bot.app import STARTUP_NOTES, build_app
+    from bot.app import CONNECTION_GUARD, STARTUP_NOTES, build_app
+    from bot.connections import GuardedSite, quiet_accept_errors
     from bot.logs import setup_logging
 
     settings = _settings(args, host=args.host, port=args.port)
     setup_logging(settings.log_level)
     app = build_app(settings)
+    guard = app[CONNECTION_GUARD]
+    if (warning := guard.fit_file_limit()) is not None:
+        app[STARTUP_NOTES].append(f"warning: {warning}")
+    accept_errors = quiet_accept_errors(asyncio.get_running_loop())
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = GuardedSite(runner, guard, settings.host, settings.port)
     try:
         await site.start()
         stop = asyncio.Event()
@@ -70,6 +75,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
         print("engagebot: stopping", file=sys.stderr)
     finally:
         await runner.cleanup()
+        guard.close()
+        accept_errors.close()
     return 0
 
 
