@@ -111,7 +111,8 @@ def main() -> None:
     print(f"pattern {address!r} on a 60 KB message:")
     print(f"  Python re (baseline)        {time_once(python_re.search, long_text, repeat=1) * 1000:>10.1f} ms")
     print(f"  RE2, whole message          {time_once(rx.search, long_text) * 1000:>10.3f} ms")
-    print(f"  RE2, capped at {DEFAULT_MAX_CHARS} chars    {time_once(rx.search, long_text[:DEFAULT_MAX_CHARS]) * 1000:>10.3f} ms")
+    capped = time_once(rx.search, long_text[:DEFAULT_MAX_CHARS])
+    print(f"  RE2, capped at {DEFAULT_MAX_CHARS} chars    {capped * 1000:>10.3f} ms")
 
     attack = r"(a+)+$"
     python_re = re.compile(attack)

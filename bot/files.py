@@ -110,6 +110,21 @@ def describe_yaml_error(exc: yaml.YAMLError) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+def read_text_file(path: Path, *, error: type[EngagebotError], where: str, max_bytes: int) -> str:
+    """Read a UTF-8 text file of at most ``max_bytes`` (a BOM is dropped), or raise ``error`` saying why.
+
+    ``where`` starts the message: ``<where>: cannot read (No such file or directory)``.
+    """
+    try:
+        if path.stat().st_size > max_bytes:
+            raise error(f"{where}: larger than {max_bytes} bytes")
+        return path.read_bytes().decode("utf-8-sig")
+    except OSError as exc:
+        raise error(f"{where}: cannot read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{where}: not UTF-8 text (byte {exc.start + 1})") from None
+
+
 def read_data_file(path: str | Path, *, error: type[EngagebotError] = RulesFileError, label: str = "",
                    max_bytes: int = MAX_FILE_BYTES) -> Any:
     """Read a YAML file (TOML when it ends in ``.toml``), or raise ``error`` with one line saying why.
@@ -119,14 +134,7 @@ def read_data_file(path: str | Path, *, error: type[EngagebotError] = RulesFileE
     """
     p = Path(path)
     where = f"{label} {p}" if label else str(p)
-    try:
-        if p.stat().st_size > max_bytes:
-            raise error(f"{where}: larger than {max_bytes} bytes")
-        text = p.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise error(f"{where}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise error(f"{where}: not UTF-8 text (byte {exc.start + 1})") from None
+    text = read_text_file(p, error=error, where=where, max_bytes=max_bytes)
     try:
         if p.suffix.lower() == ".toml":
             return tomllib.loads(text)

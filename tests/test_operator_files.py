@@ -83,7 +83,8 @@ def test_impossible_date_in_the_config_file_names_the_file_and_key(tmp_path: Pat
     path = tmp_path / "settings.yaml"
     path.write_text("port: 8080\ntimezone: 2026-02-30\n", "utf-8")
     line = one_error_line(engagebot("--config", str(path), "db", "upgrade", env=_env(database_url), cwd=tmp_path))
-    assert line == f"engagebot: config file {path}: key 'timezone': 2026-02-30 is not a date (day is out of range for month)"
+    assert line == (f"engagebot: config file {path}: key 'timezone': "
+                    "2026-02-30 is not a date (day is out of range for month)")
 
 
 @pytest.mark.parametrize(("kind", "text", "where"), [
@@ -106,7 +107,8 @@ def test_a_key_given_twice_is_refused_naming_the_line(tmp_path: Path, database_u
     path = tmp_path / "rules.yaml"
     path.write_text(RULE + "    reply: {en: Open 9-21.}\n", "utf-8")
     line = one_error_line(engagebot("prompts", "load", str(path), env=_env(database_url), cwd=tmp_path))
-    assert line == f"engagebot: {path}: not valid YAML at line 5, column 5: the key 'reply' appears twice in this mapping"
+    assert line == (f"engagebot: {path}: not valid YAML at line 5, column 5: "
+                    "the key 'reply' appears twice in this mapping")
 
 
 def test_a_value_yaml_cannot_build_is_named_by_line(tmp_path: Path, database_url: str) -> None:

@@ -145,7 +145,8 @@ async def test_a_body_sent_too_slowly_gets_408(tmp_path: Path, database_url: str
         port = int(url.rsplit(":", 1)[1])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         started = time.monotonic()
-        writer.write(b"POST /admin/redeem HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer admin-token-for-tests\r\n"
+        writer.write(b"POST /admin/redeem HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Authorization: Bearer admin-token-for-tests\r\n"
                      b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"code\": ")
         await writer.drain()
         status_line = await asyncio.wait_for(reader.readline(), 10)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bot.errors import RulesFileError
 from bot.i18n import SUPPORTED_LOCALES
-from bot.files import describe_validation_error, read_data_file
+from bot.files import describe_validation_error, read_data_file, read_text_file
 
 from .codes import ALPHABET, MIN_CODE_LENGTH
 
@@ -60,7 +60,8 @@ class CodeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     strategy: Literal["unique", "shared", "pool"] = "unique"
-    length: int = Field(default=MIN_CODE_LENGTH, ge=MIN_CODE_LENGTH, le=16)  # unique: random characters after the prefix
+    # unique: random characters after the prefix
+    length: int = Field(default=MIN_CODE_LENGTH, ge=MIN_CODE_LENGTH, le=16)
     prefix: str = Field(default="", pattern=r"^[A-Z0-9]{0,8}$")
     value: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{3,32}$")  # shared: the code
     codes_csv: str | None = None  # pool: path relative to the YAML file
@@ -239,14 +240,7 @@ def to_utc(value: datetime | date | None, tz_name: str, *, end_of_day: bool = Fa
 
 def read_pool_csv(path: Path, *, label: str) -> list[str]:
     """Read pool codes, one per row (first column; a header "code" is skipped), or raise saying why."""
-    try:
-        if path.stat().st_size > MAX_CSV_BYTES:
-            raise RulesFileError(f"{label}: {path} is larger than {MAX_CSV_BYTES} bytes")
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise RulesFileError(f"{label}: cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise RulesFileError(f"{label}: {path} is not UTF-8 text") from None
+    text = read_text_file(path, error=RulesFileError, where=f"{label}: {path}", max_bytes=MAX_CSV_BYTES)
     codes: list[str] = []
     seen: set[str] = set()
     for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
