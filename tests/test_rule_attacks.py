@@ -150,3 +150,16 @@ def test_a_thousand_keyword_rules_match_like_a_loop_over_them() -> None:
         expected = next((s[0] for s in ranked if any(k.casefold() in folded for ws in s[2].values() for k in ws)), None)
         found = matcher.match(text)
         assert (found.name if found else None) == expected, text
+
+
+def test_a_stored_pattern_re2_cannot_take_is_left_out_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    # Rules saved before engagebot used RE2 may hold a backreference: the rule's other patterns still work.
+    rows = [SimpleNamespace(name="old", priority=0, match={"en": [r"(a)\1", r"\bshop\b"]}, reply={"en": "old"},
+                            regex=True)]
+    refused: set[tuple[str, str]] = set()
+    with caplog.at_level("WARNING", logger="engagebot.rules"):
+        first = RuleMatcher(compile_rules(rows, refused=refused))
+        compile_rules(rows, refused=refused)  # the next refresh says nothing new
+    assert [(r.getMessage(), getattr(r, "rule", None)) for r in caplog.records] == [
+        ("prompt rule pattern refused", "old")]
+    assert first.match("the shop").name == "old" and first.match("aa") is None
