@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel
+from bot.connections import ConnectionGuard
 from bot.core.dispatcher import Dispatcher
 from bot.core.router import Router
 from bot.i18n import Catalogs, default_catalogs
@@ -27,6 +28,8 @@ log = logging.getLogger("engagebot.app")
 CORE = web.AppKey("core", "Core")
 # Lines for the operator printed when the server is up (where the simulators are, ...).
 STARTUP_NOTES = web.AppKey("startup_notes", list[str])
+# Timeouts and the connection cap of the public port (bot.connections); `engagebot run` serves through it.
+CONNECTION_GUARD = web.AppKey("connection_guard", ConnectionGuard)
 
 
 @dataclass
@@ -68,7 +71,8 @@ def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Co
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     sessions = make_sessionmaker(engine)
     catalogs = default_catalogs()
-    prompt_rules = PromptRuleCache(sessions, ttl=settings.prompt_rules_ttl)
+    prompt_rules = PromptRuleCache(sessions, ttl=settings.prompt_rules_ttl,
+                                   max_chars=settings.prompt_rules_max_chars)
     services: dict[str, Any] = {PROMPT_RULES_SERVICE: prompt_rules, "settings": settings, "sessions": sessions}
     store = SqlStore(sessions, engine)
     dispatcher = Dispatcher(
@@ -153,7 +157,11 @@ def use_simulator(settings: Settings, configured: bool) -> bool:
 def build_app(settings: Settings, *, plugins: list[Plugin] | None = None,
               routers: list[Router] | None = None) -> web.Application:
     """Build the aiohttp app: core first, then each channel (and its simulator) in order."""
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    limits = settings.http
+    guard = ConnectionGuard(header_timeout=limits.header_timeout, body_timeout=limits.body_timeout,
+                            max_connections=limits.max_connections)
+    app = web.Application(middlewares=[guard.middleware, error_middleware], client_max_size=1024 * 1024)
+    app[CONNECTION_GUARD] = guard
     core = build_core(settings, routers=routers)
     app[CORE] = core
     app[STARTUP_NOTES] = []

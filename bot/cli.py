@@ -1,4 +1,4 @@
-"""The ``engagebot`` command: run, chat, db upgrade, prompts load|list, i18n check."""
+"""The ``engagebot`` command: every command group is added here (the optional parts add their own)."""
 
 from __future__ import annotations
 
@@ -54,15 +54,20 @@ async def open_database(args: argparse.Namespace) -> AsyncIterator[tuple[Any, An
 async def cmd_run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from bot.app import STARTUP_NOTES, build_app
+    from bot.app import CONNECTION_GUARD, STARTUP_NOTES, build_app
+    from bot.connections import GuardedSite, quiet_accept_errors
     from bot.logs import setup_logging
 
     settings = _settings(args, host=args.host, port=args.port)
     setup_logging(settings.log_level)
     app = build_app(settings)
+    guard = app[CONNECTION_GUARD]
+    if (warning := guard.fit_file_limit()) is not None:
+        app[STARTUP_NOTES].append(f"warning: {warning}")
+    accept_errors = quiet_accept_errors(asyncio.get_running_loop())
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = GuardedSite(runner, guard, settings.host, settings.port)
     try:
         await site.start()
         stop = asyncio.Event()
@@ -76,6 +81,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
         print("engagebot: stopping", file=sys.stderr)
     finally:
         await runner.cleanup()
+        guard.close()
+        accept_errors.close()
     return 0
 
 
@@ -88,12 +95,13 @@ async def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 async def cmd_prompts_load(args: argparse.Namespace) -> int:
-    from bot.rules import parse_prompt_rules, read_yaml_file
+    from bot.files import read_data_file
+    from bot.rules import parse_prompt_rules
     from bot.storage.prompts import replace_prompt_rules
 
     from bot.i18n import locale_warnings
 
-    parsed = parse_prompt_rules(read_yaml_file(args.file), source=str(args.file))
+    parsed = parse_prompt_rules(read_data_file(args.file), source=str(args.file))
     warn(args.file, [line for r in parsed.rules for line in locale_warnings(
         f"rule {r.name!r}", {"match": r.match, "reply": r.reply}, keyword_fields=("match",))])
     async with open_database(args) as (_settings, sessions), sessions() as session, session.begin():
@@ -135,17 +143,43 @@ async def cmd_chat(args: argparse.Namespace) -> int:
     return await run_console(args)
 
 
+DESCRIPTION = """\
+Talk with a brand's followers on WeChat and Telegram, in Mandarin and English: serve the bot, be a
+follower in this terminal, load prompt-reply rules and promotions, send broadcasts."""
+
+EPILOG = """\
+Every command also takes --config FILE, before or after its name. Settings come from command-line
+flags, then ENGAGEBOT_* environment variables, then the config file. For more on one command:
+engagebot COMMAND --help"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose epilog may be a function, called only when the help is shown."""
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="engagebot", description=__doc__)
-    parser.add_argument("--config", type=Path, help="YAML or TOML settings file (environment wins over it)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="engagebot", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"engagebot {_version()}")
+    parser.add_argument("--config", type=Path, metavar="FILE",
+                        help="YAML or TOML settings file (environment variables win over it)")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
     run = sub.add_parser("run", help="serve the bot (and the simulators when no platform is configured)")
     run.add_argument("--host", help="interface to listen on (default 127.0.0.1, env ENGAGEBOT_HOST)")
     run.add_argument("--port", type=int, help="port (default 8080, env ENGAGEBOT_PORT)")
     run.set_defaults(func=cmd_run)
 
-    chat = sub.add_parser("chat", help="talk to the bot as a follower, in this terminal")
+    chat = sub.add_parser("chat", help="talk to the bot as a follower, in this terminal",
+                          description="Talk to the bot as a follower, in this terminal: through the mock\n"
+                                      "channel (no platform, in this process), or through the WeChat or Telegram\n"
+                                      "simulator of a running engagebot.",
+                          epilog=_console_actions, formatter_class=argparse.RawDescriptionHelpFormatter)
     chat.add_argument("--channel", choices=["mock", "wechat", "telegram"], default="mock")
     chat.add_argument("--as", dest="follower", default="console-user", help="the follower's id")
     chat.add_argument("--lang", default=None, help="the platform's language hint, e.g. en or zh-hans")
@@ -168,7 +202,57 @@ def build_parser() -> argparse.ArgumentParser:
 
     for extend in _extensions():
         extend(sub)
+    _finish_commands(parser)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("engagebot")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown"
+
+
+def _console_actions() -> str:
+    from bot.channels.telegram.console import HELP as TELEGRAM_HELP
+    from bot.console import HELP
+
+    return (f"In the console (mock and wechat channels):\n{_indented(HELP)}\n\n"
+            f"On the telegram channel:\n{_indented(TELEGRAM_HELP)}")
+
+
+def _indented(text: str) -> str:
+    return "\n".join(f"  {line}" if line else line for line in text.splitlines())
+
+
+def _finish_commands(parser: argparse.ArgumentParser) -> None:
+    """Give every command ``--config`` (so it may follow the command's name) and name each group's commands.
+
+    A command's ``--config`` defaults to SUPPRESS, so it does not hide one given before the command.
+    argparse keeps its subcommands in private attributes; they have been stable for a decade.
+    """
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for choice_action in action._choices_actions:
+            command = action.choices[choice_action.dest]
+            names = _subcommand_names(command)
+            if names and not all(name in (choice_action.help or "") for name in names):
+                choice_action.help = f"{choice_action.help} ({', '.join(names)})"
+        for command in set(action.choices.values()):
+            if "--config" not in command._option_string_actions:
+                command.add_argument("--config", type=Path, metavar="FILE", default=argparse.SUPPRESS,
+                                     help="YAML or TOML settings file (also accepted before the command)")
+            _finish_commands(command)
+
+
+def _subcommand_names(parser: argparse.ArgumentParser) -> list[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return list(action.choices)
+    return []
 
 
 def _extensions() -> list[Callable[[Any], None]]:

@@ -29,6 +29,12 @@ class PayloadTooLarge(PayloadError):
     http_status = 413
 
 
+class RequestTimeout(PayloadError, TimeoutError):
+    """The client did not send the request body in time (a TimeoutError, so aiohttp stops reading quietly)."""
+
+    http_status = 408
+
+
 class DecryptError(PayloadError):
     """An encrypted body does not decrypt (wrong key, bad padding, wrong app id)."""
 

@@ -1,40 +1,60 @@
 """Prompt-reply rules: the operator's YAML format, validation, and fast matching.
 
 A rules file is validated as a whole before anything is written; a rule matched in one language
-answers in the follower's locale.
+answers in the follower's locale. Regular expressions are RE2 (google-re2), which runs in time
+linear in the text: a rule like ``(a+)+$`` cannot stall the server on a crafted message. Keywords
+of all rules are found in one pass over the text (an Aho-Corasick automaton), and the text is cut
+to ``max_chars`` before matching.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import re2
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.core.keywords import KeywordIndex, normalize_keyword
 from bot.errors import RulesFileError
-from bot.i18n import fold, locale_keys, pick_text, simplified_characters
+from bot.files import describe_validation_error
+from bot.i18n import locale_keys, pick_text, simplified_characters
 
 log = logging.getLogger("engagebot.rules")
 
-MAX_FILE_BYTES = 1024 * 1024
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# How much of a message the rules look at: a keyword or pattern is meant for a question, not a book.
+DEFAULT_MAX_CHARS = 2000
+
+
+def compile_pattern(pattern: str) -> Any:
+    """Compile an operator's pattern with RE2, case-insensitive; raise ValueError saying why it cannot.
+
+    RE2 has no backreferences or lookaround, and its ``\\b``, ``\\w`` and ``\\d`` are ASCII.
+    """
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False  # the reason goes into our one-line error, not to stderr
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        reason = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+        raise ValueError(f"bad regular expression {pattern!r} (RE2: {reason})") from None
 
 
 class PromptRuleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(pattern=NAME_PATTERN)
+    regex: bool = False  # before match: its validator needs it
     match: dict[str, list[str]]
     reply: dict[str, str]
     priority: int = Field(default=0, ge=-1000, le=1000)
-    regex: bool = False
 
     @field_validator("match", "reply")
     @classmethod
@@ -46,12 +66,18 @@ class PromptRuleSpec(BaseModel):
 
     @field_validator("match")
     @classmethod
-    def _non_empty_patterns(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+    def _non_empty_patterns(cls, value: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
         for locale, patterns in value.items():
             if not patterns or any(not p or not p.strip() for p in patterns):
                 raise ValueError(f"{locale}: every match entry must be a non-empty string")
             if any(len(p) > 200 for p in patterns):
                 raise ValueError(f"{locale}: a match entry is longer than 200 characters")
+            if info.data.get("regex"):
+                for p in patterns:
+                    try:
+                        compile_pattern(p)
+                    except ValueError as exc:
+                        raise ValueError(f"{locale}: {exc}") from None
         return value
 
     @field_validator("reply")
@@ -63,17 +89,6 @@ class PromptRuleSpec(BaseModel):
             if len(text) > 4000:
                 raise ValueError(f"{locale}: the reply is longer than 4000 characters")
         return value
-
-    @model_validator(mode="after")
-    def _regexes_compile(self) -> PromptRuleSpec:
-        if self.regex:
-            for locale, patterns in self.match.items():
-                for p in patterns:
-                    try:
-                        re.compile(p)
-                    except re.error as exc:
-                        raise ValueError(f"match.{locale}: bad regular expression {p!r}: {exc}") from None
-        return self
 
 
 class PromptRulesFile(BaseModel):
@@ -91,38 +106,6 @@ class PromptRulesFile(BaseModel):
         return self
 
 
-def describe_validation_error(exc: ValidationError, data: Any, list_key: str) -> str:
-    """Name the item (by its name when it has one) and the field of the first few errors."""
-    items = data.get(list_key) if isinstance(data, dict) else None
-    lines = []
-    for err in exc.errors()[:5]:
-        loc = list(err["loc"])
-        where = ".".join(str(p) for p in loc)
-        if len(loc) >= 2 and loc[0] == list_key and isinstance(loc[1], int) and isinstance(items, list):
-            item = items[loc[1]] if loc[1] < len(items) else None
-            label = item.get("name") or item.get("slug") if isinstance(item, dict) else None
-            field = ".".join(str(p) for p in loc[2:]) or "(item)"
-            where = f"{list_key}[{loc[1]}]" + (f" ({label!r})" if label else "") + f" field {field}"
-        lines.append(f"{where}: {err['msg']}")
-    return "; ".join(lines)
-
-
-def read_yaml_file(path: str | Path) -> Any:
-    """Read a small YAML file safely, or raise RulesFileError saying why."""
-    p = Path(path)
-    try:
-        if p.stat().st_size > MAX_FILE_BYTES:
-            raise RulesFileError(f"{p}: larger than {MAX_FILE_BYTES} bytes")
-        raw = p.read_bytes()
-        return yaml.safe_load(raw.decode("utf-8"))
-    except OSError as exc:
-        raise RulesFileError(f"{p}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise RulesFileError(f"{p}: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        raise RulesFileError(f"{p}: not valid YAML: {exc}") from None
-
-
 def parse_prompt_rules(data: Any, *, source: str = "rules file") -> PromptRulesFile:
     if not isinstance(data, dict):
         raise RulesFileError(f"{source}: expected a mapping with a 'rules' list")
@@ -137,51 +120,91 @@ class CompiledRule:
     name: str
     priority: int
     replies: dict[str, str]
-    keywords: tuple[str, ...]  # folded (bot.chinese.fold), all locales
-    patterns: tuple[re.Pattern[str], ...]  # searched in the folded text too
-
-    def matches(self, folded: str, text: str) -> bool:
-        if any(k in folded for k in self.keywords):
-            return True
-        return any(p.search(text) or p.search(folded) for p in self.patterns)
+    keywords: tuple[str, ...]  # as written, all locales
+    patterns: tuple[Any, ...]  # RE2, case-insensitive, Chinese in Simplified (searched in the folded text too)
 
     def reply_for(self, locale: str) -> str:
         """The reply in ``locale``; Chinese converted from the other script; else English, else any."""
         return pick_text(self.replies, locale)
 
 
-def compile_rules(rows: Sequence[Any]) -> list[CompiledRule]:
+def compile_rules(rows: Sequence[Any], *, refused: set[tuple[str, str]] | None = None) -> list[CompiledRule]:
+    """Compile stored rules, best first (priority, then name).
+
+    A stored pattern RE2 cannot take (saved before engagebot used RE2) is left out and logged once
+    per rule and pattern (``refused`` remembers them); the rule's other patterns still work.
+    """
     compiled = []
     for row in rows:
         entries = [p for patterns in row.match.values() for p in patterns]
         if row.regex:
-            compiled.append(CompiledRule(row.name, row.priority, dict(row.reply), (),
-                                         tuple(re.compile(simplified_characters(p), re.IGNORECASE) for p in entries)))
+            patterns = []
+            for entry in entries:
+                try:
+                    patterns.append(compile_pattern(simplified_characters(entry)))
+                except ValueError as exc:
+                    if refused is None or (row.name, entry) not in refused:
+                        log.warning("prompt rule pattern refused", extra={"rule": row.name, "reason": str(exc)})
+                        if refused is not None:
+                            refused.add((row.name, entry))
+            compiled.append(CompiledRule(row.name, row.priority, dict(row.reply), (), tuple(patterns)))
         else:
-            compiled.append(CompiledRule(row.name, row.priority, dict(row.reply),
-                                         tuple(fold(p) for p in entries), ()))
+            compiled.append(CompiledRule(row.name, row.priority, dict(row.reply), tuple(entries), ()))
     compiled.sort(key=lambda r: (-r.priority, r.name))
     return compiled
+
+
+class RuleMatcher:
+    """The rules, ready to match: one automaton for every keyword, RE2 patterns tried in rank order."""
+
+    def __init__(self, rules: Sequence[CompiledRule], *, max_chars: int = DEFAULT_MAX_CHARS) -> None:
+        self.rules = list(rules)
+        self.max_chars = max_chars
+        self._keywords: KeywordIndex[CompiledRule] = KeywordIndex(
+            (keyword, rank, rule) for rank, rule in enumerate(self.rules) for keyword in rule.keywords)
+        self._regex_rules = [(rank, rule) for rank, rule in enumerate(self.rules) if rule.patterns]
+
+    def match(self, text: str) -> CompiledRule | None:
+        """The best-ranked rule matching the first ``max_chars`` characters of ``text``, or None."""
+        text = text[:self.max_chars]
+        folded = normalize_keyword(text)  # either Chinese script matches the other's keywords and patterns
+        found = self._keywords.best(folded, normalized=True)
+        best_rank = found[0] if found is not None else len(self.rules)
+        for rank, rule in self._regex_rules:
+            if rank >= best_rank:
+                break
+            if any(p.search(text) or p.search(folded) for p in rule.patterns):
+                return rule
+        return found[1] if found is not None else None
 
 
 class PromptRuleCache:
     """The rules in memory, refreshed from the database in the background every ``ttl`` seconds.
 
     Rules change rarely (an operator loads a file); reading them per message would cost a query on
-    the hot path, and a second connection per message. ``ttl=0`` reads on every match (tests).
+    the hot path, and a second connection per message. ``ttl=0`` reads on every match (tests). The
+    matcher is rebuilt only when the stored rules changed.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, ttl: float = 2.0) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], *, ttl: float = 2.0,
+                 max_chars: int = DEFAULT_MAX_CHARS) -> None:
         self.sessions = sessions
         self.ttl = ttl
-        self._rules: list[CompiledRule] | None = None
+        self.max_chars = max_chars
+        self._matcher: RuleMatcher | None = None
+        self._fingerprint: tuple[Any, ...] | None = None
+        self._refused: set[tuple[str, str]] = set()
         self._refresher: asyncio.Task[None] | None = None
 
     async def refresh(self) -> None:
         from bot.storage.prompts import list_prompt_rules
 
         async with self.sessions() as session:
-            self._rules = compile_rules(await list_prompt_rules(session))
+            rows = await list_prompt_rules(session)
+        fingerprint = tuple((r.name, r.updated_at) for r in rows)
+        if self._matcher is None or fingerprint != self._fingerprint:
+            self._matcher = RuleMatcher(compile_rules(rows, refused=self._refused), max_chars=self.max_chars)
+            self._fingerprint = fingerprint
 
     async def _refresh_forever(self) -> None:
         while True:
@@ -202,15 +225,11 @@ class PromptRuleCache:
             await asyncio.gather(self._refresher, return_exceptions=True)
             self._refresher = None
 
-    async def rules(self) -> list[CompiledRule]:
-        if self._rules is None or self.ttl == 0:
+    async def matcher(self) -> RuleMatcher:
+        if self._matcher is None or self.ttl == 0:
             await self.refresh()
-        assert self._rules is not None
-        return self._rules
+        assert self._matcher is not None
+        return self._matcher
 
     async def match(self, text: str) -> CompiledRule | None:
-        folded = fold(text)  # either Chinese script matches the other's keywords
-        for rule in await self.rules():
-            if rule.matches(folded, text):
-                return rule
-        return None
+        return (await self.matcher()).match(text)

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import os
 import re
-import tomllib
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
+from bot.files import describe_error_message, read_data_file
 from bot.i18n import INTERNATIONAL_LOCALE, require_locale
 from bot.storage.engine import DEFAULT_DATABASE_URL, DatabaseURLError, check_database_url
 
 
+ENV_PREFIX = "ENGAGEBOT_"
 # The config file's values while load_settings builds a Settings (a source, below env and flags).
 _FILE_VALUES: ContextVar[dict[str, Any]] = ContextVar("engagebot_config_file", default={})
 
@@ -89,8 +94,35 @@ class TelegramSettings(BaseModel):
         return self
 
 
+class HttpLimits(BaseModel):
+    """Limits of the public HTTP port (see ``bot.connections``); a reverse proxy in front adds its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    header_timeout: float = Field(default=10, gt=0, le=300)  # to send a request's headers, from the first byte
+    body_timeout: float = Field(default=30, gt=0, le=3600)  # to send its body, once the headers are in
+    max_connections: int = Field(default=1000, ge=8, le=1_000_000)  # open at once; the idle ones go first
+    # Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For names the client.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: str) -> str:
+        for part in filter(None, (p.strip() for p in v.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(f"{part!r} is not an IP address or network") from None
+        return v
+
+    @property
+    def trusted_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(ipaddress.ip_network(p.strip(), strict=False) for p in self.trusted_proxies.split(",")
+                     if p.strip())
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ENGAGEBOT_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
     database_url: str = DEFAULT_DATABASE_URL
     host: str = "127.0.0.1"
@@ -99,13 +131,17 @@ class Settings(BaseSettings):
     international_locale: str = INTERNATIONAL_LOCALE  # followers whose language has no catalog (pt-br, ja)
     timezone: str = "Asia/Shanghai"
     admin_token: SecretStr | None = None
+    # Wrong admin tokens and unknown codes allowed per client address before 429 (limits' notation).
+    admin_failure_limit: str = "10/minute"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     prompt_rules_ttl: float = Field(default=2.0, ge=0, le=3600)
+    prompt_rules_max_chars: int = Field(default=2000, ge=50, le=1_000_000)  # of a message, for matching
     simulators: bool | None = None  # None: run a simulator for each platform that has no settings
     wechat: WeChatAccount = WeChatAccount()
     wechat_accounts: dict[str, WeChatAccount] = {}  # more accounts, served at /wechat/<name>
     telegram: TelegramSettings = TelegramSettings()
+    http: HttpLimits = HttpLimits()
 
     @field_validator("database_url")
     @classmethod
@@ -131,6 +167,19 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {v!r}") from None
         return v
 
+    @field_validator("admin_failure_limit")
+    @classmethod
+    def _failure_limit(cls, v: str) -> str:
+        from limits import parse
+
+        try:
+            rate = parse(v)
+        except ValueError:
+            rate = None
+        if rate is None or rate.amount < 1:
+            raise ValueError(f"{v!r} is not a rate such as 10/minute or 5 per 30 seconds")
+        return v
+
     @field_validator("wechat_accounts")
     @classmethod
     def _account_names(cls, v: dict[str, WeChatAccount]) -> dict[str, WeChatAccount]:
@@ -150,33 +199,151 @@ class Settings(BaseSettings):
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    try:
-        raw = p.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"config file {p}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"config file {p}: not UTF-8 text") from None
-    try:
-        data = tomllib.loads(raw) if p.suffix == ".toml" else yaml.safe_load(raw)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"config file {p}: does not parse: {exc}") from None
+    """The settings in a YAML or TOML file, as a mapping (not validated yet)."""
+    data = read_data_file(path, error=ConfigError, label="config file")
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {p}: expected a mapping of settings at the top")
+        raise ConfigError(f"config file {path}: expected a mapping of settings at the top")
     return data
 
 
-def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Read the settings, or raise ConfigError with one line naming the bad setting."""
-    token = _FILE_VALUES.set(read_config_file(config_file) if config_file else {})
+# Variables that start like a setting but are read by something else (the test suite).
+NOT_SETTINGS = frozenset({"ENGAGEBOT_TEST_DATABASE_URL"})
+
+
+def setting_names(model: type[BaseModel] = Settings, prefix: str = ENV_PREFIX) -> list[str]:
+    """Every environment variable that sets something, e.g. ``ENGAGEBOT_WECHAT__TOKEN``.
+
+    A group may also be given whole, as JSON (``ENGAGEBOT_WECHAT='{...}'``), so it is listed too.
+    """
+    names = []
+    for name, field in model.model_fields.items():
+        var = f"{prefix}{name.upper()}"
+        names.append(var)
+        nested = _nested_model(field.annotation)
+        if nested is not None:
+            names += setting_names(nested, f"{var}__")
+    return names
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """A warning for each ``ENGAGEBOT_*`` variable that sets nothing, naming the closest setting.
+
+    Inside a group (``ENGAGEBOT_WECHAT__TOKN``) an unknown key is refused by the settings
+    themselves, naming the closest key; this covers the names that would be ignored silently.
+    """
+    known = setting_names()
+    groups = {f"{ENV_PREFIX}{name.upper()}" for name, field in Settings.model_fields.items()
+              if _nested_model(field.annotation) or _mapping_of_models(field.annotation)}
+    warnings = []
+    for var in sorted(environ):
+        upper = var.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in NOT_SETTINGS or upper in known:
+            continue
+        if "__" in upper and upper.split("__", 1)[0] in groups:
+            continue
+        close = difflib.get_close_matches(upper.removeprefix(ENV_PREFIX),
+                                          [k.removeprefix(ENV_PREFIX) for k in known], n=1, cutoff=0.6)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        warnings.append(f"{var} is not a setting and is ignored{hint}")
+    return warnings
+
+
+def _nested_model(annotation: Any) -> type[BaseModel] | None:
+    return annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+
+
+def _mapping_of_models(annotation: Any) -> type[BaseModel] | None:
+    if get_origin(annotation) is dict:
+        args = get_args(annotation)
+        if len(args) == 2:
+            return _nested_model(args[1])
+    return None
+
+
+def _model_at(model: type[BaseModel], path: Sequence[str]) -> type[BaseModel] | None:
+    """The settings group a location points into (the name of a ``wechat_accounts`` entry is skipped)."""
+    current: type[BaseModel] | None = model
+    skip_name = False
+    for part in path:
+        if skip_name:
+            skip_name = False
+            continue
+        field = current.model_fields.get(part) if current is not None else None
+        if field is None:
+            return None
+        current = _nested_model(field.annotation)
+        if current is None:
+            current = _mapping_of_models(field.annotation)
+            skip_name = current is not None
+    return None if skip_name else current
+
+
+def _closest_key(loc: Sequence[str]) -> str | None:
+    """For an unknown key at ``loc``, the closest known key of the same group."""
+    group = _model_at(Settings, loc[:-1]) if loc else None
+    if group is None:
+        return None
+    close = difflib.get_close_matches(loc[-1].lower(), list(group.model_fields), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _lookup(data: Any, loc: Sequence[str]) -> bool:
+    for part in loc:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def describe_settings_error(exc: ValidationError, *, flags: Mapping[str, Any], environ: Mapping[str, str],
+                            file_values: Mapping[str, Any], config_file: str | Path | None) -> str:
+    """One line naming where the first bad setting came from: a flag, a variable, or the file's key."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    close = _closest_key(loc) if err["type"] == "extra_forbidden" else None
+    upper_env = {k.upper() for k in environ}
+    if loc and flags.get(loc[0]) is not None:
+        where, suggestion = f"--{loc[0].replace('_', '-')}", None
+    elif config_file is not None and _lookup(file_values, loc) and not _from_environment(loc, upper_env):
+        where = f"config file {config_file}: key {'.'.join(loc)!r}"
+        suggestion = repr(".".join([*loc[:-1], close])) if close else None
+    else:
+        where = f"setting {ENV_PREFIX}{'__'.join(loc).upper()}" if loc else "settings"
+        suggestion = f"{ENV_PREFIX}{'__'.join([*loc[:-1], close]).upper()}" if close else None
+    if err["type"] == "extra_forbidden":
+        return f"{where}: not a setting" + (f"; did you mean {suggestion}?" if suggestion else "") + more
+    return f"{where}: {describe_error_message(err)}{more}"
+
+
+def _from_environment(loc: Sequence[str], upper_env: set[str]) -> bool:
+    # The value at loc came from a variable for it or for one of its groups (given whole as JSON).
+    return any(ENV_PREFIX + "__".join(loc[:n]).upper() in upper_env for n in range(1, len(loc) + 1))
+
+
+def load_settings(config_file: str | Path | None = None, *, environ: Mapping[str, str] | None = None,
+                  warn: Callable[[str], None] | None = None, **overrides: Any) -> Settings:
+    """Read the settings, or raise ConfigError with one line naming the bad setting and where it came from.
+
+    ``ENGAGEBOT_*`` variables that set nothing are reported to ``warn`` (stderr by default), naming
+    the closest real setting.
+    """
+    environ = os.environ if environ is None else environ
+    for line in unknown_environment(environ):
+        (warn or _warn)(line)
+    file_values = read_config_file(config_file) if config_file else {}
+    token = _FILE_VALUES.set(file_values)
+    flags = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings(**flags)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        name = "__".join(str(p) for p in err["loc"]) or "settings"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"setting ENGAGEBOT_{name.upper()}: {err['msg']}{more}") from None
+        raise ConfigError(describe_settings_error(exc, flags=flags, environ=environ, file_values=file_values,
+                                                  config_file=config_file)) from None
     finally:
         _FILE_VALUES.reset(token)
+
+
+def _warn(line: str) -> None:
+    print(f"engagebot: warning: {line}", file=sys.stderr)

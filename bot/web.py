@@ -1,12 +1,24 @@
-"""HTTP plumbing shared by every route: one place maps typed errors to status codes."""
+"""HTTP plumbing shared by every route: typed errors to status codes, bodies, clients, throttling."""
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import logging
+import math
+import time
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from aiohttp import web
+from limits import parse
+from limits.aio.storage import MemoryStorage
+from limits.aio.strategies import MovingWindowRateLimiter
 
 from bot.errors import EngagebotError
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 log = logging.getLogger("engagebot.web")
 
@@ -43,3 +55,74 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"body larger than {limit} bytes")
     return b"".join(chunks)
+
+
+def client_address(request: web.Request, trusted_proxies: Sequence[Network] = ()) -> str:
+    """The client's IP address: the peer's, or, behind a trusted reverse proxy, from X-Forwarded-For.
+
+    Proxies append the address they received from, so the header is read from the right, skipping
+    the trusted proxies; a client cannot pose as another by sending the header itself.
+    """
+    peer = request.remote or ""
+    if not trusted_proxies or not _in(peer, trusted_proxies):
+        return peer
+    for hop in reversed([h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # a malformed hop: stop trusting the rest of the chain
+        if not _in(hop, trusted_proxies):
+            return hop
+    return peer
+
+
+def _in(address: str, networks: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+class FailureThrottle:
+    """Count failures (a wrong token, an unknown code) per client; past ``rate`` (``10/minute``), refuse.
+
+    A moving window (the ``limits`` library, in memory): once a client has used up its failures, it
+    waits until the oldest one leaves the window. Successes are not counted. Each instance counts
+    alone; several replicas behind a proxy multiply the allowance, which the proxy's own limit caps.
+    """
+
+    def __init__(self, rate: str, *, namespace: str = "failures") -> None:
+        self.rate = parse(rate)
+        self.namespace = namespace
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @asynccontextmanager
+    async def attempt(self, client: str) -> AsyncIterator[int | None]:
+        """Hold ``client``'s turn while it tries; yield the seconds it must wait first, or None.
+
+        One attempt per client at a time: a burst of concurrent guesses cannot all pass the check
+        before the first failure is counted.
+        """
+        lock = self._locks.get(client)
+        if lock is None:
+            lock = self._locks[client] = asyncio.Lock()
+        async with lock:
+            yield await self.retry_after(client)
+
+    async def retry_after(self, client: str) -> int | None:
+        """Seconds until ``client`` may try again, or None when it may try now."""
+        if await self._limiter.test(self.rate, self.namespace, client):
+            return None
+        stats = await self._limiter.get_window_stats(self.rate, self.namespace, client)
+        return max(1, math.ceil(stats.reset_time - time.time()))
+
+    async def failed(self, client: str) -> None:
+        await self._limiter.hit(self.rate, self.namespace, client)
+
+
+def too_many_failures(retry_after: int) -> web.Response:
+    """429 with Retry-After, for a client that failed too often."""
+    return web.json_response({"error": "too many failed attempts", "retry_after": retry_after}, status=429,
+                             headers={"Retry-After": str(retry_after)})

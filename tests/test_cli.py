@@ -12,16 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import ROOT, engagebot
 from tests.support.servers import free_port
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def engagebot(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-              timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}, cwd=cwd or ROOT,
-                          timeout=timeout)
 
 
 def test_run_serves_healthz_and_stops_on_sigterm(tmp_path: Path, database_url: str) -> None:
@@ -83,7 +75,8 @@ def test_bad_config_file_is_named(tmp_path: Path) -> None:
     typo = tmp_path / "t.yaml"
     typo.write_text("prot: 80\n", "utf-8")
     done = engagebot("--config", str(typo), "db", "upgrade", cwd=tmp_path)
-    assert done.returncode == 2 and "ENGAGEBOT_PROT" in done.stderr
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"engagebot: config file {typo}: key 'prot': not a setting; did you mean 'port'?"
 
 
 def test_db_upgrade_reports_the_revision(database_url: str, tmp_path: Path) -> None:
@@ -102,3 +95,76 @@ def test_a_database_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
 def test_an_in_memory_sqlite_url_works_for_one_command(tmp_path: Path) -> None:
     done = engagebot("db", "upgrade", env={"ENGAGEBOT_DATABASE_URL": "sqlite+aiosqlite:///:memory:"}, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_misspelled_variable_warns_naming_the_closest_setting(tmp_path: Path, database_url: str) -> None:
+    done = engagebot("db", "upgrade", env={"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_PROT": "9000",
+                                           "ENGAGEBOT_WECHAT_TOKEN": "abc123"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "engagebot: warning: ENGAGEBOT_PROT is not a setting and is ignored; did you mean ENGAGEBOT_PORT?",
+        "engagebot: warning: ENGAGEBOT_WECHAT_TOKEN is not a setting and is ignored; "
+        "did you mean ENGAGEBOT_WECHAT__TOKEN?",
+    ]
+
+
+def test_a_misspelled_key_inside_a_group_stops_the_start_naming_the_closest(tmp_path: Path) -> None:
+    done = engagebot("run", env={"ENGAGEBOT_WECHAT__TOKN": "abc123"}, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == ("engagebot: setting ENGAGEBOT_WECHAT__TOKN: not a setting; "
+                                   "did you mean ENGAGEBOT_WECHAT__TOKEN?")
+    nested = tmp_path / "accounts.yaml"
+    nested.write_text("wechat_accounts:\n  service:\n    app_secert: x\n", "utf-8")
+    done = engagebot("run", "--config", str(nested), cwd=tmp_path)
+    assert done.stderr.strip() == (f"engagebot: config file {nested}: key 'wechat_accounts.service.app_secert': "
+                                   "not a setting; did you mean 'wechat_accounts.service.app_secret'?")
+    assert not (tmp_path / "engagebot.db").exists()
+
+
+def test_a_bad_value_is_named_where_it_came_from(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('port = "eighty"\n', "utf-8")
+    done = engagebot("--config", str(config), "run", cwd=tmp_path)
+    assert done.stderr.strip() == (f"engagebot: config file {config}: key 'port': "
+                                   "Input should be a valid integer, unable to parse string as an integer")
+    done = engagebot("--config", str(config), "run", env={"ENGAGEBOT_PORT": "ninety"}, cwd=tmp_path)
+    assert done.stderr.strip() == ("engagebot: setting ENGAGEBOT_PORT: "
+                                   "Input should be a valid integer, unable to parse string as an integer")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_works_before_or_after_the_command(where: str, tmp_path: Path) -> None:
+    db = tmp_path / "from-config.db"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"database_url: sqlite+aiosqlite:///{db}\n", "utf-8")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules:\n  - name: hours\n    match: {en: [hours]}\n    reply: {en: Open.}\n", "utf-8")
+    flag = ["--config", str(config)]
+    load = [*flag, "prompts", "load", str(rules)] if where == "before" else ["prompts", "load", str(rules), *flag]
+    done = engagebot(*load, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    listed = engagebot("prompts", "list", *flag, cwd=tmp_path)
+    assert listed.stdout.startswith("hours ")
+    assert db.exists() and not (tmp_path / "engagebot.db").exists()
+
+
+def test_help_lists_every_command_group_without_markup() -> None:
+    done = engagebot("--help")
+    assert done.returncode == 0
+    assert "`" not in done.stdout
+    for group in ["run", "chat", "db", "prompts", "i18n", "promo", "campaign", "broadcast"]:
+        assert f"\n    {group} " in done.stdout, group
+    for command in ["upgrade", "load, list", "show, redeem", "qr, stats", "start, status, cancel, work"]:
+        assert command in done.stdout, command
+    version = engagebot("--version")
+    import tomllib
+
+    expected = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["version"]
+    assert version.returncode == 0 and version.stdout.strip() == f"engagebot {expected}"
+
+
+def test_chat_help_lists_the_console_actions() -> None:
+    done = engagebot("chat", "--help")
+    assert done.returncode == 0
+    for action in [":follow", ":scan", ":click", ":unfollow", ":quit", ":start", ":block"]:
+        assert action in done.stdout, action

@@ -27,3 +27,13 @@ async def test_example_rules_and_offers_load_and_answer(harness: BotHarness, mon
     await fan.say("你们几点开门？")
     assert fan.texts == ["我们每天10:00至22:00营业。"]
     assert os.environ["ENGAGEBOT_DATABASE_URL"] == harness.database_url
+
+
+def test_the_example_settings_file_loads_as_shipped() -> None:
+    from bot.settings import load_settings
+
+    warnings: list[str] = []
+    settings = load_settings(EXAMPLES.parent / "deploy" / "config.example.yaml", environ={}, warn=warnings.append)
+    assert warnings == []
+    assert list(settings.wechat_accounts) == ["service"]
+    assert settings.http.max_connections == 1000 and [str(n) for n in settings.http.trusted_networks] == ["127.0.0.1/32"]

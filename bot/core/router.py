@@ -8,10 +8,9 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Union
 
-from bot.i18n import fold
-
 from .context import Context
 from .inbound import Inbound, Kind
+from .keywords import normalize_keyword
 from .reply import Reply
 
 HandlerResult = Union[Sequence[Reply], Reply, None]
@@ -47,8 +46,8 @@ class HandlerObject:
         if self.commands and msg.command not in self.commands:
             return False
         if self.keywords:
-            folded = fold(msg.text)
-            # Any locale's keyword matches, in either Chinese script; the reply comes in the follower's locale.
+            folded = normalize_keyword(msg.text)
+            # Any locale's keyword matches; the reply still comes in the follower's own locale.
             if not any(k in folded for words in self.keywords.values() for k in words):
                 return False
         if self.pattern is not None and not self.pattern.search(msg.text):
@@ -95,7 +94,7 @@ class Router:
                 kinds = (Kind.TEXT,)
             else:
                 kinds = tuple(Kind)
-        folded = {loc: tuple(fold(w) for w in words) for loc, words in (keywords or {}).items()}
+        folded = {loc: tuple(normalize_keyword(w) for w in words) for loc, words in (keywords or {}).items()}
         pattern = re.compile(regex, re.IGNORECASE) if isinstance(regex, str) else regex
         if state is ...:
             states = None

@@ -1,7 +1,10 @@
 """Operator HTTP API for offers: ``POST /admin/redeem`` with a bearer token.
 
 Without ``admin_token`` in the settings the API is off (503); a wrong or missing token gets 401.
-Tokens are compared in constant time.
+Tokens are compared in constant time. A client address that sent too many wrong tokens or unknown
+codes (``admin_failure_limit``, 10 a minute) gets 429 with ``Retry-After`` until its window passes,
+so neither the token nor the codes can be guessed at speed. A body that is not JSON (or nests too
+deeply to parse) is 400.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.web import FailureThrottle, client_address, too_many_failures
 
 from .redeem import RedeemOutcome, redeem
 
@@ -48,16 +53,27 @@ def _authorized(request: web.Request, token: str) -> bool:
 def admin_plugin(app: web.Application, core: Any) -> None:
     """Add the offers admin routes to the app (see ``bot.app.Plugin``); nothing to start or stop."""
 
+    throttle = FailureThrottle(core.settings.admin_failure_limit, namespace="admin")
+    trusted = core.settings.http.trusted_networks
+
     async def redeem_code(request: web.Request) -> web.Response:
         secret = core.settings.admin_token
         if secret is None or not secret.get_secret_value():
             return _refuse(503, "admin API disabled")
-        if not _authorized(request, secret.get_secret_value()):
+        client = client_address(request, trusted)
+        async with throttle.attempt(client) as wait:
+            if wait is not None:
+                return too_many_failures(wait)
+            return await _redeem(request, secret.get_secret_value(), client)
+
+    async def _redeem(request: web.Request, secret: str, client: str) -> web.Response:
+        if not _authorized(request, secret):
+            await throttle.failed(client)
             return web.json_response({"error": "unauthorized"}, status=401,
                                      headers={"WWW-Authenticate": 'Bearer realm="engagebot"'})
         try:
-            data = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = json.loads(await request.read())
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
             return _refuse(400, "body must be JSON")
         try:
             body = RedeemBody.model_validate(data)
@@ -68,6 +84,8 @@ def admin_plugin(app: web.Application, core: Any) -> None:
         async with core.sessions() as session:
             result = await redeem(session, body.code, by=body.by or "admin-api", promotion=body.promotion)
             await session.commit()
+        if result.outcome is RedeemOutcome.UNKNOWN:
+            await throttle.failed(client)
         payload = {"outcome": str(result.outcome), "code": result.code, "promotion": result.promotion,
                    "message": result.describe(core.settings.timezone),
                    "redeemed_at": result.redeemed_at.isoformat() if result.redeemed_at else None,

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.i18n import fold
+from bot.core.keywords import KeywordIndex
 
 from .claims import as_utc
 from .models import Promotion
@@ -27,7 +27,7 @@ OFFER_PAYLOAD_PREFIX = "offer:"
 class IndexedPromotion:
     id: int
     slug: str
-    keywords: tuple[str, ...]  # folded (case, Chinese script), every locale
+    keywords: tuple[str, ...]  # as written, every locale (the index folds case and script)
     menu_key: str | None
     channels: tuple[str, ...]
     starts_at: datetime | None
@@ -45,6 +45,7 @@ class OfferIndex:
     def __init__(self, *, ttl: float = 2.0) -> None:
         self.ttl = ttl
         self._items: list[IndexedPromotion] = []
+        self._keywords: KeywordIndex[IndexedPromotion] = KeywordIndex(())
         self._loaded_at = float("-inf")
 
     def invalidate(self) -> None:
@@ -57,19 +58,19 @@ class OfferIndex:
                 Promotion.starts_at, Promotion.ends_at, Promotion.friends_needed).order_by(Promotion.id))).all()
             self._items = [IndexedPromotion(
                 id=r.id, slug=r.slug, menu_key=r.menu_key, channels=tuple(r.channels or ()),
-                keywords=tuple(fold(w) for words in (r.keywords or {}).values() for w in words),
+                keywords=tuple(w for words in (r.keywords or {}).values() for w in words),
                 starts_at=as_utc(r.starts_at), ends_at=as_utc(r.ends_at), friends_needed=r.friends_needed,
             ) for r in rows]
+            self._keywords = KeywordIndex((k, rank, p) for rank, p in enumerate(self._items) for k in p.keywords)
             self._loaded_at = time.monotonic()
         return self._items
 
     async def by_text(self, session: AsyncSession, text: str, channel: str) -> list[IndexedPromotion]:
-        """Promotions whose keyword (in any locale, either Chinese script) appears in the text."""
-        folded = fold(text).strip()
-        if not folded:
+        """Promotions whose keyword (in any locale, either Chinese script) appears in the text, in the order they were added."""
+        if not text.strip():
             return []
-        return [p for p in await self.items(session)
-                if p.on_channel(channel) and any(k in folded for k in p.keywords)]
+        await self.items(session)
+        return [p for p in self._keywords.all(text) if p.on_channel(channel)]
 
     async def by_payload(self, session: AsyncSession, payload: str | None) -> IndexedPromotion | None:
         """The promotion a button (``offer:<slug>``) or a menu key stands for."""

@@ -18,15 +18,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import RulesFileError
+from bot.files import describe_validation_error, read_data_file, read_text_file
 from bot.i18n import locale_keys
-from bot.rules import describe_validation_error, read_yaml_file
 
-from .codes import ALPHABET
+from .codes import ALPHABET, MIN_CODE_LENGTH
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 # Valid both as a WeChat QR_LIMIT_STR_SCENE (1..64 chars) and a Telegram deep-link payload.
 SCENE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-POOL_CODE_PATTERN = re.compile(r"^[A-Za-z0-9_-]{4,32}$")
+POOL_CODE_PATTERN = re.compile(rf"^[A-Za-z0-9_-]{{{MIN_CODE_LENGTH},32}}$")
 MAX_POOL_CODES = 200_000
 MAX_CSV_BYTES = 8 * 1024 * 1024
 REFERRAL_SCENE_PREFIX = "ref-"
@@ -57,7 +57,8 @@ class CodeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     strategy: Literal["unique", "shared", "pool"] = "unique"
-    length: int = Field(default=8, ge=6, le=16)  # unique: random characters after the prefix
+    # unique: random characters after the prefix
+    length: int = Field(default=MIN_CODE_LENGTH, ge=MIN_CODE_LENGTH, le=16)
     prefix: str = Field(default="", pattern=r"^[A-Z0-9]{0,8}$")
     value: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{3,32}$")  # shared: the code
     codes_csv: str | None = None  # pool: path relative to the YAML file
@@ -236,14 +237,7 @@ def to_utc(value: datetime | date | None, tz_name: str, *, end_of_day: bool = Fa
 
 def read_pool_csv(path: Path, *, label: str) -> list[str]:
     """Read pool codes, one per row (first column; a header "code" is skipped), or raise saying why."""
-    try:
-        if path.stat().st_size > MAX_CSV_BYTES:
-            raise RulesFileError(f"{label}: {path} is larger than {MAX_CSV_BYTES} bytes")
-        text = path.read_bytes().decode("utf-8-sig")
-    except OSError as exc:
-        raise RulesFileError(f"{label}: cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise RulesFileError(f"{label}: {path} is not UTF-8 text") from None
+    text = read_text_file(path, error=RulesFileError, where=f"{label}: {path}", max_bytes=MAX_CSV_BYTES)
     codes: list[str] = []
     seen: set[str] = set()
     for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
@@ -253,8 +247,8 @@ def read_pool_csv(path: Path, *, label: str) -> list[str]:
         if number == 1 and code.casefold() == "code":
             continue
         if not POOL_CODE_PATTERN.fullmatch(code):
-            raise RulesFileError(
-                f"{label}: {path.name} line {number}: code {code[:40]!r} must be 4 to 32 of A-Z, a-z, 0-9, _ and -")
+            raise RulesFileError(f"{label}: {path.name} line {number}: code {code[:40]!r} must be "
+                                 f"{MIN_CODE_LENGTH} to 32 of A-Z, a-z, 0-9, _ and -")
         if code in seen:
             raise RulesFileError(f"{label}: {path.name} line {number}: code {code!r} appears twice")
         seen.add(code)
@@ -302,7 +296,7 @@ def _unique(source: str, list_key: str, values: list[str], field: str) -> None:
 def read_promo_file(path: str | Path) -> ParsedPromoFile:
     """Read and validate a promotions YAML file (and the CSV files it names)."""
     p = Path(path)
-    return parse_promo_file(read_yaml_file(p), base_dir=p.resolve().parent, source=str(p))
+    return parse_promo_file(read_data_file(p), base_dir=p.resolve().parent, source=str(p))
 
 
 __all__ = [

@@ -53,7 +53,7 @@ BAD_FILES = [
     ("code: {strategy: unique, length: 8, prefix: F}", "code: {strategy: shared}", "promotions[2] ('family') field code"),
     ("quota: 500", "quota: -3", "promotions[0] ('hotpot-50') field quota"),
     ("validity: {until: 2099-12-31}", "validity: {days: 3, until: 2099-12-31}", "('hotpot-50') field validity"),
-    ("ends_at: 2099-12-31", "ends_at: 2025-12-31", "promotions[0] ('hotpot-50') field (item): Value error, ends_at"),
+    ("ends_at: 2099-12-31", "ends_at: 2025-12-31", "promotions[0] ('hotpot-50'): ends_at must be after starts_at"),
     ("timezone: Asia/Shanghai", "timezone: Mars/Olympus", "('hotpot-50') field timezone"),
     ("value: {amount: 50, currency: CNY, kind: discount}", "value: {amount: 50, currency: yuan}", "field value.currency"),
     ("    scene: kol-lily", "    scene: kol lily!", "campaigns[1] ('kol-lily') field scene"),
@@ -76,8 +76,9 @@ async def test_a_malformed_file_is_refused_whole(harness: BotHarness, tmp_path: 
 
 @pytest.mark.parametrize(("csv_text", "message"), [
     ("code\nTEA-0001\nTEA-0001\n", "line 3: code 'TEA-0001' appears twice"),
-    ("code\nTEA 0001\n", "line 2: code 'TEA 0001' must be 4 to 32"),
-    ("code\n" + "T" * 33 + "\n", "must be 4 to 32"),
+    ("code\nTEA 0001\n", "line 2: code 'TEA 0001' must be 8 to 32"),
+    ("code\n" + "T" * 33 + "\n", "must be 8 to 32"),
+    ("code\nTEA-0001\nTEA-001\n", "line 3: code 'TEA-001' must be 8 to 32"),  # short codes are guessable
     ("code\n", "holds no codes"),
 ])
 async def test_a_bad_pool_csv_refuses_the_file(harness: BotHarness, tmp_path: Path, csv_text: str, message: str) -> None:
@@ -91,7 +92,7 @@ async def test_a_bad_pool_csv_refuses_the_file(harness: BotHarness, tmp_path: Pa
 async def test_a_missing_pool_csv_refuses_the_file(tmp_path: Path) -> None:
     path = write_files(tmp_path, PROMOS)
     (tmp_path / "tea.csv").unlink()
-    with pytest.raises(RulesFileError, match=r"\('tea'\) field code.codes_csv: cannot read"):
+    with pytest.raises(RulesFileError, match=r"\('tea'\) field code.codes_csv: .*tea.csv: cannot read \(No such file"):
         read_promo_file(path)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -12,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
 from bot.cli import main
+from bot.errors import RulesFileError
 from bot.core.inbound import utcnow
 from bot.offers import Claim
 from bot.offers.admin import admin_plugin
@@ -53,9 +56,9 @@ async def test_cli_reports_an_expired_code(offers: BotHarness, monkeypatch: pyte
     assert capsys.readouterr().out.startswith(f"code {code} (hotpot-50) expired at ")
 
 
-async def _client(h: BotHarness, token: str | None) -> TestClient:
+async def _client(h: BotHarness, token: str | None, **settings: Any) -> TestClient:
     app = web.Application()
-    core = SimpleNamespace(settings=Settings(admin_token=token), sessions=h.sessions)
+    core = SimpleNamespace(settings=Settings(admin_token=token, **settings), sessions=h.sessions)
     assert admin_plugin(app, core) is None
     client = TestClient(TestServer(app))
     await client.start_server()
@@ -113,3 +116,103 @@ async def test_concurrent_redemptions_of_one_code_succeed_once(offers: BotHarnes
 
     outcomes = await asyncio.gather(*(once() for _ in range(10)))
     assert sorted(outcomes) == sorted([RedeemOutcome.REDEEMED] + [RedeemOutcome.ALREADY_REDEEMED] * 9)
+
+
+async def _statuses(client: TestClient, count: int, *, code: str = "WRONG234", token: str = "nope",
+                    headers: dict[str, str] | None = None) -> list[int]:
+    async def once() -> int:
+        response = await client.post("/admin/redeem", json={"code": code},
+                                     headers={"Authorization": f"Bearer {token}", **(headers or {})})
+        if response.status == 429:
+            assert int(response.headers["Retry-After"]) >= 1
+        return response.status
+
+    return list(await asyncio.gather(*(once() for _ in range(count))))
+
+
+async def test_a_burst_of_wrong_tokens_gets_429_with_retry_after_past_the_limit(offers: BotHarness) -> None:
+    code = await _claim_code(offers)
+    client = await _client(offers, TOKEN, admin_failure_limit="10/minute")
+    try:
+        statuses = await _statuses(client, 300)
+        assert sorted(statuses) == [401] * 10 + [429] * 290
+        # The address is throttled whatever it sends now, the right token included.
+        blocked = await client.post("/admin/redeem", json={"code": code}, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert blocked.status == 429 and 50 <= int(blocked.headers["Retry-After"]) <= 60
+        assert await blocked.json() == {"error": "too many failed attempts",
+                                        "retry_after": int(blocked.headers["Retry-After"])}
+    finally:
+        await client.close()
+
+
+async def test_a_burst_of_code_guesses_with_the_token_is_throttled(offers: BotHarness) -> None:
+    code = await _claim_code(offers)
+    client = await _client(offers, TOKEN, admin_failure_limit="10/minute")
+    try:
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        ok = await client.post("/admin/redeem", json={"code": code}, headers=auth)
+        assert ok.status == 200  # a success is not a failure: it costs nothing
+        statuses = await _statuses(client, 200, token=TOKEN)
+        assert sorted(statuses) == [404] * 10 + [429] * 190
+    finally:
+        await client.close()
+
+
+async def test_the_throttle_is_per_client_address_behind_a_trusted_proxy(offers: BotHarness) -> None:
+    code = await _claim_code(offers)
+    client = await _client(offers, TOKEN, admin_failure_limit="3 per 2 seconds",
+                           http={"trusted_proxies": "127.0.0.0/8"})
+    try:
+        guesser = {"X-Forwarded-For": "203.0.113.9"}
+        assert sorted(await _statuses(client, 6, headers=guesser)) == [401] * 3 + [429] * 3
+        # The till behind the same proxy is another client; a forged header cannot pose as it either.
+        till = {"Authorization": f"Bearer {TOKEN}", "X-Forwarded-For": "198.51.100.7"}
+        ok = await client.post("/admin/redeem", json={"code": code}, headers=till)
+        assert ok.status == 200
+        forged = {"X-Forwarded-For": "198.51.100.7, 203.0.113.9"}
+        assert await _statuses(client, 1, headers=forged) == [429]
+        await asyncio.sleep(2.1)  # the window passes: the guesser may try again
+        assert await _statuses(client, 1, headers=guesser) == [401]
+    finally:
+        await client.close()
+
+
+async def test_an_untrusted_peer_cannot_choose_its_address_with_x_forwarded_for(offers: BotHarness) -> None:
+    client = await _client(offers, TOKEN, admin_failure_limit="3/minute")
+    try:
+        spoofed = [{"X-Forwarded-For": f"192.0.2.{i}"} for i in range(6)]
+        statuses = [(await _statuses(client, 1, headers=h))[0] for h in spoofed]
+        assert statuses == [401, 401, 401, 429, 429, 429]
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000, b'{"code": ' + b"[" * 100_000, b"{", b"\xff\xfe",
+                                  b'{"code": "ABC"', b""])
+async def test_malformed_or_deeply_nested_json_is_400_not_500(offers: BotHarness, body: bytes) -> None:
+    client = await _client(offers, TOKEN)
+    try:
+        response = await client.post("/admin/redeem", data=body,
+                                     headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"})
+        assert response.status == 400
+        assert await response.json() == {"error": "body must be JSON"}
+    finally:
+        await client.close()
+
+
+def test_codes_are_at_least_8_characters_from_the_generator_and_the_file(tmp_path: Path) -> None:
+    from bot.offers.codes import ALPHABET, generate_code
+    from bot.offers.spec import read_promo_file
+
+    for length in (1, 6, 8, 12):
+        code = generate_code(length, "F")
+        assert len(code) == 1 + max(length, 8) and set(code[1:]) <= set(ALPHABET)
+    path = tmp_path / "short.yaml"
+    path.write_text("promotions:\n  - slug: x\n    title: {en: X}\n    code: {strategy: unique, length: 7}\n", "utf-8")
+    with pytest.raises(RulesFileError, match=r"\('x'\) field code.length: .*greater than or equal to 8"):
+        read_promo_file(path)
+    path.write_text("promotions:\n  - slug: x\n    title: {en: X}\n    code: {strategy: pool, codes_csv: p.csv}\n",
+                    "utf-8")
+    (tmp_path / "p.csv").write_text("code\nABCDEFGH\nABC1234\n", "utf-8")
+    with pytest.raises(RulesFileError, match="p.csv line 3: code 'ABC1234' must be 8 to 32 of"):
+        read_promo_file(path)

@@ -1,0 +1,109 @@
+"""The deployment's nginx (deploy/nginx.conf) in front of a real engagebot: valid, and its limits bite.
+
+Runs only where nginx is installed (``.ci/run`` installs it). The file is used as shipped; only what
+ties it to Docker changes for loopback: the upstream address, the port, and the worker user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.support.cli import ROOT, running
+from tests.support.servers import free_port
+
+NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs it)")
+
+SHIPPED = (ROOT / "deploy" / "nginx.conf").read_text("utf-8")
+
+
+def render(tmp_path: Path, *, bot_port: int, port: int) -> Path:
+    text = SHIPPED
+    for old, new in [("user nginx;", ""), ("server bot:8080 resolve;", f"server 127.0.0.1:{bot_port};"),
+                     ("listen 80;", f"listen 127.0.0.1:{port};")]:
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "nginx.conf"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def nginx(tmp_path: Path, config: Path, *args: str) -> list[str]:
+    return [str(NGINX), "-p", str(tmp_path), "-c", str(config),
+            "-g", f"pid {tmp_path / 'nginx.pid'};", *args]
+
+
+def test_the_shipped_nginx_config_is_valid(tmp_path: Path) -> None:
+    done = subprocess.run(nginx(tmp_path, render(tmp_path, bot_port=free_port(), port=free_port()), "-t"),
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "test is successful" in done.stderr
+
+
+@pytest.fixture
+def proxied(tmp_path: Path, database_url: str) -> Iterator[str]:
+    env = {"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_SIMULATORS": "false",
+           "ENGAGEBOT_ADMIN_TOKEN": "admin-token-for-tests", "ENGAGEBOT_ADMIN_FAILURE_LIMIT": "1000/minute",
+           "ENGAGEBOT_HTTP__TRUSTED_PROXIES": "127.0.0.1"}
+    with running(tmp_path, env) as (bot_url, _proc):
+        port = free_port()
+        config = render(tmp_path, bot_port=int(bot_url.rsplit(":", 1)[1]), port=port)
+        proc = subprocess.Popen(nginx(tmp_path, config, "-g", "daemon off;"), stdout=subprocess.DEVNULL,
+                                stderr=(tmp_path / "nginx.log").open("w"))
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "nginx.log").read_text()
+                    time.sleep(0.1)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+async def test_behind_nginx_a_client_trickling_headers_is_cut_off_and_healthz_answers(proxied: str) -> None:
+    host, port = "127.0.0.1", int(proxied.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection(host, port)
+    started = time.monotonic()
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    closed_after = None
+    while time.monotonic() - started < 15:
+        try:
+            writer.write(b"X-Slow: a\r\n")
+            await writer.drain()
+            if await asyncio.wait_for(reader.read(1024), 1.0) == b"":
+                closed_after = time.monotonic() - started
+                break
+        except TimeoutError:
+            continue
+        except OSError:
+            closed_after = time.monotonic() - started
+            break
+    writer.close()
+    assert closed_after is not None and 9.5 <= closed_after < 13, closed_after  # client_header_timeout 10s
+    async with aiohttp.ClientSession() as http, http.get(f"{proxied}/healthz") as resp:
+        assert resp.status == 200 and await resp.json() == {"status": "ok"}
+
+
+async def test_behind_nginx_the_admin_api_is_rate_limited_per_client(proxied: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        statuses = []
+        for _ in range(20):
+            async with http.post(f"{proxied}/admin/redeem", json={"code": "WRONG234"},
+                                 headers={"Authorization": "Bearer wrong"}) as resp:
+                statuses.append(resp.status)
+    # nginx lets a burst of 10 (plus the first) through to engagebot, which answers 401; then 429.
+    assert statuses == [401] * 11 + [429] * 9, statuses
