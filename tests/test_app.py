@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from bot.app import CORE, build_app, build_core, close_link_channels, open_link_channels
+from bot.app import CORE, build_app, build_core, close_link_channels, create_app, open_link_channels
 from bot.settings import Settings
 from tests.support.servers import free_port, serve
 
@@ -35,7 +35,7 @@ async def test_each_configured_wechat_account_has_its_own_path(database_url: str
 
 async def test_the_cli_gets_scene_links_from_a_running_embedded_server(database_url: str) -> None:
     settings = Settings(database_url=database_url, port=free_port())
-    async with serve(build_app(settings), port=settings.port):
+    async with serve(await create_app(settings), port=settings.port):
         core = build_core(settings)
         await core.open()
         channels = await open_link_channels(core)
