@@ -27,6 +27,8 @@ NO_SIMULATOR = N_("No simulator is served here: followers reach the bot on the r
 IN_A_TERMINAL = N_("Or in a terminal:")
 OPERATORS = N_("For operators")
 HEALTH = N_("Health check")
+# The label for the operator console's link (its plugin appends (OPERATOR_CONSOLE, path) to LANDING_LINKS).
+OPERATOR_CONSOLE = N_("Operator console")
 
 # The same font stack as the simulator pages: Mac, Windows, then the CJK and emoji fonts Linux has.
 STYLE = """
