@@ -16,6 +16,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..records import RecordKeeper
 from .formatting import utf16_len
 
 DEFAULT_UPDATE_TYPES = {
@@ -153,7 +154,7 @@ def random_bot_token(bot_id: int = 123456) -> str:
     return f"{bot_id}:{secrets.token_urlsafe(27)[:35]}"
 
 
-class SimState:
+class SimState(RecordKeeper):
     """Users, chats and the update queue. Mixed into ``TelegramBotAPISimulator``.
 
     Everything a restart must not forget can leave and come back as records: ``take_changes()``
@@ -185,8 +186,7 @@ class SimState:
         self.max_files_bytes = MAX_FILES_BYTES
         self._next_ids = dict(FIRST_IDS)
         self._changed = Notifier()
-        self._dirty: set[tuple[str, str]] = set()  # (kind, key) changed since take_changes()
-        self._saved_meta: Any = None
+        self._init_records()
 
     def _next_id(self, kind: str) -> int:
         value = self._next_ids[kind]
@@ -194,35 +194,17 @@ class SimState:
         return value
 
     # -- records: what a restart must not forget ---------------------------------------------------------
-    def _mark(self, kind: str, key: int | str) -> None:
-        self._dirty.add((kind, str(key)))
-
     def _meta(self) -> dict[str, Any]:
         return {"next_ids": dict(self._next_ids), "updates": list(self.updates)}
 
-    def take_changes(self, *, force_meta: bool = False) -> list[tuple[str, str, dict[str, Any] | None]]:
-        """Records changed since the last call, as (kind, key, data); data None: the record is gone.
-
-        Kinds: ``user``, ``chat`` (its messages and timeline), ``file``, and one ``meta`` (id counters
-        and updates not yet confirmed by the bot).
-        """
-        changes: list[tuple[str, str, dict[str, Any] | None]] = []
-        for kind, key in sorted(self._dirty):
-            if kind == "user":
-                user = self.users.get(int(key))
-                changes.append((kind, key, user.record() if user else None))
-            elif kind == "chat":
-                chat = self.chats.get(int(key))
-                changes.append((kind, key, chat.record() if chat else None))
-            elif kind == "file":
-                sim_file = self.files.get(key)
-                changes.append((kind, key, sim_file.record() if sim_file else None))
-        self._dirty.clear()
-        meta = self._meta()
-        if changes or force_meta or meta != self._saved_meta:
-            self._saved_meta = meta
-            changes.append(("meta", "", meta))
-        return changes
+    def _record_of(self, kind: str, key: str) -> dict[str, Any] | None:
+        """Kinds: ``user``, ``chat`` (its messages and timeline), ``file``; ``meta`` holds the id
+        counters and the updates the bot has not confirmed yet."""
+        if kind == "file":
+            found: Any = self.files.get(key)
+        else:
+            found = (self.users if kind == "user" else self.chats).get(int(key))
+        return found.record() if found is not None else None
 
     def restore(self, records: list[tuple[str, str, dict[str, Any]]], *, after_crash: bool = False) -> None:
         """Rebuild users, chats, files, ids and pending updates from ``records`` (see take_changes).

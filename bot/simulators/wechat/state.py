@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import aiohttp
 
+from ..records import RecordKeeper
 from .protocol import AES_KEY_RE, MessageCipher, new_openid
 
 __all__ = [
@@ -128,7 +129,7 @@ class CallbackResult:
         }
 
 
-class SimulatorState:
+class SimulatorState(RecordKeeper):
     """Configuration and state shared by the API, callback and phone parts of the simulator.
 
     What a restart must not forget (followers and their timelines, QR tickets, access tokens, mass
@@ -216,32 +217,19 @@ class SimulatorState:
         self._waiters: set[asyncio.Event] = set()
         self._mass_tasks: set[asyncio.Task] = set()
         self._session: aiohttp.ClientSession | None = None  # for callbacks, created on first use
-        self._dirty: set[tuple[str, str]] = set()  # (kind, key) changed since take_changes()
-        self._saved_meta: Any = None
+        self._init_records()
 
     # -- records: what a restart must not forget ---------------------------------------------------
-
-    def _mark(self, kind: str, key: str) -> None:
-        self._dirty.add((kind, key))
 
     def _meta(self) -> dict[str, Any]:
         return {"next_msg_id": self._next_msg_id, "token_fetches": self.token_fetches,
                 "tokens": dict(self._tokens), "superseded": dict(self._superseded), "killed": sorted(self._killed),
                 "mass_jobs": [dict(job) for job in self.mass_jobs]}
 
-    def take_changes(self, *, force_meta: bool = False) -> list[tuple[str, str, dict[str, Any] | None]]:
-        """Records changed since the last call, as (kind, key, data): ``follower`` (with its
-        timeline), ``ticket``, and one ``meta`` (ids, tokens, mass sends)."""
-        changes: list[tuple[str, str, dict[str, Any] | None]] = []
-        for kind, key in sorted(self._dirty):
-            found: Any = self.followers.get(key) if kind == "follower" else self.tickets.get(key)
-            changes.append((kind, key, asdict(found) if found is not None else None))
-        self._dirty.clear()
-        meta = self._meta()
-        if changes or force_meta or meta != self._saved_meta:
-            self._saved_meta = meta
-            changes.append(("meta", "", meta))
-        return changes
+    def _record_of(self, kind: str, key: str) -> dict[str, Any] | None:
+        """Kinds: ``follower`` (with its timeline), ``ticket``; ``meta`` holds ids, tokens, mass sends."""
+        found: Any = self.followers.get(key) if kind == "follower" else self.tickets.get(key)
+        return asdict(found) if found is not None else None
 
     def restore(self, records: list[tuple[str, str, dict[str, Any]]], *, after_crash: bool = False) -> None:
         """Rebuild followers, tickets, tokens and counters from ``records`` (see take_changes).
