@@ -180,11 +180,15 @@ def test_a_chinese_wechat_conversation_renders_with_a_cjk_font(browser: Any, ser
     Select(browser.find_element(By.ID, "lang")).select_by_value("zh_CN")
     browser.find_element(By.ID, "create").click()
     _wait(lambda: "王伟" in browser.find_element(By.ID, "who").text, what="the follower to be picked")
+    def chinese_replies() -> list[Any]:
+        return [b for b in browser.find_elements(By.CSS_SELECTOR, ".msg:not(.me) .bubble")
+                if re.search(r"[\u4e00-\u9fff]", b.text)]
+
     browser.find_element(By.ID, "follow").click()
+    _wait(chinese_replies, what="the welcome")  # a follower may write once the follow went through
     browser.find_element(By.ID, "text").send_keys("你好，请问几点开门？")
     browser.find_element(By.ID, "send").click()
-    bubbles = _wait(lambda: [b for b in browser.find_elements(By.CSS_SELECTOR, ".msg:not(.me) .bubble")
-                             if re.search(r"[\u4e00-\u9fff]", b.text)][1:] or None, what="two Chinese replies")
+    bubbles = _wait(lambda: chinese_replies()[1:], what="the answer")
     _screenshot(browser, "wechat-chinese.png")
     _assert_not_tofu(browser, bubbles[-1])
     _assert_not_tofu(browser, browser.find_element(By.CSS_SELECTOR, ".msg.me .bubble"))
