@@ -170,7 +170,7 @@ def build_app(settings: Settings, *, plugins: list[Plugin] | None = None,
               routers: list[Router] | None = None, core: Core | None = None) -> web.Application:
     """Build the aiohttp app: core first, then each channel (and its simulator) in order."""
     from bot.landing import LANDING_LINKS, landing_page
-    from bot.simulation import SIMULATORS, startup_lines
+    from bot.simulation import SIMULATORS, is_loopback_host, startup_lines
 
     app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
     core = core or build_core(settings, routers=routers)
@@ -195,5 +195,7 @@ def build_app(settings: Settings, *, plugins: list[Plugin] | None = None,
     mounted = list(app[SIMULATORS])
     if mounted:
         log.info("simulators mounted", extra={"simulators": mounted, "host": settings.host})
+        if not is_loopback_host(settings.host):
+            log.warning("simulators reachable from other machines", extra={"host": settings.host})
     app[STARTUP_NOTES][:0] = startup_lines(settings, mounted, own_base_url(settings))
     return app

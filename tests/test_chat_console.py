@@ -151,6 +151,20 @@ async def test_every_console_says_the_same_after_unfollow_and_takes_a_stale_numb
         assert lines[-1] == UNFOLLOWED and NO_REPLY not in lines, (channel, done.stdout)
 
 
+async def test_a_number_picks_from_the_latest_answer_even_in_the_next_run_on_every_console(
+        tmp_path: Path, database_url: str) -> None:
+    port = free_port()
+    env = {"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_PORT": str(port)}
+    with running("run", env=env, cwd=tmp_path, port=port, ready="/simulator/telegram"):
+        for channel in CHANNELS:
+            first = chat("chat", "--channel", channel, "--as", "Dee", "--lang", "en", lines=[":follow"],
+                         env=env, cwd=tmp_path)
+            assert first.returncode == 0, first.stderr
+            again = chat("chat", "--channel", channel, "--as", "Dee", "--lang", "en", lines=["1"],
+                         env=env, cwd=tmp_path)
+            assert _bot_lines(again.stdout)[0] == f"bot> {HELP_FIRST_LINE}", (channel, first.stdout, again.stdout)
+
+
 def test_chat_help_lists_where_to_find_the_server() -> None:
     done = engagebot("chat", "--help")
     assert done.returncode == 0

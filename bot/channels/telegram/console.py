@@ -136,8 +136,13 @@ class Transcript:
         self._new_answer = False
 
     def skip_history(self, events: list[dict[str, Any]]) -> None:
-        """Do not print what an earlier run already showed."""
+        """Do not print what an earlier run already showed; keep the choices of the bot's latest answer."""
         self.seen.update(e["seq"] for e in events)
+        last_in = max((i for i, e in enumerate(events) if e.get("dir") == "in"), default=-1)
+        self.begin_answer()
+        for event in events[last_in + 1:]:
+            if event.get("dir") == "out":
+                self.render(event)  # only for its buttons
 
     def begin_answer(self) -> None:
         """A new answer starts: its first message replaces the choices (even with none)."""
