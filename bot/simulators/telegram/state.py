@@ -332,8 +332,9 @@ class SimState(RecordKeeper):
         user = self.user(user_id)
         if user.blocked and chat_id is None:
             self.unblock(user_id)  # like Telegram's "Restart" button
-        user.started = True
-        self._mark("user", user_id)
+        if not user.started:
+            user.started = True
+            self._mark("user", user_id)
         chat = self.chat(user_id if chat_id is None else chat_id)
         message = {"message_id": chat.new_message_id(), "from": user.as_user(), "chat": chat.as_chat(),
                    "date": self._now(), **content}
