@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--as", dest="follower", default="console-user",
                       help="the follower's name: the same name is the same follower on every channel, across runs")
     chat.add_argument("--lang", default=None, help="the platform's language hint, e.g. en or zh-hans")
-    chat.add_argument("--host", help="where `engagebot run` listens (as for run: default 127.0.0.1, env ENGAGEBOT_HOST)")
+    chat.add_argument("--host", help="where engagebot run listens (as for run: default 127.0.0.1, env ENGAGEBOT_HOST)")
     chat.add_argument("--port", type=int, help="its port (as for run: default 8080, env ENGAGEBOT_PORT)")
     chat.add_argument("--url", default=None, help="a running engagebot's URL (instead of --host and --port)")
     chat.set_defaults(func=cmd_chat)

@@ -140,8 +140,9 @@ class SimulatorPersistence:
     """Keep one simulator's state in the database: restore at start, save changes as they happen.
 
     Changes are saved every ``interval`` seconds (one transaction for all of them; less often when a
-    save takes long); the stop saves the rest and marks the records clean. Records left unclean (a crash) make the simulator skip
-    its ids ahead on the next start, so nothing the bot already stored is reused.
+    save takes long); the stop saves the rest and marks the records clean. Records left unclean (a
+    crash) make the simulator skip its ids ahead on the next start, so nothing the bot already stored
+    is reused.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], name: str, simulator: Restorable, *,
@@ -185,7 +186,8 @@ class SimulatorPersistence:
 
     async def flush(self, *, clean: bool) -> None:
         """Save what changed since the last flush; ``clean``: this is the last flush before a stop."""
-        changes = self.simulator.take_changes(force_meta=clean and not self._clean_saved)
+        force_meta = clean and (not self._clean_saved or ("meta", "") in self._unsaved)
+        changes = self.simulator.take_changes(force_meta=force_meta)
         for kind, key, data in changes:
             if kind == "meta" and data is not None:
                 data = {**data, "clean": clean}

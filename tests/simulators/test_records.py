@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.simulators.telegram import TelegramBotAPISimulator
 from bot.simulators.wechat import WeChatSimulator
 
@@ -71,3 +73,40 @@ async def test_a_wechat_world_comes_back_whole() -> None:
     assert again._new_msg_id() > sim._next_msg_id  # never an id the bot has seen
     await sim.close()
     await again.close()
+
+
+async def test_persistence_marks_a_clean_stop_and_a_failed_save_is_retried(
+        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.simulation
+    from bot.simulation import SimulatorPersistence
+    from bot.storage.engine import create_engine, make_sessionmaker
+    from bot.storage.migrate import upgrade
+    from bot.storage.simulators import load_records, save_records
+
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    try:
+        sim = TelegramBotAPISimulator()
+        ada = sim.add_user(first_name="Ada")
+        persistence = SimulatorPersistence(sessions, "telegram", sim)
+        await persistence.flush(clean=False)
+        meta = {kind: data for kind, _key, data in await load_records(sessions, "telegram")}["meta"]
+        assert meta["clean"] is False  # a crash now would be seen at the next start
+
+        async def disk_gone(*args: object) -> None:
+            raise OSError("disk gone")
+
+        sim.send_text(ada, "hello")
+        monkeypatch.setattr(bot.simulation, "save_records", disk_gone)
+        with pytest.raises(OSError):
+            await persistence.flush(clean=False)
+        monkeypatch.setattr(bot.simulation, "save_records", save_records)
+        await persistence.stop()  # saves what the failed save kept, and marks the records clean
+        records = await load_records(sessions, "telegram")
+        assert {kind: data for kind, _key, data in records}["meta"]["clean"] is True
+        again = TelegramBotAPISimulator(sim.token)
+        await SimulatorPersistence(sessions, "telegram", again).restore()
+        assert again.chats[ada].timeline == sim.chats[ada].timeline and len(sim.chats[ada].timeline) == 1
+    finally:
+        await engine.dispose()
