@@ -114,10 +114,15 @@ PLUGINS = [
 async def open_link_channels(core: Core) -> list[Channel]:
     """Channels for the CLI, without a server: each can answer ``scene_link`` (campaign QR codes).
 
-    With the embedded default they reach the simulators of a running ``engagebot run``.
+    With the embedded default they reach the simulators of a running ``engagebot run`` (with the
+    credentials stored in the same database). ``core`` must be open.
     """
     from bot.channels.telegram.plugin import telegram_link_channel
     from bot.channels.wechat.plugin import wechat_link_channels
+    from bot.simulation import load_simulator_credentials, simulators_to_mount
+
+    if simulators_to_mount(core.settings):
+        await load_simulator_credentials(core)
 
     channels: list[Channel] = list(wechat_link_channels(core))
     try:
@@ -147,25 +152,43 @@ def own_base_url(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
-def use_simulator(settings: Settings, configured: bool) -> bool:
-    """Run a platform's simulator in-process when the platform has no settings (the embedded default)."""
-    if settings.simulators is None:
-        return not configured
-    return settings.simulators and not configured
+async def create_app(settings: Settings, *, plugins: list[Plugin] | None = None,
+                     routers: list[Router] | None = None) -> web.Application:
+    """Build the app as ``engagebot run`` serves it: with the simulators' stored credentials loaded first.
+
+    Use this rather than :func:`build_app` whenever simulators may be mounted (the embedded default).
+    """
+    from bot.simulation import load_simulator_credentials, simulators_to_mount
+
+    core = build_core(settings, routers=routers)
+    if simulators_to_mount(settings):
+        try:
+            await upgrade(core.engine)
+            await load_simulator_credentials(core)
+        except BaseException:
+            await core.engine.dispose()
+            raise
+    return build_app(settings, plugins=plugins, routers=routers, core=core)
 
 
 def build_app(settings: Settings, *, plugins: list[Plugin] | None = None,
-              routers: list[Router] | None = None) -> web.Application:
+              routers: list[Router] | None = None, core: Core | None = None) -> web.Application:
     """Build the aiohttp app: core first, then each channel (and its simulator) in order."""
+    from bot.landing import LANDING_LINKS, landing_page
+    from bot.simulation import SIMULATORS, is_loopback_host, startup_lines
+
     limits = settings.http
     guard = ConnectionGuard(header_timeout=limits.header_timeout, body_timeout=limits.body_timeout,
                             max_connections=limits.max_connections)
     app = web.Application(middlewares=[guard.middleware, error_middleware], client_max_size=1024 * 1024)
     app[CONNECTION_GUARD] = guard
-    core = build_core(settings, routers=routers)
+    core = core or build_core(settings, routers=routers)
     app[CORE] = core
     app[STARTUP_NOTES] = []
+    app[SIMULATORS] = {}
+    app[LANDING_LINKS] = []
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", landing_page)
 
     async def core_lifetime(app: web.Application) -> AsyncIterator[None]:
         await core.open()
@@ -178,4 +201,10 @@ def build_app(settings: Settings, *, plugins: list[Plugin] | None = None,
         lifetime = plugin(app, core)
         if lifetime is not None:
             app.cleanup_ctx.append(lifetime)
+    mounted = list(app[SIMULATORS])
+    if mounted:
+        log.info("simulators mounted", extra={"simulators": mounted, "host": settings.host})
+        if not is_loopback_host(settings.host):
+            log.warning("simulators reachable from other machines", extra={"host": settings.host})
+    app[STARTUP_NOTES][:0] = startup_lines(settings, mounted, own_base_url(settings))
     return app

@@ -54,13 +54,13 @@ async def open_database(args: argparse.Namespace) -> AsyncIterator[tuple[Any, An
 async def cmd_run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from bot.app import CONNECTION_GUARD, STARTUP_NOTES, build_app
+    from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app
     from bot.connections import GuardedSite, quiet_accept_errors
     from bot.logs import setup_logging
 
     settings = _settings(args, host=args.host, port=args.port)
     setup_logging(settings.log_level)
-    app = build_app(settings)
+    app = await create_app(settings)
     guard = app[CONNECTION_GUARD]
     if (warning := guard.fit_file_limit()) is not None:
         app[STARTUP_NOTES].append(f"warning: {warning}")
@@ -181,9 +181,12 @@ def build_parser() -> argparse.ArgumentParser:
                                       "simulator of a running engagebot.",
                           epilog=_console_actions, formatter_class=argparse.RawDescriptionHelpFormatter)
     chat.add_argument("--channel", choices=["mock", "wechat", "telegram"], default="mock")
-    chat.add_argument("--as", dest="follower", default="console-user", help="the follower's id")
+    chat.add_argument("--as", dest="follower", default="console-user",
+                      help="the follower's name: the same name is the same follower on every channel, across runs")
     chat.add_argument("--lang", default=None, help="the platform's language hint, e.g. en or zh-hans")
-    chat.add_argument("--url", default=None, help="a running engagebot (for --channel wechat/telegram)")
+    chat.add_argument("--host", help="where engagebot run listens (as for run: default 127.0.0.1, env ENGAGEBOT_HOST)")
+    chat.add_argument("--port", type=int, help="its port (as for run: default 8080, env ENGAGEBOT_PORT)")
+    chat.add_argument("--url", default=None, help="a running engagebot's URL (instead of --host and --port)")
     chat.set_defaults(func=cmd_chat)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command", required=True)

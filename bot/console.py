@@ -18,12 +18,36 @@ from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, QrReply, Rep
 
 CONSOLE_CAPABILITIES = Capabilities(max_text_length=4096, buttons=False, max_articles=10, images=False)
 
-HELP = """Type a message and press Enter. Actions:
+HELP = """Type a message and press Enter. A number picks that choice of the bot's latest answer;
+when that answer had no choices, the number is sent as text. Actions:
   :follow [scene]   follow the account (through a campaign scene)
   :scan SCENE       scan a scene QR / open a deep link
   :click KEY        tap a menu item or button with this key
-  :unfollow         unfollow
+  :unfollow         unfollow (on Telegram: block the bot)
+  :help             this help
   :quit             leave (or Ctrl-D)"""
+
+# What every console prints, whichever channel it plays.
+NO_REPLY = "     (no reply)"
+UNFOLLOWED = "     (unfollowed: the bot cannot write to you until you :follow again)"
+NOT_YET = "     (no reply yet: the bot is still busy; its answer will show after your next line)"
+
+
+def server_url(args: argparse.Namespace) -> str:
+    """The running ``engagebot run`` to talk to, found the way ``run`` finds its own address.
+
+    ``--url`` wins; else ``--host``/``--port``, ``ENGAGEBOT_HOST``/``ENGAGEBOT_PORT`` and the
+    ``--config`` file, with run's defaults (127.0.0.1:8080).
+    """
+    url = getattr(args, "url", None)
+    if url:
+        return str(url).rstrip("/")
+    from bot.app import own_base_url
+    from bot.settings import load_settings
+
+    settings = load_settings(getattr(args, "config", None), host=getattr(args, "host", None),
+                             port=getattr(args, "port", None))
+    return own_base_url(settings)
 
 
 def render(replies: Sequence[Reply]) -> str:
@@ -109,7 +133,10 @@ async def run_console(args: argparse.Namespace) -> int:
                 break
             kind, text, payload = action
             replies = await channel.receive(args.follower, kind, text, payload=payload, language_hint=args.lang)
-            print(render(replies) if replies else "     (no reply)", flush=True)
+            if kind is Kind.UNFOLLOW:
+                print(UNFOLLOWED, flush=True)
+            else:
+                print(render(replies) if replies else NO_REPLY, flush=True)
     finally:
         await core.close()
     return 0

@@ -9,14 +9,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from typing import Any
 
 import aiohttp
 
-from bot.console import HELP, _read_line, as_bot_lines, parse_action
+from bot.console import HELP, NO_REPLY, NOT_YET, UNFOLLOWED, _read_line, as_bot_lines, parse_action, server_url
 from bot.core.inbound import Kind
 
 WECHAT_API = "/simulator/wechat/api"
+PROGRESS = "/simulator/wechat/bot/progress"
+REPLY_TIMEOUT = 15.0  # at most this long for replies sent through the API before the next prompt
 _ACTION_OF_KIND = {Kind.TEXT: "text", Kind.COMMAND: "text", Kind.FOLLOW: "follow", Kind.UNFOLLOW: "unfollow",
                    Kind.SCAN: "scan", Kind.CLICK: "click"}
 
@@ -45,22 +48,50 @@ async def _json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: An
         return data
 
 
+async def find_or_create_follower(http: aiohttp.ClientSession, base: str, name: str, lang: str | None) -> dict[str, Any]:
+    """The simulated WeChat user named ``name`` (the nickname), created the first time: one name, one follower."""
+    nickname = name[:32]
+    listed = await _json(http, "GET", f"{base}{WECHAT_API}/followers")
+    for follower in listed.get("followers", []):
+        if follower.get("nickname") == nickname:
+            return follower
+    return await _json(http, "POST", f"{base}{WECHAT_API}/followers",
+                       json={"language": wechat_language(lang), "nickname": nickname})
+
+
+async def _replies_settled(http: aiohttp.ClientSession, base: str, openid: str) -> bool:
+    """Wait (bounded) until no reply to ``openid`` waits in the bot's outbox; False if still waiting."""
+    deadline = time.monotonic() + REPLY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            progress = await _json(http, "GET", f"{base}{PROGRESS}", params={"openid": openid})
+        except RuntimeError:  # a simulator without the bot beside it: give API replies a moment
+            await asyncio.sleep(0.3)
+            return True
+        if not progress.get("pending_replies"):
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
 async def run_wechat_console(args: argparse.Namespace) -> int:
-    base = (args.url or "http://127.0.0.1:8080").rstrip("/")
+    base = server_url(args)  # a bad setting is one line (ConfigError, printed by the CLI)
+    name = args.follower or "console-user"
     interactive = sys.stdin.isatty()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         try:
-            follower = await _json(http, "POST", f"{base}{WECHAT_API}/followers",
-                                   json={"language": wechat_language(args.lang), "nickname": args.follower[:32]})
+            follower = await find_or_create_follower(http, base, name, args.lang)
         except (aiohttp.ClientError, RuntimeError, ValueError) as exc:
-            print(f"engagebot: cannot reach the WeChat simulator at {base} ({exc}); "
-                  "is `engagebot run` running without WeChat settings?", file=sys.stderr)
+            print(f"engagebot: cannot reach the WeChat simulator at {base} ({exc}); is `engagebot run` running "
+                  "there without a real platform? (`engagebot chat --port N` if it runs on another port)",
+                  file=sys.stderr)
             return 2
         openid = follower["openid"]
-        seen = 0
+        seen = int(follower.get("messages", 0))  # what an earlier run already showed
+        print(f"You are WeChat follower {name} ({openid}); :help for actions.", flush=True)
         if interactive:
-            print(f"You are WeChat follower {openid}. Following the account first...\n{HELP}")
-        pending = ["follow"]
+            print(HELP)
+        pending = [] if follower.get("subscribed") else ["follow"]
         while True:
             if pending:
                 action: dict[str, Any] = {"action": pending.pop()}
@@ -68,10 +99,16 @@ async def run_wechat_console(args: argparse.Namespace) -> int:
                 line = await _read_line("you> " if interactive else "")
                 if line is None:
                     break
+                line = line.strip()
+                if not line:
+                    continue
+                if line in (":help", ":?"):
+                    print(HELP)
+                    continue
                 try:
-                    parsed = parse_action(line.strip())
+                    parsed = parse_action(line)
                 except ValueError as exc:
-                    print(f"  ({exc})")
+                    print(f"     ({exc})")
                     continue
                 if parsed is None:
                     break
@@ -80,16 +117,20 @@ async def run_wechat_console(args: argparse.Namespace) -> int:
                 action = {k: v for k, v in action.items() if v}
             try:
                 await _json(http, "POST", f"{base}{WECHAT_API}/action", json={"openid": openid, **action})
-                await asyncio.sleep(0.2)  # let replies sent through the API arrive too
+                settled = await _replies_settled(http, base, openid)
                 timeline = await _json(http, "GET", f"{base}{WECHAT_API}/timeline",
                                        params={"openid": openid, "since": str(seen)})
             except (aiohttp.ClientError, RuntimeError, ValueError) as exc:
-                print(f"  (failed: {exc})")
+                print(f"     (failed: {exc})")
                 continue
             seen = timeline["next"]
-            for entry in timeline["entries"]:
-                if entry.get("direction") == "out":
-                    print(as_bot_lines(show_wechat(entry).splitlines()), flush=True)
+            shown = [e for e in timeline["entries"] if e.get("direction") == "out"]
+            for entry in shown:
+                print(as_bot_lines(show_wechat(entry).splitlines()), flush=True)
+            if action["action"] == "unfollow":
+                print(UNFOLLOWED, flush=True)
+            elif not shown:
+                print(NO_REPLY if settled else NOT_YET, flush=True)
     return 0
 
 

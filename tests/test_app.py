@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from bot.app import CORE, build_app, build_core, close_link_channels, open_link_channels
+from bot.app import CORE, build_app, build_core, close_link_channels, create_app, open_link_channels
 from bot.settings import Settings
 from tests.support.servers import free_port, serve
 
@@ -35,7 +35,7 @@ async def test_each_configured_wechat_account_has_its_own_path(database_url: str
 
 async def test_the_cli_gets_scene_links_from_a_running_embedded_server(database_url: str) -> None:
     settings = Settings(database_url=database_url, port=free_port())
-    async with serve(build_app(settings), port=settings.port):
+    async with serve(await create_app(settings), port=settings.port):
         core = build_core(settings)
         await core.open()
         channels = await open_link_channels(core)
@@ -46,3 +46,24 @@ async def test_the_cli_gets_scene_links_from_a_running_embedded_server(database_
             await core.close()
     assert links["telegram"] == "https://t.me/engagebot_demo_bot?start=poster-9"
     assert links["wechat"].startswith("http://weixin.qq.com/q/")
+
+
+async def test_the_landing_page_links_what_plugins_add_such_as_the_operator_console(database_url: str) -> None:
+    import aiohttp
+
+    from bot.i18n import default_catalogs
+    from bot.landing import LANDING_LINKS, OPERATOR_CONSOLE
+
+    def console_plugin(app, core):  # type: ignore[no-untyped-def]
+        app[LANDING_LINKS].append((OPERATOR_CONSOLE, "/console"))
+
+    settings = Settings(database_url=database_url, simulators=False, port=free_port())
+    async with serve(build_app(settings, plugins=[console_plugin]), port=settings.port) as url, \
+            aiohttp.ClientSession() as http:
+        async with http.get(f"{url}/") as resp:
+            assert resp.status == 200 and resp.headers["X-Content-Type-Options"] == "nosniff"
+            html = await resp.text()
+    for locale in ("en", "zh_Hans"):
+        label = default_catalogs().gettext(locale, OPERATOR_CONSOLE)
+        assert f'<a href="/console">{label}</a>' in html
+    assert "/simulator/" not in html

@@ -81,32 +81,44 @@ async def cmd_promo_show(args: argparse.Namespace) -> int:
         redeemed = (await session.execute(select(func.count()).select_from(Claim).where(
             Claim.promotion_id == p.id, Claim.redeemed_at.is_not(None)))).scalar_one()
         free = await pool_free_count(session, p.id) if p.code_strategy == "pool" else None
-    lines = [
-        f"slug:          {p.slug}",
-        *(f"title.{loc}:{' ' * max(1, 7 - len(loc))}{text}" for loc, text in p.title.items()),
-        f"time zone:     {p.timezone} (its dates; shown here in {tz})",
-        f"runs:          {operator_time(p.starts_at, tz)} -> {operator_time(p.ends_at, tz)}",
-        f"channels:      {', '.join(p.channels) or 'all'}",
-        f"audience:      {'followers only' if p.followers_only else 'anyone'}"
-        + (f", followed since {operator_time(p.followed_since, tz)}" if p.followed_since else "")
-        + (f", tags {p.audience_tags}" if p.audience_tags else "")
-        + (f", locales {p.audience_locales}" if p.audience_locales else ""),
-        f"codes:         {p.code_strategy}"
-        + (f" ({p.code_prefix}+{p.code_length} characters)" if p.code_strategy == "unique" else "")
-        + (f" {p.shared_code}" if p.shared_code else "")
-        + (f" ({free} unassigned)" if free is not None else ""),
-        f"validity:      " + (f"{p.valid_days} day(s) after the claim" if p.valid_days
-                              else operator_time(p.valid_until, tz) if p.valid_until else "until the promotion ends"),
-        f"claimed:       {p.claimed}" + (f" of {p.quota}" if p.quota is not None else "")
-        + f", {redeemed} redeemed; at most {p.per_follower_limit} per follower",
-        f"keywords:      " + ("; ".join(f"{loc}: {', '.join(ws)}" for loc, ws in p.keywords.items()) or "-"),
-        f"menu key:      {p.menu_key or '-'}",
-        f"value:         " + (f"{p.value_amount} {p.value_currency} ({p.value_kind})" if p.value_amount else "-"),
+    fields: list[tuple[str, str]] = [
+        ("slug", p.slug),
+        *((f"title.{loc}", text) for loc, text in p.title.items()),
+        ("time zone", f"{p.timezone} (its dates; shown here in {tz})"),
+        ("runs", f"{operator_time(p.starts_at, tz)} -> {operator_time(p.ends_at, tz)}"),
+        ("channels", ", ".join(p.channels) or "all"),
+        ("audience", ("followers only" if p.followers_only else "anyone")
+         + (f", followed since {operator_time(p.followed_since, tz)}" if p.followed_since else "")
+         + (f", tags {p.audience_tags}" if p.audience_tags else "")
+         + (f", locales {p.audience_locales}" if p.audience_locales else "")),
+        ("codes", _codes_line(p, free)),
+        ("validity", f"{p.valid_days} day(s) after the claim" if p.valid_days
+         else operator_time(p.valid_until, tz) if p.valid_until else "until the promotion ends"),
+        ("claimed", f"{p.claimed}" + (f" of {p.quota}" if p.quota is not None else "")
+         + f", {redeemed} redeemed; at most {p.per_follower_limit} per follower"),
+        ("keywords", "; ".join(f"{loc}: {', '.join(ws)}" for loc, ws in p.keywords.items()) or "-"),
+        ("menu key", p.menu_key or "-"),
+        ("value", f"{p.value_amount} {p.value_currency} ({p.value_kind})" if p.value_amount else "-"),
     ]
     if p.friends_needed:
-        lines.append(f"family offer:  after {p.friends_needed} friend(s) follow through an invite")
+        fields.append(("family offer", f"after {p.friends_needed} friend(s) follow through an invite"))
+    width = max(len(label) for label, _value in fields) + 2  # every value starts in the same column
+    lines = [f"{label + ':':<{width}}{value}" for label, value in fields]
     print("\n".join(lines))
     return 0
+
+
+def _codes_line(p: Any, free: int | None) -> str:
+    """How the promotion's codes are made, in words (with an example for unique codes)."""
+    if p.code_strategy == "unique":
+        prefix = f"the prefix {p.code_prefix} then " if p.code_prefix else ""
+        return (f"unique: each claim gets its own code, {prefix}{p.code_length} random characters "
+                f"(shaped {p.code_prefix}{'X' * p.code_length})")
+    if p.code_strategy == "shared":
+        return f"shared: everyone gets the same code {p.shared_code}"
+    if p.code_strategy == "pool":
+        return f"pool: codes loaded from the file, one per claim ({free} unassigned)"
+    return p.code_strategy
 
 
 async def cmd_promo_redeem(args: argparse.Namespace) -> int:

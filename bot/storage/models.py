@@ -1,4 +1,5 @@
-"""SQLAlchemy models: followers, messages in and out (the outbox), prompt rules, shared tokens."""
+"""SQLAlchemy models: followers, messages in and out (the outbox), prompt rules, shared tokens,
+and what the embedded platform simulators keep across restarts."""
 
 from __future__ import annotations
 
@@ -143,4 +144,20 @@ class SharedToken(Base):
     name: Mapped[str] = mapped_column(String(128), primary_key=True)
     value: Mapped[str] = mapped_column(String(1024))
     expires_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class SimulatorRecord(Base):
+    """One piece of an embedded simulator's world (a user, a chat, a file, its counters, its credentials).
+
+    The simulators served by ``engagebot run`` keep their state here, so a restart is invisible to
+    their users: ids continue, chats and followers are still there, credentials stay the same.
+    """
+
+    __tablename__ = "simulator_record"
+
+    simulator: Mapped[str] = mapped_column(String(16), primary_key=True)  # "wechat" | "telegram"
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)  # "user", "chat", "meta", ...
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime]

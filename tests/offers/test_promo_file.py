@@ -123,7 +123,18 @@ async def test_promo_commands_load_list_and_show(database_url: str, tmp_path: Pa
     assert [line.split()[0] for line in listing] == ["family", "hotpot-50", "tea"]
     assert "claimed 0/500" in listing[1] and "2026-01-01 10:00 CST -> 2099-12-31 23:59 CST" in listing[1]
     assert await asyncio.to_thread(main, ["promo", "show", "tea"]) == 0
-    assert "codes:         pool (3 unassigned)" in capsys.readouterr().out
+    assert "codes:         pool: codes loaded from the file, one per claim (3 unassigned)" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["promo", "show", "hotpot-50"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    # Every value starts in the same column, title.en and title.zh_Hans included.
+    assert len({len(line) - len(line.split(":", 1)[1].lstrip()) for line in shown}) == 1, shown
+    assert any(line.startswith("title.zh_Hans: ") for line in shown)
+    [codes] = [line for line in shown if line.startswith("codes:")]
+    assert codes.split(":", 1)[1].strip() == (
+        "unique: each claim gets its own code, 8 random characters (shaped XXXXXXXX)")
+    assert await asyncio.to_thread(main, ["promo", "show", "family"]) == 0
+    assert ("codes:         unique: each claim gets its own code, the prefix F then 8 random characters "
+            "(shaped FXXXXXXXX)") in capsys.readouterr().out
     bad = tmp_path / "bad.yaml"
     bad.write_text("promotions:\n  - slug: x\n", "utf-8")
     assert await asyncio.to_thread(main, ["promo", "load", str(bad)]) == 2

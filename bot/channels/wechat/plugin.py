@@ -1,4 +1,4 @@
-"""Wire WeChat accounts into the app; without settings, run the platform simulator in-process."""
+"""Wire WeChat accounts into the app; without any real platform, run the platform simulator in-process."""
 
 from __future__ import annotations
 
@@ -14,65 +14,67 @@ from .adapter import WeChatChannel
 
 if TYPE_CHECKING:
     from bot.app import Core
-    from bot.settings import Settings
-
-SIMULATOR_APP_ID = "wxsimulated00000001"
-SIMULATOR_ACCOUNT_ID = "gh_simulated"
 
 
-# The in-process simulator's credentials. Fixed, so that the CLI (campaign QR codes) reaches the
-# simulator of a running `engagebot run`; they guard nothing but a local simulator.
-SIMULATOR_TOKEN = "engagebotSimulatorToken"
-SIMULATOR_SECRET = "engagebot-simulator-app-secret"
-SIMULATOR_AES_KEY = "EngagebotSimulatorKeyForSafeModeOnLocalhost"
+def simulated_account(core: Core, base_url: str) -> WeChatAccount:
+    """Settings for the in-process simulator: safe mode, the API on this server, this database's secrets."""
+    from bot.simulation import SIMULATED_WECHAT_ACCOUNT_ID, SIMULATED_WECHAT_APP_ID, simulator_credentials
 
-
-def simulated_account(base_url: str) -> WeChatAccount:
-    """Settings for the in-process simulator: safe mode, the API on this server."""
+    credentials = simulator_credentials(core)
     return WeChatAccount(
-        token=SecretStr(SIMULATOR_TOKEN), app_id=SIMULATOR_APP_ID, app_secret=SecretStr(SIMULATOR_SECRET),
-        aes_key=SecretStr(SIMULATOR_AES_KEY), account_id=SIMULATOR_ACCOUNT_ID, api_base=base_url,
+        token=SecretStr(credentials.wechat_token), app_id=SIMULATED_WECHAT_APP_ID,
+        app_secret=SecretStr(credentials.wechat_app_secret), aes_key=SecretStr(credentials.wechat_aes_key),
+        account_id=SIMULATED_WECHAT_ACCOUNT_ID, api_base=base_url,
     )
 
 
-def wechat_accounts(settings: Settings) -> list[tuple[str, str, WeChatAccount]]:
-    """(name, path, settings) of each account to serve; the simulated one when none is configured."""
-    from bot.app import own_base_url, use_simulator
+def wechat_accounts(core: Core) -> list[tuple[str, str, WeChatAccount]]:
+    """(name, path, settings) of each account to serve; the simulated one when its simulator is served."""
+    from bot.app import own_base_url
+    from bot.simulation import simulator_mounted
 
+    settings = core.settings
     accounts: list[tuple[str, str, WeChatAccount]] = []
     if settings.wechat.configured:
         accounts.append(("default", "/wechat", settings.wechat))
     accounts += [(name, f"/wechat/{name}", cfg) for name, cfg in settings.wechat_accounts.items() if cfg.configured]
-    if use_simulator(settings, configured=bool(accounts)):
-        accounts.append(("default", "/wechat", simulated_account(own_base_url(settings))))
+    if simulator_mounted(settings, "wechat"):
+        accounts.append(("default", "/wechat", simulated_account(core, own_base_url(settings))))
     return accounts
 
 
 def wechat_link_channels(core: Core) -> list[WeChatChannel]:
     """Channels for the CLI: enough to create scene QR codes through each account's API."""
     return [WeChatChannel(dispatch=core.dispatcher.dispatch, account=name, config=cfg, sessions=core.sessions,
-                          path=path) for name, path, cfg in wechat_accounts(core.settings)]
+                          path=path) for name, path, cfg in wechat_accounts(core)]
 
 
 def wechat_plugin(app: web.Application, core: Core) -> Callable[[web.Application], AsyncIterator[None]] | None:
-    from bot.app import STARTUP_NOTES, own_base_url, use_simulator
+    from bot.app import own_base_url
+    from bot.simulation import (
+        SIMULATED_WECHAT_ACCOUNT_ID,
+        SIMULATED_WECHAT_APP_ID,
+        SIMULATORS,
+        SimulatorPersistence,
+        simulator_credentials,
+        simulator_mounted,
+    )
 
     settings = core.settings
-    accounts = wechat_accounts(settings)
-    simulator = None
-    if use_simulator(settings, configured=settings.wechat.configured or any(
-            cfg.configured for cfg in settings.wechat_accounts.values())):
+    accounts = wechat_accounts(core)
+    simulator = persistence = None
+    if simulator_mounted(settings, "wechat"):
         from bot.simulators.wechat import WeChatSimulator
 
-        base = own_base_url(settings)
+        credentials = simulator_credentials(core)
         simulator = WeChatSimulator(
-            token=SIMULATOR_TOKEN, app_id=SIMULATOR_APP_ID, app_secret=SIMULATOR_SECRET,
-            aes_key=SIMULATOR_AES_KEY, account_id=SIMULATOR_ACCOUNT_ID, callback_url=f"{base}/wechat",
+            token=credentials.wechat_token, app_id=SIMULATED_WECHAT_APP_ID,
+            app_secret=credentials.wechat_app_secret, aes_key=credentials.wechat_aes_key,
+            account_id=SIMULATED_WECHAT_ACCOUNT_ID, callback_url=f"{own_base_url(settings)}/wechat",
         )
         simulator.add_routes(app)
-        app[STARTUP_NOTES].append(
-            f"WeChat simulator: open {base}/simulator/wechat (a follower's phone), "
-            "or run: engagebot chat --channel wechat")
+        app[SIMULATORS]["wechat"] = simulator
+        persistence = SimulatorPersistence(core.sessions, "wechat", simulator)
     if not accounts:
         return None
     channels = [WeChatChannel(dispatch=core.dispatcher.dispatch, account=name, config=cfg,
@@ -80,14 +82,40 @@ def wechat_plugin(app: web.Application, core: Core) -> Callable[[web.Application
     for channel in channels:
         app.router.add_routes(channel.routes())
     core.channels.extend(channels)
+    if simulator is not None:
+        app.router.add_get("/simulator/wechat/bot/progress", _progress_route(core, channels[-1]))
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        if persistence is not None:
+            await persistence.restore()
+            persistence.start()
         for channel in channels:
             await channel.start()
         yield
         for channel in reversed(channels):
             await channel.stop()
+        if persistence is not None:
+            await persistence.stop()
         if simulator is not None:
             await simulator.close()
 
     return lifetime
+
+
+def _progress_route(core: Core, channel: WeChatChannel) -> Callable[[web.Request], object]:
+    """``GET /simulator/wechat/bot/progress?openid=``: how many replies to that follower still wait.
+
+    Served only beside the simulator, for the terminal console: a callback is answered after its
+    message is stored, so only replies sent later through the API can still be on their way.
+    """
+    from bot.storage.simulators import reply_progress
+
+    async def progress(request: web.Request) -> web.Response:
+        openid = request.query.get("openid", "")
+        if not 1 <= len(openid) <= 128:
+            return web.json_response({"error": "openid is required"}, status=400)
+        _handled, pending = await reply_progress(core.sessions, channel="wechat", account=channel.account,
+                                                 external_id=openid)
+        return web.json_response({"pending_replies": pending})
+
+    return progress

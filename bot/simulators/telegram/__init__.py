@@ -12,9 +12,9 @@ from .methods import BotAPIMethods
 from .params import APIError, Upload
 from .page import ChatPage
 from .server import Call, HTTPServer
-from .state import SimState
+from .state import SimState, random_bot_token
 
-__all__ = ["APIError", "Call", "TelegramBotAPISimulator", "Upload"]
+__all__ = ["APIError", "Call", "TelegramBotAPISimulator", "Upload", "random_bot_token"]
 
 
 class TelegramBotAPISimulator(ChatPage, HTTPServer, BotAPIMethods, SimState):
@@ -24,13 +24,16 @@ class TelegramBotAPISimulator(ChatPage, HTTPServer, BotAPIMethods, SimState):
     short bursts then about 1/s per private chat); violations are also listed in ``limit_violations``.
     ``webhook_retry_delay``: first pause before re-delivering an update the webhook did not accept (doubles).
     ``clock``: unix time for ``date`` fields (default ``time.time``).
+    ``token``: the bot token it accepts; by default a random one for bot id 123456 (read ``.token``).
+    Stored files are capped (``max_file_bytes``, ``max_files``, ``max_files_bytes``; the oldest go
+    first), served as downloads, and webhooks are delivered to loopback addresses only.
     """
 
-    def __init__(self, token: str = "123456:TEST-TOKEN", *, bot_username: str = "engagebot_demo_bot",
+    def __init__(self, token: str | None = None, *, bot_username: str = "engagebot_demo_bot",
                  bot_id: int | None = None, bot_first_name: str = "Engagebot Demo",
                  clock: Callable[[], float] | None = None, enforce_limits: bool = False,
                  webhook_retry_delay: float = 0.5, webhook_timeout: float = 10.0) -> None:
-        SimState.__init__(self, token=token, bot_username=bot_username, bot_id=bot_id, clock=clock,
+        SimState.__init__(self, token=token or random_bot_token(), bot_username=bot_username, bot_id=bot_id, clock=clock,
                           bot_first_name=bot_first_name)
         self._init_server(enforce_limits=enforce_limits, webhook_retry_delay=webhook_retry_delay,
                           webhook_timeout=webhook_timeout)

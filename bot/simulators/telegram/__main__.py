@@ -9,17 +9,18 @@ import argparse
 
 from aiohttp import web
 
-from . import TelegramBotAPISimulator
+from . import TelegramBotAPISimulator, random_bot_token
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8081)
-    parser.add_argument("--token", default="123456:TEST-TOKEN")
+    parser.add_argument("--token", default=None, help="the bot token to accept (default: a random one, printed)")
     parser.add_argument("--bot-username", default="engagebot_demo_bot")
     parser.add_argument("--enforce-limits", action="store_true")
     args = parser.parse_args()
+    args.token = args.token or random_bot_token()
     sim = TelegramBotAPISimulator(args.token, bot_username=args.bot_username, enforce_limits=args.enforce_limits)
     print(f"Bot API base_url: http://{args.host}:{args.port}/bot   token: {args.token}")
     print(f"Chat page:        http://{args.host}:{args.port}/simulator/telegram")

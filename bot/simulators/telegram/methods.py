@@ -115,6 +115,8 @@ class BotAPIMethods:
         if isinstance(value, Upload):
             if not value.data:
                 raise bad("file must be non-empty")
+            if len(value.data) > self.max_file_bytes:
+                raise bad(f"file is too big: at most {self.max_file_bytes} bytes")
             ext = (value.filename.rsplit(".", 1)[-1] if "." in value.filename else "bin")[:8]
             sim_file = self.add_file(value.data, kind=kind, mime_type=value.content_type, extension=ext)
             return {field: {"upload": value.filename, "size": len(value.data), "file_id": sim_file.file_id}}, sim_file
@@ -251,6 +253,7 @@ class BotAPIMethods:
                       "same as a current content and reply markup of the message")
         new["edit_date"] = self._now()
         chat.messages[message["message_id"]] = new
+        self._mark("chat", chat.id)
         entry.update({k: v for k, v in changes.items() if k in ("text", "entities", "caption")})
         entry.update(reply_markup=new.get("reply_markup"), edited=True)
         for event in chat.timeline:
@@ -282,6 +285,7 @@ class BotAPIMethods:
         if message_id not in chat.messages:
             raise bad("message to delete not found")
         del chat.messages[message_id]
+        self._mark("chat", chat.id)
         for entry in chat.sent:
             if entry["message_id"] == message_id:
                 entry["deleted"] = True

@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from .params import scope_key
+from .server import file_response
 from .state import DEEP_LINK_PAYLOAD, LANGUAGE_TAG
 
 PREFIX = "/simulator/telegram"
@@ -130,7 +131,7 @@ class ChatPage:
         sim_file = self.files.get(request.match_info["file_id"])
         if sim_file is None:
             return _fail("unknown file_id", 404)
-        return web.Response(body=sim_file.data, content_type=sim_file.mime_type)
+        return file_response(sim_file)
 
     # -- POST -----------------------------------------------------------------------------------------------
     async def _api_add_user(self, body: dict[str, Any]) -> web.Response:

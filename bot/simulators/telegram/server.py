@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import logging
 import math
@@ -12,13 +13,14 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
 from .methods import SEND_METHODS, SECRET_TOKEN
 from .params import APIError, Upload, bad, p_bool, p_int, p_json, p_str
-from .state import DEFAULT_UPDATE_TYPES
+from .state import DEFAULT_UPDATE_TYPES, SimFile
 
 logger = logging.getLogger(__name__)
 _INT_FIELDS = {"chat_id", "message_id", "offset", "limit", "timeout", "user_id", "reply_to_message_id",
@@ -39,6 +41,32 @@ class Fault:
     status: int
     description: str
     parameters: dict[str, Any] | None = None
+
+
+def file_response(sim_file: SimFile) -> web.Response:
+    """A stored file as a download: never rendered by the browser on the bot's origin, whatever it holds."""
+    name = sim_file.file_path.rsplit("/", 1)[-1]
+    return web.Response(body=sim_file.data, content_type="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="{name}"', "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store"})
+
+
+def loopback_url(url: str) -> bool:
+    """Is ``url`` an http(s) URL on this machine (127.0.0.0/8, ::1 or localhost)?"""
+    try:
+        parsed = urlsplit(url)
+        host = parsed.hostname
+        parsed.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        return False
+    if parsed.scheme not in ("http", "https") or not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name: it could resolve anywhere
+        return False
 
 
 def _json_error(err: APIError) -> web.Response:
@@ -101,7 +129,7 @@ class HTTPServer:
         await self.close()
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=50 * 1024 * 1024)
+        app = web.Application(client_max_size=self.max_file_bytes + 1024 * 1024)
         self.add_routes(app)
         return app
 
@@ -272,7 +300,7 @@ class HTTPServer:
         sim_file = next((f for f in self.files.values() if f.file_path == path), None)
         if sim_file is None:
             return _json_error(APIError(404, "Not Found"))
-        return web.Response(body=sim_file.data, content_type=sim_file.mime_type)
+        return file_response(sim_file)
 
     # -- getUpdates ------------------------------------------------------------------------------------------
     def _set_allowed(self, allowed: Any) -> None:
@@ -317,6 +345,9 @@ class HTTPServer:
             return await self.api_deletewebhook(p)
         if not re.match(r"https?://[^\s/]+", url):
             raise bad("bad webhook: An HTTPS URL must be provided for webhook")
+        if not loopback_url(url):  # the simulator never makes requests to other machines for anyone
+            raise bad("bad webhook: this simulator delivers webhooks to loopback addresses only "
+                      "(127.0.0.1, ::1, localhost)")
         secret = p_str(p, "secret_token")
         if secret is not None and not SECRET_TOKEN.fullmatch(secret):
             raise bad("secret token contains unallowed characters")
@@ -364,6 +395,7 @@ class HTTPServer:
             status, error, reply = None, None, None
             try:
                 async with self._session.post(hook["url"], data=json.dumps(update), headers=headers,
+                                              allow_redirects=False,
                                               timeout=aiohttp.ClientTimeout(total=self.webhook_timeout)) as resp:
                     status = resp.status
                     body = await resp.read()

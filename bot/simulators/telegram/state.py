@@ -7,14 +7,16 @@ Everything here is plain data plus the "user did something" injectors (``send_te
 from __future__ import annotations
 
 import asyncio
-import itertools
+import base64
 import re
+import secrets
 import struct
 import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..records import RecordKeeper
 from .formatting import utf16_len
 
 DEFAULT_UPDATE_TYPES = {
@@ -23,6 +25,15 @@ DEFAULT_UPDATE_TYPES = {
     "chosen_inline_result", "callback_query", "shipping_query", "pre_checkout_query", "purchased_paid_media",
     "poll", "poll_answer", "my_chat_member", "chat_join_request", "chat_boost", "removed_chat_boost",
 }  # Telegram's default leaves out chat_member, message_reaction, message_reaction_count
+# Where each id sequence starts; a restored world continues from where it stopped.
+FIRST_IDS = {"update": 100_000_001, "user": 700_000_001, "group": 1_000_000_001, "file": 1,
+             "callback": 4_000_000_000_000_001}
+# After a restore from a snapshot that was not saved at a clean stop (a crash), ids skip this far
+# ahead, so nothing the bot saw before the crash is reused (it would drop it as a duplicate).
+CRASH_ID_GAP = 10_000
+MAX_FILE_BYTES = 2 * 1024 * 1024  # one stored file (an upload the bot sent, a user's photo)
+MAX_FILES = 200  # stored files; past it the oldest are dropped
+MAX_FILES_BYTES = 32 * 1024 * 1024  # all stored files together; past it the oldest are dropped
 DEEP_LINK_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*")
 _COMMAND = re.compile(r"/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{3,32})?")
@@ -71,6 +82,11 @@ class SimUser:
     blocked: bool = False  # the user blocked the bot
     started: bool = False  # the user has opened the chat (the bot may write to them)
 
+    def record(self) -> dict[str, Any]:
+        return {"id": self.id, "first_name": self.first_name, "last_name": self.last_name,
+                "username": self.username, "language_code": self.language_code, "blocked": self.blocked,
+                "started": self.started}
+
     def as_user(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
         for key in ("last_name", "username", "language_code"):
@@ -104,6 +120,12 @@ class SimChat:
         self.next_message_id += 1
         return message_id
 
+    def record(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "title": self.title,
+                "user_id": self.user.id if self.user is not None else None,
+                "next_message_id": self.next_message_id, "messages": list(self.messages.values()),
+                "sent": self.sent, "timeline": self.timeline, "reply_keyboard": self.reply_keyboard}
+
 
 @dataclass
 class SimFile:
@@ -112,6 +134,10 @@ class SimFile:
     data: bytes
     file_path: str
     mime_type: str
+
+    def record(self) -> dict[str, Any]:
+        return {"file_id": self.file_id, "file_unique_id": self.file_unique_id, "file_path": self.file_path,
+                "mime_type": self.mime_type, "data": base64.b64encode(self.data).decode("ascii")}
 
 
 def tiny_png(rgb: tuple[int, int, int] = (0x2A, 0xAB, 0xEE), size: int = 8) -> bytes:
@@ -123,8 +149,17 @@ def tiny_png(rgb: tuple[int, int, int] = (0x2A, 0xAB, 0xEE), size: int = 8) -> b
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
 
 
-class SimState:
-    """Users, chats and the update queue. Mixed into ``TelegramBotAPISimulator``."""
+def random_bot_token(bot_id: int = 123456) -> str:
+    """A bot token shaped like BotFather's (``<bot id>:<35 characters>``), the secret part random."""
+    return f"{bot_id}:{secrets.token_urlsafe(27)[:35]}"
+
+
+class SimState(RecordKeeper):
+    """Users, chats and the update queue. Mixed into ``TelegramBotAPISimulator``.
+
+    Everything a restart must not forget can leave and come back as records: ``take_changes()``
+    gives what changed since the last call, ``restore()`` rebuilds the world from all of them.
+    """
 
     def __init__(self, *, token: str, bot_username: str, bot_id: int | None, clock: Callable[[], float] | None,
                  bot_first_name: str) -> None:
@@ -146,12 +181,59 @@ class SimState:
         self.answered_callbacks: list[str] = []
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}  # (scope json, language) -> list
         self.version = 0  # bumps on every change the page could show
-        self._update_ids = itertools.count(100_000_001)
-        self._user_ids = itertools.count(700_000_001)
-        self._group_ids = itertools.count(1_000_000_001)
-        self._file_counter = itertools.count(1)
-        self._callback_ids = itertools.count(4_000_000_000_000_001)
+        self.max_file_bytes = MAX_FILE_BYTES
+        self.max_files = MAX_FILES
+        self.max_files_bytes = MAX_FILES_BYTES
+        self._next_ids = dict(FIRST_IDS)
         self._changed = Notifier()
+        self._init_records()
+
+    def _next_id(self, kind: str) -> int:
+        value = self._next_ids[kind]
+        self._next_ids[kind] = value + 1
+        return value
+
+    # -- records: what a restart must not forget ---------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        return {"next_ids": dict(self._next_ids), "updates": list(self.updates)}
+
+    def _record_of(self, kind: str, key: str) -> dict[str, Any] | None:
+        """Kinds: ``user``, ``chat`` (its messages and timeline), ``file``; ``meta`` holds the id
+        counters and the updates the bot has not confirmed yet."""
+        if kind == "file":
+            found: Any = self.files.get(key)
+        else:
+            found = (self.users if kind == "user" else self.chats).get(int(key))
+        return found.record() if found is not None else None
+
+    def restore(self, records: list[tuple[str, str, dict[str, Any]]], *, after_crash: bool = False) -> None:
+        """Rebuild users, chats, files, ids and pending updates from ``records`` (see take_changes).
+
+        ``after_crash``: the records may lag behind what the bot saw, so ids skip ahead.
+        """
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for kind, _key, data in records:
+            by_kind.setdefault(kind, []).append(data)
+        for data in by_kind.get("user", []):
+            self.users[data["id"]] = SimUser(**data)
+        for data in sorted(by_kind.get("file", []), key=lambda d: d["file_path"]):
+            self.files[data["file_id"]] = SimFile(data["file_id"], data["file_unique_id"],
+                                                  base64.b64decode(data["data"]), data["file_path"], data["mime_type"])
+        gap = CRASH_ID_GAP if after_crash else 0
+        for data in by_kind.get("chat", []):
+            user = self.users.get(data["user_id"]) if data["user_id"] is not None else None
+            self.chats[data["id"]] = SimChat(
+                data["id"], data["type"], title=data["title"], user=user,
+                next_message_id=data["next_message_id"] + gap,
+                messages={m["message_id"]: m for m in data["messages"]}, sent=data["sent"],
+                timeline=data["timeline"], reply_keyboard=data["reply_keyboard"])
+        for data in by_kind.get("meta", []):
+            for kind, value in data.get("next_ids", {}).items():
+                if kind in self._next_ids:
+                    self._next_ids[kind] = max(self._next_ids[kind], int(value) + gap)
+            self.updates[:] = data.get("updates", [])
+        self._saved_meta = self._meta() if not gap else None
+        self._touch()
 
     # -- bookkeeping -------------------------------------------------------------------------------------
     @property
@@ -168,10 +250,11 @@ class SimState:
     def _event(self, chat: SimChat, direction: str, kind: str, **data: Any) -> dict[str, Any]:
         event = {"seq": len(chat.timeline) + 1, "dir": direction, "kind": kind, "date": self._now(), **data}
         chat.timeline.append(event)
+        self._mark("chat", chat.id)
         return event
 
     def _push_update(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-        update = {"update_id": next(self._update_ids), kind: payload}
+        update = {"update_id": self._next_id("update"), kind: payload}
         if kind in self.allowed_updates:
             self.updates.append(update)
         else:
@@ -180,10 +263,21 @@ class SimState:
         return update
 
     def add_file(self, data: bytes, *, kind: str, mime_type: str, extension: str) -> SimFile:
-        n = next(self._file_counter)
+        """Store a file; past ``max_files`` files or ``max_files_bytes`` in all, the oldest are dropped."""
+        if len(data) > self.max_file_bytes:
+            raise ValueError(f"file is too big: {len(data)} bytes, at most {self.max_file_bytes}")
+        if not re.fullmatch(r"[A-Za-z0-9]{1,8}", extension):
+            extension = "bin"
+        n = self._next_id("file")
         file_id = f"SIM{kind.upper()}{n:06d}-{self.bot_id}"
         sim_file = SimFile(file_id, f"U{n:06d}", data, f"{kind}s/file_{n}.{extension}", mime_type)
         self.files[file_id] = sim_file
+        self._mark("file", file_id)
+        total = sum(len(f.data) for f in self.files.values())
+        while len(self.files) > self.max_files or total > self.max_files_bytes:
+            oldest = next(iter(self.files))
+            total -= len(self.files.pop(oldest).data)
+            self._mark("file", oldest)
         return sim_file
 
     def photo_sizes(self, sim_file: SimFile | None, width: int = 8, height: int = 8) -> list[dict[str, Any]]:
@@ -197,9 +291,9 @@ class SimState:
                  language_code: str | None = "en", username: str | None = None, started: bool = False) -> int:
         """A Telegram user; their private chat has the same id. ``started``: may the bot write first?"""
         if user_id is None:
-            user_id = next(self._user_ids)
+            user_id = self._next_id("user")
             while user_id in self.users:
-                user_id = next(self._user_ids)
+                user_id = self._next_id("user")
         if not isinstance(user_id, int) or user_id <= 0:
             raise ValueError("user_id must be a positive int")
         if language_code is not None and not LANGUAGE_TAG.fullmatch(language_code):
@@ -207,13 +301,16 @@ class SimState:
         user = SimUser(user_id, first_name, last_name, username, language_code, started=started)
         self.users[user_id] = user
         self.chats[user_id] = SimChat(user_id, "private", user=user)
+        self._mark("user", user_id)
+        self._mark("chat", user_id)
         self._touch()
         return user_id
 
     def add_group(self, *, title: str = "Test Group") -> int:
         """A group chat the bot is a member of (negative id), for the 20 messages/min limit."""
-        chat_id = -next(self._group_ids)
+        chat_id = -self._next_id("group")
         self.chats[chat_id] = SimChat(chat_id, "group", title=title)
+        self._mark("chat", chat_id)
         self._touch()
         return chat_id
 
@@ -235,7 +332,9 @@ class SimState:
         user = self.user(user_id)
         if user.blocked and chat_id is None:
             self.unblock(user_id)  # like Telegram's "Restart" button
-        user.started = True
+        if not user.started:
+            user.started = True
+            self._mark("user", user_id)
         chat = self.chat(user_id if chat_id is None else chat_id)
         message = {"message_id": chat.new_message_id(), "from": user.as_user(), "chat": chat.as_chat(),
                    "date": self._now(), **content}
@@ -295,7 +394,7 @@ class SimState:
             rows = (message.get("reply_markup") or {}).get("inline_keyboard", [])
             if not any(b.get("callback_data") == callback_data for row in rows for b in row):
                 raise ValueError(f"message {message_id} has no button with callback_data {callback_data!r}")
-        query_id = str(next(self._callback_ids))
+        query_id = str(self._next_id("callback"))
         query: dict[str, Any] = {"id": query_id, "from": user.as_user(), "chat_instance": f"-{abs(hash((self.bot_id, chat.id))) % 10**18}",
                                  "data": callback_data}
         if message is not None:
@@ -324,6 +423,7 @@ class SimState:
         if user.blocked:
             raise ValueError(f"user {user_id} already blocked the bot")
         user.blocked = True
+        self._mark("user", user_id)
         return self._member_update(user_id, "member", "kicked")
 
     def unblock(self, user_id: int) -> dict[str, Any]:
@@ -331,6 +431,7 @@ class SimState:
         if not user.blocked:
             raise ValueError(f"user {user_id} has not blocked the bot")
         user.blocked = False
+        self._mark("user", user_id)
         return self._member_update(user_id, "kicked", "member")
 
     # -- what the tests read -----------------------------------------------------------------------------

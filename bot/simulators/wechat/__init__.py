@@ -4,7 +4,9 @@ It plays both sides the bot talks to: the active API under `/cgi-bin/...` (token
 mass sends, QR codes, user info) and the users' phones, which POST signed (optionally encrypted) XML
 callbacks to the bot and read its passive replies. A browser page at `/simulator/wechat` drives it by hand.
 
-It shares no code with the bot's adapter: it talks to the bot over HTTP only.
+It shares no code with the bot's adapter: it talks to the bot over HTTP only. What must survive a
+restart (followers, timelines, QR tickets, tokens, ids) leaves as records (``take_changes()``) and
+comes back through ``restore()``; ``engagebot run`` keeps them in its database.
 
     sim = WeChatSimulator(token="t", app_id="wx1", app_secret="s", callback_url="http://127.0.0.1:8080/wechat")
     app = sim.make_app()          # or sim.add_routes(existing_app)

@@ -146,12 +146,15 @@ class PlatformAPI(SimulatorState):
             "delivered": False,
         }
         self.mass_jobs.append(job)
-        task = asyncio.get_running_loop().create_task(self._deliver_mass(job))
-        self._mass_tasks.add(task)
-        task.add_done_callback(self._mass_tasks.discard)
+        self._schedule_mass(job)
         return web.json_response(
             {"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id, "msg_data_id": msg_id}
         )
+
+    def _schedule_mass(self, job: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver_mass(job))
+        self._mass_tasks.add(task)
+        task.add_done_callback(self._mass_tasks.discard)
 
     async def _deliver_mass(self, job: dict[str, Any]) -> None:
         await asyncio.sleep(self.mass_delay)
@@ -241,6 +244,7 @@ class PlatformAPI(SimulatorState):
         url = "http://weixin.qq.com/q/" + secrets.token_urlsafe(16)
         expires_at = None if expire is None else self.clock() + expire
         self.tickets[ticket] = Ticket(ticket, action, scene, url, expires_at)
+        self._mark("ticket", ticket)
         out: dict[str, Any] = {"ticket": ticket, "url": url}
         if expire is not None:
             out["expire_seconds"] = expire

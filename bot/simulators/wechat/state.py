@@ -6,11 +6,12 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import aiohttp
 
+from ..records import RecordKeeper
 from .protocol import AES_KEY_RE, MessageCipher, new_openid
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
 ]
 
 WECHAT_ERROR_TEXT = "该公众号暂时无法提供服务，请稍后再试"
+# After a restore from records not saved at a clean stop (a crash), message ids skip this far ahead.
+CRASH_ID_GAP = 1_000_000
 LANGUAGES = ("zh_CN", "zh_TW", "en")
 EncodingMode = Literal["plain", "compat", "safe"]
 
@@ -126,8 +129,12 @@ class CallbackResult:
         }
 
 
-class SimulatorState:
+class SimulatorState(RecordKeeper):
     """Configuration and state shared by the API, callback and phone parts of the simulator.
+
+    What a restart must not forget (followers and their timelines, QR tickets, access tokens, mass
+    sends, the message id counter) leaves as records through ``take_changes()`` and comes back
+    through ``restore()``.
 
     Args:
         token, app_id, app_secret: the account's credentials, as configured in the bot.
@@ -210,6 +217,46 @@ class SimulatorState:
         self._waiters: set[asyncio.Event] = set()
         self._mass_tasks: set[asyncio.Task] = set()
         self._session: aiohttp.ClientSession | None = None  # for callbacks, created on first use
+        self._init_records()
+
+    # -- records: what a restart must not forget ---------------------------------------------------
+
+    def _meta(self) -> dict[str, Any]:
+        return {"next_msg_id": self._next_msg_id, "token_fetches": self.token_fetches,
+                "tokens": dict(self._tokens), "superseded": dict(self._superseded), "killed": sorted(self._killed),
+                "mass_jobs": [dict(job) for job in self.mass_jobs]}
+
+    def _record_of(self, kind: str, key: str) -> dict[str, Any] | None:
+        """Kinds: ``follower`` (with its timeline), ``ticket``; ``meta`` holds ids, tokens, mass sends."""
+        found: Any = self.followers.get(key) if kind == "follower" else self.tickets.get(key)
+        return asdict(found) if found is not None else None
+
+    def restore(self, records: list[tuple[str, str, dict[str, Any]]], *, after_crash: bool = False) -> None:
+        """Rebuild followers, tickets, tokens and counters from ``records`` (see take_changes).
+
+        Mass sends not yet delivered when the records were saved are delivered now.
+        """
+        undelivered = []
+        for kind, _key, data in records:
+            if kind == "follower":
+                self.followers[data["openid"]] = Follower(**data)
+            elif kind == "ticket":
+                self.tickets[data["ticket"]] = Ticket(**data)
+            elif kind == "meta":
+                gap = CRASH_ID_GAP if after_crash else 0
+                self._next_msg_id = max(self._next_msg_id, int(data["next_msg_id"]) + gap)
+                self.token_fetches = data["token_fetches"]
+                self._tokens = dict(data["tokens"])
+                self._superseded = dict(data["superseded"])
+                self._killed = set(data["killed"])
+                self.mass_jobs = [dict(job) for job in data["mass_jobs"]]
+                undelivered = [job for job in self.mass_jobs if not job["delivered"]]
+        self._saved_meta = self._meta()
+        for job in undelivered:
+            self._schedule_mass(job)
+
+    def _schedule_mass(self, job: dict[str, Any]) -> None:
+        raise NotImplementedError  # the platform API part delivers mass sends
 
     # -- followers and timelines -----------------------------------------------------------------
 
@@ -236,6 +283,7 @@ class SimulatorState:
             tags=list(tags or []),
         )
         self.followers[openid] = follower
+        self._mark("follower", openid)
         if following:
             self._subscribe(follower, scene=None)
         return openid
@@ -300,6 +348,7 @@ class SimulatorState:
             **data,
         }
         follower.timeline.append(entry)
+        self._mark("follower", follower.openid)
         for event in self._waiters:
             event.set()
         return entry
@@ -311,6 +360,7 @@ class SimulatorState:
     # -- subscription and the customer-service window ----------------------------------------------
 
     def _subscribe(self, follower: Follower, scene: str | None) -> None:
+        self._mark("follower", follower.openid)
         follower.subscribed = True
         follower.ever_subscribed = True
         follower.subscribe_time = int(self.clock())
@@ -319,6 +369,7 @@ class SimulatorState:
         follower.qr_scene_str = scene if scene is not None and not scene.isdigit() else ""
 
     def _unsubscribe(self, follower: Follower) -> None:
+        self._mark("follower", follower.openid)
         follower.subscribed = False
         follower.window_until = 0.0
         follower.window_left = 0
@@ -326,6 +377,7 @@ class SimulatorState:
     def _open_window(self, follower: Follower, *, after_message: bool) -> None:
         """The latest interaction defines the window and resets its count."""
         seconds, count = self.window_after_message if after_message else self.window_after_event
+        self._mark("follower", follower.openid)
         follower.window_until = self.clock() + seconds
         follower.window_left = count
 

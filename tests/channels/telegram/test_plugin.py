@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.app import CORE, STARTUP_NOTES, build_app, default_plugins
+from bot.app import CORE, STARTUP_NOTES, build_app, create_app, default_plugins
 from bot.channels.telegram import TelegramChannel
 from bot.channels.telegram.console import run_telegram_console
 from bot.channels.telegram.plugin import TELEGRAM_CHANNEL, TELEGRAM_SIMULATOR, telegram_plugin
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecatio
 @pytest.fixture
 async def served(database_url: str) -> AsyncIterator[tuple[web.Application, str]]:
     port = free_port()
-    app = build_app(Settings(database_url=database_url, port=port), plugins=[telegram_plugin])
+    app = await create_app(Settings(database_url=database_url, port=port), plugins=[telegram_plugin])
     runner = web.AppRunner(app, shutdown_timeout=1)
     await runner.setup()  # runs the plugin's lifetime: the adapter starts connecting in the background
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -39,8 +39,9 @@ async def test_without_a_token_the_simulator_is_served_and_the_bot_answers(serve
     app, base = served
     channel = app[TELEGRAM_CHANNEL]
     assert app[CORE].channels == [channel] and isinstance(channel, TelegramChannel)
-    assert app[STARTUP_NOTES] == [
-        f"Telegram simulator: open {base}/simulator/telegram (bot @engagebot_demo_bot)"]
+    notes = "\n".join(app[STARTUP_NOTES])
+    assert "simulators mounted: Telegram (no real platform configured" in notes
+    assert f"Telegram: open {base}/simulator/telegram  or run: engagebot chat --channel telegram --port " in notes
     await channel.wait_ready(10)
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/simulator/telegram") as resp:
@@ -55,7 +56,7 @@ async def test_without_a_token_the_simulator_is_served_and_the_bot_answers(serve
 async def test_the_console_chats_through_the_simulator_api(served):
     app, base = served
     await app[TELEGRAM_CHANNEL].wait_ready(10)
-    lines = iter(["/start", "1", "2", ":quit"])
+    lines = iter(["/start", "1", "/start", "2", ":quit"])
     output: list[str] = []
 
     async def read_line(prompt: str) -> str | None:

@@ -40,8 +40,10 @@ async def test_page_actions_become_updates(sim, base, bot):
             assert resp.status == 200
         async with http.post(f"{api}/media", json={"user_id": uid, "kind": "photo"}) as resp:
             file_id = (await resp.json())["update"]["message"]["photo"][0]["file_id"]
-        async with http.get(f"{api}/file/{file_id}") as resp:
-            assert resp.content_type == "image/png"
+        async with http.get(f"{api}/file/{file_id}") as resp:  # a download, never rendered on this origin
+            assert resp.content_type == "application/octet-stream"
+            assert resp.headers["Content-Disposition"].startswith("attachment")
+            assert (await resp.read()).startswith(b"\x89PNG")
         async with http.get(f"{api}/state") as resp:
             state = await resp.json()
         assert len(state["users"]) == 2 and state["users"][0]["blocked"] is False  # the photo unblocked
