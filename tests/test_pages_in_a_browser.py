@@ -80,21 +80,23 @@ def _screenshot(browser: Any, name: str) -> Path:
     return path
 
 
-def test_the_landing_page_links_the_follower_pages_and_healthz_in_both_languages(browser: Any, server: Server) -> None:
+def test_the_landing_page_links_the_follower_pages_and_healthz_in_every_language(browser: Any, server: Server) -> None:
     from selenium.webdriver.common.by import By
 
     catalogs = default_catalogs()
     browser.get(server.url + "/")
     sections = browser.find_elements(By.CSS_SELECTOR, "section")
-    assert [s.get_attribute("lang") for s in sections] == ["en", "zh-Hans"]  # this browser reads English first
-    for section, locale in zip(sections, ("en", "zh_Hans")):
+    # This browser reads English first; the Chinese catalogs follow.
+    assert [s.get_attribute("lang") for s in sections] == ["en", "zh-Hans", "zh-Hant"]
+    for section, locale in zip(sections, ("en", "zh_Hans", "zh_Hant"), strict=True):
         assert section.find_element(By.TAG_NAME, "h1").text == catalogs.gettext(locale, TITLE)
         links = {a.text: a.get_attribute("href") for a in section.find_elements(By.TAG_NAME, "a")}
         assert links == {catalogs.gettext(locale, FOLLOWER_PAGES["wechat"]): f"{server.url}/simulator/wechat",
                          catalogs.gettext(locale, FOLLOWER_PAGES["telegram"]): f"{server.url}/simulator/telegram",
                          catalogs.gettext(locale, HEALTH): f"{server.url}/healthz"}
         assert "engagebot chat --channel wechat" in section.text and "--port" in section.text
-    assert catalogs.gettext("zh_Hans", TITLE) != catalogs.gettext("en", TITLE)  # really two languages
+    titles = {catalogs.gettext(locale, TITLE) for locale in ("en", "zh_Hans", "zh_Hant")}
+    assert len(titles) == 3  # really three languages
     _screenshot(browser, "landing.png")
     for label, expect in ((FOLLOWER_PAGES["telegram"], "Telegram"), (FOLLOWER_PAGES["wechat"], "WeChat"),
                           (HEALTH, '"ok"')):

@@ -225,7 +225,7 @@ def test_every_deploy_file_turns_the_simulators_off() -> None:
     deploy = ROOT / "deploy"
     dockerfile = (deploy / "Dockerfile").read_text()
     assert re.search(r"^ENV .*ENGAGEBOT_SIMULATORS=false", dockerfile.replace("\\\n", " "), re.M)
-    compose = yaml.safe_load((deploy / "docker-compose.yml").read_text())
+    compose = yaml.safe_load((deploy / "compose.yaml").read_text())
     for name, service in compose["services"].items():
         if "build" in service:
             assert service["environment"]["ENGAGEBOT_SIMULATORS"] == "false", name
@@ -233,4 +233,4 @@ def test_every_deploy_file_turns_the_simulators_off() -> None:
     assert "\nENGAGEBOT_SIMULATORS=false\n" in (deploy / "engagebot.env.example").read_text()
     assert "\nEnvironment=ENGAGEBOT_SIMULATORS=false\n" in (deploy / "engagebot.service").read_text()
     assert sorted(p.name for p in deploy.iterdir()) == [  # a new deploy file must be added here too
-        "Dockerfile", "config.example.yaml", "docker-compose.yml", "engagebot.env.example", "engagebot.service"]
+        "Dockerfile", "compose.yaml", "config.example.yaml", "engagebot.env.example", "engagebot.service", "nginx.conf"]
