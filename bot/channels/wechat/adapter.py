@@ -4,6 +4,10 @@ WeChat waits 5 s for the HTTP answer and then retries (3 tries in all). A reply 
 passive deadline (4.5 s) goes inline; otherwise the answer is ``success`` and the reply follows
 through the customer-service API once the handler is done. Retries never run a handler twice: the
 dispatcher dedupes on MsgId (or the event key) in the database.
+
+A callback is taken only when its signature matches, its timestamp is within ``max_clock_skew`` of
+our clock, and its signature has not come before with another body (``ReplayGuard``). With an AES
+key, plaintext bodies are refused unless ``allow_plaintext`` (the compatible mode) is on.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel, Dispatch
 from bot.channels.outbox import OutboxSender
+from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
-from bot.core.dispatcher import PassiveSlot
+from bot.core.dispatcher import PassiveSlot, follower_hash, message_hash
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Article, ArticlesReply, QrReply, Reply, TextReply
 from bot.core.store import Exchange
 from bot.errors import EngagebotError, PayloadError, SignatureError
 from bot.settings import WeChatAccount
+from bot.storage.replay import ReplayLedger
 from bot.web import read_body
 
 from . import protocol
@@ -58,7 +64,8 @@ class WeChatChannel(Channel):
     name: ClassVar[str] = "wechat"
 
     def __init__(self, *, dispatch: Dispatch, account: str, config: WeChatAccount,
-                 sessions: async_sessionmaker[AsyncSession], path: str = "/wechat") -> None:
+                 sessions: async_sessionmaker[AsyncSession], path: str = "/wechat",
+                 ledger: ReplayLedger | None = None) -> None:
         super().__init__(dispatch=dispatch, account=account)
         if config.token is None:
             raise ValueError(f"WeChat account {account!r} has no token")
@@ -76,6 +83,9 @@ class WeChatChannel(Channel):
             self.api = WeChatAPI(app_id=config.app_id, app_secret=config.app_secret.get_secret_value(),
                                  api_base=config.api_base, sessions=sessions)
         self.outbox = OutboxSender(self, sessions)
+        self._own_ledger = ledger is None
+        self.replay = ReplayGuard(ledger or ReplayLedger(sessions.kw["bind"]), scope=f"{self.name}:{account}",
+                                  max_skew=config.max_clock_skew)
         self._background: set[asyncio.Task[Any]] = set()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -94,6 +104,8 @@ class WeChatChannel(Channel):
                 task.cancel()
         if self.api is not None:
             await self.api.close()
+        if self._own_ledger:
+            await self.replay.ledger.close()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -106,6 +118,7 @@ class WeChatChannel(Channel):
         """Answer WeChat's URL check: echo ``echostr`` when the signature matches."""
         q = request.query
         protocol.verify_signature(self._token, q.get("signature"), q.get("timestamp"), q.get("nonce"))
+        self.replay.check_window(q["timestamp"])
         echostr = q.get("echostr")
         if not echostr or len(echostr) > 256:
             raise PayloadError("missing or oversized echostr")
@@ -119,6 +132,7 @@ class WeChatChannel(Channel):
         if not q.get("signature"):
             raise SignatureError("unsigned request")
         protocol.verify_signature(self._token, q.get("signature"), timestamp, nonce)
+        self.replay.check_window(timestamp)  # type: ignore[arg-type] # checked by verify_signature
         body = await read_body(request, protocol.MAX_BODY_BYTES)
         encrypted = q.get("encrypt_type") == "aes"
         if encrypted:
@@ -127,10 +141,16 @@ class WeChatChannel(Channel):
             xml: bytes | str = self.crypto.decrypt_envelope(
                 body, msg_signature=q.get("msg_signature"), timestamp=timestamp, nonce=nonce)
         elif q.get("encrypt_type") not in (None, "raw"):
-            raise PayloadError(f"unknown encrypt_type {q.get('encrypt_type')!r}")
+            raise PayloadError("unknown encrypt_type (expected aes or raw)")
+        elif self.crypto is not None and not self.config.allow_plaintext:
+            # The signature does not cover the body: in safe mode only the ciphertext proves who wrote it.
+            raise PayloadError("plaintext body refused: this account is in safe mode (aes_key set); "
+                               "allow_plaintext turns on the compatible mode")
         else:
             xml = body
         msg = protocol.parse_message(xml, channel=self.name, account_hint=self.account)
+        await self.replay.admit(timestamp=timestamp, nonce=nonce, signature=q["signature"],  # type: ignore[arg-type]
+                                body=body)
         deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
         if msg.kind is Kind.FOLLOW and self.api is not None:
             msg = await self._with_language(msg, deadline)
@@ -152,7 +172,7 @@ class WeChatChannel(Channel):
         if not done:
             if slot.give_up():
                 log.info("passive deadline passed; replying through the API",
-                         extra={"channel": self.name, "message_id": msg.message_id})
+                         extra={"channel": self.name, "follower": follower_hash(msg), "message_id": message_hash(msg)})
                 self._spawn(self._deliver_when_done(task))
                 return None
             # The reply is being committed as passive right now: it is only milliseconds away.

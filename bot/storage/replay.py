@@ -1,0 +1,72 @@
+"""Signed requests seen recently, shared by every instance through the database (the replay cache).
+
+A row per accepted (timestamp, nonce, signature) of a channel account, with a hash of the body it
+came with, kept until its timestamp leaves the accepted window, then pruned. Lookups of requests
+arriving together are batched: one insert (conflicts ignored), one select, one commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.core.inbound import utcnow
+
+from .batching import Batcher
+from .engine import insert_ignoring_conflicts, is_row_error, sqlite_gate
+from .models import SeenRequest
+
+PRUNE_EVERY = 30.0  # seconds between deletions of expired rows (per process)
+
+_STORED = select(SeenRequest.scope, SeenRequest.key, SeenRequest.body_hash).where(
+    tuple_(SeenRequest.scope, SeenRequest.key).in_(bindparam("keys", expanding=True)))
+_PRUNE = delete(SeenRequest).where(SeenRequest.expires_at < bindparam("now"))
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One signed request: where it came (``scope``), its signature's key, its body's hash, until when."""
+
+    scope: str
+    key: str
+    body_hash: str
+    expires_at: datetime
+
+
+class ReplayLedger:
+    """Record signed requests; tell whether one was seen before with another body."""
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, prune_every: float = PRUNE_EVERY) -> None:
+        self.engine = engine
+        self.prune_every = prune_every
+        self._next_prune = 0.0
+        self._batcher: Batcher[Seen, bool] = Batcher(self._run, max_batch=max_batch, name="replay-ledger",
+                                                     isolate=is_row_error)
+
+    async def admit(self, seen: Seen) -> bool:
+        """Record ``seen``; False when its key is already stored with another body hash."""
+        return await self._batcher.submit(seen)
+
+    async def close(self) -> None:
+        await self._batcher.close()
+
+    async def _run(self, batch: Sequence[Seen]) -> list[bool]:
+        gate = sqlite_gate(self.engine)
+        # Connection first, then the gate (the order every writer on SQLite follows).
+        async with self.engine.connect() as conn, gate.lock if gate is not None else contextlib.nullcontext():
+            async with conn.begin():
+                if time.monotonic() >= self._next_prune:
+                    self._next_prune = time.monotonic() + self.prune_every
+                    await conn.execute(_PRUNE, {"now": utcnow()})
+                await conn.execute(insert_ignoring_conflicts(conn, SeenRequest), [
+                    {"scope": s.scope, "key": s.key, "body_hash": s.body_hash, "expires_at": s.expires_at}
+                    for s in batch])
+                stored = {(r.scope, r.key): r.body_hash for r in await conn.execute(
+                    _STORED, {"keys": list({(s.scope, s.key) for s in batch})})}
+        return [stored.get((s.scope, s.key)) == s.body_hash for s in batch]
