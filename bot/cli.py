@@ -49,10 +49,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from bot.app import STARTUP_NOTES, build_app
-    from bot.logs import setup_logging
+    from bot.logs import configure_logging
 
     settings = _settings(args, host=args.host, port=args.port)
-    setup_logging(settings.log_level)
+    configure_logging(settings)
     app = build_app(settings)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
