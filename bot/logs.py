@@ -23,7 +23,8 @@ from urllib.parse import quote
 
 from sqlalchemy.engine import make_url
 
-__all__ = ["JsonFormatter", "Redactor", "TextFormatter", "configure_logging", "secrets_of", "setup_logging"]
+__all__ = ["JsonFormatter", "Redactor", "TextFormatter", "add_secrets", "configure_logging", "secrets_of",
+           "setup_logging"]
 
 REDACTED = "<redacted>"
 MIN_SECRET_LENGTH = 3  # WeChat tokens may be this short; a shorter value would only mangle the logs
@@ -170,6 +171,18 @@ def setup_logging(level: str = "INFO", *, fmt: LogFormat = "auto", secrets: Iter
     for name in _CHATTY:
         logging.getLogger(name).setLevel(logging.INFO if level == "DEBUG" else logging.NOTSET)
     return redactor
+
+
+def add_secrets(*secrets: str | None) -> None:
+    """Redact these values too from now on, in every handler set up here.
+
+    For secrets that are not settings: a channel registers its own credentials when it is built
+    (a simulated account's included), so they are redacted however they were made.
+    """
+    for handler in logging.getLogger().handlers:
+        for log_filter in handler.filters:
+            if isinstance(log_filter, Redactor):
+                log_filter.add(*secrets)
 
 
 def _isatty(stream: IO[str]) -> bool:

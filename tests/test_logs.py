@@ -279,3 +279,19 @@ def test_the_dedupe_key_of_a_wechat_event_holds_no_openid() -> None:
     assert "oOpenid" not in key and len(key) <= 64
     assert key == event_message_id("oOpenidOfAFollower", "1700000000", "CLICK", "k" * 2000)
     assert key != event_message_id("oOpenidOfAFollower", "1700000001", "CLICK", "k" * 2000)
+
+
+async def test_a_channels_own_credentials_are_redacted_even_when_they_are_not_settings(
+        database_url: str, restore_logging: None) -> None:
+    """A simulated account's credentials (made by the app, not set by the operator) are secrets too."""
+    settings = Settings(database_url=database_url, port=free_port(), log_format="json")
+    stream = io.StringIO()
+    configure_logging(settings, stream=stream)
+    core = build_app(settings)[CORE]
+    wechat = next(c for c in core.channels if c.name == "wechat")
+    telegram = next(c for c in core.channels if c.name == "telegram")
+    made = [wechat.config.token.get_secret_value(), wechat.config.app_secret.get_secret_value(),
+            wechat.config.aes_key.get_secret_value(), telegram.config.token]
+    logging.getLogger("engagebot.test").warning("credentials: %s", " ".join(made))
+    await core.engine.dispose()
+    assert json.loads(stream.getvalue().splitlines()[-1])["event"].count(REDACTED) == len(made)

@@ -51,6 +51,7 @@ from bot.errors import (
     platform_text,
 )
 from bot.i18n import N_, default_catalogs
+from bot.logs import add_secrets
 from bot.storage.models import Follower, Message
 
 from ..base import Channel, Dispatch
@@ -99,6 +100,7 @@ class TelegramChannel(Channel):
                  account: str | None = None) -> None:
         super().__init__(dispatch=dispatch, account=account or config.bot_id)
         self.config = config
+        add_secrets(config.token, config.token.split(":", 1)[-1], config.webhook_secret)
         self.sessions = sessions
         self.outbox = OutboxSender(self, sessions, sweep_every=config.sweep_every)
         self.rate_limiter = PacedRateLimiter(

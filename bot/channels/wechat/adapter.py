@@ -32,6 +32,7 @@ from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Article, ArticlesReply, QrReply, Reply, TextReply
 from bot.core.store import Exchange
 from bot.errors import EngagebotError, PayloadError, SignatureError
+from bot.logs import add_secrets
 from bot.settings import WeChatAccount
 from bot.storage.replay import ReplayLedger
 from bot.web import read_body
@@ -72,6 +73,7 @@ class WeChatChannel(Channel):
         self.path = path
         self.config = config
         self._token = config.token.get_secret_value()
+        add_secrets(self._token, *(v.get_secret_value() for v in (config.app_secret, config.aes_key) if v is not None))
         self.capabilities = wechat_capabilities(config)
         self.crypto: protocol.WeChatCrypto | None = None
         if config.aes_key is not None:
