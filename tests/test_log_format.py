@@ -78,8 +78,11 @@ def _run(tmp_path: Path, *, terminal: bool, env: dict[str, str] | None = None) -
     return [line.rstrip("\r") for line in b"".join(chunks).decode().splitlines() if line.strip()]
 
 
+SUMMARY = ("engagebot serving on", "WeChat simulator", "Telegram simulator")
+
+
 def _summary(lines: list[str]) -> list[str]:
-    return [line for line in lines if line.startswith(("engagebot serving on", "WeChat simulator", "Telegram simulator"))]
+    return [line for line in lines if line.startswith(SUMMARY)]
 
 
 def test_on_a_terminal_logs_are_lines_for_people(tmp_path: Path) -> None:

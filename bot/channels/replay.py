@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from bot.errors import ReplayError
+from bot.errors import PayloadError, ReplayError
 from bot.storage.replay import ReplayLedger, Seen
 
 DEFAULT_MAX_SKEW = 300.0  # seconds; the platforms' clocks are NTP-synchronized
+MAX_TIMESTAMP_DIGITS = 16  # milliseconds until the year 2286
 
 
 def request_key(timestamp: str, nonce: str, signature: str) -> str:
@@ -54,10 +55,9 @@ class ReplayGuard:
         self.clock = clock
 
     def check_window(self, timestamp: str) -> float:
-        """Return the timestamp in unix seconds; raise ``ReplayError`` when outside the window.
-
-        ``timestamp`` must already be checked as ASCII digits (the protocol module does).
-        """
+        """Return the timestamp in unix seconds; raise ``ReplayError`` when outside the window."""
+        if not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > MAX_TIMESTAMP_DIGITS:
+            raise PayloadError(f"timestamp must be at most {MAX_TIMESTAMP_DIGITS} ASCII digits")
         seconds = int(timestamp) / self.units_per_second
         if abs(self.clock() - seconds) > self.max_skew:
             raise ReplayError(f"timestamp more than {self.max_skew:g} s away from the server clock")

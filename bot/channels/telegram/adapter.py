@@ -401,7 +401,8 @@ class TelegramChannel(Channel):
         try:
             await self._send(int(external_id), reply)
         except RetryAfter as exc:
-            raise QuotaExceeded(f"telegram flood control: {platform_text(exc)}", retry_after=retry_after_seconds(exc)) from exc
+            raise QuotaExceeded(f"telegram flood control: {platform_text(exc)}",
+                                retry_after=retry_after_seconds(exc)) from exc
         except Forbidden as exc:
             self._gone.add(external_id)
             raise FollowerGone(platform_text(exc)) from exc

@@ -65,15 +65,14 @@ class WeChatChannel(Channel):
     name: ClassVar[str] = "wechat"
 
     def __init__(self, *, dispatch: Dispatch, account: str, config: WeChatAccount,
-                 sessions: async_sessionmaker[AsyncSession], path: str = "/wechat",
-                 ledger: ReplayLedger | None = None) -> None:
+                 sessions: async_sessionmaker[AsyncSession], path: str = "/wechat") -> None:
         super().__init__(dispatch=dispatch, account=account)
         if config.token is None:
             raise ValueError(f"WeChat account {account!r} has no token")
         self.path = path
         self.config = config
         self._token = config.token.get_secret_value()
-        add_secrets(self._token, *(v.get_secret_value() for v in (config.app_secret, config.aes_key) if v is not None))
+        add_secrets(self._token, *(v.get_secret_value() for v in (config.app_secret, config.aes_key) if v))
         self.capabilities = wechat_capabilities(config)
         self.crypto: protocol.WeChatCrypto | None = None
         if config.aes_key is not None:
@@ -85,8 +84,7 @@ class WeChatChannel(Channel):
             self.api = WeChatAPI(app_id=config.app_id, app_secret=config.app_secret.get_secret_value(),
                                  api_base=config.api_base, sessions=sessions)
         self.outbox = OutboxSender(self, sessions)
-        self._own_ledger = ledger is None
-        self.replay = ReplayGuard(ledger or ReplayLedger(sessions.kw["bind"]), scope=f"{self.name}:{account}",
+        self.replay = ReplayGuard(ReplayLedger(sessions.kw["bind"]), scope=f"{self.name}:{account}",
                                   max_skew=config.max_clock_skew)
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -106,8 +104,7 @@ class WeChatChannel(Channel):
                 task.cancel()
         if self.api is not None:
             await self.api.close()
-        if self._own_ledger:
-            await self.replay.ledger.close()
+        await self.replay.ledger.close()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -130,11 +127,11 @@ class WeChatChannel(Channel):
         """Verify, decrypt and parse a callback, dispatch it, and answer in time."""
         started = asyncio.get_running_loop().time()  # WeChat's 5 s count from here, not from dispatch
         q = request.query
-        timestamp, nonce = q.get("timestamp"), q.get("nonce")
+        timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
         if not q.get("signature"):
             raise SignatureError("unsigned request")
         protocol.verify_signature(self._token, q.get("signature"), timestamp, nonce)
-        self.replay.check_window(timestamp)  # type: ignore[arg-type] # checked by verify_signature
+        self.replay.check_window(timestamp)
         body = await read_body(request, protocol.MAX_BODY_BYTES)
         encrypted = q.get("encrypt_type") == "aes"
         if encrypted:
@@ -151,8 +148,7 @@ class WeChatChannel(Channel):
         else:
             xml = body
         msg = protocol.parse_message(xml, channel=self.name, account_hint=self.account)
-        await self.replay.admit(timestamp=timestamp, nonce=nonce, signature=q["signature"],  # type: ignore[arg-type]
-                                body=body)
+        await self.replay.admit(timestamp=timestamp, nonce=nonce, signature=q["signature"], body=body)
         deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
         if msg.kind is Kind.FOLLOW and self.api is not None:
             msg = await self._with_language(msg, deadline)
@@ -173,8 +169,8 @@ class WeChatChannel(Channel):
         done, _pending = await asyncio.wait({task}, timeout=remaining)
         if not done:
             if slot.give_up():
-                log.info("passive deadline passed; replying through the API",
-                         extra={"channel": self.name, "follower": follower_hash(msg), "message_id": message_hash(msg)})
+                log.info("passive deadline passed; replying through the API", extra={
+                    "channel": self.name, "follower": follower_hash(msg), "message_id": message_hash(msg)})
                 self._spawn(self._deliver_when_done(task))
                 return None
             # The reply is being committed as passive right now: it is only milliseconds away.

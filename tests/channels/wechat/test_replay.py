@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from bot.channels.replay import ReplayGuard
 from bot.core.inbound import utcnow
-from bot.errors import ReplayError
+from bot.errors import PayloadError, ReplayError
 from bot.storage.engine import create_engine
 from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message, SeenRequest
@@ -169,6 +169,9 @@ async def test_weibo_millisecond_timestamps_get_the_same_window_and_cache(databa
         for stale in ("1699999699000", "1700000301000", "1700000000"):  # seconds are 1970 in milliseconds
             with pytest.raises(ReplayError):
                 guard.check_window(stale)
+        for malformed in ("", "17e11", "١٧٠٠٠٠٠٠٠٠٠٠٠", "1" * 17):
+            with pytest.raises(PayloadError):
+                guard.check_window(malformed)
         await guard.admit(timestamp="1700000000123", nonce="n1", signature="ab" * 20, body=b'{"text": "hi"}')
         await guard.admit(timestamp="1700000000123", nonce="n1", signature="ab" * 20, body=b'{"text": "hi"}')
         with pytest.raises(ReplayError):
