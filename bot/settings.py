@@ -35,8 +35,9 @@ class WeChatAccount(BaseModel):
     window_after_event_seconds: float = Field(default=60, gt=0)
     window_after_event_sends: int = Field(default=3, ge=1)
     passive_deadline_seconds: float = Field(default=4.5, gt=0, le=4.9)
-    # Safe mode (aes_key set) refuses plaintext bodies unless this is on: WeChat's compatible mode,
-    # for the days of a migration. Weaker: a plaintext body is not covered by any signature.
+    # Safe mode (aes_key set) refuses plaintext bodies unless this is on, for a migration (the key is
+    # set here before the platform is switched to compatible or safe mode). Weaker: a plaintext body
+    # is covered by no signature. Compatible-mode bodies carry the ciphertext and need no such thing.
     allow_plaintext: bool = False
     # Callbacks whose timestamp is farther from our clock than this are refused; their signatures
     # are remembered (in the database) for as long, so none is accepted twice with another body.

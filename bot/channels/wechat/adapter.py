@@ -7,7 +7,8 @@ dispatcher dedupes on MsgId (or the event key) in the database.
 
 A callback is taken only when its signature matches, its timestamp is within ``max_clock_skew`` of
 our clock, and its signature has not come before with another body (``ReplayGuard``). With an AES
-key, plaintext bodies are refused unless ``allow_plaintext`` (the compatible mode) is on.
+key, plaintext bodies are refused unless ``allow_plaintext`` (for a migration) is on; bodies in the
+compatible mode carry the ciphertext, which is what is read.
 """
 
 from __future__ import annotations
@@ -144,7 +145,7 @@ class WeChatChannel(Channel):
         elif self.crypto is not None and not self.config.allow_plaintext:
             # The signature does not cover the body: in safe mode only the ciphertext proves who wrote it.
             raise PayloadError("plaintext body refused: this account is in safe mode (aes_key set); "
-                               "allow_plaintext turns on the compatible mode")
+                               "allow_plaintext accepts them during a migration")
         else:
             xml = body
         msg = protocol.parse_message(xml, channel=self.name, account_hint=self.account)
