@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.core.inbound import utcnow
 
@@ -60,7 +60,7 @@ class ReplayLedger:
         gate = sqlite_gate(self.engine)
         # Connection first, then the gate (the order every writer on SQLite follows).
         async with self.engine.connect() as conn, gate.lock if gate is not None else contextlib.nullcontext():
-            async with conn.begin():
+            async with _without_fsync(conn, sqlite=gate is not None), conn.begin():
                 if time.monotonic() >= self._next_prune:
                     self._next_prune = time.monotonic() + self.prune_every
                     await conn.execute(_PRUNE, {"now": utcnow()})
@@ -70,3 +70,28 @@ class ReplayLedger:
                 stored = {(r.scope, r.key): r.body_hash for r in await conn.execute(
                     _STORED, {"keys": list({(s.scope, s.key) for s in batch})})}
         return [stored.get((s.scope, s.key)) == s.body_hash for s in batch]
+
+
+@contextlib.asynccontextmanager
+async def _without_fsync(conn: AsyncConnection, *, sqlite: bool) -> AsyncIterator[None]:
+    """On SQLite, commit without syncing the WAL to disk (``synchronous=NORMAL``), then restore.
+
+    A request admitted here is followed by the commit of its own message (``synchronous=FULL`` by
+    default), which syncs the whole WAL, these rows included. At worst a power cut (not a crash of
+    the process) loses the last rows, which only reopens those signatures to a replay for the rest
+    of their window. Skipping this fsync halves the commits that wait for the disk (bench/wechat.py
+    --replay-cost, median of paired runs on a busy 2-core machine: the cache's cost fell from about
+    21% of the throughput to about 6%).
+    """
+    if not sqlite:
+        yield
+        return
+    previous = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+    await conn.commit()
+    await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+    await conn.commit()
+    try:
+        yield
+    finally:
+        await conn.exec_driver_sql(f"PRAGMA synchronous={int(previous)}")
+        await conn.commit()
