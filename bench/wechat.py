@@ -1,12 +1,15 @@
 """Signed WeChat text callbacks per second, everything persisted, against a bare aiohttp handler.
 
     python bench/wechat.py [--requests 4000] [--concurrency 64] [--modes plain,safe] [--database-url URL]
+                           [--replay-cost]
 
 For each mode, the same client (a separate process: 64 concurrent senders over keep-alive
 connections, bodies signed and, in safe mode, encrypted beforehand) first hits a bare aiohttp
 handler that returns a fixed reply, then engagebot's WeChat channel (signature check, decryption,
 parsing, dedupe, follower upsert, routing, storing the message and the reply, rendering,
-encryption). The ratio of the two requests/s is the figure.
+encryption). The ratio of the two requests/s is the figure. With ``--replay-cost``, engagebot runs
+once more with the replay cache's database check off (the timestamp window stays), on a fresh
+database, and the bench prints what the cache costs.
 """
 
 from __future__ import annotations
@@ -133,7 +136,7 @@ def bare_app():  # type: ignore[no-untyped-def]
     return app
 
 
-def bot_app(database_url: str, safe: bool):  # type: ignore[no-untyped-def]
+def bot_app(database_url: str, safe: bool, replay: bool = True):  # type: ignore[no-untyped-def]
     from aiohttp import web
     from pydantic import SecretStr
 
@@ -147,6 +150,11 @@ def bot_app(database_url: str, safe: bool):  # type: ignore[no-untyped-def]
     config = WeChatAccount(token=SecretStr(TOKEN), app_id=APP_ID,
                            aes_key=SecretStr(AES_KEY) if safe else None)
     channel = WeChatChannel(dispatch=core.dispatcher.dispatch, account="bench", config=config, sessions=core.sessions)
+    if not replay:
+        async def window_only(*, timestamp: str, **_kw: object) -> None:
+            channel.replay.check_window(timestamp)
+
+        channel.replay.admit = window_only  # type: ignore[method-assign]
     app = web.Application(middlewares=[error_middleware])
     app.router.add_routes(channel.routes())
 
@@ -177,6 +185,7 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--modes", default="plain,safe")
     parser.add_argument("--database-url", default=None)
+    parser.add_argument("--replay-cost", action="store_true", help="also measure with the replay cache off")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     print(f"{args.requests} signed text callbacks from {args.followers} followers, "
@@ -193,18 +202,34 @@ async def main() -> None:
                                            build_requests(args.requests, args.followers, safe, seed * 3 + 1),
                                            args.concurrency)
             await runner.cleanup()
-            port = free_port()
-            runner = await serve(bot_app(url, safe), port)
-            await asyncio.to_thread(measure, f"http://127.0.0.1:{port}/wechat",
-                                    build_requests(args.followers, args.followers, safe, seed * 3 + 2),
-                                    args.concurrency)  # warm up: followers exist, caches filled
-            bot = await asyncio.to_thread(measure, f"http://127.0.0.1:{port}/wechat",
-                                          build_requests(args.requests, args.followers, safe, seed * 3 + 3),
-                                          args.concurrency)
-            await runner.cleanup()
+            bot = await run_bot(url, safe, args, seed)
+            if args.replay_cost:
+                # A fresh SQLite file; on a given database, other message ids (seeds) so nothing is a duplicate.
+                other = os.path.join(tmp, "no-replay.db") if not args.database_url else None
+                no_replay = await run_bot(f"sqlite+aiosqlite:///{other}" if other else url, safe, args,
+                                          seed + 1000, replay=False)
         base_rps, base_line = describe("bare aiohttp, fixed reply", *base)
         bot_rps, bot_line = describe("engagebot, everything persisted", *bot)
         print(f"{mode} mode:\n{base_line}\n{bot_line}\n  ratio: {bot_rps / base_rps:.1%} of the bare handler")
+        if args.replay_cost:
+            off_rps, off_line = describe("engagebot, replay cache off", *no_replay)
+            print(f"{off_line}\n  the replay cache costs {1 - bot_rps / off_rps:.1%} of the throughput")
+
+
+async def run_bot(url: str, safe: bool, args: argparse.Namespace, seed: int, *,
+                  replay: bool = True) -> tuple[float, list[float], int]:
+    from tests.support.servers import free_port
+
+    port = free_port()
+    runner = await serve(bot_app(url, safe, replay), port)
+    await asyncio.to_thread(measure, f"http://127.0.0.1:{port}/wechat",
+                            build_requests(args.followers, args.followers, safe, seed * 3 + 2),
+                            args.concurrency)  # warm up: followers exist, caches filled
+    bot = await asyncio.to_thread(measure, f"http://127.0.0.1:{port}/wechat",
+                                  build_requests(args.requests, args.followers, safe, seed * 3 + 3),
+                                  args.concurrency)
+    await runner.cleanup()
+    return bot
 
 
 if __name__ == "__main__":

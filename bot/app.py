@@ -68,7 +68,9 @@ def build_router(extra: list[Router] | None = None) -> Router:
 def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Core:
     from handlers.prompts import PROMPT_RULES_SERVICE
 
-    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    # SQL parameters (openids, message text) appear in database errors only when asked for DEBUG.
+    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous,
+                           hide_parameters=settings.log_level != "DEBUG")
     sessions = make_sessionmaker(engine)
     catalogs = default_catalogs()
     prompt_rules = PromptRuleCache(sessions, ttl=settings.prompt_rules_ttl,

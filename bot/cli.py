@@ -56,10 +56,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
     from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app
     from bot.connections import GuardedSite, quiet_accept_errors
-    from bot.logs import setup_logging
+    from bot.logs import configure_logging
 
     settings = _settings(args, host=args.host, port=args.port)
-    setup_logging(settings.log_level)
+    configure_logging(settings)
     app = await create_app(settings)
     guard = app[CONNECTION_GUARD]
     if (warning := guard.fit_file_limit()) is not None:

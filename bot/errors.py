@@ -2,6 +2,23 @@
 
 from __future__ import annotations
 
+import re
+
+# Control characters (C0, DEL, C1) and the Unicode line/paragraph separators: a platform's text must
+# not forge log lines or terminal escapes once it is logged or stored.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+PLATFORM_TEXT_LIMIT = 200
+
+
+def platform_text(value: object, limit: int = PLATFORM_TEXT_LIMIT) -> str:
+    """Return a platform's free text (``errmsg``, an error description) fit to log and store.
+
+    Control characters become one space and the text is cut at ``limit`` characters: a platform
+    (or whoever answers in its place) decides what it says, not what our logs look like.
+    """
+    text = _CONTROL.sub(" ", str(value)).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 class EngagebotError(Exception):
     """Root of every error engagebot raises on purpose."""
@@ -17,6 +34,10 @@ class SignatureError(EngagebotError):
     """A request's signature does not match."""
 
     http_status = 403
+
+
+class ReplayError(SignatureError):
+    """A signed request used again: its timestamp is outside the window, or its signature came with another body."""
 
 
 class PayloadError(EngagebotError):
@@ -45,6 +66,7 @@ class PlatformAPIError(EngagebotError):
     http_status = 502
 
     def __init__(self, errcode: int, errmsg: str = "") -> None:
+        errmsg = platform_text(errmsg)
         super().__init__(f"platform error {errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg

@@ -40,6 +40,13 @@ class WeChatAccount(BaseModel):
     window_after_event_seconds: float = Field(default=60, gt=0)
     window_after_event_sends: int = Field(default=3, ge=1)
     passive_deadline_seconds: float = Field(default=4.5, gt=0, le=4.9)
+    # Safe mode (aes_key set) refuses plaintext bodies unless this is on, for a migration (the key is
+    # set here before the platform is switched to compatible or safe mode). Weaker: a plaintext body
+    # is covered by no signature. Compatible-mode bodies carry the ciphertext and need no such thing.
+    allow_plaintext: bool = False
+    # Callbacks whose timestamp is farther from our clock than this are refused; their signatures
+    # are remembered (in the database) for as long, so none is accepted twice with another body.
+    max_clock_skew: float = Field(default=300, ge=1, le=86400)
     # Mass sends (broadcasts to followers outside the reply window): a subscription account may send
     # 1 per day, a service account 4 per month.
     mass_sends_per_period: int = Field(default=1, ge=0)
@@ -87,12 +94,6 @@ class TelegramSettings(BaseModel):
             raise ValueError("must be 1 to 256 of A-Z, a-z, 0-9, _ and - (Telegram's rule)")
         return v
 
-    @model_validator(mode="after")
-    def _webhook_complete(self) -> TelegramSettings:
-        if self.mode == "webhook" and self.token is not None and not (self.webhook_url and self.webhook_secret):
-            raise ValueError("webhook mode needs webhook_url and webhook_secret")
-        return self
-
 
 class HttpLimits(BaseModel):
     """Limits of the public HTTP port (see ``bot.connections``); a reverse proxy in front adds its own."""
@@ -134,6 +135,7 @@ class Settings(BaseSettings):
     # Wrong admin tokens and unknown codes allowed per client address before 429 (limits' notation).
     admin_failure_limit: str = "10/minute"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"  # auto: text on a terminal, JSON otherwise
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     prompt_rules_ttl: float = Field(default=2.0, ge=0, le=3600)
     prompt_rules_max_chars: int = Field(default=2000, ge=50, le=1_000_000)  # of a message, for matching
@@ -188,6 +190,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"account name {name!r} must be lowercase letters, digits, _ or -")
         return v
 
+    @model_validator(mode="after")
+    def _platforms_complete(self) -> Settings:
+        """Refuse a platform configured in part: it would silently run nothing (or a simulator)."""
+        missing = missing_platform_settings(self)
+        if missing:
+            raise ConfigError(f"setting {missing[0]}: incomplete, missing {', '.join(missing[1])}")
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -196,6 +206,33 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Command-line flags (init values) > environment > config file.
         return init_settings, env_settings, InitSettingsSource(settings_cls, init_kwargs=_FILE_VALUES.get())
+
+
+# A WeChat account needs these to serve callbacks and reply through the API; aes_key is optional
+# (safe mode). Setting any of them (or aes_key) without the others is a mistake, not a choice.
+_WECHAT_REQUIRED = ("token", "app_id", "app_secret")
+_WECHAT_CREDENTIALS = (*_WECHAT_REQUIRED, "aes_key")
+_TELEGRAM_NEEDS_TOKEN = ("mode", "webhook_url", "webhook_secret", "api_base")
+
+
+def missing_platform_settings(settings: Settings) -> tuple[str, list[str]] | None:
+    """The first platform set in part, and the settings it lacks: (``ENGAGEBOT_WECHAT``, [names])."""
+    accounts = [("ENGAGEBOT_WECHAT", settings.wechat)] + [
+        (f"ENGAGEBOT_WECHAT_ACCOUNTS__{name.upper()}", cfg) for name, cfg in settings.wechat_accounts.items()]
+    for prefix, account in accounts:
+        if any(getattr(account, f) is not None for f in _WECHAT_CREDENTIALS):
+            lacking = [f"{prefix}__{f.upper()}" for f in _WECHAT_REQUIRED if getattr(account, f) is None]
+            if lacking:
+                return prefix, lacking
+    telegram = settings.telegram
+    if telegram.token is None and telegram.model_fields_set & set(_TELEGRAM_NEEDS_TOKEN):
+        return "ENGAGEBOT_TELEGRAM", ["ENGAGEBOT_TELEGRAM__TOKEN"]
+    if telegram.token is not None and telegram.mode == "webhook":
+        lacking = [f"ENGAGEBOT_TELEGRAM__{f.upper()}" for f in ("webhook_url", "webhook_secret")
+                   if getattr(telegram, f) is None]
+        if lacking:
+            return "ENGAGEBOT_TELEGRAM", lacking
+    return None
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 from bot.app import CORE, build_app, build_core, close_link_channels, create_app, open_link_channels
 from bot.settings import Settings
@@ -10,7 +11,7 @@ from tests.support.servers import free_port, serve
 
 
 def _signed(token: str) -> dict[str, str]:
-    timestamp, nonce = "1700000000", "n0nce"
+    timestamp, nonce = str(int(time.time())), "n0nce"  # fresh: older timestamps are refused
     return {"signature": hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest(),
             "timestamp": timestamp, "nonce": nonce, "echostr": "hello-echo"}
 
@@ -19,8 +20,9 @@ async def test_each_configured_wechat_account_has_its_own_path(database_url: str
     import aiohttp
 
     settings = Settings(database_url=database_url, simulators=False, port=free_port(),
-                        wechat={"token": "DefaultToken1"},
-                        wechat_accounts={"service": {"token": "ServiceToken2"}})
+                        wechat={"token": "DefaultToken1", "app_id": "wxdefault", "app_secret": "s1"},
+                        wechat_accounts={"service": {"token": "ServiceToken2", "app_id": "wxservice",
+                                                     "app_secret": "s2"}})
     app = build_app(settings)
     names = [(c.name, c.account) for c in app[CORE].channels]
     assert names == [("wechat", "default"), ("wechat", "service")]

@@ -174,7 +174,7 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
 async def cmd_work(args: argparse.Namespace) -> int:
     """Run only the workers (a separate worker process, or the crash tests' subprocess)."""
     from bot.cli import fail
-    from bot.logs import setup_logging
+    from bot.logs import configure_logging
 
     from .worker import BroadcastWorker
 
@@ -182,7 +182,7 @@ async def cmd_work(args: argparse.Namespace) -> int:
     if not channels:
         return fail("no channels to send through: pass --mock-sink URL, or let `engagebot run` run the workers")
     async with _database(args) as (settings, sessions):
-        setup_logging(settings.log_level)
+        configure_logging(settings)
         worker = BroadcastWorker(sessions, channels, poll_every=args.poll, batch_size=args.batch,
                                  lease=timedelta(seconds=args.lease) if args.lease else None)
         try:

@@ -74,9 +74,22 @@ class Dispatched:
         return self.exchange.replies
 
 
+def _short_hash(value: str) -> str:
+    return hashlib.blake2s(value.encode("utf-8", "surrogatepass"), digest_size=6).hexdigest()
+
+
 def follower_hash(msg: Inbound) -> str:
     """A short stable id for logs: never log a follower's platform id."""
-    return hashlib.blake2s(f"{msg.channel}:{msg.account}:{msg.external_id}".encode(), digest_size=6).hexdigest()
+    return _short_hash(f"{msg.channel}:{msg.account}:{msg.external_id}")
+
+
+def message_hash(msg: Inbound) -> str | None:
+    """A short stable id of the platform's message for logs (a retry logs the same one).
+
+    Platform message ids can hold the follower's id (Telegram's ``chat:message``), so they are
+    hashed like followers are.
+    """
+    return _short_hash(f"{msg.channel}:{msg.account}:{msg.message_id}") if msg.message_id is not None else None
 
 
 def as_reply_list(result: Sequence[Reply] | Reply | None) -> list[Reply] | None:
@@ -258,11 +271,13 @@ def _window_kind(msg: Inbound) -> str | None:
 
 
 def _clean(msg: Inbound) -> Inbound:
+    """Make free text storable (adapters check their fields at the edge; this is the last line)."""
     text = sanitize_text(msg.text) if msg.text else ""
     payload = sanitize_text(msg.payload)[:512] if msg.payload else msg.payload
-    if text is msg.text and payload is msg.payload:
+    name = sanitize_text(msg.display_name)[:128] if msg.display_name else msg.display_name
+    if text is msg.text and payload is msg.payload and name is msg.display_name:
         return msg
-    return replace(msg, text=text, payload=payload)
+    return replace(msg, text=text, payload=payload, display_name=name)
 
 
 def _remember_choices(ctx: Context, replies: list[Reply]) -> None:
@@ -305,6 +320,6 @@ async def pick_locale_middleware(msg: Inbound, ctx: Context, call_next: Next) ->
 
 
 def _log_fields(msg: Inbound, started: float, **more: Any) -> dict[str, Any]:
-    return {"channel": msg.channel, "follower": follower_hash(msg), "message_id": msg.message_id,
+    return {"channel": msg.channel, "follower": follower_hash(msg), "message_id": message_hash(msg),
             "kind": str(msg.kind), "ms": round((time.perf_counter() - started) * 1000, 2), **more}
 

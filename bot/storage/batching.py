@@ -15,19 +15,25 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 RunBatch = Callable[[list[T]], Awaitable[Sequence["R | BaseException"]]]
+Isolate = Callable[[BaseException], bool]
 
 
 class Batcher(Generic[T, R]):
     """Feed requests to ``run_batch`` in batches of at most ``max_batch``, from one task.
 
     ``run_batch`` returns one result (or exception) per request, in order; if it raises, every
-    request of that batch gets the exception and the batcher goes on with the next.
+    request of that batch gets the exception and the batcher goes on with the next. When
+    ``isolate`` says the exception may come from one request (a row the database refuses, not an
+    unreachable database), the batch is run again in halves until the culprit is alone: the
+    others go through and only the culprit's caller hears of the failure.
     """
 
-    def __init__(self, run_batch: RunBatch[T, R], *, max_batch: int = 256, name: str = "batcher") -> None:
+    def __init__(self, run_batch: RunBatch[T, R], *, max_batch: int = 256, name: str = "batcher",
+                 isolate: Isolate | None = None) -> None:
         self._run_batch = run_batch
         self.max_batch = max_batch
         self.name = name
+        self._isolate = isolate
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._in_flight: list[tuple[T, asyncio.Future[R]]] = []
         self._wake = asyncio.Event()
@@ -72,10 +78,7 @@ class Batcher(Generic[T, R]):
             while self._queue:
                 batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
                 self._in_flight = batch
-                try:
-                    results: Sequence[R | BaseException] = await self._run_batch([item for item, _ in batch])
-                except Exception as exc:  # noqa: BLE001 - every waiter hears of it; the next batch goes on
-                    results = [exc] * len(batch)
+                results = await self._run_split([item for item, _ in batch])
                 self.batches += 1
                 self.done += len(batch)
                 self._in_flight = []
@@ -86,3 +89,13 @@ class Batcher(Generic[T, R]):
                         future.set_exception(result)
                     else:
                         future.set_result(result)
+
+    async def _run_split(self, items: list[T]) -> Sequence[R | BaseException]:
+        """Run ``items``; on an error one of them may cause, run each half again (log2(n) extra rounds)."""
+        try:
+            return await self._run_batch(items)
+        except Exception as exc:  # noqa: BLE001 - every waiter hears of it; the next batch goes on
+            if len(items) == 1 or self._isolate is None or not self._isolate(exc):
+                return [exc] * len(items)
+        middle = len(items) // 2
+        return [*await self._run_split(items[:middle]), *await self._run_split(items[middle:])]

@@ -7,7 +7,15 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    NoSuchModuleError,
+    OperationalError,
+    StatementError,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./engagebot.db"
@@ -39,8 +47,13 @@ def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
 
 
 def create_engine(url: str = DEFAULT_DATABASE_URL, *, sqlite_synchronous: str = "FULL", **kwargs: Any) -> AsyncEngine:
-    """Create the async engine; on SQLite turn on WAL, foreign keys and a busy timeout."""
+    """Create the async engine; on SQLite turn on WAL, foreign keys and a busy timeout.
+
+    SQL parameters (openids, message text) are left out of error messages unless the caller asks
+    for them (``hide_parameters=False``, which the app does only at log level DEBUG).
+    """
     check_database_url(url)
+    kwargs.setdefault("hide_parameters", True)
     try:
         if is_sqlite(url):
             if make_url(url).database not in (None, "", ":memory:"):
@@ -69,6 +82,29 @@ def create_engine(url: str = DEFAULT_DATABASE_URL, *, sqlite_synchronous: str = 
         return create_async_engine(url, **kwargs)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise DatabaseURLError(str(exc)) from None
+
+
+def is_row_error(exc: BaseException) -> bool:
+    """Tell whether ``exc`` may come from one row's values rather than from the database being gone.
+
+    A value too long, a NUL byte on PostgreSQL, a number out of range, a duplicate key: splitting
+    the batch finds the row. A lost connection or an unreachable server fails every half alike.
+    """
+    if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError)):
+        return False
+    if isinstance(exc, DBAPIError):
+        return not exc.connection_invalidated
+    return isinstance(exc, (StatementError, ValueError, TypeError, ArithmeticError))
+
+
+def insert_ignoring_conflicts(bind: Any, table: Any) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the dialect of ``bind`` (a session, connection or engine)."""
+    dialect = getattr(getattr(bind, "bind", None) or bind, "dialect", None)
+    if dialect is not None and dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing()
 
 
 class SQLiteWriteGate:

@@ -1,5 +1,5 @@
-"""SQLAlchemy models: followers, messages in and out (the outbox), prompt rules, shared tokens,
-and what the embedded platform simulators keep across restarts."""
+"""SQLAlchemy models: followers, messages in and out (the outbox), prompt rules, shared tokens, seen
+requests (the replay cache), and what the embedded platform simulators keep across restarts."""
 
 from __future__ import annotations
 
@@ -134,6 +134,22 @@ class PromptRule(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     regex: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime]
+
+
+class SeenRequest(Base):
+    """A signed platform request accepted recently (the replay cache, migration 0004).
+
+    WeChat and Weibo sign (timestamp, nonce), not the body: the same signature must not come back
+    with another body. Kept until the timestamp leaves the accepted window, then pruned.
+    """
+
+    __tablename__ = "seen_request"
+    __table_args__ = (Index("ix_seen_request_expires_at", "expires_at"),)
+
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)  # "<channel>:<account>"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of timestamp, nonce, signature
+    body_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the body as received
+    expires_at: Mapped[datetime]
 
 
 class SharedToken(Base):

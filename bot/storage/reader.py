@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.inbound import Inbound, utcnow
 
 from .batching import Batcher
+from .engine import insert_ignoring_conflicts, is_row_error
 from .models import Follower, Message
 
 MAX_BATCH = 256
@@ -40,7 +41,8 @@ class Lookup:
 class FollowerReader:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, max_batch: int = MAX_BATCH) -> None:
         self.sessions = sessions
-        self._batcher: Batcher[Inbound, Lookup] = Batcher(self._read, max_batch=max_batch, name="follower-reader")
+        self._batcher: Batcher[Inbound, Lookup] = Batcher(
+            self._read, max_batch=max_batch, name="follower-reader", isolate=is_row_error)
 
     async def lookup(self, msg: Inbound) -> Lookup:
         return await self._batcher.submit(msg)
@@ -59,7 +61,7 @@ class FollowerReader:
             if new:
                 # First contacts of the batch created together (a poster scanned at an event brings
                 # many at once), in their own short transaction; a follower exists from then on.
-                await session.execute(_insert_ignoring_conflicts(session), [_new_follower(m) for m in new])
+                await session.execute(insert_ignoring_conflicts(session, Follower), [_new_follower(m) for m in new])
                 await session.commit()
                 new_keys = [(m.channel, m.account, m.external_id) for m in new]
                 followers.update({(r.channel, r.account, r.external_id): r
@@ -75,14 +77,6 @@ class FollowerReader:
             results.append(Lookup(FollowerRecord(found._mapping) if found is not None else None,
                                   row.id if row else None, row.follower_id if row else None))
         return results
-
-
-def _insert_ignoring_conflicts(session: AsyncSession) -> Any:
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(Follower).on_conflict_do_nothing()
 
 
 def _new_follower(msg: Inbound) -> dict[str, Any]:

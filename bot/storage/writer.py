@@ -4,6 +4,10 @@ Each message costs a follower update and two inserts; committed one by one, the 
 trips cap the rate (SQLite takes one writer at a time). The writer takes everything queued while
 the previous batch was committing and writes it with one executemany per statement and one commit.
 Nobody's reply goes out before its batch is committed, so durability is unchanged.
+
+A row the database refuses (a duplicate platform id stored by another instance, a value it cannot
+take) must not fail the innocent messages committed with it: the batch is split in halves until the
+failing message is alone (``Batcher``'s ``isolate``); the others commit and are answered.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.core.store import DuplicateExchange
 
 from .batching import Batcher
-from .engine import sqlite_gate
+from .engine import is_row_error, sqlite_gate
 from .models import Follower, Message
 
 log = logging.getLogger("engagebot.storage.writer")
@@ -45,7 +49,7 @@ class GroupWriter:
     def __init__(self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
         self.engine = engine
         self._batcher: Batcher[ExchangeWrite, tuple[int, list[int]]] = Batcher(
-            self._commit, max_batch=max_batch, name="group-writer")
+            self._commit, max_batch=max_batch, name="group-writer", isolate=is_row_error)
 
     async def write(self, item: ExchangeWrite) -> tuple[int, list[int]]:
         """Queue the writes and wait until they are committed; return (inbound id, outbound ids)."""
@@ -63,15 +67,10 @@ class GroupWriter:
                 async with conn.begin():
                     return list(await self._write(conn, batch))
             except IntegrityError:
-                # A platform retry stored by another instance meanwhile: sort out who, one by one.
-                return [await self._commit_alone(conn, item) for item in batch]
-
-    async def _commit_alone(self, conn: AsyncConnection, item: ExchangeWrite) -> tuple[int, list[int]] | BaseException:
-        try:
-            async with conn.begin():
-                return (await self._write(conn, [item]))[0]
-        except IntegrityError:
-            return DuplicateExchange()
+                if len(batch) > 1:
+                    raise  # the batcher splits the batch to find whose row it is
+                # A platform retry stored by another instance meanwhile: the caller reads what it stored.
+                return [DuplicateExchange()]
 
     async def _write(self, conn: AsyncConnection, batch: list[ExchangeWrite]) -> list[tuple[int, list[int]]]:
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)

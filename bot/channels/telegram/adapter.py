@@ -41,8 +41,17 @@ from bot.core.capabilities import Capabilities
 from bot.core.dispatcher import follower_hash
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, QrReply, Reply, TextReply
-from bot.errors import FollowerGone, PayloadError, PayloadTooLarge, PlatformAPIError, QuotaExceeded, SignatureError
+from bot.errors import (
+    FollowerGone,
+    PayloadError,
+    PayloadTooLarge,
+    PlatformAPIError,
+    QuotaExceeded,
+    SignatureError,
+    platform_text,
+)
 from bot.i18n import N_, default_catalogs
+from bot.logs import add_secrets
 from bot.storage.models import Follower, Message
 
 from ..base import Channel, Dispatch
@@ -91,6 +100,7 @@ class TelegramChannel(Channel):
                  account: str | None = None) -> None:
         super().__init__(dispatch=dispatch, account=account or config.bot_id)
         self.config = config
+        add_secrets(config.token, config.token.split(":", 1)[-1], config.webhook_secret)
         self.sessions = sessions
         self.outbox = OutboxSender(self, sessions, sweep_every=config.sweep_every)
         self.rate_limiter = PacedRateLimiter(
@@ -219,7 +229,7 @@ class TelegramChannel(Channel):
         self.ready.clear()
 
     def _redact(self, exc: BaseException) -> str:
-        return f"{type(exc).__name__}: {exc}".replace(self.config.token, "<token>")
+        return platform_text(f"{type(exc).__name__}: {exc}".replace(self.config.token, "<token>"))
 
     # -- inbound ------------------------------------------------------------------------------------------
     async def handle_webhook(self, request: web.Request) -> web.Response:
@@ -252,6 +262,8 @@ class TelegramChannel(Channel):
             update = Update.de_json(body, self.application.bot)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise PayloadError(f"malformed Update: {type(exc).__name__}") from None
+        # Check every field now, while the sender can still hear why (400 naming the field).
+        update_to_inbound(update, channel=self.name, account=self.account)
         await self.application.update_queue.put(update)
         return web.Response(status=200)
 
@@ -259,6 +271,9 @@ class TelegramChannel(Channel):
         """PTB's only handler: convert, and queue for the chat's worker (quickly: PTB runs these in turn)."""
         try:
             msg = update_to_inbound(update, channel=self.name, account=self.account)
+        except PayloadError as exc:  # a field too long or malformed: nothing of it is stored
+            log.warning("telegram update refused", extra={"update_id": update.update_id, "reason": str(exc)})
+            msg = None
         except Exception:  # a shape we did not foresee: skip it, keep the others flowing
             log.exception("telegram update not understood", extra={"update_id": update.update_id})
             msg = None
@@ -386,10 +401,11 @@ class TelegramChannel(Channel):
         try:
             await self._send(int(external_id), reply)
         except RetryAfter as exc:
-            raise QuotaExceeded(f"telegram flood control: {exc}", retry_after=retry_after_seconds(exc)) from exc
+            raise QuotaExceeded(f"telegram flood control: {platform_text(exc)}",
+                                retry_after=retry_after_seconds(exc)) from exc
         except Forbidden as exc:
             self._gone.add(external_id)
-            raise FollowerGone(str(exc)) from exc
+            raise FollowerGone(platform_text(exc)) from exc
         except InvalidToken as exc:
             raise PlatformAPIError(401, "bot token rejected") from exc
         except (BadRequest, ChatMigrated) as exc:

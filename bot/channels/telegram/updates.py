@@ -2,19 +2,48 @@
 
 Only private chats are handled: a message in a group, or the bot being added to one, gives None
 (the bot talks with followers one to one, like the other channels).
+
+Every field used is checked first (``bot.channels.fields``): ids must be 63-bit integers, text and
+names are bounded and cleaned (NUL -> U+FFFD), a malformed one raises ``PayloadError`` naming it.
 """
 
 from __future__ import annotations
 
-from telegram import CallbackQuery, ChatMemberUpdated, Message, Update
+from telegram import CallbackQuery, ChatMemberUpdated, Message, Update, User
 from telegram.constants import ChatMemberStatus, ChatType, MessageEntityType
 
+from bot.channels import fields as check
 from bot.core.inbound import Inbound, Kind, utcnow
 
 from .render import DEEP_LINK_PAYLOAD
 
 # What the bot asks Telegram for; anything else is not delivered at all.
 ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
+
+MAX_TEXT = 4096  # a message's text, and a caption (Premium users get 4096 there too)
+MAX_NAME = 256  # first and last name each (Telegram's apps allow 64; a margin, not a promise)
+MAX_USERNAME = 64  # 5..32 of [A-Za-z0-9_] in practice
+MAX_CALLBACK_DATA = 64  # Telegram's limit (bytes; characters here, never more than bytes)
+MAX_QUERY_ID = 64  # callback query ids are about 19 digits
+
+
+def _display_name(user: User) -> str | None:
+    """The follower's name to store: first and last name checked and cleaned, at most 128 characters."""
+    first = check.text("first_name", user.first_name or "", max_length=MAX_NAME)
+    last = check.text("last_name", user.last_name or "", max_length=MAX_NAME)
+    check.identifier("username", user.username or "", max_length=MAX_USERNAME, required=False)
+    check.number("user.id", user.id)
+    return " ".join(part for part in (first, last) if part)[: check.MAX_DISPLAY_NAME] or None
+
+
+def _language(user: User) -> str | None:
+    code = check.identifier("language_code", user.language_code or "", max_length=check.MAX_LANGUAGE_HINT,
+                            required=False)
+    return code or None
+
+
+def _chat_id(chat_id: int) -> str:
+    return str(check.number("chat.id", chat_id))
 
 
 def update_to_inbound(update: Update, *, channel: str, account: str) -> Inbound | None:
@@ -33,11 +62,13 @@ def _from_message(message: Message, *, channel: str, account: str) -> Inbound | 
     if message.chat.type != ChatType.PRIVATE or user is None or user.is_bot:
         return None
     kind, text, payload = _classify(message)
+    chat_id = _chat_id(message.chat.id)
     return Inbound(
-        channel=channel, account=account, external_id=str(message.chat.id), kind=kind, text=text,
-        payload=payload, message_id=f"{message.chat.id}:{message.message_id}",
-        received_at=message.date or utcnow(), language_hint=user.language_code,
-        display_name=user.full_name[:128] or None, raw=message,
+        channel=channel, account=account, external_id=chat_id, kind=kind,
+        text=check.text("text" if message.text is not None else "caption", text, max_length=MAX_TEXT),
+        payload=payload, message_id=f"{chat_id}:{check.number('message_id', message.message_id)}",
+        received_at=message.date or utcnow(), language_hint=_language(user),
+        display_name=_display_name(user), raw=message,
     )
 
 
@@ -70,11 +101,12 @@ def _from_callback(query: CallbackQuery, *, channel: str, account: str) -> Inbou
         return None
     if query.data is None:  # a game button: nothing for the router
         return None
-    chat_id = message.chat.id if message is not None else query.from_user.id
+    chat_id = _chat_id(message.chat.id if message is not None else query.from_user.id)
     return Inbound(
-        channel=channel, account=account, external_id=str(chat_id), kind=Kind.CLICK, payload=query.data,
-        message_id=f"cb:{query.id}", language_hint=query.from_user.language_code,
-        display_name=query.from_user.full_name[:128] or None, raw=query,
+        channel=channel, account=account, external_id=chat_id, kind=Kind.CLICK,
+        payload=check.text("callback_data", query.data, max_length=MAX_CALLBACK_DATA),
+        message_id=f"cb:{check.identifier('callback_query.id', query.id, max_length=MAX_QUERY_ID)}",
+        language_hint=_language(query.from_user), display_name=_display_name(query.from_user), raw=query,
     )
 
 
@@ -89,8 +121,7 @@ def _from_member(change: ChatMemberUpdated, update_id: int, *, channel: str, acc
     else:
         return None
     return Inbound(
-        channel=channel, account=account, external_id=str(change.chat.id), kind=kind,
-        message_id=f"u:{update_id}", received_at=change.date or utcnow(),
-        language_hint=change.from_user.language_code, display_name=change.from_user.full_name[:128] or None,
-        raw=change,
+        channel=channel, account=account, external_id=_chat_id(change.chat.id), kind=kind,
+        message_id=f"u:{check.number('update_id', update_id)}", received_at=change.date or utcnow(),
+        language_hint=_language(change.from_user), display_name=_display_name(change.from_user), raw=change,
     )

@@ -4,6 +4,11 @@ WeChat waits 5 s for the HTTP answer and then retries (3 tries in all). A reply 
 passive deadline (4.5 s) goes inline; otherwise the answer is ``success`` and the reply follows
 through the customer-service API once the handler is done. Retries never run a handler twice: the
 dispatcher dedupes on MsgId (or the event key) in the database.
+
+A callback is taken only when its signature matches, its timestamp is within ``max_clock_skew`` of
+our clock, and its signature has not come before with another body (``ReplayGuard``). With an AES
+key, plaintext bodies are refused unless ``allow_plaintext`` (for a migration) is on; bodies in the
+compatible mode carry the ciphertext, which is what is read.
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel, Dispatch
 from bot.channels.outbox import OutboxSender
+from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
-from bot.core.dispatcher import PassiveSlot
+from bot.core.dispatcher import PassiveSlot, follower_hash, message_hash
 from bot.core.inbound import Inbound
 from bot.core.reply import Article, ArticlesReply, QrReply, Reply, TextReply
 from bot.core.store import Exchange
 from bot.errors import EngagebotError, PayloadError, SignatureError
+from bot.logs import add_secrets
 from bot.settings import WeChatAccount
+from bot.storage.replay import ReplayLedger
 from bot.web import read_body
 
 from . import protocol
@@ -64,6 +72,7 @@ class WeChatChannel(Channel):
         self.path = path
         self.config = config
         self._token = config.token.get_secret_value()
+        add_secrets(self._token, *(v.get_secret_value() for v in (config.app_secret, config.aes_key) if v))
         self.capabilities = wechat_capabilities(config)
         self.crypto: protocol.WeChatCrypto | None = None
         if config.aes_key is not None:
@@ -77,6 +86,8 @@ class WeChatChannel(Channel):
                                  api_base=config.api_base, sessions=sessions)
             self.user_language = UserLanguage(self.api)
         self.outbox = OutboxSender(self, sessions)
+        self.replay = ReplayGuard(ReplayLedger(sessions.kw["bind"]), scope=f"{self.name}:{account}",
+                                  max_skew=config.max_clock_skew)
         self._background: set[asyncio.Task[Any]] = set()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -95,6 +106,7 @@ class WeChatChannel(Channel):
                 task.cancel()
         if self.api is not None:
             await self.api.close()
+        await self.replay.ledger.close()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -107,6 +119,7 @@ class WeChatChannel(Channel):
         """Answer WeChat's URL check: echo ``echostr`` when the signature matches."""
         q = request.query
         protocol.verify_signature(self._token, q.get("signature"), q.get("timestamp"), q.get("nonce"))
+        self.replay.check_window(q["timestamp"])
         echostr = q.get("echostr")
         if not echostr or len(echostr) > 256:
             raise PayloadError("missing or oversized echostr")
@@ -116,10 +129,11 @@ class WeChatChannel(Channel):
         """Verify, decrypt and parse a callback, dispatch it, and answer in time."""
         started = asyncio.get_running_loop().time()  # WeChat's 5 s count from here, not from dispatch
         q = request.query
-        timestamp, nonce = q.get("timestamp"), q.get("nonce")
+        timestamp, nonce = q.get("timestamp", ""), q.get("nonce", "")
         if not q.get("signature"):
             raise SignatureError("unsigned request")
         protocol.verify_signature(self._token, q.get("signature"), timestamp, nonce)
+        self.replay.check_window(timestamp)
         body = await read_body(request, protocol.MAX_BODY_BYTES)
         encrypted = q.get("encrypt_type") == "aes"
         if encrypted:
@@ -128,10 +142,15 @@ class WeChatChannel(Channel):
             xml: bytes | str = self.crypto.decrypt_envelope(
                 body, msg_signature=q.get("msg_signature"), timestamp=timestamp, nonce=nonce)
         elif q.get("encrypt_type") not in (None, "raw"):
-            raise PayloadError(f"unknown encrypt_type {q.get('encrypt_type')!r}")
+            raise PayloadError("unknown encrypt_type (expected aes or raw)")
+        elif self.crypto is not None and not self.config.allow_plaintext:
+            # The signature does not cover the body: in safe mode only the ciphertext proves who wrote it.
+            raise PayloadError("plaintext body refused: this account is in safe mode (aes_key set); "
+                               "allow_plaintext accepts them during a migration")
         else:
             xml = body
         msg = protocol.parse_message(xml, channel=self.name, account_hint=self.account)
+        await self.replay.admit(timestamp=timestamp, nonce=nonce, signature=q["signature"], body=body)
         deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
         exchange = await self._dispatch_in_time(msg, deadline)
         if exchange is None or not exchange.passive_replies:
@@ -152,8 +171,8 @@ class WeChatChannel(Channel):
         done, _pending = await asyncio.wait({task}, timeout=remaining)
         if not done:
             if slot.give_up():
-                log.info("passive deadline passed; replying through the API",
-                         extra={"channel": self.name, "message_id": msg.message_id})
+                log.info("passive deadline passed; replying through the API", extra={
+                    "channel": self.name, "follower": follower_hash(msg), "message_id": message_hash(msg)})
                 self._spawn(self._deliver_when_done(task))
                 return None
             # The reply is being committed as passive right now: it is only milliseconds away.

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.inbound import utcnow
-from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
+from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded, platform_text
 from bot.storage.models import SharedToken
 
 log = logging.getLogger("engagebot.wechat.api")
@@ -34,11 +34,12 @@ BUSY_RETRIES = 3
 
 def raise_for_errcode(data: dict[str, Any]) -> None:
     code = data.get("errcode", 0)
-    if not isinstance(code, int):
-        raise PlatformAPIError(-2, f"malformed answer: {data!r}"[:200])
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise PlatformAPIError(-2, f"malformed answer: {data!r}")
     if code == 0:
         return
-    message = str(data.get("errmsg", ""))[:200]
+    # The platform's own words, sanitized: they end up in logs and in the outbox's ``reason``.
+    message = platform_text(data.get("errmsg", ""))
     if code in QUOTA_ERRORS:
         raise QuotaExceeded(f"WeChat {code}: {message}", retry_after=QUOTA_ERRORS[code])
     if code in WINDOW_ERRORS:

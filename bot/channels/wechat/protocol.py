@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 import unicodedata
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as _defused_fromstring
 
+from bot.channels import fields as check
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Article
 from bot.errors import DecryptError, PayloadError, PayloadTooLarge, SignatureError
@@ -40,6 +40,7 @@ __all__ = [
     "check_timestamp_nonce",
     "custom_news_payload",
     "custom_text_payload",
+    "event_message_id",
     "parse_envelope",
     "parse_message",
     "qrcode_payload",
@@ -85,6 +86,34 @@ _PARTIAL_TAG = re.compile(r"</?(?:a(?:\s[^<>]*)?)?\Z", re.IGNORECASE)
 # Every callback carries these; identifier fields like them are read with surrounding whitespace stripped.
 _REQUIRED = ("ToUserName", "FromUserName", "CreateTime", "MsgType")
 
+# Every field we read, checked before use (``bot.channels.fields``): identifiers are refused when
+# malformed or too long, text is cleaned (NUL -> U+FFFD) and refused only when too long. Fields
+# without a platform limit are bounded by the body (MAX_BODY_BYTES). Unknown fields are kept in
+# ``raw`` but neither used nor stored.
+_IDENTIFIERS = {
+    "ToUserName": 64,  # the account's gh_... id
+    "FromUserName": check.MAX_EXTERNAL_ID,  # the follower's OpenID (28 characters in practice)
+    "MsgType": 32,
+    "Event": 32,
+    "MsgId": 64,  # a 64-bit integer in practice
+    "MediaId": 256,
+    "Format": 32,
+    "Ticket": 256,
+    "Location_X": 32,
+    "Location_Y": 32,
+    "Scale": 32,
+}
+_TEXTS = {
+    "Content": MAX_BODY_BYTES,
+    "Recognition": MAX_BODY_BYTES,
+    "Label": MAX_BODY_BYTES,
+    "Title": MAX_BODY_BYTES,
+    "Description": MAX_BODY_BYTES,
+    "EventKey": 1024,  # a menu key (128 bytes), a scene (64 characters) or a menu URL (1024 bytes)
+    "PicUrl": 1024,
+    "Url": 1024,
+}
+
 
 # --- signatures -------------------------------------------------------------------------------
 
@@ -94,17 +123,10 @@ def sign(token: str, *parts: str) -> str:
     return hashlib.sha1("".join(sorted((token, *parts))).encode("utf-8")).hexdigest()
 
 
-def check_timestamp_nonce(
-    timestamp: str | None,
-    nonce: str | None,
-    *,
-    max_skew: float | None = None,
-    now: float | None = None,
-) -> None:
+def check_timestamp_nonce(timestamp: str | None, nonce: str | None) -> None:
     """Reject a malformed ``timestamp``/``nonce`` query parameter with a ``PayloadError``.
 
-    ``max_skew`` (seconds) is off by default: WeChat signs each retry afresh, but a server with a
-    drifting clock would otherwise refuse every callback. Turn it on to narrow the replay window.
+    How far the timestamp may be from our clock is the adapter's business (``bot.channels.replay``).
     """
     if not timestamp:
         raise PayloadError("missing timestamp")
@@ -114,10 +136,6 @@ def check_timestamp_nonce(
         raise PayloadError("missing nonce")
     if len(nonce) > MAX_NONCE_CHARS or not (nonce.isascii() and nonce.isprintable()):
         raise PayloadError(f"nonce must be at most {MAX_NONCE_CHARS} printable ASCII characters")
-    if max_skew is not None:
-        current = time.time() if now is None else now
-        if abs(current - int(timestamp)) > max_skew:
-            raise PayloadError(f"timestamp is more than {max_skew:g} s away from the server clock")
 
 
 def _check_digest(expected: str, given: str | None) -> None:
@@ -132,14 +150,12 @@ def verify_signature(
     signature: str | None,
     timestamp: str | None,
     nonce: str | None,
-    *,
-    max_skew: float | None = None,
 ) -> None:
     """Check a callback's ``signature`` over (token, timestamp, nonce); raise ``SignatureError``.
 
     Malformed parameters raise ``PayloadError`` first (see ``check_timestamp_nonce``).
     """
-    check_timestamp_nonce(timestamp, nonce, max_skew=max_skew)
+    check_timestamp_nonce(timestamp, nonce)
     _check_digest(sign(token, timestamp, nonce), signature)  # type: ignore[arg-type]
 
 
@@ -149,11 +165,9 @@ def verify_msg_signature(
     timestamp: str | None,
     nonce: str | None,
     encrypt: str,
-    *,
-    max_skew: float | None = None,
 ) -> None:
     """Check a safe-mode ``msg_signature`` over (token, timestamp, nonce, encrypt)."""
-    check_timestamp_nonce(timestamp, nonce, max_skew=max_skew)
+    check_timestamp_nonce(timestamp, nonce)
     _check_digest(sign(token, timestamp, nonce, encrypt), msg_signature)  # type: ignore[arg-type]
 
 
@@ -288,6 +302,19 @@ def _fields(root: Element) -> dict[str, Any]:
     return fields
 
 
+def _checked(fields: dict[str, Any]) -> dict[str, Any]:
+    """Check and clean the fields we read (see ``_IDENTIFIERS`` and ``_TEXTS``); raise ``PayloadError``."""
+    for name, limit in _IDENTIFIERS.items():
+        value = fields.get(name)
+        if isinstance(value, str):
+            fields[name] = check.identifier(name, value.strip(), max_length=limit, required=False)
+    for name, limit in _TEXTS.items():
+        value = fields.get(name)
+        if isinstance(value, str):
+            fields[name] = check.text(name, value, max_length=limit)
+    return fields
+
+
 def _leaf(fields: dict[str, Any], name: str) -> str:
     value = fields.get(name, "")
     return value.strip() if isinstance(value, str) else ""
@@ -351,9 +378,10 @@ def parse_message(body: bytes | str, *, channel: str = "wechat", account_hint: s
     """Parse a (decrypted) callback body into an ``Inbound``; raise ``PayloadError`` if malformed.
 
     Check the signature before calling this. ``account_hint``, when given, becomes ``account``
-    (the adapter's own name for the account); otherwise ``account`` is ``ToUserName``.
+    (the adapter's own name for the account); otherwise ``account`` is ``ToUserName``. Every field
+    used is checked first (length, characters): a malformed one is refused, naming it.
     """
-    fields = _fields(_parse_xml(body))
+    fields = _checked(_fields(_parse_xml(body)))
     values = []
     for name in _REQUIRED:
         value = _leaf(fields, name)
@@ -388,9 +416,8 @@ def parse_message(body: bytes | str, *, channel: str = "wechat", account_hint: s
 
     message_id = _leaf(fields, "MsgId") or None
     if message_id is None:
-        # Events carry no MsgId; WeChat's retries repeat these four fields (PROTOCOLS.md).
         event_name = _leaf(fields, "Event") if msg_type == "event" else msg_type
-        message_id = f"{from_user}:{create_time}:{event_name}:{_leaf(fields, 'EventKey')}"
+        message_id = event_message_id(from_user, create_time, event_name, _leaf(fields, "EventKey"))
 
     return Inbound(
         channel=channel,
@@ -403,6 +430,16 @@ def parse_message(body: bytes | str, *, channel: str = "wechat", account_hint: s
         received_at=received_at,
         raw=fields,
     )
+
+
+def event_message_id(from_user: str, create_time: str, event: str, key: str) -> str:
+    """Return the dedupe key of a callback without MsgId (events): a hash of what its retries repeat.
+
+    WeChat's retries of an event repeat FromUserName, CreateTime, Event and EventKey (PROTOCOLS.md).
+    Hashed, the key has a fixed size whatever the event key's length, and holds no OpenID.
+    """
+    digest = hashlib.sha256("\n".join((from_user, create_time, event, key)).encode("utf-8")).hexdigest()
+    return f"ev:{digest[:40]}"
 
 
 # --- passive replies --------------------------------------------------------------------------

@@ -1,0 +1,97 @@
+"""Signed requests seen recently, shared by every instance through the database (the replay cache).
+
+A row per accepted (timestamp, nonce, signature) of a channel account, with a hash of the body it
+came with, kept until its timestamp leaves the accepted window, then pruned. Lookups of requests
+arriving together are batched: one insert (conflicts ignored), one select, one commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.core.inbound import utcnow
+
+from .batching import Batcher
+from .engine import insert_ignoring_conflicts, is_row_error, sqlite_gate
+from .models import SeenRequest
+
+PRUNE_EVERY = 30.0  # seconds between deletions of expired rows (per process)
+
+_STORED = select(SeenRequest.scope, SeenRequest.key, SeenRequest.body_hash).where(
+    tuple_(SeenRequest.scope, SeenRequest.key).in_(bindparam("keys", expanding=True)))
+_PRUNE = delete(SeenRequest).where(SeenRequest.expires_at < bindparam("now"))
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One signed request: where it came (``scope``), its signature's key, its body's hash, until when."""
+
+    scope: str
+    key: str
+    body_hash: str
+    expires_at: datetime
+
+
+class ReplayLedger:
+    """Record signed requests; tell whether one was seen before with another body."""
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, prune_every: float = PRUNE_EVERY) -> None:
+        self.engine = engine
+        self.prune_every = prune_every
+        self._next_prune = 0.0
+        self._batcher: Batcher[Seen, bool] = Batcher(self._run, max_batch=max_batch, name="replay-ledger",
+                                                     isolate=is_row_error)
+
+    async def admit(self, seen: Seen) -> bool:
+        """Record ``seen``; False when its key is already stored with another body hash."""
+        return await self._batcher.submit(seen)
+
+    async def close(self) -> None:
+        await self._batcher.close()
+
+    async def _run(self, batch: Sequence[Seen]) -> list[bool]:
+        gate = sqlite_gate(self.engine)
+        # Connection first, then the gate (the order every writer on SQLite follows).
+        async with self.engine.connect() as conn, gate.lock if gate is not None else contextlib.nullcontext():
+            async with _without_fsync(conn, sqlite=gate is not None), conn.begin():
+                if time.monotonic() >= self._next_prune:
+                    self._next_prune = time.monotonic() + self.prune_every
+                    await conn.execute(_PRUNE, {"now": utcnow()})
+                await conn.execute(insert_ignoring_conflicts(conn, SeenRequest), [
+                    {"scope": s.scope, "key": s.key, "body_hash": s.body_hash, "expires_at": s.expires_at}
+                    for s in batch])
+                stored = {(r.scope, r.key): r.body_hash for r in await conn.execute(
+                    _STORED, {"keys": list({(s.scope, s.key) for s in batch})})}
+        return [stored.get((s.scope, s.key)) == s.body_hash for s in batch]
+
+
+@contextlib.asynccontextmanager
+async def _without_fsync(conn: AsyncConnection, *, sqlite: bool) -> AsyncIterator[None]:
+    """On SQLite, commit without syncing the WAL to disk (``synchronous=NORMAL``), then restore.
+
+    A request admitted here is followed by the commit of its own message (``synchronous=FULL`` by
+    default), which syncs the whole WAL, these rows included. At worst a power cut (not a crash of
+    the process) loses the last rows, which only reopens those signatures to a replay for the rest
+    of their window. Skipping this fsync halves the commits that wait for the disk (bench/wechat.py
+    --replay-cost, median of paired runs on a busy 2-core machine: the cache's cost fell from about
+    21% of the throughput to about 6%).
+    """
+    if not sqlite:
+        yield
+        return
+    previous = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+    await conn.commit()
+    await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+    await conn.commit()
+    try:
+        yield
+    finally:
+        await conn.exec_driver_sql(f"PRAGMA synchronous={int(previous)}")
+        await conn.commit()
