@@ -78,7 +78,7 @@ def _run(tmp_path: Path, *, terminal: bool, env: dict[str, str] | None = None) -
     return [line.rstrip("\r") for line in b"".join(chunks).decode().splitlines() if line.strip()]
 
 
-SUMMARY = ("engagebot serving on", "WeChat simulator", "Telegram simulator")
+SUMMARY = ("engagebot serving on", "home page:", "simulators mounted:", "  WeChat:", "  Telegram:")
 
 
 def _summary(lines: list[str]) -> list[str]:
@@ -89,7 +89,7 @@ def test_on_a_terminal_logs_are_lines_for_people(tmp_path: Path) -> None:
     lines = _run(tmp_path, terminal=True)
     assert not [line for line in lines if line.startswith("{")]
     assert any(TEXT_LINE.match(line) and "database ready" in line and "backend=sqlite" in line for line in lines)
-    assert len(_summary(lines)) == 3
+    assert len(_summary(lines)) == len(SUMMARY)
 
 
 def test_through_a_pipe_logs_are_json_lines_and_the_summary_stays_readable(tmp_path: Path) -> None:
@@ -97,7 +97,7 @@ def test_through_a_pipe_logs_are_json_lines_and_the_summary_stays_readable(tmp_p
     events = [json.loads(line) for line in lines if line.startswith("{")]
     assert any(e["event"] == "database ready" and e["backend"] == "sqlite" for e in events)
     summary = _summary(lines)
-    assert len(summary) == 3 and not any(line.startswith("{") for line in summary)
+    assert len(summary) == len(SUMMARY) and not any(line.startswith("{") for line in summary)
     # Nothing else: every line is either a JSON event or a line of the summary (or the stop notice).
     assert len(events) + len(summary) + lines.count("engagebot: stopping") == len(lines)
 
@@ -111,4 +111,4 @@ def test_the_format_is_a_setting(tmp_path: Path, terminal: bool, fmt: str) -> No
         assert all(TEXT_LINE.match(line) or line.startswith((" ", "Traceback")) for line in logged), logged
     else:
         assert all(json.loads(line) for line in logged)
-    assert len(_summary(lines)) == 3
+    assert len(_summary(lines)) == len(SUMMARY)

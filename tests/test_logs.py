@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from bot import Context, Inbound, Kind, Reply, Router, TextReply
-from bot.app import CORE, build_app
+from bot.app import CORE, build_app, create_app
 from bot.channels.telegram.plugin import TELEGRAM_CHANNEL
 from bot.logs import REDACTED, Redactor, configure_logging, secrets_of
 from bot.settings import Settings
@@ -287,7 +287,7 @@ async def test_a_channels_own_credentials_are_redacted_even_when_they_are_not_se
     settings = Settings(database_url=database_url, port=free_port(), log_format="json")
     stream = io.StringIO()
     configure_logging(settings, stream=stream)
-    core = build_app(settings)[CORE]
+    core = (await create_app(settings))[CORE]  # the simulated accounts' stored credentials
     wechat = next(c for c in core.channels if c.name == "wechat")
     telegram = next(c for c in core.channels if c.name == "telegram")
     made = [wechat.config.token.get_secret_value(), wechat.config.app_secret.get_secret_value(),

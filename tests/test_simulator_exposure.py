@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
+import time
 from pathlib import Path
 
 import aiohttp
@@ -30,8 +32,11 @@ WECHAT_ENV = {"ENGAGEBOT_WECHAT__TOKEN": "RealToken123", "ENGAGEBOT_WECHAT__APP_
               "ENGAGEBOT_WECHAT__APP_SECRET": "real-app-secret"}
 
 
+WECHAT = {"token": "Tok123", "app_id": "wx1234567890abcdef", "app_secret": "real-app-secret"}
+
+
 def _signed(token: str, **extra: str) -> str:
-    timestamp, nonce = "1700000000", "n0nce"
+    timestamp, nonce = str(int(time.time())), secrets.token_hex(8)  # inside the clock window, never replayed
     signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
     query = {"signature": signature, "timestamp": timestamp, "nonce": nonce, **extra}
     return "&".join(f"{k}={v}" for k, v in query.items())
@@ -207,11 +212,11 @@ async def test_an_uploaded_html_page_is_only_ever_served_as_a_download(tmp_path:
 
 @pytest.mark.parametrize(("settings", "real", "mounted"), [
     ({}, [], ["wechat", "telegram"]),
-    ({"wechat": {"token": "Tok123"}}, ["wechat"], []),
-    ({"wechat_accounts": {"svc": {"token": "Tok123"}}}, ["wechat"], []),
+    ({"wechat": WECHAT}, ["wechat"], []),
+    ({"wechat_accounts": {"svc": WECHAT}}, ["wechat"], []),
     ({"telegram": {"token": "1:abc"}}, ["telegram"], []),
-    ({"wechat": {"token": "Tok123"}, "telegram": {"token": "1:abc"}}, ["wechat", "telegram"], []),
-    ({"wechat": {"token": "Tok123"}, "simulators": True}, ["wechat"], ["telegram"]),
+    ({"wechat": WECHAT, "telegram": {"token": "1:abc"}}, ["wechat", "telegram"], []),
+    ({"wechat": WECHAT, "simulators": True}, ["wechat"], ["telegram"]),
     ({"simulators": False}, [], []),
     ({"simulators": True}, [], ["wechat", "telegram"]),
 ])
