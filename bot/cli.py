@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import signal
 import sys
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -273,10 +275,36 @@ def _extensions() -> list[Callable[[Any], None]]:
     return found
 
 
+async def _finish_sqlite_workers(seconds: float = 1.0) -> None:
+    """Let aiosqlite's worker threads deliver their last results while the loop still runs.
+
+    A connection that failed to open (or closed late) leaves its worker thread finishing after the
+    command returns; once ``asyncio.run`` has closed the loop, the thread's delivery fails and prints a
+    traceback under the command's one-line error (an aiosqlite bug). Joining them first, bounded, avoids it.
+    """
+    workers = [t for t in threading.enumerate() if "_connection_worker_thread" in t.name and t.is_alive()]
+    if not workers:
+        return
+    deadline = time.monotonic() + seconds
+
+    def join() -> None:
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    await asyncio.to_thread(join)
+
+
+async def _run_command(args: argparse.Namespace) -> int:
+    try:
+        return await args.func(args)
+    finally:
+        await _finish_sqlite_workers()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return asyncio.run(args.func(args))
+        return asyncio.run(_run_command(args))
     except (ConfigError, DatabaseURLError, EngagebotError) as exc:
         return fail(str(exc))
     except DBAPIError as exc:
