@@ -101,6 +101,7 @@ def default_plugins() -> list[Plugin]:
 PLUGINS = [
     ("bot.channels.wechat.plugin", "wechat_plugin"),
     ("bot.channels.telegram.plugin", "telegram_plugin"),
+    ("bot.channels.mock_plugin", "mock_plugin"),
     ("bot.offers.admin", "admin_plugin"),
     ("bot.broadcast.plugin", "broadcast_plugin"),
 ]

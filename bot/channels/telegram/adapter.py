@@ -1,9 +1,15 @@
 """The Telegram channel: python-telegram-bot 22 inside our asyncio app, by long polling or by webhook.
 
-PTB does the HTTP and parsing only. One ``TypeHandler`` turns every update into an Inbound and
-queues it per chat; our router does all the matching. Each chat has one worker, so a chat's
-messages are handled and answered in order while different chats run concurrently. Replies go
-through the outbox (``OutboxSender``): a row is marked sent only after Telegram's 200.
+PTB does the HTTP and parsing only; our router does all the matching. Every update becomes an
+Inbound queued per chat: each chat has one worker, so a chat's messages are handled in order while
+different chats run concurrently, and its replies go out in order through the outbox
+(``OutboxSender``: a row is marked sent only after Telegram's 200).
+
+Nothing Telegram delivered is lost: an update is acknowledged only once it is stored. Polling
+fetches with ``Bot.get_updates`` and asks for the next batch with ``offset`` past the stored
+updates only (Telegram keeps the others and sends them again); a webhook request is answered 200
+once its update is stored, and 503 otherwise, so Telegram retries it. A repeat of a stored update
+is dropped by the dispatcher's dedupe and is not answered twice.
 
 Connecting (getMe, commands, polling or setWebhook) runs in a background task that retries with
 backoff, because the app's lifetime hooks run before its own port listens (the in-process
@@ -26,16 +32,18 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import BotCommand, LinkPreviewOptions, Update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from telegram.error import (
     BadRequest,
     ChatMigrated,
+    Conflict,
     Forbidden,
     InvalidToken,
     NetworkError,
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import Application, ContextTypes, TypeHandler
+from telegram.ext import Application
 
 from bot.core.capabilities import Capabilities
 from bot.core.dispatcher import follower_hash
@@ -79,6 +87,9 @@ COMMANDS = (
     ("lang", N_("Switch language: English or Chinese")),
 )
 COMMAND_LANGUAGES = (("en", None), ("zh_Hans", "zh"))  # catalog locale, Telegram language_code
+# An update whose storing keeps failing for a reason other than the database being unreachable is
+# skipped after this many rounds (logged), so one malformed update cannot stop the bot for good.
+MAX_UPDATE_FAILURES = 5
 
 
 class TelegramChannel(Channel):
@@ -88,9 +99,10 @@ class TelegramChannel(Channel):
     capabilities = TELEGRAM_CAPABILITIES
 
     def __init__(self, *, dispatch: Dispatch, sessions: async_sessionmaker[AsyncSession], config: TelegramConfig,
-                 account: str | None = None) -> None:
+                 account: str | None = None, receive: bool = True) -> None:
         super().__init__(dispatch=dispatch, account=account or config.bot_id)
         self.config = config
+        self.receive = receive  # False: send only (a worker process beside the web instances)
         self.sessions = sessions
         self.outbox = OutboxSender(self, sessions, sweep_every=config.sweep_every)
         self.rate_limiter = PacedRateLimiter(
@@ -100,7 +112,13 @@ class TelegramChannel(Channel):
         self.bot_username: str | None = None
         self.ready = asyncio.Event()  # set once connected and receiving
         self._connector: asyncio.Task[None] | None = None
-        self._queues = ChatQueues(self._process)
+        self._poller: asyncio.Task[None] | None = None
+        self._offset: int | None = None  # the next getUpdates offset: every update before it is stored
+        self._batch: list[tuple[int, asyncio.Future[None] | None]] = []  # the polled batch being stored
+        self._failures: dict[int, int] = {}  # update id -> rounds its storing failed
+        self._queues = ChatQueues(self._process)  # handling (and storing) per chat, in order
+        self._replies = ChatQueues(self._send_replies)  # replies per chat, in order
+        self._background: set[asyncio.Task[Any]] = set()
         self._dispatch_slots = asyncio.Semaphore(config.max_concurrent_dispatch)
         self._long_payloads: OrderedDict[str, str] = OrderedDict()  # callback token -> payload
         self._gone: set[str] = set()  # chats that answered 403 since they last wrote
@@ -113,15 +131,12 @@ class TelegramChannel(Channel):
             Application.builder().token(cfg.token).base_url(cfg.base_url).base_file_url(cfg.base_file_url)
             .rate_limiter(self.rate_limiter)
             .connect_timeout(5.0).pool_timeout(5.0).read_timeout(cfg.send_timeout).write_timeout(cfg.send_timeout)
+            .updater(None)  # we poll ourselves: the offset must not pass an update before it is stored
         )
-        if cfg.mode == "webhook":
-            builder = builder.updater(None)
-        application = builder.build()
-        application.add_handler(TypeHandler(Update, self._on_update))
-        return application
+        return builder.build()
 
     def routes(self) -> list[web.RouteDef]:
-        if self.config.mode != "webhook":
+        if self.config.mode != "webhook" or not self.receive:
             return []
         return [web.post(WEBHOOK_PATH, self.handle_webhook)]
 
@@ -154,8 +169,13 @@ class TelegramChannel(Channel):
             await asyncio.sleep(delay)
             delay = min(delay * 2, longest)
         self.bot_username = self.application.bot.username
-        await self._set_commands()
         await self.application.start()
+        if not self.receive:
+            self.outbox.start()
+            self.ready.set()
+            log.info("telegram connected to send only", extra={"bot": self.bot_username})
+            return
+        await self._set_commands()
         delay = first
         while True:
             try:
@@ -176,10 +196,9 @@ class TelegramChannel(Channel):
             await bot.set_webhook(self.config.webhook_url, secret_token=self.config.webhook_secret,
                                   allowed_updates=list(ALLOWED_UPDATES))
             return
-        updater = self.application.updater
-        assert updater is not None
-        await updater.start_polling(poll_interval=0.0, timeout=self.config.poll_timeout,
-                                    allowed_updates=list(ALLOWED_UPDATES))
+        await bot.delete_webhook()  # getUpdates is refused while a webhook is set
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
 
     async def _set_commands(self) -> None:
         """Register /start, /help, /lang with descriptions in English (default) and Chinese."""
@@ -193,12 +212,10 @@ class TelegramChannel(Channel):
 
     async def stop_receiving(self) -> None:
         """Stop taking new updates (polling); queued ones are still handled by :meth:`stop`."""
-        updater = self.application.updater
-        if updater is not None and updater.running:
-            try:
-                await updater.stop()
-            except Exception as exc:  # stopping must go on
-                log.warning("telegram polling stop failed", extra={"error": self._redact(exc)})
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
 
     async def stop(self) -> None:
         """Stop in reverse: connecting, receiving, queued updates, outbox sweeper, PTB."""
@@ -208,6 +225,10 @@ class TelegramChannel(Channel):
             self._connector = None
         await self.stop_receiving()
         await self._queues.drain(self.config.drain_timeout)
+        await self._acknowledge()
+        await self._replies.drain(self.config.drain_timeout)
+        if self._background:
+            await asyncio.wait(self._background, timeout=self.config.drain_timeout)
         await self.outbox.stop()
         application = self.application
         try:
@@ -223,7 +244,7 @@ class TelegramChannel(Channel):
 
     # -- inbound ------------------------------------------------------------------------------------------
     async def handle_webhook(self, request: web.Request) -> web.Response:
-        """``POST /telegram``: check the secret, queue the update for PTB, answer 200 at once."""
+        """``POST /telegram``: check the secret, store the update, then answer 200 (503: Telegram retries)."""
         expected = self.config.webhook_secret or ""
         given = request.headers.get(SECRET_HEADER, "")
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
@@ -252,11 +273,22 @@ class TelegramChannel(Channel):
             update = Update.de_json(body, self.application.bot)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:
             raise PayloadError(f"malformed Update: {type(exc).__name__}") from None
-        await self.application.update_queue.put(update)
+        stored = self._submit(update)
+        if stored is not None:
+            try:
+                await asyncio.shield(stored)  # the client going away must not cancel the storing
+            except Exception as exc:  # noqa: BLE001 - not stored: Telegram must send it again
+                log.warning("telegram update not stored; asking for a retry",
+                            extra={"update_id": update.update_id, "error": type(exc).__name__})
+                return web.json_response({"error": "not stored", "reason": "could not store the update, retry later"},
+                                         status=503)
         return web.Response(status=200)
 
-    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """PTB's only handler: convert, and queue for the chat's worker (quickly: PTB runs these in turn)."""
+    def _submit(self, update: Update) -> asyncio.Future[None] | None:
+        """Queue an update for its chat's worker; the future is done once it is stored (None: nothing to store).
+
+        Synchronous, so updates are queued in the order they are submitted.
+        """
         try:
             msg = update_to_inbound(update, channel=self.name, account=self.account)
         except Exception:  # a shape we did not foresee: skip it, keep the others flowing
@@ -265,24 +297,107 @@ class TelegramChannel(Channel):
         query_id = update.callback_query.id if update.callback_query is not None else None
         if msg is None:
             if query_id is not None:
-                await self._answer(query_id)
-            return
-        self._queues.submit(msg.external_id, (msg, query_id))
+                self._spawn(self._answer(query_id))
+            return None
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queues.submit(msg.external_id, (msg, query_id, stored))
+        return stored
 
-    async def _process(self, item: tuple[Inbound, str | None]) -> None:
-        msg, query_id = item
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _process(self, item: tuple[Inbound, str | None, asyncio.Future[None]]) -> None:
+        msg, query_id, stored = item
         self._gone.discard(msg.external_id)
         try:
             if msg.kind is Kind.CLICK and (msg.payload or "").startswith(TOKEN_PREFIX):
                 msg = replace(msg, payload=await self._resolve_payload(msg))
             result = await self._dispatch_with_retry(msg)
+        except BaseException as exc:
+            if not stored.done():
+                if isinstance(exc, asyncio.CancelledError):
+                    stored.cancel()
+                else:
+                    stored.set_exception(exc)
+            raise
         finally:
             if query_id is not None:  # always stop the button's spinner, whatever happened
                 await self._answer(query_id)
+        if not stored.done():
+            stored.set_result(None)
         if result.duplicate:
             return  # its replies were (or are being) sent by the first try, or the sweeper
-        if result.exchange.pending_ids:
-            await self.outbox.deliver(result.exchange.pending_ids)
+        if result.exchange.pending_ids:  # stored: the next message of the chat need not wait for these
+            self._replies.submit(msg.external_id, result.exchange.pending_ids)
+
+    async def _send_replies(self, pending_ids: list[int]) -> None:
+        await self.outbox.deliver(pending_ids)
+
+    async def _poll(self) -> None:
+        """Fetch updates with getUpdates; ask for the next ones only past those stored."""
+        bot = self.application.bot
+        first, longest = self.config.connect_backoff
+        delay = first
+        while True:
+            try:
+                updates = await bot.get_updates(offset=self._offset, timeout=self.config.poll_timeout,
+                                                allowed_updates=list(ALLOWED_UPDATES))
+            except InvalidToken:
+                log.error("telegram rejected the bot token; polling stops")
+                return
+            except RetryAfter as exc:
+                await asyncio.sleep(retry_after_seconds(exc))
+                continue
+            except (TelegramError, OSError) as exc:  # Conflict: another process polls this bot
+                level = logging.WARNING if isinstance(exc, Conflict) or delay >= longest else logging.INFO
+                log.log(level, "getUpdates failed, retrying", extra={"error": self._redact(exc), "in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
+                continue
+            delay = first
+            if not updates:
+                continue
+            self._batch = [(u.update_id, self._submit(u)) for u in updates]
+            await asyncio.gather(*(f for _id, f in self._batch if f is not None), return_exceptions=True)
+            self._offset = self._stored_through(self._batch)
+            self._batch = []
+            if self._offset <= updates[-1].update_id:  # something was not stored: fetch it again, later
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, longest)
+
+    def _stored_through(self, batch: list[tuple[int, asyncio.Future[None] | None]]) -> int:
+        """The offset acknowledging the leading run of stored updates of ``batch`` (all done or failed)."""
+        for update_id, stored in batch:
+            if stored is None:
+                continue
+            exc = stored.exception() if stored.done() and not stored.cancelled() else None
+            if stored.done() and not stored.cancelled() and exc is None:
+                self._failures.pop(update_id, None)
+                continue
+            rounds = self._failures[update_id] = self._failures.get(update_id, 0) + 1
+            transient = exc is None or isinstance(exc, (OperationalError, InterfaceError, OSError, TimeoutError))
+            if not transient and rounds >= MAX_UPDATE_FAILURES:
+                log.error("telegram update skipped: it could not be stored", exc_info=exc,
+                          extra={"update_id": update_id, "rounds": rounds})
+                self._failures.pop(update_id, None)
+                continue
+            return update_id
+        return batch[-1][0] + 1
+
+    async def _acknowledge(self) -> None:
+        """At an orderly stop, tell Telegram which updates are stored, so they are not fetched again."""
+        if self._batch:
+            self._offset = self._stored_through(self._batch)
+            self._batch = []
+        if self._offset is None or self.config.mode != "polling" or not self.receive:
+            return
+        try:
+            await asyncio.wait_for(self.application.bot.get_updates(
+                offset=self._offset, timeout=0, limit=1, allowed_updates=list(ALLOWED_UPDATES)), 2.0)
+        except (TelegramError, OSError, TimeoutError) as exc:  # they are fetched again and dropped as duplicates
+            log.info("last getUpdates acknowledgement failed", extra={"error": self._redact(exc)})
 
     async def _dispatch_with_retry(self, msg: Inbound) -> Any:
         """Dispatch; retry a few times when the database hiccups (dedupe makes a retry safe)."""
@@ -297,7 +412,7 @@ class TelegramChannel(Channel):
                     raise
                 log.warning("dispatch failed, retrying", exc_info=True,
                             extra={"channel": self.name, "follower": follower_hash(msg)})
-                await asyncio.sleep(0.5 * 2 ** attempt)
+                await asyncio.sleep(self.config.dispatch_retry_pause * 2 ** attempt)
         raise AssertionError("unreachable")
 
     async def _answer(self, query_id: str) -> None:
