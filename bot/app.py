@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -70,7 +71,7 @@ def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Co
     catalogs = default_catalogs()
     prompt_rules = PromptRuleCache(sessions, ttl=settings.prompt_rules_ttl)
     services: dict[str, Any] = {PROMPT_RULES_SERVICE: prompt_rules, "settings": settings, "sessions": sessions}
-    store = SqlStore(sessions, engine)
+    store = SqlStore(sessions, engine, send_lease=timedelta(seconds=settings.outbox.lease_seconds))
     dispatcher = Dispatcher(
         store=store, router=build_router(routers), catalogs=catalogs,
         default_locale=settings.default_locale, tz=ZoneInfo(settings.timezone), services=services,

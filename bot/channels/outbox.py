@@ -277,7 +277,12 @@ class OutboxSender:
                 await asyncio.shield(self.journal.release(unsent))
 
     async def _send_row(self, r: Row[Any], context: dict[str, Any] | None) -> bool:
-        """Mark, send and record one row, holding one in-flight slot throughout; True if it was sent."""
+        """Mark, send and record one row, holding one in-flight slot throughout; True if it was sent.
+
+        The row waits for its turn (the pace, a 429 pause) before it takes a slot: waiting rows are
+        neither in flight nor in doubt, and never keep another chat's send from going.
+        """
+        await self.limiter.acquire(r.external_id)
         async with self._slots:
             if not self.journal.holds(r.id) or self._stopping.is_set():
                 return False
@@ -285,7 +290,8 @@ class OutboxSender:
             try:
                 parts = self.channel.degrade([reply_from_dict(r.body or {})])
                 for i, reply in enumerate(parts):
-                    await self.limiter.acquire(r.external_id)
+                    if i:
+                        await self.limiter.acquire(r.external_id)
                     if i == 0:
                         if not await self.journal.mark_sending(r.id):
                             return False  # cancelled meanwhile, or no longer ours
