@@ -202,9 +202,9 @@ async def cmd_work(args: argparse.Namespace) -> int:
     from .worker import BroadcastWorker, worker_options
 
     settings = _settings(args)
-    setup_logging(settings.log_level)
     core = build_core(settings)
     await core.open()
+    setup_logging(settings.log_level)
     try:
         opened = await open_send_channels(core, only=args.channel, mock_sink=args.mock_sink,
                                           mock_account=args.mock_account, mock_rate=args.mock_rate,

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.outbox import HELD_FOR_MASS, SENDING
+from bot.channels.outbox import HELD_FOR_MASS
+from bot.channels.outbox import SENDING as ROW_SENDING
 from bot.core.inbound import utcnow
 from bot.storage.models import Message
 
 from .models import ACTIVE, CANCELLED, DONE, SENDING, Broadcast
 
-UNSETTLED = ("pending", SENDING, "held")  # rows that may still be sent
+UNSETTLED = ("pending", ROW_SENDING, "held")  # rows that may still be sent
 
 
 @dataclass(slots=True)
@@ -137,9 +138,9 @@ def render_progress(p: Progress, *, width: int = 30) -> str:
     parts = [f"sent {p.sent}", f"failed {p.failed}", f"undeliverable {p.undeliverable}", f"pending {p.pending}"]
     if p.cancelled:
         parts.append(f"cancelled {p.cancelled}")
-    if p.possibly_twice:
-        parts.append(f"possibly sent twice {p.possibly_twice}")
-    return f"#{p.broadcast_id} {p.name[:24]:<24} [{bar}] {percent:5.1f}%  {' · '.join(parts)} of {p.total}  ({p.status})"
+    doubt = f"; possibly sent twice {p.possibly_twice}" if p.possibly_twice else ""
+    return (f"#{p.broadcast_id} {p.name[:24]:<24} [{bar}] {percent:5.1f}%  {' · '.join(parts)} of {p.total}{doubt}"
+            f"  ({p.status})")
 
 
 __all__ = ["CANCELLED", "DONE", "Progress", "cancel_broadcast", "finish_done", "progress", "recent_broadcasts",

@@ -15,27 +15,17 @@ import aiohttp
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.broadcast import Audience, BroadcastWorker, create_broadcast, expand_broadcast
+from bot.broadcast import BroadcastWorker
 from bot.broadcast.models import DONE, Broadcast
 from bot.channels.presence import Presence, give_up_unserved
 from bot.core.inbound import utcnow
 from bot.storage.models import Message, SenderPresence
-from tests.support.broadcast import RecordingChannel, add_followers, rows_by_external_id
+from tests.support.broadcast import RecordingChannel, add_followers, rows_by_external_id, start_broadcast
 from tests.support.servers import free_port
 
 Sessions = async_sessionmaker[AsyncSession]
 ROOT = Path(__file__).resolve().parents[2]
 CONSOLE_REASON = "no sender running for mock account 'console'"
-
-
-async def start_broadcast(sessions: Sessions) -> int:
-    async with sessions() as session:
-        broadcast = await create_broadcast(session, name="t", texts={"en": "Hi"}, audience=Audience(),
-                                           default_locale="en")
-        await session.commit()
-        broadcast_id = broadcast.id
-    await expand_broadcast(sessions, broadcast_id)
-    return broadcast_id
 
 
 async def age(sessions: Sessions, seconds: float) -> None:

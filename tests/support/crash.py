@@ -113,6 +113,13 @@ class CrashRig:
                                     stdout=subprocess.DEVNULL, stderr=log)
         await self._wait_http(f"{bot.base}/healthz", bot.proc, log=bot.log)
 
+    def stop(self, i: int) -> None:
+        """SIGTERM: the orderly stop."""
+        proc = self.bots[i].proc
+        assert proc is not None
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+
     def kill(self, i: int) -> None:
         """SIGKILL: no cleanup of any kind runs in the bot."""
         proc = self.bots[i].proc
