@@ -220,7 +220,7 @@ async def _run_case(channel: str, sessions: Sessions, database_url: str, tmp_pat
         unsettled = (await session.execute(select(func.count()).select_from(Message).where(
             Message.channel == channel, Message.direction == "out",
             Message.status.in_(("pending", "sending", "held"))))).scalar_one()
-        flagged_rows = (await session.execute(select(Follower.external_id).join(
+        flagged_rows = (await session.execute(select(Follower.external_id).select_from(Message).join(
             Follower, Follower.id == Message.follower_id).where(
             Message.channel == channel, Message.direction == "out", Message.resent_in_doubt.is_(True)))).scalars().all()
         flagged = len(flagged_rows)

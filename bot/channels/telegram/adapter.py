@@ -32,11 +32,9 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import BotCommand, LinkPreviewOptions, Update
-from sqlalchemy.exc import InterfaceError, OperationalError
 from telegram.error import (
     BadRequest,
     ChatMigrated,
-    Conflict,
     Forbidden,
     InvalidToken,
     NetworkError,
@@ -57,6 +55,7 @@ from ..base import Channel, Dispatch
 from ..outbox import OutboxSender
 from .config import TelegramConfig
 from .pacing import CHAT_PER_SECOND, OVERALL_PER_SECOND, PacedRateLimiter, retry_after_seconds
+from .polling import UpdatePoller
 from .queues import ChatQueues
 from .render import (
     MAX_CAPTION,
@@ -87,9 +86,6 @@ COMMANDS = (
     ("lang", N_("Switch language: English or Chinese")),
 )
 COMMAND_LANGUAGES = (("en", None), ("zh_Hans", "zh"))  # catalog locale, Telegram language_code
-# An update whose storing keeps failing for a reason other than the database being unreachable is
-# skipped after this many rounds (logged), so one malformed update cannot stop the bot for good.
-MAX_UPDATE_FAILURES = 5
 
 
 class TelegramChannel(Channel):
@@ -113,9 +109,7 @@ class TelegramChannel(Channel):
         self.ready = asyncio.Event()  # set once connected and receiving
         self._connector: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
-        self._offset: int | None = None  # the next getUpdates offset: every update before it is stored
-        self._batch: list[tuple[int, asyncio.Future[None] | None]] = []  # the polled batch being stored
-        self._failures: dict[int, int] = {}  # update id -> rounds its storing failed
+        self._polling: UpdatePoller | None = None
         self._queues = ChatQueues(self._process)  # handling (and storing) per chat, in order
         self._replies = ChatQueues(self._send_replies)  # replies per chat, in order
         self._background: set[asyncio.Task[Any]] = set()
@@ -198,7 +192,9 @@ class TelegramChannel(Channel):
             return
         await bot.delete_webhook()  # getUpdates is refused while a webhook is set
         if self._poller is None or self._poller.done():
-            self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
+            self._polling = UpdatePoller(bot, self._submit, poll_timeout=self.config.poll_timeout,
+                                         backoff=self.config.connect_backoff, redact=self._redact)
+            self._poller = asyncio.create_task(self._polling.run(), name="telegram-poll")
 
     async def _set_commands(self) -> None:
         """Register /start, /help, /lang with descriptions in English (default) and Chinese."""
@@ -225,7 +221,9 @@ class TelegramChannel(Channel):
             self._connector = None
         await self.stop_receiving()
         await self._queues.drain(self.config.drain_timeout)
-        await self._acknowledge()
+        if self._polling is not None:
+            await self._polling.acknowledge()
+            self._polling = None
         await self._replies.drain(self.config.drain_timeout)
         if self._background:
             await asyncio.wait(self._background, timeout=self.config.drain_timeout)
@@ -334,70 +332,6 @@ class TelegramChannel(Channel):
 
     async def _send_replies(self, pending_ids: list[int]) -> None:
         await self.outbox.deliver(pending_ids)
-
-    async def _poll(self) -> None:
-        """Fetch updates with getUpdates; ask for the next ones only past those stored."""
-        bot = self.application.bot
-        first, longest = self.config.connect_backoff
-        delay = first
-        while True:
-            try:
-                updates = await bot.get_updates(offset=self._offset, timeout=self.config.poll_timeout,
-                                                allowed_updates=list(ALLOWED_UPDATES))
-            except InvalidToken:
-                log.error("telegram rejected the bot token; polling stops")
-                return
-            except RetryAfter as exc:
-                await asyncio.sleep(retry_after_seconds(exc))
-                continue
-            except (TelegramError, OSError) as exc:  # Conflict: another process polls this bot
-                level = logging.WARNING if isinstance(exc, Conflict) or delay >= longest else logging.INFO
-                log.log(level, "getUpdates failed, retrying", extra={"error": self._redact(exc), "in_s": delay})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, longest)
-                continue
-            delay = first
-            if not updates:
-                continue
-            self._batch = [(u.update_id, self._submit(u)) for u in updates]
-            await asyncio.gather(*(f for _id, f in self._batch if f is not None), return_exceptions=True)
-            self._offset = self._stored_through(self._batch)
-            self._batch = []
-            if self._offset <= updates[-1].update_id:  # something was not stored: fetch it again, later
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, longest)
-
-    def _stored_through(self, batch: list[tuple[int, asyncio.Future[None] | None]]) -> int:
-        """The offset acknowledging the leading run of stored updates of ``batch`` (all done or failed)."""
-        for update_id, stored in batch:
-            if stored is None:
-                continue
-            exc = stored.exception() if stored.done() and not stored.cancelled() else None
-            if stored.done() and not stored.cancelled() and exc is None:
-                self._failures.pop(update_id, None)
-                continue
-            rounds = self._failures[update_id] = self._failures.get(update_id, 0) + 1
-            transient = exc is None or isinstance(exc, (OperationalError, InterfaceError, OSError, TimeoutError))
-            if not transient and rounds >= MAX_UPDATE_FAILURES:
-                log.error("telegram update skipped: it could not be stored", exc_info=exc,
-                          extra={"update_id": update_id, "rounds": rounds})
-                self._failures.pop(update_id, None)
-                continue
-            return update_id
-        return batch[-1][0] + 1
-
-    async def _acknowledge(self) -> None:
-        """At an orderly stop, tell Telegram which updates are stored, so they are not fetched again."""
-        if self._batch:
-            self._offset = self._stored_through(self._batch)
-            self._batch = []
-        if self._offset is None or self.config.mode != "polling" or not self.receive:
-            return
-        try:
-            await asyncio.wait_for(self.application.bot.get_updates(
-                offset=self._offset, timeout=0, limit=1, allowed_updates=list(ALLOWED_UPDATES)), 2.0)
-        except (TelegramError, OSError, TimeoutError) as exc:  # they are fetched again and dropped as duplicates
-            log.info("last getUpdates acknowledgement failed", extra={"error": self._redact(exc)})
 
     async def _dispatch_with_retry(self, msg: Inbound) -> Any:
         """Dispatch; retry a few times when the database hiccups (dedupe makes a retry safe)."""
