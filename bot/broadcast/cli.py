@@ -79,6 +79,13 @@ async def cmd_start(args: argparse.Namespace) -> int:
         assert p is not None
         print(f"broadcast #{broadcast_id}: {p.total} follower(s) queued; "
               "`engagebot run` or `engagebot broadcast work` sends them")
+        if not args.wait:  # the watcher says it itself, and then gives them up
+            from bot.channels.presence import unserved_accounts
+
+            wait = settings.outbox.no_sender_wait_seconds
+            async with sessions() as session:
+                for channel, account, rows in await unserved_accounts(session, wait=timedelta(seconds=wait)):
+                    print(_no_sender_note(channel, account, rows, wait))
         if args.wait:
             return await _watch(sessions, broadcast_id, settings)
     return 0
@@ -92,6 +99,11 @@ async def _promotion_exists(session: AsyncSession, slug: str) -> bool:
     from sqlalchemy import select
 
     return (await session.execute(select(Promotion.id).where(Promotion.slug == slug))).first() is not None
+
+
+def _no_sender_note(channel: str, account: str, rows: int, wait: float) -> str:
+    return (f"no sender is running for {channel} account {account!r}: its {rows} message(s) become undeliverable "
+            f"after {wait:g} s unless `engagebot run` or `engagebot broadcast work` sends for it")
 
 
 async def _watch(sessions: async_sessionmaker[AsyncSession], broadcast_id: int, settings: Any) -> int:
@@ -117,9 +129,7 @@ async def _watch(sessions: async_sessionmaker[AsyncSession], broadcast_id: int, 
             for unserved in await give_up_unserved(sessions, wait=wait):
                 if (unserved.channel, unserved.account) not in warned:
                     warned.add((unserved.channel, unserved.account))
-                    note = (f"no sender is running for {unserved.channel} account {unserved.account!r}: its "
-                            f"{unserved.rows} message(s) are given up as undeliverable after {wait.total_seconds():g} s "
-                            "unless `engagebot run` or `engagebot broadcast work` sends for it")
+                    note = _no_sender_note(unserved.channel, unserved.account, unserved.rows, wait.total_seconds())
                     print(f"\r\033[K{note}" if tty else note, flush=True)
             async with sessions() as session:
                 await finish_done(session)

@@ -172,3 +172,21 @@ async def test_with_no_server_at_all_the_wait_still_ends(database_url: str, tmp_
                      env=env, cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "undeliverable 1 · pending 0 of 1  (done)" in done.stdout.strip().splitlines()[-1], done.stdout
+
+
+async def test_start_names_the_accounts_nobody_sends_for(sessions: Sessions, cli_env: dict[str, str], capsys) -> None:
+    from bot.cli import build_parser
+
+    await add_followers(sessions, 2, channel="mock", account="console")
+    served = Presence(sessions, [("fake", "acct")])
+    await add_followers(sessions, 1, start=2, channel="fake", account="acct")
+    await served.start()
+    try:
+        args = build_parser().parse_args(["broadcast", "start", "--name", "n", "--text-en", "Hi", "--text-zh", "嗨"])
+        assert await args.func(args) == 0
+    finally:
+        await served.stop()
+    out = capsys.readouterr().out
+    assert ("no sender is running for mock account 'console': its 2 message(s) become undeliverable after 30 s "
+            "unless `engagebot run` or `engagebot broadcast work` sends for it") in out
+    assert "account 'acct'" not in out
