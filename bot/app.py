@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -76,7 +77,7 @@ def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Co
     prompt_rules = PromptRuleCache(sessions, ttl=settings.prompt_rules_ttl,
                                    max_chars=settings.prompt_rules_max_chars)
     services: dict[str, Any] = {PROMPT_RULES_SERVICE: prompt_rules, "settings": settings, "sessions": sessions}
-    store = SqlStore(sessions, engine)
+    store = SqlStore(sessions, engine, send_lease=timedelta(seconds=settings.outbox.lease_seconds))
     dispatcher = Dispatcher(
         store=store, router=build_router(routers), catalogs=catalogs,
         default_locale=settings.default_locale, international_locale=settings.international_locale,
@@ -108,6 +109,7 @@ def default_plugins() -> list[Plugin]:
 PLUGINS = [
     ("bot.channels.wechat.plugin", "wechat_plugin"),
     ("bot.channels.telegram.plugin", "telegram_plugin"),
+    ("bot.channels.mock_plugin", "mock_plugin"),
     ("bot.offers.admin", "admin_plugin"),
     ("bot.broadcast.plugin", "broadcast_plugin"),
 ]

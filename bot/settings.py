@@ -122,6 +122,21 @@ class HttpLimits(BaseModel):
                      if p.strip())
 
 
+class OutboxSettings(BaseModel):
+    """How the outbox sends (replies through the send APIs, broadcasts): see bot/broadcast/README.md."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Rows claimed at once; unset: about two seconds of sends at the channel's declared rate, else 500.
+    batch_size: int | None = Field(default=None, ge=1, le=10_000)
+    # A claimed row is another worker's to send only after this (renewed while its sender is alive).
+    lease_seconds: float = Field(default=60, ge=1, le=3600)
+    # Sends in flight at once per channel account and process: the most a crash can leave in doubt.
+    concurrency: int = Field(default=10, ge=1, le=100)
+    # Rows of an account no process sends for are given up (undeliverable) after waiting this long.
+    no_sender_wait_seconds: float = Field(default=30, gt=0, le=86_400)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid")
 
@@ -144,10 +159,16 @@ class Settings(BaseSettings):
     wechat_accounts: dict[str, WeChatAccount] = {}  # more accounts, served at /wechat/<name>
     telegram: TelegramSettings = TelegramSettings()
     http: HttpLimits = HttpLimits()
+    outbox: OutboxSettings = OutboxSettings()
+    # A database URL: `engagebot run` serves the mock channel at POST /mock and delivers its sends
+    # into table mock_delivery there (a stand-in platform for tests and demos). Unset: no mock channel.
+    mock_sink: str | None = None
 
-    @field_validator("database_url")
+    @field_validator("database_url", "mock_sink")
     @classmethod
-    def _database_url(cls, v: str) -> str:
+    def _database_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         try:
             return check_database_url(v)
         except DatabaseURLError as exc:

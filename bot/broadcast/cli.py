@@ -7,7 +7,6 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -83,8 +82,15 @@ async def cmd_start(args: argparse.Namespace) -> int:
         assert p is not None
         print(f"broadcast #{broadcast_id}: {p.total} follower(s) queued; "
               "`engagebot run` or `engagebot broadcast work` sends them")
+        if not args.wait:  # the watcher says it itself, and then gives them up
+            from bot.channels.presence import unserved_accounts
+
+            wait = settings.outbox.no_sender_wait_seconds
+            async with sessions() as session:
+                for channel, account, rows in await unserved_accounts(session, wait=timedelta(seconds=wait)):
+                    print(_no_sender_note(channel, account, rows, wait))
         if args.wait:
-            return await _watch(sessions, broadcast_id)
+            return await _watch(sessions, broadcast_id, settings)
     return 0
 
 
@@ -98,13 +104,38 @@ async def _promotion_exists(session: AsyncSession, slug: str) -> bool:
     return (await session.execute(select(Promotion.id).where(Promotion.slug == slug))).first() is not None
 
 
-async def _watch(sessions: async_sessionmaker[AsyncSession], broadcast_id: int) -> int:
-    """Redraw the progress bar until the broadcast is done or cancelled (Ctrl-C stops watching only)."""
-    from .status import progress, render_progress
+def _no_sender_note(channel: str, account: str, rows: int, wait: float) -> str:
+    return (f"no sender is running for {channel} account {account!r}: its {rows} message(s) become undeliverable "
+            f"after {wait:g} s unless `engagebot run` or `engagebot broadcast work` sends for it")
 
+
+async def _watch(sessions: async_sessionmaker[AsyncSession], broadcast_id: int, settings: Any) -> int:
+    """Redraw the progress bar until the broadcast is done or cancelled (Ctrl-C stops watching only).
+
+    The watcher also gives up the rows of accounts no process sends for, once they waited
+    ``ENGAGEBOT_OUTBOX__NO_SENDER_WAIT_SECONDS``, and closes the broadcast when nothing is left:
+    with no worker running at all, it still ends.
+    """
+    from bot.channels.presence import beat_every, give_up_unserved
+
+    from .status import finish_done, progress, render_progress
+
+    wait = timedelta(seconds=settings.outbox.no_sender_wait_seconds)
     tty = sys.stdout.isatty()
     last = ""
+    warned: set[tuple[str, str]] = set()
+    loop = asyncio.get_running_loop()
+    next_check = loop.time()
     while True:
+        if loop.time() >= next_check:
+            next_check = loop.time() + beat_every(wait)
+            for unserved in await give_up_unserved(sessions, wait=wait):
+                if (unserved.channel, unserved.account) not in warned:
+                    warned.add((unserved.channel, unserved.account))
+                    note = _no_sender_note(unserved.channel, unserved.account, unserved.rows, wait.total_seconds())
+                    print(f"\r\033[K{note}" if tty else note, flush=True)
+            async with sessions() as session:
+                await finish_done(session)
         async with sessions() as session:
             p = await progress(session, broadcast_id, reasons=0)
         if p is None:
@@ -129,7 +160,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     async with _database(args) as (settings, sessions):
         if args.id is not None:
             if args.watch:
-                return await _watch(sessions, args.id)
+                return await _watch(sessions, args.id, settings)
             async with sessions() as session:
                 p = await progress(session, args.id)
                 if p is None:
@@ -146,6 +177,9 @@ async def cmd_status(args: argparse.Namespace) -> int:
                   + (f", finished {operator_time(b.finished_at, settings.timezone)}" if b.finished_at else ""))
             for status, reason, n in p.reasons:
                 print(f"  {n:>7} {status}: {reason or '(no reason given)'}")
+            if p.possibly_twice:
+                print(f"  possibly sent twice: {p.possibly_twice} (sent again after a crash cut their first try "
+                      "short; the platform cannot say whether that one arrived)")
             return 0
         async with sessions() as session:
             broadcasts = await recent_broadcasts(session, limit=args.limit)
@@ -172,54 +206,51 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
 
 
 async def cmd_work(args: argparse.Namespace) -> int:
-    """Run only the workers (a separate worker process, or the crash tests' subprocess)."""
-    from bot.cli import fail
+    """Run only the workers: a dedicated sender process beside the web instances (or a test's)."""
+    from bot.app import build_core
+    from bot.cli import _settings, fail
     from bot.logs import configure_logging
 
-    from .worker import BroadcastWorker
+    from .channels import open_send_channels
+    from .worker import BroadcastWorker, worker_options
 
-    channels, closers = await _worker_channels(args)
-    if not channels:
-        return fail("no channels to send through: pass --mock-sink URL, or let `engagebot run` run the workers")
-    async with _database(args) as (settings, sessions):
-        configure_logging(settings)
-        worker = BroadcastWorker(sessions, channels, poll_every=args.poll, batch_size=args.batch,
-                                 lease=timedelta(seconds=args.lease) if args.lease else None)
+    settings = _settings(args)
+    configure_logging(settings)
+    core = build_core(settings)
+    await core.open()
+    try:
+        opened = await open_send_channels(core, only=args.channel, mock_sink=args.mock_sink,
+                                          mock_account=args.mock_account, mock_rate=args.mock_rate,
+                                          mock_chat_rate=args.mock_chat_rate)
         try:
+            if not opened.channels:
+                return fail("no channels to send through: configure WeChat or Telegram, or pass --mock-sink URL")
+            options = worker_options(settings)
+            if args.batch:
+                options["batch_size"] = args.batch
+            if args.lease:
+                options["lease"] = timedelta(seconds=args.lease)
+            worker = BroadcastWorker(core.sessions, opened.channels, poll_every=args.poll, catalogs=core.catalogs,
+                                     **options)
             if args.until_idle:
                 await worker.run_until_idle()
-            else:
-                await worker.start()
-                stop = asyncio.Event()
-                loop = asyncio.get_running_loop()
-                import signal
+                return 0
+            await worker.start()
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            import signal
 
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, stop.set)
-                print("engagebot: broadcast workers running (Ctrl-C to stop)", file=sys.stderr)
-                await stop.wait()
-                await worker.stop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            names = ", ".join(f"{c.name}/{c.account}" for c in opened.channels)
+            print(f"engagebot: broadcast workers sending through {names} (Ctrl-C to stop)", file=sys.stderr)
+            await stop.wait()
+            await worker.stop()
         finally:
-            for close in closers:
-                await close()
+            await opened.close()
+    finally:
+        await core.close()
     return 0
-
-
-async def _worker_channels(args: argparse.Namespace) -> tuple[list[Any], list[Any]]:
-    if not args.mock_sink:
-        return [], []
-    from bot.channels.mock import MOCK_CAPABILITIES, MockChannel, SqlDeliverySink
-
-    sink = SqlDeliverySink(args.mock_sink)
-    await sink.open()
-    caps = replace(MOCK_CAPABILITIES, max_sends_per_second=args.mock_rate or None,
-                   max_sends_per_chat_per_second=args.mock_chat_rate or None)
-
-    async def no_inbound(*_args: Any, **_kwargs: Any) -> Any:
-        raise RuntimeError("a worker-only process receives no messages")
-
-    channel = MockChannel(dispatch=no_inbound, account=args.mock_account, capabilities=caps, sink=sink)
-    return [channel], [sink.close]
 
 
 def add_commands(sub: Any) -> None:
@@ -254,14 +285,19 @@ def add_commands(sub: Any) -> None:
     cancel.add_argument("id", type=int)
     cancel.set_defaults(func=cmd_cancel)
 
-    work = cmds.add_parser("work", help="run only the broadcast workers (no HTTP server)")
-    work.add_argument("--mock-sink", metavar="URL", help="send through a mock channel into this database "
-                      "(table mock_delivery)")
+    work = cmds.add_parser("work", help="run only the broadcast workers (no HTTP server): a dedicated sender "
+                           "process beside the web instances")
+    work.add_argument("--channel", action="append", default=[], choices=["wechat", "telegram", "mock"],
+                      help="send only through this channel (repeatable; default: every configured one)")
+    work.add_argument("--mock-sink", metavar="URL", help="also send through a mock channel into this database "
+                      "(table mock_delivery; default ENGAGEBOT_MOCK_SINK)")
     work.add_argument("--mock-account", default="mock")
     work.add_argument("--mock-rate", type=float, default=0, help="the mock channel's sends per second (0: no limit)")
     work.add_argument("--mock-chat-rate", type=float, default=0, help="the mock channel's sends per second per chat")
-    work.add_argument("--batch", type=int, default=None, help="rows claimed per batch (the in-doubt window)")
-    work.add_argument("--lease", type=float, default=None, help="seconds before a crashed worker's batch is retried")
+    work.add_argument("--batch", type=int, default=None, help="rows claimed per batch (default "
+                      "ENGAGEBOT_OUTBOX__BATCH_SIZE)")
+    work.add_argument("--lease", type=float, default=None, help="seconds before a crashed worker's rows are "
+                      "taken by another (default ENGAGEBOT_OUTBOX__LEASE_SECONDS)")
     work.add_argument("--poll", type=float, default=1.0, help="seconds between looks for new work")
     work.add_argument("--until-idle", action="store_true", help="exit when nothing is left to send")
     work.set_defaults(func=cmd_work)

@@ -7,15 +7,17 @@ platform allows: one per distinct text (locale), up to ``max_recipients`` follow
 
 Each call is a ``MassSend`` row written (status ``sending``, counted against the quota) before the
 call, with its recipients tagged ``reason = "mass:<id>"``; a crash between call and mark leaves it
-``sending``, and it is sent again with the same idempotency key after the lease. When the quota is
-used up, the rows are reported ``undeliverable`` with that reason rather than waiting for days.
+``sending``, and it is made again after the lease with the same idempotency key
+(:func:`mass_key`), which WeChat keeps for 24 hours as ``clientmsgid``: the platform answers that it
+has that mass send already instead of sending it twice. When the quota is used up, the rows are
+reported ``undeliverable`` with that reason rather than waiting for days.
 """
 
 from __future__ import annotations
 
 import logging
 import zlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, text, update
@@ -26,14 +28,15 @@ from bot.channels.outbox import HELD_FOR_MASS, OUTSIDE_WINDOW, can_mass_send, ch
 from bot.core.inbound import utcnow
 from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict
-from bot.errors import EngagebotError
+from bot.errors import EngagebotError, QuotaExceeded
 from bot.storage.models import Follower, Message
 
 from .models import SENDING, Broadcast, MassSend
 
 log = logging.getLogger("engagebot.broadcast.mass")
 
-MASS_LEASE = timedelta(minutes=5)
+MASS_LEASE = timedelta(seconds=60)  # a mass send still "sending" after this was cut short: call again
+RETRY_SOON = 120.0  # seconds: a "try again later" up to this long keeps the call for later; longer fails it
 QUOTA_USED_UP = f"{OUTSIDE_WINDOW}; the mass-send quota is used up"
 
 
@@ -41,8 +44,17 @@ class MassSender(Protocol):
     async def send_mass(self, external_ids: list[str], reply: Reply, *, context: dict[str, Any]) -> str | None: ...
 
 
-async def run_mass_sends(channel: Channel, sessions: async_sessionmaker[AsyncSession]) -> int:
-    """Resend in-doubt mass sends, then send held rows of broadcasts done with single sends; return calls."""
+def mass_key(mass: Any) -> str:
+    """The idempotency key of one mass send: its id and creation time (unique even after a database reset).
+
+    At most 64 bytes, as WeChat's ``clientmsgid`` allows.
+    """
+    return f"mass:{mass.id}:{int(mass.created_at.timestamp() * 1_000_000)}"
+
+
+async def run_mass_sends(channel: Channel, sessions: async_sessionmaker[AsyncSession], *,
+                         lease: timedelta = MASS_LEASE) -> int:
+    """Repeat mass sends left in doubt, then send held rows of broadcasts done with single sends; return calls."""
     if not can_mass_send(channel):
         return 0
     name, account = channel_key(channel)
@@ -51,12 +63,12 @@ async def run_mass_sends(channel: Channel, sessions: async_sessionmaker[AsyncSes
     async with sessions() as session:
         stale = (await session.execute(select(MassSend.id).where(
             MassSend.channel == name, MassSend.account == account, MassSend.status == "sending",
-            MassSend.created_at < now - MASS_LEASE))).scalars().all()
+            func.coalesce(MassSend.sent_at, MassSend.created_at) < now - lease))).scalars().all()
         waiting = (await session.execute(select(Message.broadcast_id).distinct().where(
             Message.channel == name, Message.account == account, Message.status == "held",
             Message.reason == HELD_FOR_MASS))).scalars().all()
     for mass_id in stale:
-        await _call(channel, sessions, mass_id)
+        await _call(channel, sessions, mass_id, retake_before=now - lease)
         calls += 1
     for broadcast_id in waiting:
         calls += await _send_broadcast(channel, sessions, broadcast_id)
@@ -108,9 +120,21 @@ async def _send_broadcast(channel: Channel, sessions: async_sessionmaker[AsyncSe
         calls += 1
 
 
-async def _call(channel: Channel, sessions: async_sessionmaker[AsyncSession], mass_id: int) -> None:
+async def _call(channel: Channel, sessions: async_sessionmaker[AsyncSession], mass_id: int, *,
+                retake_before: datetime | None = None) -> None:
+    """Make (or repeat, ``retake_before`` given) one mass send, then record its outcome on its rows."""
     tag = f"mass:{mass_id}"
     async with sessions() as session:
+        # Taken for this call (``sent_at`` is when a call started while it is "sending"): another worker
+        # repeats it only once this call is older than the lease, i.e. was cut short by a crash.
+        free = (MassSend.sent_at.is_(None) if retake_before is None
+                else func.coalesce(MassSend.sent_at, MassSend.created_at) < retake_before)
+        taken = await session.execute(update(MassSend).where(MassSend.id == mass_id, MassSend.status == "sending", free)
+                                      .values(sent_at=utcnow()).returning(MassSend.created_at))
+        created_at = taken.scalar()
+        await session.commit()
+        if created_at is None:
+            return  # finished meanwhile by another worker
         rows = (await session.execute(select(Follower.external_id, Message.body).join(
             Follower, Follower.id == Message.follower_id).where(Message.reason == tag, Message.status == "held")
             .order_by(Message.id))).all()
@@ -121,15 +145,18 @@ async def _call(channel: Channel, sessions: async_sessionmaker[AsyncSession], ma
         reply = channel.degrade([reply_from_dict(rows[0].body or {})])[0]
         external_ids = [r.external_id for r in rows]
     sender: MassSender = channel  # type: ignore[assignment]
+    key = mass_key(MassSend(id=mass_id, created_at=created_at))
     try:
-        platform_id = await sender.send_mass(external_ids, reply, context={"idempotency_key": tag, "mass_send_id": mass_id})
+        platform_id = await sender.send_mass(external_ids, reply, context={"idempotency_key": key, "mass_send_id": mass_id})
+    except QuotaExceeded as exc:
+        if exc.retry_after is not None and exc.retry_after <= RETRY_SOON:
+            log.info("mass send postponed", extra={"channel": channel.name, "mass_send": mass_id, "error": str(exc)})
+            return  # still "sending": called again (same key) once its lease has passed
+        await _fail(sessions, mass_id, tag, exc)
+        log.warning("mass send failed", extra={"channel": channel.name, "mass_send": mass_id, "error": str(exc)})
+        return
     except EngagebotError as exc:
-        async with sessions() as session:
-            await session.execute(update(MassSend).where(MassSend.id == mass_id).values(
-                status="failed", reason=str(exc)[:255]))
-            await session.execute(update(Message).where(Message.reason == tag, Message.status == "held").values(
-                status="failed", reason=f"mass send failed: {exc}"[:255]), execution_options={"synchronize_session": False})
-            await session.commit()
+        await _fail(sessions, mass_id, tag, exc)
         log.warning("mass send failed", extra={"channel": channel.name, "mass_send": mass_id, "error": str(exc)})
         return
     now = utcnow()
@@ -139,6 +166,15 @@ async def _call(channel: Channel, sessions: async_sessionmaker[AsyncSession], ma
         await session.execute(update(Message).where(Message.reason == tag, Message.status.in_(("held", "cancelled"))).values(
             status="sent", sent_at=now, reason=f"mass send {platform_id or mass_id}"[:255], next_attempt_at=None),
             execution_options={"synchronize_session": False})
+        await session.commit()
+
+
+async def _fail(sessions: async_sessionmaker[AsyncSession], mass_id: int, tag: str, exc: Exception) -> None:
+    async with sessions() as session:
+        await session.execute(update(MassSend).where(MassSend.id == mass_id).values(
+            status="failed", reason=str(exc)[:255]))
+        await session.execute(update(Message).where(Message.reason == tag, Message.status == "held").values(
+            status="failed", reason=f"mass send failed: {exc}"[:255]), execution_options={"synchronize_session": False})
         await session.commit()
 
 

@@ -61,4 +61,4 @@ class MassSend(Base):
     platform_id: Mapped[str | None] = mapped_column(String(64))
     reason: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime]
-    sent_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]  # while "sending": when the last call started (a crash leaves it old)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from .worker import BroadcastWorker
+from .worker import BroadcastWorker, worker_options
 
 if TYPE_CHECKING:
     from bot.app import Core
@@ -16,11 +16,14 @@ BROADCAST_WORKER_SERVICE = "broadcast.worker"
 
 
 def broadcast_plugin(app: web.Application, core: Core) -> Callable[[web.Application], AsyncIterator[None]]:
-    """Start a worker for ``core.channels`` (read at startup, after the channel plugins added theirs)."""
+    """Build a worker for ``core.channels`` (the channel plugins ran before) with the outbox settings.
+
+    Built now, so the channels' own senders are configured before any of them starts.
+    """
+    worker = BroadcastWorker(core.sessions, list(core.channels), catalogs=core.catalogs,
+                             **worker_options(core.settings))
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        worker = BroadcastWorker(core.sessions, list(core.channels), catalogs=core.catalogs,
-                                 international_locale=core.settings.international_locale)
         core.services[BROADCAST_WORKER_SERVICE] = worker
         await worker.start()
         yield

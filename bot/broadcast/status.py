@@ -9,12 +9,13 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.outbox import HELD_FOR_MASS
+from bot.channels.outbox import SENDING as ROW_SENDING
 from bot.core.inbound import utcnow
 from bot.storage.models import Message
 
 from .models import ACTIVE, CANCELLED, DONE, SENDING, Broadcast
 
-UNSETTLED = ("pending", "held")  # rows that may still be sent
+UNSETTLED = ("pending", ROW_SENDING, "held")  # rows that may still be sent
 
 
 @dataclass(slots=True)
@@ -27,6 +28,8 @@ class Progress:
     total: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
     reasons: list[tuple[str, str, int]] = field(default_factory=list)  # (status, reason, rows)
+    # Sent again after a crash left their first try in doubt, on a platform that cannot drop repeats.
+    possibly_twice: int = 0
 
     @property
     def sent(self) -> int:
@@ -61,6 +64,8 @@ async def progress(session: AsyncSession, broadcast_id: int, *, reasons: int = 5
         Message.broadcast_id == broadcast_id).group_by(Message.status))).all()
     by_status = {status: n for status, n in rows}
     result = Progress(broadcast.id, broadcast.name, broadcast.status, sum(by_status.values()), by_status)
+    result.possibly_twice = (await session.execute(select(func.count()).select_from(Message).where(
+        Message.broadcast_id == broadcast_id, Message.status == "sent", Message.resent_in_doubt.is_(True)))).scalar_one()
     if reasons:
         result.reasons = [(s, r, n) for s, r, n in (await session.execute(
             select(Message.status, Message.reason, func.count().label("n")).where(
@@ -133,7 +138,9 @@ def render_progress(p: Progress, *, width: int = 30) -> str:
     parts = [f"sent {p.sent}", f"failed {p.failed}", f"undeliverable {p.undeliverable}", f"pending {p.pending}"]
     if p.cancelled:
         parts.append(f"cancelled {p.cancelled}")
-    return f"#{p.broadcast_id} {p.name[:24]:<24} [{bar}] {percent:5.1f}%  {' · '.join(parts)} of {p.total}  ({p.status})"
+    doubt = f"; possibly sent twice {p.possibly_twice}" if p.possibly_twice else ""
+    return (f"#{p.broadcast_id} {p.name[:24]:<24} [{bar}] {percent:5.1f}%  {' · '.join(parts)} of {p.total}{doubt}"
+            f"  ({p.status})")
 
 
 __all__ = ["CANCELLED", "DONE", "Progress", "cancel_broadcast", "finish_done", "progress", "recent_broadcasts",

@@ -17,7 +17,8 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel
-from bot.channels.outbox import OutboxSender, channel_key
+from bot.channels.outbox import LEASE, OutboxSender, channel_key
+from bot.channels.presence import NO_SENDER_WAIT, Presence, beat_every, give_up_unserved
 from bot.core.inbound import utcnow
 from bot.i18n import INTERNATIONAL_LOCALE, Catalogs
 from bot.storage.models import Message
@@ -30,39 +31,55 @@ from .status import UNSETTLED, finish_done
 log = logging.getLogger("engagebot.broadcast")
 
 
+def worker_options(settings: Any) -> dict[str, Any]:
+    """The ``BroadcastWorker`` keywords for the operator's settings (``ENGAGEBOT_OUTBOX__*``, and the
+    international locale that expansion gives followers whose language has no catalog)."""
+    outbox = settings.outbox
+    return {"batch_size": outbox.batch_size, "lease": timedelta(seconds=outbox.lease_seconds),
+            "concurrency": outbox.concurrency, "no_sender_wait": timedelta(seconds=outbox.no_sender_wait_seconds),
+            "international_locale": settings.international_locale}
+
+
 class BroadcastWorker:
     """One outbox sender per channel plus a supervisor loop; several processes may run one each.
 
-    A channel that already owns an ``OutboxSender`` as ``channel.outbox`` (the WeChat adapter does)
-    keeps it: two senders for one channel in one process would each take the full rate.
+    A channel that already owns an ``OutboxSender`` as ``channel.outbox`` (the WeChat and Telegram
+    adapters do) keeps it, configured with this worker's settings: two senders for one channel in
+    one process would each take the full rate. While it runs, the worker says in the database which
+    channel accounts this process can send for (``bot.channels.presence``), and gives up rows of
+    accounts nobody serves once they waited ``no_sender_wait``.
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Sequence[Channel], *,
                  poll_every: float = 1.0, batch_size: int | None = None, lease: timedelta | None = None,
+                 concurrency: int | None = None, no_sender_wait: timedelta = NO_SENDER_WAIT,
                  catalogs: Catalogs | None = None, international_locale: str = INTERNATIONAL_LOCALE) -> None:
         self.sessions = sessions
         self.international_locale = international_locale
         self.channels = list(channels)
         self.poll_every = poll_every
         self.catalogs = catalogs
-        options: dict[str, Any] = {"sweep_every": poll_every}
-        if batch_size:
-            options["batch_size"] = batch_size
-        if lease:
-            options["lease"] = lease
+        self.lease = lease or LEASE
+        self.no_sender_wait = no_sender_wait
         self.senders: list[OutboxSender] = []
         self._owned: list[OutboxSender] = []
         for channel in self.channels:
             existing = getattr(channel, "outbox", None)
             if isinstance(existing, OutboxSender):
+                existing.configure(batch_size=batch_size, lease=lease, concurrency=concurrency)
                 self.senders.append(existing)
             else:
-                sender = OutboxSender(channel, sessions, **options)
+                sender = OutboxSender(channel, sessions, sweep_every=poll_every, batch_size=batch_size,
+                                      lease=self.lease, **({"concurrency": concurrency} if concurrency else {}))
                 self.senders.append(sender)
                 self._owned.append(sender)
+        self.presence = Presence(sessions, (channel_key(c) for c in self.channels), wait=no_sender_wait)
+        self._give_up_every = beat_every(no_sender_wait)
+        self._next_give_up = 0.0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        await self.presence.start()  # before the first tick looks for accounts nobody serves
         for sender in self.senders:
             sender.start()
         if self._task is None:
@@ -75,6 +92,7 @@ class BroadcastWorker:
             self._task = None
         for sender in self._owned:
             await sender.stop()
+        await self.presence.stop()
 
     async def tick(self) -> None:
         """Expand broadcasts nobody is expanding, send held rows by mass send, close finished ones."""
@@ -87,7 +105,11 @@ class BroadcastWorker:
             await expand_broadcast(self.sessions, broadcast_id, catalogs=self.catalogs,
                                    international_locale=self.international_locale)
         for channel in self.channels:
-            await run_mass_sends(channel, self.sessions)
+            await run_mass_sends(channel, self.sessions, lease=self.lease)
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_give_up:
+            self._next_give_up = loop.time() + self._give_up_every
+            await give_up_unserved(self.sessions, wait=self.no_sender_wait)
         async with self.sessions() as session:
             for broadcast_id in await finish_done(session):
                 log.info("broadcast done", extra={"broadcast": broadcast_id})

@@ -13,8 +13,10 @@ import asyncio
 import itertools
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any, ClassVar, Protocol
 
+from aiohttp import web
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -23,6 +25,8 @@ from bot.core.dispatcher import PassiveSlot
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Reply
 from bot.core.serialize import reply_text
+from bot.errors import PayloadError
+from bot.web import read_body
 
 from .base import Channel, Dispatch
 
@@ -32,11 +36,15 @@ MOCK_CAPABILITIES = Capabilities(max_text_length=4096, buttons=True, max_article
 class DeliverySink(Protocol):
     """Where the mock "platform" puts what it was asked to send."""
 
+    deduplicates: bool  # a second delivery with the same idempotency key is dropped
+
     async def deliver(self, external_id: str, reply: Reply, *, idempotency_key: str | None) -> None: ...
 
 
 class CountingSink:
     """Count deliveries and keep nothing: memory stays flat however many are sent."""
+
+    deduplicates = False
 
     def __init__(self) -> None:
         self.count = 0
@@ -62,6 +70,8 @@ class SqlDeliverySink:
     Each delivery commits before ``deliver`` returns, as a platform that answered 200 has the message.
     The crash tests count what reached it after the sending process was killed.
     """
+
+    deduplicates = True
 
     def __init__(self, url: str) -> None:
         from bot.storage.engine import create_engine
@@ -107,18 +117,71 @@ class SqlDeliverySink:
             return (await conn.execute(select(func.count()).select_from(MOCK_DELIVERY))).scalar_one()
 
 
+HTTP_KINDS = frozenset({Kind.TEXT, Kind.COMMAND, Kind.CLICK, Kind.FOLLOW, Kind.UNFOLLOW, Kind.SCAN})
+MAX_HTTP_BODY = 16 * 1024
+
+
 class MockChannel(Channel):
+    """The mock channel; with ``path`` it also takes followers' actions over HTTP (``POST path``, JSON).
+
+    The HTTP form (``engagebot run`` with ``ENGAGEBOT_MOCK_SINK``) lets a test drive a real server
+    process without any platform: ``{"from": "amy", "text": "hi", "message_id": "m1"}`` (optional
+    ``kind``, ``payload``, ``language``) is answered ``{"replies": [...], "duplicate": false}`` once
+    the message and its replies are stored.
+    """
+
     name: ClassVar[str] = "mock"
 
     def __init__(self, *, dispatch: Dispatch, account: str = "mock", capabilities: Capabilities = MOCK_CAPABILITIES,
-                 channel_name: str = "mock", sink: DeliverySink | None = None) -> None:
+                 channel_name: str = "mock", sink: DeliverySink | None = None, path: str | None = None) -> None:
         super().__init__(dispatch=dispatch, account=account)
         self.capabilities = capabilities
         self.channel_name = channel_name
         self.transcripts: dict[str, list[Reply]] = defaultdict(list)
         self.sent: dict[str, list[Reply]] = defaultdict(list)  # through send_reply (outbox, broadcasts)
         self.sink = sink  # when set, send_reply delivers there instead of into ``sent``
+        if sink is not None and sink.deduplicates:
+            self.capabilities = replace(capabilities, idempotent_sends=True)
         self._ids = itertools.count(1)
+        self.path = path
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post(self.path, self.handle_http)] if self.path else []
+
+    async def handle_http(self, request: web.Request) -> web.Response:
+        """``POST <path>``: one follower action as JSON; answered with the replies once they are stored."""
+        import json
+
+        try:
+            body = json.loads(await read_body(request, MAX_HTTP_BODY))
+        except (ValueError, RecursionError):
+            raise PayloadError("body is not JSON") from None
+        if not isinstance(body, dict):
+            raise PayloadError("body must be a JSON object")
+
+        def text_field(key: str, limit: int, *, required: bool = False) -> str | None:
+            value = body.get(key)
+            if value is None and not required:
+                return None
+            if not isinstance(value, str) or not (0 if key == "text" else 1) <= len(value) <= limit:
+                raise PayloadError(f"field {key!r}: a string of at most {limit} characters expected")
+            return value
+
+        try:
+            kind = Kind(body.get("kind", "text"))
+        except ValueError:
+            kind = None
+        if kind not in HTTP_KINDS:
+            raise PayloadError(f"field 'kind': one of {', '.join(sorted(HTTP_KINDS))}")
+        follower = text_field("from", 128, required=True)
+        assert follower is not None
+        result = await self.dispatch(Inbound(
+            channel=self.channel_name, account=self.account, external_id=follower, kind=kind,
+            text=text_field("text", 4096) or "", payload=text_field("payload", 512),
+            language_hint=text_field("language", 35), message_id=text_field("message_id", 128),
+        ), passive=PassiveSlot())
+        return web.json_response({"replies": [reply_text(r) for r in self.degrade(result.replies)],
+                                  "duplicate": result.duplicate})
 
     async def receive(
         self, external_id: str, kind: Kind, text: str = "", *, payload: str | None = None,

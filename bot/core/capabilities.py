@@ -44,3 +44,6 @@ class Capabilities:
     max_sends_per_chat_per_second: float | None = None
     # A mass-send API for followers outside the reply window (None: they are reported undeliverable).
     mass_send: MassSendQuota | None = None
+    # The platform drops a second send carrying the same ``context["idempotency_key"]``: a send left
+    # in doubt by a crash can be repeated without the follower getting it twice.
+    idempotent_sends: bool = False

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -111,15 +112,36 @@ class Message(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(160))
     in_reply_to: Mapped[int | None] = mapped_column(BigId)
     broadcast_id: Mapped[int | None] = mapped_column(BigId)  # outbound rows of a broadcast (migration 0003)
-    # Inbound: "handled". Outbound: "passive" (went in the HTTP answer), "pending", "sent",
+    # Inbound: "handled". Outbound: "passive" (went in the HTTP answer), "pending", "sending" (handed
+    # to the platform, its answer not yet recorded: in doubt if the process dies now), "sent",
     # "failed" (will not retry) or "undeliverable" (the platform would refuse it); broadcasts add
     # "held" (outside the reply window, waiting for a mass send) and "cancelled".
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]  # pending/sending: the lease (or retry time); NULL: due now
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # Sent again after a try whose outcome was lost (the sender died while it was "sending") on a
+    # platform that cannot drop the repeat: the follower may have it twice (migration 0006).
+    resent_in_doubt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class SenderPresence(Base):
+    """A process able to send one channel account's outbox, seen alive at ``seen_at`` (a heartbeat).
+
+    Rows of an account nobody has served for a while are given up (``bot.channels.presence``).
+    """
+
+    __tablename__ = "outbox_sender"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]
 
 
 class PromptRule(Base):

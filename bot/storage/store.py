@@ -21,7 +21,8 @@ from .models import Follower, Message
 from .reader import FollowerReader, FollowerRecord
 from .writer import ExchangeWrite, GroupWriter
 
-# A pending outbound row is leased to the sender that wrote it; the outbox sweeper retries it after this.
+# A pending outbound row is leased to the sender that wrote it; the outbox sweeper retries it after this
+# (``ENGAGEBOT_OUTBOX__LEASE_SECONDS``: a killed writer's replies go out that long after its restart).
 SEND_LEASE_SECONDS = 60
 
 # Built once: constructing statements per message costs more than running them.
@@ -40,8 +41,10 @@ _MESSAGE_COLUMNS = ("follower_id", "channel", "account", "direction", "kind", "t
 
 
 class SqlStore:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine | None = None) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], engine: AsyncEngine | None = None, *,
+                 send_lease: timedelta = timedelta(seconds=SEND_LEASE_SECONDS)) -> None:
         self.sessions = sessions
+        self.send_lease = send_lease
         bind = engine or sessions.kw.get("bind")
         self.writer = GroupWriter(bind) if bind is not None else None
         self.reader = FollowerReader(sessions)
@@ -102,7 +105,7 @@ class SqlStore:
                          payload=None, body=reply_to_dict(reply), dedupe_key=None,
                          status="passive" if index < passive_count else "pending", created_at=now,
                          sent_at=now if index < passive_count else None,
-                         next_attempt_at=None if index < passive_count else _lease(now))
+                         next_attempt_at=None if index < passive_count else now + self.send_lease)
             for index, reply in enumerate(replies)
         ]
         if self.writer is not None and not _handler_wrote(session):
@@ -150,10 +153,6 @@ def _message_row(follower_id: int, msg: Inbound, **values: Any) -> dict[str, Any
 def follower_changes(follower: FollowerRecord) -> dict[str, Any]:
     """The columns of ``follower`` changed since it was loaded, with their new values."""
     return dict(follower.changes)
-
-
-def _lease(now: datetime) -> datetime:
-    return now + timedelta(seconds=SEND_LEASE_SECONDS)
 
 
 async def get_or_create_follower(

@@ -65,6 +65,22 @@ async def test_status_shows_a_progress_bar_counts_and_reasons(
     assert capsys.readouterr().out.splitlines() == [out[0]]
 
 
+async def test_status_counts_the_rows_possibly_sent_twice(
+    sessions: Sessions, cli_env: dict[str, Any], capsys: pytest.CaptureFixture[str],
+) -> None:
+    await add_followers(sessions, 3)
+    assert await engagebot("broadcast", "start", "--name", "launch", "--text-en", "New!", "--text-zh", "新品！") == 0
+    async with sessions() as session:  # two were in flight when a worker was killed, and were sent again
+        await session.execute(update(Message).values(status="sent"))
+        await session.execute(update(Message).where(Message.follower_id.in_([1, 3])).values(resent_in_doubt=True))
+        await session.commit()
+    capsys.readouterr()
+    assert await engagebot("broadcast", "status", "1") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("sent 3 · failed 0 · undeliverable 0 · pending 0 of 3; possibly sent twice 2  (sending)")
+    assert out[-1].startswith("  possibly sent twice: 2 (sent again after a crash cut their first try short")
+
+
 async def test_cancel_marks_unsent_rows_cancelled(
     sessions: Sessions, cli_env: dict[str, Any], capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -1,4 +1,7 @@
-"""Exactly once across a crash: SIGKILL the worker mid-broadcast, restart it, count what arrived."""
+"""Exactly once across a crash: SIGKILL a worker-only process mid-broadcast, restart it, count what arrived.
+
+The per-channel crash tests of ``engagebot run`` itself are in ``test_crash_channels.py``.
+"""
 
 from __future__ import annotations
 
@@ -16,13 +19,13 @@ from bot.broadcast.models import DONE, Broadcast
 from bot.channels.mock import MOCK_DELIVERY, SqlDeliverySink
 from tests.support.broadcast import add_followers, statuses
 
-FOLLOWERS = 5000
-RATE = 1000  # sends per second: the broadcast takes ~5 s, so the kill lands mid-way
+FOLLOWERS = 3000
+RATE = 1000  # at most this many sends per second: the kill lands mid-way
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _worker(database_url: str, sink_url: str, *more: str) -> list[str]:
-    return [sys.executable, "-m", "bot.cli", "broadcast", "work", "--mock-sink", sink_url,
+    return [sys.executable, "-m", "bot.cli", "broadcast", "work", "--channel", "mock", "--mock-sink", sink_url,
             "--mock-rate", str(RATE), "--poll", "0.1", "--lease", "2", *more]
 
 
@@ -49,7 +52,7 @@ async def test_sigkill_mid_broadcast_then_restart_delivers_exactly_once(
         first = await asyncio.create_subprocess_exec(*_worker(database_url, sink_url), env=_env(database_url),
                                                      cwd=ROOT, stderr=asyncio.subprocess.PIPE)
         try:
-            async with asyncio.timeout(30):
+            async with asyncio.timeout(60):
                 while (delivered := await sink.count()) < FOLLOWERS // 4:
                     await asyncio.sleep(0.05)
         finally:
@@ -62,7 +65,7 @@ async def test_sigkill_mid_broadcast_then_restart_delivers_exactly_once(
         second = await asyncio.create_subprocess_exec(*_worker(database_url, sink_url, "--until-idle"),
                                                       env=_env(database_url), cwd=ROOT,
                                                       stderr=asyncio.subprocess.PIPE)
-        async with asyncio.timeout(45):
+        async with asyncio.timeout(120):
             _out, err = await second.communicate()
         assert second.returncode == 0, err.decode()[-2000:]
 

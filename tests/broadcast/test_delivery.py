@@ -8,28 +8,17 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.broadcast import Audience, BroadcastWorker, cancel_broadcast, create_broadcast, expand_broadcast
+from bot.broadcast import BroadcastWorker, cancel_broadcast
 from bot.broadcast.mass import QUOTA_USED_UP
 from bot.broadcast.models import CANCELLED, DONE, Broadcast, MassSend
 from bot.channels.outbox import OutboxSender
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.errors import FollowerGone
-from tests.support.broadcast import RecordingChannel, add_followers, ago, rows_by_external_id, statuses
+from tests.support.broadcast import RecordingChannel, add_followers, ago, rows_by_external_id, start_broadcast, statuses
 
 Sessions = async_sessionmaker[AsyncSession]
 WECHAT_LIKE = Capabilities(window_after_message=ReplyWindow(timedelta(hours=48), 5),
                            window_after_event=ReplyWindow(timedelta(minutes=1), 3))
-
-
-async def start_broadcast(sessions: Sessions, *, texts: dict[str, str] | None = None,
-                          audience: Audience = Audience()) -> int:
-    async with sessions() as session:
-        broadcast = await create_broadcast(session, name="t", texts=texts or {"en": "Hi", "zh_Hans": "嗨"},
-                                           audience=audience, default_locale="en")
-        await session.commit()
-        broadcast_id = broadcast.id
-    await expand_broadcast(sessions, broadcast_id)
-    return broadcast_id
 
 
 async def run_worker(sessions: Sessions, channel: RecordingChannel, *, timeout: float = 30) -> None:

@@ -39,3 +39,33 @@ async def test_the_server_sends_broadcasts_through_its_channels(database_url: st
     finally:
         await runner.cleanup()
     assert sink.count == 20
+
+
+def test_the_outbox_settings_configure_every_senders_batch_lease_and_concurrency(database_url: str) -> None:
+    from datetime import timedelta
+
+    from bot.app import CORE, default_plugins
+
+    settings = load_settings(database_url=database_url, outbox={
+        "batch_size": 40, "lease_seconds": 7, "concurrency": 3, "no_sender_wait_seconds": 12})
+    app = build_app(settings, plugins=default_plugins())
+    channels = app[CORE].channels
+    assert {c.name for c in channels} == {"wechat", "telegram"}  # the simulated ones of the embedded default
+    for channel in channels:
+        outbox = channel.outbox  # type: ignore[attr-defined]
+        assert (outbox.batch_size, outbox.lease, outbox.journal.lease, outbox.concurrency) == (
+            40, timedelta(seconds=7), timedelta(seconds=7), 3)
+
+
+def test_outbox_settings_come_from_the_environment_and_bad_ones_are_named(monkeypatch) -> None:
+    import pytest
+
+    from bot.errors import ConfigError
+
+    monkeypatch.setenv("ENGAGEBOT_OUTBOX__LEASE_SECONDS", "5")
+    monkeypatch.setenv("ENGAGEBOT_OUTBOX__BATCH_SIZE", "25")
+    settings = load_settings()
+    assert (settings.outbox.lease_seconds, settings.outbox.batch_size) == (5, 25)
+    monkeypatch.setenv("ENGAGEBOT_OUTBOX__CONCURRENCY", "0")
+    with pytest.raises(ConfigError, match="ENGAGEBOT_OUTBOX__CONCURRENCY"):
+        load_settings()

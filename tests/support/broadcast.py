@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.broadcast import Audience, create_broadcast, expand_broadcast
 from bot.channels.base import Channel
 from bot.core.capabilities import Capabilities
 from bot.core.inbound import utcnow
@@ -30,6 +31,18 @@ async def add_followers(sessions: async_sessionmaker[AsyncSession], count: int, 
             await session.execute(insert(Follower), [
                 {**base, "external_id": f"f{i}"} for i in range(first, min(first + 1000, start + count))])
         await session.commit()
+
+
+async def start_broadcast(sessions: async_sessionmaker[AsyncSession], *, texts: dict[str, str] | None = None,
+                          audience: Audience = Audience()) -> int:
+    """Create a broadcast and write its outbox rows; return its id."""
+    async with sessions() as session:
+        broadcast = await create_broadcast(session, name="t", texts=texts or {"en": "Hi", "zh_Hans": "嗨"},
+                                           audience=audience, default_locale="en")
+        await session.commit()
+        broadcast_id = broadcast.id
+    await expand_broadcast(sessions, broadcast_id)
+    return broadcast_id
 
 
 async def statuses(sessions: async_sessionmaker[AsyncSession], broadcast_id: int) -> dict[str, int]:

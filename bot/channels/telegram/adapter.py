@@ -1,9 +1,15 @@
 """The Telegram channel: python-telegram-bot 22 inside our asyncio app, by long polling or by webhook.
 
-PTB does the HTTP and parsing only. One ``TypeHandler`` turns every update into an Inbound and
-queues it per chat; our router does all the matching. Each chat has one worker, so a chat's
-messages are handled and answered in order while different chats run concurrently. Replies go
-through the outbox (``OutboxSender``): a row is marked sent only after Telegram's 200.
+PTB does the HTTP and parsing only; our router does all the matching. Every update becomes an
+Inbound queued per chat: each chat has one worker, so a chat's messages are handled in order while
+different chats run concurrently, and its replies go out in order through the outbox
+(``OutboxSender``: a row is marked sent only after Telegram's 200).
+
+Nothing Telegram delivered is lost: an update is acknowledged only once it is stored. Polling
+fetches with ``Bot.get_updates`` and asks for the next batch with ``offset`` past the stored
+updates only (Telegram keeps the others and sends them again); a webhook request is answered 200
+once its update is stored, and 503 otherwise, so Telegram retries it. A repeat of a stored update
+is dropped by the dispatcher's dedupe and is not answered twice.
 
 Connecting (getMe, commands, polling or setWebhook) runs in a background task that retries with
 backoff, because the app's lifetime hooks run before its own port listens (the in-process
@@ -35,7 +41,7 @@ from telegram.error import (
     RetryAfter,
     TelegramError,
 )
-from telegram.ext import Application, ContextTypes, TypeHandler
+from telegram.ext import Application
 
 from bot.core.capabilities import Capabilities
 from bot.core.dispatcher import follower_hash
@@ -58,6 +64,7 @@ from ..base import Channel, Dispatch
 from ..outbox import OutboxSender
 from .config import TelegramConfig
 from .pacing import CHAT_PER_SECOND, OVERALL_PER_SECOND, PacedRateLimiter, retry_after_seconds
+from .polling import UpdatePoller
 from .queues import ChatQueues
 from .render import (
     MAX_CAPTION,
@@ -97,10 +104,11 @@ class TelegramChannel(Channel):
     capabilities = TELEGRAM_CAPABILITIES
 
     def __init__(self, *, dispatch: Dispatch, sessions: async_sessionmaker[AsyncSession], config: TelegramConfig,
-                 account: str | None = None) -> None:
+                 account: str | None = None, receive: bool = True) -> None:
         super().__init__(dispatch=dispatch, account=account or config.bot_id)
         self.config = config
         add_secrets(config.token, config.token.split(":", 1)[-1], config.webhook_secret)
+        self.receive = receive  # False: send only (a worker process beside the web instances)
         self.sessions = sessions
         self.outbox = OutboxSender(self, sessions, sweep_every=config.sweep_every)
         self.rate_limiter = PacedRateLimiter(
@@ -110,7 +118,11 @@ class TelegramChannel(Channel):
         self.bot_username: str | None = None
         self.ready = asyncio.Event()  # set once connected and receiving
         self._connector: asyncio.Task[None] | None = None
-        self._queues = ChatQueues(self._process)
+        self._poller: asyncio.Task[None] | None = None
+        self._polling: UpdatePoller | None = None
+        self._queues = ChatQueues(self._process)  # handling (and storing) per chat, in order
+        self._replies = ChatQueues(self._send_replies)  # replies per chat, in order
+        self._background: set[asyncio.Task[Any]] = set()
         self._dispatch_slots = asyncio.Semaphore(config.max_concurrent_dispatch)
         self._long_payloads: OrderedDict[str, str] = OrderedDict()  # callback token -> payload
         self._gone: set[str] = set()  # chats that answered 403 since they last wrote
@@ -123,15 +135,12 @@ class TelegramChannel(Channel):
             Application.builder().token(cfg.token).base_url(cfg.base_url).base_file_url(cfg.base_file_url)
             .rate_limiter(self.rate_limiter)
             .connect_timeout(5.0).pool_timeout(5.0).read_timeout(cfg.send_timeout).write_timeout(cfg.send_timeout)
+            .updater(None)  # we poll ourselves: the offset must not pass an update before it is stored
         )
-        if cfg.mode == "webhook":
-            builder = builder.updater(None)
-        application = builder.build()
-        application.add_handler(TypeHandler(Update, self._on_update))
-        return application
+        return builder.build()
 
     def routes(self) -> list[web.RouteDef]:
-        if self.config.mode != "webhook":
+        if self.config.mode != "webhook" or not self.receive:
             return []
         return [web.post(WEBHOOK_PATH, self.handle_webhook)]
 
@@ -164,8 +173,13 @@ class TelegramChannel(Channel):
             await asyncio.sleep(delay)
             delay = min(delay * 2, longest)
         self.bot_username = self.application.bot.username
-        await self._set_commands()
         await self.application.start()
+        if not self.receive:
+            self.outbox.start()
+            self.ready.set()
+            log.info("telegram connected to send only", extra={"bot": self.bot_username})
+            return
+        await self._set_commands()
         delay = first
         while True:
             try:
@@ -186,10 +200,11 @@ class TelegramChannel(Channel):
             await bot.set_webhook(self.config.webhook_url, secret_token=self.config.webhook_secret,
                                   allowed_updates=list(ALLOWED_UPDATES))
             return
-        updater = self.application.updater
-        assert updater is not None
-        await updater.start_polling(poll_interval=0.0, timeout=self.config.poll_timeout,
-                                    allowed_updates=list(ALLOWED_UPDATES))
+        await bot.delete_webhook()  # getUpdates is refused while a webhook is set
+        if self._poller is None or self._poller.done():
+            self._polling = UpdatePoller(bot, self._submit, poll_timeout=self.config.poll_timeout,
+                                         backoff=self.config.connect_backoff, redact=self._redact)
+            self._poller = asyncio.create_task(self._polling.run(), name="telegram-poll")
 
     async def _set_commands(self) -> None:
         """Register /start, /help, /lang with descriptions in English (default) and Chinese."""
@@ -203,12 +218,10 @@ class TelegramChannel(Channel):
 
     async def stop_receiving(self) -> None:
         """Stop taking new updates (polling); queued ones are still handled by :meth:`stop`."""
-        updater = self.application.updater
-        if updater is not None and updater.running:
-            try:
-                await updater.stop()
-            except Exception as exc:  # stopping must go on
-                log.warning("telegram polling stop failed", extra={"error": self._redact(exc)})
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
 
     async def stop(self) -> None:
         """Stop in reverse: connecting, receiving, queued updates, outbox sweeper, PTB."""
@@ -218,6 +231,12 @@ class TelegramChannel(Channel):
             self._connector = None
         await self.stop_receiving()
         await self._queues.drain(self.config.drain_timeout)
+        if self._polling is not None:
+            await self._polling.acknowledge()
+            self._polling = None
+        await self._replies.drain(self.config.drain_timeout)
+        if self._background:
+            await asyncio.wait(self._background, timeout=self.config.drain_timeout)
         await self.outbox.stop()
         application = self.application
         try:
@@ -233,7 +252,7 @@ class TelegramChannel(Channel):
 
     # -- inbound ------------------------------------------------------------------------------------------
     async def handle_webhook(self, request: web.Request) -> web.Response:
-        """``POST /telegram``: check the secret, queue the update for PTB, answer 200 at once."""
+        """``POST /telegram``: check the secret, store the update, then answer 200 (503: Telegram retries)."""
         expected = self.config.webhook_secret or ""
         given = request.headers.get(SECRET_HEADER, "")
         if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
@@ -264,11 +283,22 @@ class TelegramChannel(Channel):
             raise PayloadError(f"malformed Update: {type(exc).__name__}") from None
         # Check every field now, while the sender can still hear why (400 naming the field).
         update_to_inbound(update, channel=self.name, account=self.account)
-        await self.application.update_queue.put(update)
+        stored = self._submit(update)
+        if stored is not None:
+            try:
+                await asyncio.shield(stored)  # the client going away must not cancel the storing
+            except Exception as exc:  # noqa: BLE001 - not stored: Telegram must send it again
+                log.warning("telegram update not stored; asking for a retry",
+                            extra={"update_id": update.update_id, "error": type(exc).__name__})
+                return web.json_response({"error": "not stored", "reason": "could not store the update, retry later"},
+                                         status=503)
         return web.Response(status=200)
 
-    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """PTB's only handler: convert, and queue for the chat's worker (quickly: PTB runs these in turn)."""
+    def _submit(self, update: Update) -> asyncio.Future[None] | None:
+        """Queue an update for its chat's worker; the future is done once it is stored (None: nothing to store).
+
+        Synchronous, so updates are queued in the order they are submitted.
+        """
         try:
             msg = update_to_inbound(update, channel=self.name, account=self.account)
         except PayloadError as exc:  # a field too long or malformed: nothing of it is stored
@@ -280,24 +310,43 @@ class TelegramChannel(Channel):
         query_id = update.callback_query.id if update.callback_query is not None else None
         if msg is None:
             if query_id is not None:
-                await self._answer(query_id)
-            return
-        self._queues.submit(msg.external_id, (msg, query_id))
+                self._spawn(self._answer(query_id))
+            return None
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queues.submit(msg.external_id, (msg, query_id, stored))
+        return stored
 
-    async def _process(self, item: tuple[Inbound, str | None]) -> None:
-        msg, query_id = item
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _process(self, item: tuple[Inbound, str | None, asyncio.Future[None]]) -> None:
+        msg, query_id, stored = item
         self._gone.discard(msg.external_id)
         try:
             if msg.kind is Kind.CLICK and (msg.payload or "").startswith(TOKEN_PREFIX):
                 msg = replace(msg, payload=await self._resolve_payload(msg))
             result = await self._dispatch_with_retry(msg)
+        except BaseException as exc:
+            if not stored.done():
+                if isinstance(exc, asyncio.CancelledError):
+                    stored.cancel()
+                else:
+                    stored.set_exception(exc)
+            raise
         finally:
             if query_id is not None:  # always stop the button's spinner, whatever happened
                 await self._answer(query_id)
+        if not stored.done():
+            stored.set_result(None)
         if result.duplicate:
             return  # its replies were (or are being) sent by the first try, or the sweeper
-        if result.exchange.pending_ids:
-            await self.outbox.deliver(result.exchange.pending_ids)
+        if result.exchange.pending_ids:  # stored: the next message of the chat need not wait for these
+            self._replies.submit(msg.external_id, result.exchange.pending_ids)
+
+    async def _send_replies(self, pending_ids: list[int]) -> None:
+        await self.outbox.deliver(pending_ids)
 
     async def _dispatch_with_retry(self, msg: Inbound) -> Any:
         """Dispatch; retry a few times when the database hiccups (dedupe makes a retry safe)."""
@@ -312,7 +361,7 @@ class TelegramChannel(Channel):
                     raise
                 log.warning("dispatch failed, retrying", exc_info=True,
                             extra={"channel": self.name, "follower": follower_hash(msg)})
-                await asyncio.sleep(0.5 * 2 ** attempt)
+                await asyncio.sleep(self.config.dispatch_retry_pause * 2 ** attempt)
         raise AssertionError("unreachable")
 
     async def _answer(self, query_id: str) -> None:

@@ -31,6 +31,7 @@ class TelegramConfig:
     connect_backoff: tuple[float, float] = (0.2, 30.0)  # first and longest pause between connect tries
     sweep_every: float = 5.0  # outbox sweeper: rows left pending by a crash
     drain_timeout: float = 10.0  # on stop, time for queued updates to be handled
+    dispatch_retry_pause: float = 0.5  # first pause before storing an update again (doubles, 3 retries)
     # At most this many messages in the dispatcher at once: well under the database pool (15 on
     # SQLite), so the outbox's own sessions always find a connection.
     max_concurrent_dispatch: int = 8

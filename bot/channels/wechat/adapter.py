@@ -99,11 +99,11 @@ class WeChatChannel(Channel):
         self.outbox.start()
 
     async def stop(self) -> None:
-        await self.outbox.stop()
-        if self._background:
+        if self._background:  # replies of slow handlers first: they still go through the outbox
             await asyncio.wait(self._background, timeout=10)
             for task in self._background:
                 task.cancel()
+        await self.outbox.stop()
         if self.api is not None:
             await self.api.close()
         await self.replay.ledger.close()
@@ -248,7 +248,8 @@ class WeChatChannel(Channel):
             text = rendered.text
         else:
             text = getattr(rendered, "caption", "") or getattr(rendered, "scene", "")
-        return str(await self.api.mass_send(list(external_ids), text))
+        # The idempotency key travels as clientmsgid: a repeat after a crash is not sent twice.
+        return str(await self.api.mass_send(list(external_ids), text, client_msg_id=context.get("idempotency_key")))
 
     async def create_scene_qr(self, scene: str, *, permanent: bool = True) -> dict[str, Any]:
         if self.api is None:

@@ -24,7 +24,10 @@ log = logging.getLogger("engagebot.wechat.api")
 
 TOKEN_ERRORS = {40001, 40014, 42001}  # bad, invalid or expired access token: refresh once
 BUSY = -1
-QUOTA_ERRORS = {45009: 3600.0, 45011: 60.0}  # daily and per-minute API quotas: retry after (s)
+# Daily and per-minute API quotas, and "same clientmsgid repeated within a minute": retry after (s).
+QUOTA_ERRORS = {45009: 3600.0, 45011: 60.0, 45066: 60.0}
+MASS_ALREADY_SENT = 45065  # a mass send with this clientmsgid exists (24 h): its msg_id comes back
+MAX_CLIENT_MSG_ID = 64  # bytes
 WINDOW_ERRORS = {45015: "outside the 48-hour reply window", 45047: "reply count in the window used up"}
 GONE_ERRORS = {43004: "follower unfollowed", 40003: "unknown OpenID"}
 # Refresh this long before the platform's expiry, so no send races the deadline.
@@ -130,8 +133,11 @@ class WeChatAPI:
         return data
 
     async def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                   json: Any = None) -> dict[str, Any]:
-        """Call an API with the access token: refresh it once on a token error, retry when busy."""
+                   json: Any = None, accept: tuple[int, ...] = ()) -> dict[str, Any]:
+        """Call an API with the access token: refresh it once on a token error, retry when busy.
+
+        Error codes in ``accept`` come back as the answer instead of raising.
+        """
         stale: str | None = None
         busy = 0
         while True:
@@ -145,7 +151,8 @@ class WeChatAPI:
                 busy += 1
                 await asyncio.sleep(0.2 * 2 ** busy)
                 continue
-            raise_for_errcode(data)
+            if code not in accept:
+                raise_for_errcode(data)
             return data
 
     async def send_custom(self, payload: dict[str, Any]) -> None:
@@ -161,8 +168,22 @@ class WeChatAPI:
     async def user_info(self, openid: str, *, lang: str = "zh_CN") -> dict[str, Any]:
         return await self.call("GET", "/cgi-bin/user/info", params={"openid": openid, "lang": lang})
 
-    async def mass_send(self, openids: list[str], text: str) -> int:
-        """Send one text to a list of followers with the mass API (quota-limited); returns the msg_id."""
-        data = await self.call("POST", "/cgi-bin/message/mass/send",
-                               json={"touser": openids, "msgtype": "text", "text": {"content": text}})
-        return int(data.get("msg_id", 0))
+    async def mass_send(self, openids: list[str], text: str, *, client_msg_id: str | None = None) -> int:
+        """Send one text to a list of followers with the mass API (quota-limited); returns the msg_id.
+
+        ``client_msg_id`` (at most 64 bytes) makes a repeat harmless: within 24 hours the platform
+        refuses a second mass send with the same one (45065) and names the first one's msg_id, which
+        is returned here as if this call had made it.
+        """
+        body: dict[str, Any] = {"touser": openids, "msgtype": "text", "text": {"content": text}}
+        if client_msg_id is not None:
+            if len(client_msg_id.encode()) > MAX_CLIENT_MSG_ID:
+                raise ValueError(f"clientmsgid longer than {MAX_CLIENT_MSG_ID} bytes")
+            body["clientmsgid"] = client_msg_id
+        data = await self.call("POST", "/cgi-bin/message/mass/send", json=body, accept=(MASS_ALREADY_SENT,))
+        msg_id = data.get("msg_id")
+        if data.get("errcode") == MASS_ALREADY_SENT:
+            if client_msg_id is None or not isinstance(msg_id, int):
+                raise_for_errcode({**data, "errcode": MASS_ALREADY_SENT})
+            log.info("mass send made already", extra={"app_id": self.app_id, "msg_id": msg_id})
+        return int(msg_id) if isinstance(msg_id, int) else 0

@@ -134,7 +134,14 @@ class PlatformAPI(SimulatorState):
         day = int((self.clock() + 8 * 3600) // 86400)  # the platform counts days in Beijing time
         return sum(1 for job in self.mass_jobs if job["day"] == day)
 
-    def _submit_mass(self, openids: list[str], message: dict[str, Any]) -> web.Response:
+    def _submit_mass(self, openids: list[str], message: dict[str, Any], client_msg_id: str | None = None
+                     ) -> web.Response:
+        # clientmsgid: within 24 hours a second mass send with the same one is refused, naming the first.
+        if client_msg_id is not None:
+            for job in self.mass_jobs:
+                if job.get("client_msg_id") == client_msg_id and self.clock() - job["at"] < 86400:
+                    return web.json_response({"errcode": 45065, "errmsg": "clientmsgid exist",
+                                              "msg_id": job["msg_id"]})
         if self._mass_quota_used() >= self.mass_send_quota:
             return _err(45009, f"reach max api daily quota limit ({self.mass_send_quota} mass sends/day)")
         msg_id = self._new_msg_id() % 10**10
@@ -144,6 +151,8 @@ class PlatformAPI(SimulatorState):
             "recipients": openids,
             "message": message,
             "delivered": False,
+            "client_msg_id": client_msg_id,
+            "at": self.clock(),
         }
         self.mass_jobs.append(job)
         self._schedule_mass(job)
@@ -169,6 +178,17 @@ class PlatformAPI(SimulatorState):
         while self._mass_tasks:
             await asyncio.gather(*list(self._mass_tasks), return_exceptions=True)
 
+    @staticmethod
+    def _client_msg_id(body: dict[str, Any]) -> str | None:
+        value = body.get("clientmsgid")
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise _Reject(47001, "data format error: clientmsgid must be a string")
+        if len(value.encode("utf-8")) > 64:
+            raise _Reject(45067, "clientmsgid size out of limit")
+        return value
+
     def _mass_message(self, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("msgtype") != "text":
             raise _Reject(40008, f"invalid message type: {body.get('msgtype')!r} (this simulator mass-sends text)")
@@ -181,6 +201,7 @@ class PlatformAPI(SimulatorState):
             if not isinstance(filt, dict):
                 raise _Reject(47001, "data format error: filter is required")
             message = self._mass_message(body)
+            client_msg_id = self._client_msg_id(body)
             if filt.get("is_to_all") is True:
                 openids = [f.openid for f in self.followers.values() if f.subscribed]
             elif _is_int(filt.get("tag_id")):
@@ -190,7 +211,7 @@ class PlatformAPI(SimulatorState):
                 raise _Reject(40050, "invalid filter: is_to_all true or an integer tag_id is required")
         except _Reject as exc:
             return _err(exc.code, exc.msg)
-        return self._submit_mass(openids, message)
+        return self._submit_mass(openids, message, client_msg_id)
 
     async def _h_mass_send(self, request: web.Request) -> web.Response:
         try:
@@ -203,9 +224,10 @@ class PlatformAPI(SimulatorState):
                     40130, f"invalid openid list size, at least {self.mass_send_min_openids} openid(s), 10000 at most"
                 )
             message = self._mass_message(body)
+            client_msg_id = self._client_msg_id(body)
         except _Reject as exc:
             return _err(exc.code, exc.msg)
-        return self._submit_mass(list(dict.fromkeys(touser)), message)
+        return self._submit_mass(list(dict.fromkeys(touser)), message, client_msg_id)
 
     # -- QR codes -----------------------------------------------------------------------------------
 

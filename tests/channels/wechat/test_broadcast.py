@@ -56,3 +56,48 @@ async def test_broadcast_uses_the_window_then_the_mass_api(make_env: Any) -> Non
         async with env.bot.sessions() as s:
             statuses = (await s.execute(select(Message.status).where(Message.broadcast_id == broadcast_id))).scalars()
             assert sorted(statuses) == ["sent"] * 5
+
+
+async def test_a_mass_send_cut_short_by_a_crash_is_repeated_with_its_clientmsgid_and_arrives_once(
+        make_env: Any) -> None:
+    from bot.broadcast.mass import run_mass_sends
+    from bot.broadcast.models import MassSend
+
+    async with make_env(sim_overrides={"mass_delay": 0.01, "mass_send_quota": 4},
+                        config_overrides=SERVICE_ACCOUNT) as env:
+        recent, old_en, old_zh, broadcast_id = await _setup(env)
+        assert len(env.sim.mass_jobs) == 2
+        # As a SIGKILL right after the platform's answer, before its outcome was written, leaves it:
+        async with env.bot.sessions() as s:
+            sends = (await s.execute(select(MassSend).order_by(MassSend.id))).scalars().all()
+            for mass in sends:
+                await s.execute(update(MassSend).where(MassSend.id == mass.id).values(
+                    status="sending", platform_id=None, sent_at=utcnow() - timedelta(minutes=2)))
+                recipients = old_en if mass.text == "Spring sale!" else old_zh
+                await s.execute(update(Message).where(
+                    Message.broadcast_id == broadcast_id, Message.follower_id.in_(
+                        select(Follower.id).where(Follower.external_id.in_(recipients)))).values(
+                    status="held", reason=f"mass:{mass.id}"))
+            await s.commit()
+        assert await run_mass_sends(env.channel, env.bot.sessions) == 2
+        await env.sim.drain()
+        assert len(env.sim.mass_jobs) == 2  # the platform knew both by their clientmsgid: nothing sent again
+        for openid in [*old_en, *old_zh]:
+            assert [r["source"] for r in env.sim.replies(openid) if r["source"] in ("custom", "mass")] == ["mass"]
+        async with env.bot.sessions() as s:
+            statuses = (await s.execute(select(Message.status).where(Message.broadcast_id == broadcast_id))).scalars()
+            assert sorted(statuses) == ["sent"] * 5
+            mass_ids = {m.platform_id for m in (await s.execute(select(MassSend))).scalars()}
+            assert mass_ids == {str(job["msg_id"]) for job in env.sim.mass_jobs}
+
+
+async def test_the_api_sends_a_clientmsgid_and_takes_the_platforms_duplicate_answer_as_the_first_send(
+        make_env: Any) -> None:
+    async with make_env(sim_overrides={"mass_delay": 0.01, "mass_send_quota": 4, "mass_send_min_openids": 1}) as env:
+        openids = [await env.following(language="en") for _ in range(2)]
+        api = env.channel.api
+        first = await api.mass_send(openids, "hello", client_msg_id="mass:1:1700000000")
+        again = await api.mass_send(openids, "hello", client_msg_id="mass:1:1700000000")
+        other = await api.mass_send(openids, "hello", client_msg_id="mass:2:1700000001")
+        assert first == again != other
+        assert len(env.sim.mass_jobs) == 2

@@ -1,0 +1,37 @@
+"""``ENGAGEBOT_MOCK_SINK``: the mock channel inside ``engagebot run``, with a database as its platform.
+
+Followers' actions arrive as JSON at ``POST /mock`` and are answered inline; sends through the API
+(broadcasts) go into table ``mock_delivery`` of the sink database, deduplicated by idempotency key.
+For tests and demos that drive a real server process without any platform (the crash tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .mock import MockChannel, SqlDeliverySink
+
+if TYPE_CHECKING:
+    from bot.app import Core
+
+MOCK_PATH = "/mock"
+
+
+def mock_plugin(app: web.Application, core: Core) -> Callable[[web.Application], AsyncIterator[None]] | None:
+    url = core.settings.mock_sink
+    if url is None:
+        return None
+    sink = SqlDeliverySink(url)
+    channel = MockChannel(dispatch=core.dispatcher.dispatch, sink=sink, path=MOCK_PATH)
+    app.router.add_routes(channel.routes())
+    core.channels.append(channel)
+
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        await sink.open()
+        yield
+        await sink.close()
+
+    return lifetime

@@ -1,0 +1,74 @@
+"""Pace a channel's sends: at most so many per second overall and to one chat, evenly spaced."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+class RateLimiter:
+    """Pace sends: at most ``per_second`` overall and ``per_chat`` to one chat, evenly spaced.
+
+    Two steps per send: :meth:`acquire` waits for the send's turn (it may then spend a moment
+    recording that the send starts), :meth:`depart` is called right before the request leaves and
+    keeps the spacing between real departures, so sends whose bookkeeping finished together never
+    leave in a burst. In-process: several processes sending for one account each get the full rate
+    (run one worker per account, or declare a proportionally lower rate).
+    """
+
+    def __init__(self, per_second: float | None = None, per_chat: float | None = None) -> None:
+        self.interval = 1.0 / per_second if per_second else 0.0
+        self.chat_interval = 1.0 / per_chat if per_chat else 0.0
+        self._next = 0.0
+        self._paused_until = 0.0
+        self._departed = float("-inf")
+        self._chat_next: dict[str, float] = {}
+        self._chat_departed: dict[str, float] = {}
+        self._lock = asyncio.Lock()
+        self._depart_lock = asyncio.Lock()
+
+    def pause(self, seconds: float) -> None:
+        """Stop everyone for a while (the platform said 429 / retry after)."""
+        loop = asyncio.get_running_loop()
+        self._paused_until = max(self._paused_until, loop.time() + seconds)
+
+    def paused_for(self) -> float:
+        """Seconds left of the current pause (0: not paused)."""
+        return max(self._paused_until - asyncio.get_running_loop().time(), 0.0)
+
+    async def acquire(self, chat: str) -> None:
+        """Wait for this chat's and the overall turn; spacing counts from when a send really went.
+
+        Slots are handed out one at a time under a lock, measured from the actual wake-up time, so a
+        late wake-up (a busy loop) never lets several sends catch up in a burst.
+        """
+        loop = asyncio.get_running_loop()
+        if self.chat_interval:
+            while (wait := self._chat_next.get(chat, 0.0) - loop.time()) > 0:
+                await asyncio.sleep(wait)
+        async with self._lock:
+            while (wait := max(self._paused_until, self._next) - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            now = loop.time()
+            self._next = now + self.interval
+        if self.chat_interval:
+            self._chat_next[chat] = now + self.chat_interval
+            if len(self._chat_next) > 10_000:  # forget chats whose gap has passed: memory stays flat
+                self._chat_next = {c: t for c, t in self._chat_next.items() if t > now}
+
+    async def depart(self, chat: str) -> None:
+        """Hold the request until it is at least one interval after the previous real departure."""
+        if not (self.interval or self.chat_interval):
+            return
+        loop = asyncio.get_running_loop()
+        if self.chat_interval:
+            while (wait := self._chat_departed.get(chat, float("-inf")) + self.chat_interval - loop.time()) > 0:
+                await asyncio.sleep(wait)
+        async with self._depart_lock:
+            while (wait := max(self._paused_until, self._departed + self.interval) - loop.time()) > 0:
+                await asyncio.sleep(wait)
+            now = self._departed = loop.time()
+        if self.chat_interval:
+            self._chat_departed[chat] = now
+            if len(self._chat_departed) > 10_000:
+                self._chat_departed = {c: t for c, t in self._chat_departed.items()
+                                       if t > now - self.chat_interval}

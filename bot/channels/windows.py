@@ -1,0 +1,94 @@
+"""The platform's reply window, counted in the database: who may still be sent to, and why not.
+
+A platform such as WeChat lets the bot speak a few times within a while after the follower's last
+action. The count lives on the follower row and is taken with one conditional UPDATE, so several
+instances never together exceed what the platform allows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import and_, or_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.capabilities import Capabilities, ReplyWindow
+from bot.storage.models import Follower
+
+OUTSIDE_WINDOW = "outside the reply window"
+HELD_FOR_MASS = "outside the reply window: waiting for a mass send"
+
+
+def window_for(caps: Capabilities, kind: str | None) -> ReplyWindow | None:
+    if kind == "event":
+        return caps.window_after_event
+    if kind == "message":
+        return caps.window_after_message
+    return None
+
+
+def has_windows(caps: Capabilities) -> bool:
+    return caps.window_after_message is not None or caps.window_after_event is not None
+
+
+def _window_conditions(caps: Capabilities, now: datetime, sends: int) -> list[Any]:
+    """SQL: the follower's window is open and has room for ``sends`` more."""
+    conditions = []
+    for kind, window in (("message", caps.window_after_message), ("event", caps.window_after_event)):
+        if window is None:
+            continue
+        cond = and_(Follower.last_action_kind == kind, Follower.last_action_at > now - window.duration)
+        if window.max_sends is not None:
+            cond = and_(cond, Follower.window_sends + sends <= window.max_sends)
+        conditions.append(cond)
+    return conditions
+
+
+def refusal_reason(caps: Capabilities, *, following: bool, kind: str | None, at: datetime | None,
+                   sends: int, now: datetime) -> str:
+    """Say why the platform would refuse a send to this follower (for the row's ``reason``)."""
+    if not following:
+        return "follower unfollowed"
+    window = window_for(caps, kind)
+    if window is None or at is None:
+        return f"{OUTSIDE_WINDOW}: the follower never opened one"
+    if at.tzinfo is None:  # stored as UTC
+        at = at.replace(tzinfo=timezone.utc)
+    if at <= now - window.duration:
+        return OUTSIDE_WINDOW
+    if window.max_sends is not None and sends >= window.max_sends:
+        return f"{OUTSIDE_WINDOW}: its {window.max_sends} sends are used up"
+    return OUTSIDE_WINDOW
+
+
+async def take_window_slots(session: AsyncSession, caps: Capabilities, needs: dict[int, int],
+                            now: datetime) -> dict[int, int]:
+    """Count sends against several followers' windows at once; return how many each was granted.
+
+    Followers needing one send (a broadcast) share one statement; the rare follower with several
+    rows in a batch takes its slots one by one, so it gets what is left rather than all or nothing.
+    """
+    if not has_windows(caps):
+        return dict(needs)
+    granted: dict[int, int] = {}
+
+    async def take(ids: list[int]) -> list[int]:
+        result = await session.execute(
+            update(Follower).where(Follower.id.in_(ids), Follower.following.is_(True),
+                                   or_(*_window_conditions(caps, now, 1)))
+            .values(window_sends=Follower.window_sends + 1).returning(Follower.id),
+            execution_options={"synchronize_session": False})
+        return list(result.scalars().all())
+
+    singles = [f for f, n in needs.items() if n == 1]
+    for start in range(0, len(singles), 500):
+        for follower_id in await take(singles[start:start + 500]):
+            granted[follower_id] = 1
+    for follower_id, n in needs.items():
+        if n > 1:
+            got = 0
+            while got < n and await take([follower_id]):
+                got += 1
+            granted[follower_id] = got
+    return granted
