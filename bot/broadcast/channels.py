@@ -40,12 +40,15 @@ async def open_send_channels(core: Core, *, only: Sequence[str] = (), mock_sink:
     from bot.channels.telegram.adapter import TelegramChannel
     from bot.channels.telegram.plugin import telegram_config
     from bot.channels.wechat.plugin import wechat_link_channels
+    from bot.simulation import load_simulator_credentials, simulators_to_mount
 
+    if simulators_to_mount(core.settings):  # the embedded default: the simulators' stored credentials
+        await load_simulator_credentials(core)
     wanted = set(only) or set(CHANNEL_NAMES)
     channels: list[Channel] = []
     if "wechat" in wanted:
         channels += wechat_link_channels(core)
-    if "telegram" in wanted and (config := telegram_config(core.settings)) is not None:
+    if "telegram" in wanted and (config := telegram_config(core)) is not None:
         channels.append(TelegramChannel(dispatch=core.dispatcher.dispatch, sessions=core.sessions, config=config,
                                         receive=False))
     sink = None

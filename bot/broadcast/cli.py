@@ -215,9 +215,9 @@ async def cmd_work(args: argparse.Namespace) -> int:
     from .worker import BroadcastWorker, worker_options
 
     settings = _settings(args)
-    configure_logging(settings)
     core = build_core(settings)
-    await core.open()
+    await core.open()  # before logging is set up: the schema upgrade's INFO lines would bury the command's answer
+    configure_logging(settings)
     try:
         opened = await open_send_channels(core, only=args.channel, mock_sink=args.mock_sink,
                                           mock_account=args.mock_account, mock_rate=args.mock_rate,

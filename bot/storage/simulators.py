@@ -92,5 +92,5 @@ async def reply_progress(sessions: async_sessionmaker[AsyncSession], *, channel:
         pending = await session.scalar(
             select(func.count()).select_from(Message).join(Follower, Follower.id == Message.follower_id).where(
                 Follower.channel == channel, Follower.account == account, Follower.external_id == external_id,
-                Message.direction == "out", Message.status == "pending"))
+                Message.direction == "out", Message.status.in_(("pending", "sending"))))  # sending: under way
     return handled, int(pending or 0)

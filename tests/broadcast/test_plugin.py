@@ -41,14 +41,15 @@ async def test_the_server_sends_broadcasts_through_its_channels(database_url: st
     assert sink.count == 20
 
 
-def test_the_outbox_settings_configure_every_senders_batch_lease_and_concurrency(database_url: str) -> None:
+async def test_the_outbox_settings_configure_every_senders_batch_lease_and_concurrency(database_url: str) -> None:
     from datetime import timedelta
 
-    from bot.app import CORE, default_plugins
+    from bot.app import CORE, create_app, default_plugins
 
     settings = load_settings(database_url=database_url, outbox={
         "batch_size": 40, "lease_seconds": 7, "concurrency": 3, "no_sender_wait_seconds": 12})
-    app = build_app(settings, plugins=default_plugins())
+    app = await create_app(settings, plugins=default_plugins())  # the simulators' stored credentials
+    await app[CORE].engine.dispose()
     channels = app[CORE].channels
     assert {c.name for c in channels} == {"wechat", "telegram"}  # the simulated ones of the embedded default
     for channel in channels:
