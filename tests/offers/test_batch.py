@@ -4,9 +4,6 @@ with the same answers and guarantees as claim() (quota, per-follower limit, uniq
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -23,8 +20,9 @@ from bot.offers.batch import ClaimBatcher
 from bot.storage.models import Follower
 from bot.testing import BotHarness
 
+from .claimer import claim_from_processes
 from .conftest import load_into, make_followers
-from .test_concurrency import ROOT, _check_exactly_50, _quota_50
+from .test_concurrency import _check_exactly_50, _quota_50
 
 
 async def _promotion(h: BotHarness, slug: str, **changes: Any) -> Promotion:
@@ -81,15 +79,9 @@ async def test_two_processes_batching_at_once_give_exactly_the_quota(database_ur
         promotion_id = await _quota_50(h)
         followers = await make_followers(h, 250)
         halves = [followers[:150] + followers[100:175], followers[75:250] + followers[:50]]  # overlapping followers
-        procs = [await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.offers.claimer", database_url, str(promotion_id), ",".join(map(str, ids)),
-            "batch", cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for ids in halves]
-        results = [await p.communicate() for p in procs]
-        for p, (out, err) in zip(procs, results):
-            assert p.returncode == 0, err.decode()
-        outcomes = [json.loads(out) for out, _err in results]
-        assert sum(o.get("claimed", 0) for o in outcomes) == 50
-        assert sum(sum(o.values()) for o in outcomes) == 450
+        outcomes = await claim_from_processes(database_url, promotion_id, halves, batch=True)
+        assert sum(o["claimed"] for o in outcomes) == 50
+        assert [sum(o.values()) for o in outcomes] == [225, 225]
         await _check_exactly_50(h, promotion_id)
 
 
