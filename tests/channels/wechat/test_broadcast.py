@@ -56,3 +56,21 @@ async def test_broadcast_uses_the_window_then_the_mass_api(make_env: Any) -> Non
         async with env.bot.sessions() as s:
             statuses = (await s.execute(select(Message.status).where(Message.broadcast_id == broadcast_id))).scalars()
             assert sorted(statuses) == ["sent"] * 5
+
+
+async def test_a_broadcast_the_platform_refuses_ends_failed_with_its_reason(make_env: Any) -> None:
+    async with make_env() as env:
+        recent = await env.following(language="en")
+        await env.sim.send_text(recent, "hi")  # inside the window: a customer-service message
+        env.sim.max_text_bytes = 8  # ... that the platform refuses (errcode 45002)
+        async with env.bot.sessions() as s:
+            broadcast = await create_broadcast(s, name="too-long", texts={"en": "Spring sale!", "zh_Hans": "春季大促！"},
+                                               audience=Audience(), default_locale="zh_Hans")
+            await s.commit()
+        await expand_broadcast(env.bot.sessions, broadcast.id)
+        await BroadcastWorker(env.bot.sessions, [env.channel], poll_every=0.1).run_until_idle(timeout=20)
+        async with env.bot.sessions() as s:
+            rows = (await s.execute(select(Message.status, Message.reason, Message.sent_at).where(
+                Message.broadcast_id == broadcast.id))).all()
+        assert [tuple(r) for r in rows] == [("failed", "platform error 45002: content size out of limit (8 bytes)", None)]
+        assert [r for r in env.sim.replies(recent) if r["source"] in ("custom", "mass")] == []
