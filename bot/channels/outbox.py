@@ -236,11 +236,11 @@ class OutboxSender:
         async with self.sessions() as session:
             # Never-attempted rows (NULL) first, in id order; then leases and retries that ran out.
             fresh = select(Message.id).where(*base, Message.next_attempt_at.is_(None)).order_by(Message.id)
-            claimed = await self._lease(session, _skip_locked(session, fresh.limit(limit)), now)
+            claimed = await self._lease(session, _skip_locked(session, fresh.limit(limit)), now, due_only=True)
             if len(claimed) < limit:
                 due = (select(Message.id).where(*base, Message.next_attempt_at <= now)
                        .order_by(Message.next_attempt_at, Message.id).limit(limit - len(claimed)))
-                claimed += await self._lease(session, _skip_locked(session, due), now)
+                claimed += await self._lease(session, _skip_locked(session, due), now, due_only=True)
             rows = await self._prepare(session, claimed, now)
         if rows:
             await self._send_and_record(rows, context=None, ordered=False)
@@ -273,16 +273,23 @@ class OutboxSender:
 
     # --- claim and check ----------------------------------------------------------------
 
-    async def _lease(self, session: AsyncSession, ids: Any, now: datetime) -> list[int]:
-        """Lease these rows (a list, or a query of ids) if still pending; commit; return those taken."""
+    async def _lease(self, session: AsyncSession, ids: Any, now: datetime, *, due_only: bool = False) -> list[int]:
+        """Lease these rows (a list, or a query of ids) if still pending; commit; return those taken.
+
+        ``due_only`` (a sweep): only if still due, too. Without SKIP LOCKED (SQLite), another sweeper
+        may have read the same ids and leased them since; its lease must stand, or both would send.
+        """
         if not isinstance(ids, list):
             ids = list((await session.execute(ids)).scalars().all())
         if not ids:
             return []
+        conditions = [Message.id.in_(ids), Message.status.concat("") == "pending"]
+        if due_only:
+            conditions.append(or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
         # ``status || ''``: the re-check must not drive the plan. SQLite would otherwise walk the status
         # index over every pending row (all of a broadcast) instead of looking up these ids.
         result = await session.execute(
-            update(Message).where(Message.id.in_(ids), Message.status.concat("") == "pending")
+            update(Message).where(*conditions)
             .values(next_attempt_at=now + self.lease, attempts=Message.attempts + 1)
             .returning(Message.id), execution_options={"synchronize_session": False})
         return sorted(result.scalars().all())  # committed by _prepare, with the window slots: before any send
