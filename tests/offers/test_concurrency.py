@@ -75,3 +75,18 @@ async def test_the_batcher_keeps_the_quota_with_one_commit_per_batch(database_ur
         results = await asyncio.gather(*(batcher.claim(promo, f) for f in followers + followers[:30]))
         assert sum(r.outcome == "claimed" for r in results) == 50
         await _check_exactly_50(h, promotion_id)
+
+
+async def test_concurrent_pool_claims_hand_out_every_code_once(database_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL claimers skip the pool rows others are taking (SKIP LOCKED), none is told sold out early."""
+    codes = [f"TEA-{n:04d}" for n in range(20)]
+    async with BotHarness(database_url=database_url) as h:
+        await load_into(h, tmp_path, files={"tea.csv": "code\n" + "\n".join(codes) + "\n"})
+        async with h.sessions() as session:
+            tea = (await session.execute(select(Promotion.id).where(Promotion.slug == "tea"))).scalar_one()
+        followers = await make_followers(h, 30)
+        outcomes = await claim_all(database_url, tea, followers)
+        assert outcomes == {"claimed": 20, "sold_out": 10}
+        async with h.sessions() as session:
+            handed = (await session.execute(select(Claim.code).where(Claim.promotion_id == tea))).scalars().all()
+        assert sorted(handed) == codes

@@ -1,0 +1,120 @@
+"""What a claim hands out: a pool code of its own promotion, a validity counted from the claim, and
+a quota counter that counts only codes actually handed out."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from bot.offers import ClaimOutcome, PoolCode, Promotion, claim
+from bot.offers.batch import ClaimBatcher
+from bot.storage.models import Follower
+from bot.testing import BotHarness
+
+from .conftest import PROMOS, load_into, make_followers
+
+TWO_POOLS = PROMOS.replace("campaigns:\n", """
+  - slug: coffee
+    title: {en: "Free coffee", zh_Hans: "免费咖啡"}
+    keywords: {en: [coffee], zh_Hans: [咖啡]}
+    code: {strategy: pool, codes_csv: coffee.csv}
+  - slug: weekly
+    title: {en: "Weekly dumplings", zh_Hans: "每周饺子"}
+    keywords: {en: [dumplings], zh_Hans: [饺子]}
+    timezone: Asia/Shanghai
+    validity: {days: 7}
+    code: {strategy: unique, length: 8}
+campaigns:
+""", 1)
+
+COFFEE_CSV = "code\nCOF-0001\nCOF-0002\n"
+
+
+async def _harness(database_url: str, tmp_path: Path) -> BotHarness:
+    h = BotHarness(database_url=database_url)
+    await h.__aenter__()
+    await load_into(h, tmp_path, TWO_POOLS, files={"coffee.csv": COFFEE_CSV})
+    return h
+
+
+async def _promotion(h: BotHarness, slug: str) -> Promotion:
+    async with h.sessions() as session:
+        return (await session.execute(select(Promotion).where(Promotion.slug == slug))).scalar_one()
+
+
+async def _followers(h: BotHarness, count: int) -> list[Follower]:
+    ids = await make_followers(h, count)
+    async with h.sessions() as session:
+        return [await session.get(Follower, i) for i in ids]
+
+
+async def test_a_pool_claim_takes_a_code_of_its_own_pool_only(database_url: str, tmp_path: Path) -> None:
+    h = await _harness(database_url, tmp_path)
+    try:
+        tea, coffee = await _promotion(h, "tea"), await _promotion(h, "coffee")
+        first, second, third = await _followers(h, 3)
+        async with h.sessions() as session:
+            got = [(await claim(session, coffee, f)).code for f in (first, second)]
+            await session.commit()
+        assert got == ["COF-0001", "COF-0002"]  # the tea pool (loaded first) is left alone
+        async with h.sessions() as session:
+            empty = await claim(session, coffee, third)
+            tea_code = (await claim(session, tea, third)).code
+            await session.commit()
+        assert (empty.outcome, empty.promotion.slug, tea_code) == (ClaimOutcome.SOLD_OUT, "coffee", "TEA-0001")
+        async with h.sessions() as session:
+            counters = dict((await session.execute(select(Promotion.slug, Promotion.claimed))).all())
+            free = Counter((await session.execute(select(PoolCode.promotion_id).where(
+                PoolCode.claim_id.is_(None)))).scalars())
+        # The claim the empty pool refused was given back: the counter says what was handed out.
+        assert (counters["coffee"], counters["tea"]) == (2, 1)
+        assert free == {tea.id: 2}
+    finally:
+        await h.__aexit__(None, None, None)
+
+
+async def test_the_batch_takes_pool_codes_of_its_own_pool_only(database_url: str, tmp_path: Path) -> None:
+    h = await _harness(database_url, tmp_path)
+    try:
+        coffee = await _promotion(h, "coffee")
+        followers = await _followers(h, 3)
+        results = await asyncio.gather(*(ClaimBatcher(h.sessions).claim(coffee, f) for f in followers))
+        assert sorted(r.code or "-" for r in results) == ["-", "COF-0001", "COF-0002"]
+        assert (await _promotion(h, "coffee")).claimed == 2
+    finally:
+        await h.__aexit__(None, None, None)
+
+
+async def test_a_validity_in_days_ends_at_the_end_of_the_last_day_in_the_promotions_zone(
+        database_url: str, tmp_path: Path) -> None:
+    h = await _harness(database_url, tmp_path)
+    try:
+        weekly = await _promotion(h, "weekly")
+        [follower] = await _followers(h, 1)
+        claimed_at = datetime(2026, 3, 1, 17, 30, tzinfo=timezone.utc)  # already 2 March, 01:30 in Shanghai
+        async with h.sessions() as session:
+            result = await claim(session, weekly, follower, now=claimed_at)
+            await session.commit()
+        # 2 March + 7 days = 9 March, 23:59:59 in Shanghai = 15:59:59 UTC.
+        assert result.claim.valid_until == datetime(2026, 3, 9, 15, 59, 59, tzinfo=timezone.utc)
+        assert result.claim.claimed_at == claimed_at
+    finally:
+        await h.__aexit__(None, None, None)
+
+
+async def test_a_refusal_by_the_quota_update_still_names_the_promotion(offers: BotHarness) -> None:
+    async with offers.sessions() as session:
+        stale = (await session.execute(select(Promotion).where(Promotion.slug == "hotpot-50"))).scalar_one()
+        await session.execute(update(Promotion).where(Promotion.id == stale.id).values(quota=1, claimed=1),
+                              execution_options={"synchronize_session": False})
+        await session.commit()
+    stale.quota = 1
+    [follower] = await make_followers(offers, 1)
+    async with offers.sessions() as session:
+        result = await claim(session, stale, await session.get(Follower, follower))
+        await session.rollback()
+    assert (result.outcome, result.promotion) == (ClaimOutcome.SOLD_OUT, stale)
