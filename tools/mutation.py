@@ -10,6 +10,7 @@ the surviving mutants' diffs in ``.mutation/<target>/survivors.txt``.
     tools/mutation.sh --list                the targets and what they cover
     tools/mutation.sh --time-limit 900 ...  stop a target after 15 minutes (what ran is counted)
     tools/mutation.sh --survivors claims    run again only the last run's survivors (after new tests)
+    tools/mutation.sh --resume claims       go on with the mutants a time-limited run did not reach
 """
 
 from __future__ import annotations
@@ -155,6 +156,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--time-limit", type=float, default=None, help="seconds per target before stopping it")
     parser.add_argument("--survivors", action="store_true",
                         help="run again only the last run's surviving mutants (keeps .mutation/<target>)")
+    parser.add_argument("--resume", action="store_true",
+                        help="run only the mutants the last (time-limited) run did not check (keeps .mutation/<target>)")
     args = parser.parse_args(argv)
     if args.list:
         for name, target in targets.items():
@@ -172,16 +175,19 @@ def main(argv: list[str]) -> int:
         target = targets[name]
         wanted = patterns(target)
         names = wanted
-        if args.survivors:
+        if args.survivors or args.resume:
             previous = WORK / name / "summary.json"
             if not previous.exists():
-                parser.error(f"no previous run of {name} to take survivors from")
-            names = json.loads(previous.read_text())["alive"] or []
+                parser.error(f"no previous run of {name} to go on from")
+            if args.survivors:
+                names = json.loads(previous.read_text())["alive"]
+            else:
+                names = [k for k, s in results(WORK / name, wanted).items() if s == "not checked"]
             if not names:
-                print(f"{name}: no survivors to run again")
+                print(f"{name}: nothing left to run")
                 continue
         print(f"== {name}: mutating {', '.join(target['files'])}", flush=True)
-        work = prepare(name, target, common, fresh=not args.survivors)
+        work = prepare(name, target, common, fresh=not (args.survivors or args.resume))
         started = time.monotonic()
         code = run_mutmut(work, names, max_children=args.max_children, time_limit=args.time_limit,
                           log=work / "mutmut.log")

@@ -8,9 +8,11 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
-from bot.offers import ClaimOutcome, PoolCode, Promotion, claim
+from bot.offers import Claim, ClaimOutcome, ClaimResult, PoolCode, Promotion, claim
+from bot.offers import claims as claims_module
 from bot.offers.batch import ClaimBatcher
 from bot.storage.models import Follower
 from bot.testing import BotHarness
@@ -118,3 +120,89 @@ async def test_a_refusal_by_the_quota_update_still_names_the_promotion(offers: B
         result = await claim(session, stale, await session.get(Follower, follower))
         await session.rollback()
     assert (result.outcome, result.promotion) == (ClaimOutcome.SOLD_OUT, stale)
+
+
+async def _one(h: BotHarness, slug: str, follower: Follower, **options: object) -> ClaimResult:
+    async with h.sessions() as session:
+        result = await claim(session, await _promotion(h, slug), follower, **options)  # type: ignore[arg-type]
+        await session.commit()
+    return result
+
+
+async def _counter(h: BotHarness, slug: str) -> int:
+    return (await _promotion(h, slug)).claimed
+
+
+async def test_a_followers_codes_of_other_promotions_do_not_count(offers: BotHarness) -> None:
+    [follower] = await _followers(offers, 1)
+    hotpot, tea = await _one(offers, "hotpot-50", follower), await _one(offers, "tea", follower)
+    assert (hotpot.outcome, tea.outcome) == (ClaimOutcome.CLAIMED, ClaimOutcome.CLAIMED)
+    assert tea.code == "TEA-0001" and hotpot.code != tea.code
+    assert (hotpot.claim.via, tea.claim.seq) == ("api", 1)
+
+
+async def test_a_shared_code_is_the_promotions_own_and_stored_as_none(offers: BotHarness) -> None:
+    async with offers.sessions() as session:
+        await session.execute(update(Promotion).where(Promotion.slug == "hotpot-50")
+                              .values(code_strategy="shared", shared_code="HOTPOT50"))
+        await session.commit()
+    followers = await _followers(offers, 2)
+    results = [await _one(offers, "hotpot-50", f) for f in followers]
+    assert [(r.outcome, r.code, r.claim.code) for r in results] == [(ClaimOutcome.CLAIMED, "HOTPOT50", None)] * 2
+    async with offers.sessions() as session:
+        assert (await session.execute(select(Claim.code))).scalars().all() == [None, None]
+
+
+async def test_a_generated_code_that_exists_is_drawn_again(offers: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = await _followers(offers, 2)
+    taken = (await _one(offers, "hotpot-50", first)).code
+    real = claims_module.generate_code
+    draws = iter([taken, taken])
+    monkeypatch.setattr(claims_module, "generate_code", lambda *a: next(draws, None) or real(*a))
+    result = await _one(offers, "hotpot-50", second)
+    assert result.outcome == ClaimOutcome.CLAIMED and result.code not in (None, taken)
+    assert await _counter(offers, "hotpot-50") == 2
+
+
+async def test_a_code_space_used_up_is_an_error_naming_the_promotion(offers: BotHarness,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = await _followers(offers, 2)
+    taken = (await _one(offers, "hotpot-50", first)).code
+    monkeypatch.setattr(claims_module, "generate_code", lambda *a: taken)
+    with pytest.raises(RuntimeError) as caught:
+        await _one(offers, "hotpot-50", second)
+    assert str(caught.value) == f"no free code found for 'hotpot-50' after {claims_module.CODE_ATTEMPTS} attempts"
+
+
+async def test_the_same_follower_claiming_twice_at_once_gets_one_code(offers: BotHarness,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The second claim read the follower's claims before the first committed: its insert meets the
+    (promotion, follower, seq) key, it gives its quota back, reads again and answers with that code."""
+    [follower] = await _followers(offers, 1)
+    first = await _one(offers, "hotpot-50", follower)
+    real, reads = claims_module.claims_of, []
+
+    async def read_before_the_first_committed(*args: object) -> list[Claim]:
+        reads.append(1)
+        return [] if len(reads) == 1 else await real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(claims_module, "claims_of", read_before_the_first_committed)
+    again = await _one(offers, "hotpot-50", follower)
+    assert (again.outcome, again.code, len(reads)) == (ClaimOutcome.ALREADY_CLAIMED, first.code, 2)
+    assert await _counter(offers, "hotpot-50") == 1
+    async with offers.sessions() as session:
+        assert len((await session.execute(select(Claim))).scalars().all()) == 1
+
+
+async def test_a_session_that_read_a_code_sees_it_redeemed_meanwhile(offers: BotHarness) -> None:
+    [follower] = await _followers(offers, 1)
+    async with offers.sessions() as session:
+        promotion = await _promotion(offers, "hotpot-50")
+        code = (await claim(session, promotion, follower)).code
+        held = await claims_module.claims_of(session, promotion.id, follower.id)  # in the session's identity map
+        await session.commit()
+        async with offers.sessions() as till:
+            await till.execute(update(Claim).where(Claim.code == code).values(redeemed_at=Claim.claimed_at))
+            await till.commit()
+        assert (await claim(session, promotion, follower)).outcome == ClaimOutcome.LIMIT_REACHED
+        assert held[0].redeemed_at is not None  # read again, not served from what the session had
