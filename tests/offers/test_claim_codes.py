@@ -206,3 +206,34 @@ async def test_a_session_that_read_a_code_sees_it_redeemed_meanwhile(offers: Bot
             await till.commit()
         assert (await claim(session, promotion, follower)).outcome == ClaimOutcome.LIMIT_REACHED
         assert held[0].redeemed_at is not None  # read again, not served from what the session had
+
+
+async def test_a_code_is_live_up_to_its_last_second(offers: BotHarness) -> None:
+    [follower] = await _followers(offers, 1)
+    first = await _one(offers, "hotpot-50", follower)
+    until = first.claim.valid_until
+    again = await _one(offers, "hotpot-50", follower, now=until)  # at that very moment: still usable
+    assert (again.outcome, again.code) == (ClaimOutcome.ALREADY_CLAIMED, first.code)
+
+
+async def test_the_locale_of_the_message_decides_a_language_audience(offers: BotHarness) -> None:
+    async with offers.sessions() as session:
+        await session.execute(update(Promotion).where(Promotion.slug == "hotpot-50").values(audience_locales=["en"]))
+        await session.commit()
+    english, chinese = await _followers(offers, 2)  # neither has a stored locale
+    assert (await _one(offers, "hotpot-50", english, locale="en")).outcome == ClaimOutcome.CLAIMED
+    assert (await _one(offers, "hotpot-50", chinese, locale="zh_Hans")).outcome == ClaimOutcome.NOT_IN_AUDIENCE
+
+
+async def test_a_claim_that_keeps_losing_its_race_says_so(offers: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    [follower] = await _followers(offers, 1)
+    await _one(offers, "hotpot-50", follower)
+
+    async def never_sees_it(*args: object) -> list[Claim]:
+        return []
+
+    monkeypatch.setattr(claims_module, "claims_of", never_sees_it)
+    with pytest.raises(RuntimeError) as caught:
+        await _one(offers, "hotpot-50", follower)
+    assert str(caught.value) == "claim of 'hotpot-50' kept racing with itself"
+    assert await _counter(offers, "hotpot-50") == 1  # every lost race gave its quota back
