@@ -237,3 +237,35 @@ async def test_a_claim_that_keeps_losing_its_race_says_so(offers: BotHarness, mo
         await _one(offers, "hotpot-50", follower)
     assert str(caught.value) == "claim of 'hotpot-50' kept racing with itself"
     assert await _counter(offers, "hotpot-50") == 1  # every lost race gave its quota back
+
+
+async def test_the_bulk_path_skips_pool_codes_handed_out_before(database_url: str, tmp_path: Path) -> None:
+    h = await _harness(database_url, tmp_path)
+    try:
+        coffee = await _promotion(h, "coffee")
+        first, *others = await _followers(h, 3)
+        assert (await _one(h, "coffee", first)).code == "COF-0001"
+        batcher = ClaimBatcher(h.sessions)
+        results = await asyncio.gather(*(batcher.claim(coffee, f) for f in others))
+        assert [(r.outcome, r.code) for r in results] == [(ClaimOutcome.CLAIMED, "COF-0002"),
+                                                          (ClaimOutcome.SOLD_OUT, None)]
+        assert (batcher.batches, batcher.fallbacks) == (1, 0)  # found by the bulk path itself, no conflict
+    finally:
+        await h.__aexit__(None, None, None)
+
+
+@pytest.mark.parametrize("bulk", [True, False])
+async def test_the_batcher_passes_every_option_on(offers: BotHarness, bulk: bool) -> None:
+    async with offers.sessions() as session:
+        await session.execute(update(Promotion).where(Promotion.slug == "hotpot-50").values(audience_locales=["en"]))
+        await session.commit()
+    promo = await _promotion(offers, "hotpot-50")
+    english, chinese = await _followers(offers, 2)
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    batcher = ClaimBatcher(offers.sessions, bulk=bulk)
+    yes, no = await asyncio.gather(batcher.claim(promo, english, locale="en", via="campaign", now=at),
+                                   batcher.claim(promo, chinese, locale="zh_Hans", via="campaign", now=at))
+    assert (yes.outcome, no.outcome) == (ClaimOutcome.CLAIMED, ClaimOutcome.NOT_IN_AUDIENCE)
+    assert (yes.claim.via, yes.claim.claimed_at) == ("campaign", at)
+    again = await batcher.claim(promo, english, locale="en")
+    assert (again.outcome, again.promotion.slug, again.code) == (ClaimOutcome.ALREADY_CLAIMED, "hotpot-50", yes.code)
