@@ -7,11 +7,13 @@ import asyncio
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
-from bot.offers import Claim, ClaimOutcome, ClaimResult, PoolCode, Promotion, claim
+from bot.offers import Campaign, Claim, ClaimOutcome, ClaimResult, PoolCode, Promotion, claim
 from bot.offers import claims as claims_module
 from bot.offers.batch import ClaimBatcher
 from bot.storage.models import Follower
@@ -104,6 +106,9 @@ async def test_a_validity_in_days_ends_at_the_end_of_the_last_day_in_the_promoti
         # 2 March + 7 days = 9 March, 23:59:59 in Shanghai = 15:59:59 UTC.
         assert result.claim.valid_until == datetime(2026, 3, 9, 15, 59, 59, tzinfo=timezone.utc)
         assert result.claim.claimed_at == claimed_at
+        [other] = await _followers(h, 1)
+        bulk = await ClaimBatcher(h.sessions).claim(weekly, other, now=claimed_at)
+        assert bulk.claim.valid_until == datetime(2026, 3, 9, 15, 59, 59, tzinfo=timezone.utc)
     finally:
         await h.__aexit__(None, None, None)
 
@@ -262,10 +267,50 @@ async def test_the_batcher_passes_every_option_on(offers: BotHarness, bulk: bool
     promo = await _promotion(offers, "hotpot-50")
     english, chinese = await _followers(offers, 2)
     at = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    async with offers.sessions() as session:
+        poster = (await session.execute(select(Campaign.id).where(Campaign.slug == "mall-poster"))).scalar_one()
     batcher = ClaimBatcher(offers.sessions, bulk=bulk)
-    yes, no = await asyncio.gather(batcher.claim(promo, english, locale="en", via="campaign", now=at),
-                                   batcher.claim(promo, chinese, locale="zh_Hans", via="campaign", now=at))
-    assert (yes.outcome, no.outcome) == (ClaimOutcome.CLAIMED, ClaimOutcome.NOT_IN_AUDIENCE)
-    assert (yes.claim.via, yes.claim.claimed_at) == ("campaign", at)
+    yes, no = await asyncio.gather(
+        batcher.claim(promo, english, locale="en", via="campaign", now=at, campaign_id=poster),
+        batcher.claim(promo, chinese, locale="zh_Hans", via="campaign", now=at, campaign_id=poster))
+    assert (yes.outcome, no.outcome, no.promotion.slug) == (ClaimOutcome.CLAIMED, ClaimOutcome.NOT_IN_AUDIENCE,
+                                                            "hotpot-50")
+    assert (yes.claim.via, yes.claim.claimed_at, yes.claim.campaign_id) == ("campaign", at, poster)
+    async with offers.sessions() as session:
+        stored = (await session.execute(select(Claim.via, Claim.campaign_id))).one()
+    assert tuple(stored) == ("campaign", poster)
     again = await batcher.claim(promo, english, locale="en")
     assert (again.outcome, again.promotion.slug, again.code) == (ClaimOutcome.ALREADY_CLAIMED, "hotpot-50", yes.code)
+
+
+async def test_the_limit_and_sold_out_answers_of_a_batch_name_their_promotion(offers: BotHarness) -> None:
+    promo = await _promotion(offers, "hotpot-50")
+    async with offers.sessions() as session:
+        await session.execute(update(Promotion).where(Promotion.id == promo.id).values(quota=1))
+        await session.commit()
+    promo = await _promotion(offers, "hotpot-50")
+    first, late = await _followers(offers, 2)
+    batcher = ClaimBatcher(offers.sessions)
+    got = await batcher.claim(promo, first)
+    async with offers.sessions() as session:
+        await session.execute(update(Claim).values(redeemed_at=Claim.claimed_at))
+        await session.commit()
+    limit, sold_out = await asyncio.gather(batcher.claim(promo, first), batcher.claim(promo, late))
+    assert got.outcome == ClaimOutcome.CLAIMED
+    assert [(r.outcome, r.promotion.slug) for r in (limit, sold_out)] == [
+        (ClaimOutcome.LIMIT_REACHED, "hotpot-50"), (ClaimOutcome.SOLD_OUT, "hotpot-50")]
+
+
+async def test_a_request_that_fails_the_batch_fails_alone(offers: BotHarness) -> None:
+    """A claim the database refuses outright (here: a follower that does not exist) gets its error;
+    the others of its batch, and the batches queued behind it, are still answered."""
+    promo = await _promotion(offers, "hotpot-50")
+    followers = await _followers(offers, 4)
+    ghost = SimpleNamespace(id=10**9, channel="mock", following=True, followed_at=None, tags=[], locale=None)
+    batcher = ClaimBatcher(offers.sessions, max_batch=2)
+    results = await asyncio.wait_for(asyncio.gather(
+        batcher.claim(promo, followers[0]), batcher.claim(promo, ghost),
+        *(batcher.claim(promo, f) for f in followers[1:]), return_exceptions=True), 30)
+    assert isinstance(results[1], IntegrityError)
+    assert [r.outcome for r in results if not isinstance(r, BaseException)] == [ClaimOutcome.CLAIMED] * 4
+    assert (await _promotion(offers, "hotpot-50")).claimed == 4
