@@ -227,3 +227,18 @@ async def test_the_one_by_one_batcher_still_works(offers: BotHarness) -> None:
     assert (batcher.batches, batcher.fallbacks) == (0, 0)
     async with offers.sessions() as session:
         assert (await session.execute(select(func.count()).select_from(Claim))).scalar_one() == 2
+
+
+async def test_each_batch_redone_one_by_one_is_counted(offers: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    promo = await _promotion(offers, "hotpot-50")
+    first, *others = await _followers(offers, 3)
+    async with offers.sessions() as session:
+        taken = (await claim(session, promo, first)).code
+        await session.commit()
+    real = batch_module.generate_code
+    draws = iter([taken, taken])  # each batch's draw collides with the code already handed out
+    monkeypatch.setattr(batch_module, "generate_code", lambda *a: next(draws, None) or real(*a))
+    batcher = ClaimBatcher(offers.sessions)
+    for follower in others:
+        assert (await batcher.claim(promo, follower)).outcome == ClaimOutcome.CLAIMED
+    assert (batcher.batches, batcher.fallbacks) == (0, 2)
