@@ -51,6 +51,16 @@ async def _claimed(h: BotHarness, promotion_id: int) -> int:
         return (await session.execute(select(Promotion.claimed).where(Promotion.id == promotion_id))).scalar_one()
 
 
+async def _with_one_code_taken(h: BotHarness, count: int) -> tuple[Promotion, Follower, list[Follower], str]:
+    """hotpot-50, ``count`` followers, and the code the first of them already holds."""
+    promo = await _promotion(h, "hotpot-50")
+    first, *others = await _followers(h, count)
+    async with h.sessions() as session:
+        taken = (await claim(session, promo, first)).code
+        await session.commit()
+    return promo, first, others, taken
+
+
 async def test_500_concurrent_batched_claims_give_exactly_the_quota(database_url: str, tmp_path: Path) -> None:
     async with BotHarness(database_url=database_url) as h:
         await load_into(h, tmp_path)
@@ -155,11 +165,7 @@ async def test_the_last_codes_go_to_the_first_in_line(offers: BotHarness) -> Non
 
 async def test_a_code_collision_redoes_the_batch_one_by_one(offers: BotHarness,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    promo = await _promotion(offers, "hotpot-50")
-    first, *others = await _followers(offers, 6)
-    async with offers.sessions() as session:
-        taken = (await claim(session, promo, first)).code
-        await session.commit()
+    promo, first, others, taken = await _with_one_code_taken(offers, 6)
     real = claims_module.generate_code
     # The bulk path draws a code that is already someone's: the insert fails on the unique key.
     bulk_draws = iter([taken])
@@ -230,11 +236,7 @@ async def test_the_one_by_one_batcher_still_works(offers: BotHarness) -> None:
 
 
 async def test_each_batch_redone_one_by_one_is_counted(offers: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
-    promo = await _promotion(offers, "hotpot-50")
-    first, *others = await _followers(offers, 3)
-    async with offers.sessions() as session:
-        taken = (await claim(session, promo, first)).code
-        await session.commit()
+    promo, _first, others, taken = await _with_one_code_taken(offers, 3)
     real = batch_module.generate_code
     draws = iter([taken, taken])  # each batch's draw collides with the code already handed out
     monkeypatch.setattr(batch_module, "generate_code", lambda *a: next(draws, None) or real(*a))
