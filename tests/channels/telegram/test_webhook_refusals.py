@@ -34,6 +34,10 @@ async def inbound(rig: Any) -> int:
         return await session.scalar(select(func.count()).select_from(Message).where(Message.direction == "in"))
 
 
+async def inbound_is(rig: Any, count: int) -> bool:
+    return await inbound(rig) == count
+
+
 async def post(url: str, body: bytes, *, headers: dict[str, str] | None = None,
                chunked: bool = False) -> tuple[int, dict]:
     async def chunks() -> AsyncIterator[bytes]:
@@ -88,3 +92,20 @@ async def test_an_update_arriving_before_the_bot_is_ready_is_asked_again_later(m
     user = rig.user()
     assert (await post(f"{rig.base}/telegram", json.dumps(update(2, user)).encode(), headers={HEADER: SECRET}))[0] == 200
     assert await eventually(lambda: inbound(rig)) == 1  # the refused one was not kept either
+
+
+async def test_a_body_larger_than_one_read_is_counted_whole(make_rig: RigFactory) -> None:
+    """Bodies past 64 KiB arrive in several reads: the limit counts them all, and they are joined as sent."""
+    rig = await make_rig(mode="webhook", max_body=100_000)
+    user = rig.user()
+    url, good = f"{rig.base}/telegram", {HEADER: SECRET}
+    fits = json.dumps(update(1, user, text="x" * 90_000)).encode()  # 90 KB of text: over one read, under the limit
+    assert (await post(url, fits, headers=good, chunked=True))[0] == 200
+    assert await eventually(lambda: inbound(rig)) == 1
+    too_big = json.dumps(update(2, user, text="y" * 150_000)).encode()
+    assert (await post(url, too_big, headers=good, chunked=True))[0] == 413
+    exact = json.dumps(update(3, user)).encode()
+    exact = exact[:-1] + b', "pad": "' + b"z" * (100_000 - len(exact) - 11) + b'"}'
+    assert len(exact) == 100_000
+    assert (await post(url, exact, headers=good))[0] == 200  # with its Content-Length: exactly the limit
+    assert await eventually(lambda: inbound_is(rig, 2))
