@@ -10,6 +10,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import func, select
+
+from bot.storage.models import Message
 
 from .conftest import SECRET, RigFactory, eventually
 
@@ -26,10 +29,6 @@ def update(update_id: int, user: int, text: str = "hi") -> dict:
 
 
 async def inbound(rig: Any) -> int:
-    from sqlalchemy import func, select
-
-    from bot.storage.models import Message
-
     async with rig.harness.sessions() as session:
         return await session.scalar(select(func.count()).select_from(Message).where(Message.direction == "in"))
 
@@ -99,9 +98,13 @@ async def test_a_body_larger_than_one_read_is_counted_whole(make_rig: RigFactory
     rig = await make_rig(mode="webhook", max_body=100_000)
     user = rig.user()
     url, good = f"{rig.base}/telegram", {HEADER: SECRET}
-    fits = json.dumps(update(1, user, text="x" * 90_000)).encode()  # 90 KB of text: over one read, under the limit
+    text = "".join(f"{n:06d}" for n in range(15_000))  # 90 KB of text: over one read, under the limit
+    fits = json.dumps(update(1, user, text=text)).encode()
     assert (await post(url, fits, headers=good, chunked=True))[0] == 200
     assert await eventually(lambda: inbound(rig)) == 1
+    async with rig.harness.sessions() as session:
+        stored = await session.scalar(select(Message.text).where(Message.direction == "in"))
+    assert stored == text  # the reads were joined as they came, nothing added
     too_big = json.dumps(update(2, user, text="y" * 150_000)).encode()
     assert (await post(url, too_big, headers=good, chunked=True))[0] == 413
     exact = json.dumps(update(3, user)).encode()
