@@ -143,7 +143,7 @@ def summarize(name: str, work: Path, found: dict[str, str], seconds: float) -> d
     for key in alive:
         print(f"    {found[key]:>10}  {key}")
     return {"target": name, "mutants": len(found), "rate": rate, "seconds": round(seconds),
-            **{status.replace(" ", "_"): n for status, n in counts.items()}, "alive": alive}
+            **{status.replace(" ", "_"): n for status, n in counts.items()}, "alive": alive, "statuses": found}
 
 
 def main(argv: list[str]) -> int:
@@ -193,7 +193,16 @@ def main(argv: list[str]) -> int:
                           log=work / "mutmut.log")
         if code not in (0, -signal.SIGINT, 130, 1):
             print(f"  mutmut exited with {code}: see {work / 'mutmut.log'}", flush=True)
-        summary = summarize(name, work, results(work, wanted), time.monotonic() - started)
+        found = results(work, wanted)
+        if args.survivors or args.resume:
+            # mutmut forgets its verdicts when the target's tests change; what the last run
+            # settled (and was not run again) stands: more tests never revive a killed mutant.
+            before = json.loads((WORK / name / "summary.json").read_text())
+            settled = before.get("statuses") or {k: "killed" for k in found if k not in before["alive"]}
+            for key, status in found.items():
+                if status == "not checked" and key not in names and settled.get(key, "not checked") != "not checked":
+                    found[key] = settled[key]
+        summary = summarize(name, work, found, time.monotonic() - started)
         (work / "summary.json").write_text(json.dumps(summary, indent=1))
         summaries.append(summary)
     if len(summaries) > 1:
