@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -13,7 +13,9 @@ from bot.broadcast.mass import QUOTA_USED_UP
 from bot.broadcast.models import CANCELLED, DONE, Broadcast, MassSend
 from bot.channels.outbox import OutboxSender
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
-from bot.errors import FollowerGone
+from bot.core.inbound import utcnow
+from bot.errors import FollowerGone, PlatformAPIError
+from bot.storage.models import Follower, Message
 from tests.support.broadcast import RecordingChannel, add_followers, ago, rows_by_external_id, start_broadcast, statuses
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -151,6 +153,56 @@ async def test_a_follower_the_platform_says_is_gone_is_reported_and_unfollowed(s
     assert rows["f0"].status == "sent"
 
 
+async def test_a_platform_error_ends_failed_with_its_reason_and_is_not_retried(sessions: Sessions) -> None:
+    await add_followers(sessions, 3)
+    tried: list[str] = []
+
+    class Refusing(RecordingChannel):
+        async def send_reply(self, external_id, reply, *, context=None):  # type: ignore[no-untyped-def]
+            tried.append(external_id)
+            if external_id == "f1":
+                raise PlatformAPIError(45002, "content size out of limit")
+            await super().send_reply(external_id, reply, context=context)
+
+    broadcast_id = await start_broadcast(sessions)
+    channel = Refusing()
+    await run_worker(sessions, channel)
+    rows = await rows_by_external_id(sessions, broadcast_id)
+    assert {k: (r.status, r.reason) for k, r in rows.items()} == {
+        "f0": ("sent", None),
+        "f1": ("failed", "platform error 45002: content size out of limit"),
+        "f2": ("sent", None),
+    }
+    assert sorted(channel.recipients()) == ["f0", "f2"] and sorted(tried) == ["f0", "f1", "f2"]  # tried once
+    async with sessions() as session:
+        broadcast = await session.get(Broadcast, broadcast_id)
+    assert broadcast is not None and (broadcast.status, broadcast.counts) == (DONE, {"sent": 2, "failed": 1})
+
+
+async def test_an_unexpected_send_error_is_retried_later_not_recorded_sent(sessions: Sessions) -> None:
+    """A bug or a dropped connection is not the platform's answer: the row waits for another try."""
+    await add_followers(sessions, 2)
+
+    class Flaky(RecordingChannel):
+        async def send_reply(self, external_id, reply, *, context=None):  # type: ignore[no-untyped-def]
+            if external_id == "f1":
+                raise ConnectionResetError("peer went away")
+            await super().send_reply(external_id, reply, context=context)
+
+    broadcast_id = await start_broadcast(sessions)
+    before = utcnow()
+    await OutboxSender(Flaky(), sessions).sweep_once()
+    rows = await rows_by_external_id(sessions, broadcast_id)
+    assert (rows["f0"].status, rows["f0"].reason) == ("sent", None)
+    assert (rows["f1"].status, rows["f1"].reason) == ("pending", "retry: ConnectionResetError('peer went away')")
+    async with sessions() as session:
+        retry = (await session.execute(select(Message.next_attempt_at, Message.attempts).join(
+            Follower, Follower.id == Message.follower_id).where(Follower.external_id == "f1"))).one()
+    retry_at = retry.next_attempt_at.replace(tzinfo=timezone.utc) if retry.next_attempt_at.tzinfo is None \
+        else retry.next_attempt_at
+    assert retry.attempts == 1 and before + timedelta(seconds=1) < retry_at <= utcnow() + timedelta(seconds=2)
+
+
 async def test_cancel_stops_sending(sessions: Sessions) -> None:
     await add_followers(sessions, 200)
     broadcast_id = await start_broadcast(sessions)
@@ -181,9 +233,6 @@ async def test_cancel_stops_sending(sessions: Sessions) -> None:
 
 async def test_replies_of_one_message_still_go_out_in_order_through_deliver(sessions: Sessions) -> None:
     """The adapters' path: rows answering one message, delivered at once and in sequence."""
-    from bot.core.inbound import utcnow
-    from bot.storage.models import Follower, Message
-
     await add_followers(sessions, 1)
     async with sessions() as session:
         follower_id = (await session.execute(select(Follower.id))).scalar_one()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -158,13 +159,98 @@ async def test_a_failing_handler_gets_a_localized_apology_and_the_message_is_kep
             assert await s.scalar(select(func.count()).select_from(Message).where(Message.direction == "in")) == 1
 
 
+counted = Router("counted")
+runs: list[str] = []
+
+
+@counted.on(command="count")
+async def count_runs(msg: Inbound, ctx: Context) -> list[Reply]:
+    runs.append(msg.message_id or "")
+    ctx.set_state("counted")  # a side effect a second run would repeat
+    return [TextReply(f"run {len(runs)}")]
+
+
+async def _stored(bot: BotHarness, message_id: str) -> tuple[int, int]:
+    """(inbound rows with this platform id, reply rows answering them)."""
+    from sqlalchemy import func, select
+
+    from bot.storage.models import Message
+
+    async with bot.sessions() as s:
+        inbound = (await s.execute(select(Message.id).where(
+            Message.direction == "in", Message.dedupe_key == message_id))).scalars().all()
+        replies = await s.scalar(select(func.count()).select_from(Message).where(Message.in_reply_to.in_(inbound)))
+    return len(inbound), replies
+
+
 async def test_same_platform_message_id_is_handled_once(database_url: str) -> None:
-    async with BotHarness(routers=[router], database_url=database_url) as bot:
-        first = await bot.channel.receive("hal", Kind.COMMAND, "/survey", message_id="m-1")
-        again = await bot.channel.receive("hal", Kind.COMMAND, "/survey", message_id="m-1")
-        assert first == again == [TextReply("What is your name?")]
-        nxt = await bot.channel.receive("hal", Kind.TEXT, "Hal", message_id="m-2")
-        assert nxt == [TextReply("Which city?")]  # the duplicate did not restart the survey
+    runs.clear()
+    async with BotHarness(routers=[counted, router], database_url=database_url) as bot:
+        first = await bot.channel.receive("hal", Kind.COMMAND, "/count", message_id="m-1")
+        again = await bot.channel.receive("hal", Kind.COMMAND, "/count", message_id="m-1")  # a platform retry
+        assert first == again == [TextReply("run 1")]
+        assert runs == ["m-1"]  # the handler ran once: the retry was answered from the database
+        assert await _stored(bot, "m-1") == (1, 1)
+        nxt = await bot.channel.receive("hal", Kind.COMMAND, "/count", message_id="m-2")
+        assert nxt == [TextReply("run 2")] and runs == ["m-1", "m-2"]
+
+
+async def test_retries_arriving_together_run_the_handler_once(database_url: str) -> None:
+    runs.clear()
+    async with BotHarness(routers=[counted, router], database_url=database_url) as bot:
+        answers = await asyncio.gather(*(bot.channel.receive("ida", Kind.COMMAND, "/count", message_id="m-9")
+                                         for _ in range(3)))
+        assert answers == [[TextReply("run 1")]] * 3
+        assert runs == ["m-9"]
+        assert await _stored(bot, "m-9") == (1, 1)
+
+
+async def test_a_retry_after_a_restart_is_answered_from_the_database(database_url: str) -> None:
+    runs.clear()
+    async with BotHarness(routers=[counted, router], database_url=database_url) as bot:
+        assert await bot.channel.receive("jo", Kind.COMMAND, "/count", message_id="m-3") == [TextReply("run 1")]
+    async with BotHarness(routers=[counted, router], database_url=database_url) as restarted:
+        assert await restarted.channel.receive("jo", Kind.COMMAND, "/count", message_id="m-3") == [
+            TextReply("run 1")]
+        assert runs == ["m-3"]
+        assert await _stored(restarted, "m-3") == (1, 1)
+
+
+async def test_two_instances_racing_on_one_message_store_it_once(database_url: str) -> None:
+    """Two dispatchers (two instances) get the same retry at once: one runs, the other reads its answer."""
+    runs.clear()
+    async with BotHarness(routers=[counted, router], database_url=database_url) as one, \
+            BotHarness(routers=[counted, router], database_url=database_url) as two:
+        answers = await asyncio.gather(one.channel.receive("kay", Kind.COMMAND, "/count", message_id="m-4"),
+                                       two.channel.receive("kay", Kind.COMMAND, "/count", message_id="m-4"))
+        assert answers[0] == answers[1] and answers[0] in ([TextReply("run 1")], [TextReply("run 2")])
+        assert len(runs) in (1, 2) and await _stored(one, "m-4") == (1, 1)  # one exchange is kept
+
+
+async def test_the_same_platform_id_on_another_account_is_another_message(database_url: str) -> None:
+    from bot.channels.mock import MockChannel
+
+    runs.clear()
+    async with BotHarness(routers=[counted, router], database_url=database_url) as bot:
+        other = MockChannel(dispatch=bot.dispatcher.dispatch, account="other")
+        elsewhere = MockChannel(dispatch=bot.dispatcher.dispatch, channel_name="mock2")
+        await bot.channel.receive("lu", Kind.COMMAND, "/count", message_id="m-5")
+        assert await other.receive("lu", Kind.COMMAND, "/count", message_id="m-5") == [TextReply("run 2")]
+        assert await elsewhere.receive("lu", Kind.COMMAND, "/count", message_id="m-5") == [TextReply("run 3")]
+        assert runs == ["m-5"] * 3
+        assert await _stored(bot, "m-5") == (3, 3)
+
+
+async def test_messages_without_a_platform_id_are_never_deduplicated(database_url: str) -> None:
+    from bot.core.inbound import Inbound as In
+
+    runs.clear()
+    async with BotHarness(routers=[counted, router], database_url=database_url) as bot:
+        msg = In(channel="mock", account="mock", external_id="mo", kind=Kind.COMMAND, text="/count", message_id=None)
+        first = await bot.dispatcher.dispatch(msg, capabilities=bot.channel.capabilities)
+        second = await bot.dispatcher.dispatch(msg, capabilities=bot.channel.capabilities)
+        assert (first.replies, second.replies) == ([TextReply("run 1")], [TextReply("run 2")])
+        assert not first.duplicate and not second.duplicate
 
 
 STATE_SCRIPT = textwrap.dedent("""

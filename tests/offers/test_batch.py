@@ -4,9 +4,6 @@ with the same answers and guarantees as claim() (quota, per-follower limit, uniq
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
@@ -23,8 +20,9 @@ from bot.offers.batch import ClaimBatcher
 from bot.storage.models import Follower
 from bot.testing import BotHarness
 
+from .claimer import claim_from_processes
 from .conftest import load_into, make_followers
-from .test_concurrency import ROOT, _check_exactly_50, _quota_50
+from .test_concurrency import _check_exactly_50, _quota_50
 
 
 async def _promotion(h: BotHarness, slug: str, **changes: Any) -> Promotion:
@@ -51,6 +49,16 @@ async def _claims_of(h: BotHarness, promotion_id: int) -> list[Claim]:
 async def _claimed(h: BotHarness, promotion_id: int) -> int:
     async with h.sessions() as session:
         return (await session.execute(select(Promotion.claimed).where(Promotion.id == promotion_id))).scalar_one()
+
+
+async def _with_one_code_taken(h: BotHarness, count: int) -> tuple[Promotion, Follower, list[Follower], str]:
+    """hotpot-50, ``count`` followers, and the code the first of them already holds."""
+    promo = await _promotion(h, "hotpot-50")
+    first, *others = await _followers(h, count)
+    async with h.sessions() as session:
+        taken = (await claim(session, promo, first)).code
+        await session.commit()
+    return promo, first, others, taken
 
 
 async def test_500_concurrent_batched_claims_give_exactly_the_quota(database_url: str, tmp_path: Path) -> None:
@@ -81,15 +89,9 @@ async def test_two_processes_batching_at_once_give_exactly_the_quota(database_ur
         promotion_id = await _quota_50(h)
         followers = await make_followers(h, 250)
         halves = [followers[:150] + followers[100:175], followers[75:250] + followers[:50]]  # overlapping followers
-        procs = [await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.offers.claimer", database_url, str(promotion_id), ",".join(map(str, ids)),
-            "batch", cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for ids in halves]
-        results = [await p.communicate() for p in procs]
-        for p, (out, err) in zip(procs, results):
-            assert p.returncode == 0, err.decode()
-        outcomes = [json.loads(out) for out, _err in results]
-        assert sum(o.get("claimed", 0) for o in outcomes) == 50
-        assert sum(sum(o.values()) for o in outcomes) == 450
+        outcomes = await claim_from_processes(database_url, promotion_id, halves, batch=True)
+        assert sum(o["claimed"] for o in outcomes) == 50
+        assert [sum(o.values()) for o in outcomes] == [225, 225]
         await _check_exactly_50(h, promotion_id)
 
 
@@ -163,11 +165,7 @@ async def test_the_last_codes_go_to_the_first_in_line(offers: BotHarness) -> Non
 
 async def test_a_code_collision_redoes_the_batch_one_by_one(offers: BotHarness,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    promo = await _promotion(offers, "hotpot-50")
-    first, *others = await _followers(offers, 6)
-    async with offers.sessions() as session:
-        taken = (await claim(session, promo, first)).code
-        await session.commit()
+    promo, first, others, taken = await _with_one_code_taken(offers, 6)
     real = claims_module.generate_code
     # The bulk path draws a code that is already someone's: the insert fails on the unique key.
     bulk_draws = iter([taken])
@@ -235,3 +233,14 @@ async def test_the_one_by_one_batcher_still_works(offers: BotHarness) -> None:
     assert (batcher.batches, batcher.fallbacks) == (0, 0)
     async with offers.sessions() as session:
         assert (await session.execute(select(func.count()).select_from(Claim))).scalar_one() == 2
+
+
+async def test_each_batch_redone_one_by_one_is_counted(offers: BotHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    promo, _first, others, taken = await _with_one_code_taken(offers, 3)
+    real = batch_module.generate_code
+    draws = iter([taken, taken])  # each batch's draw collides with the code already handed out
+    monkeypatch.setattr(batch_module, "generate_code", lambda *a: next(draws, None) or real(*a))
+    batcher = ClaimBatcher(offers.sessions)
+    for follower in others:
+        assert (await batcher.claim(promo, follower)).outcome == ClaimOutcome.CLAIMED
+    assert (batcher.batches, batcher.fallbacks) == (0, 2)

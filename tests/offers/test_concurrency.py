@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select, update
 
 from bot.offers import Claim, Promotion
 from bot.testing import BotHarness
-from tests.support.db import POSTGRES_ENV
 
-from .claimer import claim_all
+from .claimer import claim_all, claim_from_processes
 from .conftest import load_into, make_followers
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def _quota_50(h: BotHarness) -> int:
@@ -54,21 +46,17 @@ async def test_500_concurrent_claims_give_exactly_the_quota(database_url: str, t
         await _check_exactly_50(h, promotion_id)
 
 
-@pytest.mark.skipif(not os.environ.get(POSTGRES_ENV), reason=f"set {POSTGRES_ENV} to claim from two processes")
+
 async def test_two_processes_claiming_at_once_give_exactly_the_quota(database_url: str, tmp_path: Path) -> None:
+    """On SQLite and on PostgreSQL: two processes released together, each believing nothing is claimed yet."""
     async with BotHarness(database_url=database_url) as h:
         await load_into(h, tmp_path)
         promotion_id = await _quota_50(h)
         followers = await make_followers(h, 250)
         halves = [followers[:150] + followers[100:175], followers[75:250] + followers[:50]]  # overlapping followers
-        procs = [await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.offers.claimer", database_url, str(promotion_id), ",".join(map(str, ids)),
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for ids in halves]
-        results = [await p.communicate() for p in procs]
-        for p, (out, err) in zip(procs, results):
-            assert p.returncode == 0, err.decode()
-        outcomes = [json.loads(out) for out, _err in results]
-        assert sum(o.get("claimed", 0) for o in outcomes) == 50
+        outcomes = await claim_from_processes(database_url, promotion_id, halves)
+        assert sum(o["claimed"] for o in outcomes) == 50
+        assert [sum(o.values()) for o in outcomes] == [225, 225]
         await _check_exactly_50(h, promotion_id)
 
 
@@ -87,3 +75,18 @@ async def test_the_batcher_keeps_the_quota_with_one_commit_per_batch(database_ur
         results = await asyncio.gather(*(batcher.claim(promo, f) for f in followers + followers[:30]))
         assert sum(r.outcome == "claimed" for r in results) == 50
         await _check_exactly_50(h, promotion_id)
+
+
+async def test_concurrent_pool_claims_hand_out_every_code_once(database_url: str, tmp_path: Path) -> None:
+    """On PostgreSQL claimers skip the pool rows others are taking (SKIP LOCKED), none is told sold out early."""
+    codes = [f"TEA-{n:04d}" for n in range(20)]
+    async with BotHarness(database_url=database_url) as h:
+        await load_into(h, tmp_path, files={"tea.csv": "code\n" + "\n".join(codes) + "\n"})
+        async with h.sessions() as session:
+            tea = (await session.execute(select(Promotion.id).where(Promotion.slug == "tea"))).scalar_one()
+        followers = await make_followers(h, 30)
+        outcomes = await claim_all(database_url, tea, followers)
+        assert outcomes == {"claimed": 20, "sold_out": 10}
+        async with h.sessions() as session:
+            handed = (await session.execute(select(Claim.code).where(Claim.promotion_id == tea))).scalars().all()
+        assert sorted(handed) == codes

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -200,6 +200,52 @@ async def test_malformed_or_deeply_nested_json_is_400_not_500(offers: BotHarness
         await client.close()
 
 
+async def test_http_redeem_answers_with_the_whole_record(offers: BotHarness) -> None:
+    code, other = await _claim_code(offers), await _claim_code(offers, "bob")
+    client = await _client(offers, TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        ok = await client.post("/admin/redeem", json={"code": code, "by": "till-3"}, headers=auth)
+        async with offers.sessions() as session:
+            row = (await session.execute(select(Claim).where(Claim.code == code))).scalar_one()
+        redeemed_at = row.redeemed_at.replace(tzinfo=timezone.utc) if row.redeemed_at.tzinfo is None else row.redeemed_at
+        valid_until = row.valid_until.replace(tzinfo=timezone.utc) if row.valid_until.tzinfo is None else row.valid_until
+        assert (ok.status, await ok.json()) == (200, {
+            "outcome": "redeemed", "code": code, "promotion": "hotpot-50", "message": f"code {code} (hotpot-50) redeemed",
+            "redeemed_at": redeemed_at.isoformat(), "valid_until": valid_until.isoformat()})
+        assert row.redeemed_by == "till-3"
+        again = await client.post("/admin/redeem", json={"code": code}, headers=auth)
+        body = await again.json()
+        assert (again.status, body["outcome"], body["redeemed_at"]) == (409, "already_redeemed", redeemed_at.isoformat())
+        assert body["message"].endswith(" by till-3")
+        # The promotion, when named, must be the code's own.
+        wrong = await client.post("/admin/redeem", json={"code": other, "promotion": "tea"}, headers=auth)
+        assert (wrong.status, (await wrong.json())["outcome"]) == (404, "unknown")
+        right = await client.post("/admin/redeem", json={"code": other, "promotion": "hotpot-50"}, headers=auth)
+        assert right.status == 200
+        async with offers.sessions() as session:
+            by = (await session.execute(select(Claim.redeemed_by).where(Claim.code == other))).scalar_one()
+        assert by == "admin-api"  # who redeemed it, when the till did not say
+    finally:
+        await client.close()
+
+
+async def test_http_redeem_of_an_expired_code_says_until_when(offers: BotHarness) -> None:
+    code = await _claim_code(offers)
+    until = utcnow() - timedelta(days=1)
+    async with offers.sessions() as session:
+        await session.execute(update(Claim).values(valid_until=until))
+        await session.commit()
+    client = await _client(offers, TOKEN)
+    try:
+        expired = await client.post("/admin/redeem", json={"code": code}, headers={"Authorization": f"Bearer {TOKEN}"})
+        body = await expired.json()
+        assert (expired.status, body["outcome"], body["redeemed_at"]) == (410, "expired", None)
+        assert body["valid_until"] == until.isoformat()
+    finally:
+        await client.close()
+
+
 def test_codes_are_at_least_8_characters_from_the_generator_and_the_file(tmp_path: Path) -> None:
     from bot.offers.codes import ALPHABET, generate_code
     from bot.offers.spec import read_promo_file
@@ -216,3 +262,32 @@ def test_codes_are_at_least_8_characters_from_the_generator_and_the_file(tmp_pat
     (tmp_path / "p.csv").write_text("code\nABCDEFGH\nABC1234\n", "utf-8")
     with pytest.raises(RulesFileError, match="p.csv line 3: code 'ABC1234' must be 8 to 32 of"):
         read_promo_file(path)
+
+
+async def test_http_redeem_refusals_say_why(offers: BotHarness) -> None:
+    client = await _client(offers, TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        refused = await client.post("/admin/redeem", json={"code": "ABC"})
+        assert (refused.status, await refused.json()) == (401, {"error": "unauthorized"})
+        assert refused.headers["WWW-Authenticate"] == 'Bearer realm="engagebot"'
+        not_json = await client.post("/admin/redeem", data=b"code=1", headers=auth)
+        assert (not_json.status, await not_json.json()) == (400, {"error": "body must be JSON"})
+        not_an_object = await client.post("/admin/redeem", json=["ABC"], headers=auth)
+        assert not_an_object.status == 422 and (await not_an_object.json())["error"].startswith("body: ")
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(("header", "status"), [
+    (f"bearer {TOKEN}", 404), (f"BEARER  {TOKEN}", 404), (f"Bearer {TOKEN} ", 404),  # scheme in any case, spaces
+    (f"Basic {TOKEN}", 401), (TOKEN, 401), ("Bearer", 401), (f"Bearer {TOKEN} extra", 401), (f"{TOKEN} Bearer", 401),
+])
+async def test_http_redeem_reads_the_bearer_scheme_as_http_defines_it(offers: BotHarness, header: str,
+                                                                      status: int) -> None:
+    client = await _client(offers, TOKEN)
+    try:
+        response = await client.post("/admin/redeem", json={"code": "NOSUCHCODE"}, headers={"Authorization": header})
+        assert response.status == status  # 404: let in, and the code is unknown
+    finally:
+        await client.close()

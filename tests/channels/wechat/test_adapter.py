@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from bot import Context, Inbound, Kind, Reply, Router, TextReply
@@ -238,6 +239,28 @@ async def test_a_follower_who_unfollowed_gets_nothing(make_env: Any) -> None:
         await env.channel.outbox.deliver([message])
         row = await _row(env, message)
         assert (row.status, row.reason) == ("undeliverable", "follower unfollowed")
+
+
+async def test_a_platform_error_ends_failed_with_its_reason(make_env: Any) -> None:
+    async with make_env() as env:
+        openid = await env.following(language="en")
+        env.sim.max_text_bytes = 16  # the platform now refuses what the adapter sends: errcode 45002
+        message = await _pending_reply(env, openid, "longer than sixteen bytes")
+        await env.channel.outbox.deliver([message])
+        row = await _row(env, message)
+        assert (row.status, row.reason) == ("failed", "platform error 45002: content size out of limit (16 bytes)")
+        assert row.sent_at is None
+        assert [r for r in env.sim.replies(openid) if r["source"] == "custom"] == []
+
+
+async def test_a_refused_access_token_fails_the_send_with_the_platforms_reason(make_env: Any) -> None:
+    async with make_env(config_overrides={"app_secret": SecretStr("not-the-app-secret")}) as env:
+        openid = await env.following(language="en")
+        message = await _pending_reply(env, openid, "hello")
+        await env.channel.outbox.deliver([message])
+        row = await _row(env, message)
+        assert (row.status, row.reason) == ("failed", "platform error 40125: invalid appsecret")
+        assert [r for r in env.sim.replies(openid) if r["source"] == "custom"] == []
 
 
 async def test_unknown_message_types_get_a_polite_localized_answer(make_env: Any) -> None:

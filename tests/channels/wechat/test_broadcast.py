@@ -101,3 +101,21 @@ async def test_the_api_sends_a_clientmsgid_and_takes_the_platforms_duplicate_ans
         other = await api.mass_send(openids, "hello", client_msg_id="mass:2:1700000001")
         assert first == again != other
         assert len(env.sim.mass_jobs) == 2
+
+
+async def test_a_broadcast_the_platform_refuses_ends_failed_with_its_reason(make_env: Any) -> None:
+    async with make_env() as env:
+        recent = await env.following(language="en")
+        await env.sim.send_text(recent, "hi")  # inside the window: a customer-service message
+        env.sim.max_text_bytes = 8  # ... that the platform refuses (errcode 45002)
+        async with env.bot.sessions() as s:
+            broadcast = await create_broadcast(s, name="too-long", texts={"en": "Spring sale!", "zh_Hans": "春季大促！"},
+                                               audience=Audience(), default_locale="zh_Hans")
+            await s.commit()
+        await expand_broadcast(env.bot.sessions, broadcast.id)
+        await BroadcastWorker(env.bot.sessions, [env.channel], poll_every=0.1).run_until_idle(timeout=20)
+        async with env.bot.sessions() as s:
+            rows = (await s.execute(select(Message.status, Message.reason, Message.sent_at).where(
+                Message.broadcast_id == broadcast.id))).all()
+        assert [tuple(r) for r in rows] == [("failed", "platform error 45002: content size out of limit (8 bytes)", None)]
+        assert [r for r in env.sim.replies(recent) if r["source"] in ("custom", "mass")] == []

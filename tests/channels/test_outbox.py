@@ -1,0 +1,605 @@
+"""The outbox's bookkeeping: what each platform answer leaves on the row, leases, sweeps, reply windows.
+
+Against a recording channel (no network, no timing), so every outcome is checked exactly: status,
+reason, retry time, attempts, the follower's window count. The platform-level tests (WeChat,
+Telegram, broadcasts) check the same through real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels import outbox as outbox_module
+from bot.channels.outbox import (HELD_FOR_MASS, LEASE, MAX_ATTEMPTS, OUTSIDE_WINDOW, OutboxSender, RateLimiter,
+                                 channel_key)
+from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
+from bot.core.inbound import Inbound, Kind, utcnow
+from bot.core.reply import Article, ArticlesReply, Reply, TextReply
+from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
+from bot.storage.engine import create_engine, make_sessionmaker
+from bot.storage.migrate import upgrade
+from bot.storage.models import Follower, Message
+from bot.storage.store import apply_follower_action
+from tests.support.broadcast import RecordingChannel, add_followers, ago
+
+Sessions = async_sessionmaker[AsyncSession]
+WINDOWS = Capabilities(window_after_message=ReplyWindow(timedelta(hours=48), 5),
+                       window_after_event=ReplyWindow(timedelta(minutes=1), 3))
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[Sessions]:
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+def aware(value: datetime | None) -> datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=timezone.utc)
+
+
+async def follower_id(sessions: Sessions, external_id: str = "f0") -> int:
+    async with sessions() as session:
+        return (await session.execute(select(Follower.id).where(Follower.external_id == external_id))).scalar_one()
+
+
+async def pending(sessions: Sessions, texts: Sequence[str], *, external_id: str = "f0", channel: str = "fake",
+                  account: str = "acct", direction: str = "out", leased: bool = False, **fields: Any) -> list[int]:
+    """Outbox rows for one follower, as the dispatcher (leased) or a broadcast (not leased) writes them."""
+    fid = await follower_id(sessions, external_id)
+    now = utcnow()
+    async with sessions() as session:
+        base = dict(follower_id=fid, channel=channel, account=account, direction=direction, kind="text",
+                    status="pending", attempts=0, created_at=now, next_attempt_at=now + LEASE if leased else None)
+        rows = [Message(**{**base, "text": t, "body": {"type": "text", "text": t}, **fields}) for t in texts]
+        session.add_all(rows)
+        await session.commit()
+        return [r.id for r in rows]
+
+
+async def row(sessions: Sessions, message_id: int) -> Message:
+    async with sessions() as session:
+        return await session.get(Message, message_id)
+
+
+async def follower(sessions: Sessions, external_id: str = "f0") -> Follower:
+    async with sessions() as session:
+        return (await session.execute(select(Follower).where(Follower.external_id == external_id))).scalar_one()
+
+
+class Answering(RecordingChannel):
+    """Answers each send with the next of ``answers`` (an exception to raise, or None: accepted)."""
+
+    def __init__(self, *answers: BaseException | None, capabilities: Capabilities = Capabilities(),
+                 mass: bool = False) -> None:
+        super().__init__(capabilities)
+        self.answers = list(answers)
+        self.contexts: list[dict[str, Any]] = []
+        if not mass:
+            self.send_mass = None  # type: ignore[assignment]
+
+    async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+        self.contexts.append(dict(context or {}))
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is not None:
+            raise answer
+        await super().send_reply(external_id, reply, context=context)
+
+
+# --- what a platform answer leaves on the row --------------------------------------------------------
+
+
+async def test_a_sent_row_is_marked_sent_with_its_time_and_nothing_else(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    before = utcnow()
+    await OutboxSender(Answering(), sessions).deliver([mid])
+    r = await row(sessions, mid)
+    assert (r.status, r.reason, r.next_attempt_at, r.attempts) == ("sent", None, None, 1)
+    assert before <= aware(r.sent_at) <= utcnow()
+
+
+@pytest.mark.parametrize(("error", "status", "reason"), [
+    (PlatformAPIError(40001, "invalid credential"), "failed", "platform error 40001: invalid credential"),
+    (OutsideReplyWindow("WeChat 45015: outside the 48-hour reply window"), "undeliverable",
+     "WeChat 45015: outside the 48-hour reply window"),
+    (OutsideReplyWindow(), "undeliverable", OUTSIDE_WINDOW),
+    (FollowerGone("blocked the bot"), "undeliverable", "blocked the bot"),
+    (FollowerGone(), "undeliverable", "follower gone"),
+])
+async def test_each_platform_refusal_ends_the_row_with_its_reason(sessions: Sessions, error: Exception, status: str,
+                                                                   reason: str) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    channel = Answering(error)
+    await OutboxSender(channel, sessions).deliver([mid])
+    r = await row(sessions, mid)
+    assert (r.status, r.reason, r.sent_at, r.next_attempt_at) == (status, reason, None, None)
+    assert channel.sends == []
+    f = await follower(sessions)
+    assert f.following is (not isinstance(error, FollowerGone))  # only a gone follower is marked unfollowed
+    assert (f.unfollowed_at is not None) is isinstance(error, FollowerGone)
+
+
+async def test_a_long_reason_is_cut_to_the_column(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    await OutboxSender(Answering(PlatformAPIError(1, "x" * 400)), sessions).deliver([mid])
+    r = await row(sessions, mid)
+    assert r.status == "failed" and r.reason == ("platform error 1: " + "x" * 400)[:255]
+
+
+async def test_a_quota_answer_waits_as_long_as_the_platform_says_and_pauses_every_send(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    sender = OutboxSender(Answering(QuotaExceeded("WeChat 45011: api minute-quota reach limit", retry_after=60)),
+                          sessions)
+    before = utcnow()
+    await sender.deliver([mid])
+    r = await row(sessions, mid)
+    assert (r.status, r.reason, r.sent_at) == ("pending", "retry: WeChat 45011: api minute-quota reach limit", None)
+    assert before + timedelta(seconds=59) <= aware(r.next_attempt_at) <= utcnow() + timedelta(seconds=60)
+    loop = asyncio.get_running_loop()
+    assert 59 < sender.limiter._paused_until - loop.time() <= 60
+
+
+async def test_without_a_retry_time_the_wait_doubles_with_each_attempt(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True, attempts=3)  # the 4th attempt: 2**4 s
+    before = utcnow()
+    await OutboxSender(Answering(QuotaExceeded("busy")), sessions).deliver([mid])
+    r = await row(sessions, mid)
+    assert (r.status, r.reason, r.attempts) == ("pending", "retry: busy", 4)
+    assert before + timedelta(seconds=15) <= aware(r.next_attempt_at) <= utcnow() + timedelta(seconds=16)
+
+
+async def test_after_the_last_attempt_a_quota_answer_fails_the_row(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True, attempts=MAX_ATTEMPTS - 1)
+    await OutboxSender(Answering(QuotaExceeded("daily quota", retry_after=3600)), sessions).deliver([mid])
+    r = await row(sessions, mid)
+    assert (r.status, r.reason, r.next_attempt_at, r.attempts) == ("failed", "quota: daily quota", None, MAX_ATTEMPTS)
+
+
+async def test_an_unexpected_error_is_retried_then_fails_after_the_last_attempt(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    first, last = await pending(sessions, ["one"], leased=True), await pending(
+        sessions, ["two"], leased=True, attempts=MAX_ATTEMPTS - 1)
+    before = utcnow()
+    await OutboxSender(Answering(RuntimeError("bug")), sessions).deliver(first)
+    await OutboxSender(Answering(RuntimeError("bug")), sessions).deliver(last)
+    r1, r2 = await row(sessions, first[0]), await row(sessions, last[0])
+    assert (r1.status, r1.reason, r1.attempts) == ("pending", "retry: RuntimeError('bug')", 1)
+    assert before + timedelta(seconds=2) <= aware(r1.next_attempt_at) <= utcnow() + timedelta(seconds=2)
+    assert (r2.status, r2.reason, r2.next_attempt_at) == ("failed", "error: RuntimeError('bug')", None)
+
+
+async def test_one_rows_failure_leaves_the_others_of_its_batch_sent(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    ids = await pending(sessions, ["one", "two", "three"], leased=True)
+    channel = Answering(None, PlatformAPIError(45002, "content size out of limit"), None)
+    await OutboxSender(channel, sessions).deliver(ids)
+    assert [(await row(sessions, i)).status for i in ids] == ["sent", "failed", "sent"]
+    assert [s[2] for s in channel.sends] == ["one", "three"]
+
+
+# --- what goes with each send ------------------------------------------------------------------------
+
+
+async def test_each_part_of_a_degraded_reply_has_its_own_idempotency_key(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    fid = await follower_id(sessions)
+    two = ArticlesReply((Article("A", "a", "https://a.example"), Article("B", "b", "https://b.example")))
+    async with sessions() as session:
+        message = Message(follower_id=fid, channel="fake", account="acct", direction="out", kind="articles", text="A",
+                          body={"type": "articles", "articles": [
+                              {"title": a.title, "description": a.description, "url": a.url, "picture_url": ""}
+                              for a in two.articles]},
+                          status="pending", attempts=0, created_at=utcnow(), broadcast_id=None)
+        session.add(message)
+        await session.commit()
+        mid = message.id
+    channel = Answering(capabilities=Capabilities(max_articles=1))
+    await OutboxSender(channel, sessions).deliver([mid], context={"campaign": "spring"})
+    assert [c["idempotency_key"] for c in channel.contexts] == [f"outbox:{mid}", f"outbox:{mid}.1"]
+    assert all(c["message_id"] == mid and c["broadcast_id"] is None and c["campaign"] == "spring"
+               for c in channel.contexts)
+    assert (await row(sessions, mid)).status == "sent"
+
+
+async def test_deliver_of_nothing_does_nothing(sessions: Sessions) -> None:
+    channel = Answering()
+    await OutboxSender(channel, sessions).deliver([])
+    assert channel.contexts == []
+
+
+# --- leases: one sender per row -------------------------------------------------------------------------
+
+
+async def test_a_row_already_settled_is_not_sent_again(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    channel = Answering()
+    sender = OutboxSender(channel, sessions)
+    await sender.deliver([mid])
+    await sender.deliver([mid])  # a second call (a retried request) finds it sent
+    assert len(channel.sends) == 1 and (await row(sessions, mid)).attempts == 1
+
+
+async def test_two_senders_at_once_send_each_row_once(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    ids = await pending(sessions, [f"m{i}" for i in range(20)])
+    first, second = Answering(), Answering()
+    await asyncio.gather(OutboxSender(first, sessions).sweep_once(), OutboxSender(second, sessions).sweep_once())
+    sent = [s[2] for s in first.sends + second.sends]
+    assert sorted(sent) == sorted(f"m{i}" for i in range(20))
+    assert {(await row(sessions, i)).attempts for i in ids} == {1}
+
+
+async def test_a_sweep_takes_new_rows_then_rows_whose_time_came_never_leased_ones(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    leased = await pending(sessions, ["leased"], leased=True)  # its writer is sending it
+    due = await pending(sessions, ["due"], next_attempt_at=utcnow() - timedelta(seconds=1))  # a retry whose time came
+    new = await pending(sessions, ["new"])  # a broadcast row, never attempted
+    channel = Answering()
+    sender = OutboxSender(channel, sessions)
+    assert await sender.sweep_once(limit=1) == 1
+    assert [s[2] for s in channel.sends] == ["new"]  # never-attempted rows first
+    assert await sender.sweep_once() == 1
+    assert [s[2] for s in channel.sends] == ["new", "due"]
+    assert [(await row(sessions, i)).status for i in (*leased, *due, *new)] == ["pending", "sent", "sent"]
+    assert await sender.sweep_once() == 0
+
+
+async def test_a_sweep_takes_only_its_own_channels_outbound_rows(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    mine = await pending(sessions, ["mine"])
+    others = [*await pending(sessions, ["other account"], account="other"),
+              *await pending(sessions, ["other channel"], channel="mock"),
+              *await pending(sessions, ["inbound"], direction="in")]
+    channel = Answering()
+    assert await OutboxSender(channel, sessions).sweep_once() == 1
+    assert [s[2] for s in channel.sends] == ["mine"]
+    assert (await row(sessions, mine[0])).status == "sent"
+    assert {(await row(sessions, i)).attempts for i in others} == {0}
+
+
+async def test_a_sweep_takes_at_most_its_batch_oldest_first(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    ids = await pending(sessions, [f"m{i}" for i in range(5)])
+    retry = await pending(sessions, ["retry"], next_attempt_at=utcnow() - timedelta(seconds=5))
+    channel = Answering()
+    sender = OutboxSender(channel, sessions, batch_size=3)
+    assert await sender.sweep_once() == 3
+    assert await sender.sweep_once(limit=1) == 1
+    assert [s[2] for s in channel.sends] == ["m0", "m1", "m2", "m3"]
+    assert await sender.sweep_once() == 2  # the last new row, then the retry
+    assert [s[2] for s in channel.sends][-2:] == ["m4", "retry"]
+    assert {(await row(sessions, i)).status for i in (*ids, *retry)} == {"sent"}
+
+
+async def test_a_lease_lasts_as_long_as_a_paced_batch_takes(sessions: Sessions) -> None:
+    slow = OutboxSender(Answering(capabilities=Capabilities(max_sends_per_second=0.05)), sessions)
+    assert slow.batch_size == 1 and slow.lease == timedelta(seconds=3 * 1 / 0.05 + 5)  # 65 s: one send per 20 s
+    paced = OutboxSender(Answering(capabilities=Capabilities(max_sends_per_second=2)), sessions)
+    assert (paced.batch_size, paced.lease) == (4, LEASE)  # 11 s would do: the default lease is longer
+    assert OutboxSender(Answering(capabilities=Capabilities(max_sends_per_second=30)), sessions).batch_size == 60
+    assert OutboxSender(Answering(capabilities=Capabilities(max_sends_per_second=0.2)), sessions).batch_size == 1
+    assert OutboxSender(Answering(capabilities=Capabilities(max_sends_per_second=1000)), sessions).batch_size == 500
+    unpaced = OutboxSender(Answering(), sessions)
+    assert (unpaced.batch_size, unpaced.lease) == (500, LEASE)
+    assert OutboxSender(Answering(), sessions, lease=timedelta(seconds=7)).lease == timedelta(seconds=7)
+
+
+async def test_the_lease_is_taken_for_the_senders_lease_and_counts_the_attempt(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], attempts=2)
+    seen: list[Message] = []
+
+    class Peeking(Answering):
+        async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+            seen.append(await row(sessions, mid))  # what another worker would see while this one sends
+            await super().send_reply(external_id, reply, context=context)
+
+    before = utcnow()
+    await OutboxSender(Peeking(), sessions, lease=timedelta(seconds=90)).sweep_once()
+    [during] = seen
+    assert (during.status, during.attempts) == ("pending", 3)
+    assert before + timedelta(seconds=89) <= aware(during.next_attempt_at) <= utcnow() + timedelta(seconds=90)
+
+
+async def test_more_rows_than_a_statement_takes_are_recorded_in_chunks(sessions: Sessions,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    await add_followers(sessions, 1)
+    ids = await pending(sessions, [f"m{i}" for i in range(7)])
+    chunks: list[int] = []
+    real = outbox_module._chunks
+
+    def spy(items: Sequence[int], size: int) -> Any:
+        for chunk in real(items, 3):  # a smaller chunk than 500, so 7 rows take three statements
+            chunks.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(outbox_module, "_chunks", spy)
+    await OutboxSender(Answering(), sessions).sweep_once()
+    assert chunks == [3, 3, 1]
+    assert {(await row(sessions, i)).status for i in ids} == {"sent"}
+    assert list(real([1, 2, 3, 4, 5], 2)) == [[1, 2], [3, 4], [5]]
+
+
+# --- the sweeper -----------------------------------------------------------------------------------------
+
+
+async def test_the_sweeper_delivers_what_is_due_and_says_when_it_is_idle(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    await pending(sessions, ["one", "two"])
+    channel = Answering()
+    sender = OutboxSender(channel, sessions, sweep_every=0.05, batch_size=1)
+    sender.start()
+    sender.start()  # starting twice runs one sweeper
+    try:
+        await asyncio.wait_for(sender.idle.wait(), 5)
+        assert [s[2] for s in channel.sends] == ["one", "two"]
+        sender.idle.clear()
+        await pending(sessions, ["three"])
+        for _ in range(100):
+            if len(channel.sends) == 3:
+                break
+            await asyncio.sleep(0.02)
+        assert [s[2] for s in channel.sends] == ["one", "two", "three"]
+    finally:
+        await sender.stop()
+        await sender.stop()
+    assert sender._sweeper is None
+
+
+async def test_the_sweeper_keeps_going_after_a_failed_sweep(sessions: Sessions, monkeypatch: pytest.MonkeyPatch) -> None:
+    await add_followers(sessions, 1)
+    await pending(sessions, ["hello"])
+    channel = Answering()
+    sender = OutboxSender(channel, sessions, sweep_every=0.05)
+    real, calls = sender.sweep_once, []
+
+    async def flaky(**kwargs: Any) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("database hiccup")
+        return await real(**kwargs)
+
+    monkeypatch.setattr(sender, "sweep_once", flaky)
+    sender.start()
+    try:
+        for _ in range(100):
+            if channel.sends:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await sender.stop()
+    assert [s[2] for s in channel.sends] == ["hello"] and len(calls) >= 2
+
+
+def test_channel_key_is_the_name_the_rows_carry() -> None:
+    class Named(RecordingChannel):
+        channel_name = "wechat-b"
+
+    assert channel_key(RecordingChannel(account="a1")) == ("fake", "a1")
+    assert channel_key(Named(account="a2")) == ("wechat-b", "a2")
+
+
+# --- pacing -----------------------------------------------------------------------------------------------
+
+
+async def test_the_limiter_spaces_sends_and_pauses_on_a_quota_answer() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(per_second=20)  # 50 ms apart
+    times = []
+    for _ in range(4):
+        await limiter.acquire("c1")
+        times.append(loop.time())
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.05 * 0.99
+    limiter.pause(0.2)
+    limiter.pause(0.05)  # a shorter pause does not shorten the longer one
+    started = loop.time()
+    await limiter.acquire("c2")
+    assert loop.time() - started >= 0.2 * 0.99
+
+
+async def test_the_limiter_spaces_one_chat_but_not_two() -> None:
+    loop = asyncio.get_running_loop()
+    limiter = RateLimiter(per_chat=10)  # 100 ms apart per chat, no overall limit
+    started = loop.time()
+    await limiter.acquire("a")
+    await limiter.acquire("b")
+    assert loop.time() - started < 0.05  # another chat does not wait
+    await limiter.acquire("a")
+    assert loop.time() - started >= 0.1 * 0.99
+
+
+async def test_the_limiter_forgets_chats_whose_gap_has_passed() -> None:
+    limiter = RateLimiter(per_chat=1000)  # 1 ms per chat
+    for n in range(10_001):
+        await limiter.acquire(f"chat{n}")
+    await asyncio.sleep(0.01)
+    await limiter.acquire("one more")
+    assert len(limiter._chat_next) < 5_000  # bounded: the entries of chats whose gap passed were dropped
+
+
+# --- reply windows ------------------------------------------------------------------------------------------
+
+
+async def test_a_window_allows_its_sends_and_reports_the_rest_with_the_reason(sessions: Sessions) -> None:
+    await add_followers(sessions, 1, last_action_kind="message", last_action_at=ago(hours=1), window_sends=3)
+    ids = await pending(sessions, ["a", "b", "c"], leased=True)  # 2 sends left of 5
+    channel = Answering(capabilities=WINDOWS)
+    await OutboxSender(channel, sessions).deliver(ids)
+    rows = [await row(sessions, i) for i in ids]
+    assert [(r.status, r.reason) for r in rows] == [
+        ("sent", None), ("sent", None), ("undeliverable", f"{OUTSIDE_WINDOW}: its 5 sends are used up")]
+    assert [s[2] for s in channel.sends] == ["a", "b"]
+    assert (await follower(sessions)).window_sends == 5
+
+
+@pytest.mark.parametrize(("kind", "age", "sends", "sent", "reason"), [
+    ("message", timedelta(hours=47), 4, True, None),
+    ("message", timedelta(hours=49), 0, False, OUTSIDE_WINDOW),
+    ("message", timedelta(hours=1), 5, False, f"{OUTSIDE_WINDOW}: its 5 sends are used up"),
+    ("event", timedelta(seconds=30), 2, True, None),
+    ("event", timedelta(seconds=61), 0, False, OUTSIDE_WINDOW),
+    ("event", timedelta(seconds=5), 3, False, f"{OUTSIDE_WINDOW}: its 3 sends are used up"),
+    (None, None, 0, False, f"{OUTSIDE_WINDOW}: the follower never opened one"),
+    ("message", None, 0, False, f"{OUTSIDE_WINDOW}: the follower never opened one"),
+])
+async def test_the_window_is_the_one_the_followers_last_action_opened(
+        sessions: Sessions, kind: str | None, age: timedelta | None, sends: int, sent: bool, reason: str | None) -> None:
+    at = None if age is None else utcnow() - age
+    await add_followers(sessions, 1, last_action_kind=kind, last_action_at=at, window_sends=sends)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    channel = Answering(capabilities=WINDOWS)
+    await OutboxSender(channel, sessions).deliver([mid])
+    r = await row(sessions, mid)
+    assert (r.status, r.reason) == (("sent", None) if sent else ("undeliverable", reason))
+    assert len(channel.sends) == int(sent)
+    assert (await follower(sessions)).window_sends == sends + int(sent)
+
+
+async def test_a_window_of_unlimited_sends_only_counts_time(sessions: Sessions) -> None:
+    caps = Capabilities(window_after_message=ReplyWindow(timedelta(hours=24)))
+    await add_followers(sessions, 1, last_action_kind="message", last_action_at=ago(hours=23), window_sends=500)
+    ids = await pending(sessions, ["a", "b"], leased=True)
+    await OutboxSender(Answering(capabilities=caps), sessions).deliver(ids)
+    assert [(await row(sessions, i)).status for i in ids] == ["sent", "sent"]
+
+
+async def test_a_follower_who_unfollowed_gets_no_reply_even_inside_the_window(sessions: Sessions) -> None:
+    await add_followers(sessions, 1, last_action_kind="message", last_action_at=ago(minutes=1), following=False)
+    [mid] = await pending(sessions, ["still there?"], leased=True)
+    channel = Answering(capabilities=WINDOWS)
+    await OutboxSender(channel, sessions).deliver([mid])
+    r = await row(sessions, mid)
+    assert (r.status, r.reason, channel.sends) == ("undeliverable", "follower unfollowed", [])
+    assert (await follower(sessions)).window_sends == 0
+
+
+async def test_without_windows_a_reply_to_an_unfollowed_follower_is_still_attempted(sessions: Sessions) -> None:
+    """Telegram has no window: a goodbye may still go out; a broadcast never does."""
+    await add_followers(sessions, 1, following=False)
+    [reply] = await pending(sessions, ["goodbye"], leased=True)
+    [broadcast] = await pending(sessions, ["news"], leased=True, broadcast_id=None)
+    async with sessions() as session:
+        from bot.broadcast.models import Broadcast
+
+        b = Broadcast(name="b", texts={"en": "news"}, audience={}, default_locale="en", status="sending",
+                      created_at=utcnow())
+        session.add(b)
+        await session.flush()
+        await session.execute(update(Message).where(Message.id == broadcast).values(broadcast_id=b.id))
+        await session.commit()
+    channel = Answering()
+    await OutboxSender(channel, sessions).deliver([reply, broadcast])
+    assert [s[2] for s in channel.sends] == ["goodbye"]
+    r = await row(sessions, broadcast)
+    assert (r.status, r.reason) == ("undeliverable", "follower unfollowed")
+
+
+async def test_a_broadcast_row_outside_the_window_waits_for_a_mass_send_when_the_channel_has_one(
+        sessions: Sessions) -> None:
+    caps = Capabilities(window_after_message=ReplyWindow(timedelta(hours=48), 5),
+                        mass_send=MassSendQuota(per_period=4, period=timedelta(days=30)))
+    await add_followers(sessions, 2, last_action_kind="message", last_action_at=ago(days=3))
+    from bot.broadcast.models import Broadcast
+
+    async with sessions() as session:
+        b = Broadcast(name="b", texts={"en": "news"}, audience={}, default_locale="en", status="sending",
+                      created_at=utcnow())
+        session.add(b)
+        await session.commit()
+        broadcast_id = b.id
+    [held] = await pending(sessions, ["news"], leased=True, broadcast_id=broadcast_id)
+    [reply] = await pending(sessions, ["a reply"], external_id="f1", leased=True)
+    channel = Answering(capabilities=caps, mass=True)
+    await OutboxSender(channel, sessions).deliver([held, reply])
+    assert channel.sends == []
+    assert ((await row(sessions, held)).status, (await row(sessions, held)).reason) == ("held", HELD_FOR_MASS)
+    assert ((await row(sessions, reply)).status, (await row(sessions, reply)).reason) == ("undeliverable",
+                                                                                         OUTSIDE_WINDOW)
+    # The platform says so itself (its window closed meanwhile): held as well, for a broadcast.
+    [late] = await pending(sessions, ["news 2"], external_id="f1", leased=True, broadcast_id=broadcast_id)
+    async with sessions() as session:
+        await session.execute(update(Follower).values(last_action_at=utcnow()))
+        await session.commit()
+    await OutboxSender(Answering(OutsideReplyWindow("closed"), capabilities=caps, mass=True), sessions).deliver([late])
+    assert ((await row(sessions, late)).status, (await row(sessions, late)).reason) == ("held", HELD_FOR_MASS)
+
+
+async def test_window_slots_go_to_the_earliest_rows_across_many_followers(sessions: Sessions) -> None:
+    await add_followers(sessions, 520, last_action_kind="event", last_action_at=ago(seconds=10), window_sends=2)
+    ids = await pending(sessions, ["one"], external_id="f0", leased=True)
+    ids += await pending(sessions, ["two"], external_id="f0", leased=True)
+    for n in range(1, 520):  # more followers than one statement takes (500)
+        ids += await pending(sessions, ["hi"], external_id=f"f{n}") if n in (1, 519) else []
+    async with sessions() as session:
+        rest = [Message(follower_id=fid, channel="fake", account="acct", direction="out", kind="text", text="hi",
+                        body={"type": "text", "text": "hi"}, status="pending", attempts=0, created_at=utcnow())
+                for fid in (await session.execute(select(Follower.id).where(
+                    Follower.external_id.not_in(["f0", "f1", "f519"])))).scalars()]
+        session.add_all(rest)
+        await session.commit()
+    channel = Answering(capabilities=WINDOWS)
+    sender = OutboxSender(channel, sessions, batch_size=600)
+    await sender.deliver(ids[:2])  # f0 has one send left of 3: its first row gets it
+    assert [(await row(sessions, i)).status for i in ids[:2]] == ["sent", "undeliverable"]
+    assert await sender.sweep_once() == 519
+    assert len(channel.sends) == 520
+    async with sessions() as session:
+        counts = set((await session.execute(select(Follower.window_sends))).scalars())
+    assert counts == {3}
+
+
+async def test_what_a_followers_action_does_to_their_window(sessions: Sessions) -> None:
+    await add_followers(sessions, 1, following=False, window_sends=0)
+    from bot.storage.reader import FollowerRecord
+
+    async with sessions() as session:
+        f = FollowerRecord((await session.execute(select(*Follower.__table__.columns))).one()._mapping)
+    now = utcnow()
+
+    def act(kind: Kind, window: str | None, payload: str | None = None) -> None:
+        msg = Inbound(channel="fake", account="acct", external_id="f0", kind=kind, text="", payload=payload)
+        apply_follower_action(f, msg, now, window)
+
+    f.window_sends = 4
+    act(Kind.TEXT, "message")  # a first contact: following, a fresh message window
+    assert (f.following, f.followed_at, f.last_action_kind, f.last_action_at, f.window_sends) == (
+        True, now, "message", now, 0)
+    act(Kind.SCAN, "event", payload="poster-1")
+    assert (f.last_action_kind, f.first_source, f.first_touch_at) == ("event", "poster-1", now)
+    act(Kind.FOLLOW, "event", payload="poster-2")
+    assert f.first_source == "poster-1"  # the first touch is kept
+    f.window_sends = 2
+    act(Kind.UNFOLLOW, None)
+    assert (f.following, f.unfollowed_at, f.window_sends, f.last_action_kind) == (False, now, 2, "event")
+    act(Kind.TEXT, "message")  # after an unfollow, only a new follow counts as following
+    assert f.following is False and f.window_sends == 0
+    act(Kind.FOLLOW, "event", payload="x" * 300)
+    assert f.following is True and f.first_source == "poster-1"
+
+
+async def test_a_first_source_is_cut_to_the_column(sessions: Sessions) -> None:
+    await add_followers(sessions, 1, following=False)
+    from bot.storage.reader import FollowerRecord
+
+    async with sessions() as session:
+        f = FollowerRecord((await session.execute(select(*Follower.__table__.columns))).one()._mapping)
+    msg = Inbound(channel="fake", account="acct", external_id="f0", kind=Kind.FOLLOW, text="", payload="s" * 300)
+    apply_follower_action(f, msg, utcnow(), "event")
+    assert f.first_source == "s" * 128

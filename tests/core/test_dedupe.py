@@ -1,0 +1,162 @@
+"""Dedupe at the dispatcher: what a platform retry gets back, whichever way it is recognised.
+
+A retry must be answered with the very exchange the first try stored (same rows, same passive
+count) and flagged ``duplicate``: the adapters deliver the pending rows of an exchange only when it
+is not a duplicate, so a retry never sends a reply twice. The router tests count handler runs and
+rows; these check the exchange and the flag, and the in-flight map's cancellation and error paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from bot import Context, Inbound, Kind, Reply, Router, TextReply
+from bot.core.capabilities import Capabilities
+from bot.core.dispatcher import Dispatched, PassiveSlot
+from bot.storage.models import Follower, Message
+from bot.testing import BotHarness
+
+CAPS = Capabilities(max_passive_replies=1)
+router = Router("dedupe")
+started: list[str] = []
+release: asyncio.Event  # a new one per test: an Event belongs to the loop it was first awaited on
+
+
+@router.on(command="two")
+async def two_replies(msg: Inbound, ctx: Context) -> list[Reply]:
+    started.append(msg.message_id or "")
+    return [TextReply("inline"), TextReply("through the API")]
+
+
+@router.on(command="slow")
+async def slow(msg: Inbound, ctx: Context) -> list[Reply]:
+    started.append(msg.message_id or "")
+    await release.wait()
+    return [TextReply("at last")]
+
+
+def inbound(message_id: str | None, text: str = "/two", external_id: str = "ann") -> Inbound:
+    return Inbound(channel="mock", account="mock", external_id=external_id, kind=Kind.COMMAND, text=text,
+                   message_id=message_id)
+
+
+async def dispatch(bot: BotHarness, msg: Inbound) -> Dispatched:
+    return await bot.dispatcher.dispatch(msg, capabilities=CAPS, passive=PassiveSlot())
+
+
+async def stored_exchange(bot: BotHarness, message_id: str) -> tuple[int, list[int], list[str], int]:
+    async with bot.sessions() as s:
+        inbound_row = (await s.execute(select(Message).where(Message.dedupe_key == message_id))).scalar_one()
+        rows = (await s.execute(select(Message).where(Message.in_reply_to == inbound_row.id)
+                                .order_by(Message.id))).scalars().all()
+        follower_id = (await s.execute(select(Follower.id).where(Follower.external_id == "ann"))).scalar_one()
+    return inbound_row.id, [r.id for r in rows], [r.status for r in rows], follower_id
+
+
+@pytest.fixture
+async def bot(database_url: str) -> BotHarness:
+    global release
+    started.clear()
+    release = asyncio.Event()
+    async with BotHarness(routers=[router], database_url=database_url, capabilities=CAPS) as h:
+        yield h
+
+
+async def test_the_exchange_returned_is_the_one_stored(bot: BotHarness) -> None:
+    first = await dispatch(bot, inbound("m-1"))
+    inbound_id, ids, statuses, follower_id = await stored_exchange(bot, "m-1")
+    assert not first.duplicate
+    assert (first.exchange.inbound_id, first.exchange.outbound_ids, first.exchange.passive_count,
+            first.exchange.follower_id) == (inbound_id, ids, 1, follower_id)
+    assert statuses == ["passive", "pending"] and first.exchange.pending_ids == ids[1:]
+
+
+async def test_a_retry_after_the_first_is_stored_gets_that_exchange_flagged_duplicate(bot: BotHarness) -> None:
+    first = await dispatch(bot, inbound("m-2"))
+    again = await dispatch(bot, inbound("m-2"))
+    assert again.duplicate is True and again.exchange == first.exchange
+    assert started == ["m-2"]
+
+
+async def test_a_retry_while_the_first_runs_gets_its_exchange_flagged_duplicate(bot: BotHarness) -> None:
+    first = asyncio.create_task(dispatch(bot, inbound("m-3", "/slow")))
+    while not started:
+        await asyncio.sleep(0.01)
+    retry = asyncio.create_task(dispatch(bot, inbound("m-3", "/slow")))
+    await asyncio.sleep(0.05)
+    release.set()
+    done, again = await first, await retry
+    assert (done.duplicate, again.duplicate) == (False, True)
+    assert again.exchange == done.exchange and started == ["m-3"]
+
+
+async def test_a_retry_that_lost_the_race_to_another_instance_gets_its_exchange(database_url: str) -> None:
+    global release
+    started.clear()
+    release = asyncio.Event()
+    release.set()
+    async with BotHarness(routers=[router], database_url=database_url, capabilities=CAPS) as one, \
+            BotHarness(routers=[router], database_url=database_url, capabilities=CAPS) as two:
+        results = await asyncio.gather(dispatch(one, inbound("m-4")), dispatch(two, inbound("m-4")))
+    assert sorted(r.duplicate for r in results) == [False, True]
+    assert results[0].exchange == results[1].exchange
+
+
+async def test_a_message_without_a_platform_id_still_answers_inline(bot: BotHarness) -> None:
+    result = await dispatch(bot, inbound(None))
+    assert (result.duplicate, result.exchange.passive_count) == (False, 1)
+    assert [r.text for r in result.exchange.passive_replies] == ["inline"]
+
+
+async def test_a_retry_waiting_on_a_cancelled_first_try_handles_the_message_itself(bot: BotHarness) -> None:
+    first = asyncio.create_task(dispatch(bot, inbound("m-5", "/slow")))
+    while not started:
+        await asyncio.sleep(0.01)
+    retry = asyncio.create_task(dispatch(bot, inbound("m-5", "/slow")))
+    await asyncio.sleep(0.05)
+    first.cancel()  # the platform gave up on the first request
+    await asyncio.sleep(0.05)
+    release.set()
+    result = await retry
+    assert (result.duplicate, [r.text for r in result.replies]) == (False, ["at last"])
+    with pytest.raises(asyncio.CancelledError):
+        await first
+
+
+async def test_a_cancelled_retry_stays_cancelled_even_when_the_first_try_is_cancelled_too(bot: BotHarness) -> None:
+    first = asyncio.create_task(dispatch(bot, inbound("m-6", "/slow")))
+    while not started:
+        await asyncio.sleep(0.01)
+    retry = asyncio.create_task(dispatch(bot, inbound("m-6", "/slow")))
+    await asyncio.sleep(0.05)
+    # The retry's request goes away just as the first try's cancellation reaches it: it must not
+    # take the message over (WeChat will send it again), but stay cancelled.
+    bot.dispatcher._in_flight[("mock", "mock", "m-6")].add_done_callback(lambda _f: retry.cancel())
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(retry, 5)
+    assert started == ["m-6"]  # the retry did not start the handler again
+    async with bot.sessions() as s:
+        assert (await s.execute(select(Message.id))).all() == []
+
+
+async def test_a_failure_of_the_first_try_reaches_the_retry_waiting_on_it(bot: BotHarness,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    async def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(bot.store, "record_exchange", disk_full)
+    first = asyncio.create_task(dispatch(bot, inbound("m-7", "/slow")))
+    while not started:
+        await asyncio.sleep(0.01)
+    retry = asyncio.create_task(dispatch(bot, inbound("m-7", "/slow")))
+    await asyncio.sleep(0.05)
+    release.set()
+    for task in (first, retry):
+        with pytest.raises(OSError, match="disk full"):
+            await asyncio.wait_for(task, 10)
