@@ -33,6 +33,12 @@ UNFOLLOWED = "     (unfollowed: the bot cannot write to you until you :follow ag
 NOT_YET = "     (no reply yet: the bot is still busy; its answer will show after your next line)"
 
 
+def kept_language_note(name: str, kept: str | None) -> str:
+    """What the console says when ``--lang`` names another language than the existing follower's phone has."""
+    return (f"     ({name} already exists, with its phone in {kept or 'no language'}: --lang sets the language "
+            f"of a new follower only. Use another --as NAME, or say English / 中文 / 繁體 to switch.)")
+
+
 def server_url(args: argparse.Namespace) -> str:
     """The running ``engagebot run`` to talk to, found the way ``run`` finds its own address.
 

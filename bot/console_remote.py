@@ -14,7 +14,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.console import HELP, NO_REPLY, NOT_YET, UNFOLLOWED, _read_line, as_bot_lines, parse_action, server_url
+from bot.console import (HELP, NO_REPLY, NOT_YET, UNFOLLOWED, _read_line, as_bot_lines, kept_language_note,
+                         parse_action, server_url)
 from bot.core.inbound import Kind
 
 WECHAT_API = "/simulator/wechat/api"
@@ -88,7 +89,10 @@ async def run_wechat_console(args: argparse.Namespace) -> int:
             return 2
         openid = follower["openid"]
         seen = int(follower.get("messages", 0))  # what an earlier run already showed
-        print(f"You are WeChat follower {name} ({openid}); :help for actions.", flush=True)
+        language = follower.get("language") or "none"
+        print(f"You are WeChat follower {name} ({openid}, language {language}); :help for actions.", flush=True)
+        if args.lang and wechat_language(args.lang) != language:
+            print(kept_language_note(name, follower.get("language")), flush=True)
         if interactive:
             print(HELP)
         pending = [] if follower.get("subscribed") else ["follow"]

@@ -403,5 +403,12 @@ def load_settings(config_file: str | Path | None = None, *, environ: Mapping[str
         _FILE_VALUES.reset(token)
 
 
+_WARNED: set[str] = set()
+
+
 def _warn(line: str) -> None:
+    """Print a settings warning on stderr, once per process (a command may read its settings twice)."""
+    if line in _WARNED:
+        return
+    _WARNED.add(line)
     print(f"engagebot: warning: {line}", file=sys.stderr)

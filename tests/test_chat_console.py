@@ -243,3 +243,26 @@ async def test_the_wechat_console_prints_replies_sent_through_the_api_before_the
             ["three parts", "three parts", ":quit"])
     turns = out.split("you> ")[1:]
     assert turns[:2] == ["bot> part one\nbot> part two\nbot> part three\n"] * 2, out
+
+
+@pytest.mark.parametrize("channel", ["wechat", "telegram"])
+async def test_lang_for_a_follower_that_exists_says_it_keeps_its_phone_language(
+        tmp_path: Path, database_url: str, channel: str) -> None:
+    # The README's sequence: `chat --channel wechat --lang en`, later `chat --channel wechat --lang zh-HK`
+    # with the same (default) name. The second --lang cannot change that follower's phone: say so, and how.
+    port = free_port()
+    env = {"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_PORT": str(port)}
+    with running("run", env=env, cwd=tmp_path, port=port, ready="/simulator/telegram"):
+        first = chat("chat", "--channel", channel, "--lang", "en", lines=["help"], env=env, cwd=tmp_path)
+        assert "already exists" not in first.stdout, first.stdout
+        same = chat("chat", "--channel", channel, "--lang", "EN", lines=[], env=env, cwd=tmp_path)
+        assert "already exists" not in same.stdout, same.stdout  # the same language, written otherwise
+        again = chat("chat", "--channel", channel, "--lang", "zh-HK", lines=["help"], env=env, cwd=tmp_path)
+        hk = chat("chat", "--channel", channel, "--as", "hk-phone", "--lang", "zh-HK", lines=["help"],
+                  env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert ("console-user already exists, with its phone in en: --lang sets the language of a new follower "
+            "only. Use another --as NAME, or say English / 中文 / 繁體 to switch.") in again.stdout, again.stdout
+    assert f"bot> {HELP_FIRST_LINE}" in again.stdout, again.stdout  # still English, as the note says
+    assert "already exists" not in hk.stdout, hk.stdout
+    assert f"bot> {_help_first_line('zh_Hant')}" in hk.stdout, hk.stdout  # a new name: a Hong Kong phone

@@ -108,6 +108,16 @@ def test_a_misspelled_variable_warns_naming_the_closest_setting(tmp_path: Path, 
     ]
 
 
+@pytest.mark.parametrize("command", [["promo", "list"], ["prompts", "list"], ["broadcast", "status"]])
+def test_a_misspelled_variable_is_warned_once_per_command(tmp_path: Path, database_url: str,
+                                                          command: list[str]) -> None:
+    # These commands read the settings more than once; the newcomer sees each warning once.
+    done = engagebot(*command, env={"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_PROT": "9000"}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        "engagebot: warning: ENGAGEBOT_PROT is not a setting and is ignored; did you mean ENGAGEBOT_PORT?"]
+
+
 def test_a_misspelled_key_inside_a_group_stops_the_start_naming_the_closest(tmp_path: Path) -> None:
     done = engagebot("run", env={"ENGAGEBOT_WECHAT__TOKN": "abc123"}, cwd=tmp_path)
     assert done.returncode == 2

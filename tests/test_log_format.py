@@ -92,6 +92,14 @@ def test_on_a_terminal_logs_are_lines_for_people(tmp_path: Path) -> None:
     assert len(_summary(lines)) == len(SUMMARY)
 
 
+def test_a_fresh_start_with_the_simulators_warns_of_nothing(tmp_path: Path) -> None:
+    # The embedded Telegram simulator is served by the same process, a moment after the channel first
+    # tries it: that first miss is expected and must not greet a newcomer as a WARNING.
+    lines = _run(tmp_path, terminal=True)
+    assert any("telegram connected" in line for line in lines), lines
+    assert [line for line in lines if re.match(r"^\S+ (WARNING|ERROR|CRITICAL) ", line)] == [], lines
+
+
 def test_through_a_pipe_logs_are_json_lines_and_the_summary_stays_readable(tmp_path: Path) -> None:
     lines = _run(tmp_path, terminal=False)
     events = [json.loads(line) for line in lines if line.startswith("{")]

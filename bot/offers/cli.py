@@ -139,7 +139,7 @@ async def cmd_campaign_qr(args: argparse.Namespace) -> int:
     from .campaigns import get_campaign, write_qr_files
     from .links import campaign_links
 
-    core = build_core(_settings(args))
+    core = build_core(_settings(args, host=getattr(args, "host", None), port=getattr(args, "port", None)))
     channels: list[Any] = []
     try:
         await core.open()
@@ -154,6 +154,13 @@ async def cmd_campaign_qr(args: argparse.Namespace) -> int:
         await close_link_channels(channels)
         await core.close()
     if not links:
+        from bot.simulation import simulators_to_mount
+
+        if simulators_to_mount(core.settings):
+            where = f"http://{core.settings.host}:{core.settings.port}"
+            return fail(f"no link for the scene: the simulators give links only while `engagebot run` serves them; "
+                        f"none answered at {where} (`engagebot campaign qr {args.slug} --port N` if it runs "
+                        "on another port)")
         return fail("no channel can give a link for a scene: configure WeChat or Telegram first")
     out = Path(args.out)
     for path in await write_qr_files(links, campaign.slug, out):
@@ -211,6 +218,9 @@ def add_commands(sub: Any) -> None:
     qr = campaign.add_parser("qr", help="write <slug>-<channel>.png and .svg for each channel with a link")
     qr.add_argument("slug")
     qr.add_argument("--out", default=".", help="folder for the files (default: here)")
+    qr.add_argument("--host", help="where engagebot run listens, for its simulators' links (as for run: default "
+                                   "127.0.0.1, env ENGAGEBOT_HOST)")
+    qr.add_argument("--port", type=int, help="its port (as for run: default 8080, env ENGAGEBOT_PORT)")
     qr.set_defaults(func=cmd_campaign_qr)
     stats = campaign.add_parser("stats", help="scans -> follows -> claims -> redemptions")
     stats.add_argument("slug", nargs="?")

@@ -149,3 +149,30 @@ async def test_campaign_qr_command_writes_files_for_the_cores_channels(
     assert await asyncio.to_thread(main, ["campaign", "qr", "mall-poster", "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["mall-poster-telegram.png", "mall-poster-telegram.svg"]
     assert "telegram: https://t.me/brand_bot?start=mall-poster-2026" in capsys.readouterr().out
+
+
+async def test_campaign_qr_finds_the_simulators_of_a_server_on_another_port(tmp_path: Path, database_url: str) -> None:
+    # As the README has it: `engagebot run --port N`, load the example offers, `engagebot campaign qr`.
+    from tests.support.process import engagebot, running
+    from tests.support.servers import free_port
+
+    examples = Path(__file__).resolve().parents[2] / "examples" / "offers.yaml"
+    port = free_port()
+    env = {"ENGAGEBOT_DATABASE_URL": database_url}
+    with running("run", "--port", str(port), env=env, cwd=tmp_path, port=port, ready="/simulator/telegram"):
+        assert engagebot("promo", "load", str(examples), env=env, cwd=tmp_path).returncode == 0
+        done = await asyncio.to_thread(engagebot, "campaign", "qr", "mall-poster", "--port", str(port),
+                                       "--out", str(tmp_path / "qr"), env=env, cwd=tmp_path)
+        nobody = free_port()
+        missed = await asyncio.to_thread(engagebot, "campaign", "qr", "mall-poster", "--port", str(nobody),
+                                         "--out", str(tmp_path / "none"), env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "qr").iterdir()) == [
+        "mall-poster-telegram.png", "mall-poster-telegram.svg", "mall-poster-wechat.png", "mall-poster-wechat.svg"]
+    assert "telegram: https://t.me/engagebot_demo_bot?start=mall-poster-2026" in done.stdout
+    assert missed.returncode == 2
+    assert missed.stderr.splitlines()[-1] == (
+        "engagebot: no link for the scene: the simulators give links only while `engagebot run` serves them; "
+        f"none answered at http://127.0.0.1:{nobody} (`engagebot campaign qr mall-poster --port N` if it runs "
+        "on another port)"), missed.stderr
+    assert not (tmp_path / "none").exists() or not list((tmp_path / "none").iterdir())

@@ -22,6 +22,7 @@ import asyncio
 import hmac
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -78,6 +79,8 @@ from .render import (
     split_message,
 )
 from .updates import ALLOWED_UPDATES, update_to_inbound
+
+QUIET_CONNECT_SECONDS = 1.0  # connection misses this soon after start are logged at INFO, later ones warn
 
 log = logging.getLogger("engagebot.telegram")
 
@@ -161,6 +164,7 @@ class TelegramChannel(Channel):
     async def _connect(self) -> None:
         first, longest = self.config.connect_backoff
         delay = first
+        began = time.monotonic()
         while True:
             try:
                 await self.application.initialize()  # getMe: checks the token, learns the username
@@ -169,7 +173,10 @@ class TelegramChannel(Channel):
                 log.error("telegram rejected the bot token; the Telegram channel stays off")
                 return
             except (TelegramError, OSError) as exc:
-                log.warning("telegram not reachable, retrying", extra={"error": self._redact(exc), "in_s": delay})
+                # The embedded simulator is served by this process a moment after this first try:
+                # a miss within the first second is expected, later ones are worth a warning.
+                level = logging.WARNING if time.monotonic() - began >= QUIET_CONNECT_SECONDS else logging.INFO
+                log.log(level, "telegram not reachable, retrying", extra={"error": self._redact(exc), "in_s": delay})
             await asyncio.sleep(delay)
             delay = min(delay * 2, longest)
         self.bot_username = self.application.bot.username

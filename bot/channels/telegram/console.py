@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from bot.console import HELP as COMMON_HELP
-from bot.console import NO_REPLY, NOT_YET, UNFOLLOWED, as_bot_lines, server_url
+from bot.console import NO_REPLY, NOT_YET, UNFOLLOWED, as_bot_lines, kept_language_note, server_url
 
 API = "/simulator/telegram/api"
 PROGRESS = "/simulator/telegram/bot/progress"
@@ -237,6 +237,9 @@ async def run_telegram_console(args: argparse.Namespace, *, read_line: ReadLine 
         bot = state["bot"].get("username", "bot")
         out(f"Talking to @{bot} as {user['first_name']} (user {user['id']}, language "
             f"{user.get('language_code') or 'none'}); :help for actions.")
+        kept = user.get("language_code")
+        if language and _tag(language) != _tag(kept):
+            out(kept_language_note(user["first_name"], kept))
         if interactive:
             out(HELP)
         while (line := await read_line("you> " if interactive else "")) is not None:
@@ -261,6 +264,10 @@ async def run_telegram_console(args: argparse.Namespace, *, read_line: ReadLine 
             elif len(transcript.seen) == shown_before:
                 out(NO_REPLY if done else NOT_YET)
     return 0
+
+
+def _tag(language: str | None) -> str:
+    return (language or "none").replace("_", "-").lower()
 
 
 async def _act(client: SimulatorClient, transcript: Transcript, line: str) -> tuple[str, dict[str, Any] | None]:

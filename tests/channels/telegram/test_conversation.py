@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -167,7 +168,20 @@ async def test_group_messages_are_ignored(rig: Rig):
     assert rig.sim.sent(group) == [] and await rig.count_messages() == 2  # the private one, in and out
 
 
+async def test_a_bot_api_still_unreachable_after_a_second_is_a_warning(make_rig: RigFactory, caplog):
+    rig = await make_rig(start=False)
+    await rig.channel.start()
+    await asyncio.sleep(0.5)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # the embedded simulator's moment
+    await asyncio.sleep(1.6)
+    assert [r for r in caplog.records
+            if r.levelno == logging.WARNING and r.getMessage() == "telegram not reachable, retrying"]
+    await rig.serve()
+    await rig.channel.wait_ready(5)
+
+
 async def test_connects_with_backoff_once_the_bot_api_is_reachable(make_rig: RigFactory, caplog):
+    caplog.set_level(logging.INFO, "engagebot.telegram")  # the first second's misses are INFO, later ones WARNING
     rig = await make_rig(start=False)
     await rig.channel.start()  # nothing listens yet: getMe fails and is retried
     await asyncio.sleep(0.3)
