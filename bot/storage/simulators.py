@@ -84,8 +84,6 @@ async def reply_progress(sessions: async_sessionmaker[AsyncSession], *, channel:
     only the follower's waiting replies are counted. A reply waits until it is sent: pending, or
     in flight to the platform (``sending``) while a slow platform takes its time.
     """
-    from bot.channels.journal import SENDING
-
     async with sessions() as session:
         handled = True
         if inbound_key is not None:
@@ -95,5 +93,5 @@ async def reply_progress(sessions: async_sessionmaker[AsyncSession], *, channel:
         pending = await session.scalar(
             select(func.count()).select_from(Message).join(Follower, Follower.id == Message.follower_id).where(
                 Follower.channel == channel, Follower.account == account, Follower.external_id == external_id,
-                Message.direction == "out", Message.status.in_(("pending", SENDING))))
+                Message.direction == "out", Message.status.in_(("pending", "sending"))))
     return handled, int(pending or 0)
