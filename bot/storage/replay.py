@@ -1,6 +1,6 @@
 """Signed requests seen recently, shared by every instance through the database (the replay cache).
 
-A row per accepted (timestamp, nonce, signature) of a channel account, with a hash of the body it
+A row per accepted (timestamp, nonce, signature) of a channel (its accounts share it: a token may be shared), with a hash of the body it
 came with, kept until its timestamp leaves the accepted window, then pruned. Lookups of requests
 arriving together are batched: one insert (conflicts ignored), one select, one commit.
 """
