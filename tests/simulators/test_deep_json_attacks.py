@@ -12,22 +12,11 @@ import urllib.parse
 from pathlib import Path
 
 from bot.simulation import SIMULATED_WECHAT_APP_ID
-from bot.storage.engine import create_engine, make_sessionmaker
-from bot.storage.simulators import load_records
+from tests.support.db import stored_simulator_credentials
 from tests.support.process import http, http_json, running
 from tests.support.servers import free_port
 
 DEEP = "[" * 5000  # 5 KB: under every body cap, far past the recursion limit
-
-
-async def _credentials(database_url: str) -> dict[str, dict[str, str]]:
-    engine = create_engine(database_url)
-    try:
-        sessions = make_sessionmaker(engine)
-        return {name: next(data for kind, _key, data in await load_records(sessions, name) if kind == "credentials")
-                for name in ("wechat", "telegram")}
-    finally:
-        await engine.dispose()
 
 
 def _post(url: str, data: bytes, content_type: str) -> tuple[int, bytes]:
@@ -41,7 +30,7 @@ async def test_deeply_nested_json_in_every_simulator_input_is_refused_not_a_500(
     env = {"ENGAGEBOT_PORT": str(port), "ENGAGEBOT_DATABASE_URL": database_url}
     with running("run", env=env, cwd=tmp_path, port=port) as server:
         base = server.url
-        creds = await _credentials(database_url)
+        creds = await stored_simulator_credentials(database_url)
         bot = f"{base}/bot{creds['telegram']['token']}"
         access = http_json("GET", f"{base}/cgi-bin/token?grant_type=client_credential&appid="
                                   f"{SIMULATED_WECHAT_APP_ID}&secret={creds['wechat']['app_secret']}")["access_token"]
