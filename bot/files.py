@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import re2
 import yaml
 from pydantic import ValidationError
 from yaml.constructor import ConstructorError
@@ -25,6 +26,10 @@ from bot.errors import EngagebotError, RulesFileError
 MAX_FILE_BYTES = 1024 * 1024
 # Operator files need four or five levels; 50 leaves room and stays far from Python's stack limit.
 MAX_DEPTH = 50
+# A TOML key of more than MAX_DEPTH dotted parts (bare or quoted), anywhere in the text.
+_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"[^"\n]*"|'[^'\n]*')"""
+# RE2 (linear time): Python's re backtracks into each part and took 15 s on a 1 MB file.
+_LONG_DOTTED_KEY = re2.compile(rf"{_KEY_PART}(?:[ \t]*\.[ \t]*{_KEY_PART}){{{MAX_DEPTH},}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +142,14 @@ def read_data_file(path: str | Path, *, error: type[EngagebotError] = RulesFileE
     text = read_text_file(p, error=error, where=where, max_bytes=max_bytes)
     try:
         if p.suffix.lower() == ".toml":
-            return tomllib.loads(text)
+            # Dotted keys (a.b.c... = 1) and table headers nest without recursing in the parser, and
+            # tomllib takes time quadratic in a dotted key's parts (10,000 parts: 4 s; 1 MB: hours).
+            if _LONG_DOTTED_KEY.search(text):
+                raise error(f"{where}: nested deeper than {MAX_DEPTH} levels (a dotted key)")
+            data = tomllib.loads(text)
+            if _deeper_than(data, MAX_DEPTH):
+                raise error(f"{where}: nested deeper than {MAX_DEPTH} levels")
+            return data
         return parse_yaml(text)
     except yaml.YAMLError as exc:
         raise error(f"{where}: not valid YAML {describe_yaml_error(exc)}") from None
@@ -145,6 +157,20 @@ def read_data_file(path: str | Path, *, error: type[EngagebotError] = RulesFileE
         raise error(f"{where}: {exc}") from None
     except RecursionError:  # TOML's parser recurses into nested arrays and tables
         raise error(f"{where}: nested too deeply") from None
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """Is any value in ``data`` more than ``limit`` levels deep, counting ``data`` as 1 (as YAML's
+    loader counts)? Iterative: no recursion."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        for child in children:
+            if depth + 1 > limit:
+                return True
+            stack.append((child, depth + 1))
+    return False
 
 
 def describe_validation_error(exc: ValidationError, data: Any, list_key: str, *, limit: int = 5) -> str:

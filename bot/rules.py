@@ -31,20 +31,35 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 DEFAULT_MAX_CHARS = 2000
 
 
+# RE2 runs in linear time, but the constant is the compiled program's size once its DFA cache
+# overflows: a bounded repeat of '.' or of a Unicode class (``(.{0,100}){0,10}``, ``.{0,1000}``)
+# makes thousands of instructions, and a message of 2,000 Chinese characters then took 0.1 to 0.5 s
+# of the event loop per rule. Below this size the worst measured was a few ms; everyday patterns
+# are well under it (``\bwhere\b.*\b(shop|store)\b``: 33, ``[\p{Han}]{2,20}``: 1,622).
+MAX_PROGRAM_SIZE = 2000
+
+
 def compile_pattern(pattern: str) -> Any:
     """Compile an operator's pattern with RE2, case-insensitive; raise ValueError saying why it cannot.
 
-    RE2 has no backreferences or lookaround, and its ``\\b``, ``\\w`` and ``\\d`` are ASCII.
+    RE2 has no backreferences or lookaround, and its ``\\b``, ``\\w`` and ``\\d`` are ASCII. A
+    pattern whose program is larger than ``MAX_PROGRAM_SIZE`` is refused too (slow on every message).
     """
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False  # the reason goes into our one-line error, not to stderr
     try:
-        return re2.compile(pattern, options)
+        compiled = re2.compile(pattern, options)
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         reason = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
         raise ValueError(f"bad regular expression {pattern!r} (RE2: {reason})") from None
+    size = max(compiled.programsize, compiled.reverseprogramsize)
+    if size > MAX_PROGRAM_SIZE:
+        raise ValueError(f"bad regular expression {pattern!r} (too complex: RE2 program size {size}, at most "
+                         f"{MAX_PROGRAM_SIZE}; a bounded repeat such as .{{0,1000}} is slow on every message, "
+                         f"write .* or a smaller bound)")
+    return compiled
 
 
 class PromptRuleSpec(BaseModel):

@@ -76,6 +76,26 @@ def client_address(request: web.Request, trusted_proxies: Sequence[Network] = ()
     return peer
 
 
+IPV6_CLIENT_PREFIX = 64  # an IPv6 subscriber is given a /64 (or more): its addresses are one client
+
+
+def client_key(address: str) -> str:
+    """Who is counted as one client: an IPv4 address (also written IPv4-mapped), an IPv6 /64.
+
+    Counting an IPv6 client per address would let it rotate through the 2**64 addresses of its own
+    network and never be throttled.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip), IPV6_CLIENT_PREFIX), strict=False))
+    return str(ip)
+
+
 def _in(address: str, networks: Sequence[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
@@ -86,6 +106,8 @@ def _in(address: str, networks: Sequence[Network]) -> bool:
 
 class FailureThrottle:
     """Count failures (a wrong token, an unknown code) per client; past ``rate`` (``10/minute``), refuse.
+
+    A client is an address as ``client_key`` groups them (an IPv6 client is its /64).
 
     A moving window (the ``limits`` library, in memory): once a client has used up its failures, it
     waits until the oldest one leaves the window. Successes are not counted. Each instance counts
@@ -105,6 +127,7 @@ class FailureThrottle:
         One attempt per client at a time: a burst of concurrent guesses cannot all pass the check
         before the first failure is counted.
         """
+        client = client_key(client)
         lock = self._locks.get(client)
         if lock is None:
             lock = self._locks[client] = asyncio.Lock()
@@ -113,13 +136,14 @@ class FailureThrottle:
 
     async def retry_after(self, client: str) -> int | None:
         """Seconds until ``client`` may try again, or None when it may try now."""
+        client = client_key(client)
         if await self._limiter.test(self.rate, self.namespace, client):
             return None
         stats = await self._limiter.get_window_stats(self.rate, self.namespace, client)
         return max(1, math.ceil(stats.reset_time - time.time()))
 
     async def failed(self, client: str) -> None:
-        await self._limiter.hit(self.rate, self.namespace, client)
+        await self._limiter.hit(self.rate, self.namespace, client_key(client))
 
 
 def too_many_failures(retry_after: int) -> web.Response:

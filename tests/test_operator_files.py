@@ -53,6 +53,34 @@ def test_deeply_nested_toml_config_is_one_line_naming_the_file(tmp_path: Path, d
     assert line == f"engagebot: config file {path}: nested too deeply"
 
 
+# TOML nests without recursing in its parser: dotted keys (k.k.k... = 1; tomllib's time is
+# quadratic in their parts: the 1 MB one ran for hours), table headers, inline tables in a dotted key.
+DEEP_TOML = {
+    "dotted-key-1mb": "k" + ".k" * 500_000 + " = 1\n",
+    "dotted-key-2000": "k" + ".k" * 2000 + " = 1\n",
+    "quoted-dotted-key": '"a"' + ' . "a"' * 100 + " = 1\n",
+    "table-headers": "".join(f"[{'.'.join(['t'] * depth)}]\n" for depth in range(1, 60)),
+    "inline-tables": "a.b.c.d.e.f.g.h.i.j = " + "{k = " * 45 + "1" + "}" * 45 + "\n",
+}
+
+
+@pytest.mark.parametrize("kind", ["prompts", "promo", "config"])
+@pytest.mark.parametrize("text", DEEP_TOML.values(), ids=DEEP_TOML.keys())
+def test_toml_nested_deeply_without_brackets_is_one_line_naming_the_file_and_fast(
+        kind: str, text: str, tmp_path: Path, database_url: str) -> None:
+    path = tmp_path / f"{kind}.toml"
+    path.write_text(text, "utf-8")
+    line = one_error_line(engagebot(*_command(kind, path), env=_env(database_url), cwd=tmp_path, timeout=30))
+    assert str(path) in line and "nested deeper than 50 levels" in line, line
+
+
+def test_toml_nested_50_levels_is_read(tmp_path: Path, database_url: str) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text("k" + ".k" * 48 + " = 1\n", "utf-8")  # 50 levels with the file itself, like YAML
+    line = one_error_line(engagebot("prompts", "load", str(path), env=_env(database_url), cwd=tmp_path))
+    assert line == f"engagebot: {path}: rules: Field required; k: Extra inputs are not permitted", line
+
+
 @pytest.mark.parametrize(("old", "new", "expected"), [
     ("starts_at: 2026-02-01", "starts_at: 2026-02-30",
      "promotions[0] ('hotpot') field starts_at: 2026-02-30 is not a date (day is out of range for month)"),

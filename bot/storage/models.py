@@ -168,7 +168,7 @@ class SeenRequest(Base):
     __tablename__ = "seen_request"
     __table_args__ = (Index("ix_seen_request_expires_at", "expires_at"),)
 
-    scope: Mapped[str] = mapped_column(String(100), primary_key=True)  # "<channel>:<account>"
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)  # the channel ("wechat", "weibo")
     key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of timestamp, nonce, signature
     body_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the body as received
     expires_at: Mapped[datetime]

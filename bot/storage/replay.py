@@ -1,8 +1,9 @@
 """Signed requests seen recently, shared by every instance through the database (the replay cache).
 
-A row per accepted (timestamp, nonce, signature) of a channel account, with a hash of the body it
-came with, kept until its timestamp leaves the accepted window, then pruned. Lookups of requests
-arriving together are batched: one insert (conflicts ignored), one select, one commit.
+A row per accepted (timestamp, nonce, signature) of a channel (its accounts share the scope: they
+may share a token), with a hash of the body it came with, kept until its timestamp leaves the
+accepted window, then pruned. Lookups of requests arriving together are batched: one insert
+(conflicts ignored), one select, one commit.
 """
 
 from __future__ import annotations

@@ -52,3 +52,17 @@ async def fresh_database_url(tmp_path: Path) -> AsyncIterator[str]:
         return
     async with scratch_postgres_database(server) as url:
         yield url
+
+
+async def stored_simulator_credentials(database_url: str) -> dict[str, dict[str, str]]:
+    """The embedded simulators' credentials ``engagebot run`` created in that database, per platform."""
+    from bot.storage.engine import create_engine, make_sessionmaker
+    from bot.storage.simulators import load_records
+
+    engine = create_engine(database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        return {name: next(data for kind, _key, data in await load_records(sessions, name) if kind == "credentials")
+                for name in ("wechat", "telegram")}
+    finally:
+        await engine.dispose()

@@ -286,7 +286,9 @@ class TelegramChannel(Channel):
             return web.json_response({"error": "starting", "reason": "not ready, retry later"}, status=503)
         try:
             update = Update.de_json(body, self.application.bot)
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+            # OverflowError: a date past datetime's range; RecursionError: messages quoting messages
+            # nested past Python's limit. Bad input (400: Telegram drops it), not a 500 it retries forever.
             raise PayloadError(f"malformed Update: {type(exc).__name__}") from None
         # Check every field now, while the sender can still hear why (400 naming the field).
         update_to_inbound(update, channel=self.name, account=self.account)

@@ -86,7 +86,10 @@ class WeChatChannel(Channel):
                                  api_base=config.api_base, sessions=sessions)
             self.user_language = UserLanguage(self.api)
         self.outbox = OutboxSender(self, sessions)
-        self.replay = ReplayGuard(ReplayLedger(sessions.kw["bind"]), scope=f"{self.name}:{account}",
+        # One scope for every account: the signature covers the token, not the path, so a signature of
+        # one account verifies on another with the same token; the key (of the signature) keeps
+        # accounts with different tokens apart.
+        self.replay = ReplayGuard(ReplayLedger(sessions.kw["bind"]), scope=self.name,
                                   max_skew=config.max_clock_skew)
         self._background: set[asyncio.Task[Any]] = set()
 

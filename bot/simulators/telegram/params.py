@@ -74,7 +74,7 @@ def p_json(p: dict[str, Any], name: str, what: str = "JSON object") -> Any:
     if isinstance(value, str):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise bad(f"can't parse {what}") from None
     if isinstance(value, Upload):
         raise bad(f"can't parse {what}")

@@ -81,7 +81,7 @@ def _decoded(params: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, str) and value[:1] in ("{", "["):
             try:
                 value = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 pass
         elif isinstance(value, str) and key in _INT_FIELDS and re.fullmatch(r"-?\d+", value):
             value = int(value)
@@ -235,7 +235,7 @@ class HTTPServer:
         if request.content_type == "application/json":
             try:
                 body = json.loads(await request.read() or b"{}")
-            except ValueError:
+            except (ValueError, RecursionError):  # nested past the parser's depth: bad input too
                 raise bad("can't parse JSON object") from None
             if not isinstance(body, dict):
                 raise bad("JSON object expected")
@@ -404,7 +404,7 @@ class HTTPServer:
                     elif resp.content_type == "application/json" and body:
                         try:
                             reply = json.loads(body)
-                        except ValueError:
+                        except (ValueError, RecursionError):
                             reply = None
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 error = "Connection timed out" if isinstance(exc, asyncio.TimeoutError) else f"Connection refused: {exc}"

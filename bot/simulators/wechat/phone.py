@@ -79,7 +79,7 @@ class Phone(CallbackDriver):
             raise BadInput("body is larger than 16 KiB")
         try:
             body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise BadInput("body must be UTF-8 JSON") from None
         if not isinstance(body, dict):
             raise BadInput("body must be a JSON object")

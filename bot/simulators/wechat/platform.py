@@ -59,7 +59,7 @@ class PlatformAPI(SimulatorState):
         raw = await request.read()
         try:
             body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise _Reject(47001, "data format error: body is not UTF-8 JSON") from None
         if not isinstance(body, dict):
             raise _Reject(47001, "data format error: body must be a JSON object")
