@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels import outbox as outbox_module
+from bot.channels.base import Channel
 from bot.channels.outbox import (HELD_FOR_MASS, LEASE, MAX_ATTEMPTS, OUTSIDE_WINDOW, OutboxSender, RateLimiter,
                                  channel_key)
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
@@ -603,3 +604,39 @@ async def test_a_first_source_is_cut_to_the_column(sessions: Sessions) -> None:
     msg = Inbound(channel="fake", account="acct", external_id="f0", kind=Kind.FOLLOW, text="", payload="s" * 300)
     apply_follower_action(f, msg, utcnow(), "event")
     assert f.first_source == "s" * 128
+
+
+async def test_a_failing_sweep_is_retried_after_the_pause_not_in_a_hot_loop(sessions: Sessions,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    sender = OutboxSender(Answering(), sessions, sweep_every=0.2)
+    calls: list[float] = []
+
+    async def broken(**kwargs: Any) -> int:
+        calls.append(asyncio.get_running_loop().time())
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(sender, "sweep_once", broken)
+    sender.start()
+    try:
+        await asyncio.sleep(0.5)
+        assert sender.idle.is_set()  # nothing is being delivered: idle, waiting for the next try
+    finally:
+        await sender.stop()
+    assert 2 <= len(calls) <= 4  # every 0.2 s, not as fast as the loop can spin
+
+
+def test_a_channel_without_a_mass_send_method_cannot_mass_send() -> None:
+    class Declares(Channel):
+        name = "declares"
+        capabilities = Capabilities(mass_send=MassSendQuota(per_period=1, period=timedelta(days=1)))
+
+        async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+            return None
+
+    async def never(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("no dispatch here")
+
+    assert outbox_module.can_mass_send(Declares(dispatch=never, account="a")) is False
+    assert outbox_module.can_mass_send(RecordingChannel(Capabilities(mass_send=MassSendQuota(
+        per_period=1, period=timedelta(days=1))))) is True
+    assert outbox_module.can_mass_send(RecordingChannel()) is False
