@@ -640,3 +640,30 @@ def test_a_channel_without_a_mass_send_method_cannot_mass_send() -> None:
     assert outbox_module.can_mass_send(RecordingChannel(Capabilities(mass_send=MassSendQuota(
         per_period=1, period=timedelta(days=1))))) is True
     assert outbox_module.can_mass_send(RecordingChannel()) is False
+
+
+async def test_rows_due_again_go_earliest_first_and_at_most_a_batch(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    now = utcnow()
+    late = await pending(sessions, ["due last"], next_attempt_at=now - timedelta(seconds=1))
+    early = await pending(sessions, ["due first"], next_attempt_at=now - timedelta(seconds=30))
+    middle = await pending(sessions, ["due second"], next_attempt_at=now - timedelta(seconds=10))
+    channel = Answering()
+    sender = OutboxSender(channel, sessions, batch_size=2)
+    assert await sender.sweep_once() == 2
+    assert sorted(s[2] for s in channel.sends) == ["due first", "due second"]
+    assert (await row(sessions, late[0])).status == "pending"
+    assert {(await row(sessions, i)).status for i in (*early, *middle)} == {"sent"}
+
+
+async def test_a_sweep_leaves_other_channels_rows_due_again_alone(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    due = utcnow() - timedelta(seconds=5)
+    others = [*await pending(sessions, ["other account"], account="other", next_attempt_at=due),
+              *await pending(sessions, ["other channel"], channel="mock", next_attempt_at=due),
+              *await pending(sessions, ["inbound"], direction="in", next_attempt_at=due)]
+    mine = await pending(sessions, ["mine"], next_attempt_at=due)
+    channel = Answering()
+    assert await OutboxSender(channel, sessions).sweep_once() == 1
+    assert [s[2] for s in channel.sends] == ["mine"] and (await row(sessions, mine[0])).status == "sent"
+    assert {(await row(sessions, i)).attempts for i in others} == {0}
