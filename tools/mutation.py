@@ -114,7 +114,7 @@ def run_mutmut(work: Path, names: list[str], *, max_children: int, time_limit: f
             return proc.wait(timeout=time_limit)
         except subprocess.TimeoutExpired:
             print(f"  time limit ({time_limit:g} s) reached: stopping mutmut", flush=True)
-            os.killpg(proc.pid, signal.SIGINT)
+            os.killpg(proc.pid, signal.SIGTERM)  # mutmut saves each verdict as it comes: nothing is lost
             try:
                 return proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -191,7 +191,7 @@ def main(argv: list[str]) -> int:
         started = time.monotonic()
         code = run_mutmut(work, names, max_children=args.max_children, time_limit=args.time_limit,
                           log=work / "mutmut.log")
-        if code not in (0, -signal.SIGINT, 130, 1):
+        if code not in (0, -signal.SIGTERM, 1):
             print(f"  mutmut exited with {code}: see {work / 'mutmut.log'}", flush=True)
         found = results(work, wanted)
         if args.survivors or args.resume:

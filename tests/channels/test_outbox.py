@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels import outbox as outbox_module
+from bot.channels.base import Channel
 from bot.channels.outbox import (HELD_FOR_MASS, LEASE, MAX_ATTEMPTS, OUTSIDE_WINDOW, OutboxSender, RateLimiter,
                                  channel_key)
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
@@ -603,3 +604,66 @@ async def test_a_first_source_is_cut_to_the_column(sessions: Sessions) -> None:
     msg = Inbound(channel="fake", account="acct", external_id="f0", kind=Kind.FOLLOW, text="", payload="s" * 300)
     apply_follower_action(f, msg, utcnow(), "event")
     assert f.first_source == "s" * 128
+
+
+async def test_a_failing_sweep_is_retried_after_the_pause_not_in_a_hot_loop(sessions: Sessions,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    sender = OutboxSender(Answering(), sessions, sweep_every=0.2)
+    calls: list[float] = []
+
+    async def broken(**kwargs: Any) -> int:
+        calls.append(asyncio.get_running_loop().time())
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(sender, "sweep_once", broken)
+    sender.start()
+    try:
+        await asyncio.sleep(0.5)
+        assert sender.idle.is_set()  # nothing is being delivered: idle, waiting for the next try
+    finally:
+        await sender.stop()
+    assert 2 <= len(calls) <= 4  # every 0.2 s, not as fast as the loop can spin
+
+
+def test_a_channel_without_a_mass_send_method_cannot_mass_send() -> None:
+    class Declares(Channel):
+        name = "declares"
+        capabilities = Capabilities(mass_send=MassSendQuota(per_period=1, period=timedelta(days=1)))
+
+        async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+            return None
+
+    async def never(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("no dispatch here")
+
+    assert outbox_module.can_mass_send(Declares(dispatch=never, account="a")) is False
+    assert outbox_module.can_mass_send(RecordingChannel(Capabilities(mass_send=MassSendQuota(
+        per_period=1, period=timedelta(days=1))))) is True
+    assert outbox_module.can_mass_send(RecordingChannel()) is False
+
+
+async def test_rows_due_again_go_earliest_first_and_at_most_a_batch(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    now = utcnow()
+    late = await pending(sessions, ["due last"], next_attempt_at=now - timedelta(seconds=1))
+    early = await pending(sessions, ["due first"], next_attempt_at=now - timedelta(seconds=30))
+    middle = await pending(sessions, ["due second"], next_attempt_at=now - timedelta(seconds=10))
+    channel = Answering()
+    sender = OutboxSender(channel, sessions, batch_size=2)
+    assert await sender.sweep_once() == 2
+    assert sorted(s[2] for s in channel.sends) == ["due first", "due second"]
+    assert (await row(sessions, late[0])).status == "pending"
+    assert {(await row(sessions, i)).status for i in (*early, *middle)} == {"sent"}
+
+
+async def test_a_sweep_leaves_other_channels_rows_due_again_alone(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    due = utcnow() - timedelta(seconds=5)
+    others = [*await pending(sessions, ["other account"], account="other", next_attempt_at=due),
+              *await pending(sessions, ["other channel"], channel="mock", next_attempt_at=due),
+              *await pending(sessions, ["inbound"], direction="in", next_attempt_at=due)]
+    mine = await pending(sessions, ["mine"], next_attempt_at=due)
+    channel = Answering()
+    assert await OutboxSender(channel, sessions).sweep_once() == 1
+    assert [s[2] for s in channel.sends] == ["mine"] and (await row(sessions, mine[0])).status == "sent"
+    assert {(await row(sessions, i)).attempts for i in others} == {0}
