@@ -28,6 +28,9 @@ log = logging.getLogger("engagebot.telegram")
 MAX_UPDATE_FAILURES = 5
 TRANSIENT = (OperationalError, InterfaceError, OSError, TimeoutError)
 
+# What PTB raises when it cannot build an ``Update`` from what Telegram sent.
+UNREADABLE = (ValueError, TypeError, KeyError, OverflowError, RecursionError)
+
 Stored = asyncio.Future[None] | None  # None: nothing to store (a group message, an edit...)
 
 
@@ -48,10 +51,12 @@ class UpdatePoller:
     async def run(self) -> None:
         first, longest = self.backoff
         delay = first
+        one_at_a_time = False  # after a batch PTB could not build: find the update it chokes on
         while True:
             try:
-                updates = await self.bot.get_updates(offset=self.offset, timeout=self.poll_timeout,
-                                                     allowed_updates=list(ALLOWED_UPDATES))
+                updates = await self.bot.get_updates(
+                    offset=self.offset, timeout=0 if one_at_a_time else self.poll_timeout,
+                    limit=1 if one_at_a_time else None, allowed_updates=list(ALLOWED_UPDATES))
             except InvalidToken:
                 log.error("telegram rejected the bot token; polling stops")
                 return
@@ -64,7 +69,20 @@ class UpdatePoller:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, longest)
                 continue
+            except UNREADABLE as exc:
+                # PTB could not build an update of the batch (a date past datetime's range, nesting past the
+                # recursion limit). It can never be stored. Fetch one at a time to find it, then skip it, or
+                # polling would stop at it for good.
+                if not one_at_a_time:
+                    one_at_a_time = True
+                elif await self._skip_unreadable(exc):
+                    one_at_a_time = False
+                else:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, longest)
+                continue
             delay = first
+            one_at_a_time = False
             if not updates:
                 continue
             self._batch = [(u.update_id, self.submit(u)) for u in updates]
@@ -74,6 +92,24 @@ class UpdatePoller:
             if self.offset <= updates[-1].update_id:  # something was not stored: fetch it again, later
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, longest)
+
+    async def _skip_unreadable(self, exc: BaseException) -> bool:
+        """Acknowledge the first pending update, which PTB cannot build (read raw: JSON, no ``Update``).
+
+        False when its id cannot be read (the connection failed meanwhile): polling tries again.
+        """
+        try:
+            query = {"timeout": 0, "limit": 1, "allowed_updates": list(ALLOWED_UPDATES)}
+            if self.offset is not None:
+                query["offset"] = self.offset
+            raw = await self.bot.do_api_request("getUpdates", api_kwargs=query)
+            update_id = int(raw[0]["update_id"])
+        except (TelegramError, OSError, ValueError, TypeError, KeyError, IndexError):
+            return False
+        log.error("telegram update skipped: it cannot be read", extra={
+            "update_id": update_id, "error": f"{type(exc).__name__}: {self.redact(exc)}"[:200]})
+        self.offset = update_id + 1
+        return True
 
     def _stored_through(self, batch: list[tuple[int, Stored]]) -> int:
         """The offset acknowledging the leading run of stored updates of ``batch``."""

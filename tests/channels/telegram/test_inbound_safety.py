@@ -121,3 +121,30 @@ async def test_the_webhook_answers_503_until_the_update_is_stored(make_rig: RigF
         out = (await session.execute(select(func.count()).select_from(Message).where(
             Message.direction == "out"))).scalar_one()
     assert out == 1 and len(rig.sim.sent(user)) == 1
+
+
+@pytest.mark.parametrize("poison", ["date-overflow", "reply-chain-past-the-recursion-limit"])
+async def test_polling_skips_an_update_ptb_cannot_build_and_answers_the_ones_around_it(
+        make_rig: RigFactory, caplog: pytest.LogCaptureFixture, poison: str) -> None:
+    """Telegram could send an update PTB cannot turn into an ``Update``: polling must not stop at it."""
+    rig = await make_rig(routers=[echo_router()], dispatch_retry_pause=0.01)
+    user = rig.user()
+    rig.sim.send_text(user, "before")
+    assert [r["text"] for r in await rig.replies(user, 1)] == ["echo: before"]
+    bad = rig.sim.send_text(user, "poison")
+    if poison == "date-overflow":
+        bad["message"]["date"] = 10**20
+    else:
+        chain: dict[str, Any] = {"message_id": 1, "date": 1700000000, "chat": {"id": user, "type": "private"}}
+        for _ in range(600):  # PTB takes several frames per quoted message: past the recursion limit
+            chain = {"message_id": 1, "date": 1700000000, "chat": {"id": user, "type": "private"},
+                     "reply_to_message": chain}
+        bad["message"]["reply_to_message"] = chain
+    rig.sim.send_text(user, "after")
+    with caplog.at_level(logging.ERROR, logger="engagebot.telegram"):
+        replies = await rig.replies(user, 2)
+        assert [r["text"] for r in replies] == ["echo: before", "echo: after"]
+        await eventually(lambda: asyncio.sleep(0, not rig.sim.updates))  # Telegram forgot both
+    skipped = [r for r in caplog.records if r.getMessage() == "telegram update skipped: it cannot be read"]
+    assert [r.update_id for r in skipped] == [bad["update_id"]]  # type: ignore[attr-defined]
+    assert await stored_texts(rig) == ["before", "after"]
