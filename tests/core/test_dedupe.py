@@ -160,3 +160,58 @@ async def test_a_failure_of_the_first_try_reaches_the_retry_waiting_on_it(bot: B
     for task in (first, retry):
         with pytest.raises(OSError, match="disk full"):
             await asyncio.wait_for(task, 10)
+
+
+async def test_without_a_passive_slot_every_reply_goes_to_the_outbox(bot: BotHarness) -> None:
+    result = await bot.dispatcher.dispatch(inbound("m-8"), capabilities=CAPS)  # no HTTP answer is held open
+    assert (result.exchange.passive_count, result.exchange.passive_replies) == (0, [])
+    _inbound_id, ids, statuses, _follower = await stored_exchange(bot, "m-8")
+    assert result.exchange.pending_ids == ids and statuses == ["pending", "pending"]
+
+
+async def test_a_retry_is_logged_as_a_duplicate_with_the_hashed_follower(bot: BotHarness,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from bot.core.dispatcher import follower_hash
+
+    msg = inbound("m-9")
+    with caplog.at_level(logging.INFO, logger="engagebot.dispatch"):
+        await dispatch(bot, msg)
+        await dispatch(bot, msg)
+    handled, dropped = [r for r in caplog.records if r.name == "engagebot.dispatch"]
+    assert (handled.getMessage(), dropped.getMessage()) == ("handled", "duplicate dropped")
+    for record in (handled, dropped):
+        assert (record.channel, record.follower, record.message_id, record.kind) == (
+            "mock", follower_hash(msg), "m-9", "command")
+        assert "ann" not in str(record.__dict__.get("follower"))  # the platform id is never logged
+    assert (handled.replies, handled.passive) == (2, 1)
+
+
+writes = Router("writes")
+
+
+@writes.on(command="touch")
+async def touch(msg: Inbound, ctx: Context) -> list[Reply]:
+    from sqlalchemy import update
+
+    started.append(msg.message_id or "")
+    # A write of its own: the exchange is stored in the handler's transaction, not by the group writer.
+    await ctx.session.execute(update(Follower).where(Follower.id == ctx.follower.id).values(display_name="seen"))
+    return [TextReply("touched")]
+
+
+async def test_two_instances_racing_with_a_handler_that_writes_keep_one_exchange(
+        database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    started.clear()
+    async with BotHarness(routers=[writes], database_url=database_url, capabilities=CAPS) as one, \
+            BotHarness(routers=[writes], database_url=database_url, capabilities=CAPS) as two:
+        with caplog.at_level(logging.INFO, logger="engagebot.dispatch"):
+            results = await asyncio.gather(dispatch(one, inbound("m-10", "/touch")),
+                                           dispatch(two, inbound("m-10", "/touch")))
+    assert results[0].exchange == results[1].exchange
+    if started == ["m-10", "m-10"]:  # both ran: the loser of the insert answered with the winner's exchange
+        assert sorted(r.duplicate for r in results) == [False, True]
+        assert [r.getMessage() for r in caplog.records].count("duplicate lost the race") == 1

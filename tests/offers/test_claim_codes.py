@@ -50,8 +50,8 @@ async def _promotion(h: BotHarness, slug: str) -> Promotion:
         return (await session.execute(select(Promotion).where(Promotion.slug == slug))).scalar_one()
 
 
-async def _followers(h: BotHarness, count: int) -> list[Follower]:
-    ids = await make_followers(h, count)
+async def _followers(h: BotHarness, count: int, *, prefix: str = "f") -> list[Follower]:
+    ids = await make_followers(h, count, prefix=prefix)
     async with h.sessions() as session:
         return [await session.get(Follower, i) for i in ids]
 
@@ -106,8 +106,10 @@ async def test_a_validity_in_days_ends_at_the_end_of_the_last_day_in_the_promoti
         # 2 March + 7 days = 9 March, 23:59:59 in Shanghai = 15:59:59 UTC.
         assert result.claim.valid_until == datetime(2026, 3, 9, 15, 59, 59, tzinfo=timezone.utc)
         assert result.claim.claimed_at == claimed_at
-        [other] = await _followers(h, 1)
-        bulk = await ClaimBatcher(h.sessions).claim(weekly, other, now=claimed_at)
+        [other] = await _followers(h, 1, prefix="bulk")
+        batcher = ClaimBatcher(h.sessions)
+        bulk = await batcher.claim(weekly, other, now=claimed_at)
+        assert (batcher.batches, bulk.outcome) == (1, ClaimOutcome.CLAIMED)
         assert bulk.claim.valid_until == datetime(2026, 3, 9, 15, 59, 59, tzinfo=timezone.utc)
     finally:
         await h.__aexit__(None, None, None)
