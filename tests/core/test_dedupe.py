@@ -173,7 +173,7 @@ async def test_a_retry_is_logged_as_a_duplicate_with_the_hashed_follower(bot: Bo
                                                                          caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
-    from bot.core.dispatcher import follower_hash
+    from bot.core.dispatcher import follower_hash, message_hash
 
     msg = inbound("m-9")
     with caplog.at_level(logging.INFO, logger="engagebot.dispatch"):
@@ -183,8 +183,9 @@ async def test_a_retry_is_logged_as_a_duplicate_with_the_hashed_follower(bot: Bo
     assert (handled.getMessage(), dropped.getMessage()) == ("handled", "duplicate dropped")
     for record in (handled, dropped):
         assert (record.channel, record.follower, record.message_id, record.kind) == (
-            "mock", follower_hash(msg), "m-9", "command")
+            "mock", follower_hash(msg), message_hash(msg), "command")
         assert "ann" not in str(record.__dict__.get("follower"))  # the platform id is never logged
+        assert "m-9" not in str(record.__dict__.get("message_id"))  # nor the message's, which may hold it
     assert (handled.replies, handled.passive) == (2, 1)
 
 
