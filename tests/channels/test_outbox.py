@@ -132,12 +132,25 @@ async def test_each_platform_refusal_ends_the_row_with_its_reason(sessions: Sess
     assert (f.unfollowed_at is not None) is isinstance(error, FollowerGone)
 
 
-async def test_a_long_reason_is_cut_to_the_column(sessions: Sessions) -> None:
+async def test_a_long_reason_is_cut_short_and_marked_so(sessions: Sessions) -> None:
     await add_followers(sessions, 1)
     [mid] = await pending(sessions, ["hello"], leased=True)
     await OutboxSender(Answering(PlatformAPIError(1, "x" * 400)), sessions).deliver([mid])
     r = await row(sessions, mid)
-    assert r.status == "failed" and r.reason == ("platform error 1: " + "x" * 400)[:255]
+    assert r.status == "failed" and r.reason.startswith("platform error 1: xxx") and r.reason.endswith("…")
+    assert len(r.reason) <= 255
+
+
+async def test_one_rows_failure_leaves_the_others_of_its_batch_to_be_sent(sessions: Sessions) -> None:
+    """A reply's later parts wait for its earlier ones; once one ends failed, the sweep sends the rest."""
+    await add_followers(sessions, 1)
+    ids = await pending(sessions, ["one", "two", "three"], leased=True)
+    channel = Answering(None, PlatformAPIError(45002, "content size out of limit"), None)
+    sender = OutboxSender(channel, sessions)
+    await sender.deliver(ids)
+    await sender.sweep_once()
+    assert [(await row(sessions, i)).status for i in ids] == ["sent", "failed", "sent"]
+    assert [s[2] for s in channel.sends] == ["one", "three"]
 
 
 async def test_a_quota_answer_waits_as_long_as_the_platform_says_and_pauses_every_send(sessions: Sessions) -> None:
@@ -183,15 +196,6 @@ async def test_an_unexpected_error_is_retried_then_fails_after_the_last_attempt(
     assert (r1.status, r1.reason, r1.attempts) == ("pending", "retry: RuntimeError('bug')", 1)
     assert before + timedelta(seconds=2) <= aware(r1.next_attempt_at) <= utcnow() + timedelta(seconds=2)
     assert (r2.status, r2.reason, r2.next_attempt_at) == ("failed", "error: RuntimeError('bug')", None)
-
-
-async def test_one_rows_failure_leaves_the_others_of_its_batch_sent(sessions: Sessions) -> None:
-    await add_followers(sessions, 1)
-    ids = await pending(sessions, ["one", "two", "three"], leased=True)
-    channel = Answering(None, PlatformAPIError(45002, "content size out of limit"), None)
-    await OutboxSender(channel, sessions).deliver(ids)
-    assert [(await row(sessions, i)).status for i in ids] == ["sent", "failed", "sent"]
-    assert [s[2] for s in channel.sends] == ["one", "three"]
 
 
 # --- what goes with each send ------------------------------------------------------------------------
@@ -287,55 +291,6 @@ async def test_a_sweep_takes_at_most_its_batch_oldest_first(sessions: Sessions) 
     assert await sender.sweep_once() == 2  # the last new row, then the retry
     assert [s[2] for s in channel.sends][-2:] == ["m4", "retry"]
     assert {(await row(sessions, i)).status for i in (*ids, *retry)} == {"sent"}
-
-
-async def test_a_lease_lasts_as_long_as_a_paced_batch_takes(sessions: Sessions) -> None:
-    slow = OutboxSender(Answering(capabilities=Capabilities(max_sends_per_second=0.05)), sessions)
-    assert slow.batch_size == 1 and slow.lease == timedelta(seconds=3 * 1 / 0.05 + 5)  # 65 s: one send per 20 s
-    paced = OutboxSender(Answering(capabilities=Capabilities(max_sends_per_second=2)), sessions)
-    assert (paced.batch_size, paced.lease) == (4, LEASE)  # 11 s would do: the default lease is longer
-    assert OutboxSender(Answering(capabilities=Capabilities(max_sends_per_second=30)), sessions).batch_size == 60
-    assert OutboxSender(Answering(capabilities=Capabilities(max_sends_per_second=0.2)), sessions).batch_size == 1
-    assert OutboxSender(Answering(capabilities=Capabilities(max_sends_per_second=1000)), sessions).batch_size == 500
-    unpaced = OutboxSender(Answering(), sessions)
-    assert (unpaced.batch_size, unpaced.lease) == (500, LEASE)
-    assert OutboxSender(Answering(), sessions, lease=timedelta(seconds=7)).lease == timedelta(seconds=7)
-
-
-async def test_the_lease_is_taken_for_the_senders_lease_and_counts_the_attempt(sessions: Sessions) -> None:
-    await add_followers(sessions, 1)
-    [mid] = await pending(sessions, ["hello"], attempts=2)
-    seen: list[Message] = []
-
-    class Peeking(Answering):
-        async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
-            seen.append(await row(sessions, mid))  # what another worker would see while this one sends
-            await super().send_reply(external_id, reply, context=context)
-
-    before = utcnow()
-    await OutboxSender(Peeking(), sessions, lease=timedelta(seconds=90)).sweep_once()
-    [during] = seen
-    assert (during.status, during.attempts) == ("pending", 3)
-    assert before + timedelta(seconds=89) <= aware(during.next_attempt_at) <= utcnow() + timedelta(seconds=90)
-
-
-async def test_more_rows_than_a_statement_takes_are_recorded_in_chunks(sessions: Sessions,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    await add_followers(sessions, 1)
-    ids = await pending(sessions, [f"m{i}" for i in range(7)])
-    chunks: list[int] = []
-    real = outbox_module._chunks
-
-    def spy(items: Sequence[int], size: int) -> Any:
-        for chunk in real(items, 3):  # a smaller chunk than 500, so 7 rows take three statements
-            chunks.append(len(chunk))
-            yield chunk
-
-    monkeypatch.setattr(outbox_module, "_chunks", spy)
-    await OutboxSender(Answering(), sessions).sweep_once()
-    assert chunks == [3, 3, 1]
-    assert {(await row(sessions, i)).status for i in ids} == {"sent"}
-    assert list(real([1, 2, 3, 4, 5], 2)) == [[1, 2], [3, 4], [5]]
 
 
 # --- the sweeper -----------------------------------------------------------------------------------------

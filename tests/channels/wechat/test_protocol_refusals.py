@@ -63,42 +63,8 @@ def test_signature_refusals_name_what_failed() -> None:
     assert refusal(PayloadError, parse_envelope, b"<xml><ToUserName>gh</ToUserName></xml>") == "missing field Encrypt"
 
 
-def test_timestamp_and_nonce_refusals_name_what_failed() -> None:
-    assert refusal(PayloadError, check_timestamp_nonce, None, "n") == "missing timestamp"
-    assert refusal(PayloadError, check_timestamp_nonce, "1", None) == "missing nonce"
-    assert refusal(PayloadError, check_timestamp_nonce, "1" * 13, "n") == "timestamp must be at most 12 ASCII digits"
-    assert refusal(PayloadError, check_timestamp_nonce, "1", "n" * 65) == (
-        "nonce must be at most 64 printable ASCII characters")
-    assert refusal(PayloadError, check_timestamp_nonce, "1000", "n", max_skew=300, now=1301) == (
-        "timestamp is more than 300 s away from the server clock")
-
-
 def test_a_timestamp_of_12_digits_and_a_nonce_of_64_characters_are_accepted() -> None:
     check_timestamp_nonce("9" * 12, "n" * 64)
-
-
-def test_the_clock_skew_limit_itself_is_still_accepted() -> None:
-    check_timestamp_nonce("1000", "n", max_skew=300, now=1300)
-    check_timestamp_nonce("1000", "n", max_skew=300, now=700)
-    with pytest.raises(PayloadError):
-        check_timestamp_nonce("1000", "n", max_skew=300, now=699)
-
-
-def test_the_clock_skew_check_reads_the_real_clock_by_default() -> None:
-    now = str(int(time.time()))
-    check_timestamp_nonce(now, "n", max_skew=60)
-    with pytest.raises(PayloadError, match="server clock"):
-        check_timestamp_nonce(str(int(time.time()) - 3600), "n", max_skew=60)
-
-
-def test_both_signature_checks_apply_the_clock_skew_they_are_given() -> None:
-    old = str(int(time.time()) - 3600)
-    with pytest.raises(PayloadError, match="server clock"):
-        verify_signature(TOKEN, sign(TOKEN, old, "n"), old, "n", max_skew=60)
-    with pytest.raises(PayloadError, match="server clock"):
-        verify_msg_signature(TOKEN, sign(TOKEN, old, "n", "ENC"), old, "n", "ENC", max_skew=60)
-    verify_signature(TOKEN, sign(TOKEN, old, "n"), old, "n")  # off unless asked for
-    verify_msg_signature(TOKEN, sign(TOKEN, old, "n", "ENC"), old, "n", "ENC")
 
 
 # --- construction ---------------------------------------------------------------------------------
