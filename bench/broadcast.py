@@ -95,7 +95,7 @@ async def child_broadcast(n: int, tmp: str) -> dict[str, float]:
 async def child_plain(n: int, tmp: str) -> dict[str, float]:
     from sqlalchemy import insert, select, update
 
-    from bot.core.inbound import utcnow
+    from bot.core.clock import utcnow
     from bot.storage.models import Follower, Message
 
     engine, sessions = await _database(tmp, n)

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select  # noqa: E402
 
-from bot.core.inbound import utcnow  # noqa: E402
+from bot.core.clock import utcnow  # noqa: E402
 from bot.offers.batch import ClaimBatcher  # noqa: E402
 from bot.offers.claims import ClaimOutcome, claim  # noqa: E402
 from bot.offers.models import Claim, Promotion  # noqa: E402

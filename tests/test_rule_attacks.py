@@ -179,7 +179,7 @@ def test_a_stored_pattern_re2_cannot_take_is_left_out_and_logged_once(caplog: py
 async def test_slow_stored_patterns_do_not_stall_healthz_on_a_long_chinese_message(
         tmp_path: Path, database_url: str) -> None:
     # Rules stored before the complexity check (or written to the table by hand) are left out.
-    from bot.core.inbound import utcnow
+    from bot.core.clock import utcnow
     from bot.storage.engine import create_engine, make_sessionmaker
     from bot.storage.migrate import upgrade
     from bot.storage.models import PromptRule

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.core.reply import Button, ButtonsReply, Reply, TextReply
 from bot.core.serialize import reply_kind, reply_text, reply_to_dict
 from bot.i18n import INTERNATIONAL_LOCALE, N_, Catalogs, default_catalogs, locale_keys

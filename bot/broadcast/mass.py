@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel
 from bot.channels.outbox import HELD_FOR_MASS, OUTSIDE_WINDOW, can_mass_send, channel_key
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict
 from bot.errors import EngagebotError, QuotaExceeded

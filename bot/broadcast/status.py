@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.channels.outbox import HELD_FOR_MASS
 from bot.channels.outbox import SENDING as ROW_SENDING
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.storage.models import Message
 
 from .models import ACTIVE, CANCELLED, DONE, SENDING, Broadcast

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.base import Channel
 from bot.channels.outbox import LEASE, OutboxSender, channel_key
 from bot.channels.presence import NO_SENDER_WAIT, Presence, beat_every, give_up_unserved
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.i18n import INTERNATIONAL_LOCALE, Catalogs
 from bot.storage.models import Message
 

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.storage.batching import Batcher
 from bot.storage.models import Follower, Message
 

@@ -33,7 +33,7 @@ from typing import Any
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.core.serialize import reply_from_dict
 from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
 from bot.storage.models import Follower, Message

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.storage.models import Message, SenderPresence
 
 from .journal import SENDING

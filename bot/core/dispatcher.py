@@ -21,7 +21,8 @@ from bot.i18n import INTERNATIONAL_LOCALE, Catalogs, current_locale, negotiate
 
 from .capabilities import Capabilities
 from .context import Context
-from .inbound import Inbound, Kind, utcnow
+from .clock import utcnow
+from .inbound import Inbound, Kind
 from .reply import ButtonsReply, Reply, TextReply
 from .router import HandlerObject, Router
 from .store import DuplicateExchange, Exchange, Store

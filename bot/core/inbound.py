@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from .clock import utcnow
 
 
 class Kind(StrEnum):
@@ -23,10 +25,6 @@ class Kind(StrEnum):
     LOCATION = "location"
     LINK = "link"
     UNKNOWN = "unknown"
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,7 +39,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.storage.engine import sqlite_gate
 
 from .claims import CODE_ATTEMPTS, ClaimOutcome, ClaimResult, check_eligibility, claim, code_valid_until, is_live

@@ -20,7 +20,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 
 from .codes import generate_code
 from .models import Claim, PoolCode, Promotion
@@ -69,16 +69,9 @@ class _PoolCodeTaken(Exception):
     """The pool row picked was assigned by someone else meanwhile."""
 
 
-def as_utc(value: datetime | None) -> datetime | None:
-    """Aware UTC (SQLite hands stored times back naive; they were written as UTC)."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
 def is_live(claim: Claim, now: datetime) -> bool:
     """True while the code can still be used: not redeemed, not expired."""
-    until = as_utc(claim.valid_until)
+    until = claim.valid_until
     return claim.redeemed_at is None and (until is None or until >= now)
 
 
@@ -90,7 +83,7 @@ def code_valid_until(promotion: Promotion, claimed_at: datetime) -> datetime | N
         last_day = claimed_at.astimezone(tz).date() + timedelta(days=promotion.valid_days)
         end = datetime.combine(last_day, time(23, 59, 59), tzinfo=tz)
         return end.astimezone(timezone.utc)
-    return as_utc(promotion.valid_until) or as_utc(promotion.ends_at)
+    return promotion.valid_until or promotion.ends_at
 
 
 def check_eligibility(promotion: Promotion, follower: Any, *, now: datetime,
@@ -98,15 +91,15 @@ def check_eligibility(promotion: Promotion, follower: Any, *, now: datetime,
     """Return why this follower may not claim now (the operator's rules, not races), or None."""
     if promotion.channels and follower.channel not in promotion.channels:
         return ClaimOutcome.NOT_ON_CHANNEL
-    starts, ends = as_utc(promotion.starts_at), as_utc(promotion.ends_at)
+    starts, ends = promotion.starts_at, promotion.ends_at
     if starts is not None and now < starts:
         return ClaimOutcome.NOT_STARTED
     if ends is not None and now > ends:
         return ClaimOutcome.ENDED
     if promotion.followers_only and not follower.following:
         return ClaimOutcome.NOT_FOLLOWING
-    since = as_utc(promotion.followed_since)
-    if since is not None and (follower.followed_at is None or as_utc(follower.followed_at) < since):
+    since = promotion.followed_since
+    if since is not None and (follower.followed_at is None or follower.followed_at < since):
         return ClaimOutcome.NOT_IN_AUDIENCE
     if promotion.audience_tags and not set(follower.tags or ()) & set(promotion.audience_tags):
         return ClaimOutcome.NOT_IN_AUDIENCE

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.keywords import KeywordIndex
 
-from .claims import as_utc
 from .models import Promotion
 
 OFFER_INDEX_SERVICE = "offers.index"
@@ -59,7 +58,7 @@ class OfferIndex:
             self._items = [IndexedPromotion(
                 id=r.id, slug=r.slug, menu_key=r.menu_key, channels=tuple(r.channels or ()),
                 keywords=tuple(w for words in (r.keywords or {}).values() for w in words),
-                starts_at=as_utc(r.starts_at), ends_at=as_utc(r.ends_at), friends_needed=r.friends_needed,
+                starts_at=r.starts_at, ends_at=r.ends_at, friends_needed=r.friends_needed,
             ) for r in rows]
             self._keywords = KeywordIndex((k, rank, p) for rank, p in enumerate(self._items) for k in p.keywords)
             self._loaded_at = time.monotonic()

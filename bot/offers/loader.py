@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.errors import RulesFileError
 
 from .models import Campaign, PoolCode, Promotion

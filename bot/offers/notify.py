@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.core.reply import Reply
 from bot.core.serialize import reply_kind, reply_text, reply_to_dict
 from bot.storage.models import Message

@@ -9,10 +9,9 @@ from enum import StrEnum
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.i18n import operator_time
 
-from .claims import as_utc
 from .codes import normalize_code
 from .models import Claim, Promotion
 
@@ -82,8 +81,8 @@ async def redeem(session: AsyncSession, code: str, *, by: str | None = None, pro
     row = (await session.execute(select(Claim.code, Claim.redeemed_at, Claim.redeemed_by, Claim.valid_until)
                                  .where(Claim.id == claim_id))).one()
     if done.rowcount == 1:
-        return RedeemResult(RedeemOutcome.REDEEMED, row.code, slug, now, by, as_utc(row.valid_until))
+        return RedeemResult(RedeemOutcome.REDEEMED, row.code, slug, now, by, row.valid_until)
     if row.redeemed_at is not None:
-        return RedeemResult(RedeemOutcome.ALREADY_REDEEMED, row.code, slug, as_utc(row.redeemed_at),
-                            row.redeemed_by, as_utc(row.valid_until))
-    return RedeemResult(RedeemOutcome.EXPIRED, row.code, slug, valid_until=as_utc(row.valid_until))
+        return RedeemResult(RedeemOutcome.ALREADY_REDEEMED, row.code, slug, row.redeemed_at,
+                            row.redeemed_by, row.valid_until)
+    return RedeemResult(RedeemOutcome.EXPIRED, row.code, slug, valid_until=row.valid_until)

@@ -22,7 +22,7 @@ from bot.core.reply import TextReply
 from bot.i18n import INTERNATIONAL_LOCALE, Catalogs, negotiate
 from bot.storage.models import Follower
 
-from .claims import ClaimOutcome, ClaimResult, as_utc, claim
+from .claims import ClaimOutcome, ClaimResult, claim
 from .models import Promotion, Referral, ReferralInvite
 from .notify import enqueue_reply
 from .render import LocaleText, claim_text, earlier_friend_grant_header, inviter_grant_header
@@ -88,8 +88,8 @@ async def record_referral(session: AsyncSession, code: str, friend: Any, *, was_
         return ReferralResult(ReferralStatus.UNKNOWN)
     if invite.follower_id == friend.id:
         return ReferralResult(ReferralStatus.SELF, invite)
-    created = as_utc(friend.created_at)
-    if was_following or (created is not None and created < as_utc(invite.created_at)):
+    created = friend.created_at
+    if was_following or (created is not None and created < invite.created_at):
         return ReferralResult(ReferralStatus.NOT_NEW, invite)
     try:
         async with session.begin_nested():
@@ -104,7 +104,7 @@ async def family_promotion(session: AsyncSession, *, now: datetime, channel: str
     """The running family & friends promotion (the first one loaded, if there are several)."""
     for promo in (await session.execute(
             select(Promotion).where(Promotion.friends_needed.is_not(None)).order_by(Promotion.id))).scalars():
-        starts, ends = as_utc(promo.starts_at), as_utc(promo.ends_at)
+        starts, ends = promo.starts_at, promo.ends_at
         if (starts is None or starts <= now) and (ends is None or now <= ends) and (
                 channel is None or not promo.channels or channel in promo.channels):
             return promo

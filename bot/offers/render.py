@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from bot.core.reply import Button, ButtonsReply, Reply, TextReply
 from bot.i18n import Catalogs, Formatter, pick_text
 
-from .claims import ClaimOutcome, ClaimResult, FollowerOffers, as_utc
+from .claims import ClaimOutcome, ClaimResult, FollowerOffers
 from .models import Promotion
 
 
@@ -76,7 +76,7 @@ def claim_text(t: Texts, result: ClaimResult, *, header: str | None = None) -> s
     description = localized(promo.description, t.locale)
     if description:
         lines.append(description)
-    until = as_utc(result.claim.valid_until) if result.claim is not None else None
+    until = result.claim.valid_until if result.claim is not None else None
     if until is not None:
         lines.append(t._("Valid until {date}.").format(date=formatter(t, promo).date(until)))
     else:
@@ -96,12 +96,12 @@ def refusal_text(t: Texts, result: ClaimResult) -> str:
         case ClaimOutcome.SOLD_OUT:
             return t._("Sorry, “{title}” is all gone. Stay tuned for the next offer!").format(title=title)
         case ClaimOutcome.NOT_STARTED:
-            starts = as_utc(promo.starts_at)
+            starts = promo.starts_at
             assert starts is not None
             return t._("“{title}” starts on {date} at {time}. See you then!").format(
                 title=title, date=fmt.date(starts), time=fmt.datetime(starts, "HH:mm"))
         case ClaimOutcome.ENDED:
-            ends = as_utc(promo.ends_at)
+            ends = promo.ends_at
             assert ends is not None
             return t._("Sorry, “{title}” ended on {date}.").format(title=title, date=fmt.date(ends))
         case ClaimOutcome.LIMIT_REACHED:

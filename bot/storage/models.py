@@ -38,14 +38,18 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """An aware UTC datetime on every backend: SQLite hands back naive values, PostgreSQL aware ones."""
+    """An aware UTC datetime on every backend: SQLite hands back naive values, PostgreSQL aware ones.
+
+    Storage owns time: code above it reads aware UTC and never converts. A naive value is UTC going
+    in as coming out (asyncpg alone would read a naive value in the server's zone).
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is not None:
-            value = value.astimezone(timezone.utc)
+        if value is not None:
+            value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
         return value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 
 from .models import PromptRule
 

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.core.inbound import Inbound, utcnow
+from bot.core.clock import utcnow
+from bot.core.inbound import Inbound
 
 from .batching import Batcher
 from .engine import insert_ignoring_conflicts, is_row_error

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 
 from .batching import Batcher
 from .engine import insert_ignoring_conflicts, is_row_error, sqlite_gate

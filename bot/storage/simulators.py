@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 
 from .models import Follower, Message, SimulatorRecord
 

@@ -11,7 +11,8 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.core.inbound import Inbound, Kind, utcnow
+from bot.core.clock import utcnow
+from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict, reply_kind, reply_text, reply_to_dict
 from bot.core.store import DuplicateExchange, Exchange

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.broadcast import Audience, create_broadcast, expand_broadcast
 from bot.broadcast.models import EXPANDING, SENDING, Broadcast
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.storage.models import Message
 from tests.support.broadcast import add_followers, rows_by_external_id
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.broadcast import progress, render_progress
 from bot.channels.outbox import OutboxSender
 from bot.core.capabilities import Capabilities
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.core.reply import Reply
 from bot.errors import QuotaExceeded
 from bot.storage.models import Message

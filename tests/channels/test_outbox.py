@@ -21,7 +21,8 @@ from bot.channels.base import Channel
 from bot.channels.outbox import (HELD_FOR_MASS, LEASE, MAX_ATTEMPTS, OUTSIDE_WINDOW, OutboxSender, RateLimiter,
                                  channel_key)
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
-from bot.core.inbound import Inbound, Kind, utcnow
+from bot.core.clock import utcnow
+from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Article, ArticlesReply, Reply, TextReply
 from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
 from bot.storage.engine import create_engine, make_sessionmaker

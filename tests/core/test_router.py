@@ -290,7 +290,7 @@ added_router = Router("adds")
 @added_router.on(command="note")
 async def add_a_row(msg: Inbound, ctx: Context) -> list[Reply]:
     from bot.storage.models import PromptRule
-    from bot.core.inbound import utcnow
+    from bot.core.clock import utcnow
 
     ctx.session.add(PromptRule(name="from-handler", match={"en": ["x"]}, reply={"en": "y"}, priority=0,
                                regex=False, updated_at=utcnow()))  # added, never flushed by the handler

@@ -71,7 +71,7 @@ async def load_into(harness: BotHarness, tmp_path: Path, yaml_text: str = PROMOS
 
 async def make_followers(harness: BotHarness, count: int, *, prefix: str = "f") -> list[int]:
     """Followers created straight in the database (following, as after a follow)."""
-    from bot.core.inbound import utcnow
+    from bot.core.clock import utcnow
 
     ids = []
     async with harness.sessions() as session:

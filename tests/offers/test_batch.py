@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.offers import Claim, ClaimOutcome, PoolCode, Promotion, claim
 from bot.offers import batch as batch_module
 from bot.offers import claims as claims_module

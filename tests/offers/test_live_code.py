@@ -13,7 +13,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.offers import Claim, ClaimOutcome, Promotion, claim
 from bot.offers.batch import ClaimBatcher
 from bot.storage.models import Follower

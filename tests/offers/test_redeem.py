@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from bot.cli import main
 from bot.errors import RulesFileError
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.offers import Claim
 from bot.offers.admin import admin_plugin
 from bot.settings import Settings

@@ -41,7 +41,7 @@ async def test_writes_through_scalar_and_get_commit_with_the_reply(database_url:
     from sqlalchemy import insert
 
     from bot import Context, Inbound, Reply, Router, TextReply
-    from bot.core.inbound import utcnow
+    from bot.core.clock import utcnow
     from bot.storage.models import SharedToken
 
     router = Router("writes")

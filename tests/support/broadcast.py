@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.broadcast import Audience, create_broadcast, expand_broadcast
 from bot.channels.base import Channel
 from bot.core.capabilities import Capabilities
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.core.reply import Reply
 from bot.core.serialize import reply_text
 from bot.storage.models import Follower, Message

@@ -13,7 +13,8 @@ from telegram import CallbackQuery, ChatMemberUpdated, Message, Update, User
 from telegram.constants import ChatMemberStatus, ChatType, MessageEntityType
 
 from bot.channels import fields as check
-from bot.core.inbound import Inbound, Kind, utcnow
+from bot.core.clock import utcnow
+from bot.core.inbound import Inbound, Kind
 
 from .render import DEEP_LINK_PAYLOAD
 

@@ -16,7 +16,7 @@ import aiohttp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded, platform_text
 from bot.storage.models import SharedToken
 

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import update
 
 from bot import Kind, Router, TextReply
-from bot.core.inbound import Inbound, utcnow
+from bot.core.clock import utcnow
+from bot.core.inbound import Inbound
 from bot.storage.models import Message
 
 from .conftest import Rig, RigFactory, eventually

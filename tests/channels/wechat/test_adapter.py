@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from bot import Context, Inbound, Kind, Reply, Router, TextReply
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.storage.models import Follower, Message
 from bot.simulators.wechat import WECHAT_ERROR_TEXT
 

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from bot.broadcast import Audience, BroadcastWorker, create_broadcast, expand_broadcast
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.storage.models import Follower, Message
 
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.channels.replay import ReplayGuard
-from bot.core.inbound import utcnow
+from bot.core.clock import utcnow
 from bot.errors import PayloadError, ReplayError
 from bot.storage.engine import create_engine
 from bot.storage.migrate import upgrade
