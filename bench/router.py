@@ -23,6 +23,7 @@ from bot.channels.mock import MockChannel  # noqa: E402
 from bot.core.inbound import Inbound, Kind  # noqa: E402
 from bot.core.reply import TextReply  # noqa: E402
 from bot.testing import BotHarness  # noqa: E402
+from handlers import default_router  # noqa: E402
 
 TEXTS = ["hello", "你好", "what are your hours?", "/help", "营业时间", "English", "中文", "price?"]
 
@@ -69,7 +70,7 @@ async def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite+aiosqlite:///{os.path.join(tmp, 'bench.db')}"
-        async with BotHarness(database_url=url) as bot:
+        async with BotHarness(routers=[default_router()], database_url=url) as bot:
             channel: MockChannel = bot.channel
             # warm up: create the followers and compile everything once
             await run_concurrently(make_messages(args.followers, args.followers), args.concurrency, channel.receive)

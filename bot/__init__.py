@@ -1,38 +1,103 @@
 """engagebot: talk with a brand's followers on several channels at once, in Mandarin and English.
 
-The public API for handlers and extensions; everything else is internal.
+The public API for handlers and extensions; everything else is internal. Handlers import from here
+only (``from bot import ...``).
 """
 
 from bot.core.capabilities import Capabilities, ReplyWindow
 from bot.core.context import Context
 from bot.core.dispatcher import Dispatcher, Middleware, Next
+from bot.core.follower import FollowerRecord
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Article, ArticlesReply, Button, ButtonsReply, ImageReply, QrReply, Reply, TextReply
 from bot.core.router import Router
+from bot.core.services import PromptRule, PromptRules, Services
 from bot.i18n import N_, _, chinese_locale, fold, ngettext, normalize_locale
+from bot.offers import (
+    Campaign,
+    ClaimOutcome,
+    ClaimResult,
+    FollowerOffers,
+    Promotion,
+    ReferralInvite,
+    ReferralResult,
+    ReferralStatus,
+    campaign_for_scene,
+    campaign_promotion,
+    claim_offer,
+    claim_replies,
+    count_referral,
+    family_offer,
+    follower_invite,
+    friend_grant_header,
+    friends_joined,
+    grant_family,
+    invite_caption,
+    invite_code_from_scene,
+    invite_scene,
+    offer_list,
+    offer_named_in,
+    own_invite_text,
+    promotion_for_payload,
+    record_campaign_touch,
+    running_offers,
+)
+from bot.welcome import welcome_replies
 
 __all__ = [
     "Article",
     "ArticlesReply",
     "Button",
     "ButtonsReply",
+    "Campaign",
     "Capabilities",
+    "ClaimOutcome",
+    "ClaimResult",
     "Context",
     "Dispatcher",
+    "FollowerOffers",
+    "FollowerRecord",
     "ImageReply",
     "Inbound",
     "Kind",
     "Middleware",
     "N_",
     "Next",
+    "Promotion",
+    "PromptRule",
+    "PromptRules",
     "QrReply",
+    "ReferralInvite",
+    "ReferralResult",
+    "ReferralStatus",
     "Reply",
     "ReplyWindow",
     "Router",
+    "Services",
     "TextReply",
     "_",
+    "campaign_for_scene",
+    "campaign_promotion",
     "chinese_locale",
+    "claim_offer",
+    "claim_replies",
+    "count_referral",
+    "family_offer",
+    "follower_invite",
     "fold",
+    "friend_grant_header",
+    "friends_joined",
+    "grant_family",
+    "invite_caption",
+    "invite_code_from_scene",
+    "invite_scene",
     "ngettext",
     "normalize_locale",
+    "offer_list",
+    "offer_named_in",
+    "own_invite_text",
+    "promotion_for_payload",
+    "record_campaign_touch",
+    "running_offers",
+    "welcome_replies",
 ]

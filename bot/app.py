@@ -6,7 +6,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -16,7 +15,9 @@ from bot.channels.base import Channel
 from bot.connections import ConnectionGuard
 from bot.core.dispatcher import Dispatcher
 from bot.core.router import Router
+from bot.core.services import Services
 from bot.i18n import Catalogs, default_catalogs
+from bot.offers.index import OfferIndex
 from bot.rules import PromptRuleCache
 from bot.settings import Settings
 from bot.storage.engine import create_engine, make_sessionmaker
@@ -45,7 +46,7 @@ class Core:
     dispatcher: Dispatcher
     store: SqlStore
     channels: list[Channel] = field(default_factory=list)
-    services: dict[str, Any] = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
 
     async def open(self) -> None:
         """Bring the schema up to date (``engagebot run`` upgrades by itself) and load the rules."""
@@ -67,8 +68,6 @@ def build_router(extra: list[Router] | None = None) -> Router:
 
 
 def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Core:
-    from handlers.prompts import PROMPT_RULES_SERVICE
-
     # SQL parameters (openids, message text) appear in database errors only when asked for DEBUG.
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous,
                            hide_parameters=settings.log_level != "DEBUG")
@@ -76,7 +75,8 @@ def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Co
     catalogs = default_catalogs()
     prompt_rules = PromptRuleCache(sessions, ttl=settings.prompt_rules_ttl,
                                    max_chars=settings.prompt_rules_max_chars)
-    services: dict[str, Any] = {PROMPT_RULES_SERVICE: prompt_rules, "settings": settings, "sessions": sessions}
+    services = Services(prompt_rules=prompt_rules)
+    services.add(OfferIndex(ttl=settings.prompt_rules_ttl))
     store = SqlStore(sessions, engine, send_lease=timedelta(seconds=settings.outbox.lease_seconds))
     dispatcher = Dispatcher(
         store=store, router=build_router(routers), catalogs=catalogs,

@@ -42,7 +42,6 @@ LABELS = {"wechat": "WeChat", "telegram": "Telegram"}
 PAGES = {"wechat": "/simulator/wechat", "telegram": "/simulator/telegram"}
 # The simulators mounted on this app, by platform name, in mount order.
 SIMULATORS = web.AppKey("simulators", dict)
-CREDENTIALS_SERVICE = "simulator_credentials"
 SIMULATED_WECHAT_APP_ID = "wxsimulated00000001"  # not a secret: the AppID is public on the platform too
 SIMULATED_WECHAT_ACCOUNT_ID = "gh_simulated"
 SIMULATED_TELEGRAM_BOT_ID = 123456
@@ -116,13 +115,13 @@ async def load_simulator_credentials(core: Core) -> SimulatorCredentials:
     telegram = await get_or_create_record(core.sessions, "telegram", "credentials", "", _new_telegram_credentials)
     credentials = SimulatorCredentials(wechat_token=wechat["token"], wechat_app_secret=wechat["app_secret"],
                                        wechat_aes_key=wechat["aes_key"], telegram_token=telegram["token"])
-    core.services[CREDENTIALS_SERVICE] = credentials
+    core.services.add(credentials)
     return credentials
 
 
 def simulator_credentials(core: Core) -> SimulatorCredentials:
     """The credentials loaded by :func:`load_simulator_credentials` (``create_app`` does it)."""
-    credentials = core.services.get(CREDENTIALS_SERVICE)
+    credentials = core.services.get(SimulatorCredentials)
     if credentials is None:
         raise RuntimeError("simulators need their stored credentials: build the app with "
                            "`await bot.app.create_app(settings)`, or call load_simulator_credentials(core) first")

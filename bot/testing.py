@@ -1,6 +1,9 @@
 """A harness to test handlers without any platform: followers talk through the mock channel.
 
-    async with BotHarness(routers=[my_router]) as bot:
+The caller names the routers (the library depends on nothing above it: pass
+``handlers.default_router()`` for the built-in handlers).
+
+    async with BotHarness(routers=[my_router, default_router()]) as bot:
         alice = bot.follower("alice", language="en")
         replies = await alice.say("hours")
         assert alice.last_text == "We are open 10:00-22:00 every day."
@@ -12,7 +15,6 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 from bot.channels.mock import MOCK_CAPABILITIES, MockChannel
 from bot.core.capabilities import Capabilities
@@ -20,6 +22,7 @@ from bot.core.dispatcher import Dispatcher
 from bot.core.inbound import Kind
 from bot.core.reply import ButtonsReply, Reply, TextReply
 from bot.core.router import Router
+from bot.core.services import Services
 from bot.i18n import INTERNATIONAL_LOCALE, default_catalogs, require_locale
 from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.migrate import upgrade
@@ -72,12 +75,13 @@ class MockFollower:
 
 
 class BotHarness:
-    """A dispatcher, a mock channel and a fresh database (temporary SQLite unless a URL is given)."""
+    """A dispatcher for ``routers``, a mock channel and a fresh database (temporary SQLite unless a URL
+    is given). ``services`` are what ``ctx.services`` holds (``dispatcher.services`` after building)."""
 
     def __init__(
-        self, *, routers: Sequence[Router] | None = None, database_url: str | None = None,
+        self, *, routers: Sequence[Router], database_url: str | None = None,
         capabilities: Capabilities = MOCK_CAPABILITIES, default_locale: str = "zh_Hans",
-        international_locale: str = INTERNATIONAL_LOCALE, services: dict[str, Any] | None = None,
+        international_locale: str = INTERNATIONAL_LOCALE, services: Services | None = None,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if database_url is None:
@@ -87,10 +91,6 @@ class BotHarness:
         self.engine = create_engine(database_url)
         self.sessions = make_sessionmaker(self.engine)
         self.store = SqlStore(self.sessions, self.engine)
-        if routers is None:
-            from handlers import default_router
-
-            routers = [default_router()]
         root = Router("harness")
         root.include(*routers)
         self.dispatcher = Dispatcher(store=self.store, router=root, catalogs=default_catalogs(),

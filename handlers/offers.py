@@ -2,33 +2,40 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from bot import Context, Inbound, Kind, QrReply, Reply, Router, TextReply, fold
-from bot.offers import (
+from bot import (
     ClaimOutcome,
+    Context,
+    FollowerOffers,
+    Inbound,
+    Kind,
     Promotion,
+    QrReply,
     ReferralStatus,
-    claim,
+    Reply,
+    Router,
+    TextReply,
+    campaign_for_scene,
+    campaign_promotion,
+    claim_offer,
     claim_replies,
-    family_promotion,
-    find_campaign,
+    count_referral,
+    family_offer,
+    fold,
+    follower_invite,
     friend_grant_header,
-    get_or_create_invite,
-    grant_family_offer,
+    friends_joined,
+    grant_family,
     invite_caption,
     invite_code_from_scene,
     invite_scene,
-    joined_count,
-    offer_index,
     offer_list,
-    offers_for,
+    offer_named_in,
     own_invite_text,
-    record_referral,
-    record_touch,
+    promotion_for_payload,
+    record_campaign_touch,
+    running_offers,
+    welcome_replies,
 )
-
-from .welcome import welcome_replies
 
 router = Router("offers")
 
@@ -44,15 +51,14 @@ def _word(words: set[str]):  # type: ignore[no-untyped-def]
 async def _claim_or_invite(msg: Inbound, ctx: Context, promo: Promotion, via: str) -> list[Reply]:
     if promo.friends_needed:  # a family offer is earned by inviting, not claimed directly
         return await _invite(msg, ctx, promo)
-    result = await claim(ctx.session, promo, ctx.follower, now=ctx.now, locale=ctx.locale, via=via)
-    return claim_replies(ctx, result)
+    return claim_replies(ctx, await claim_offer(ctx, promo, via=via))
 
 
 async def _invite(msg: Inbound, ctx: Context, promo: Promotion | None = None) -> list[Reply]:
-    invite = await get_or_create_invite(ctx.session, ctx.follower, now=ctx.now)
+    invite = await follower_invite(ctx)
     if promo is None:
-        promo = await family_promotion(ctx.session, now=ctx.now, channel=msg.channel)
-    joined = await joined_count(ctx.session, ctx.follower.id)
+        promo = await family_offer(ctx)
+    joined = await friends_joined(ctx)
     return [QrReply(scene=invite_scene(invite), caption=invite_caption(ctx, promo, joined))]
 
 
@@ -60,15 +66,8 @@ async def _invite(msg: Inbound, ctx: Context, promo: Promotion | None = None) ->
 @router.on(Kind.TEXT, priority=40, when=_word(OFFER_WORDS))
 @router.on(Kind.CLICK, priority=40, when=lambda msg, ctx: msg.payload == "offers")
 async def list_offers(msg: Inbound, ctx: Context) -> list[Reply]:
-    running = await offer_index(ctx.services).running(ctx.session, ctx.now, msg.channel)
-    return await _offer_list(ctx, [p.id for p in running])
-
-
-async def _offer_list(ctx: Context, ids: list[int]) -> list[Reply]:
     """Only what this follower can claim now, and "your code: ..." for what they hold."""
-    promos = (await ctx.session.execute(select(Promotion).where(Promotion.id.in_(ids))
-                                        .order_by(Promotion.id))).scalars().all() if ids else []
-    return offer_list(ctx, await offers_for(ctx.session, promos, ctx.follower, now=ctx.now, locale=ctx.locale))
+    return offer_list(ctx, await running_offers(ctx))
 
 
 @router.on(Kind.COMMAND, command="invite", priority=40)
@@ -80,24 +79,16 @@ async def invite(msg: Inbound, ctx: Context) -> list[Reply]:
 
 @router.on(Kind.CLICK, priority=40)
 async def offer_button(msg: Inbound, ctx: Context) -> list[Reply] | None:
-    found = await offer_index(ctx.services).by_payload(ctx.session, msg.payload)
-    if found is None:
-        return None
-    promo = await ctx.session.get(Promotion, found.id)
+    promo = await promotion_for_payload(ctx, msg.payload)
     return await _claim_or_invite(msg, ctx, promo, "button") if promo is not None else None
 
 
 @router.on(Kind.TEXT, priority=10)
 async def offer_keyword(msg: Inbound, ctx: Context) -> list[Reply] | None:
-    index = offer_index(ctx.services)
-    found = await index.by_text(ctx.session, msg.text, msg.channel)
-    if not found:
-        return None
-    running = [p for p in found if p.running(ctx.now)]
-    if len(running) > 1:  # several offers answer to these words: let the follower pick
-        return await _offer_list(ctx, [p.id for p in running])
-    promo = await ctx.session.get(Promotion, (running or found)[0].id)
-    return await _claim_or_invite(msg, ctx, promo, "keyword") if promo is not None else None
+    found = await offer_named_in(ctx, msg.text)
+    if isinstance(found, FollowerOffers):  # several offers answer to these words: let the follower pick
+        return offer_list(ctx, found)
+    return await _claim_or_invite(msg, ctx, found, "keyword") if found is not None else None
 
 
 async def _arrival(msg: Inbound, ctx: Context, scene: str) -> list[Reply] | None:
@@ -106,34 +97,29 @@ async def _arrival(msg: Inbound, ctx: Context, scene: str) -> list[Reply] | None
     code = invite_code_from_scene(scene)
     if code is not None:
         return await _referral_arrival(msg, ctx, code)
-    campaign = await find_campaign(ctx.session, scene)
+    campaign = await campaign_for_scene(ctx, scene)
     if campaign is None:
         return None
     kind = "follow" if msg.kind is Kind.FOLLOW or (msg.kind is Kind.COMMAND and new_follower) else "scan"
-    await record_touch(ctx.session, campaign, ctx.follower, kind=kind, new_follower=new_follower, at=ctx.now)
-    if campaign.promotion_id is None:
-        return None
-    promo = await ctx.session.get(Promotion, campaign.promotion_id)
+    await record_campaign_touch(ctx, campaign, kind=kind, new_follower=new_follower)
+    promo = await campaign_promotion(ctx, campaign)
     if promo is None:
         return None
-    result = await claim(ctx.session, promo, ctx.follower, now=ctx.now, locale=ctx.locale, via="campaign",
-                         campaign_id=campaign.id)
+    result = await claim_offer(ctx, promo, via="campaign", campaign_id=campaign.id)
     greeting = welcome_replies() if new_follower else []
     return [*greeting, *claim_replies(ctx, result)]
 
 
 async def _referral_arrival(msg: Inbound, ctx: Context, code: str) -> list[Reply] | None:
-    result = await record_referral(ctx.session, code, ctx.follower, was_following=ctx.was_following, now=ctx.now)
+    result = await count_referral(ctx, code)
     if result.status is ReferralStatus.SELF:
         return [TextReply(own_invite_text(ctx))]
     if result.status is not ReferralStatus.COUNTED or result.invite is None:
         return None
-    promo = await family_promotion(ctx.session, now=ctx.now, channel=msg.channel)
+    promo = await family_offer(ctx)
     if promo is None:
         return None
-    mine = await grant_family_offer(ctx.session, promo, result.invite, result.joined, ctx.follower,
-                                    catalogs=ctx.catalogs, default_locale=ctx.default_locale, now=ctx.now,
-                                    international_locale=ctx.international_locale)
+    mine = await grant_family(ctx, promo, result)
     if mine is None:
         return None
     header = friend_grant_header(ctx, promo) if mine.outcome is ClaimOutcome.CLAIMED else None

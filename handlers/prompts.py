@@ -4,12 +4,10 @@ from bot import Context, Inbound, Kind, Reply, Router, TextReply
 
 router = Router("prompts")
 
-PROMPT_RULES_SERVICE = "prompt_rules"
-
 
 @router.on(Kind.TEXT)
 async def prompt_reply(msg: Inbound, ctx: Context) -> list[Reply] | None:
-    rules = ctx.services.get(PROMPT_RULES_SERVICE)
+    rules = ctx.services.prompt_rules
     if rules is None or not msg.text.strip():
         return None
     rule = await rules.match(msg.text)

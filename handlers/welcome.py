@@ -1,15 +1,8 @@
 """Welcome a new follower (or a scan) in their language and say what they can do."""
 
-from bot import ButtonsReply, Button, Context, Inbound, Kind, Reply, Router, _, fold
+from bot import Button, ButtonsReply, Context, Inbound, Kind, Reply, Router, _, fold, welcome_replies
 
 router = Router("welcome")
-
-
-def welcome_replies() -> list[Reply]:
-    return [ButtonsReply(
-        _("Welcome! Thanks for following us. Ask me anything, or pick one:"),
-        (Button(_("Help"), "help"), Button("中文 / English", "lang")),
-    )]
 
 
 @router.on(Kind.FOLLOW)

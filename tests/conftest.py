@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.testing import BotHarness
+from handlers import default_router
 from tests.support.db import fresh_database_url
 
 # Tests never read an operator's settings from the environment by accident.
@@ -22,5 +23,5 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def harness(database_url: str) -> AsyncIterator[BotHarness]:
-    async with BotHarness(database_url=database_url) as h:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         yield h

@@ -20,7 +20,7 @@ async def test_example_rules_and_offers_load_and_answer(harness: BotHarness, mon
     assert await asyncio.to_thread(main, ["promo", "load", str(EXAMPLES / "offers.yaml")]) == 0
     from bot.rules import PromptRuleCache
 
-    harness.dispatcher.services["prompt_rules"] = PromptRuleCache(harness.sessions, ttl=0)
+    harness.dispatcher.services.prompt_rules = PromptRuleCache(harness.sessions, ttl=0)
     fan = harness.follower("example-fan", language="zh-hans")
     await fan.follow("mall-poster-2026")  # scan the poster: welcome and the hotpot code at once
     assert any("火锅立减50元" in t for t in fan.texts)

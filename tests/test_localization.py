@@ -26,6 +26,7 @@ from bot.rules import PromptRuleCache
 from bot.settings import load_settings
 from bot.storage.models import Follower
 from bot.testing import BotHarness
+from handlers import default_router
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "localization.md"
@@ -179,16 +180,16 @@ async def test_an_unsupported_lang_argument_lists_the_choices(harness: BotHarnes
 async def test_switch_to_traditional_and_back_survives_restarts(database_url: str) -> None:
     help_en = "Here is what I can do:\n- Ask a question, such as opening hours.\n" \
               "- Say \"English\", \"中文\" or \"繁體\" to switch language.\n- Send /help to see this again."
-    async with BotHarness(database_url=database_url) as bot:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
         f = bot.follower("traveller", language="en-US")
         await f.say("繁體")
         assert f.texts == ["好的，接下來我會用繁體中文與您溝通。"]
-    async with BotHarness(database_url=database_url) as bot:  # a restart: new process state, same database
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:  # a restart: same database
         f = bot.follower("traveller", language="en-US")
         await f.say("/help")
         assert f.texts == [tr("zh_Hant", help_en)]
         await f.say("English")
-    async with BotHarness(database_url=database_url) as bot:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
         f = bot.follower("traveller", language="zh-HK")
         await f.say("/help")
         assert f.texts == [help_en]
@@ -224,7 +225,7 @@ async def cli_load(harness: BotHarness, monkeypatch: pytest.MonkeyPatch, tmp_pat
 async def rules_bot(harness: BotHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                     capsys: pytest.CaptureFixture[str]) -> BotHarness:
     await cli_load(harness, monkeypatch, tmp_path, "prompts", RULES)
-    harness.dispatcher.services["prompt_rules"] = PromptRuleCache(harness.sessions, ttl=0)
+    harness.dispatcher.services.prompt_rules = PromptRuleCache(harness.sessions, ttl=0)
     return harness
 
 

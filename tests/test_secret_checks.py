@@ -36,6 +36,7 @@ from bot.offers.admin import admin_plugin
 from bot.settings import Settings
 from bot.storage.models import Message
 from bot.testing import BotHarness
+from handlers import default_router
 from tests.channels.telegram.conftest import SECRET as TELEGRAM_SECRET
 from tests.channels.telegram.conftest import Rig
 from tests.channels.wechat.conftest import TOKEN as WECHAT_TOKEN
@@ -163,8 +164,6 @@ async def wechat_url_check(database_url: str, _tmp_path: Path) -> AsyncIterator[
 @asynccontextmanager
 async def telegram_webhook(database_url: str, _tmp_path: Path) -> AsyncIterator[Guard]:
     """POST /telegram with an Update and the X-Telegram-Bot-Api-Secret-Token header."""
-    from handlers import default_router
-
     async with BotHarness(database_url=database_url, default_locale="en", routers=[default_router()]) as harness:
         rig = Rig(harness, mode="webhook")
         await rig.start()
@@ -205,7 +204,7 @@ async def telegram_webhook(database_url: str, _tmp_path: Path) -> AsyncIterator[
 @asynccontextmanager
 async def admin_redeem(database_url: str, tmp_path: Path) -> AsyncIterator[Guard]:
     """POST /admin/redeem with ``Authorization: Bearer <token>``: the effect is a redeemed code."""
-    async with BotHarness(database_url=database_url) as harness:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as harness:
         await load_into(harness, tmp_path)
         alice = harness.follower("alice", language="en")
         await alice.say("hotpot")

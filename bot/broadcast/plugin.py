@@ -12,8 +12,6 @@ from .worker import BroadcastWorker, worker_options
 if TYPE_CHECKING:
     from bot.app import Core
 
-BROADCAST_WORKER_SERVICE = "broadcast.worker"
-
 
 def broadcast_plugin(app: web.Application, core: Core) -> Callable[[web.Application], AsyncIterator[None]]:
     """Build a worker for ``core.channels`` (the channel plugins ran before) with the outbox settings.
@@ -24,7 +22,7 @@ def broadcast_plugin(app: web.Application, core: Core) -> Callable[[web.Applicat
                              **worker_options(core.settings))
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
-        core.services[BROADCAST_WORKER_SERVICE] = worker
+        core.services.add(worker)
         await worker.start()
         yield
         await worker.stop()

@@ -11,21 +11,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.i18n import Catalogs, Formatter, current_locale
 
 from .capabilities import Capabilities
+from .follower import FollowerRecord
 from .inbound import Inbound
 from .reply import Reply, TextReply
+from .services import Services
 
 
 @dataclass(slots=True)
 class Context:
     """Everything a handler may use besides the message itself.
 
-    ``follower`` is the stored follower row; ``session`` the message's database session (one per
-    message, never shared between tasks); ``services`` holds what the app plugs in (offers, ...).
+    ``follower`` is the stored follower (changes to it are written with the message); ``session`` the
+    message's database session (one per message, never shared between tasks); ``services`` holds what
+    the app plugs in (prompt rules, the offer index, an extension's own).
     """
 
     msg: Inbound
     session: AsyncSession
-    follower: Any
+    follower: FollowerRecord
     locale: str
     catalogs: Catalogs
     capabilities: Capabilities
@@ -34,7 +37,7 @@ class Context:
     international_locale: str = "en"  # for followers whose language has no catalog
     tz: tzinfo | None = None
     was_following: bool = False  # before this message: tells a new follow from a repeated one
-    services: dict[str, Any] = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
     # Replies a middleware or handler wants sent before the handler's own (a welcome, a grant...).
     extra_replies: list[Reply] = field(default_factory=list)
 

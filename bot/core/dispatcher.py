@@ -20,11 +20,13 @@ from typing import Any
 from bot.i18n import INTERNATIONAL_LOCALE, Catalogs, current_locale, negotiate
 
 from .capabilities import Capabilities
-from .context import Context
 from .clock import utcnow
+from .context import Context
+from .follower import FollowerRecord
 from .inbound import Inbound, Kind
 from .reply import ButtonsReply, Reply, TextReply
 from .router import HandlerObject, Router
+from .services import Services
 from .store import DuplicateExchange, Exchange, Store
 from .text import sanitize_text
 
@@ -114,7 +116,7 @@ class Dispatcher:
         international_locale: str = INTERNATIONAL_LOCALE,
         tz: tzinfo | None = None,
         middlewares: Sequence[Middleware] = (),
-        services: dict[str, Any] | None = None,
+        services: Services | None = None,
     ) -> None:
         self.store = store
         self.router = router
@@ -122,7 +124,7 @@ class Dispatcher:
         self.default_locale = default_locale
         self.international_locale = international_locale
         self.tz = tz
-        self.services = services if services is not None else {}
+        self.services = services if services is not None else Services()
         self._middlewares = list(middlewares)
         self._error_handlers: list[ErrorHandler] = []
         self._in_flight: dict[tuple[str, str, str], asyncio.Future[Exchange]] = {}
@@ -256,7 +258,7 @@ class Dispatcher:
         return []
 
 
-def _wants_language(msg: Inbound, follower: Any) -> bool:
+def _wants_language(msg: Inbound, follower: FollowerRecord) -> bool:
     """Ask the platform for the language when the message has none and none is stored (a new
     follower), or on a follow (the language may have changed since the last one)."""
     if msg.language_hint or follower.locale:

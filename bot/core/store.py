@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from .follower import FollowerRecord
 from .inbound import Inbound
 from .reply import Reply
 
@@ -49,15 +50,15 @@ class Store(Protocol):
     async def find_exchange(self, session: AsyncSession, msg: Inbound) -> Exchange | None:
         """Return what was stored for this platform message already, if anything."""
 
-    async def load(self, session: AsyncSession, msg: Inbound) -> tuple[Any, Exchange | None]:
+    async def load(self, session: AsyncSession, msg: Inbound) -> tuple[FollowerRecord, Exchange | None]:
         """Return the follower who sent ``msg`` (created on first contact) and, when ``msg`` is a
         platform retry of a stored message, what was stored for it."""
 
-    def apply_action(self, follower: Any, msg: Inbound, *, reply_window_kind: str | None) -> None:
+    def apply_action(self, follower: FollowerRecord, msg: Inbound, *, reply_window_kind: str | None) -> None:
         """Update the follower for what it just did (follow, unfollow, first touch, reply window)."""
 
     async def record_exchange(
-        self, session: AsyncSession, msg: Inbound, follower: Any, replies: list[Reply], *, passive_count: int,
+        self, session: AsyncSession, msg: Inbound, follower: FollowerRecord, replies: list[Reply], *, passive_count: int,
     ) -> Exchange:
         """Store the inbound message, the replies (the first ``passive_count`` as answered inline, the
         rest as pending outbox rows) and the follower's changes; commit.

@@ -3,10 +3,24 @@
 The public API for handlers, the CLI and the admin API; modules below are internal.
 """
 
+from .api import (
+    campaign_for_scene,
+    campaign_promotion,
+    claim_offer,
+    count_referral,
+    family_offer,
+    follower_invite,
+    friends_joined,
+    grant_family,
+    offer_named_in,
+    promotion_for_payload,
+    record_campaign_touch,
+    running_offers,
+)
 from .campaigns import FunnelRow, find_campaign, funnel_stats, get_campaign, record_touch, write_qr_files
 from .claims import ClaimOutcome, ClaimResult, FollowerOffers, check_eligibility, claim, offers_for
 from .codes import ALPHABET, generate_code
-from .index import OFFER_INDEX_SERVICE, OfferIndex, offer_index
+from .index import OfferIndex, offer_index
 from .links import campaign_links
 from .loader import LoadSummary, get_promotion, list_promotions, load_promo_file
 from .models import Campaign, CampaignTouch, Claim, PoolCode, Promotion, Referral, ReferralInvite
@@ -43,7 +57,6 @@ __all__ = [
     "FunnelRow",
     "LoadSummary",
     "LocaleText",
-    "OFFER_INDEX_SERVICE",
     "OfferIndex",
     "ParsedPromoFile",
     "PoolCode",
@@ -54,18 +67,26 @@ __all__ = [
     "ReferralInvite",
     "ReferralResult",
     "ReferralStatus",
+    "campaign_for_scene",
     "campaign_links",
+    "campaign_promotion",
     "check_eligibility",
     "claim",
+    "claim_offer",
     "claim_replies",
+    "count_referral",
+    "family_offer",
     "family_promotion",
     "find_campaign",
+    "follower_invite",
     "friend_grant_header",
+    "friends_joined",
     "funnel_stats",
     "generate_code",
     "get_campaign",
     "get_or_create_invite",
     "get_promotion",
+    "grant_family",
     "grant_family_offer",
     "invite_caption",
     "invite_code_from_scene",
@@ -75,12 +96,16 @@ __all__ = [
     "load_promo_file",
     "offer_index",
     "offer_list",
+    "offer_named_in",
     "offers_for",
     "own_invite_text",
     "parse_promo_file",
+    "promotion_for_payload",
     "read_promo_file",
+    "record_campaign_touch",
     "record_referral",
     "record_touch",
     "redeem",
+    "running_offers",
     "write_qr_files",
 ]

@@ -9,16 +9,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.keywords import KeywordIndex
+from bot.core.services import Services
 
 from .models import Promotion
 
-OFFER_INDEX_SERVICE = "offers.index"
 OFFER_PAYLOAD_PREFIX = "offer:"
 
 
@@ -84,11 +83,6 @@ class OfferIndex:
         return [p for p in await self.items(session) if p.running(now) and p.on_channel(channel)]
 
 
-def offer_index(services: dict[str, Any]) -> OfferIndex:
-    """The app's index, created on first use (with the prompt-rules TTL when settings are known)."""
-    index = services.get(OFFER_INDEX_SERVICE)
-    if index is None:
-        settings = services.get("settings")
-        index = OfferIndex(ttl=getattr(settings, "prompt_rules_ttl", 2.0))
-        services[OFFER_INDEX_SERVICE] = index
-    return index
+def offer_index(services: Services) -> OfferIndex:
+    """The app's index (the app adds one with the prompt-rules TTL), created on first use otherwise."""
+    return services.get_or_add(OfferIndex, OfferIndex)

@@ -7,7 +7,7 @@ together: one query for their followers, one for which of their platform ids are
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
+from bot.core.follower import FOLLOWER_FIELDS, FollowerRecord
 from bot.core.inbound import Inbound
 
 from .batching import Batcher
@@ -24,6 +25,10 @@ from .models import Follower, Message
 MAX_BATCH = 256
 
 _FOLLOWER_COLUMNS = tuple(Follower.__table__.columns)
+# Core's FollowerRecord names the columns itself (core imports no storage): they must be the table's.
+if {c.key for c in _FOLLOWER_COLUMNS} != set(FOLLOWER_FIELDS):
+    raise RuntimeError(f"FollowerRecord fields differ from the follower table's columns: "
+                       f"{sorted({c.key for c in _FOLLOWER_COLUMNS} ^ set(FOLLOWER_FIELDS))}")
 _FOLLOWERS = select(*_FOLLOWER_COLUMNS).where(
     tuple_(Follower.channel, Follower.account, Follower.external_id).in_(bindparam("keys", expanding=True)))
 _STORED = select(Message.id, Message.follower_id, Message.channel, Message.account, Message.dedupe_key).where(
@@ -84,39 +89,3 @@ def _new_follower(msg: Inbound) -> dict[str, Any]:
     return {"channel": msg.channel, "account": msg.account, "external_id": msg.external_id,
             "display_name": msg.display_name, "following": False, "tags": [], "state_data": {},
             "window_sends": 0, "created_at": utcnow()}
-
-
-class FollowerRecord:
-    """A follower as a handler sees it: the row's columns as attributes, and what was changed.
-
-    Lighter than an ORM instance (no identity map, no attribute instrumentation) and detached by
-    nature: the store writes ``changes`` back by statement, together with the message's exchange.
-    """
-
-    __slots__ = (*(c.key for c in _FOLLOWER_COLUMNS), "changes")
-
-    def __init__(self, values: Mapping[str, Any]) -> None:
-        for column in _FOLLOWER_COLUMNS:
-            object.__setattr__(self, column.key, _own(values[column.name]))
-        object.__setattr__(self, "changes", {})
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name not in _FOLLOWER_KEYS:
-            raise AttributeError(f"a follower has no column {name!r}")
-        if getattr(self, name) != value or name in self.changes:
-            self.changes[name] = value
-        object.__setattr__(self, name, value)
-
-    def __repr__(self) -> str:
-        return f"<FollowerRecord {self.id} {self.channel}:{self.external_id}>"
-
-
-_FOLLOWER_KEYS = frozenset(c.key for c in _FOLLOWER_COLUMNS)
-
-
-def _own(value: object) -> object:
-    if isinstance(value, dict):
-        return dict(value)
-    if isinstance(value, list):
-        return list(value)
-    return value

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
+from bot.core.follower import FollowerRecord
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict, reply_kind, reply_text, reply_to_dict
@@ -19,7 +20,7 @@ from bot.core.store import DuplicateExchange, Exchange
 
 from .engine import insert_ignoring_conflicts
 from .models import Follower, Message
-from .reader import FollowerReader, FollowerRecord
+from .reader import FollowerReader
 from .writer import ExchangeWrite, GroupWriter
 
 # A pending outbound row is leased to the sender that wrote it; the outbox sweeper retries it after this

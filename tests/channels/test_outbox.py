@@ -524,7 +524,7 @@ async def test_window_slots_go_to_the_earliest_rows_across_many_followers(sessio
 
 async def test_what_a_followers_action_does_to_their_window(sessions: Sessions) -> None:
     await add_followers(sessions, 1, following=False, window_sends=0)
-    from bot.storage.reader import FollowerRecord
+    from bot.core.follower import FollowerRecord
 
     async with sessions() as session:
         f = FollowerRecord((await session.execute(select(*Follower.__table__.columns))).one()._mapping)
@@ -553,7 +553,7 @@ async def test_what_a_followers_action_does_to_their_window(sessions: Sessions) 
 
 async def test_a_first_source_is_cut_to_the_column(sessions: Sessions) -> None:
     await add_followers(sessions, 1, following=False)
-    from bot.storage.reader import FollowerRecord
+    from bot.core.follower import FollowerRecord
 
     async with sessions() as session:
         f = FollowerRecord((await session.execute(select(*Follower.__table__.columns))).one()._mapping)

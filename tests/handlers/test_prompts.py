@@ -52,7 +52,7 @@ async def count_rules(harness: BotHarness) -> int:
 
 async def test_rule_matched_in_one_language_answers_in_the_followers(env_db: BotHarness, tmp_path: Path) -> None:
     assert await load(env_db, write(tmp_path, GOOD)) == 0
-    env_db.dispatcher.services["prompt_rules"] = _cache(env_db)
+    env_db.dispatcher.services.prompt_rules = _cache(env_db)
     zh = env_db.follower("zh-fan", language="zh-CN")
     await zh.say("What are your HOURS?")
     assert zh.texts == ["我们每天10:00至22:00营业。"]
@@ -63,7 +63,7 @@ async def test_rule_matched_in_one_language_answers_in_the_followers(env_db: Bot
 
 async def test_priority_and_regex_rules(env_db: BotHarness, tmp_path: Path) -> None:
     await load(env_db, write(tmp_path, GOOD))
-    env_db.dispatcher.services["prompt_rules"] = _cache(env_db)
+    env_db.dispatcher.services.prompt_rules = _cache(env_db)
     en = env_db.follower("p", language="en")
     await en.say("are you open today")  # "hours" rule (priority 10) beats "hours-short"
     assert en.texts == ["We are open 10:00-22:00 every day."]
@@ -77,7 +77,7 @@ async def test_loading_again_replaces_rules_of_the_same_name(env_db: BotHarness,
     await load(env_db, write(tmp_path, GOOD))
     await load(env_db, write(tmp_path, GOOD.replace("Open daily.", "Open every day."), "b.yaml"))
     assert await count_rules(env_db) == 3
-    env_db.dispatcher.services["prompt_rules"] = _cache(env_db)
+    env_db.dispatcher.services.prompt_rules = _cache(env_db)
     en = env_db.follower("q", language="en")
     await en.say("open?")
     assert en.texts == ["Open every day."]

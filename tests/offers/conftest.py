@@ -14,6 +14,7 @@ from bot.offers.loader import LoadSummary
 from bot.storage.models import Follower
 from bot.storage.store import get_or_create_follower
 from bot.testing import BotHarness
+from handlers import default_router
 
 PROMOS = """
 promotions:
@@ -91,6 +92,6 @@ async def follower_row(harness: BotHarness, external_id: str) -> Follower:
 @pytest.fixture
 async def offers(database_url: str, tmp_path: Path) -> AsyncIterator[BotHarness]:
     """A harness with the sample promotions and campaigns loaded."""
-    async with BotHarness(database_url=database_url) as h:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         await load_into(h, tmp_path)
         yield h

@@ -19,6 +19,7 @@ from bot.offers import claims as claims_module
 from bot.offers.batch import ClaimBatcher
 from bot.storage.models import Follower
 from bot.testing import BotHarness
+from handlers import default_router
 
 from .claimer import claim_from_processes
 from .conftest import load_into, make_followers
@@ -62,7 +63,7 @@ async def _with_one_code_taken(h: BotHarness, count: int) -> tuple[Promotion, Fo
 
 
 async def test_500_concurrent_batched_claims_give_exactly_the_quota(database_url: str, tmp_path: Path) -> None:
-    async with BotHarness(database_url=database_url) as h:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         await load_into(h, tmp_path)
         promotion_id = await _quota_50(h)
         promo = await _promotion(h, "hotpot-50")
@@ -84,7 +85,7 @@ async def test_500_concurrent_batched_claims_give_exactly_the_quota(database_url
 
 
 async def test_two_processes_batching_at_once_give_exactly_the_quota(database_url: str, tmp_path: Path) -> None:
-    async with BotHarness(database_url=database_url) as h:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         await load_into(h, tmp_path)
         promotion_id = await _quota_50(h)
         followers = await make_followers(h, 250)

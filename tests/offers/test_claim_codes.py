@@ -18,6 +18,7 @@ from bot.offers import claims as claims_module
 from bot.offers.batch import ClaimBatcher
 from bot.storage.models import Follower
 from bot.testing import BotHarness
+from handlers import default_router
 
 from .conftest import PROMOS, load_into, make_followers
 
@@ -39,7 +40,7 @@ COFFEE_CSV = "code\nCOF-0001\nCOF-0002\n"
 
 
 async def _harness(database_url: str, tmp_path: Path) -> BotHarness:
-    h = BotHarness(database_url=database_url)
+    h = BotHarness(routers=[default_router()], database_url=database_url)
     await h.__aenter__()
     await load_into(h, tmp_path, TWO_POOLS, files={"coffee.csv": COFFEE_CSV})
     return h

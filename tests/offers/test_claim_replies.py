@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from bot import ButtonsReply, Kind
 from bot.offers import Claim, Promotion
 from bot.testing import BotHarness
+from handlers import default_router
 
 from .conftest import PROMOS, load_into
 
@@ -90,7 +91,7 @@ async def test_sold_out_is_refused_politely_in_both_languages(offers: BotHarness
 
 async def test_an_offer_not_yet_started_says_when_in_its_time_zone(database_url: str, tmp_path: Path) -> None:
     yaml_text = PROMOS.replace("starts_at: 2026-01-01 10:00", "starts_at: 2098-03-01 10:00")
-    async with BotHarness(database_url=database_url) as h:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         await load_into(h, tmp_path, yaml_text)
         en, zh = h.follower("en", language="en"), h.follower("zh", language="zh-hans")
         await en.say("hotpot")
@@ -102,7 +103,7 @@ async def test_an_offer_not_yet_started_says_when_in_its_time_zone(database_url:
 async def test_an_ended_offer_says_when_it_ended(database_url: str, tmp_path: Path) -> None:
     yaml_text = (PROMOS.replace("starts_at: 2026-01-01 10:00", "starts_at: 2020-01-01 10:00")
                  .replace("ends_at: 2099-12-31", "ends_at: 2021-06-30"))
-    async with BotHarness(database_url=database_url) as h:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         await load_into(h, tmp_path, yaml_text)
         en, zh = h.follower("en", language="en"), h.follower("zh", language="zh-hans")
         await en.say("hotpot")
@@ -153,7 +154,7 @@ async def test_a_non_follower_is_invited_to_follow_first(offers: BotHarness) -> 
 
 async def test_followers_outside_the_audience_are_told_kindly(database_url: str, tmp_path: Path) -> None:
     yaml_text = PROMOS.replace("    menu_key: OFFER_HOTPOT", "    menu_key: OFFER_HOTPOT\n    audience: {tags: [vip]}")
-    async with BotHarness(database_url=database_url) as h:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         await load_into(h, tmp_path, yaml_text)
         en, zh = h.follower("en", language="en"), h.follower("zh", language="zh-hans")
         await en.say("hotpot")
@@ -164,7 +165,7 @@ async def test_followers_outside_the_audience_are_told_kindly(database_url: str,
 
 async def test_an_offer_for_another_platform_is_refused(database_url: str, tmp_path: Path) -> None:
     yaml_text = PROMOS.replace("    menu_key: OFFER_HOTPOT", "    menu_key: OFFER_HOTPOT\n    channels: [wechat]")
-    async with BotHarness(database_url=database_url) as h:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         await load_into(h, tmp_path, yaml_text)
         en = h.follower("en", language="en")
         await en.click("offer:hotpot-50")

@@ -9,6 +9,7 @@ from sqlalchemy import func, select, update
 
 from bot.offers import Claim, Promotion
 from bot.testing import BotHarness
+from handlers import default_router
 
 from .claimer import claim_all, claim_from_processes
 from .conftest import load_into, make_followers
@@ -35,7 +36,7 @@ async def _check_exactly_50(h: BotHarness, promotion_id: int) -> None:
 
 
 async def test_500_concurrent_claims_give_exactly_the_quota(database_url: str, tmp_path: Path) -> None:
-    async with BotHarness(database_url=database_url) as h:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         await load_into(h, tmp_path)
         promotion_id = await _quota_50(h)
         followers = await make_followers(h, 250)
@@ -49,7 +50,7 @@ async def test_500_concurrent_claims_give_exactly_the_quota(database_url: str, t
 
 async def test_two_processes_claiming_at_once_give_exactly_the_quota(database_url: str, tmp_path: Path) -> None:
     """On SQLite and on PostgreSQL: two processes released together, each believing nothing is claimed yet."""
-    async with BotHarness(database_url=database_url) as h:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         await load_into(h, tmp_path)
         promotion_id = await _quota_50(h)
         followers = await make_followers(h, 250)
@@ -64,7 +65,7 @@ async def test_the_batcher_keeps_the_quota_with_one_commit_per_batch(database_ur
     from bot.offers.batch import ClaimBatcher
     from bot.storage.models import Follower
 
-    async with BotHarness(database_url=database_url) as h:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         await load_into(h, tmp_path)
         promotion_id = await _quota_50(h)
         ids = await make_followers(h, 120)
@@ -80,7 +81,7 @@ async def test_the_batcher_keeps_the_quota_with_one_commit_per_batch(database_ur
 async def test_concurrent_pool_claims_hand_out_every_code_once(database_url: str, tmp_path: Path) -> None:
     """On PostgreSQL claimers skip the pool rows others are taking (SKIP LOCKED), none is told sold out early."""
     codes = [f"TEA-{n:04d}" for n in range(20)]
-    async with BotHarness(database_url=database_url) as h:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         await load_into(h, tmp_path, files={"tea.csv": "code\n" + "\n".join(codes) + "\n"})
         async with h.sessions() as session:
             tea = (await session.execute(select(Promotion.id).where(Promotion.slug == "tea"))).scalar_one()

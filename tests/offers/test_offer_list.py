@@ -11,6 +11,7 @@ from bot import ButtonsReply, TextReply
 from bot.offers import redeem
 from bot.storage.models import Follower
 from bot.testing import BotHarness
+from handlers import default_router
 
 from .conftest import load_into
 
@@ -61,7 +62,7 @@ def buttons(reply: object) -> list[tuple[str, str]]:
 
 
 async def test_list_shows_what_can_be_claimed_now_and_the_codes_held(database_url: str, tmp_path: Path) -> None:
-    async with BotHarness(database_url=database_url) as bot:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
         await load_into(bot, tmp_path, PROMOS, files={"one.csv": "code\nPOOL-0001\n"})
         bob = bot.follower("bob", language="en")
         await bob.follow()
@@ -96,7 +97,7 @@ async def test_list_shows_what_can_be_claimed_now_and_the_codes_held(database_ur
 
 
 async def test_nothing_left_to_claim_shows_the_codes_held(database_url: str, tmp_path: Path) -> None:
-    async with BotHarness(database_url=database_url) as bot:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
         await load_into(bot, tmp_path, PROMOS, files={"one.csv": "code\nPOOL-0001\n"})
         li = bot.follower("li", language="zh-hans")
         await li.follow()
@@ -118,7 +119,7 @@ async def test_nothing_left_to_claim_shows_the_codes_held(database_url: str, tmp
 
 
 async def test_a_follower_with_nothing_gets_the_no_offers_line(database_url: str, tmp_path: Path) -> None:
-    async with BotHarness(database_url=database_url) as bot:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
         await load_into(bot, tmp_path, PROMOS.replace("quota: 10", "quota: 1"), files={"one.csv": "code\nPOOL-0001\n"})
         late = bot.follower("late", language="en")
         await late.follow()

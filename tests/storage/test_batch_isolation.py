@@ -13,11 +13,12 @@ from bot.storage.batching import Batcher
 from bot.storage.engine import is_row_error
 from bot.storage.models import Follower, Message
 from bot.testing import BotHarness
+from handlers import default_router
 
 
 async def test_a_follower_row_the_database_refuses_fails_alone_in_the_reader_batch(database_url: str) -> None:
     """A first contact whose id no database stores (a lone surrogate) must not fail the others' lookups."""
-    async with BotHarness(database_url=database_url) as bot:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
         ids = [f"fan-{i}" for i in range(60)]
         ids[17] = "fan-\ud800-unstorable"
         results = await asyncio.gather(*(bot.channel.receive(fan, Kind.TEXT, "hello", message_id=f"m-{n}")

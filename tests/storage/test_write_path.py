@@ -9,10 +9,11 @@ from sqlalchemy import func, select
 from bot import Kind
 from bot.storage.models import Follower, Message
 from bot.testing import BotHarness
+from handlers import default_router
 
 
 async def test_a_burst_of_first_contacts_creates_each_follower_once(database_url: str) -> None:
-    async with BotHarness(database_url=database_url) as bot:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
         sends = [bot.channel.receive(f"fan-{i % 50}", Kind.FOLLOW if i < 50 else Kind.TEXT, "" if i < 50 else "hi",
                                      payload="event-poster" if i < 50 else None, message_id=f"m{i}")
                  for i in range(100)]
@@ -26,7 +27,7 @@ async def test_a_burst_of_first_contacts_creates_each_follower_once(database_url
 
 
 async def test_concurrent_messages_of_one_follower_all_commit_with_their_replies(database_url: str) -> None:
-    async with BotHarness(database_url=database_url) as bot:
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
         await bot.channel.receive("busy", Kind.TEXT, "hello", message_id="first")
         results = await asyncio.gather(*(bot.channel.receive("busy", Kind.TEXT, f"question {i}", message_id=f"q{i}")
                                          for i in range(40)))

@@ -1,0 +1,74 @@
+"""The follower as a handler sees it: ``Context.follower``.
+
+Core owns the type; storage fills it from the follower row and writes ``changes`` back with the
+message's exchange (``bot.storage.store``). Storage checks at import that the fields here are the
+table's columns, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+FOLLOWER_FIELDS = (
+    "id", "channel", "account", "external_id", "display_name", "locale", "locale_hint", "following",
+    "followed_at", "unfollowed_at", "first_source", "first_touch_at", "tags", "state", "state_data",
+    "last_action_at", "last_action_kind", "window_sends", "created_at",
+)
+_FIELD_SET = frozenset(FOLLOWER_FIELDS)
+
+
+class FollowerRecord:
+    """One person on one channel account: the stored columns as attributes, and what was changed.
+
+    Lighter than an ORM instance (no identity map, no attribute instrumentation) and detached by
+    nature: setting an attribute records it in ``changes``; nothing else is written.
+    """
+
+    __slots__ = (*FOLLOWER_FIELDS, "changes")
+
+    id: int
+    channel: str
+    account: str
+    external_id: str
+    display_name: str | None
+    locale: str | None  # the follower's explicit choice
+    locale_hint: str | None  # the platform's hint, as given
+    following: bool
+    followed_at: datetime | None
+    unfollowed_at: datetime | None
+    first_source: str | None  # first-touch campaign scene
+    first_touch_at: datetime | None
+    tags: list[str]
+    state: str | None
+    state_data: dict[str, Any]
+    last_action_at: datetime | None  # the platform's reply window: opened by the last action
+    last_action_kind: str | None
+    window_sends: int
+    created_at: datetime
+    changes: dict[str, Any]
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        """``values``: every field by name (a row's mapping); lists and dicts are copied."""
+        for name in FOLLOWER_FIELDS:
+            object.__setattr__(self, name, _own(values[name]))
+        object.__setattr__(self, "changes", {})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _FIELD_SET:
+            raise AttributeError(f"a follower has no column {name!r}")
+        if getattr(self, name) != value or name in self.changes:
+            self.changes[name] = value
+        object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        return f"<FollowerRecord {self.id} {self.channel}:{self.external_id}>"
+
+
+def _own(value: object) -> object:
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
+    return value
