@@ -1,8 +1,8 @@
 """Replies in Telegram's shape: text split at 4096 UTF-16 units, inline keyboards, captions, deep links.
 
 Telegram counts lengths in UTF-16 code units (an emoji outside the BMP counts two), so the
-splitting here measures that way, and never cuts inside a character, a surrogate pair or a
-grapheme cluster it can recognise (combining marks, ZWJ emoji sequences, flags, keycaps).
+splitting here measures that way, with the one cutter of ``bot.core.text``: never inside a grapheme
+cluster (combining marks, ZWJ emoji sequences, flags, keycaps).
 Everything is sent as plain text, without ``parse_mode``: no markup can break at a split.
 """
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import unicodedata
 from collections.abc import Sequence
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.core.reply import Article, Button
+from bot.core.text import cut_text, plain, split_text, utf16_units
 
 MAX_TEXT = 4096  # UTF-16 code units, as Telegram counts them
 MAX_CAPTION = 1024
@@ -29,79 +29,25 @@ _ROW_BUTTONS = 3
 
 
 def utf16_len(text: str) -> int:
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
-
-
-def _fitting_prefix(text: str, limit: int) -> int:
-    """Return how many code points of ``text`` fit in ``limit`` UTF-16 units."""
-    units = 0
-    for i, ch in enumerate(text):
-        units += 2 if ord(ch) > 0xFFFF else 1
-        if units > limit:
-            return i
-    return len(text)
-
-
-def _extends(ch: str) -> bool:
-    """True for a code point that belongs to the character before it."""
-    code = ord(ch)
-    return (
-        unicodedata.combining(ch) != 0
-        or unicodedata.category(ch) in ("Mn", "Me", "Mc")
-        or code == 0x200D  # zero-width joiner
-        or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF  # variation selectors
-        or 0x1F3FB <= code <= 0x1F3FF  # skin tones
-        or 0xE0020 <= code <= 0xE007F  # tag sequences (subdivision flags)
-        or code == 0x20E3  # keycap
-    )
-
-
-def _is_regional(ch: str) -> bool:
-    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
-
-
-def safe_cut(text: str, cut: int) -> int:
-    """Move ``cut`` left until it does not split a character; keep it if the whole prefix is one cluster."""
-    start = cut
-    while 0 < cut < len(text) and (_extends(text[cut]) or text[cut - 1] == "\u200d"):
-        cut -= 1
-    if 0 < cut < len(text) and _is_regional(text[cut]) and _is_regional(text[cut - 1]):
-        run = 0
-        while cut - run > 0 and _is_regional(text[cut - run - 1]):
-            run += 1
-        if run % 2:  # an odd run before the cut: the cut halves a flag
-            cut -= 1
-    return cut if cut > 0 else start
+    return utf16_units(text)
 
 
 def split_message(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Split ``text`` into messages of at most ``limit`` UTF-16 units, at a paragraph, line or word break."""
-    parts: list[str] = []
-    while utf16_len(text) > limit:
-        end = _fitting_prefix(text, limit)
-        window = text[:end]
-        cut = -1
-        for sep in ("\n\n", "\n", " "):
-            found = window.rfind(sep)
-            if found >= end // 2:
-                cut = found
-                break
-        if cut <= 0:
-            cut = safe_cut(text, end)
-        head, text = text[:cut].rstrip(), text[cut:].lstrip()
-        if head:
-            parts.append(head)
-    if text or not parts:
-        parts.append(text)
-    return parts
+    """Split ``text`` into messages of at most ``limit`` UTF-16 units, at a paragraph, line or word
+    break (``bot.core.text.split_text``); the whitespace at each break is dropped."""
+    parts = split_text(text, limit, measure=utf16_units)
+    if len(parts) == 1:
+        return parts
+    last = len(parts) - 1
+    kept = [p for p in ((p.lstrip() if i else p).rstrip() if i < last else p.lstrip()
+                        for i, p in enumerate(parts)) if p]
+    return kept or [""]
 
 
 def cut_to(text: str, limit: int, *, ellipsis: str = "…") -> str:
     """Cut ``text`` to ``limit`` UTF-16 units (captions), ending with an ellipsis when cut."""
-    if utf16_len(text) <= limit:
-        return text
-    end = safe_cut(text, _fitting_prefix(text, limit - utf16_len(ellipsis)))
-    return text[:end].rstrip() + ellipsis
+    cut = cut_text(text, limit, measure=utf16_units, markup=plain, ellipsis=ellipsis)
+    return cut if cut is text else cut.removesuffix(ellipsis).rstrip() + ellipsis
 
 
 def callback_data_for(payload: str) -> str:

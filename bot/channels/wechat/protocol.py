@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import unicodedata
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 from xml.etree.ElementTree import Element, ParseError
@@ -28,6 +27,7 @@ from defusedxml.ElementTree import fromstring as _defused_fromstring
 from bot.channels import fields as check
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Article
+from bot.core.text import cut_text, utf8_bytes
 from bot.errors import DecryptError, PayloadError, PayloadTooLarge, SignatureError
 
 __all__ = [
@@ -77,11 +77,9 @@ _ELLIPSIS_BYTES = len(_ELLIPSIS.encode("utf-8"))
 _XML_DTD_MESSAGE = "XML DTDs and entities are not allowed"
 # Characters XML 1.0 cannot carry at all; a reply containing one would be malformed.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_PARTIAL_ENTITY = re.compile(r"&#?[A-Za-z0-9]{0,31}\Z")
-_ANCHOR_OPEN = re.compile(r"<a[\s>]", re.IGNORECASE)
-# The start of an <a> or </a> tag cut before its '>' ("<", "</", "<a", '<a href="http://ex').
-# Only WeChat's one tag counts: a bare "x < y" in prose must not swallow the rest of the text.
-_PARTIAL_TAG = re.compile(r"</?(?:a(?:\s[^<>]*)?)?\Z", re.IGNORECASE)
+# Spans a cut must not enter: an entity, an <a ...>...</a> link (to the end when unclosed), a lone
+# </a>. Only WeChat's one tag counts: a bare "x < y" in prose must not swallow the rest of the text.
+_MARKUP = re.compile(r"&#?[A-Za-z0-9]{1,31};|<a(?:[\s>].*?(?:</a>|\Z)|\Z)|</a>", re.IGNORECASE | re.DOTALL)
 
 # Every callback carries these; identifier fields like them are read with surrounding whitespace stripped.
 _REQUIRED = ("ToUserName", "FromUserName", "CreateTime", "MsgType")
@@ -484,43 +482,10 @@ def render_news(to_user: str, from_user: str, article: Article, create_time: int
     )
 
 
-def _is_extender(ch: str) -> bool:
-    """Tell whether ``ch`` belongs to the character before it (combining mark, joiner, modifier)."""
-    o = ord(ch)
-    return (
-        o == 0x200D  # zero-width joiner
-        or 0xFE00 <= o <= 0xFE0F  # variation selectors
-        or 0x1F3FB <= o <= 0x1F3FF  # emoji skin-tone modifiers
-        or 0xE0020 <= o <= 0xE007F  # emoji tag characters
-        or unicodedata.category(ch) in ("Mn", "Mc", "Me")  # combining marks
-    )
-
-
-def _back_off(text: str, end: int) -> int:
-    """Move a cut at ``end`` left until it splits no grapheme, entity, tag or ``<a>`` element."""
-    while True:
-        start = end
-        # Grapheme: never leave a combining mark, joiner or modifier without its base.
-        while end > 0 and end < len(text) and (_is_extender(text[end]) or text[end - 1] == "\u200d"):
-            end -= 1
-        head = text[:end]
-        # Entity such as &amp; or &#20320; cut before its ';'.
-        match = _PARTIAL_ENTITY.search(head)
-        if match:
-            end = match.start()
-            head = text[:end]
-        # Tag cut before its '>'.
-        match = _PARTIAL_TAG.search(head)
-        if match:
-            end = match.start()
-            head = text[:end]
-        # <a href="...">label</a> cut before its closing tag: drop the whole link.
-        close = max(head.rfind("</a>"), head.rfind("</A>"))
-        opened = _ANCHOR_OPEN.search(head, close + 1)
-        if opened:
-            end = opened.start()
-        if end == start:
-            return end
+def wechat_markup(text: str) -> list[tuple[int, int]]:
+    """WeChat's markup in text messages: entities (``&amp;``) and ``<a href>`` links, whole (a link
+    cut before its closing tag is dropped; an unclosed one runs to the end)."""
+    return [m.span() for m in _MARKUP.finditer(text)]
 
 
 def truncate_text(text: str, limit_bytes: int = MAX_TEXT_BYTES) -> str:
@@ -538,12 +503,9 @@ def truncate_text(text: str, limit_bytes: int = MAX_TEXT_BYTES) -> str:
         data = text.encode("utf-8")
     if len(data) <= limit_bytes:
         return text
-    ellipsis = _ELLIPSIS if limit_bytes >= _ELLIPSIS_BYTES else ""  # too small for "…": cut bare
-    budget = limit_bytes - len(ellipsis) * _ELLIPSIS_BYTES
-    # Decoding a byte prefix with "ignore" drops a trailing partial character.
-    end = len(data[:budget].decode("utf-8", "ignore"))
-    end = _back_off(text, end)
-    return text[:end].rstrip() + ellipsis
+    cut = cut_text(text, limit_bytes, measure=utf8_bytes, markup=wechat_markup, ellipsis=_ELLIPSIS)
+    ellipsis = _ELLIPSIS if limit_bytes >= _ELLIPSIS_BYTES else ""  # else cut bare: too small for it
+    return cut.removesuffix(ellipsis).rstrip() + ellipsis
 
 
 # --- active API payloads ----------------------------------------------------------------------
