@@ -17,6 +17,8 @@ from sqlalchemy.exc import (
     StatementError,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.util import await_only
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./engagebot.db"
 SUPPORTED_DRIVERS = {"sqlite+aiosqlite", "postgresql+asyncpg"}
@@ -112,111 +114,97 @@ class SQLiteWriteGate:
 
     SQLite allows a single writer; a second one gets SQLITE_BUSY and its busy handler sleeps in
     growing steps (1, 2, 5 ... 100 ms), which under concurrency costs far more than the writes.
-    Sessions take this gate before their first write and give it back at commit or rollback.
+    Whoever writes takes this gate first and gives it back when its transaction ends: the group
+    writer and bulk writers with ``async with gate.lock``; a session with :func:`hold_write_gate`
+    (and, for a handler writing through ``ctx.session``, at its first write: see ``_write_begins``).
     """
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
 
 
-class TrackedSession(AsyncSession):
-    """An AsyncSession that knows whether it wrote, and (on SQLite) takes the write gate first."""
-
-    gate: SQLiteWriteGate | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._holds_gate = False
-        self.wrote = False
-        # Whatever path a write takes (a method not overridden here), the session knows it wrote.
-        event.listen(self.sync_session, "after_flush", self._note_write)
-        event.listen(self.sync_session, "do_orm_execute", self._note_dml)
-
-    def _note_write(self, *_args: Any) -> None:
-        self.wrote = True
-
-    def _note_dml(self, state: Any) -> None:
-        if state.is_insert or state.is_update or state.is_delete:
-            self.wrote = True
-
-    async def _writing(self) -> None:
-        self.wrote = True
-        if self.gate is not None and not self._holds_gate:
-            # Connection first, then the gate: whoever holds the gate already has its connection,
-            # so nobody waits for the pool while holding the gate (no deadlock).
-            await self.connection()
-            await self.gate.lock.acquire()
-            self._holds_gate = True
-
-    def _give_gate(self) -> None:
-        if self._holds_gate:
-            self._holds_gate = False
-            assert self.gate is not None
-            self.gate.lock.release()
-
-    def has_changes(self) -> bool:
-        return bool(self.new or self.dirty or self.deleted)
-
-    async def _before(self, statement: Any = None) -> None:
-        # A query autoflushes pending changes first: that is a write too.
-        if getattr(statement, "is_dml", False) or getattr(statement, "is_ddl", False) or (
-                self.autoflush and self.has_changes()):
-            await self._writing()
-
-    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        await self._before(statement)
-        return await super().execute(statement, *args, **kwargs)
-
-    async def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        await self._before(statement)
-        return await super().scalar(statement, *args, **kwargs)
-
-    async def scalars(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        await self._before(statement)
-        return await super().scalars(statement, *args, **kwargs)
-
-    async def get(self, *args: Any, **kwargs: Any) -> Any:
-        await self._before()
-        return await super().get(*args, **kwargs)
-
-    async def stream(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        await self._before(statement)
-        return await super().stream(statement, *args, **kwargs)
-
-    async def flush(self, objects: Any = None) -> None:
-        if self.has_changes():
-            await self._writing()
-        await super().flush(objects)
-
-    async def commit(self) -> None:
-        if self.has_changes():
-            await self._writing()
-        try:
-            await super().commit()
-        finally:
-            self._give_gate()
-
-    async def rollback(self) -> None:
-        try:
-            await super().rollback()
-        finally:
-            self._give_gate()
-
-    async def close(self) -> None:
-        try:
-            await super().close()
-        finally:
-            self._give_gate()
-
-
 def sqlite_gate(engine: AsyncEngine) -> SQLiteWriteGate | None:
     """The engine's write gate (one per engine, so every session and the group writer share it)."""
     if not is_sqlite(engine):
         return None
-    return engine.sync_engine.__dict__.setdefault("_engagebot_write_gate", SQLiteWriteGate())
+    return _gate_of(engine.sync_engine, create=True)
+
+
+def _gate_of(bind: Any, *, create: bool = False) -> SQLiteWriteGate | None:
+    engine = getattr(bind, "engine", bind)  # a Connection's engine, or the Engine itself
+    if create:
+        return engine.__dict__.setdefault("_engagebot_write_gate", SQLiteWriteGate())
+    return engine.__dict__.get("_engagebot_write_gate")
+
+
+class WriteTrackedSession(Session):
+    """The sync session under every ``AsyncSession`` of :func:`make_sessionmaker`.
+
+    It overrides nothing: it is the target of the write hooks below, so that only our sessions
+    carry them. What a session wrote is kept in ``info``.
+    """
+
+
+_WROTE = "engagebot.wrote"
+_HOLDS_GATE = "engagebot.holds_gate"
+
+
+def session_wrote(session: AsyncSession) -> bool:
+    """Whether ``session`` wrote in its transaction (statements run, objects flushed) or holds
+    changes not flushed yet. A session not made by :func:`make_sessionmaker` counts as written."""
+    sync = session.sync_session
+    if not isinstance(sync, WriteTrackedSession):
+        return True
+    return bool(sync.info.get(_WROTE) or sync.new or sync.dirty or sync.deleted)
+
+
+async def hold_write_gate(session: AsyncSession) -> None:
+    """Mark ``session`` as writing and, on SQLite, hold the write gate until its transaction ends.
+
+    Connection first, then the gate: whoever holds the gate already has its connection, so nobody
+    waits for the pool while holding the gate (no deadlock). Nothing to take on PostgreSQL.
+    """
+    sync = session.sync_session
+    sync.info[_WROTE] = True
+    gate = _gate_of(sync.get_bind())
+    if gate is not None and not sync.info.get(_HOLDS_GATE):
+        await session.connection()
+        await gate.lock.acquire()
+        sync.info[_HOLDS_GATE] = True
+
+
+def _write_begins(sync: Session) -> None:
+    """:func:`hold_write_gate` from inside a session's own work (a flush, a DML statement), which
+    runs in SQLAlchemy's greenlet: a handler writing through ``ctx.session`` queues for the gate
+    at its first write without having to say so."""
+    sync.info[_WROTE] = True
+    gate = _gate_of(sync.get_bind())
+    if gate is not None and not sync.info.get(_HOLDS_GATE):
+        sync.connection()
+        await_only(gate.lock.acquire())
+        sync.info[_HOLDS_GATE] = True
+
+
+@event.listens_for(WriteTrackedSession, "before_flush")
+def _before_flush(sync: Session, _flush_context: Any, _instances: Any) -> None:
+    _write_begins(sync)
+
+
+@event.listens_for(WriteTrackedSession, "do_orm_execute")
+def _before_statement(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        _write_begins(state.session)
+
+
+@event.listens_for(WriteTrackedSession, "after_transaction_end")
+def _release_gate(sync: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None and sync.info.pop(_HOLDS_GATE, False):
+        gate = _gate_of(sync.get_bind())
+        assert gate is not None
+        gate.lock.release()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that never expire loaded rows on commit; on SQLite they queue for the write gate."""
-    session_class = type("EngagebotSession", (TrackedSession,), {"gate": sqlite_gate(engine)})
-    return async_sessionmaker(engine, expire_on_commit=False, class_=session_class)
+    sqlite_gate(engine)  # created now, so every session of this engine finds the same one
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=WriteTrackedSession)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -18,7 +19,7 @@ from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict, reply_kind, reply_text, reply_to_dict
 from bot.core.store import DuplicateExchange, Exchange
 
-from .engine import insert_ignoring_conflicts
+from .engine import hold_write_gate, insert_ignoring_conflicts, session_wrote
 from .models import Follower, Message
 from .reader import FollowerReader
 from .writer import ExchangeWrite, GroupWriter
@@ -40,6 +41,13 @@ _REPLIES = select(Message.id, Message.body, Message.status).where(
 # Columns every message row written by the group writer carries (executemany wants one shape).
 _MESSAGE_COLUMNS = ("follower_id", "channel", "account", "direction", "kind", "text", "payload", "body",
                     "dedupe_key", "status", "attempts", "created_at", "sent_at", "next_attempt_at")
+
+
+class WriteRoute(StrEnum):
+    """The two ways a message's exchange reaches the database."""
+
+    GROUP_WRITER = "group writer"  # the handler wrote nothing: many messages commit in one transaction
+    HANDLER_TRANSACTION = "handler's transaction"  # it did (a claim...): the exchange commits with it
 
 
 class SqlStore:
@@ -110,7 +118,9 @@ class SqlStore:
                          next_attempt_at=None if index < passive_count else now + self.send_lease)
             for index, reply in enumerate(replies)
         ]
-        if self.writer is not None and not _handler_wrote(session):
+        route = self.route(session)
+        if route is WriteRoute.GROUP_WRITER:
+            assert self.writer is not None
             write = ExchangeWrite(follower.id, follower_changes(follower), inbound, outbound)
             # Give the connection back (if the handler read) before waiting: the writer needs one.
             await session.rollback()
@@ -118,9 +128,17 @@ class SqlStore:
             return Exchange(inbound_id, replies, outbound_ids, passive_count, follower.id)
         return await self._record_in_session(session, msg, follower, inbound, outbound, replies, passive_count)
 
+    def route(self, session: AsyncSession) -> WriteRoute:
+        """How this message's exchange is written: with the group writer's next batch, unless the
+        handler wrote through the session (then in its transaction, so both commit together)."""
+        if self.writer is None or session_wrote(session):
+            return WriteRoute.HANDLER_TRANSACTION
+        return WriteRoute.GROUP_WRITER
+
     async def _record_in_session(self, session: AsyncSession, msg: Inbound, follower: FollowerRecord,
                                  inbound: dict[str, Any], outbound: list[dict[str, Any]], replies: list[Reply],
                                  passive_count: int) -> Exchange:
+        await hold_write_gate(session)  # on SQLite: queue for the gate (held already if the handler wrote)
         changes = follower_changes(follower)
         if changes:
             await session.execute(update(Follower).where(Follower.id == follower.id).values(**changes))
@@ -137,12 +155,6 @@ class SqlStore:
                 raise DuplicateExchange() from exc
             raise
         return Exchange(inbound_row.id, replies, [r.id for r in rows], passive_count, follower.id)
-
-
-def _handler_wrote(session: AsyncSession) -> bool:
-    """Whether the handler wrote through the session (statements, or objects added or changed)."""
-    has_changes = getattr(session, "has_changes", None)
-    return getattr(session, "wrote", True) or has_changes is None or has_changes()
 
 
 def _message_row(follower_id: int, msg: Inbound, **values: Any) -> dict[str, Any]:

@@ -105,3 +105,31 @@ async def test_a_retry_survives_the_first_try_being_cancelled(database_url: str)
         assert result.replies == [TextReply("answered")]
         async with bot.sessions() as s:
             assert await s.scalar(select(func.count()).select_from(Message).where(Message.dedupe_key == "m1")) == 1
+
+
+async def test_the_route_follows_what_the_handler_did_and_a_write_holds_the_sqlite_gate(database_url: str) -> None:
+    from sqlalchemy import insert
+
+    from bot.core.clock import utcnow
+    from bot.storage.engine import sqlite_gate
+    from bot.storage.models import SharedToken
+    from bot.storage.store import WriteRoute
+
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
+        gate = sqlite_gate(bot.engine)
+        async with bot.store.session() as session:
+            await session.execute(select(func.count()).select_from(Follower))  # reading is not writing
+            assert bot.store.route(session) is WriteRoute.GROUP_WRITER
+            assert gate is None or not gate.lock.locked()
+            await session.execute(insert(SharedToken).values(name="t", value="1", expires_at=utcnow(),
+                                                             updated_at=utcnow()))
+            assert bot.store.route(session) is WriteRoute.HANDLER_TRANSACTION
+            assert gate is None or gate.lock.locked()  # taken at the first write, before SQLite's lock
+            await session.commit()
+            assert gate is None or not gate.lock.locked()  # given back with the transaction
+        async with bot.store.session() as session:
+            session.add(SharedToken(name="u", value="2", expires_at=utcnow(), updated_at=utcnow()))
+            assert bot.store.route(session) is WriteRoute.HANDLER_TRANSACTION  # a change not flushed yet
+            await session.flush()
+            assert gate is None or gate.lock.locked()
+        assert gate is None or not gate.lock.locked()  # closing the session ends its transaction
