@@ -49,7 +49,7 @@ class FollowerRecord:
     created_at: datetime
     changes: dict[str, Any]
 
-    def __init__(self, values: Mapping[str, Any]) -> None:
+    def __init__(self, values: Mapping[Any, Any]) -> None:
         """``values``: every field by name (a row's mapping); lists and dicts are copied."""
         for name in FOLLOWER_FIELDS:
             object.__setattr__(self, name, _own(values[name]))

@@ -58,7 +58,8 @@ class Store(Protocol):
         """Update the follower for what it just did (follow, unfollow, first touch, reply window)."""
 
     async def record_exchange(
-        self, session: AsyncSession, msg: Inbound, follower: FollowerRecord, replies: list[Reply], *, passive_count: int,
+        self, session: AsyncSession, msg: Inbound, follower: FollowerRecord, replies: list[Reply], *,
+        passive_count: int,
     ) -> Exchange:
         """Store the inbound message, the replies (the first ``passive_count`` as answered inline, the
         rest as pending outbox rows) and the follower's changes; commit.

@@ -132,9 +132,10 @@ def sqlite_gate(engine: AsyncEngine) -> SQLiteWriteGate | None:
 
 def _gate_of(bind: Any, *, create: bool = False) -> SQLiteWriteGate | None:
     engine = getattr(bind, "engine", bind)  # a Connection's engine, or the Engine itself
+    gates: dict[str, SQLiteWriteGate] = engine.__dict__
     if create:
-        return engine.__dict__.setdefault("_engagebot_write_gate", SQLiteWriteGate())
-    return engine.__dict__.get("_engagebot_write_gate")
+        return gates.setdefault("_engagebot_write_gate", SQLiteWriteGate())
+    return gates.get("_engagebot_write_gate")
 
 
 class WriteTrackedSession(Session):

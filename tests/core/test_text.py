@@ -34,8 +34,8 @@ BREAK_TOKENS = [" ", "\n", "。", "！", "？", "，", "、"]
 MARKUP = {
     "plain": (plain, []),
     "html": (html, ["&amp;", "&#20320;", "&#x4F60;", "<b>", "</b>", '<a href="https://ex.example/a b?x=1&amp;y=2">']),
-    "wechat": (wechat_markup, ["&amp;", "&lt;", "&#20320;", '<a href="https://mp.weixin.qq.com/s?a=1&amp;b=2">阅读 全文</a>',
-                               "<a href='weixin://x'>go</a>"]),
+    "wechat": (wechat_markup, ["&amp;", "&lt;", "&#20320;", "<a href='weixin://x'>go</a>",
+                               '<a href="https://mp.weixin.qq.com/s?a=1&amp;b=2">阅读 全文</a>']),
 }
 PLAIN_CHARS = st.sampled_from("abcXYZ019.-_éß") | st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF)
 
