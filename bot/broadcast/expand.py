@@ -21,6 +21,7 @@ from bot.core.reply import Button, ButtonsReply, Reply, TextReply
 from bot.core.serialize import reply_kind, reply_text, reply_to_dict
 from bot.i18n import INTERNATIONAL_LOCALE, N_, Catalogs, default_catalogs, locale_keys
 from bot.storage.models import Follower, Message
+from bot.storage.status import DeliveryStatus
 
 from .audience import Audience, follower_locale, text_for
 from .models import EXPANDING, QUEUED, SENDING, Broadcast
@@ -109,7 +110,7 @@ async def expand_broadcast(
         return {"follower_id": follower.id, "channel": follower.channel, "account": follower.account,
                 "direction": "out", "kind": kind, "text": text, "body": body,
                 "dedupe_key": dedupe_key(broadcast_id, follower.id), "broadcast_id": broadcast_id,
-                "status": "pending", "attempts": 0, "next_attempt_at": None, "created_at": created}
+                "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": None, "created_at": created}
 
     page = (select(Follower.id, Follower.channel, Follower.account, Follower.locale, Follower.locale_hint,
                    Follower.tags).where(*audience.sql_conditions()).order_by(Follower.id).limit(batch_size))

@@ -130,7 +130,7 @@ class Message(Base):
 class SenderPresence(Base):
     """A process able to send one channel account's outbox, seen alive at ``seen_at`` (a heartbeat).
 
-    Rows of an account nobody has served for a while are given up (``bot.channels.presence``).
+    Rows of an account nobody has served for a while are given up (``bot.delivery.presence``).
     """
 
     __tablename__ = "outbox_sender"

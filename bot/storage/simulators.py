@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.inbound import utcnow
 
 from .models import Follower, Message, SimulatorRecord
+from .status import DeliveryStatus
 
 # (kind, key, data); data None deletes the record.
 Change = tuple[str, str, dict[str, Any] | None]
@@ -93,5 +94,5 @@ async def reply_progress(sessions: async_sessionmaker[AsyncSession], *, channel:
         pending = await session.scalar(
             select(func.count()).select_from(Message).join(Follower, Follower.id == Message.follower_id).where(
                 Follower.channel == channel, Follower.account == account, Follower.external_id == external_id,
-                Message.direction == "out", Message.status.in_(("pending", "sending"))))
+                Message.direction == "out", Message.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING))))
     return handled, int(pending or 0)

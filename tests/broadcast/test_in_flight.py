@@ -13,10 +13,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.broadcast import progress, render_progress
-from bot.channels.outbox import OutboxSender
 from bot.core.capabilities import Capabilities
 from bot.core.inbound import utcnow
 from bot.core.reply import Reply
+from bot.delivery.outbox import OutboxSender
 from bot.errors import QuotaExceeded
 from bot.storage.models import Message
 from tests.support.broadcast import RecordingChannel, add_followers, start_broadcast, statuses

@@ -48,6 +48,7 @@ from bot.core.capabilities import Capabilities
 from bot.core.dispatcher import follower_hash
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, QrReply, Reply, TextReply
+from bot.delivery.outbox import OutboxSender
 from bot.errors import (
     FollowerGone,
     PayloadError,
@@ -62,7 +63,6 @@ from bot.logs import add_secrets
 from bot.storage.models import Follower, Message
 
 from ..base import Channel, Dispatch
-from ..outbox import OutboxSender
 from .config import TelegramConfig
 from .pacing import CHAT_PER_SECOND, OVERALL_PER_SECOND, PacedRateLimiter, retry_after_seconds
 from .polling import UpdatePoller

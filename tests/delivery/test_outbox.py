@@ -16,13 +16,20 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels import outbox as outbox_module
 from bot.channels.base import Channel
-from bot.channels.outbox import (HELD_FOR_MASS, LEASE, MAX_ATTEMPTS, OUTSIDE_WINDOW, OutboxSender, RateLimiter,
-                                 channel_key)
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.inbound import Inbound, Kind, utcnow
-from bot.core.reply import Article, ArticlesReply, Reply, TextReply
+from bot.core.reply import Article, ArticlesReply, Reply
+from bot.delivery import outbox as outbox_module
+from bot.delivery.outbox import (
+    HELD_FOR_MASS,
+    LEASE,
+    MAX_ATTEMPTS,
+    OUTSIDE_WINDOW,
+    OutboxSender,
+    RateLimiter,
+    channel_key,
+)
 from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
 from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.migrate import upgrade

@@ -37,10 +37,11 @@ from bot.core.inbound import utcnow
 from bot.core.serialize import reply_from_dict
 from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
 from bot.storage.models import Follower, Message
+from bot.storage.status import DeliveryStatus
 
-from .base import Channel
 from .journal import SENDING, OutboxJournal, Outcome, write_outcomes
 from .ratelimit import RateLimiter
+from .sender import Sender, can_mass_send, channel_key
 from .windows import HELD_FOR_MASS, OUTSIDE_WINDOW, has_windows, refusal_reason, take_window_slots
 
 log = logging.getLogger("engagebot.outbox")
@@ -56,15 +57,6 @@ __all__ = ["BATCH_SIZE", "CONCURRENCY", "HELD_FOR_MASS", "LEASE", "OUTSIDE_WINDO
            "SENDING", "can_mass_send", "channel_key"]
 
 
-def channel_key(channel: Channel) -> tuple[str, str]:
-    """The (channel, account) its outbox rows carry: the name a channel writes into ``Inbound.channel``."""
-    return getattr(channel, "channel_name", None) or channel.name, channel.account
-
-
-def can_mass_send(channel: Channel) -> bool:
-    return channel.capabilities.mass_send is not None and callable(getattr(channel, "send_mass", None))
-
-
 _ROW_COLUMNS = (Message.id, Message.follower_id, Message.body, Message.broadcast_id, Message.attempts,
                 Follower.external_id, Follower.following, Follower.last_action_kind, Follower.last_action_at,
                 Follower.window_sends)
@@ -73,7 +65,7 @@ _ROW_COLUMNS = (Message.id, Message.follower_id, Message.body, Message.broadcast
 class OutboxSender:
     """Sends one channel's outbox rows, paced by its capabilities; also sweeps rows left by a crash."""
 
-    def __init__(self, channel: Channel, sessions: async_sessionmaker[AsyncSession], *, sweep_every: float = 5.0,
+    def __init__(self, channel: Sender, sessions: async_sessionmaker[AsyncSession], *, sweep_every: float = 5.0,
                  batch_size: int | None = None, lease: timedelta = LEASE, concurrency: int = CONCURRENCY) -> None:
         self.channel = channel
         self.sessions = sessions
@@ -127,7 +119,7 @@ class OutboxSender:
         limit = limit or self.batch_size
         name, account = channel_key(self.channel)
         mine = (Message.channel == name, Message.account == account, Message.direction == "out")
-        pending, sending = Message.status == "pending", Message.status == SENDING
+        pending, sending = Message.status == DeliveryStatus.PENDING, Message.status == DeliveryStatus.SENDING
         async with self.sessions() as session:
             # Never-attempted rows (NULL) first, in id order; then retries and leases that ran out.
             fresh = select(Message.id).where(pending, *mine, Message.next_attempt_at.is_(None)).order_by(Message.id)
@@ -199,11 +191,12 @@ class OutboxSender:
         values: dict[str, Any] = {"next_attempt_at": token, "attempts": Message.attempts + 1}
         # ``status || ''``: the re-check must not drive the plan. SQLite would otherwise walk the status
         # index over every pending row (all of a broadcast) instead of looking up these ids.
-        conditions = [Message.id.in_(ids), Message.status.concat("") == (SENDING if in_doubt else "pending")]
+        was = DeliveryStatus.SENDING if in_doubt else DeliveryStatus.PENDING
+        conditions = [Message.id.in_(ids), Message.status.concat("") == was]
         if expired_only:  # another worker may have claimed them since they were read
             conditions.append((Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now))
         if in_doubt:
-            values["status"] = "pending"
+            values["status"] = DeliveryStatus.PENDING
             if not self.channel.capabilities.idempotent_sends:
                 values["resent_in_doubt"] = True
         result = await session.execute(update(Message).where(*conditions).values(**values).returning(Message.id),
@@ -225,7 +218,7 @@ class OutboxSender:
         refused: dict[int, Outcome] = {}
         for r in rows:  # a broadcast goes to followers only; a reply may still say goodbye
             if r.broadcast_id is not None and not r.following:
-                refused[r.id] = Outcome("undeliverable", "follower unfollowed")
+                refused[r.id] = Outcome(DeliveryStatus.UNDELIVERABLE, "follower unfollowed")
         if has_windows(caps):
             needs = Counter(r.follower_id for r in rows if r.id not in refused)
             granted = await take_window_slots(session, caps, dict(needs), now)
@@ -240,9 +233,9 @@ class OutboxSender:
                 reason = refusal_reason(caps, following=r.following, kind=r.last_action_kind, at=r.last_action_at,
                                         sends=r.window_sends + used[r.follower_id], now=now)
                 if mass and r.broadcast_id is not None and r.following:
-                    refused[r.id] = Outcome("held", HELD_FOR_MASS)
+                    refused[r.id] = Outcome(DeliveryStatus.HELD, HELD_FOR_MASS)
                 else:
-                    refused[r.id] = Outcome("undeliverable", reason)
+                    refused[r.id] = Outcome(DeliveryStatus.UNDELIVERABLE, reason)
         await write_outcomes(session, refused, now=now)
         await session.commit()
         to_send = [r for r in rows if r.id not in refused]
@@ -302,7 +295,7 @@ class OutboxSender:
                     key = f"outbox:{r.id}" if i == 0 else f"outbox:{r.id}.{i}"
                     await self.channel.send_reply(r.external_id, reply, context={
                         **(context or {}), "idempotency_key": key, "message_id": r.id, "broadcast_id": r.broadcast_id})
-                outcome = Outcome("sent")
+                outcome = Outcome(DeliveryStatus.SENT)
             except asyncio.CancelledError:
                 raise  # left "sending" if it was marked: in doubt, sent again after its lease
             except Exception as exc:  # noqa: BLE001 - every failure becomes the row's outcome
@@ -312,7 +305,7 @@ class OutboxSender:
             finally:
                 if marked:
                     self.in_flight -= 1
-            return outcome.status == "sent"
+            return outcome.status == DeliveryStatus.SENT
 
     def _failure(self, r: Row[Any], exc: Exception) -> Outcome:
         match exc:
@@ -320,21 +313,21 @@ class OutboxSender:
                 if exc.retry_after:
                     self.limiter.pause(exc.retry_after)
                 if r.attempts >= MAX_ATTEMPTS:
-                    return Outcome("failed", f"quota: {exc}")
+                    return Outcome(DeliveryStatus.FAILED, f"quota: {exc}")
                 delay = exc.retry_after or min(2 ** r.attempts, 300)
-                return Outcome("pending", f"retry: {exc}", retry_at=utcnow() + timedelta(seconds=delay))
+                return Outcome(DeliveryStatus.PENDING, f"retry: {exc}", retry_at=utcnow() + timedelta(seconds=delay))
             case OutsideReplyWindow():
                 if r.broadcast_id is not None and can_mass_send(self.channel):
-                    return Outcome("held", HELD_FOR_MASS)
-                return Outcome("undeliverable", str(exc) or OUTSIDE_WINDOW)
+                    return Outcome(DeliveryStatus.HELD, HELD_FOR_MASS)
+                return Outcome(DeliveryStatus.UNDELIVERABLE, str(exc) or OUTSIDE_WINDOW)
             case FollowerGone():
-                return Outcome("undeliverable", str(exc) or "follower gone", follower_gone=r.follower_id)
+                return Outcome(DeliveryStatus.UNDELIVERABLE, str(exc) or "follower gone", follower_gone=r.follower_id)
             case PlatformAPIError():
-                return Outcome("failed", str(exc))
+                return Outcome(DeliveryStatus.FAILED, str(exc))
         log.error("outbound send raised", exc_info=exc, extra={"channel": self.channel.name, "message_id": r.id})
         if r.attempts >= MAX_ATTEMPTS:
-            return Outcome("failed", f"error: {exc!r}")
-        return Outcome("pending", f"retry: {exc!r}", retry_at=utcnow() + timedelta(seconds=min(2 ** r.attempts, 300)))
+            return Outcome(DeliveryStatus.FAILED, f"error: {exc!r}")
+        return Outcome(DeliveryStatus.PENDING, f"retry: {exc!r}", retry_at=utcnow() + timedelta(seconds=min(2 ** r.attempts, 300)))
 
 
 def _skip_locked(session: AsyncSession, query: Any) -> Any:
