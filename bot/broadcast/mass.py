@@ -20,7 +20,7 @@ import zlib
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.inbound import utcnow
@@ -28,6 +28,7 @@ from bot.core.serialize import reply_from_dict
 from bot.delivery.sender import MassSender, Sender, can_mass_send, channel_key
 from bot.delivery.windows import HELD_FOR_MASS, OUTSIDE_WINDOW
 from bot.errors import EngagebotError, QuotaExceeded
+from bot.storage.dialect import lock_for_transaction
 from bot.storage.models import Follower, Message
 from bot.storage.status import DeliveryStatus
 
@@ -185,6 +186,4 @@ async def _fail(sessions: async_sessionmaker[AsyncSession], mass_id: int, tag: s
 
 async def _lock_quota(session: AsyncSession, channel: str, account: str) -> None:
     """Serialize quota checks per account on PostgreSQL (SQLite serializes writers already)."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        key = zlib.crc32(f"mass:{channel}:{account}".encode())
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    await lock_for_transaction(session, zlib.crc32(f"mass:{channel}:{account}".encode()))

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.inbound import utcnow
 from bot.core.serialize import reply_from_dict
 from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
+from bot.storage.dialect import skip_locked
 from bot.storage.models import Follower, Message
 from bot.storage.status import DeliveryStatus
 
@@ -123,13 +124,13 @@ class OutboxSender:
         async with self.sessions() as session:
             # Never-attempted rows (NULL) first, in id order; then retries and leases that ran out.
             fresh = select(Message.id).where(pending, *mine, Message.next_attempt_at.is_(None)).order_by(Message.id)
-            claimed = await self._claim(session, _skip_locked(session, fresh.limit(limit)), now)
+            claimed = await self._claim(session, skip_locked(session, fresh.limit(limit)), now)
             for status in (pending, sending):  # "sending" past its lease: its sender died mid-send
                 if len(claimed) >= limit:
                     break
                 due = (select(Message.id).where(status, *mine, Message.next_attempt_at <= now)
                        .order_by(Message.next_attempt_at, Message.id).limit(limit - len(claimed)))
-                claimed |= await self._claim(session, _skip_locked(session, due), now, in_doubt=status is sending)
+                claimed |= await self._claim(session, skip_locked(session, due), now, in_doubt=status is sending)
             rows = await self._prepare(session, claimed, now)
         if rows:
             await self._send_all(rows, context=None, ordered=False)
@@ -329,9 +330,3 @@ class OutboxSender:
             return Outcome(DeliveryStatus.FAILED, f"error: {exc!r}")
         return Outcome(DeliveryStatus.PENDING, f"retry: {exc!r}", retry_at=utcnow() + timedelta(seconds=min(2 ** r.attempts, 300)))
 
-
-def _skip_locked(session: AsyncSession, query: Any) -> Any:
-    """On PostgreSQL, let concurrent workers pass over rows another is claiming."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query

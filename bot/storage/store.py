@@ -16,7 +16,7 @@ from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict, reply_kind, reply_text, reply_to_dict
 from bot.core.store import DuplicateExchange, Exchange
 
-from .engine import insert_ignoring_conflicts
+from .dialect import insert_ignore
 from .models import Follower, Message
 from .reader import FollowerReader, FollowerRecord
 from .writer import ExchangeWrite, GroupWriter
@@ -165,7 +165,7 @@ async def get_or_create_follower(
         return follower
     values = dict(channel=channel, account=account, external_id=external_id, display_name=display_name,
                   following=False, tags=[], state_data={}, window_sends=0, created_at=utcnow())
-    await session.execute(insert_ignoring_conflicts(session, Follower).values(**values))
+    await session.execute(insert_ignore(session, Follower).values(**values))
     # Committed at once (a tiny transaction): the follower exists whatever happens to this message.
     await session.commit()
     return (await session.execute(_FOLLOWER, params)).scalar_one()
