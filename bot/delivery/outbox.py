@@ -13,7 +13,8 @@ broadcast expansion (``next_attempt_at`` NULL: due now, nobody's yet). Each row 
    (``max_sends_per_second``, ``max_sends_per_chat_per_second``), carrying the row id as
    ``context["idempotency_key"]``;
 4. write ``sent`` / ``failed`` / ``undeliverable`` (or back to ``pending`` with a retry time) as soon as
-   the platform answers (committed before the send's slot is free).
+   the platform answers (committed before the send's slot is free). What is retried, in place or
+   later, and when it gives up is :class:`~bot.delivery.retry.RetryPolicy`'s call, for every channel.
 
 Marks and outcomes of concurrent sends share commits (``journal.py``). At most ``concurrency``
 rows (10) are between 3 and 4 at any time: that is all a crash can leave in doubt. After their lease
@@ -34,6 +35,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.inbound import utcnow
+from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict
 from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
 from bot.storage.dialect import skip_locked
@@ -42,20 +44,20 @@ from bot.storage.status import DeliveryStatus
 
 from .journal import SENDING, OutboxJournal, Outcome, write_outcomes
 from .ratelimit import RateLimiter
+from .retry import MAX_ATTEMPTS, RetryPolicy
 from .sender import Sender, can_mass_send, channel_key
 from .windows import HELD_FOR_MASS, OUTSIDE_WINDOW, has_windows, refusal_reason, take_window_slots
 
 log = logging.getLogger("engagebot.outbox")
 
-MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=60)
 BATCH_SIZE = 500  # rows claimed at once when the channel declares no rate
 BATCH_SECONDS = 2.0  # with a declared rate, a batch is about this long (Telegram's 25/s: 50 rows)
 CONCURRENCY = 10  # sends in flight at once per channel: the most a crash can leave in doubt
 STOP_TIMEOUT = 10.0  # seconds an orderly stop waits for the sends in flight
 
-__all__ = ["BATCH_SIZE", "CONCURRENCY", "HELD_FOR_MASS", "LEASE", "OUTSIDE_WINDOW", "OutboxSender", "RateLimiter",
-           "SENDING", "can_mass_send", "channel_key"]
+__all__ = ["BATCH_SIZE", "CONCURRENCY", "HELD_FOR_MASS", "LEASE", "MAX_ATTEMPTS", "OUTSIDE_WINDOW", "OutboxSender",
+           "RateLimiter", "RetryPolicy", "SENDING", "can_mass_send", "channel_key"]
 
 
 _ROW_COLUMNS = (Message.id, Message.follower_id, Message.body, Message.broadcast_id, Message.attempts,
@@ -67,8 +69,10 @@ class OutboxSender:
     """Sends one channel's outbox rows, paced by its capabilities; also sweeps rows left by a crash."""
 
     def __init__(self, channel: Sender, sessions: async_sessionmaker[AsyncSession], *, sweep_every: float = 5.0,
-                 batch_size: int | None = None, lease: timedelta = LEASE, concurrency: int = CONCURRENCY) -> None:
+                 batch_size: int | None = None, lease: timedelta = LEASE, concurrency: int = CONCURRENCY,
+                 retry: RetryPolicy | None = None) -> None:
         self.channel = channel
+        self.retry = retry or RetryPolicy()
         self.sessions = sessions
         self.sweep_every = sweep_every
         caps = channel.capabilities
@@ -292,9 +296,8 @@ class OutboxSender:
                         marked = True
                         self.in_flight += 1
                         self.most_in_flight = max(self.most_in_flight, self.in_flight)
-                    await self.limiter.depart(r.external_id)
                     key = f"outbox:{r.id}" if i == 0 else f"outbox:{r.id}.{i}"
-                    await self.channel.send_reply(r.external_id, reply, context={
+                    await self._send_part(r.external_id, reply, context={
                         **(context or {}), "idempotency_key": key, "message_id": r.id, "broadcast_id": r.broadcast_id})
                 outcome = Outcome(DeliveryStatus.SENT)
             except asyncio.CancelledError:
@@ -308,14 +311,40 @@ class OutboxSender:
                     self.in_flight -= 1
             return outcome.status == DeliveryStatus.SENT
 
+    async def _send_part(self, chat: str, reply: Reply, *, context: dict[str, Any]) -> None:
+        """Send one part when its departure comes; repeat it in place where the retry policy says so.
+
+        In place (a chat's own "retry after", a request that surely never went): the row stays
+        marked ``sending`` and held, its lease renewed, so the chat's order is kept and no other
+        sender takes it meanwhile. Any other failure is raised, for :meth:`_failure` to record.
+        """
+        tries: Counter[str] = Counter()
+        while True:
+            await self.limiter.depart(chat)
+            try:
+                await self.channel.send_reply(chat, reply, context=context)
+                return
+            except QuotaExceeded as exc:
+                if exc.chat_only and exc.retry_after:
+                    self.limiter.pause(exc.retry_after, chat=chat)
+                wait = self.retry.wait_in_place(exc, tries)
+                if wait is None:
+                    raise
+                log.info("send not taken, repeating it", extra={
+                    "channel": self.channel.name, "message_id": context.get("message_id"), "in_s": wait,
+                    "error": str(exc)})
+                if not exc.chat_only:
+                    await asyncio.sleep(wait)  # a chat's own wait is the limiter's pause
+            await self.limiter.acquire(chat)
+
     def _failure(self, r: Row[Any], exc: Exception) -> Outcome:
         match exc:
             case QuotaExceeded():
                 if exc.retry_after:
                     self.limiter.pause(exc.retry_after)
-                if r.attempts >= MAX_ATTEMPTS:
+                if self.retry.gives_up(r.attempts):
                     return Outcome(DeliveryStatus.FAILED, f"quota: {exc}")
-                delay = exc.retry_after or min(2 ** r.attempts, 300)
+                delay = exc.retry_after or self.retry.backoff(r.attempts)
                 return Outcome(DeliveryStatus.PENDING, f"retry: {exc}", retry_at=utcnow() + timedelta(seconds=delay))
             case OutsideReplyWindow():
                 if r.broadcast_id is not None and can_mass_send(self.channel):
@@ -326,7 +355,8 @@ class OutboxSender:
             case PlatformAPIError():
                 return Outcome(DeliveryStatus.FAILED, str(exc))
         log.error("outbound send raised", exc_info=exc, extra={"channel": self.channel.name, "message_id": r.id})
-        if r.attempts >= MAX_ATTEMPTS:
+        if self.retry.gives_up(r.attempts):
             return Outcome(DeliveryStatus.FAILED, f"error: {exc!r}")
-        return Outcome(DeliveryStatus.PENDING, f"retry: {exc!r}", retry_at=utcnow() + timedelta(seconds=min(2 ** r.attempts, 300)))
+        return Outcome(DeliveryStatus.PENDING, f"retry: {exc!r}",
+                       retry_at=utcnow() + timedelta(seconds=self.retry.backoff(r.attempts)))
 
