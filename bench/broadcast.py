@@ -97,6 +97,7 @@ async def child_plain(n: int, tmp: str) -> dict[str, float]:
 
     from bot.core.clock import utcnow
     from bot.storage.models import Follower, Message
+    from bot.storage.status import DeliveryStatus
 
     engine, sessions = await _database(tmp, n)
     t0 = time.perf_counter()
@@ -107,7 +108,7 @@ async def child_plain(n: int, tmp: str) -> dict[str, float]:
             await session.execute(insert(Message.__table__), [
                 {"follower_id": i, "channel": "mock", "account": "mock", "direction": "out", "kind": "text",
                  "text": "Spring sale", "body": {"type": "text", "text": "Spring sale"}, "dedupe_key": f"p:{i}",
-                 "status": "pending", "attempts": 0, "created_at": now} for i in ids[start:start + 1000]])
+                 "status": DeliveryStatus.PENDING, "attempts": 0, "created_at": now} for i in ids[start:start + 1000]])
             await session.commit()
     insert_s = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -118,7 +119,8 @@ async def child_plain(n: int, tmp: str) -> dict[str, float]:
                                            .order_by(Message.id).limit(500))).scalars().all()
             if not batch:
                 break
-            await session.execute(update(Message).where(Message.id.in_(batch)).values(status="sent", sent_at=now))
+            await session.execute(update(Message).where(Message.id.in_(batch)).values(
+                status=DeliveryStatus.SENT, sent_at=now))
             await session.commit()
             last = batch[-1]
     mark_s = time.perf_counter() - t0

@@ -73,13 +73,22 @@ class PlatformAPIError(EngagebotError):
 
 
 class QuotaExceeded(EngagebotError):
-    """A platform limit was hit; try again after ``retry_after`` seconds."""
+    """A platform limit was hit; try again after ``retry_after`` seconds.
+
+    ``chat_only``: the limit is the one chat's own (Telegram's 429 per chat); other chats may go on.
+    """
 
     http_status = 429
 
-    def __init__(self, message: str = "quota exceeded", *, retry_after: float | None = None) -> None:
+    def __init__(self, message: str = "quota exceeded", *, retry_after: float | None = None,
+                 chat_only: bool = False) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.chat_only = chat_only
+
+
+class NotSent(QuotaExceeded):
+    """The request surely never reached the platform (refused before it was written, or a 5xx): safe to repeat."""
 
 
 class OutsideReplyWindow(EngagebotError):

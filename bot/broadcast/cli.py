@@ -83,7 +83,7 @@ async def cmd_start(args: argparse.Namespace) -> int:
         print(f"broadcast #{broadcast_id}: {p.total} follower(s) queued; "
               "`engagebot run` or `engagebot broadcast work` sends them")
         if not args.wait:  # the watcher says it itself, and then gives them up
-            from bot.channels.presence import unserved_accounts
+            from bot.delivery.presence import unserved_accounts
 
             wait = settings.outbox.no_sender_wait_seconds
             async with sessions() as session:
@@ -116,7 +116,7 @@ async def _watch(sessions: async_sessionmaker[AsyncSession], broadcast_id: int, 
     ``ENGAGEBOT_OUTBOX__NO_SENDER_WAIT_SECONDS``, and closes the broadcast when nothing is left:
     with no worker running at all, it still ends.
     """
-    from bot.channels.presence import beat_every, give_up_unserved
+    from bot.delivery.presence import beat_every, give_up_unserved
 
     from .status import finish_done, progress, render_progress
 

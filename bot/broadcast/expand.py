@@ -20,7 +20,9 @@ from bot.core.clock import utcnow
 from bot.core.reply import Button, ButtonsReply, Reply, TextReply
 from bot.core.serialize import reply_kind, reply_text, reply_to_dict
 from bot.i18n import INTERNATIONAL_LOCALE, N_, Catalogs, default_catalogs, locale_keys
+from bot.storage.dialect import insert_ignore
 from bot.storage.models import Follower, Message
+from bot.storage.status import DeliveryStatus
 
 from .audience import Audience, follower_locale, text_for
 from .models import EXPANDING, QUEUED, SENDING, Broadcast
@@ -109,7 +111,7 @@ async def expand_broadcast(
         return {"follower_id": follower.id, "channel": follower.channel, "account": follower.account,
                 "direction": "out", "kind": kind, "text": text, "body": body,
                 "dedupe_key": dedupe_key(broadcast_id, follower.id), "broadcast_id": broadcast_id,
-                "status": "pending", "attempts": 0, "next_attempt_at": None, "created_at": created}
+                "status": DeliveryStatus.PENDING, "attempts": 0, "next_attempt_at": None, "created_at": created}
 
     page = (select(Follower.id, Follower.channel, Follower.account, Follower.locale, Follower.locale_hint,
                    Follower.tags).where(*audience.sql_conditions()).order_by(Follower.id).limit(batch_size))
@@ -135,15 +137,8 @@ async def expand_broadcast(
                 return False  # cancelled meanwhile
             values = [v for f in followers if (v := row_for(f, now)) is not None]
             if values:
-                await session.execute(_insert_ignoring_duplicates(session), values)
+                await session.execute(insert_ignore(session, Message, index_elements=["channel", "account", "dedupe_key"]),
+                                      values)
             await session.commit()
             cursor = followers[-1].id
 
-
-def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(Message.__table__).on_conflict_do_nothing(index_elements=["channel", "account", "dedupe_key"])

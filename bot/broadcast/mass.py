@@ -18,18 +18,19 @@ from __future__ import annotations
 import logging
 import zlib
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.base import Channel
-from bot.channels.outbox import HELD_FOR_MASS, OUTSIDE_WINDOW, can_mass_send, channel_key
 from bot.core.clock import utcnow
-from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict
+from bot.delivery.sender import MassSender, Sender, can_mass_send, channel_key
+from bot.delivery.windows import HELD_FOR_MASS, OUTSIDE_WINDOW
 from bot.errors import EngagebotError, QuotaExceeded
+from bot.storage.dialect import lock_for_transaction
 from bot.storage.models import Follower, Message
+from bot.storage.status import DeliveryStatus
 
 from .models import SENDING, Broadcast, MassSend
 
@@ -40,10 +41,6 @@ RETRY_SOON = 120.0  # seconds: a "try again later" up to this long keeps the cal
 QUOTA_USED_UP = f"{OUTSIDE_WINDOW}; the mass-send quota is used up"
 
 
-class MassSender(Protocol):
-    async def send_mass(self, external_ids: list[str], reply: Reply, *, context: dict[str, Any]) -> str | None: ...
-
-
 def mass_key(mass: Any) -> str:
     """The idempotency key of one mass send: its id and creation time (unique even after a database reset).
 
@@ -52,7 +49,7 @@ def mass_key(mass: Any) -> str:
     return f"mass:{mass.id}:{int(mass.created_at.timestamp() * 1_000_000)}"
 
 
-async def run_mass_sends(channel: Channel, sessions: async_sessionmaker[AsyncSession], *,
+async def run_mass_sends(channel: Sender, sessions: async_sessionmaker[AsyncSession], *,
                          lease: timedelta = MASS_LEASE) -> int:
     """Repeat mass sends left in doubt, then send held rows of broadcasts done with single sends; return calls."""
     if not can_mass_send(channel):
@@ -62,10 +59,10 @@ async def run_mass_sends(channel: Channel, sessions: async_sessionmaker[AsyncSes
     now = utcnow()
     async with sessions() as session:
         stale = (await session.execute(select(MassSend.id).where(
-            MassSend.channel == name, MassSend.account == account, MassSend.status == "sending",
+            MassSend.channel == name, MassSend.account == account, MassSend.status == DeliveryStatus.SENDING,
             func.coalesce(MassSend.sent_at, MassSend.created_at) < now - lease))).scalars().all()
         waiting = (await session.execute(select(Message.broadcast_id).distinct().where(
-            Message.channel == name, Message.account == account, Message.status == "held",
+            Message.channel == name, Message.account == account, Message.status == DeliveryStatus.HELD,
             Message.reason == HELD_FOR_MASS))).scalars().all()
     for mass_id in stale:
         await _call(channel, sessions, mass_id, retake_before=now - lease)
@@ -75,7 +72,7 @@ async def run_mass_sends(channel: Channel, sessions: async_sessionmaker[AsyncSes
     return calls
 
 
-async def _send_broadcast(channel: Channel, sessions: async_sessionmaker[AsyncSession], broadcast_id: int) -> int:
+async def _send_broadcast(channel: Sender, sessions: async_sessionmaker[AsyncSession], broadcast_id: int) -> int:
     name, account = channel_key(channel)
     quota = channel.capabilities.mass_send
     assert quota is not None
@@ -86,10 +83,12 @@ async def _send_broadcast(channel: Channel, sessions: async_sessionmaker[AsyncSe
             status = (await session.execute(select(Broadcast.status).where(Broadcast.id == broadcast_id))).scalar()
             if status != SENDING:
                 return calls  # still expanding (wait), or cancelled
-            if (await session.execute(select(Message.id).where(*mine, Message.status == "pending").limit(1))).first():
+            if (await session.execute(select(Message.id).where(
+                    *mine, Message.status == DeliveryStatus.PENDING).limit(1))).first():
                 return calls  # single sends first: some of these followers may still be reached directly
             texts = (await session.execute(select(Message.text).where(
-                *mine, Message.status == "held", Message.reason == HELD_FOR_MASS).limit(1))).scalars().all()
+                *mine, Message.status == DeliveryStatus.HELD, Message.reason == HELD_FOR_MASS,
+            ).limit(1))).scalars().all()
             if not texts:
                 return calls
             await _lock_quota(session, name, account)
@@ -99,18 +98,20 @@ async def _send_broadcast(channel: Channel, sessions: async_sessionmaker[AsyncSe
                 MassSend.created_at > now - quota.period))).scalar_one()
             if used >= quota.per_period:
                 result = await session.execute(update(Message).where(
-                    *mine, Message.status == "held", Message.reason == HELD_FOR_MASS,
-                ).values(status="undeliverable", reason=QUOTA_USED_UP), execution_options={"synchronize_session": False})
+                    *mine, Message.status == DeliveryStatus.HELD, Message.reason == HELD_FOR_MASS,
+                ).values(status=DeliveryStatus.UNDELIVERABLE, reason=QUOTA_USED_UP),
+                    execution_options={"synchronize_session": False})
                 await session.commit()
                 log.warning("mass-send quota used up", extra={"channel": name, "broadcast": broadcast_id,
                                                               "rows": result.rowcount})
                 return calls
             mass = MassSend(broadcast_id=broadcast_id, channel=name, account=account, text=texts[0], recipients=0,
-                            status="sending", created_at=now)
+                            status=DeliveryStatus.SENDING, created_at=now)
             session.add(mass)
             await session.flush()
-            batch = (select(Message.id).where(*mine, Message.status == "held", Message.reason == HELD_FOR_MASS,
-                                              Message.text == texts[0]).order_by(Message.id).limit(quota.max_recipients))
+            batch = (select(Message.id).where(*mine, Message.status == DeliveryStatus.HELD,
+                                              Message.reason == HELD_FOR_MASS, Message.text == texts[0])
+                     .order_by(Message.id).limit(quota.max_recipients))
             tagged = await session.execute(update(Message).where(Message.id.in_(batch)).values(
                 reason=f"mass:{mass.id}"), execution_options={"synchronize_session": False})
             mass.recipients = tagged.rowcount
@@ -120,7 +121,7 @@ async def _send_broadcast(channel: Channel, sessions: async_sessionmaker[AsyncSe
         calls += 1
 
 
-async def _call(channel: Channel, sessions: async_sessionmaker[AsyncSession], mass_id: int, *,
+async def _call(channel: Sender, sessions: async_sessionmaker[AsyncSession], mass_id: int, *,
                 retake_before: datetime | None = None) -> None:
     """Make (or repeat, ``retake_before`` given) one mass send, then record its outcome on its rows."""
     tag = f"mass:{mass_id}"
@@ -129,17 +130,20 @@ async def _call(channel: Channel, sessions: async_sessionmaker[AsyncSession], ma
         # repeats it only once this call is older than the lease, i.e. was cut short by a crash.
         free = (MassSend.sent_at.is_(None) if retake_before is None
                 else func.coalesce(MassSend.sent_at, MassSend.created_at) < retake_before)
-        taken = await session.execute(update(MassSend).where(MassSend.id == mass_id, MassSend.status == "sending", free)
+        taken = await session.execute(update(MassSend).where(MassSend.id == mass_id,
+                                                             MassSend.status == DeliveryStatus.SENDING, free)
                                       .values(sent_at=utcnow()).returning(MassSend.created_at))
         created_at = taken.scalar()
         await session.commit()
         if created_at is None:
             return  # finished meanwhile by another worker
         rows = (await session.execute(select(Follower.external_id, Message.body).join(
-            Follower, Follower.id == Message.follower_id).where(Message.reason == tag, Message.status == "held")
+            Follower, Follower.id == Message.follower_id).where(Message.reason == tag,
+                                                                Message.status == DeliveryStatus.HELD)
             .order_by(Message.id))).all()
         if not rows:
-            await session.execute(update(MassSend).where(MassSend.id == mass_id).values(status="sent", sent_at=utcnow()))
+            await session.execute(update(MassSend).where(MassSend.id == mass_id).values(
+                status=DeliveryStatus.SENT, sent_at=utcnow()))
             await session.commit()
             return
         reply = channel.degrade([reply_from_dict(rows[0].body or {})])[0]
@@ -162,9 +166,10 @@ async def _call(channel: Channel, sessions: async_sessionmaker[AsyncSession], ma
     now = utcnow()
     async with sessions() as session:
         await session.execute(update(MassSend).where(MassSend.id == mass_id).values(
-            status="sent", platform_id=str(platform_id)[:64] if platform_id else None, sent_at=now))
-        await session.execute(update(Message).where(Message.reason == tag, Message.status.in_(("held", "cancelled"))).values(
-            status="sent", sent_at=now, reason=f"mass send {platform_id or mass_id}"[:255], next_attempt_at=None),
+            status=DeliveryStatus.SENT, platform_id=str(platform_id)[:64] if platform_id else None, sent_at=now))
+        await session.execute(update(Message).where(
+            Message.reason == tag, Message.status.in_((DeliveryStatus.HELD, DeliveryStatus.CANCELLED))).values(
+            status=DeliveryStatus.SENT, sent_at=now, reason=f"mass send {platform_id or mass_id}"[:255], next_attempt_at=None),
             execution_options={"synchronize_session": False})
         await session.commit()
 
@@ -172,14 +177,13 @@ async def _call(channel: Channel, sessions: async_sessionmaker[AsyncSession], ma
 async def _fail(sessions: async_sessionmaker[AsyncSession], mass_id: int, tag: str, exc: Exception) -> None:
     async with sessions() as session:
         await session.execute(update(MassSend).where(MassSend.id == mass_id).values(
-            status="failed", reason=str(exc)[:255]))
-        await session.execute(update(Message).where(Message.reason == tag, Message.status == "held").values(
-            status="failed", reason=f"mass send failed: {exc}"[:255]), execution_options={"synchronize_session": False})
+            status=DeliveryStatus.FAILED, reason=str(exc)[:255]))
+        await session.execute(update(Message).where(Message.reason == tag, Message.status == DeliveryStatus.HELD).values(
+            status=DeliveryStatus.FAILED, reason=f"mass send failed: {exc}"[:255]),
+            execution_options={"synchronize_session": False})
         await session.commit()
 
 
 async def _lock_quota(session: AsyncSession, channel: str, account: str) -> None:
     """Serialize quota checks per account on PostgreSQL (SQLite serializes writers already)."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        key = zlib.crc32(f"mass:{channel}:{account}".encode())
-        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+    await lock_for_transaction(session, zlib.crc32(f"mass:{channel}:{account}".encode()))

@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.channels.outbox import HELD_FOR_MASS
-from bot.channels.outbox import SENDING as ROW_SENDING
 from bot.core.clock import utcnow
+from bot.delivery.windows import HELD_FOR_MASS
 from bot.storage.models import Message
+from bot.storage.status import UNSENT, DeliveryStatus
 
 from .models import ACTIVE, CANCELLED, DONE, SENDING, Broadcast
 
-UNSETTLED = ("pending", ROW_SENDING, "held")  # rows that may still be sent
+UNSETTLED = UNSENT  # rows that may still be sent
 
 
 @dataclass(slots=True)
@@ -33,19 +33,19 @@ class Progress:
 
     @property
     def sent(self) -> int:
-        return self.by_status.get("sent", 0)
+        return self.by_status.get(DeliveryStatus.SENT, 0)
 
     @property
     def failed(self) -> int:
-        return self.by_status.get("failed", 0)
+        return self.by_status.get(DeliveryStatus.FAILED, 0)
 
     @property
     def undeliverable(self) -> int:
-        return self.by_status.get("undeliverable", 0)
+        return self.by_status.get(DeliveryStatus.UNDELIVERABLE, 0)
 
     @property
     def cancelled(self) -> int:
-        return self.by_status.get("cancelled", 0)
+        return self.by_status.get(DeliveryStatus.CANCELLED, 0)
 
     @property
     def pending(self) -> int:
@@ -65,11 +65,13 @@ async def progress(session: AsyncSession, broadcast_id: int, *, reasons: int = 5
     by_status = {status: n for status, n in rows}
     result = Progress(broadcast.id, broadcast.name, broadcast.status, sum(by_status.values()), by_status)
     result.possibly_twice = (await session.execute(select(func.count()).select_from(Message).where(
-        Message.broadcast_id == broadcast_id, Message.status == "sent", Message.resent_in_doubt.is_(True)))).scalar_one()
+        Message.broadcast_id == broadcast_id, Message.status == DeliveryStatus.SENT,
+        Message.resent_in_doubt.is_(True)))).scalar_one()
     if reasons:
         result.reasons = [(s, r, n) for s, r, n in (await session.execute(
             select(Message.status, Message.reason, func.count().label("n")).where(
-                Message.broadcast_id == broadcast_id, Message.status.in_(("failed", "undeliverable")))
+                Message.broadcast_id == broadcast_id,
+                Message.status.in_((DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERABLE)))
             .group_by(Message.status, Message.reason).order_by(func.count().desc()).limit(reasons))).all()]
     return result
 
@@ -93,8 +95,9 @@ async def cancel_broadcast(session: AsyncSession, broadcast_id: int) -> int | No
     # Rows already handed to a mass send (reason "mass:<id>") stay: that call may have reached the platform.
     result = await session.execute(update(Message).where(
         Message.broadcast_id == broadcast_id,
-        or_(Message.status == "pending", and_(Message.status == "held", Message.reason == HELD_FOR_MASS)),
-    ).values(status="cancelled", reason="broadcast cancelled", next_attempt_at=None),
+        or_(Message.status == DeliveryStatus.PENDING,
+            and_(Message.status == DeliveryStatus.HELD, Message.reason == HELD_FOR_MASS)),
+    ).values(status=DeliveryStatus.CANCELLED, reason="broadcast cancelled", next_attempt_at=None),
         execution_options={"synchronize_session": False})
     await _store_counts(session, broadcast_id)
     await session.commit()

@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.base import Channel
-from bot.channels.outbox import LEASE, OutboxSender, channel_key
-from bot.channels.presence import NO_SENDER_WAIT, Presence, beat_every, give_up_unserved
 from bot.core.clock import utcnow
+from bot.delivery.outbox import LEASE, OutboxSender
+from bot.delivery.presence import NO_SENDER_WAIT, Presence, beat_every, give_up_unserved
+from bot.delivery.sender import Sender, channel_key
 from bot.i18n import INTERNATIONAL_LOCALE, Catalogs
 from bot.storage.models import Message
 
@@ -46,11 +46,11 @@ class BroadcastWorker:
     A channel that already owns an ``OutboxSender`` as ``channel.outbox`` (the WeChat and Telegram
     adapters do) keeps it, configured with this worker's settings: two senders for one channel in
     one process would each take the full rate. While it runs, the worker says in the database which
-    channel accounts this process can send for (``bot.channels.presence``), and gives up rows of
+    channel accounts this process can send for (``bot.delivery.presence``), and gives up rows of
     accounts nobody serves once they waited ``no_sender_wait``.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Sequence[Channel], *,
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Sequence[Sender], *,
                  poll_every: float = 1.0, batch_size: int | None = None, lease: timedelta | None = None,
                  concurrency: int | None = None, no_sender_wait: timedelta = NO_SENDER_WAIT,
                  catalogs: Catalogs | None = None, international_locale: str = INTERNATIONAL_LOCALE) -> None:

@@ -70,8 +70,10 @@ class Channel(ABC):
     async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
         """Send one (already degraded) reply through the platform's active API.
 
-        Raises ``QuotaExceeded`` (retry later), ``OutsideReplyWindow``, ``FollowerGone`` (blocked or
-        unfollowed) or ``PlatformAPIError`` (recorded as failed with its code).
+        Raises ``QuotaExceeded`` (retry later; ``chat_only`` when the limit is the chat's own),
+        ``NotSent`` (surely never reached the platform), ``OutsideReplyWindow``, ``FollowerGone``
+        (blocked or unfollowed) or ``PlatformAPIError`` (recorded as failed with its code). Only map
+        the platform's errors: the outbox decides retries and pacing (``bot.delivery.retry``).
         """
 
     def degrade(self, replies: Sequence[Reply]) -> list[Reply]:

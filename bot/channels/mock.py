@@ -26,6 +26,7 @@ from bot.core.inbound import Inbound, Kind
 from bot.core.reply import Reply
 from bot.core.serialize import reply_text
 from bot.errors import PayloadError
+from bot.storage.dialect import SQLITE, dialect_name, upsert
 from bot.web import read_body
 
 from .base import Channel, Dispatch
@@ -79,15 +80,10 @@ class SqlDeliverySink:
         # NORMAL: durable across a process crash (what the tests kill), cheaper than FULL.
         self.engine = create_engine(url, sqlite_synchronous="NORMAL")
         # SQLite has one writer: queue here rather than in its busy handler, which sleeps up to 100 ms.
-        self._write_lock = asyncio.Lock() if self.engine.dialect.name == "sqlite" else None
+        self._write_lock = asyncio.Lock() if dialect_name(self.engine) == SQLITE else None
         self._conn: AsyncConnection | None = None
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        upsert = insert(MOCK_DELIVERY)
-        self._upsert = upsert.on_conflict_do_update(index_elements=["idempotency_key"],
-                                                    set_={"attempts": MOCK_DELIVERY.c.attempts + 1})
+        self._upsert = upsert(self.engine, MOCK_DELIVERY, index_elements=["idempotency_key"],
+                              set_={"attempts": MOCK_DELIVERY.c.attempts + 1})
 
     async def open(self) -> None:
         async with self.engine.begin() as conn:

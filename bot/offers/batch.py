@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
+from bot.storage.dialect import skip_locked
 from bot.storage.engine import sqlite_gate
 
 from .claims import CODE_ATTEMPTS, ClaimOutcome, ClaimResult, check_eligibility, claim, code_valid_until, is_live
@@ -206,8 +207,7 @@ async def _claim_group(conn: AsyncConnection, requests: list[_Request], counter:
         query = (select(_pool.c.id, _pool.c.code)
                  .where(_pool.c.promotion_id == promotion.id, _pool.c.claim_id.is_(None))
                  .order_by(_pool.c.id).limit(granted))
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
+        query = skip_locked(conn, query)  # concurrent batches take different codes
         pool_rows = list(await conn.execute(query))
         if len(pool_rows) < granted:  # the pool ran dry first: give back what cannot be handed out
             await conn.execute(update(_promotion).where(_promotion.c.id == promotion.id)

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
+from bot.storage.dialect import skip_locked
 
 from .codes import generate_code
 from .models import Claim, PoolCode, Promotion
@@ -256,6 +257,5 @@ async def _free_pool_code(session: AsyncSession, promotion_id: int) -> Any:
     query = (select(_pool.c.id, _pool.c.code)
              .where(_pool.c.promotion_id == promotion_id, _pool.c.claim_id.is_(None))
              .order_by(_pool.c.id).limit(1))
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)  # concurrent claimers take different rows
+    query = skip_locked(session, query)  # concurrent claimers take different rows
     return (await session.execute(query)).first()

@@ -10,6 +10,7 @@ from bot.core.clock import utcnow
 from bot.core.reply import Reply
 from bot.core.serialize import reply_kind, reply_text, reply_to_dict
 from bot.storage.models import Message
+from bot.storage.status import DeliveryStatus
 
 
 def enqueue_reply(session: AsyncSession, follower: Any, reply: Reply, *, dedupe_key: str | None = None) -> Message:
@@ -21,7 +22,7 @@ def enqueue_reply(session: AsyncSession, follower: Any, reply: Reply, *, dedupe_
     row = Message(
         follower_id=follower.id, channel=follower.channel, account=follower.account, direction="out",
         kind=reply_kind(reply), text=reply_text(reply)[:4000], body=reply_to_dict(reply), dedupe_key=dedupe_key,
-        status="pending", attempts=0, next_attempt_at=None, created_at=utcnow(),
+        status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=None, created_at=utcnow(),
     )
     session.add(row)
     return row

@@ -99,16 +99,6 @@ def is_row_error(exc: BaseException) -> bool:
     return isinstance(exc, (StatementError, ValueError, TypeError, ArithmeticError))
 
 
-def insert_ignoring_conflicts(bind: Any, table: Any) -> Any:
-    """``INSERT ... ON CONFLICT DO NOTHING`` for the dialect of ``bind`` (a session, connection or engine)."""
-    dialect = getattr(getattr(bind, "bind", None) or bind, "dialect", None)
-    if dialect is not None and dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing()
-
-
 class SQLiteWriteGate:
     """One writer at a time per process, queued in asyncio rather than in SQLite's busy handler.
 

@@ -116,10 +116,11 @@ class Message(Base):
     dedupe_key: Mapped[str | None] = mapped_column(String(160))
     in_reply_to: Mapped[int | None] = mapped_column(BigId)
     broadcast_id: Mapped[int | None] = mapped_column(BigId)  # outbound rows of a broadcast (migration 0003)
-    # Inbound: "handled". Outbound: "passive" (went in the HTTP answer), "pending", "sending" (handed
-    # to the platform, its answer not yet recorded: in doubt if the process dies now), "sent",
-    # "failed" (will not retry) or "undeliverable" (the platform would refuse it); broadcasts add
-    # "held" (outside the reply window, waiting for a mass send) and "cancelled".
+    # A ``bot.storage.status.DeliveryStatus``, stored as its string. Inbound: "handled". Outbound:
+    # "passive" (went in the HTTP answer), "pending", "sending" (handed to the platform, its answer
+    # not yet recorded: in doubt if the process dies now), "sent", "failed" (will not retry) or
+    # "undeliverable" (the platform would refuse it); broadcasts add "held" (outside the reply
+    # window, waiting for a mass send) and "cancelled".
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -134,7 +135,7 @@ class Message(Base):
 class SenderPresence(Base):
     """A process able to send one channel account's outbox, seen alive at ``seen_at`` (a heartbeat).
 
-    Rows of an account nobody has served for a while are given up (``bot.channels.presence``).
+    Rows of an account nobody has served for a while are given up (``bot.delivery.presence``).
     """
 
     __tablename__ = "outbox_sender"

@@ -19,7 +19,8 @@ from bot.core.follower import FOLLOWER_FIELDS, FollowerRecord
 from bot.core.inbound import Inbound
 
 from .batching import Batcher
-from .engine import insert_ignoring_conflicts, is_row_error
+from .dialect import insert_ignore
+from .engine import is_row_error
 from .models import Follower, Message
 
 MAX_BATCH = 256
@@ -67,7 +68,7 @@ class FollowerReader:
             if new:
                 # First contacts of the batch created together (a poster scanned at an event brings
                 # many at once), in their own short transaction; a follower exists from then on.
-                await session.execute(insert_ignoring_conflicts(session, Follower), [_new_follower(m) for m in new])
+                await session.execute(insert_ignore(session, Follower), [_new_follower(m) for m in new])
                 await session.commit()
                 new_keys = [(m.channel, m.account, m.external_id) for m in new]
                 followers.update({(r.channel, r.account, r.external_id): r

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.core.clock import utcnow
 
 from .batching import Batcher
-from .engine import insert_ignoring_conflicts, is_row_error, sqlite_gate
+from .dialect import insert_ignore
+from .engine import is_row_error, sqlite_gate
 from .models import SeenRequest
 
 PRUNE_EVERY = 30.0  # seconds between deletions of expired rows (per process)
@@ -65,7 +66,7 @@ class ReplayLedger:
                 if time.monotonic() >= self._next_prune:
                     self._next_prune = time.monotonic() + self.prune_every
                     await conn.execute(_PRUNE, {"now": utcnow()})
-                await conn.execute(insert_ignoring_conflicts(conn, SeenRequest), [
+                await conn.execute(insert_ignore(conn, SeenRequest), [
                     {"scope": s.scope, "key": s.key, "body_hash": s.body_hash, "expires_at": s.expires_at}
                     for s in batch])
                 stored = {(r.scope, r.key): r.body_hash for r in await conn.execute(

@@ -15,19 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
 
+from .dialect import insert_ignore, upsert
 from .models import Follower, Message, SimulatorRecord
+from .status import DeliveryStatus
 
 # (kind, key, data); data None deletes the record.
 Change = tuple[str, str, dict[str, Any] | None]
-
-
-def _insert(session: AsyncSession) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(SimulatorRecord)
 
 
 async def load_records(sessions: async_sessionmaker[AsyncSession], simulator: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -47,9 +40,8 @@ async def save_records(sessions: async_sessionmaker[AsyncSession], simulator: st
     gone = [(kind, key) for kind, key, data in changes if data is None]
     async with sessions() as session, session.begin():
         if upserts:
-            stmt = _insert(session)
-            stmt = stmt.on_conflict_do_update(index_elements=["simulator", "kind", "key"],
-                                              set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at})
+            stmt = upsert(session, SimulatorRecord, index_elements=["simulator", "kind", "key"],
+                          set_=lambda excluded: {"data": excluded.data, "updated_at": excluded.updated_at})
             await session.execute(stmt, upserts)
         if gone:
             await session.execute(delete(SimulatorRecord).where(
@@ -66,8 +58,8 @@ async def get_or_create_record(sessions: async_sessionmaker[AsyncSession], simul
         if found is not None:
             return found
     async with sessions() as session, session.begin():
-        await session.execute(_insert(session).values(
-            simulator=simulator, kind=kind, key=key, data=make(), updated_at=utcnow()).on_conflict_do_nothing())
+        await session.execute(insert_ignore(session, SimulatorRecord).values(
+            simulator=simulator, kind=kind, key=key, data=make(), updated_at=utcnow()))
     async with sessions() as session:
         stored = await session.scalar(select(SimulatorRecord.data).where(
             SimulatorRecord.simulator == simulator, SimulatorRecord.kind == kind, SimulatorRecord.key == key))
@@ -93,5 +85,5 @@ async def reply_progress(sessions: async_sessionmaker[AsyncSession], *, channel:
         pending = await session.scalar(
             select(func.count()).select_from(Message).join(Follower, Follower.id == Message.follower_id).where(
                 Follower.channel == channel, Follower.account == account, Follower.external_id == external_id,
-                Message.direction == "out", Message.status.in_(("pending", "sending"))))
+                Message.direction == "out", Message.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING))))
     return handled, int(pending or 0)

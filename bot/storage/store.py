@@ -19,7 +19,8 @@ from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict, reply_kind, reply_text, reply_to_dict
 from bot.core.store import DuplicateExchange, Exchange
 
-from .engine import hold_write_gate, insert_ignoring_conflicts, session_wrote
+from .dialect import insert_ignore
+from .engine import hold_write_gate, session_wrote
 from .models import Follower, Message
 from .reader import FollowerReader
 from .writer import ExchangeWrite, GroupWriter
@@ -179,7 +180,7 @@ async def get_or_create_follower(
         return follower
     values = dict(channel=channel, account=account, external_id=external_id, display_name=display_name,
                   following=False, tags=[], state_data={}, window_sends=0, created_at=utcnow())
-    await session.execute(insert_ignoring_conflicts(session, Follower).values(**values))
+    await session.execute(insert_ignore(session, Follower).values(**values))
     # Committed at once (a tiny transaction): the follower exists whatever happens to this message.
     await session.commit()
     return (await session.execute(_FOLLOWER, params)).scalar_one()

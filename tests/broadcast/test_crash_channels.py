@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.broadcast import Audience, create_broadcast
 from bot.broadcast.models import DONE, Broadcast
 from bot.channels.mock import MOCK_DELIVERY, SqlDeliverySink
-from bot.channels.outbox import CONCURRENCY
 from bot.core.clock import utcnow
+from bot.delivery.outbox import CONCURRENCY
 from bot.storage.models import Follower, Message
 from tests.support.broadcast import add_followers
 from tests.support.crash import CrashRig

@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.broadcast import BroadcastWorker, cancel_broadcast
 from bot.broadcast.mass import QUOTA_USED_UP
 from bot.broadcast.models import CANCELLED, DONE, Broadcast, MassSend
-from bot.channels.outbox import OutboxSender
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.clock import utcnow
+from bot.delivery.outbox import OutboxSender
 from bot.errors import FollowerGone, PlatformAPIError
 from bot.storage.models import Follower, Message
 from tests.support.broadcast import RecordingChannel, add_followers, ago, rows_by_external_id, start_broadcast, statuses

@@ -13,10 +13,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.broadcast import progress, render_progress
-from bot.channels.outbox import OutboxSender
 from bot.core.capabilities import Capabilities
 from bot.core.clock import utcnow
 from bot.core.reply import Reply
+from bot.delivery.outbox import OutboxSender
 from bot.errors import QuotaExceeded
 from bot.storage.models import Message
 from tests.support.broadcast import RecordingChannel, add_followers, start_broadcast, statuses
@@ -129,19 +129,20 @@ async def test_in_doubt_rows_are_not_counted_where_the_platform_drops_repeats(se
 
 
 class PausingChannel(RecordingChannel):
-    """The platform says "retry after ``pause`` s" once (a 429), or its first answer takes ``slow`` s."""
+    """The platform says "retry after ``pause`` s" once (a 429; for that chat only if ``chat_only``),
+    or its first answer takes ``slow`` s."""
 
-    def __init__(self, *, pause: float = 0.0, slow: float = 0.0) -> None:
+    def __init__(self, *, pause: float = 0.0, slow: float = 0.0, chat_only: bool = False) -> None:
         super().__init__(Capabilities(max_sends_per_second=50))
-        self.pause, self.slow = pause, slow
+        self.pause, self.slow, self.chat_only = pause, slow, chat_only
         self.first = True
 
     async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
         first, self.first = self.first, False
         if first and self.pause:
-            raise QuotaExceeded("slow down", retry_after=self.pause)
+            raise QuotaExceeded("slow down", retry_after=self.pause, chat_only=self.chat_only)
         if first and self.slow:
-            await asyncio.sleep(self.slow)  # PTB waiting out a 429 in place, the row "sending" meanwhile
+            await asyncio.sleep(self.slow)  # a slow platform: the row "sending" meanwhile
         await super().send_reply(external_id, reply, context=context)
 
 
@@ -174,6 +175,18 @@ async def test_a_rate_limit_pause_longer_than_the_lease_keeps_the_rows_with_thei
     assert channels[0].sends and isinstance(channels[0], PausingChannel)
     assert channels[1].sends == [] or len(channels[1].sends) == 1  # the other took at most the row put back
     assert await count(sessions, "sent") == 30
+
+
+async def test_a_chats_retry_after_waited_out_in_place_past_the_lease_is_not_sent_twice(sessions: Sessions) -> None:
+    """The row waits "sending" for its chat's pause (4 s, the lease 1.2 s): its lease is renewed meanwhile."""
+    channels = await _two_instances_through_a_long_wait(sessions, PausingChannel(pause=4.0, chat_only=True))
+    everyone = [who for c in channels for who in c.recipients()]
+    assert sorted(everyone) == sorted(f"f{i}" for i in range(30))  # nobody twice, nobody missed
+    assert channels[1].sends == []  # waited out in place: nothing put back for the other instance
+    assert await count(sessions, "sent") == 30
+    async with sessions() as session:  # no row claimed twice, none flagged "possibly sent twice"
+        assert (await session.execute(select(func.count()).select_from(Message).where(
+            (Message.attempts > 1) | Message.resent_in_doubt.is_(True)))).scalar_one() == 0
 
 
 async def test_a_send_slower_than_the_lease_is_not_taken_as_in_doubt(sessions: Sessions) -> None:

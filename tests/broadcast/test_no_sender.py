@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.broadcast import BroadcastWorker
 from bot.broadcast.models import DONE, Broadcast
-from bot.channels.presence import Presence, give_up_unserved
 from bot.core.clock import utcnow
+from bot.delivery.presence import Presence, give_up_unserved
 from bot.storage.models import Message, SenderPresence
 from tests.support.broadcast import RecordingChannel, add_followers, rows_by_external_id, start_broadcast
 from tests.support.servers import free_port

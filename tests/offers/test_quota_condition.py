@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.offers import Claim, ClaimOutcome, Promotion, claim
 from bot.offers.batch import _take_quota
+from bot.storage.dialect import is_postgresql
 from bot.storage.models import Follower
 from bot.testing import BotHarness
 
@@ -32,7 +33,7 @@ QUOTA_CHECK = "ck_promotion_claimed_within_quota"
 @asynccontextmanager
 async def _without_quota_check(conn: AsyncConnection) -> AsyncIterator[None]:
     """Switch the CHECK constraint off for this connection's transaction (rolled back by the caller)."""
-    if conn.dialect.name == "postgresql":
+    if is_postgresql(conn):
         await conn.execute(text(f"ALTER TABLE promotion DROP CONSTRAINT {QUOTA_CHECK}"))  # transactional DDL
         yield
     else:

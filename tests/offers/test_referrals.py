@@ -7,7 +7,7 @@ import re
 from sqlalchemy import func, select
 
 from bot import QrReply
-from bot.channels.outbox import OutboxSender
+from bot.delivery.outbox import OutboxSender
 from bot.offers import Claim, Referral
 from bot.storage.models import Message
 from bot.testing import BotHarness

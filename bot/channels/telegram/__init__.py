@@ -1,4 +1,4 @@
-"""The Telegram channel (python-telegram-bot 22): adapter, rendering, pacing and app plugin."""
+"""The Telegram channel (python-telegram-bot 22): adapter, rendering, error mapping and app plugin."""
 
 from .adapter import TELEGRAM_CAPABILITIES, TelegramChannel
 from .config import TelegramConfig

@@ -24,36 +24,26 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar
 
-import httpx
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import BotCommand, LinkPreviewOptions, Update
-from telegram.error import (
-    BadRequest,
-    ChatMigrated,
-    Forbidden,
-    InvalidToken,
-    NetworkError,
-    RetryAfter,
-    TelegramError,
-)
+from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
 
 from bot.core.capabilities import Capabilities
 from bot.core.dispatcher import follower_hash
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, QrReply, Reply, TextReply
+from bot.delivery.outbox import OutboxSender
 from bot.errors import (
     FollowerGone,
     PayloadError,
     PayloadTooLarge,
-    PlatformAPIError,
-    QuotaExceeded,
     SignatureError,
     platform_text,
 )
@@ -62,9 +52,8 @@ from bot.logs import add_secrets
 from bot.storage.models import Follower, Message
 
 from ..base import Channel, Dispatch
-from ..outbox import OutboxSender
-from .config import TelegramConfig
-from .pacing import CHAT_PER_SECOND, OVERALL_PER_SECOND, PacedRateLimiter, retry_after_seconds
+from .config import CHAT_PER_SECOND, OVERALL_PER_SECOND, TelegramConfig
+from .errors import send_failure
 from .polling import UpdatePoller
 from .queues import ChatQueues
 from .render import (
@@ -113,10 +102,10 @@ class TelegramChannel(Channel):
         add_secrets(config.token, config.token.split(":", 1)[-1], config.webhook_secret)
         self.receive = receive  # False: send only (a worker process beside the web instances)
         self.sessions = sessions
+        # The configured rates are the ones declared: the outbox's limiter is the only pacing.
+        self.capabilities = replace(TELEGRAM_CAPABILITIES, max_sends_per_second=config.overall_per_second,
+                                    max_sends_per_chat_per_second=config.chat_per_second)
         self.outbox = OutboxSender(self, sessions, sweep_every=config.sweep_every)
-        self.rate_limiter = PacedRateLimiter(
-            overall_per_second=config.overall_per_second, chat_per_second=config.chat_per_second,
-            chat_burst=config.chat_burst, max_retries=config.flood_retries, max_retry_after=config.max_flood_wait)
         self.application = self._build_application()
         self.bot_username: str | None = None
         self.ready = asyncio.Event()  # set once connected and receiving
@@ -136,7 +125,6 @@ class TelegramChannel(Channel):
         cfg = self.config
         builder = (
             Application.builder().token(cfg.token).base_url(cfg.base_url).base_file_url(cfg.base_file_url)
-            .rate_limiter(self.rate_limiter)
             .connect_timeout(5.0).pool_timeout(5.0).read_timeout(cfg.send_timeout).write_timeout(cfg.send_timeout)
             .updater(None)  # we poll ourselves: the offset must not pass an update before it is stored
         )
@@ -442,12 +430,13 @@ class TelegramChannel(Channel):
         return out
 
     async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
-        """Send one reply; a 429 is waited out per chat (a few times) before ``QuotaExceeded``.
+        """Send one reply; Telegram's errors are raised as typed failures (``errors.send_failure``).
 
-        Raises FollowerGone on 403 (blocked, deactivated), QuotaExceeded when flood control or an
-        unreachable Telegram says "later" (nothing was sent), PlatformAPIError otherwise. A request
-        whose answer never came is not retried: it may have been delivered, and a second copy is
-        worse than a reported failure. Telegram has no idempotency key, so the outbox's
+        FollowerGone on 403 (blocked, deactivated), QuotaExceeded on flood control (this chat's
+        ``retry_after``), NotSent when Telegram is unreachable or answers 5xx (nothing was sent),
+        PlatformAPIError otherwise; the outbox's retry policy decides what happens next. A request
+        whose answer never came is a PlatformAPIError: it may have been delivered, and a second copy
+        is worse than a reported failure. Telegram has no idempotency key, so the outbox's
         ``context["idempotency_key"]`` of each part sent is remembered (in memory): when a row's
         later part fails and the row is retried, the parts already delivered are skipped.
         """
@@ -458,30 +447,18 @@ class TelegramChannel(Channel):
             raise FollowerGone("bot blocked by the user (403 earlier)")
         try:
             await self._send(int(external_id), reply)
-        except RetryAfter as exc:
-            raise QuotaExceeded(f"telegram flood control: {platform_text(exc)}",
-                                retry_after=retry_after_seconds(exc)) from exc
-        except Forbidden as exc:
-            self._gone.add(external_id)
-            raise FollowerGone(platform_text(exc)) from exc
-        except InvalidToken as exc:
-            raise PlatformAPIError(401, "bot token rejected") from exc
-        except (BadRequest, ChatMigrated) as exc:
-            raise PlatformAPIError(400, str(exc)) from exc
-        except NetworkError as exc:  # TimedOut too (BadRequest, also one, is handled above)
-            if _surely_not_sent(exc):
-                raise QuotaExceeded(f"telegram unavailable: {self._redact(exc)}") from exc
-            raise PlatformAPIError(-1, f"no answer from Telegram, not retried (may have been delivered): "
-                                       f"{self._redact(exc)}") from exc
         except TelegramError as exc:
-            raise PlatformAPIError(-1, self._redact(exc)) from exc
+            failure = send_failure(exc, self._redact)
+            if isinstance(failure, FollowerGone):
+                self._gone.add(external_id)
+            raise failure from exc
         if key is not None:
             self._sent_keys[key] = None
             if len(self._sent_keys) > 50_000:
                 self._sent_keys.popitem(last=False)
 
     async def _send(self, chat_id: int, reply: Reply) -> None:
-        bot = _RetryingBot(self.application.bot)
+        bot = self.application.bot
         match reply:
             case TextReply(text=text):
                 for part in split_message(text):
@@ -511,45 +488,3 @@ class TelegramChannel(Channel):
                 link = url or (deep_link(self.bot_username, scene) if self.bot_username else None) or scene
                 for part in split_message("\n".join(x for x in (caption, link) if x)):
                     await bot.send_message(chat_id, part)
-
-
-class _RetryingBot:
-    """The bot's send methods, each retried in place (twice, 0.5 s then 1 s) when it surely was not sent.
-
-    In place, so a chat's messages keep their order; only then does the outbox reschedule the row.
-    """
-
-    PAUSES = (0.5, 1.0)
-
-    def __init__(self, bot: Any) -> None:
-        self._bot = bot
-
-    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
-        method = getattr(self._bot, name)
-
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            for pause in (*self.PAUSES, None):
-                try:
-                    return await method(*args, **kwargs)
-                except (RetryAfter, BadRequest):  # BadRequest is a NetworkError in PTB
-                    raise
-                except NetworkError as exc:
-                    if pause is None or not _surely_not_sent(exc):
-                        raise
-                    log.info("telegram send failed before delivery, retrying", extra={"method": name, "in_s": pause})
-                    await asyncio.sleep(pause)
-            raise AssertionError("unreachable")
-
-        return call
-
-
-def _surely_not_sent(exc: NetworkError) -> bool:
-    """True when the request cannot have reached Telegram, or Telegram answered an error (5xx).
-
-    PTB raises NetworkError for an error status without a cause; transport failures carry the
-    httpx exception. Only failures before the request was written are safe to repeat.
-    """
-    cause = exc.__cause__
-    if cause is None:
-        return True
-    return isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))

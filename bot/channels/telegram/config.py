@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .pacing import CHAT_BURST, CHAT_PER_SECOND, OVERALL_PER_SECOND
+OVERALL_PER_SECOND = 25.0  # Telegram: about 30 messages/s to different chats; a little under, for jitter
+CHAT_PER_SECOND = 1.0  # Telegram: about 1 message/s in one chat
 
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
@@ -21,11 +22,9 @@ class TelegramConfig:
     webhook_secret: str | None = None
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
+    # Declared in the channel's Capabilities: the outbox paces its sends by them (bot.delivery).
     overall_per_second: float = OVERALL_PER_SECOND
     chat_per_second: float = CHAT_PER_SECOND
-    chat_burst: int = CHAT_BURST
-    flood_retries: int = 3  # 429s waited out in place before the outbox reschedules the row
-    max_flood_wait: float = 60.0
     poll_timeout: int = 10  # long-poll seconds
     send_timeout: float = 20.0  # read/write timeout of API calls: a slow Telegram is waited for
     connect_backoff: tuple[float, float] = (0.2, 30.0)  # first and longest pause between connect tries

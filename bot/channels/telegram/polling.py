@@ -18,7 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from telegram import Update
 from telegram.error import Conflict, InvalidToken, RetryAfter, TelegramError
 
-from .pacing import retry_after_seconds
+from .errors import retry_after_seconds
 from .updates import ALLOWED_UPDATES
 
 log = logging.getLogger("engagebot.telegram")

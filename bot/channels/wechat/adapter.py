@@ -25,13 +25,13 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel, Dispatch
-from bot.channels.outbox import OutboxSender
 from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.dispatcher import PassiveSlot, follower_hash, message_hash
 from bot.core.inbound import Inbound
 from bot.core.reply import Article, ArticlesReply, QrReply, Reply, TextReply
 from bot.core.store import Exchange
+from bot.delivery.outbox import OutboxSender
 from bot.errors import EngagebotError, PayloadError, SignatureError
 from bot.logs import add_secrets
 from bot.settings import WeChatAccount

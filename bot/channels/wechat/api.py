@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
-from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded, platform_text
+from bot.errors import FollowerGone, NotSent, OutsideReplyWindow, PlatformAPIError, QuotaExceeded, platform_text
 from bot.storage.models import SharedToken
 
 log = logging.getLogger("engagebot.wechat.api")
@@ -32,7 +32,7 @@ WINDOW_ERRORS = {45015: "outside the 48-hour reply window", 45047: "reply count 
 GONE_ERRORS = {43004: "follower unfollowed", 40003: "unknown OpenID"}
 # Refresh this long before the platform's expiry, so no send races the deadline.
 TOKEN_MARGIN = timedelta(minutes=5)
-BUSY_RETRIES = 3
+BUSY_RETRIES = 3  # in place, for the calls outside the outbox (a send's retries are the outbox's)
 
 
 def raise_for_errcode(data: dict[str, Any]) -> None:
@@ -133,7 +133,7 @@ class WeChatAPI:
         return data
 
     async def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                   json: Any = None, accept: tuple[int, ...] = ()) -> dict[str, Any]:
+                   json: Any = None, accept: tuple[int, ...] = (), busy_retries: int = BUSY_RETRIES) -> dict[str, Any]:
         """Call an API with the access token: refresh it once on a token error, retry when busy.
 
         Error codes in ``accept`` come back as the answer instead of raising.
@@ -147,7 +147,7 @@ class WeChatAPI:
             if code in TOKEN_ERRORS and stale is None:
                 stale = token
                 continue
-            if code == BUSY and busy < BUSY_RETRIES:
+            if code == BUSY and busy < busy_retries:
                 busy += 1
                 await asyncio.sleep(0.2 * 2 ** busy)
                 continue
@@ -156,7 +156,13 @@ class WeChatAPI:
             return data
 
     async def send_custom(self, payload: dict[str, Any]) -> None:
-        await self.call("POST", "/cgi-bin/message/custom/send", json=payload)
+        """Send a customer-service message; "system busy" raises ``NotSent``: the outbox repeats it."""
+        try:
+            await self.call("POST", "/cgi-bin/message/custom/send", json=payload, busy_retries=0)
+        except PlatformAPIError as exc:
+            if exc.errcode == BUSY:
+                raise NotSent(str(exc)) from exc
+            raise
 
     async def create_qr(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Create a scene QR; returns ``{ticket, url, expire_seconds?}``; ``url`` is what the QR encodes."""

@@ -59,7 +59,7 @@ async def test_a_burst_to_50_chats_is_delivered_once_in_order_within_the_limits(
     # rates seen by "Telegram": at most 30 in any second overall; per chat a short burst, then 1/s
     times = sorted(c.at for c in rig.sim.calls if c.method == "sendMessage")
     assert max(sum(1 for t in times if s <= t < s + 1) for s in times) <= 30
-    burst = rig.config.chat_burst
+    burst = 3  # Telegram tolerates a short burst in one chat (we send 1/s to one chat, evenly spaced)
     for user in users:
         at = [c.at for c in sends_to(rig, user)]
         for i in range(len(at)):
@@ -89,7 +89,7 @@ async def test_a_blocked_bot_marks_the_follower_unfollowed_and_stops_sending(mak
 
     async def settled() -> list[Message] | None:
         rows = await rig.outbound(user)
-        return rows if rows and all(r.status != "pending" for r in rows) else None
+        return rows if rows and all(r.status not in ("pending", "sending") for r in rows) else None
     rows = await eventually(settled)
     assert [r.status for r in rows] == ["undeliverable"] * 2
     assert rows[0].reason == "Forbidden: bot was blocked by the user"

@@ -1,4 +1,9 @@
-"""Pace a channel's sends: at most so many per second overall and to one chat, evenly spaced."""
+"""Pace a channel account's sends: at most so many per second overall and to one chat, evenly spaced.
+
+The only rate limiter between the outbox and a platform: its rates are what the channel declares in
+its ``Capabilities`` (``max_sends_per_second``, ``max_sends_per_chat_per_second``), and the pauses
+the platform asks for (``retry after``) stop everyone or, for a chat's own limit, that chat only.
+"""
 
 from __future__ import annotations
 
@@ -23,17 +28,24 @@ class RateLimiter:
         self._departed = float("-inf")
         self._chat_next: dict[str, float] = {}
         self._chat_departed: dict[str, float] = {}
+        self._chat_paused: dict[str, float] = {}  # chat -> until when the platform asked it to wait
         self._lock = asyncio.Lock()
         self._depart_lock = asyncio.Lock()
 
-    def pause(self, seconds: float) -> None:
-        """Stop everyone for a while (the platform said 429 / retry after)."""
-        loop = asyncio.get_running_loop()
-        self._paused_until = max(self._paused_until, loop.time() + seconds)
+    def pause(self, seconds: float, *, chat: str | None = None) -> None:
+        """Stop everyone for a while (the platform said 429 / retry after), or only ``chat``."""
+        now = asyncio.get_running_loop().time()
+        if chat is None:
+            self._paused_until = max(self._paused_until, now + seconds)
+            return
+        if len(self._chat_paused) > 10_000:  # forget pauses that are over: memory stays flat
+            self._chat_paused = {c: t for c, t in self._chat_paused.items() if t > now}
+        self._chat_paused[chat] = max(self._chat_paused.get(chat, 0.0), now + seconds)
 
-    def paused_for(self) -> float:
-        """Seconds left of the current pause (0: not paused)."""
-        return max(self._paused_until - asyncio.get_running_loop().time(), 0.0)
+    def paused_for(self, chat: str | None = None) -> float:
+        """Seconds left of the current pause of everyone, or of ``chat`` (0: not paused)."""
+        until = self._paused_until if chat is None else max(self._paused_until, self._chat_paused.get(chat, 0.0))
+        return max(until - asyncio.get_running_loop().time(), 0.0)
 
     async def acquire(self, chat: str) -> None:
         """Wait for this chat's and the overall turn; spacing counts from when a send really went.
@@ -42,8 +54,8 @@ class RateLimiter:
         late wake-up (a busy loop) never lets several sends catch up in a burst.
         """
         loop = asyncio.get_running_loop()
-        if self.chat_interval:
-            while (wait := self._chat_next.get(chat, 0.0) - loop.time()) > 0:
+        if self.chat_interval or self._chat_paused:
+            while (wait := max(self._chat_next.get(chat, 0.0), self._chat_paused.get(chat, 0.0)) - loop.time()) > 0:
                 await asyncio.sleep(wait)
         async with self._lock:
             while (wait := max(self._paused_until, self._next) - loop.time()) > 0:
@@ -57,11 +69,12 @@ class RateLimiter:
 
     async def depart(self, chat: str) -> None:
         """Hold the request until it is at least one interval after the previous real departure."""
-        if not (self.interval or self.chat_interval):
+        if not (self.interval or self.chat_interval or self._chat_paused):
             return
         loop = asyncio.get_running_loop()
-        if self.chat_interval:
-            while (wait := self._chat_departed.get(chat, float("-inf")) + self.chat_interval - loop.time()) > 0:
+        if self.chat_interval or self._chat_paused:
+            while (wait := max(self._chat_departed.get(chat, float("-inf")) + self.chat_interval,
+                               self._chat_paused.get(chat, 0.0)) - loop.time()) > 0:
                 await asyncio.sleep(wait)
         async with self._depart_lock:
             while (wait := max(self._paused_until, self._departed + self.interval) - loop.time()) > 0:

@@ -24,13 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
 from bot.storage.models import Message, SenderPresence
-
-from .journal import SENDING
+from bot.storage.status import UNSENT, DeliveryStatus
 
 log = logging.getLogger("engagebot.outbox")
 
 NO_SENDER_WAIT = timedelta(seconds=30)
-UNSENT = ("pending", SENDING, "held")  # outbound rows a sender may still send
 
 
 def no_sender_reason(channel: str, account: str, *, in_doubt: bool = False) -> str:
@@ -136,9 +134,10 @@ async def give_up_unserved(sessions: async_sessionmaker[AsyncSession], *, wait: 
             mine = and_(Message.channel == channel, Message.account == account, Message.direction == "out",
                         Message.created_at < now - wait)
             given_up = 0
-            for statuses, in_doubt in (((("pending", "held")), False), ((SENDING,), True)):
+            for statuses, in_doubt in (((DeliveryStatus.PENDING, DeliveryStatus.HELD), False),
+                                       ((DeliveryStatus.SENDING,), True)):
                 result = await session.execute(update(Message).where(mine, Message.status.in_(statuses)).values(
-                    status="undeliverable", reason=no_sender_reason(channel, account, in_doubt=in_doubt),
+                    status=DeliveryStatus.UNDELIVERABLE, reason=no_sender_reason(channel, account, in_doubt=in_doubt),
                     next_attempt_at=None), execution_options={"synchronize_session": False})
                 given_up += result.rowcount or 0
             found.append(Unserved(channel, account, rows, given_up))

@@ -13,7 +13,8 @@ broadcast expansion (``next_attempt_at`` NULL: due now, nobody's yet). Each row 
    (``max_sends_per_second``, ``max_sends_per_chat_per_second``), carrying the row id as
    ``context["idempotency_key"]``;
 4. write ``sent`` / ``failed`` / ``undeliverable`` (or back to ``pending`` with a retry time) as soon as
-   the platform answers (committed before the send's slot is free).
+   the platform answers (committed before the send's slot is free). What is retried, in place or
+   later, and when it gives up is :class:`~bot.delivery.retry.RetryPolicy`'s call, for every channel.
 
 Marks and outcomes of concurrent sends share commits (``journal.py``). At most ``concurrency``
 rows (10) are between 3 and 4 at any time: that is all a crash can leave in doubt. After their lease
@@ -34,35 +35,29 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
+from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict
 from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
+from bot.storage.dialect import skip_locked
 from bot.storage.models import Follower, Message
+from bot.storage.status import DeliveryStatus
 
-from .base import Channel
 from .journal import SENDING, OutboxJournal, Outcome, write_outcomes
 from .ratelimit import RateLimiter
+from .retry import MAX_ATTEMPTS, RetryPolicy
+from .sender import Sender, can_mass_send, channel_key
 from .windows import HELD_FOR_MASS, OUTSIDE_WINDOW, has_windows, refusal_reason, take_window_slots
 
 log = logging.getLogger("engagebot.outbox")
 
-MAX_ATTEMPTS = 8
 LEASE = timedelta(seconds=60)
 BATCH_SIZE = 500  # rows claimed at once when the channel declares no rate
 BATCH_SECONDS = 2.0  # with a declared rate, a batch is about this long (Telegram's 25/s: 50 rows)
 CONCURRENCY = 10  # sends in flight at once per channel: the most a crash can leave in doubt
 STOP_TIMEOUT = 10.0  # seconds an orderly stop waits for the sends in flight
 
-__all__ = ["BATCH_SIZE", "CONCURRENCY", "HELD_FOR_MASS", "LEASE", "OUTSIDE_WINDOW", "OutboxSender", "RateLimiter",
-           "SENDING", "can_mass_send", "channel_key"]
-
-
-def channel_key(channel: Channel) -> tuple[str, str]:
-    """The (channel, account) its outbox rows carry: the name a channel writes into ``Inbound.channel``."""
-    return getattr(channel, "channel_name", None) or channel.name, channel.account
-
-
-def can_mass_send(channel: Channel) -> bool:
-    return channel.capabilities.mass_send is not None and callable(getattr(channel, "send_mass", None))
+__all__ = ["BATCH_SIZE", "CONCURRENCY", "HELD_FOR_MASS", "LEASE", "MAX_ATTEMPTS", "OUTSIDE_WINDOW", "OutboxSender",
+           "RateLimiter", "RetryPolicy", "SENDING", "can_mass_send", "channel_key"]
 
 
 _ROW_COLUMNS = (Message.id, Message.follower_id, Message.body, Message.broadcast_id, Message.attempts,
@@ -73,9 +68,11 @@ _ROW_COLUMNS = (Message.id, Message.follower_id, Message.body, Message.broadcast
 class OutboxSender:
     """Sends one channel's outbox rows, paced by its capabilities; also sweeps rows left by a crash."""
 
-    def __init__(self, channel: Channel, sessions: async_sessionmaker[AsyncSession], *, sweep_every: float = 5.0,
-                 batch_size: int | None = None, lease: timedelta = LEASE, concurrency: int = CONCURRENCY) -> None:
+    def __init__(self, channel: Sender, sessions: async_sessionmaker[AsyncSession], *, sweep_every: float = 5.0,
+                 batch_size: int | None = None, lease: timedelta = LEASE, concurrency: int = CONCURRENCY,
+                 retry: RetryPolicy | None = None) -> None:
         self.channel = channel
+        self.retry = retry or RetryPolicy()
         self.sessions = sessions
         self.sweep_every = sweep_every
         caps = channel.capabilities
@@ -127,17 +124,17 @@ class OutboxSender:
         limit = limit or self.batch_size
         name, account = channel_key(self.channel)
         mine = (Message.channel == name, Message.account == account, Message.direction == "out")
-        pending, sending = Message.status == "pending", Message.status == SENDING
+        pending, sending = Message.status == DeliveryStatus.PENDING, Message.status == DeliveryStatus.SENDING
         async with self.sessions() as session:
             # Never-attempted rows (NULL) first, in id order; then retries and leases that ran out.
             fresh = select(Message.id).where(pending, *mine, Message.next_attempt_at.is_(None)).order_by(Message.id)
-            claimed = await self._claim(session, _skip_locked(session, fresh.limit(limit)), now)
+            claimed = await self._claim(session, skip_locked(session, fresh.limit(limit)), now)
             for status in (pending, sending):  # "sending" past its lease: its sender died mid-send
                 if len(claimed) >= limit:
                     break
                 due = (select(Message.id).where(status, *mine, Message.next_attempt_at <= now)
                        .order_by(Message.next_attempt_at, Message.id).limit(limit - len(claimed)))
-                claimed |= await self._claim(session, _skip_locked(session, due), now, in_doubt=status is sending)
+                claimed |= await self._claim(session, skip_locked(session, due), now, in_doubt=status is sending)
             rows = await self._prepare(session, claimed, now)
         if rows:
             await self._send_all(rows, context=None, ordered=False)
@@ -199,11 +196,12 @@ class OutboxSender:
         values: dict[str, Any] = {"next_attempt_at": token, "attempts": Message.attempts + 1}
         # ``status || ''``: the re-check must not drive the plan. SQLite would otherwise walk the status
         # index over every pending row (all of a broadcast) instead of looking up these ids.
-        conditions = [Message.id.in_(ids), Message.status.concat("") == (SENDING if in_doubt else "pending")]
+        was = DeliveryStatus.SENDING if in_doubt else DeliveryStatus.PENDING
+        conditions = [Message.id.in_(ids), Message.status.concat("") == was]
         if expired_only:  # another worker may have claimed them since they were read
             conditions.append((Message.next_attempt_at.is_(None)) | (Message.next_attempt_at <= now))
         if in_doubt:
-            values["status"] = "pending"
+            values["status"] = DeliveryStatus.PENDING
             if not self.channel.capabilities.idempotent_sends:
                 values["resent_in_doubt"] = True
         result = await session.execute(update(Message).where(*conditions).values(**values).returning(Message.id),
@@ -225,7 +223,7 @@ class OutboxSender:
         refused: dict[int, Outcome] = {}
         for r in rows:  # a broadcast goes to followers only; a reply may still say goodbye
             if r.broadcast_id is not None and not r.following:
-                refused[r.id] = Outcome("undeliverable", "follower unfollowed")
+                refused[r.id] = Outcome(DeliveryStatus.UNDELIVERABLE, "follower unfollowed")
         if has_windows(caps):
             needs = Counter(r.follower_id for r in rows if r.id not in refused)
             granted = await take_window_slots(session, caps, dict(needs), now)
@@ -240,9 +238,9 @@ class OutboxSender:
                 reason = refusal_reason(caps, following=r.following, kind=r.last_action_kind, at=r.last_action_at,
                                         sends=r.window_sends + used[r.follower_id], now=now)
                 if mass and r.broadcast_id is not None and r.following:
-                    refused[r.id] = Outcome("held", HELD_FOR_MASS)
+                    refused[r.id] = Outcome(DeliveryStatus.HELD, HELD_FOR_MASS)
                 else:
-                    refused[r.id] = Outcome("undeliverable", reason)
+                    refused[r.id] = Outcome(DeliveryStatus.UNDELIVERABLE, reason)
         await write_outcomes(session, refused, now=now)
         await session.commit()
         to_send = [r for r in rows if r.id not in refused]
@@ -298,11 +296,10 @@ class OutboxSender:
                         marked = True
                         self.in_flight += 1
                         self.most_in_flight = max(self.most_in_flight, self.in_flight)
-                    await self.limiter.depart(r.external_id)
                     key = f"outbox:{r.id}" if i == 0 else f"outbox:{r.id}.{i}"
-                    await self.channel.send_reply(r.external_id, reply, context={
+                    await self._send_part(r.external_id, reply, context={
                         **(context or {}), "idempotency_key": key, "message_id": r.id, "broadcast_id": r.broadcast_id})
-                outcome = Outcome("sent")
+                outcome = Outcome(DeliveryStatus.SENT)
             except asyncio.CancelledError:
                 raise  # left "sending" if it was marked: in doubt, sent again after its lease
             except Exception as exc:  # noqa: BLE001 - every failure becomes the row's outcome
@@ -312,33 +309,54 @@ class OutboxSender:
             finally:
                 if marked:
                     self.in_flight -= 1
-            return outcome.status == "sent"
+            return outcome.status == DeliveryStatus.SENT
+
+    async def _send_part(self, chat: str, reply: Reply, *, context: dict[str, Any]) -> None:
+        """Send one part when its departure comes; repeat it in place where the retry policy says so.
+
+        In place (a chat's own "retry after", a request that surely never went): the row stays
+        marked ``sending`` and held, its lease renewed, so the chat's order is kept and no other
+        sender takes it meanwhile. Any other failure is raised, for :meth:`_failure` to record.
+        """
+        tries: Counter[str] = Counter()
+        while True:
+            await self.limiter.depart(chat)
+            try:
+                await self.channel.send_reply(chat, reply, context=context)
+                return
+            except QuotaExceeded as exc:
+                if exc.chat_only and exc.retry_after:
+                    self.limiter.pause(exc.retry_after, chat=chat)
+                wait = self.retry.wait_in_place(exc, tries)
+                if wait is None:
+                    raise
+                log.info("send not taken, repeating it", extra={
+                    "channel": self.channel.name, "message_id": context.get("message_id"), "in_s": wait,
+                    "error": str(exc)})
+                if not exc.chat_only:
+                    await asyncio.sleep(wait)  # a chat's own wait is the limiter's pause
+            await self.limiter.acquire(chat)
 
     def _failure(self, r: Row[Any], exc: Exception) -> Outcome:
         match exc:
             case QuotaExceeded():
                 if exc.retry_after:
                     self.limiter.pause(exc.retry_after)
-                if r.attempts >= MAX_ATTEMPTS:
-                    return Outcome("failed", f"quota: {exc}")
-                delay = exc.retry_after or min(2 ** r.attempts, 300)
-                return Outcome("pending", f"retry: {exc}", retry_at=utcnow() + timedelta(seconds=delay))
+                if self.retry.gives_up(r.attempts):
+                    return Outcome(DeliveryStatus.FAILED, f"quota: {exc}")
+                delay = exc.retry_after or self.retry.backoff(r.attempts)
+                return Outcome(DeliveryStatus.PENDING, f"retry: {exc}", retry_at=utcnow() + timedelta(seconds=delay))
             case OutsideReplyWindow():
                 if r.broadcast_id is not None and can_mass_send(self.channel):
-                    return Outcome("held", HELD_FOR_MASS)
-                return Outcome("undeliverable", str(exc) or OUTSIDE_WINDOW)
+                    return Outcome(DeliveryStatus.HELD, HELD_FOR_MASS)
+                return Outcome(DeliveryStatus.UNDELIVERABLE, str(exc) or OUTSIDE_WINDOW)
             case FollowerGone():
-                return Outcome("undeliverable", str(exc) or "follower gone", follower_gone=r.follower_id)
+                return Outcome(DeliveryStatus.UNDELIVERABLE, str(exc) or "follower gone", follower_gone=r.follower_id)
             case PlatformAPIError():
-                return Outcome("failed", str(exc))
+                return Outcome(DeliveryStatus.FAILED, str(exc))
         log.error("outbound send raised", exc_info=exc, extra={"channel": self.channel.name, "message_id": r.id})
-        if r.attempts >= MAX_ATTEMPTS:
-            return Outcome("failed", f"error: {exc!r}")
-        return Outcome("pending", f"retry: {exc!r}", retry_at=utcnow() + timedelta(seconds=min(2 ** r.attempts, 300)))
+        if self.retry.gives_up(r.attempts):
+            return Outcome(DeliveryStatus.FAILED, f"error: {exc!r}")
+        return Outcome(DeliveryStatus.PENDING, f"retry: {exc!r}",
+                       retry_at=utcnow() + timedelta(seconds=self.retry.backoff(r.attempts)))
 
-
-def _skip_locked(session: AsyncSession, query: Any) -> Any:
-    """On PostgreSQL, let concurrent workers pass over rows another is claiming."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
-    return query

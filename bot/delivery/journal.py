@@ -26,16 +26,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.clock import utcnow
 from bot.storage.batching import Batcher
 from bot.storage.models import Follower, Message
+from bot.storage.status import FINAL, DeliveryStatus
 
 log = logging.getLogger("engagebot.outbox")
 
-SENDING = "sending"
-FINAL = ("sent", "failed", "undeliverable", "cancelled")
+SENDING = DeliveryStatus.SENDING
+
+__all__ = ["FINAL", "SENDING", "OutboxJournal", "Outcome", "write_outcomes"]
 
 
 @dataclass(slots=True)
 class Outcome:
-    status: str  # sent | failed | undeliverable | held | pending (retry)
+    status: DeliveryStatus  # sent | failed | undeliverable | held | pending (retry)
     reason: str | None = None
     retry_at: datetime | None = None
     follower_gone: int | None = None  # follower id to mark unfollowed
@@ -122,7 +124,8 @@ class OutboxJournal:
             for token, ids in by_token.items():
                 for chunk in _chunks(ids, 500):
                     await session.execute(update(Message).where(
-                        Message.id.in_(chunk), Message.status.concat("") == "pending", Message.next_attempt_at == token,
+                        Message.id.in_(chunk), Message.status.concat("") == DeliveryStatus.PENDING,
+                        Message.next_attempt_at == token,
                     ).values(next_attempt_at=None), execution_options={"synchronize_session": False})
             await session.commit()
 
@@ -167,7 +170,8 @@ class OutboxJournal:
                 marked: set[int] = set()
                 for token, ids in by_token.items():
                     result = await session.execute(update(Message).where(
-                        Message.id.in_(ids), Message.status.concat("") == "pending", Message.next_attempt_at == token,
+                        Message.id.in_(ids), Message.status.concat("") == DeliveryStatus.PENDING,
+                        Message.next_attempt_at == token,
                     ).values(status=SENDING).returning(Message.id), execution_options={"synchronize_session": False})
                     marked.update(result.scalars().all())
                 for n, row in marks:
@@ -186,7 +190,8 @@ class OutboxJournal:
         for token, ids in by_token.items():
             for chunk in _chunks(ids, 500):
                 result = await session.execute(update(Message).where(
-                    Message.id.in_(chunk), Message.status.in_(("pending", SENDING)), Message.next_attempt_at == token,
+                    Message.id.in_(chunk), Message.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)),
+                    Message.next_attempt_at == token,
                 ).values(next_attempt_at=new).returning(Message.id), execution_options={"synchronize_session": False})
                 kept.update(result.scalars().all())
         lost = [row for row in self.held if row not in kept]
@@ -209,7 +214,7 @@ async def write_outcomes(session: AsyncSession, outcomes: dict[int, Outcome], *,
     if not outcomes:
         return
     now = now or utcnow()
-    groups: dict[tuple[str, str | None, datetime | None], list[int]] = defaultdict(list)
+    groups: dict[tuple[DeliveryStatus, str | None, datetime | None], list[int]] = defaultdict(list)
     gone: set[int] = set()
     for message_id, o in outcomes.items():
         groups[(o.status, o.reason, o.retry_at)].append(message_id)
@@ -218,14 +223,14 @@ async def write_outcomes(session: AsyncSession, outcomes: dict[int, Outcome], *,
     for (status, reason, retry_at), ids in groups.items():
         values: dict[str, Any] = {"status": status, "reason": reason[:255] if reason else None,
                                   "next_attempt_at": retry_at}
-        if status == "sent":
+        if status == DeliveryStatus.SENT:
             values["sent_at"] = now
         for chunk in _chunks(ids, 500):
             statement = update(Message).where(Message.id.in_(chunk))
             if only_unsettled:
-                statement = statement.where(Message.status.in_(("pending", SENDING)))
+                statement = statement.where(Message.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING)))
             await session.execute(statement.values(**values), execution_options={"synchronize_session": False})
-        if status in ("failed", "undeliverable"):
+        if status in (DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERABLE):
             log.warning("outbound not delivered", extra={"status": status, "reason": reason, "rows": len(ids)})
     if gone:
         await session.execute(update(Follower).where(Follower.id.in_(gone)).values(following=False, unfollowed_at=now),

@@ -16,15 +16,21 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels import outbox as outbox_module
 from bot.channels.base import Channel
-from bot.channels.outbox import (HELD_FOR_MASS, LEASE, MAX_ATTEMPTS, OUTSIDE_WINDOW, OutboxSender, RateLimiter,
-                                 channel_key)
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
-from bot.core.clock import utcnow
-from bot.core.inbound import Inbound, Kind
-from bot.core.reply import Article, ArticlesReply, Reply, TextReply
-from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
+from bot.core.inbound import Inbound, Kind, utcnow
+from bot.core.reply import Article, ArticlesReply, Reply
+from bot.delivery import outbox as outbox_module
+from bot.delivery.outbox import (
+    HELD_FOR_MASS,
+    LEASE,
+    MAX_ATTEMPTS,
+    OUTSIDE_WINDOW,
+    OutboxSender,
+    RateLimiter,
+    channel_key,
+)
+from bot.errors import FollowerGone, NotSent, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
 from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message
@@ -176,6 +182,51 @@ async def test_without_a_retry_time_the_wait_doubles_with_each_attempt(sessions:
     r = await row(sessions, mid)
     assert (r.status, r.reason, r.attempts) == ("pending", "retry: busy", 4)
     assert before + timedelta(seconds=15) <= aware(r.next_attempt_at) <= utcnow() + timedelta(seconds=16)
+
+
+async def test_a_send_that_surely_did_not_go_is_repeated_in_place_twice_then_rescheduled(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    ids = await pending(sessions, ["one", "two"], leased=True)
+    channel = Answering(NotSent("unreachable"), NotSent("5xx"), None)  # the third try goes
+    sender = OutboxSender(channel, sessions)
+    await sender.deliver(ids)
+    assert [(await row(sessions, i)).status for i in ids] == ["sent", "sent"]
+    assert (await row(sessions, ids[0])).attempts == 1  # repeated where it was: not claimed again
+    assert [s[2] for s in channel.sends] == ["one", "two"]  # in order
+
+    [mid] = await pending(sessions, ["three"], leased=True)
+    channel = Answering(NotSent("a"), NotSent("b"), NotSent("c"))
+    await OutboxSender(channel, sessions).deliver([mid])
+    r = await row(sessions, mid)
+    assert (r.status, r.reason, r.attempts) == ("pending", "retry: c", 1)  # then the backoff, as any other
+    assert len(channel.contexts) == 3
+
+
+async def test_a_chats_own_retry_after_is_waited_out_in_place_for_that_chat_only(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    channel = Answering(QuotaExceeded("429", retry_after=0.3, chat_only=True))
+    sender = OutboxSender(channel, sessions)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await sender.deliver([mid])
+    assert loop.time() - started >= 0.3
+    r = await row(sessions, mid)
+    assert (r.status, r.attempts) == ("sent", 1)
+    assert sender.limiter.paused_for() == 0  # nobody else waited
+    assert [c["idempotency_key"] for c in channel.contexts] == [f"outbox:{mid}"] * 2
+
+
+async def test_a_chats_retry_after_longer_than_a_minute_reschedules_the_row(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    channel = Answering(QuotaExceeded("429", retry_after=61, chat_only=True))
+    sender = OutboxSender(channel, sessions)
+    await sender.deliver([mid])
+    r = await row(sessions, mid)
+    assert (r.status, r.reason) == ("pending", "retry: 429")
+    assert len(channel.contexts) == 1
+    assert 60 < sender.limiter.paused_for("f0") <= 61
 
 
 async def test_after_the_last_attempt_a_quota_answer_fails_the_row(sessions: Sessions) -> None:
