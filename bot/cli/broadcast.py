@@ -10,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import build_core, open_send_channels
@@ -22,7 +21,7 @@ from bot.broadcast.worker import BroadcastWorker, worker_options
 from bot.channels.presence import beat_every, give_up_unserved, unserved_accounts
 from bot.i18n import SUPPORTED_LOCALES, locale_warnings, normalize_locale, operator_time
 from bot.logs import configure_logging
-from bot.offers.models import Promotion
+from bot.offers.loader import get_promotion
 
 from .common import fail, open_database, settings_of, warn
 
@@ -86,7 +85,7 @@ async def cmd_start(args: argparse.Namespace) -> int:
 
 
 async def _promotion_exists(session: AsyncSession, slug: str) -> bool:
-    return (await session.execute(select(Promotion.id).where(Promotion.slug == slug))).first() is not None
+    return await get_promotion(session, slug) is not None
 
 
 def _no_sender_note(channel: str, account: str, rows: int, wait: float) -> str:

@@ -6,11 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
-
 from bot.i18n import locale_warnings, operator_time
-from bot.offers.loader import get_promotion, list_promotions, load_promo_file, pool_free_count
-from bot.offers.models import Claim
+from bot.offers.loader import get_promotion, list_promotions, load_promo_file, pool_free_count, redeemed_count
 from bot.offers.redeem import RedeemOutcome, redeem
 from bot.offers.spec import read_promo_file
 
@@ -57,8 +54,7 @@ async def cmd_promo_show(args: argparse.Namespace) -> int:
         p = await get_promotion(session, args.slug)
         if p is None:
             return fail(f"no promotion {args.slug!r}")
-        redeemed = (await session.execute(select(func.count()).select_from(Claim).where(
-            Claim.promotion_id == p.id, Claim.redeemed_at.is_not(None)))).scalar_one()
+        redeemed = await redeemed_count(session, p.id)
         free = await pool_free_count(session, p.id) if p.code_strategy == "pool" else None
     fields: list[tuple[str, str]] = [
         ("slug", p.slug),
