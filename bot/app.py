@@ -27,7 +27,7 @@ from bot.i18n import Catalogs, default_catalogs
 from bot.landing import LANDING_LINKS, landing_page
 from bot.offers.admin import admin_plugin
 from bot.rules import PromptRuleCache
-from bot.settings import Settings
+from bot.settings import Settings, own_base_url
 from bot.simulation import (
     SIMULATORS,
     is_loopback_host,
@@ -215,14 +215,6 @@ async def open_send_channels(core: Core, *, only: Sequence[str] = (), mock_sink:
         await opened.close()
         raise
     return opened
-
-
-def own_base_url(settings: Settings) -> str:
-    """How this process reaches itself over HTTP (the in-process simulators call the bot like a platform)."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
 
 
 async def create_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,

@@ -402,6 +402,14 @@ def _from_environment(loc: Sequence[str], upper_env: set[str]) -> bool:
     return any(ENV_PREFIX + "__".join(loc[:n]).upper() in upper_env for n in range(1, len(loc) + 1))
 
 
+def own_base_url(settings: Settings) -> str:
+    """How this process reaches itself over HTTP (the in-process simulators call the bot like a platform)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
 def load_settings(config_file: str | Path | None = None, *, environ: Mapping[str, str] | None = None,
                   warn: Callable[[str], None] | None = None, **overrides: Any) -> Settings:
     """Read the settings, or raise ConfigError with one line naming the bad setting and where it came from.

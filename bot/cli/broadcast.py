@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.app import build_core, open_send_channels
 from bot.broadcast.audience import Audience
 from bot.broadcast.expand import BroadcastError, create_broadcast, expand_broadcast
 from bot.broadcast.models import CANCELLED, DONE, Broadcast
@@ -181,6 +180,8 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
 
 async def cmd_work(args: argparse.Namespace) -> int:
     """Run only the workers: a dedicated sender process beside the web instances (or a test's)."""
+    from bot.app import build_core, open_send_channels  # bot.app loads every channel (PTB), simulator and handler: only the commands that build the app pay for it
+
     settings = settings_of(args)
     core = build_core(settings)
     await core.open()  # before logging is set up: the schema upgrade's INFO lines would bury the command's answer

@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app
 from bot.connections import GuardedSite, quiet_accept_errors
 from bot.logs import configure_logging
 
@@ -18,6 +17,8 @@ from .common import settings_of
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
+    from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app  # bot.app loads every channel (PTB), simulator and handler: only the commands that build the app pay for it
+
     settings = settings_of(args, host=args.host, port=args.port)
     configure_logging(settings)
     app = await create_app(settings)

@@ -133,17 +133,17 @@ async def test_qr_files_are_written_per_channel(tmp_path: Path) -> None:
 
 async def test_campaign_qr_command_writes_files_for_the_cores_channels(
         offers: BotHarness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    import bot.cli.campaign
+    import bot.app
     from bot.cli import main
 
-    real = bot.cli.campaign.build_core
+    real = bot.app.build_core
 
     def build_core_with_channels(settings: Any, **kwargs: Any) -> Any:
         core = real(settings, **kwargs)
         core.channels.append(LinkChannel("telegram", "https://t.me/brand_bot?start="))
         return core
 
-    monkeypatch.setattr(bot.cli.campaign, "build_core", build_core_with_channels)
+    monkeypatch.setattr(bot.app, "build_core", build_core_with_channels)
     monkeypatch.setenv("ENGAGEBOT_DATABASE_URL", offers.database_url)
     out = tmp_path / "qr"
     assert await asyncio.to_thread(main, ["campaign", "qr", "mall-poster", "--out", str(out)]) == 0

@@ -12,9 +12,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from bot.app import own_base_url
 from bot.core.inbound import Kind
-from bot.settings import load_settings
+from bot.settings import load_settings, own_base_url
 
 HELP = """Type a message and press Enter. A number picks that choice of the bot's latest answer;
 when that answer had no choices, the number is sent as text. Actions:

@@ -9,7 +9,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bot.app import build_core
 from bot.channels.mock import MockChannel
 from bot.core.capabilities import Capabilities
 from bot.core.inbound import Kind
@@ -68,6 +67,8 @@ class LocalConsole(Console):
 
 
 async def run_local_console(args: argparse.Namespace) -> int:
+    from bot.app import build_core  # bot.app loads every channel (PTB), simulator and handler: only the commands that build the app pay for it
+
     settings = load_settings(args.config)
     core = build_core(settings)
     await core.open()
