@@ -3,27 +3,50 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.broadcast.plugin import broadcast_plugin
 from bot.channels.base import Channel
+from bot.channels.mock import MOCK_CAPABILITIES, MockChannel, SqlDeliverySink
+from bot.channels.mock_plugin import mock_plugin
+from bot.channels.plugin import ChannelPlugin, Plugin, PluginContext
+from bot.channels.telegram.adapter import TelegramChannel
+from bot.channels.telegram.plugin import telegram_config, telegram_link_channel, telegram_plugin
+from bot.channels.wechat.plugin import wechat_link_channels, wechat_plugin
 from bot.connections import ConnectionGuard
 from bot.core.dispatcher import Dispatcher
 from bot.core.router import Router
 from bot.core.services import Services
 from bot.i18n import Catalogs, default_catalogs
 from bot.offers.index import OfferIndex
+from bot.landing import LANDING_LINKS, landing_page
+from bot.offers.admin import admin_plugin
 from bot.rules import PromptRuleCache
-from bot.settings import Settings
+from bot.settings import Settings, own_base_url
+from bot.simulation import (
+    SIMULATORS,
+    is_loopback_host,
+    load_simulator_credentials,
+    mount_simulators,
+    simulated_accounts,
+    simulator_credentials,
+    simulators_to_mount,
+    startup_lines,
+)
 from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.migrate import upgrade
 from bot.storage.store import SqlStore
 from bot.web import error_middleware, healthz
+
+# The composition root wires the built-in handlers. No circle: handlers import ``bot``'s public API
+# (bot/__init__.py), which imports core and i18n only, never bot.app.
+from handlers import default_router
 
 log = logging.getLogger("engagebot.app")
 
@@ -60,8 +83,6 @@ class Core:
 
 
 def build_router(extra: list[Router] | None = None) -> Router:
-    from handlers import default_router
-
     root = Router("app")
     root.include(*(extra or []), default_router())
     return root
@@ -87,32 +108,19 @@ def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Co
                 prompt_rules=prompt_rules, dispatcher=dispatcher, store=store, services=services)
 
 
-# A plugin adds routes to the app at build time and returns a cleanup_ctx generator for its lifetime.
-Plugin = Callable[[web.Application, Core], Callable[[web.Application], AsyncIterator[None]] | None]
-
-
 def default_plugins() -> list[Plugin]:
-    """The channels (each with its simulator when the platform is not configured), then the rest."""
-    from importlib import import_module
+    """The channels (each with its simulator when the platform is not configured), then the rest.
 
-    found: list[Plugin] = []
-    for module, name in PLUGINS:
-        try:
-            found.append(getattr(import_module(module), name))
-        except ModuleNotFoundError as exc:  # an optional part not installed
-            if exc.name != module:
-                raise
-    return found
+    Order matters: channels first (others look them up in the context's channels), workers last.
+    """
+    return [wechat_plugin, telegram_plugin, mock_plugin, admin_plugin, broadcast_plugin]
 
 
-# Order matters: channels first (others look them up in core.channels), workers last.
-PLUGINS = [
-    ("bot.channels.wechat.plugin", "wechat_plugin"),
-    ("bot.channels.telegram.plugin", "telegram_plugin"),
-    ("bot.channels.mock_plugin", "mock_plugin"),
-    ("bot.offers.admin", "admin_plugin"),
-    ("bot.broadcast.plugin", "broadcast_plugin"),
-]
+def plugin_context(core: Core, simulated: dict[str, object] | None = None) -> PluginContext:
+    """What the plugins (and the CLI's link channels) build with: ``core``'s parts, this server's address."""
+    return PluginContext(settings=core.settings, dispatcher=core.dispatcher, sessions=core.sessions,
+                         catalogs=core.catalogs, channels=core.channels, services=core.services,
+                         base_url=own_base_url(core.settings), simulated=simulated or {})
 
 
 async def open_link_channels(core: Core) -> list[Channel]:
@@ -121,22 +129,29 @@ async def open_link_channels(core: Core) -> list[Channel]:
     With the embedded default they reach the simulators of a running ``engagebot run`` (with the
     credentials stored in the same database). ``core`` must be open.
     """
-    from bot.channels.telegram.plugin import telegram_link_channel
-    from bot.channels.wechat.plugin import wechat_link_channels
-    from bot.simulation import load_simulator_credentials, simulators_to_mount
-
-    if simulators_to_mount(core.settings):
-        await load_simulator_credentials(core)
-
-    channels: list[Channel] = list(wechat_link_channels(core))
+    ctx = plugin_context(core, await simulated_for(core))
+    channels: list[Channel] = list(wechat_link_channels(ctx))
     try:
-        telegram = await telegram_link_channel(core)
+        telegram = await telegram_link_channel(ctx)
     except Exception as exc:  # noqa: BLE001 - a platform that cannot be reached gives no link; say why
         log.warning("telegram unavailable for links", extra={"reason": str(exc) or type(exc).__name__})
         telegram = None
     if telegram is not None:
         channels.append(telegram)
     return channels
+
+
+async def simulated_for(core: Core, platforms: Sequence[str] | None = None) -> dict[str, object]:
+    """The simulated accounts (``PluginContext.simulated``) of a process without a server (the CLI).
+
+    With the embedded default they reach the simulators of a running ``engagebot run`` (with the
+    credentials stored in the same database). ``core`` must be open.
+    """
+    mounted = simulators_to_mount(core.settings)
+    if not mounted:
+        return {}
+    credentials = await load_simulator_credentials(core)
+    return simulated_accounts(credentials, own_base_url(core.settings), platforms or mounted)
 
 
 async def close_link_channels(channels: list[Channel]) -> None:
@@ -148,22 +163,67 @@ async def close_link_channels(channels: list[Channel]) -> None:
             await channel.stop()
 
 
-def own_base_url(settings: Settings) -> str:
-    """How this process reaches itself over HTTP (the in-process simulators call the bot like a platform)."""
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
+# -- a worker-only process's channels ------------------------------------------------------------------
+SEND_CHANNEL_NAMES = ("wechat", "telegram", "mock")
 
 
-async def create_app(settings: Settings, *, plugins: list[Plugin] | None = None,
+class SendChannels:
+    """The started channels of a worker-only process; :meth:`close` stops them (and the mock sink)."""
+
+    def __init__(self, channels: list[Channel], sink: SqlDeliverySink | None = None) -> None:
+        self.channels = channels
+        self._sink = sink
+
+    async def close(self) -> None:
+        for channel in reversed(self.channels):
+            await channel.stop()
+        if self._sink is not None:
+            await self._sink.close()
+
+
+async def open_send_channels(core: Core, *, only: Sequence[str] = (), mock_sink: str | None = None,
+                             mock_account: str = "mock", mock_rate: float | None = None,
+                             mock_chat_rate: float | None = None) -> SendChannels:
+    """Build and start the configured channels (``only`` these names, when given) to send only.
+
+    The channels a worker-only process (``engagebot broadcast work``) sends through: the same accounts
+    ``engagebot run`` serves, built to send only: no webhook is served and Telegram is not polled (the
+    web instances receive; a second poller would take their updates). With the embedded defaults
+    they reach the simulators of a running ``engagebot run``.
+    """
+    ctx = plugin_context(core, await simulated_for(core))  # the embedded default: the simulators' credentials
+    wanted = set(only) or set(SEND_CHANNEL_NAMES)
+    channels: list[Channel] = []
+    if "wechat" in wanted:
+        channels += wechat_link_channels(ctx)
+    if "telegram" in wanted and (config := telegram_config(ctx.settings, ctx.simulated.get("telegram"))) is not None:
+        channels.append(TelegramChannel(dispatch=core.dispatcher.dispatch, sessions=core.sessions, config=config,
+                                        receive=False))
+    sink = None
+    sink_url = mock_sink or core.settings.mock_sink
+    if "mock" in wanted and sink_url is not None:
+        sink = SqlDeliverySink(sink_url)
+        await sink.open()
+        caps = replace(MOCK_CAPABILITIES, max_sends_per_second=mock_rate or None,
+                       max_sends_per_chat_per_second=mock_chat_rate or None)
+        channels.append(MockChannel(dispatch=core.dispatcher.dispatch, account=mock_account, capabilities=caps,
+                                    sink=sink))
+    opened = SendChannels(channels, sink)
+    try:
+        for channel in channels:
+            await channel.start()
+    except BaseException:
+        await opened.close()
+        raise
+    return opened
+
+
+async def create_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
                      routers: list[Router] | None = None) -> web.Application:
     """Build the app as ``engagebot run`` serves it: with the simulators' stored credentials loaded first.
 
     Use this rather than :func:`build_app` whenever simulators may be mounted (the embedded default).
     """
-    from bot.simulation import load_simulator_credentials, simulators_to_mount
-
     core = build_core(settings, routers=routers)
     if simulators_to_mount(settings):
         try:
@@ -175,12 +235,9 @@ async def create_app(settings: Settings, *, plugins: list[Plugin] | None = None,
     return build_app(settings, plugins=plugins, routers=routers, core=core)
 
 
-def build_app(settings: Settings, *, plugins: list[Plugin] | None = None,
+def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
               routers: list[Router] | None = None, core: Core | None = None) -> web.Application:
-    """Build the aiohttp app: core first, then each channel (and its simulator) in order."""
-    from bot.landing import LANDING_LINKS, landing_page
-    from bot.simulation import SIMULATORS, is_loopback_host, startup_lines
-
+    """Build the aiohttp app: core first, then the simulators to serve, then each plugin in order."""
     limits = settings.http
     guard = ConnectionGuard(header_timeout=limits.header_timeout, body_timeout=limits.body_timeout,
                             max_connections=limits.max_connections)
@@ -192,7 +249,6 @@ def build_app(settings: Settings, *, plugins: list[Plugin] | None = None,
     app[SIMULATORS] = {}
     app[LANDING_LINKS] = []
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/", landing_page)
 
     async def core_lifetime(app: web.Application) -> AsyncIterator[None]:
         await core.open()
@@ -201,8 +257,22 @@ def build_app(settings: Settings, *, plugins: list[Plugin] | None = None,
         await core.close()
 
     app.cleanup_ctx.append(core_lifetime)
-    for plugin in plugins if plugins is not None else default_plugins():
-        lifetime = plugin(app, core)
+    plugins = default_plugins() if plugins is None else list(plugins)
+    base_url = own_base_url(settings)
+    # A platform's simulator is served only with its channel plugin, and only when simulators_to_mount says so.
+    served = {p.platform for p in plugins if isinstance(p, ChannelPlugin)}
+    platforms = [p for p in simulators_to_mount(settings) if p in served]
+    simulated: dict[str, object] = {}
+    if platforms:
+        credentials = simulator_credentials(core)
+        simulated = simulated_accounts(credentials, base_url, platforms)
+        simulators_lifetime = mount_simulators(app, core.sessions, credentials, base_url, platforms)
+        if simulators_lifetime is not None:
+            app.cleanup_ctx.append(simulators_lifetime)
+    app.router.add_get("/", landing_page(core.catalogs, settings, list(app[SIMULATORS])))
+    ctx = plugin_context(core, simulated)
+    for plugin in plugins:
+        lifetime = plugin(app, ctx)
         if lifetime is not None:
             app.cleanup_ctx.append(lifetime)
     mounted = list(app[SIMULATORS])
@@ -210,5 +280,5 @@ def build_app(settings: Settings, *, plugins: list[Plugin] | None = None,
         log.info("simulators mounted", extra={"simulators": mounted, "host": settings.host})
         if not is_loopback_host(settings.host):
             log.warning("simulators reachable from other machines", extra={"host": settings.host})
-    app[STARTUP_NOTES][:0] = startup_lines(settings, mounted, own_base_url(settings))
+    app[STARTUP_NOTES][:0] = startup_lines(settings, mounted, base_url)
     return app

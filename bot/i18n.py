@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
 from decimal import Decimal
 from functools import lru_cache
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -68,8 +69,6 @@ def locales_dir() -> Path:
     """Return the folder holding the catalogs (the repo's ``locales/`` or the installed copy)."""
     if DEFAULT_LOCALES_DIR.is_dir():
         return DEFAULT_LOCALES_DIR
-    from importlib.resources import files
-
     return Path(str(files("bot") / "locales"))
 
 

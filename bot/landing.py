@@ -7,11 +7,14 @@ Both languages are on the page; the reader's ``Accept-Language`` decides which c
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from html import escape
 
 from aiohttp import web
 
-from bot.i18n import SUPPORTED_LOCALES, N_, normalize_locale
+from bot.i18n import SUPPORTED_LOCALES, N_, Catalogs, normalize_locale
+from bot.settings import Settings
+from bot.simulation import PAGES, chat_command
 
 # (label msgid, path): links for operators that plugins add (e.g. the operator console).
 LANDING_LINKS = web.AppKey("landing_links", list)
@@ -56,13 +59,9 @@ def _ordered_locales(accept_language: str) -> list[str]:
     return sorted(SUPPORTED_LOCALES, key=lambda loc: loc != first)
 
 
-def _section(request: web.Request, locale: str) -> str:
-    from bot.app import CORE
-    from bot.simulation import PAGES, SIMULATORS, chat_command
-
-    core = request.app[CORE]
-    t = lambda msgid: escape(core.catalogs.gettext(locale, msgid))  # noqa: E731
-    mounted = list(request.app[SIMULATORS])
+def _section(request: web.Request, locale: str, catalogs: Catalogs, settings: Settings,
+             mounted: Sequence[str]) -> str:
+    t = lambda msgid: escape(catalogs.gettext(locale, msgid))  # noqa: E731
     lang = locale.replace("_", "-")
     parts = [f'<section lang="{lang}" id="locale-{locale}">', f"<h1>{t(TITLE)}</h1>", f"<p>{t(INTRO)}</p>",
              f"<h2>{t(FOLLOWERS)}</h2>"]
@@ -70,7 +69,7 @@ def _section(request: web.Request, locale: str) -> str:
         parts.append("<ul>" + "".join(
             f'<li><a href="{PAGES[p]}">{t(FOLLOWER_PAGES[p])}</a></li>' for p in mounted) + "</ul>")
         parts.append(f"<p>{t(IN_A_TERMINAL)}</p><ul>" + "".join(
-            f"<li><code>{escape(chat_command(core.settings, p))}</code></li>" for p in mounted) + "</ul>")
+            f"<li><code>{escape(chat_command(settings, p))}</code></li>" for p in mounted) + "</ul>")
     else:
         parts.append(f"<p>{t(NO_SIMULATOR)}</p>")
     links = [(HEALTH, "/healthz"), *request.app[LANDING_LINKS]]
@@ -80,11 +79,22 @@ def _section(request: web.Request, locale: str) -> str:
     return "".join(parts)
 
 
-async def landing_page(request: web.Request) -> web.Response:
+def landing_page(catalogs: Catalogs, settings: Settings,
+                 mounted: Sequence[str]) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """The handler of ``GET /`` for an app serving the simulators ``mounted`` (platform names)."""
+
+    async def page(request: web.Request) -> web.Response:
+        return _landing_page(request, catalogs, settings, mounted)
+
+    return page
+
+
+def _landing_page(request: web.Request, catalogs: Catalogs, settings: Settings,
+                  mounted: Sequence[str]) -> web.Response:
     """``GET /``: the landing page, both languages, the reader's first."""
     locales = _ordered_locales(request.headers.get("Accept-Language", ""))
     first = locales[0].replace("_", "-")
-    body = "".join(_section(request, loc) for loc in locales)
+    body = "".join(_section(request, loc, catalogs, settings, mounted) for loc in locales)
     html = (f'<!doctype html><html lang="{first}"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>engagebot</title><style>{STYLE}</style></head><body><main>{body}</main></body></html>")

@@ -23,6 +23,7 @@ from bot.core.keywords import KeywordIndex, normalize_keyword
 from bot.errors import RulesFileError
 from bot.files import describe_validation_error
 from bot.i18n import locale_keys, pick_text, simplified_characters
+from bot.storage.prompts import list_prompt_rules
 
 log = logging.getLogger("engagebot.rules")
 
@@ -212,8 +213,6 @@ class PromptRuleCache:
         self._refresher: asyncio.Task[None] | None = None
 
     async def refresh(self) -> None:
-        from bot.storage.prompts import list_prompt_rules
-
         async with self.sessions() as session:
             rows = await list_prompt_rules(session)
         fingerprint = tuple((r.name, r.updated_at) for r in rows)

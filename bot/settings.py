@@ -11,14 +11,39 @@ from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limits import parse as parse_rate
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from bot.errors import ConfigError
 from bot.files import describe_error_message, read_data_file
 from bot.i18n import INTERNATIONAL_LOCALE, require_locale
-from bot.storage.engine import DEFAULT_DATABASE_URL, DatabaseURLError, check_database_url
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./engagebot.db"
+SUPPORTED_DRIVERS = {"sqlite+aiosqlite", "postgresql+asyncpg"}
+
+
+class DatabaseURLError(ValueError):
+    """The database URL names no supported async driver, or does not parse."""
+
+
+def check_database_url(url: str) -> str:
+    """Return the URL if it names a supported async driver; raise DatabaseURLError otherwise."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise DatabaseURLError(f"not a database URL: {exc}") from None
+    if parsed.drivername not in SUPPORTED_DRIVERS:
+        raise DatabaseURLError(
+            f"driver {parsed.drivername!r} is not supported; use one of {sorted(SUPPORTED_DRIVERS)}"
+        )
+    if parsed.drivername.startswith("postgresql") and not parsed.database:
+        raise DatabaseURLError("a PostgreSQL URL must name a database")
+    return url
 
 
 ENV_PREFIX = "ENGAGEBOT_"
@@ -182,8 +207,6 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, v: str) -> str:
-        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
@@ -193,10 +216,8 @@ class Settings(BaseSettings):
     @field_validator("admin_failure_limit")
     @classmethod
     def _failure_limit(cls, v: str) -> str:
-        from limits import parse
-
         try:
-            rate = parse(v)
+            rate = parse_rate(v)
         except ValueError:
             rate = None
         if rate is None or rate.amount < 1:
@@ -379,6 +400,14 @@ def describe_settings_error(exc: ValidationError, *, flags: Mapping[str, Any], e
 def _from_environment(loc: Sequence[str], upper_env: set[str]) -> bool:
     # The value at loc came from a variable for it or for one of its groups (given whole as JSON).
     return any(ENV_PREFIX + "__".join(loc[:n]).upper() in upper_env for n in range(1, len(loc) + 1))
+
+
+def own_base_url(settings: Settings) -> str:
+    """How this process reaches itself over HTTP (the in-process simulators call the bot like a platform)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
 
 
 def load_settings(config_file: str | Path | None = None, *, environ: Mapping[str, str] | None = None,

@@ -22,18 +22,20 @@ import secrets
 import shlex
 import string
 import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.plugin import Lifetime
+from bot.channels.telegram.config import TelegramConfig
+from bot.settings import Settings, WeChatAccount
+from bot.simulators.telegram import TelegramBotAPISimulator
+from bot.simulators.wechat import WeChatSimulator
 from bot.storage.simulators import get_or_create_record, load_records, save_records
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-    from bot.app import Core
-    from bot.settings import Settings
 
 log = logging.getLogger("engagebot.simulators")
 
@@ -42,6 +44,7 @@ LABELS = {"wechat": "WeChat", "telegram": "Telegram"}
 PAGES = {"wechat": "/simulator/wechat", "telegram": "/simulator/telegram"}
 # The simulators mounted on this app, by platform name, in mount order.
 SIMULATORS = web.AppKey("simulators", dict)
+TELEGRAM_SIMULATOR = web.AppKey("telegram_simulator", TelegramBotAPISimulator)
 SIMULATED_WECHAT_APP_ID = "wxsimulated00000001"  # not a secret: the AppID is public on the platform too
 SIMULATED_WECHAT_ACCOUNT_ID = "gh_simulated"
 SIMULATED_TELEGRAM_BOT_ID = 123456
@@ -81,6 +84,13 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+class HasServices(Protocol):
+    """What the credentials need of ``bot.app.Core``: its sessions and its services."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    services: dict[str, Any]
+
+
 # -- credentials --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SimulatorCredentials:
@@ -106,7 +116,7 @@ def _new_telegram_credentials() -> dict[str, Any]:
     return {"token": f"{SIMULATED_TELEGRAM_BOT_ID}:{secrets.token_urlsafe(27)[:35]}"}
 
 
-async def load_simulator_credentials(core: Core) -> SimulatorCredentials:
+async def load_simulator_credentials(core: HasServices) -> SimulatorCredentials:
     """Read the simulators' credentials from the database (creating them the first time) into ``core``.
 
     The schema must be up to date (``core.open()`` or ``bot.storage.migrate.upgrade``).
@@ -119,7 +129,7 @@ async def load_simulator_credentials(core: Core) -> SimulatorCredentials:
     return credentials
 
 
-def simulator_credentials(core: Core) -> SimulatorCredentials:
+def simulator_credentials(core: HasServices) -> SimulatorCredentials:
     """The credentials loaded by :func:`load_simulator_credentials` (``create_app`` does it)."""
     credentials = core.services.get(SimulatorCredentials)
     if credentials is None:
@@ -208,6 +218,82 @@ class SimulatorPersistence:
         except Exception as exc:  # stopping must go on; the next start sees unclean records and skips ids
             log.warning("simulator state not saved at stop", exc_info=exc,
                         extra={"simulator": self.name, "error": type(exc).__name__})
+
+
+# -- the simulated accounts and the mounted simulators ----------------------------------------------------
+def simulated_accounts(credentials: SimulatorCredentials, base_url: str, platforms: Sequence[str]) -> dict[str, Any]:
+    """The settings a channel plugin serves each simulated account with (``PluginContext.simulated``).
+
+    WeChat: safe mode, the API on this server, this database's secrets. Telegram: polling this
+    server's simulated Bot API.
+    """
+    found: dict[str, Any] = {}
+    if "wechat" in platforms:
+        found["wechat"] = WeChatAccount(
+            token=SecretStr(credentials.wechat_token), app_id=SIMULATED_WECHAT_APP_ID,
+            app_secret=SecretStr(credentials.wechat_app_secret), aes_key=SecretStr(credentials.wechat_aes_key),
+            account_id=SIMULATED_WECHAT_ACCOUNT_ID, api_base=base_url,
+        )
+    if "telegram" in platforms:
+        found["telegram"] = TelegramConfig(token=credentials.telegram_token, mode="polling",
+                                           base_url=f"{base_url}/bot", base_file_url=f"{base_url}/file/bot",
+                                           connect_backoff=(0.05, 2.0))
+    return found
+
+
+class _SimulatorGoneFilter(logging.Filter):
+    """Drop PTB's error about confirming the last updates at shutdown when the simulator is in-process.
+
+    aiohttp stops listening before any shutdown hook runs, so PTB's final ``getUpdates`` cannot
+    reach the in-process simulator; the updates it would confirm go away with the simulator anyway.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Error while calling `get_updates` one more time")
+
+
+def mount_simulators(app: web.Application, sessions: async_sessionmaker[AsyncSession],
+                     credentials: SimulatorCredentials, base_url: str, platforms: Sequence[str]) -> Lifetime | None:
+    """Serve the simulators of ``platforms`` on ``app`` (in ``app[SIMULATORS]``); return their lifetime.
+
+    Mounted before the channel plugins run, so their lifetime restores each simulator's state before
+    the channels start, and saves it after they stop.
+    """
+    mounted: list[tuple[SimulatorPersistence, Callable[[], Any] | None]] = []
+    if "wechat" in platforms:
+        wechat = WeChatSimulator(
+            token=credentials.wechat_token, app_id=SIMULATED_WECHAT_APP_ID,
+            app_secret=credentials.wechat_app_secret, aes_key=credentials.wechat_aes_key,
+            account_id=SIMULATED_WECHAT_ACCOUNT_ID, callback_url=f"{base_url}/wechat",
+        )
+        wechat.add_routes(app)
+        app[SIMULATORS]["wechat"] = wechat
+        mounted.append((SimulatorPersistence(sessions, "wechat", wechat), wechat.close))
+    if "telegram" in platforms:
+        telegram = TelegramBotAPISimulator(credentials.telegram_token, bot_username=SIMULATED_TELEGRAM_USERNAME)
+        telegram.add_routes(app)
+        app[TELEGRAM_SIMULATOR] = telegram
+        app[SIMULATORS]["telegram"] = telegram
+        updater_log = logging.getLogger("telegram.ext.Updater")
+        if not any(isinstance(f, _SimulatorGoneFilter) for f in updater_log.filters):
+            updater_log.addFilter(_SimulatorGoneFilter())
+        mounted.append((SimulatorPersistence(sessions, "telegram", telegram), None))
+    if not mounted:
+        return None
+
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        for persistence, _close in mounted:
+            await persistence.restore()
+            persistence.start()
+        try:
+            yield
+        finally:
+            for persistence, close in reversed(mounted):
+                await persistence.stop()
+                if close is not None:
+                    await close()
+
+    return lifetime
 
 
 # -- what the operator is told ----------------------------------------------------------------------------

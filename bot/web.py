@@ -16,7 +16,7 @@ from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from bot.errors import EngagebotError
+from bot.errors import EngagebotError, PayloadTooLarge
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -43,8 +43,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """Read a request body of at most ``limit`` bytes; raise PayloadTooLarge past it, without reading on."""
-    from bot.errors import PayloadTooLarge
-
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body larger than {limit} bytes")
     chunks: list[bytes] = []

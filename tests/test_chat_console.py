@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.console import NO_REPLY, UNFOLLOWED
+from bot.cli.console import NO_REPLY, UNFOLLOWED
 from bot.i18n import current_locale
 from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.models import Follower
@@ -198,7 +198,8 @@ async def _console_in_a_terminal(args: list[str], lines: list[str], *, timeout: 
 async def test_the_telegram_console_prints_each_answer_before_the_next_prompt(database_url: str) -> None:
     from bot import Inbound, Kind, Router, TextReply
     from bot.app import create_app
-    from bot.channels.telegram.plugin import TELEGRAM_CHANNEL, TELEGRAM_SIMULATOR
+    from bot.channels.telegram.plugin import TELEGRAM_CHANNEL
+    from bot.simulation import TELEGRAM_SIMULATOR
     from bot.settings import Settings
     from tests.support.servers import serve
 

@@ -42,7 +42,6 @@ RANKS: list[tuple[str, int]] = [
     ("bot.simulation", 7),
     ("bot.admin", 7),
     ("bot.app", 8),
-    ("bot.console", 9),
     ("bot.cli", 9),
     ("bot", 10),  # the package's public API (bot/__init__.py)
     ("handlers", 11),

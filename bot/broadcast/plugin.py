@@ -10,10 +10,10 @@ from aiohttp import web
 from .worker import BroadcastWorker, worker_options
 
 if TYPE_CHECKING:
-    from bot.app import Core
+    from bot.channels.plugin import PluginContext
 
 
-def broadcast_plugin(app: web.Application, core: Core) -> Callable[[web.Application], AsyncIterator[None]]:
+def broadcast_plugin(app: web.Application, core: PluginContext) -> Callable[[web.Application], AsyncIterator[None]]:
     """Build a worker for ``core.channels`` (the channel plugins ran before) with the outbox settings.
 
     Built now, so the channels' own senders are configured before any of them starts.

@@ -27,6 +27,7 @@ from bot.core.reply import Reply
 from bot.core.serialize import reply_text
 from bot.errors import PayloadError
 from bot.storage.dialect import SQLITE, dialect_name, upsert
+from bot.storage.engine import create_engine
 from bot.web import read_body
 
 from .base import Channel, Dispatch
@@ -75,8 +76,6 @@ class SqlDeliverySink:
     deduplicates = True
 
     def __init__(self, url: str) -> None:
-        from bot.storage.engine import create_engine
-
         # NORMAL: durable across a process crash (what the tests kill), cheaper than FULL.
         self.engine = create_engine(url, sqlite_synchronous="NORMAL")
         # SQLite has one writer: queue here rather than in its busy handler, which sleeps up to 100 ms.

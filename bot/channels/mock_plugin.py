@@ -7,27 +7,24 @@ For tests and demos that drive a real server process without any platform (the c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from .mock import MockChannel, SqlDeliverySink
-
-if TYPE_CHECKING:
-    from bot.app import Core
+from .plugin import Lifetime, PluginContext
 
 MOCK_PATH = "/mock"
 
 
-def mock_plugin(app: web.Application, core: Core) -> Callable[[web.Application], AsyncIterator[None]] | None:
-    url = core.settings.mock_sink
+def mock_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
+    url = ctx.settings.mock_sink
     if url is None:
         return None
     sink = SqlDeliverySink(url)
-    channel = MockChannel(dispatch=core.dispatcher.dispatch, sink=sink, path=MOCK_PATH)
+    channel = MockChannel(dispatch=ctx.dispatcher.dispatch, sink=sink, path=MOCK_PATH)
     app.router.add_routes(channel.routes())
-    core.channels.append(channel)
+    ctx.channels.append(channel)
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await sink.open()

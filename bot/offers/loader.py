@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.core.clock import utcnow
 from bot.errors import RulesFileError
 
-from .models import Campaign, PoolCode, Promotion
+from .models import Campaign, Claim, PoolCode, Promotion
 from .spec import ParsedPromoFile, PromotionSpec
 
 # Inserting pool codes in batches keeps statements under the drivers' parameter limits.
@@ -138,3 +138,9 @@ async def get_promotion(session: AsyncSession, slug: str) -> Promotion | None:
 async def pool_free_count(session: AsyncSession, promotion_id: int) -> int:
     return (await session.execute(select(func.count()).select_from(PoolCode).where(
         PoolCode.promotion_id == promotion_id, PoolCode.claim_id.is_(None)))).scalar_one()
+
+
+async def redeemed_count(session: AsyncSession, promotion_id: int) -> int:
+    """How many of the promotion's claims were redeemed."""
+    return (await session.execute(select(func.count()).select_from(Claim).where(
+        Claim.promotion_id == promotion_id, Claim.redeemed_at.is_not(None)))).scalar_one()

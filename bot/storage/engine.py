@@ -20,28 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.util import await_only
 
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./engagebot.db"
-SUPPORTED_DRIVERS = {"sqlite+aiosqlite", "postgresql+asyncpg"}
-
-
-class DatabaseURLError(ValueError):
-    """The database URL names no supported async driver, or does not parse."""
-
-
-def check_database_url(url: str) -> str:
-    """Return the URL if it names a supported async driver; raise DatabaseURLError otherwise."""
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError) as exc:
-        raise DatabaseURLError(f"not a database URL: {exc}") from None
-    if parsed.drivername not in SUPPORTED_DRIVERS:
-        raise DatabaseURLError(
-            f"driver {parsed.drivername!r} is not supported; use one of {sorted(SUPPORTED_DRIVERS)}"
-        )
-    if parsed.drivername.startswith("postgresql") and not parsed.database:
-        raise DatabaseURLError("a PostgreSQL URL must name a database")
-    return url
-
+# The URL checks live with the settings (which must not import storage); re-exported for storage's callers.
+from bot.settings import (  # noqa: F401
+    DEFAULT_DATABASE_URL,
+    SUPPORTED_DRIVERS,
+    DatabaseURLError,
+    check_database_url,
+)
 
 def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
     url = engine_or_url.url if isinstance(engine_or_url, AsyncEngine) else make_url(engine_or_url)

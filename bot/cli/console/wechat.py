@@ -1,4 +1,4 @@
-"""``engagebot chat --channel wechat|telegram``: be a follower on a running engagebot's simulator.
+"""``engagebot chat --channel wechat``: be a follower on a running engagebot's WeChat simulator.
 
 The console talks to the platform simulator's JSON API over HTTP, exactly as the phone page does,
 so the message travels the whole way: simulator, signed callback, adapter, router, reply.
@@ -14,9 +14,11 @@ from typing import Any
 
 import aiohttp
 
-from bot.console import (HELP, NO_REPLY, NOT_YET, UNFOLLOWED, _read_line, as_bot_lines, kept_language_note,
-                         parse_action, server_url)
 from bot.core.inbound import Kind
+from bot.i18n import normalize_locale
+
+from .common import (Answer, Console, ConsoleError, as_bot_lines, chat_loop, kept_language_note, parse_action,
+                     print_line, read_stdin, server_url)
 
 WECHAT_API = "/simulator/wechat/api"
 PROGRESS = "/simulator/wechat/bot/progress"
@@ -27,8 +29,6 @@ _ACTION_OF_KIND = {Kind.TEXT: "text", Kind.COMMAND: "text", Kind.FOLLOW: "follow
 
 def wechat_language(lang: str | None) -> str:
     """The WeChat language setting closest to ``--lang`` (WeChat knows zh_CN, zh_TW and en)."""
-    from bot.i18n import normalize_locale
-
     return {"zh_Hans": "zh_CN", "zh_Hant": "zh_TW", "en": "en"}.get(normalize_locale(lang) or "", "none")
 
 
@@ -75,10 +75,47 @@ async def _replies_settled(http: aiohttp.ClientSession, base: str, openid: str) 
     return False
 
 
+class WeChatConsole(Console):
+    """The simulated WeChat user ``openid``, through the simulator's JSON API."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str, follower: dict[str, Any]) -> None:
+        self.http = http
+        self.base = base
+        self.openid = follower["openid"]
+        self.seen = int(follower.get("messages", 0))  # what an earlier run already showed
+        self.subscribed = bool(follower.get("subscribed"))
+
+    async def begin(self) -> Answer | None:
+        return None if self.subscribed else await self._do({"action": "follow"})
+
+    async def act(self, line: str) -> Answer:
+        try:
+            parsed = parse_action(line)
+        except ValueError as exc:
+            raise ConsoleError(str(exc)) from None
+        assert parsed is not None  # the loop took :quit
+        kind, text, payload = parsed
+        action = {"action": _ACTION_OF_KIND[kind], "text": text, "scene": payload, "key": payload}
+        return await self._do({k: v for k, v in action.items() if v})
+
+    async def _do(self, action: dict[str, Any]) -> Answer:
+        try:
+            await _json(self.http, "POST", f"{self.base}{WECHAT_API}/action", json={"openid": self.openid, **action})
+            settled = await _replies_settled(self.http, self.base, self.openid)
+            timeline = await _json(self.http, "GET", f"{self.base}{WECHAT_API}/timeline",
+                                   params={"openid": self.openid, "since": str(self.seen)})
+        except (aiohttp.ClientError, RuntimeError, ValueError) as exc:
+            raise ConsoleError(f"failed: {exc}") from None
+        self.seen = timeline["next"]
+        shown = [e for e in timeline["entries"] if e.get("direction") == "out"]
+        for entry in shown:
+            print_line(as_bot_lines(show_wechat(entry).splitlines()))
+        return Answer(unfollowed=action["action"] == "unfollow", shown=len(shown), done=settled)
+
+
 async def run_wechat_console(args: argparse.Namespace) -> int:
     base = server_url(args)  # a bad setting is one line (ConfigError, printed by the CLI)
     name = args.follower or "console-user"
-    interactive = sys.stdin.isatty()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         try:
             follower = await find_or_create_follower(http, base, name, args.lang)
@@ -87,60 +124,11 @@ async def run_wechat_console(args: argparse.Namespace) -> int:
                   "there without a real platform? (`engagebot chat --port N` if it runs on another port)",
                   file=sys.stderr)
             return 2
-        openid = follower["openid"]
-        seen = int(follower.get("messages", 0))  # what an earlier run already showed
         language = follower.get("language") or "none"
-        print(f"You are WeChat follower {name} ({openid}, language {language}); :help for actions.", flush=True)
+        print(f"You are WeChat follower {name} ({follower['openid']}, language {language}); :help for actions.",
+              flush=True)
         if args.lang and wechat_language(args.lang) != language:
             print(kept_language_note(name, follower.get("language")), flush=True)
-        if interactive:
-            print(HELP)
-        pending = [] if follower.get("subscribed") else ["follow"]
-        while True:
-            if pending:
-                action: dict[str, Any] = {"action": pending.pop()}
-            else:
-                line = await _read_line("you> " if interactive else "")
-                if line is None:
-                    break
-                line = line.strip()
-                if not line:
-                    continue
-                if line in (":help", ":?"):
-                    print(HELP)
-                    continue
-                try:
-                    parsed = parse_action(line)
-                except ValueError as exc:
-                    print(f"     ({exc})")
-                    continue
-                if parsed is None:
-                    break
-                kind, text, payload = parsed
-                action = {"action": _ACTION_OF_KIND[kind], "text": text, "scene": payload, "key": payload}
-                action = {k: v for k, v in action.items() if v}
-            try:
-                await _json(http, "POST", f"{base}{WECHAT_API}/action", json={"openid": openid, **action})
-                settled = await _replies_settled(http, base, openid)
-                timeline = await _json(http, "GET", f"{base}{WECHAT_API}/timeline",
-                                       params={"openid": openid, "since": str(seen)})
-            except (aiohttp.ClientError, RuntimeError, ValueError) as exc:
-                print(f"     (failed: {exc})")
-                continue
-            seen = timeline["next"]
-            shown = [e for e in timeline["entries"] if e.get("direction") == "out"]
-            for entry in shown:
-                print(as_bot_lines(show_wechat(entry).splitlines()), flush=True)
-            if action["action"] == "unfollow":
-                print(UNFOLLOWED, flush=True)
-            elif not shown:
-                print(NO_REPLY if settled else NOT_YET, flush=True)
+        await chat_loop(WeChatConsole(http, base, follower), read_line=read_stdin, write=print_line,
+                        interactive=sys.stdin.isatty())
     return 0
-
-
-async def run_remote_console(args: argparse.Namespace) -> int:
-    if args.channel == "telegram":
-        from bot.channels.telegram.console import run_telegram_console
-
-        return await run_telegram_console(args)
-    return await run_wechat_console(args)

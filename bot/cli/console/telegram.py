@@ -16,13 +16,14 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
-from bot.console import HELP as COMMON_HELP
-from bot.console import NO_REPLY, NOT_YET, UNFOLLOWED, as_bot_lines, kept_language_note, server_url
+from .common import HELP as COMMON_HELP
+from .common import (Answer, Console, ConsoleError, ReadLine, as_bot_lines, chat_loop, kept_language_note,
+                     print_line, read_stdin, server_url)
 
 API = "/simulator/telegram/api"
 PROGRESS = "/simulator/telegram/bot/progress"
@@ -35,13 +36,6 @@ Telegram also has:
   :start [payload]   tap Start, or open the deep link t.me/<bot>?start=<payload> (as :follow / :scan)
   :photo | :sticker | :voice   send one of those
   :block | :unblock  block or unblock the bot (:unfollow blocks, :follow unblocks)"""
-
-ReadLine = Callable[[str], Awaitable[str | None]]
-
-
-class ConsoleError(Exception):
-    """The simulator is not there, or refused a request."""
-
 
 class SimulatorClient:
     """The simulator's chat-page API, for one user, and the bot's progress route beside it."""
@@ -182,13 +176,6 @@ class Transcript:
         return as_bot_lines(lines)
 
 
-async def _read_stdin(prompt: str) -> str | None:
-    try:
-        return await asyncio.to_thread(input, prompt)
-    except EOFError:
-        return None
-
-
 async def _collect(client: SimulatorClient, transcript: Transcript, update: dict[str, Any]) -> bool:
     """Print the bot's answer to ``update`` as it arrives; return once it is all delivered.
 
@@ -215,15 +202,31 @@ async def _collect(client: SimulatorClient, transcript: Transcript, update: dict
             quiet_until = time.monotonic() + QUIET
 
 
+class TelegramConsole(Console):
+    """A user of the Telegram simulator: what they type becomes an update, the bot's answer is printed."""
+
+    help = HELP
+
+    def __init__(self, client: SimulatorClient, transcript: Transcript) -> None:
+        self.client = client
+        self.transcript = transcript
+
+    async def act(self, line: str) -> Answer:
+        action, update = await _act(self.client, self.transcript, line)
+        shown_before = len(self.transcript.seen)
+        done = await _collect(self.client, self.transcript, update)
+        return Answer(unfollowed=action == "unfollow", shown=len(self.transcript.seen) - shown_before, done=done)
+
+
 async def run_telegram_console(args: argparse.Namespace, *, read_line: ReadLine | None = None,
                                write: Callable[[str], None] | None = None) -> int:
     """Chat with a running engagebot as a Telegram user of its simulator; return the exit status."""
-    read_line = read_line or _read_stdin
-    out = write or (lambda line: print(line, flush=True))
+    read_line = read_line or read_stdin
+    out = write or print_line
     base_url = server_url(args)
     name = getattr(args, "follower", None) or "console-user"
     language = getattr(args, "lang", None)
-    interactive = read_line is _read_stdin and sys.stdin.isatty()
+    interactive = read_line is read_stdin and sys.stdin.isatty()
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
         client = SimulatorClient(http, base_url)
         transcript = Transcript(out)
@@ -240,29 +243,8 @@ async def run_telegram_console(args: argparse.Namespace, *, read_line: ReadLine 
         kept = user.get("language_code")
         if language and _tag(language) != _tag(kept):
             out(kept_language_note(user["first_name"], kept))
-        if interactive:
-            out(HELP)
-        while (line := await read_line("you> " if interactive else "")) is not None:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                action, update = await _act(client, transcript, line)
-                if action == "quit":
-                    break
-                if action == "help":
-                    out(HELP)
-                    continue
-                assert update is not None
-                shown_before = len(transcript.seen)
-                done = await _collect(client, transcript, update)
-            except ConsoleError as exc:
-                out(f"     ({exc})")
-                continue
-            if action == "unfollow":
-                out(UNFOLLOWED)
-            elif len(transcript.seen) == shown_before:
-                out(NO_REPLY if done else NOT_YET)
+        await chat_loop(TelegramConsole(client, transcript), read_line=read_line, write=out,
+                        interactive=interactive)
     return 0
 
 
@@ -270,16 +252,15 @@ def _tag(language: str | None) -> str:
     return (language or "none").replace("_", "-").lower()
 
 
-async def _act(client: SimulatorClient, transcript: Transcript, line: str) -> tuple[str, dict[str, Any] | None]:
-    """Do what the line says; return (what it was: "sent", "unfollow", "help" or "quit", the update it made)."""
+async def _act(client: SimulatorClient, transcript: Transcript, line: str) -> tuple[str, dict[str, Any]]:
+    """Do what the line says; return (what it was: "sent" or "unfollow", the update it made).
+
+    ``:help`` and ``:quit`` never come here: the console's loop answers them.
+    """
     if line.startswith(":"):
         word, _sep, arg = line[1:].partition(" ")
         arg = arg.strip()
         match word:
-            case "quit" | "exit" | "q":
-                return "quit", None
-            case "help" | "?":
-                return "help", None
             case "start" | "follow" | "scan":
                 if word == "scan" and not arg:
                     raise ConsoleError("usage: :scan SCENE")

@@ -1,46 +1,31 @@
-"""``engagebot promo load|list|show|redeem`` and ``engagebot campaign qr|stats``."""
+"""``engagebot promo load|list|show|redeem``: the promotions (bot.offers)."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from bot.i18n import locale_warnings, operator_time
+from bot.offers.loader import get_promotion, list_promotions, load_promo_file, pool_free_count, redeemed_count
+from bot.offers.redeem import RedeemOutcome, redeem
+from bot.offers.spec import read_promo_file
 
-from bot.i18n import operator_time
-
-
-@asynccontextmanager
-async def _session(args: argparse.Namespace) -> AsyncIterator[AsyncSession]:
-    from bot.cli import open_database
-
-    async with open_database(args) as (_settings, sessions), sessions() as session:
-        yield session
+from .common import fail, open_session, settings_of, warn
 
 
-def _operator_zone(args: argparse.Namespace) -> str:
+def operator_zone(args: argparse.Namespace) -> str:
     """ENGAGEBOT_TIMEZONE: every time shown to the operator is in it (a promotion's own zone only
     reads its file's dates)."""
-    from bot.cli import _settings
-
-    return _settings(args).timezone
+    return settings_of(args).timezone
 
 
 async def cmd_promo_load(args: argparse.Namespace) -> int:
-    from .loader import load_promo_file
-    from .spec import read_promo_file
-
-    from bot.cli import warn
-    from bot.i18n import locale_warnings
-
     parsed = read_promo_file(args.file)
     warn(args.file, [line for p in parsed.promotions for line in locale_warnings(
         f"promotion {p.slug!r}", {"title": p.title, "description": p.description, "terms": p.terms,
                                   "keywords": p.keywords}, keyword_fields=("keywords",))])
-    async with _session(args) as session:
+    async with open_session(args) as session:
         async with session.begin():
             summary = await load_promo_file(session, parsed)
     print(f"loaded {args.file}: promotions {summary.promotions_added} added, {summary.promotions_replaced} replaced; "
@@ -50,10 +35,8 @@ async def cmd_promo_load(args: argparse.Namespace) -> int:
 
 
 async def cmd_promo_list(args: argparse.Namespace) -> int:
-    from .loader import list_promotions
-
-    tz = _operator_zone(args)
-    async with _session(args) as session:
+    tz = operator_zone(args)
+    async with open_session(args) as session:
         promos = await list_promotions(session)
     if not promos:
         print("no promotions; load some with: engagebot promo load FILE.yaml")
@@ -66,20 +49,12 @@ async def cmd_promo_list(args: argparse.Namespace) -> int:
 
 
 async def cmd_promo_show(args: argparse.Namespace) -> int:
-    from sqlalchemy import func, select
-
-    tz = _operator_zone(args)
-    from bot.cli import fail
-
-    from .loader import get_promotion, pool_free_count
-    from .models import Claim
-
-    async with _session(args) as session:
+    tz = operator_zone(args)
+    async with open_session(args) as session:
         p = await get_promotion(session, args.slug)
         if p is None:
             return fail(f"no promotion {args.slug!r}")
-        redeemed = (await session.execute(select(func.count()).select_from(Claim).where(
-            Claim.promotion_id == p.id, Claim.redeemed_at.is_not(None)))).scalar_one()
+        redeemed = await redeemed_count(session, p.id)
         free = await pool_free_count(session, p.id) if p.code_strategy == "pool" else None
     fields: list[tuple[str, str]] = [
         ("slug", p.slug),
@@ -122,82 +97,16 @@ def _codes_line(p: Any, free: int | None) -> str:
 
 
 async def cmd_promo_redeem(args: argparse.Namespace) -> int:
-    from .redeem import RedeemOutcome, redeem
-
-    tz = _operator_zone(args)
-    async with _session(args) as session:
+    tz = operator_zone(args)
+    async with open_session(args) as session:
         result = await redeem(session, args.code, by=args.by or "cli", promotion=args.promotion)
         await session.commit()
     print(result.describe(tz))
     return 0 if result.outcome is RedeemOutcome.REDEEMED else 1
 
 
-async def cmd_campaign_qr(args: argparse.Namespace) -> int:
-    from bot.app import build_core, close_link_channels, open_link_channels
-    from bot.cli import _settings, fail
-
-    from .campaigns import get_campaign, write_qr_files
-    from .links import campaign_links
-
-    core = build_core(_settings(args, host=getattr(args, "host", None), port=getattr(args, "port", None)))
-    channels: list[Any] = []
-    try:
-        await core.open()
-        async with core.sessions() as session:
-            campaign = await get_campaign(session, args.slug)
-        if campaign is None:
-            return fail(f"no campaign {args.slug!r}")
-        channels = await open_link_channels(core)
-        core.channels.extend(channels)
-        links = await campaign_links(core, campaign.scene)
-    finally:
-        await close_link_channels(channels)
-        await core.close()
-    if not links:
-        from bot.simulation import simulators_to_mount
-
-        if simulators_to_mount(core.settings):
-            where = f"http://{core.settings.host}:{core.settings.port}"
-            return fail(f"no link for the scene: the simulators give links only while `engagebot run` serves them; "
-                        f"none answered at {where} (`engagebot campaign qr {args.slug} --port N` if it runs "
-                        "on another port)")
-        return fail("no channel can give a link for a scene: configure WeChat or Telegram first")
-    out = Path(args.out)
-    for path in await write_qr_files(links, campaign.slug, out):
-        print(path)
-    for channel, url in sorted(links.items()):
-        print(f"{channel}: {url}")
-    return 0
-
-
-async def cmd_campaign_stats(args: argparse.Namespace) -> int:
-    from bot.cli import fail
-
-    from .campaigns import funnel_stats
-
-    async with _session(args) as session:
-        rows = await funnel_stats(session, args.slug)
-    if not rows:
-        return fail(f"no campaign {args.slug!r}") if args.slug else (print("no campaigns") or 0)
-    header = ("campaign", "source", "scans", "people", "follows", "claims", "redeemed", "follow%", "redeem%")
-    table = [header]
-    for r in rows:
-        table.append((r.slug, r.source[:28], str(r.scans), str(r.people), str(r.follows), str(r.claims),
-                      str(r.redemptions), _percent(r.follows, r.scans), _percent(r.redemptions, r.claims)))
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    for n, row in enumerate(table):
-        print("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
-    return 0
-
-
-def _percent(part: int, whole: int) -> str:
-    return f"{100 * part / whole:.0f}%" if whole else "-"
-
-
 def add_commands(sub: Any) -> None:
-    """Register ``promo`` and ``campaign`` on the ``engagebot`` command."""
+    """Register ``promo`` on the ``engagebot`` command."""
     promo = sub.add_parser("promo", help="promotions: load, list, show, redeem").add_subparsers(
         dest="promo_command", required=True)
     load = promo.add_parser("load", help="load promotions (and campaigns) from YAML, replacing those of the same slug")
@@ -212,16 +121,3 @@ def add_commands(sub: Any) -> None:
     red.add_argument("--promotion", help="the promotion's slug, when a code exists in several")
     red.add_argument("--by", help="who redeems (a shop, a till), for the record")
     red.set_defaults(func=cmd_promo_redeem)
-
-    campaign = sub.add_parser("campaign", help="campaigns: QR codes and funnel").add_subparsers(
-        dest="campaign_command", required=True)
-    qr = campaign.add_parser("qr", help="write <slug>-<channel>.png and .svg for each channel with a link")
-    qr.add_argument("slug")
-    qr.add_argument("--out", default=".", help="folder for the files (default: here)")
-    qr.add_argument("--host", help="where engagebot run listens, for its simulators' links (as for run: default "
-                                   "127.0.0.1, env ENGAGEBOT_HOST)")
-    qr.add_argument("--port", type=int, help="its port (as for run: default 8080, env ENGAGEBOT_PORT)")
-    qr.set_defaults(func=cmd_campaign_qr)
-    stats = campaign.add_parser("stats", help="scans -> follows -> claims -> redemptions")
-    stats.add_argument("slug", nargs="?")
-    stats.set_defaults(func=cmd_campaign_stats)

@@ -4,29 +4,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.i18n import SUPPORTED_LOCALES, normalize_locale, operator_time
+from bot.broadcast.audience import Audience
+from bot.broadcast.expand import BroadcastError, create_broadcast, expand_broadcast
+from bot.broadcast.models import CANCELLED, DONE, Broadcast
+from bot.broadcast.status import cancel_broadcast, finish_done, progress, recent_broadcasts, render_progress
+from bot.broadcast.worker import BroadcastWorker, worker_options
+from bot.delivery.presence import beat_every, give_up_unserved, unserved_accounts
+from bot.i18n import SUPPORTED_LOCALES, locale_warnings, normalize_locale, operator_time
+from bot.logs import configure_logging
+from bot.offers.loader import get_promotion
 
-from .audience import Audience
-from .models import CANCELLED, DONE
+from .common import fail, open_database, settings_of, warn
 
 WATCH_EVERY = 1.0
-
-
-@asynccontextmanager
-async def _database(args: argparse.Namespace) -> AsyncIterator[tuple[Any, async_sessionmaker[AsyncSession]]]:
-    from bot.cli import open_database
-
-    async with open_database(args) as opened:
-        yield opened
 
 
 def _since(value: str, tz: str) -> datetime:
@@ -48,12 +46,7 @@ def _locales(values: list[str]) -> tuple[str, ...]:
 
 
 async def cmd_start(args: argparse.Namespace) -> int:
-    from bot.cli import fail, warn
-    from bot.i18n import locale_warnings
-
-    from .expand import BroadcastError, create_broadcast, expand_broadcast
-
-    async with _database(args) as (settings, sessions):
+    async with open_database(args) as (settings, sessions):
         try:
             audience = Audience(
                 channels=tuple(args.channel), locales=_locales(args.locale), tags=tuple(args.tag),
@@ -75,16 +68,12 @@ async def cmd_start(args: argparse.Namespace) -> int:
         warn("broadcast", locale_warnings(f"#{broadcast_id} {args.name!r}", {"text": broadcast.texts}))
         print(f"broadcast #{broadcast_id} {args.name!r} to {audience.describe(settings.timezone)}: writing the outbox...")
         await expand_broadcast(sessions, broadcast_id, international_locale=settings.international_locale)
-        from .status import progress
-
         async with sessions() as session:
             p = await progress(session, broadcast_id, reasons=0)
         assert p is not None
         print(f"broadcast #{broadcast_id}: {p.total} follower(s) queued; "
               "`engagebot run` or `engagebot broadcast work` sends them")
         if not args.wait:  # the watcher says it itself, and then gives them up
-            from bot.delivery.presence import unserved_accounts
-
             wait = settings.outbox.no_sender_wait_seconds
             async with sessions() as session:
                 for channel, account, rows in await unserved_accounts(session, wait=timedelta(seconds=wait)):
@@ -95,13 +84,7 @@ async def cmd_start(args: argparse.Namespace) -> int:
 
 
 async def _promotion_exists(session: AsyncSession, slug: str) -> bool:
-    try:
-        from bot.offers.models import Promotion
-    except ImportError:  # offers not installed: nothing to check against
-        return True
-    from sqlalchemy import select
-
-    return (await session.execute(select(Promotion.id).where(Promotion.slug == slug))).first() is not None
+    return await get_promotion(session, slug) is not None
 
 
 def _no_sender_note(channel: str, account: str, rows: int, wait: float) -> str:
@@ -116,10 +99,6 @@ async def _watch(sessions: async_sessionmaker[AsyncSession], broadcast_id: int, 
     ``ENGAGEBOT_OUTBOX__NO_SENDER_WAIT_SECONDS``, and closes the broadcast when nothing is left:
     with no worker running at all, it still ends.
     """
-    from bot.delivery.presence import beat_every, give_up_unserved
-
-    from .status import finish_done, progress, render_progress
-
     wait = timedelta(seconds=settings.outbox.no_sender_wait_seconds)
     tty = sys.stdout.isatty()
     last = ""
@@ -155,9 +134,7 @@ async def _watch(sessions: async_sessionmaker[AsyncSession], broadcast_id: int, 
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
-    from .status import progress, recent_broadcasts, render_progress
-
-    async with _database(args) as (settings, sessions):
+    async with open_database(args) as (settings, sessions):
         if args.id is not None:
             if args.watch:
                 return await _watch(sessions, args.id, settings)
@@ -166,8 +143,6 @@ async def cmd_status(args: argparse.Namespace) -> int:
                 if p is None:
                     print(f"engagebot: no broadcast #{args.id}", file=sys.stderr)
                     return 1
-                from .models import Broadcast
-
                 b = await session.get(Broadcast, args.id)
             assert b is not None
             print(render_progress(p))
@@ -193,9 +168,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
 
 
 async def cmd_cancel(args: argparse.Namespace) -> int:
-    from .status import cancel_broadcast
-
-    async with _database(args) as (_settings, sessions):
+    async with open_database(args) as (_settings, sessions):
         async with sessions() as session:
             stopped = await cancel_broadcast(session, args.id)
     if stopped is None:
@@ -207,14 +180,9 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
 
 async def cmd_work(args: argparse.Namespace) -> int:
     """Run only the workers: a dedicated sender process beside the web instances (or a test's)."""
-    from bot.app import build_core
-    from bot.cli import _settings, fail
-    from bot.logs import configure_logging
+    from bot.app import build_core, open_send_channels  # bot.app loads every channel (PTB), simulator and handler: only the commands that build the app pay for it
 
-    from .channels import open_send_channels
-    from .worker import BroadcastWorker, worker_options
-
-    settings = _settings(args)
+    settings = settings_of(args)
     core = build_core(settings)
     await core.open()  # before logging is set up: the schema upgrade's INFO lines would bury the command's answer
     configure_logging(settings)
@@ -238,8 +206,6 @@ async def cmd_work(args: argparse.Namespace) -> int:
             await worker.start()
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
-            import signal
-
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
             names = ", ".join(f"{c.name}/{c.account}" for c in opened.channels)
@@ -254,7 +220,7 @@ async def cmd_work(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """Register ``engagebot broadcast ...`` (called by ``bot.cli``)."""
+    """Register ``engagebot broadcast ...``."""
     broadcast = sub.add_parser("broadcast", help="announce something to an audience, in each follower's language")
     cmds = broadcast.add_subparsers(dest="broadcast_command", required=True)
 

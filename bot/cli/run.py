@@ -1,0 +1,54 @@
+"""``engagebot run``: serve the bot (and the simulators when no platform is configured)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Any
+
+from aiohttp import web
+
+from bot.connections import GuardedSite, quiet_accept_errors
+from bot.logs import configure_logging
+
+from .common import settings_of
+
+
+async def cmd_run(args: argparse.Namespace) -> int:
+    from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app  # bot.app loads every channel (PTB), simulator and handler: only the commands that build the app pay for it
+
+    settings = settings_of(args, host=args.host, port=args.port)
+    configure_logging(settings)
+    app = await create_app(settings)
+    guard = app[CONNECTION_GUARD]
+    if (warning := guard.fit_file_limit()) is not None:
+        app[STARTUP_NOTES].append(f"warning: {warning}")
+    accept_errors = quiet_accept_errors(asyncio.get_running_loop())
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = GuardedSite(runner, guard, settings.host, settings.port)
+    try:
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"engagebot serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", file=sys.stderr)
+        for line in app[STARTUP_NOTES]:
+            print(line, file=sys.stderr)
+        await stop.wait()
+        print("engagebot: stopping", file=sys.stderr)
+    finally:
+        await runner.cleanup()
+        guard.close()
+        accept_errors.close()
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    run = sub.add_parser("run", help="serve the bot (and the simulators when no platform is configured)")
+    run.add_argument("--host", help="interface to listen on (default 127.0.0.1, env ENGAGEBOT_HOST)")
+    run.add_argument("--port", type=int, help="port (default 8080, env ENGAGEBOT_PORT)")
+    run.set_defaults(func=cmd_run)
