@@ -18,34 +18,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Rank of each part: an import from a part to one of a higher rank runs upward.
-RANKS: list[tuple[str, int]] = [
-    ("bot.errors", 0),
-    ("bot.chinese", 0),
-    ("bot.i18n", 1),
-    ("bot.i18n_check", 1),
-    ("bot.files", 1),
-    ("bot.logs", 1),
-    ("bot.settings", 1),
-    ("bot.core", 2),
-    ("bot.storage", 3),
-    ("bot.simulators", 3),
-    ("bot.web", 3),
-    ("bot.connections", 3),
-    ("bot.delivery", 4),
-    ("bot.channels", 5),
-    ("bot.offers", 5),
-    ("bot.rules", 5),
-    ("bot.broadcast", 6),
-    ("bot.testing", 7),
-    ("bot.landing", 7),
-    ("bot.simulation", 7),
-    ("bot.admin", 7),
-    ("bot.app", 8),
-    ("bot.cli", 9),
-    ("bot", 10),  # the package's public API (bot/__init__.py)
-    ("handlers", 11),
-]
+# Rank of each part, read from the layers contract in pyproject.toml (the one list of layers): an
+# import from a part to one of a higher rank runs upward. ``bot`` itself (bot/__init__.py, the public
+# API for handlers) sits just under the handlers.
+def _ranks() -> list[tuple[str, int]]:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    contract = next(c for c in config["tool"]["importlinter"]["contracts"] if c.get("id") == "layers")
+    layers = contract["layers"]
+    ranks: list[tuple[str, int]] = []
+    for depth, layer in enumerate(layers):
+        for name in layer.replace("|", ":").split(":"):
+            ranks.append((name.strip(), len(layers) - depth))
+    handlers_rank = dict(ranks)["handlers"]
+    ranks.append(("bot", handlers_rank))
+    return ranks
+
+
+RANKS = _ranks()
 
 
 def part_of(module: str) -> str | None:
