@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
-# The project's test command (README): the catalogs must be complete, then the whole suite.
+# The project's test command (README): the catalogs must be complete, the code must pass its checks
+# (ruff, the import-linter layer contracts, mypy), then the whole suite.
 # Set ENGAGEBOT_TEST_DATABASE_URL to a PostgreSQL server URL to run the storage tests there too.
+# ENGAGEBOT_TEST_WORKERS sets pytest-xdist's processes (default 2; 0 runs in one process). Tests
+# marked `timing` measure rates and deadlines: they run afterwards, alone, so no other test takes
+# their CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 engagebot i18n check
-python -m pytest -q -p no:cacheprovider "$@"
+ruff check --quiet .
+lint-imports --no-cache
+mypy
+workers=${ENGAGEBOT_TEST_WORKERS:-2}
+if [ "$workers" = 0 ]; then
+  python -m pytest -q -p no:cacheprovider "$@"
+else
+  # pytest exits 5 when a selection holds no test (e.g. a path with no timing test in it).
+  python -m pytest -q -p no:cacheprovider -n "$workers" -m "not timing" "$@" || [ $? = 5 ]
+  python -m pytest -q -p no:cacheprovider -m timing "$@" || [ $? = 5 ]
+fi
