@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
 from bot.core.serialize import reply_from_dict
+from bot.delivery.retry import RetryPolicy
 from bot.delivery.sender import MassSender, Sender, can_mass_send, channel_key
 from bot.delivery.windows import HELD_FOR_MASS, OUTSIDE_WINDOW
 from bot.errors import EngagebotError, QuotaExceeded
@@ -37,7 +38,7 @@ from .models import SENDING, Broadcast, MassSend
 log = logging.getLogger("engagebot.broadcast.mass")
 
 MASS_LEASE = timedelta(seconds=60)  # a mass send still "sending" after this was cut short: call again
-RETRY_SOON = 120.0  # seconds: a "try again later" up to this long keeps the call for later; longer fails it
+RETRY = RetryPolicy()  # a "try again later" soon enough keeps the call for later; a longer one fails it
 QUOTA_USED_UP = f"{OUTSIDE_WINDOW}; the mass-send quota is used up"
 
 
@@ -153,7 +154,7 @@ async def _call(channel: Sender, sessions: async_sessionmaker[AsyncSession], mas
     try:
         platform_id = await sender.send_mass(external_ids, reply, context={"idempotency_key": key, "mass_send_id": mass_id})
     except QuotaExceeded as exc:
-        if exc.retry_after is not None and exc.retry_after <= RETRY_SOON:
+        if RETRY.postpones_mass_send(exc):
             log.info("mass send postponed", extra={"channel": channel.name, "mass_send": mass_id, "error": str(exc)})
             return  # still "sending": called again (same key) once its lease has passed
         await _fail(sessions, mass_id, tag, exc)

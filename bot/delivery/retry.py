@@ -12,6 +12,9 @@ else; this module holds every number about trying again:
   ``retry_after`` or an exponential backoff, until ``max_attempts`` claims; then it fails.
 - ``FollowerGone``, ``OutsideReplyWindow``, ``PlatformAPIError``: final at once (the outbox
   records them: undeliverable, held for a mass send, failed with the platform's reason).
+
+A mass send (``bot.broadcast.mass``) asks :meth:`RetryPolicy.postpones_mass_send`: a "retry after"
+short enough keeps the call for later (repeated with the same idempotency key), else it fails.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ class RetryPolicy:
     quick_pauses: tuple[float, ...] = (0.5, 1.0)  # a send that surely did not go: repeated in place
     waits_in_place: int = 3  # a chat's "retry after" waited out in place this many times per send
     longest_wait_in_place: float = 60.0  # a longer "retry after" reschedules the row instead
+    longest_mass_postpone: float = 120.0  # a mass send told to retry after longer than this fails
 
     def backoff(self, attempts: int) -> float:
         """Seconds before a row claimed ``attempts`` times is due again."""
@@ -39,6 +43,10 @@ class RetryPolicy:
     def gives_up(self, attempts: int) -> bool:
         """True when a row claimed ``attempts`` times is not rescheduled again."""
         return attempts >= self.max_attempts
+
+    def postpones_mass_send(self, exc: QuotaExceeded) -> bool:
+        """True when a mass send answered ``exc`` is kept, to be called again once its lease has passed."""
+        return exc.retry_after is not None and exc.retry_after <= self.longest_mass_postpone
 
     def wait_in_place(self, exc: Exception, tries: Counter[str]) -> float | None:
         """Seconds to wait before repeating this send where it is, or None: record the failure.
