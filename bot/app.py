@@ -141,7 +141,7 @@ async def open_link_channels(core: Core) -> list[Channel]:
     return channels
 
 
-async def simulated_for(core: Core, platforms: Sequence[str] | None = None) -> dict[str, object]:
+async def simulated_for(core: Core) -> dict[str, object]:
     """The simulated accounts (``PluginContext.simulated``) of a process without a server (the CLI).
 
     With the embedded default they reach the simulators of a running ``engagebot run`` (with the
@@ -151,7 +151,7 @@ async def simulated_for(core: Core, platforms: Sequence[str] | None = None) -> d
     if not mounted:
         return {}
     credentials = await load_simulator_credentials(core)
-    return simulated_accounts(credentials, own_base_url(core.settings), platforms or mounted)
+    return simulated_accounts(credentials, own_base_url(core.settings), mounted)
 
 
 async def close_link_channels(channels: list[Channel]) -> None:

@@ -180,7 +180,8 @@ async def cmd_cancel(args: argparse.Namespace) -> int:
 
 async def cmd_work(args: argparse.Namespace) -> int:
     """Run only the workers: a dedicated sender process beside the web instances (or a test's)."""
-    from bot.app import build_core, open_send_channels  # bot.app loads every channel (PTB), simulator and handler: only the commands that build the app pay for it
+    # Heavy: bot.app loads every channel (PTB), simulator and handler; only the commands that build the app pay.
+    from bot.app import build_core, open_send_channels
 
     settings = settings_of(args)
     core = build_core(settings)

@@ -13,8 +13,9 @@ from .common import fail, open_session, settings_of
 
 
 async def cmd_campaign_qr(args: argparse.Namespace) -> int:
-    from bot.app import build_core, close_link_channels, open_link_channels  # bot.app loads every channel (PTB), simulator and handler: only the commands that build the app pay for it
-    from bot.simulation import simulators_to_mount  # the same: it builds the simulated accounts
+    # Heavy: bot.app loads every channel (PTB), simulator and handler; only the commands that build the app pay.
+    from bot.app import build_core, close_link_channels, open_link_channels
+    from bot.simulation import simulators_to_mount
 
     core = build_core(settings_of(args, host=getattr(args, "host", None), port=getattr(args, "port", None)))
     channels: list[Any] = []

@@ -17,7 +17,8 @@ from .common import settings_of
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app  # bot.app loads every channel (PTB), simulator and handler: only the commands that build the app pay for it
+    # Heavy: bot.app loads every channel (PTB), simulator and handler; only the commands that build the app pay.
+    from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app
 
     settings = settings_of(args, host=args.host, port=args.port)
     configure_logging(settings)

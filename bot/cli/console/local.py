@@ -67,7 +67,8 @@ class LocalConsole(Console):
 
 
 async def run_local_console(args: argparse.Namespace) -> int:
-    from bot.app import build_core  # bot.app loads every channel (PTB), simulator and handler: only the commands that build the app pay for it
+    # Heavy: bot.app loads every channel (PTB), simulator and handler; only the commands that build the app pay.
+    from bot.app import build_core
 
     settings = load_settings(args.config)
     core = build_core(settings)
