@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.plugin import Lifetime
 from bot.channels.telegram.config import TelegramConfig
+from bot.core.services import Services
 from bot.settings import Settings, WeChatAccount
 from bot.simulators.telegram import TelegramBotAPISimulator
 from bot.simulators.wechat import WeChatSimulator
@@ -88,7 +89,7 @@ class HasServices(Protocol):
     """What the credentials need of ``bot.app.Core``: its sessions and its services."""
 
     sessions: async_sessionmaker[AsyncSession]
-    services: dict[str, Any]
+    services: Services
 
 
 # -- credentials --------------------------------------------------------------------------------------
