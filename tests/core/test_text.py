@@ -60,7 +60,7 @@ def break_ends(tokens: list[str]) -> set[int]:
     found, at = set(), 0
     for token in tokens:
         at += len(token)
-        if token in BREAK_TOKENS:
+        if token in BREAK_TOKENS or token == "\r\n":  # CR LF is one cluster, and a line break
             found.add(at)
     return found
 
