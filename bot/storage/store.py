@@ -23,6 +23,7 @@ from .dialect import insert_ignore
 from .engine import hold_write_gate, session_wrote
 from .models import Follower, Message
 from .reader import FollowerReader
+from .status import DeliveryStatus
 from .writer import ExchangeWrite, GroupWriter
 
 # A pending outbound row is leased to the sender that wrote it; the outbox sweeper retries it after this
@@ -80,7 +81,7 @@ class SqlStore:
     async def _exchange_of(self, session: AsyncSession, inbound_id: int, follower_id: int) -> Exchange:
         rows = (await session.execute(_REPLIES, {"inbound_id": inbound_id})).all()
         replies = [reply_from_dict(r.body) for r in rows]
-        passive_count = sum(1 for r in rows if r.status == "passive")
+        passive_count = sum(1 for r in rows if r.status == DeliveryStatus.PASSIVE)
         return Exchange(inbound_id, replies, [r.id for r in rows], passive_count, follower_id)
 
     async def load(self, session: AsyncSession, msg: Inbound) -> tuple[FollowerRecord, Exchange | None]:
@@ -109,12 +110,12 @@ class SqlStore:
         """
         now = utcnow()
         inbound = _message_row(follower.id, msg, direction="in", kind=str(msg.kind), text=msg.text,
-                               payload=msg.payload, body=None, dedupe_key=msg.message_id, status="handled",
+                               payload=msg.payload, body=None, dedupe_key=msg.message_id, status=DeliveryStatus.HANDLED,
                                created_at=msg.received_at or now)
         outbound = [
             _message_row(follower.id, msg, direction="out", kind=reply_kind(reply), text=reply_text(reply)[:4000],
                          payload=None, body=reply_to_dict(reply), dedupe_key=None,
-                         status="passive" if index < passive_count else "pending", created_at=now,
+                         status=DeliveryStatus.PASSIVE if index < passive_count else DeliveryStatus.PENDING, created_at=now,
                          sent_at=now if index < passive_count else None,
                          next_attempt_at=None if index < passive_count else now + self.send_lease)
             for index, reply in enumerate(replies)
