@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.chinese import _convert  # noqa: E402
-from bot.i18n import fold, negotiation, pick_text  # noqa: E402
+from bot.chinese import _convert
+from bot.i18n import fold, negotiation, pick_text
 
 TEXTS = ["hello", "你好", "what are your hours?", "請問營業時間是幾點？", "营业时间", "👍", "こんにちは",
          "我要优惠 coupon", "olá, frete?", "12345"]

@@ -30,15 +30,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select  # noqa: E402
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
-from bot.core.clock import utcnow  # noqa: E402
-from bot.offers.batch import ClaimBatcher  # noqa: E402
-from bot.offers.claims import ClaimOutcome, claim  # noqa: E402
-from bot.offers.models import Claim, Promotion  # noqa: E402
-from bot.storage.engine import create_engine, is_sqlite, make_sessionmaker  # noqa: E402
-from bot.storage.migrate import upgrade  # noqa: E402
-from bot.storage.models import Follower  # noqa: E402
+from bot.core.clock import utcnow
+from bot.offers.batch import ClaimBatcher
+from bot.offers.claims import ClaimOutcome, claim
+from bot.offers.models import Claim, Promotion
+from bot.storage.engine import create_engine, is_sqlite, make_sessionmaker
+from bot.storage.migrate import upgrade
+from bot.storage.models import Follower
 
 _scratch = MetaData()
 BASELINE = Table("bench_baseline_insert", _scratch,

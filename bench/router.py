@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.channels.mock import MockChannel  # noqa: E402
-from bot.core.inbound import Inbound, Kind  # noqa: E402
-from bot.core.reply import TextReply  # noqa: E402
-from bot.testing import BotHarness  # noqa: E402
-from handlers import default_router  # noqa: E402
+from bot.channels.mock import MockChannel
+from bot.core.inbound import Inbound, Kind
+from bot.core.reply import TextReply
+from bot.testing import BotHarness
+from handlers import default_router
 
 TEXTS = ["hello", "你好", "what are your hours?", "/help", "营业时间", "English", "中文", "price?"]
 

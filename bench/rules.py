@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.rules import DEFAULT_MAX_CHARS, RuleMatcher, compile_pattern, compile_rules  # noqa: E402
+from bot.rules import DEFAULT_MAX_CHARS, RuleMatcher, compile_pattern, compile_rules
 
 WORDS = ["hours", "open", "delivery", "price", "menu", "parking", "wifi", "booking", "coupon", "refund"]
 HAN = ["营业", "外卖", "价格", "菜单", "停车", "预订", "优惠", "退款", "地址", "会员"]

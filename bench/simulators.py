@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.simulation import SimulatorPersistence  # noqa: E402
-from bot.simulators.telegram import TelegramBotAPISimulator  # noqa: E402
-from bot.storage.engine import create_engine, make_sessionmaker  # noqa: E402
-from bot.storage.migrate import upgrade  # noqa: E402
+from bot.simulation import SimulatorPersistence
+from bot.simulators.telegram import TelegramBotAPISimulator
+from bot.storage.engine import create_engine, make_sessionmaker
+from bot.storage.migrate import upgrade
 
 
 def build_world(users: int, messages: int) -> TelegramBotAPISimulator:

@@ -24,9 +24,9 @@ from bot.core.dispatcher import Dispatcher
 from bot.core.router import Router
 from bot.core.services import Services
 from bot.i18n import Catalogs, default_catalogs
-from bot.offers.index import OfferIndex
 from bot.landing import LANDING_LINKS, landing_page
 from bot.offers.admin import admin_plugin
+from bot.offers.index import OfferIndex
 from bot.rules import PromptRuleCache
 from bot.settings import Settings, own_base_url
 from bot.simulation import (
@@ -133,7 +133,7 @@ async def open_link_channels(core: Core) -> list[Channel]:
     channels: list[Channel] = list(wechat_link_channels(ctx))
     try:
         telegram = await telegram_link_channel(ctx)
-    except Exception as exc:  # noqa: BLE001 - a platform that cannot be reached gives no link; say why
+    except Exception as exc:
         log.warning("telegram unavailable for links", extra={"reason": str(exc) or type(exc).__name__})
         telegram = None
     if telegram is not None:

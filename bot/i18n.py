@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import date, datetime, timezone, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from functools import lru_cache
 from importlib.resources import files
@@ -410,7 +410,7 @@ def operator_time(value: datetime | None, tz: str | tzinfo) -> str:
     if value is None:
         return "-"
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
-    moment = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
+    moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value
     return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 

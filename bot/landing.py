@@ -12,7 +12,7 @@ from html import escape
 
 from aiohttp import web
 
-from bot.i18n import SUPPORTED_LOCALES, N_, Catalogs, normalize_locale
+from bot.i18n import N_, SUPPORTED_LOCALES, Catalogs, normalize_locale
 from bot.settings import Settings
 from bot.simulation import PAGES, chat_command
 

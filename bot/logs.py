@@ -82,7 +82,7 @@ class Redactor(logging.Filter):
         level = record.levelno
         try:
             message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string must not hide the event
+        except Exception:
             message = str(record.msg)
         record.msg, record.args = self.redact(message, level=level), None
         for key, value in list(vars(record).items()):
@@ -203,7 +203,7 @@ def secrets_of(settings: Any) -> list[str]:
     values.append(_secret(settings.admin_token))
     try:
         values.append(make_url(settings.database_url).password)
-    except Exception:  # noqa: BLE001 - the settings checked the URL; nothing to add if it does not parse
+    except Exception:
         pass
     return [v for v in values if v]
 

@@ -48,7 +48,7 @@ def check_database_url(url: str) -> str:
 
 ENV_PREFIX = "ENGAGEBOT_"
 # The config file's values while load_settings builds a Settings (a source, below env and flags).
-_FILE_VALUES: ContextVar[dict[str, Any]] = ContextVar("engagebot_config_file", default={})
+_FILE_VALUES: ContextVar[dict[str, Any]] = ContextVar("engagebot_config_file", default={})  # noqa: B039  (read, never mutated)
 
 
 class WeChatAccount(BaseModel):

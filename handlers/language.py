@@ -4,7 +4,17 @@ The choice is stored on the follower and beats every other clue (platform hint, 
 """
 
 from bot import (
-    Button, ButtonsReply, Context, Inbound, Kind, Reply, Router, TextReply, _, chinese_locale, fold,
+    Button,
+    ButtonsReply,
+    Context,
+    Inbound,
+    Kind,
+    Reply,
+    Router,
+    TextReply,
+    _,
+    chinese_locale,
+    fold,
     normalize_locale,
 )
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.cli.console import NO_REPLY, UNFOLLOWED
 from bot.i18n import current_locale
@@ -199,8 +199,8 @@ async def test_the_telegram_console_prints_each_answer_before_the_next_prompt(da
     from bot import Inbound, Kind, Router, TextReply
     from bot.app import create_app
     from bot.channels.telegram.plugin import TELEGRAM_CHANNEL
-    from bot.simulation import TELEGRAM_SIMULATOR
     from bot.settings import Settings
+    from bot.simulation import TELEGRAM_SIMULATOR
     from tests.support.servers import serve
 
     router = Router("two-parts")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.i18n import Catalogs, CatalogError, Formatter, normalize_locale
+from bot.i18n import CatalogError, Catalogs, Formatter, normalize_locale
 from bot.i18n_check import check_catalogs
 from bot.testing import BotHarness
 
@@ -53,7 +53,7 @@ async def test_sentence_mentioning_a_language_does_not_switch(harness: BotHarnes
 
 
 def test_formatting_follows_the_locale() -> None:
-    moment = datetime(2026, 11, 21, 16, 30, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 21, 16, 30, tzinfo=UTC)
     tz = ZoneInfo("Asia/Shanghai")
     assert Formatter("en", tz).date(moment) == "Nov 22, 2026"
     assert Formatter("zh_Hans", tz).date(moment) == "2026年11月22日"

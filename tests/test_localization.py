@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -295,7 +295,7 @@ async def test_promotions_in_traditional_with_hong_kong_money_and_dates(
 
 def test_zh_hant_money_numbers_and_dates() -> None:
     hk = Formatter("zh_Hant", ZoneInfo("Asia/Hong_Kong"))
-    moment = datetime(2026, 11, 21, 16, 30, tzinfo=timezone.utc)
+    moment = datetime(2026, 11, 21, 16, 30, tzinfo=UTC)
     assert hk.money(Decimal("1234.5"), "HKD") == "HK$1,234.50"
     assert hk.money(Decimal("1234.5"), "TWD") == "NT$1,234.50"
     assert hk.money(Decimal("1234.5"), "CNY") == "CN¥1,234.50"
@@ -339,7 +339,7 @@ async def test_operator_times_are_in_the_configured_zone(
     out = capsys.readouterr().out.strip()
     async with harness.sessions() as s:
         redeemed_at = (await s.execute(select(Claim.redeemed_at).where(Claim.code == code))).scalar_one()
-    at = redeemed_at.replace(tzinfo=redeemed_at.tzinfo or timezone.utc).astimezone(ZoneInfo("America/New_York"))
+    at = redeemed_at.replace(tzinfo=redeemed_at.tzinfo or UTC).astimezone(ZoneInfo("America/New_York"))
     assert out == f"code {code} (hotpot) was already redeemed at {at:%Y-%m-%d %H:%M} {at:%Z} by cli"
     assert at.strftime("%Z") in ("EST", "EDT")
 

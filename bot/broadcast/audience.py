@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -62,7 +62,7 @@ class Audience:
         since = data.get("followed_since")
         parsed = datetime.fromisoformat(since) if since else None
         if parsed is not None and parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=timezone.utc)
+            parsed = parsed.replace(tzinfo=UTC)
         return cls(channels=tuple(data.get("channels") or ()), locales=tuple(data.get("locales") or ()),
                    tags=tuple(data.get("tags") or ()), sources=tuple(data.get("sources") or ()),
                    followed_since=parsed)

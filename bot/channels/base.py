@@ -53,10 +53,10 @@ class Channel(ABC):
         """HTTP routes this channel serves (webhooks); none by default."""
         return []
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027  (a hook: most channels need nothing here)
         """Open connections and start receiving; called once by the app, in order."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027  (a hook, like start)
         """Stop receiving and close connections; called in reverse order of start."""
 
     async def scene_link(self, scene: str, *, permanent: bool = True) -> str | None:

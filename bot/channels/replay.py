@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bot.errors import PayloadError, ReplayError
 from bot.storage.replay import ReplayLedger, Seen
@@ -69,7 +69,7 @@ class ReplayGuard:
     async def admit(self, *, timestamp: str, nonce: str, signature: str, body: bytes) -> None:
         """Record the signed request; raise ``ReplayError`` if its signature came before with another body."""
         seconds = self.check_window(timestamp)
-        expires = datetime.fromtimestamp(seconds + self.max_skew, timezone.utc)
+        expires = datetime.fromtimestamp(seconds + self.max_skew, UTC)
         seen = Seen(self.scope, request_key(timestamp, nonce, signature), body_hash(body), expires)
         if not await self.ledger.admit(seen):
             raise ReplayError("signature already used with another body")

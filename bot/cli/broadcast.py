@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,7 +32,7 @@ def _since(value: str, tz: str) -> datetime:
         day = datetime.strptime(value, "%Y-%m-%d")
     except ValueError:
         raise argparse.ArgumentTypeError(f"--since {value!r}: expected YYYY-MM-DD") from None
-    return day.replace(tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
+    return day.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
 def _locales(values: list[str]) -> tuple[str, ...]:

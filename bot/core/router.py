@@ -6,14 +6,13 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Union
 
 from .context import Context
 from .inbound import Inbound, Kind
 from .keywords import normalize_keyword
 from .reply import Reply
 
-HandlerResult = Union[Sequence[Reply], Reply, None]
+HandlerResult = Sequence[Reply] | Reply | None
 Handler = Callable[[Inbound, Context], Awaitable[HandlerResult]]
 Predicate = Callable[[Inbound, Context], bool]
 

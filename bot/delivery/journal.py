@@ -150,7 +150,7 @@ class OutboxJournal:
                 await self.renew()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - try again next time; a mark checks the token anyway
+            except Exception:
                 log.warning("outbox lease renewal failed", exc_info=True)
 
     # --- the grouped transaction ------------------------------------------------------------

@@ -73,7 +73,7 @@ class Presence:
                 async with self.sessions() as session:
                     await session.execute(delete(SenderPresence).where(SenderPresence.instance == self.instance))
                     await session.commit()
-            except Exception:  # noqa: BLE001 - our rows age out by themselves
+            except Exception:
                 log.warning("sender presence not removed", exc_info=True)
 
     async def beat(self) -> None:
@@ -97,7 +97,7 @@ class Presence:
                 await self.beat()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a DB hiccup: try again at the next beat
+            except Exception:
                 log.warning("sender presence not refreshed", exc_info=True)
 
 

@@ -7,7 +7,7 @@ instances never together exceed what the platform allows.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, update
@@ -54,7 +54,7 @@ def refusal_reason(caps: Capabilities, *, following: bool, kind: str | None, at:
     if window is None or at is None:
         return f"{OUTSIDE_WINDOW}: the follower never opened one"
     if at.tzinfo is None:  # stored as UTC
-        at = at.replace(tzinfo=timezone.utc)
+        at = at.replace(tzinfo=UTC)
     if at <= now - window.duration:
         return OUTSIDE_WINDOW
     if window.max_sends is not None and sends >= window.max_sends:

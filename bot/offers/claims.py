@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -83,7 +83,7 @@ def code_valid_until(promotion: Promotion, claimed_at: datetime) -> datetime | N
         tz = ZoneInfo(promotion.timezone)
         last_day = claimed_at.astimezone(tz).date() + timedelta(days=promotion.valid_days)
         end = datetime.combine(last_day, time(23, 59, 59), tzinfo=tz)
-        return end.astimezone(timezone.utc)
+        return end.astimezone(UTC)
     return promotion.valid_until or promotion.ends_at
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -229,10 +229,10 @@ def to_utc(value: datetime | date | None, tz_name: str, *, end_of_day: bool = Fa
         moment = datetime.combine(value, time(0, 0), tzinfo=tz)
         if end_of_day:
             moment += timedelta(days=1) - timedelta(microseconds=1)
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 def read_pool_csv(path: Path, *, label: str) -> list[str]:

@@ -94,7 +94,7 @@ class Batcher(Generic[T, R]):
         """Run ``items``; on an error one of them may cause, run each half again (log2(n) extra rounds)."""
         try:
             return await self._run_batch(items)
-        except Exception as exc:  # noqa: BLE001 - every waiter hears of it; the next batch goes on
+        except Exception as exc:
             if len(items) == 1 or self._isolate is None or not self._isolate(exc):
                 return [exc] * len(items)
         middle = len(items) // 2

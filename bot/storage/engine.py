@@ -28,6 +28,7 @@ from bot.settings import (  # noqa: F401
     check_database_url,
 )
 
+
 def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
     url = engine_or_url.url if isinstance(engine_or_url, AsyncEngine) else make_url(engine_or_url)
     return url.get_backend_name() == "sqlite"

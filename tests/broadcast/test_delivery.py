@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -198,7 +198,7 @@ async def test_an_unexpected_send_error_is_retried_later_not_recorded_sent(sessi
     async with sessions() as session:
         retry = (await session.execute(select(Message.next_attempt_at, Message.attempts).join(
             Follower, Follower.id == Message.follower_id).where(Follower.external_id == "f1"))).one()
-    retry_at = retry.next_attempt_at.replace(tzinfo=timezone.utc) if retry.next_attempt_at.tzinfo is None \
+    retry_at = retry.next_attempt_at.replace(tzinfo=UTC) if retry.next_attempt_at.tzinfo is None \
         else retry.next_attempt_at
     assert retry.attempts == 1 and before + timedelta(seconds=1) < retry_at <= utcnow() + timedelta(seconds=2)
 

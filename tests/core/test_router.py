@@ -289,8 +289,8 @@ added_router = Router("adds")
 
 @added_router.on(command="note")
 async def add_a_row(msg: Inbound, ctx: Context) -> list[Reply]:
-    from bot.storage.models import PromptRule
     from bot.core.clock import utcnow
+    from bot.storage.models import PromptRule
 
     ctx.session.add(PromptRule(name="from-handler", match={"en": ["x"]}, reply={"en": "y"}, priority=0,
                                regex=False, updated_at=utcnow()))  # added, never flushed by the handler

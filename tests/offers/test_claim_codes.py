@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -100,18 +100,18 @@ async def test_a_validity_in_days_ends_at_the_end_of_the_last_day_in_the_promoti
     try:
         weekly = await _promotion(h, "weekly")
         [follower] = await _followers(h, 1)
-        claimed_at = datetime(2026, 3, 1, 17, 30, tzinfo=timezone.utc)  # already 2 March, 01:30 in Shanghai
+        claimed_at = datetime(2026, 3, 1, 17, 30, tzinfo=UTC)  # already 2 March, 01:30 in Shanghai
         async with h.sessions() as session:
             result = await claim(session, weekly, follower, now=claimed_at)
             await session.commit()
         # 2 March + 7 days = 9 March, 23:59:59 in Shanghai = 15:59:59 UTC.
-        assert result.claim.valid_until == datetime(2026, 3, 9, 15, 59, 59, tzinfo=timezone.utc)
+        assert result.claim.valid_until == datetime(2026, 3, 9, 15, 59, 59, tzinfo=UTC)
         assert result.claim.claimed_at == claimed_at
         [other] = await _followers(h, 1, prefix="bulk")
         batcher = ClaimBatcher(h.sessions)
         bulk = await batcher.claim(weekly, other, now=claimed_at)
         assert (batcher.batches, bulk.outcome) == (1, ClaimOutcome.CLAIMED)
-        assert bulk.claim.valid_until == datetime(2026, 3, 9, 15, 59, 59, tzinfo=timezone.utc)
+        assert bulk.claim.valid_until == datetime(2026, 3, 9, 15, 59, 59, tzinfo=UTC)
     finally:
         await h.__aexit__(None, None, None)
 
@@ -269,7 +269,7 @@ async def test_the_batcher_passes_every_option_on(offers: BotHarness, bulk: bool
         await session.commit()
     promo = await _promotion(offers, "hotpot-50")
     english, chinese = await _followers(offers, 2)
-    at = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+    at = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     async with offers.sessions() as session:
         poster = (await session.execute(select(Campaign.id).where(Campaign.slug == "mall-poster"))).scalar_one()
     batcher = ClaimBatcher(offers.sessions, bulk=bulk)

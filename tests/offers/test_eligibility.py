@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,7 +12,7 @@ import pytest
 
 from bot.offers.claims import ClaimOutcome, check_eligibility, code_valid_until
 
-NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def promotion(**fields: Any) -> Any:
@@ -65,12 +65,12 @@ def server_in_shanghai(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def test_a_code_valid_for_days_ends_in_utc_whatever_the_servers_zone(server_in_shanghai: None) -> None:
     until = code_valid_until(promotion(valid_days=1), NOW)  # 1 May 20:00 in Shanghai: ends 2 May 23:59:59 there
-    assert until == datetime(2026, 5, 2, 15, 59, 59, tzinfo=timezone.utc)
-    assert until.tzinfo == timezone.utc and until.hour == 15
+    assert until == datetime(2026, 5, 2, 15, 59, 59, tzinfo=UTC)
+    assert until.tzinfo == UTC and until.hour == 15
 
 
 def test_a_codes_own_validity_wins_over_the_promotions_end() -> None:
-    own, end = datetime(2026, 6, 1, tzinfo=timezone.utc), datetime(2026, 12, 31, tzinfo=timezone.utc)
+    own, end = datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 12, 31, tzinfo=UTC)
     assert code_valid_until(promotion(valid_until=own, ends_at=end), NOW) == own
     assert code_valid_until(promotion(ends_at=end), NOW) == end
     assert code_valid_until(promotion(), NOW) is None

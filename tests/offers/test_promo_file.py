@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,8 +28,8 @@ async def test_a_good_file_loads_promotions_campaigns_and_pool_codes(harness: Bo
     async with harness.sessions() as session:
         promo = (await session.execute(select(Promotion).where(Promotion.slug == "hotpot-50"))).scalar_one()
     # Naive times are in the promotion's zone, stored as UTC; a bare end date means the end of that day.
-    assert promo.starts_at == datetime(2026, 1, 1, 2, 0, tzinfo=timezone.utc)
-    assert promo.ends_at == datetime(2099, 12, 31, 15, 59, 59, 999999, tzinfo=timezone.utc)
+    assert promo.starts_at == datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
+    assert promo.ends_at == datetime(2099, 12, 31, 15, 59, 59, 999999, tzinfo=UTC)
     assert promo.keywords == {"en": ["hotpot"], "zh_Hans": ["火锅"]}
     assert (promo.value_amount, promo.value_currency, promo.value_kind) == ("50", "CNY", "discount")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -14,8 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
 from bot.cli import main
-from bot.errors import RulesFileError
 from bot.core.clock import utcnow
+from bot.errors import RulesFileError
 from bot.offers import Claim
 from bot.offers.admin import admin_plugin
 from bot.settings import Settings
@@ -208,8 +208,8 @@ async def test_http_redeem_answers_with_the_whole_record(offers: BotHarness) -> 
         ok = await client.post("/admin/redeem", json={"code": code, "by": "till-3"}, headers=auth)
         async with offers.sessions() as session:
             row = (await session.execute(select(Claim).where(Claim.code == code))).scalar_one()
-        redeemed_at = row.redeemed_at.replace(tzinfo=timezone.utc) if row.redeemed_at.tzinfo is None else row.redeemed_at
-        valid_until = row.valid_until.replace(tzinfo=timezone.utc) if row.valid_until.tzinfo is None else row.valid_until
+        redeemed_at = row.redeemed_at.replace(tzinfo=UTC) if row.redeemed_at.tzinfo is None else row.redeemed_at
+        valid_until = row.valid_until.replace(tzinfo=UTC) if row.valid_until.tzinfo is None else row.valid_until
         assert (ok.status, await ok.json()) == (200, {
             "outcome": "redeemed", "code": code, "promotion": "hotpot-50", "message": f"code {code} (hotpot-50) redeemed",
             "redeemed_at": redeemed_at.isoformat(), "valid_until": valid_until.isoformat()})

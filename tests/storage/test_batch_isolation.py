@@ -64,7 +64,7 @@ async def test_an_unreachable_database_is_not_split_request_by_request() -> None
 @pytest.mark.parametrize(("exc", "row"), [
     (ValueError("x"), True), (OverflowError("x"), True), (UnicodeEncodeError("utf-8", "\ud800", 0, 1, "x"), True),
     (OperationalError("s", {}, OSError("gone")), False), (ConnectionRefusedError(), False),
-    (asyncio.TimeoutError(), False),
+    (TimeoutError(), False),
 ])
 def test_row_errors_are_told_from_an_unreachable_database(exc: BaseException, row: bool) -> None:
     assert is_row_error(exc) is row

@@ -4,7 +4,7 @@ transaction when it wrote something itself)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -18,7 +18,7 @@ from bot.testing import BotHarness
 
 CAPS = Capabilities(max_passive_replies=1)
 router = Router("rows")
-RECEIVED = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
+RECEIVED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 
 @router.on(command="reply")
@@ -31,7 +31,7 @@ async def reply(msg: Inbound, ctx: Context) -> list[Reply]:
 
 
 def aware(value: datetime | None) -> datetime | None:
-    return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 @pytest.mark.parametrize("path", ["group writer", "handler's transaction"])
@@ -43,7 +43,7 @@ async def test_a_message_leaves_its_rows_and_its_followers_changes(database_url:
         await bot.dispatcher.dispatch(bystander, capabilities=CAPS)
         msg = Inbound(channel="mock", account="mock", external_id="ann", kind=Kind.COMMAND, text="/reply",
                       payload=payload, message_id="a-1", received_at=RECEIVED)
-        before = datetime.now(timezone.utc)
+        before = datetime.now(UTC)
         result = await bot.dispatcher.dispatch(msg, capabilities=CAPS, passive=PassiveSlot())
         async with bot.sessions() as s:
             rows = {r.id: r for r in (await s.execute(select(Message))).scalars()}
@@ -58,7 +58,7 @@ async def test_a_message_leaves_its_rows_and_its_followers_changes(database_url:
     inline, queued = (rows[i] for i in result.exchange.outbound_ids)
     assert (inline.status, inline.text, inline.in_reply_to, inline.next_attempt_at) == (
         "passive", "inline", inbound_row.id, None)
-    assert before <= aware(inline.sent_at) <= datetime.now(timezone.utc)
+    assert before <= aware(inline.sent_at) <= datetime.now(UTC)
     assert (queued.status, queued.sent_at, queued.in_reply_to, len(queued.text)) == (
         "pending", None, inbound_row.id, 4000)  # the row's text is cut; its body keeps the whole reply
     lease = aware(queued.next_attempt_at) - before

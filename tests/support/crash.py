@@ -58,7 +58,7 @@ class CrashRig:
             [sys.executable, "-m", "tests.support.platforms", "--port", str(self.platform_port),
              "--bots", ",".join(b.base for b in self.bots)],
             cwd=ROOT, env=self._base_env(), stdout=subprocess.DEVNULL,
-            stderr=open(self.tmp / "platforms.log", "wb"))  # noqa: SIM115 - the child owns it
+            stderr=open(self.tmp / "platforms.log", "wb"))
         await self._wait_http(f"{self.platform}/control/ready", self.platforms)
         for i in range(self.instances):
             await self.start(i)
@@ -108,7 +108,7 @@ class CrashRig:
     async def start(self, i: int) -> None:
         bot = self.bots[i]
         bot.starts += 1
-        log = open(bot.log, "ab")  # noqa: SIM115 - the child owns it
+        log = open(bot.log, "ab")
         bot.proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run"], cwd=self.tmp, env=self.env(bot),
                                     stdout=subprocess.DEVNULL, stderr=log)
         await self._wait_http(f"{bot.base}/healthz", bot.proc, log=bot.log)

@@ -103,7 +103,7 @@ class Platforms:
                                                params=request.query, data=body, headers=headers) as resp:
                     return web.Response(status=resp.status, body=await resp.read(),
                                         content_type=resp.content_type or "text/plain")
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 continue  # that instance is down: the next one
         return web.Response(status=502, text="no instance answered")
 
@@ -186,7 +186,7 @@ class Platforms:
                         record.update(accepted=True, replies=len(answer["replies"]), attempts=attempts,
                                       duplicate=answer["duplicate"])
                         return
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 pass
             await asyncio.sleep(0.2)
         record.update(accepted=False, attempts=attempts)

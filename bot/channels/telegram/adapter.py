@@ -284,7 +284,7 @@ class TelegramChannel(Channel):
         if stored is not None:
             try:
                 await asyncio.shield(stored)  # the client going away must not cancel the storing
-            except Exception as exc:  # noqa: BLE001 - not stored: Telegram must send it again
+            except Exception as exc:
                 log.warning("telegram update not stored; asking for a retry",
                             extra={"update_id": update.update_id, "error": type(exc).__name__})
                 return web.json_response({"error": "not stored", "reason": "could not store the update, retry later"},

@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
@@ -124,7 +123,7 @@ class WeChatAPI:
                 if resp.status != 200:
                     raise PlatformAPIError(-resp.status, f"HTTP {resp.status} from {path}")
                 data = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise QuotaExceeded(f"WeChat unreachable: {type(exc).__name__}", retry_after=5.0) from None
         except ValueError:
             raise PlatformAPIError(-2, f"non-JSON answer from {path}") from None

@@ -59,7 +59,7 @@ class UserLanguage:
             return None
         try:
             info = await asyncio.wait_for(self.api.user_info(openid), budget)
-        except (EngagebotError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, EngagebotError) as exc:
             log.info("user info unavailable", extra={"channel": "wechat",
                                                      "reason": str(exc) or type(exc).__name__})
             self._remember_failure(openid)

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from xml.etree.ElementTree import Element, ParseError
 
@@ -390,7 +390,7 @@ def parse_message(body: bytes | str, *, channel: str = "wechat", account_hint: s
     if len(create_time) > MAX_TIMESTAMP_DIGITS or not (create_time.isascii() and create_time.isdigit()):
         raise PayloadError("field CreateTime must be unix seconds (ASCII digits)")
     try:
-        received_at = datetime.fromtimestamp(int(create_time), timezone.utc)
+        received_at = datetime.fromtimestamp(int(create_time), UTC)
     except (OverflowError, OSError, ValueError):
         raise PayloadError("field CreateTime is out of range") from None
 

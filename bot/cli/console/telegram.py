@@ -22,8 +22,18 @@ from typing import Any
 import aiohttp
 
 from .common import HELP as COMMON_HELP
-from .common import (Answer, Console, ConsoleError, ReadLine, as_bot_lines, chat_loop, kept_language_note,
-                     print_line, read_stdin, server_url)
+from .common import (
+    Answer,
+    Console,
+    ConsoleError,
+    ReadLine,
+    as_bot_lines,
+    chat_loop,
+    kept_language_note,
+    print_line,
+    read_stdin,
+    server_url,
+)
 
 API = "/simulator/telegram/api"
 PROGRESS = "/simulator/telegram/bot/progress"

@@ -17,8 +17,18 @@ import aiohttp
 from bot.core.inbound import Kind
 from bot.i18n import normalize_locale
 
-from .common import (Answer, Console, ConsoleError, as_bot_lines, chat_loop, kept_language_note, parse_action,
-                     print_line, read_stdin, server_url)
+from .common import (
+    Answer,
+    Console,
+    ConsoleError,
+    as_bot_lines,
+    chat_loop,
+    kept_language_note,
+    parse_action,
+    print_line,
+    read_stdin,
+    server_url,
+)
 
 WECHAT_API = "/simulator/wechat/api"
 PROGRESS = "/simulator/wechat/bot/progress"

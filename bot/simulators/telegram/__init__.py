@@ -6,11 +6,11 @@ It shares no code with the bot: python-telegram-bot (or anything else) talks to 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from .methods import BotAPIMethods
-from .params import APIError, Upload
 from .page import ChatPage
+from .params import APIError, Upload
 from .server import Call, HTTPServer
 from .state import SimState, random_bot_token
 

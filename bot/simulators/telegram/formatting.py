@@ -188,4 +188,4 @@ def parse_text(text: str, parse_mode: str | None) -> tuple[str, list[dict[str, A
         return parse_markdown(text, v2=True)
     if mode == "markdown":
         return parse_markdown(text, v2=False)
-    raise EntityParseError(f"unsupported parse_mode")
+    raise EntityParseError("unsupported parse_mode")

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from .methods import SEND_METHODS, SECRET_TOKEN
+from .methods import SECRET_TOKEN, SEND_METHODS
 from .params import APIError, Upload, bad, p_bool, p_int, p_json, p_str
 from .state import DEFAULT_UPDATE_TYPES, SimFile
 
@@ -406,7 +406,7 @@ class HTTPServer:
                             reply = json.loads(body)
                         except (ValueError, RecursionError):
                             reply = None
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 error = "Connection timed out" if isinstance(exc, asyncio.TimeoutError) else f"Connection refused: {exc}"
             self.webhook_deliveries.append({"at": time.monotonic(), "update_id": update["update_id"],
                                             "url": hook["url"], "status": status, "error": error})
@@ -422,7 +422,7 @@ class HTTPServer:
             hook["last_error_date"], hook["last_error_message"] = self._now(), error
             self._touch()
             try:
-                await self._changed.wait_until(lambda: self._closed or self.webhook is not hook, delay)
+                await self._changed.wait_until(lambda: self._closed or self.webhook is not hook, delay)  # noqa: B023  (awaited in this iteration)
             except TimeoutError:
                 pass
             delay = min(delay * 2, 30.0)

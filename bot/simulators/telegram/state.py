@@ -13,8 +13,9 @@ import secrets
 import struct
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..records import RecordKeeper
 from .formatting import utf16_len

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.storage.models import Base
 
 try:  # optional parts put their tables on the same Base; autogenerate must see them, or it drops them
-    import bot.offers.models  # noqa: F401
+    import bot.offers.models
 except ImportError:
     pass
 try:

@@ -11,11 +11,11 @@ from aiohttp import web
 
 from bot.app import CORE, STARTUP_NOTES, build_app, create_app, default_plugins
 from bot.channels.telegram import TelegramChannel
-from bot.cli.console.telegram import run_telegram_console
 from bot.channels.telegram.plugin import TELEGRAM_CHANNEL, telegram_plugin
-from bot.simulation import TELEGRAM_SIMULATOR
+from bot.cli.console.telegram import run_telegram_console
 from bot.i18n import current_locale, default_catalogs
 from bot.settings import Settings
+from bot.simulation import TELEGRAM_SIMULATOR
 from handlers.help import help_text
 
 from .conftest import free_port

@@ -14,7 +14,6 @@ from sqlalchemy import select, update
 from bot import Context, Inbound, Kind, Reply, Router, TextReply
 from bot.core.clock import utcnow
 from bot.storage.models import Follower, Message
-from bot.simulators.wechat import WECHAT_ERROR_TEXT
 
 ZH_FALLBACK = "抱歉，我没太明白您的意思。发送 /help 看看我能帮您做什么。"
 EN_FALLBACK = "Sorry, I did not understand that. Send /help to see what I can do."

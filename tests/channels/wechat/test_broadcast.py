@@ -12,7 +12,6 @@ from bot.broadcast import Audience, BroadcastWorker, create_broadcast, expand_br
 from bot.core.clock import utcnow
 from bot.storage.models import Follower, Message
 
-
 SERVICE_ACCOUNT = {"mass_sends_per_period": 4, "mass_send_period_days": 30}
 
 

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import os
 import struct
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import defusedxml.ElementTree as DET
 import pytest
@@ -159,7 +159,7 @@ def test_published_sample_decrypts_to_the_documented_message() -> None:
 
     assert (msg.account, msg.external_id, msg.kind, msg.text) == (SAMPLE_APP_ID, "mycreate", Kind.TEXT, "hello")
     assert msg.message_id == "4561255354251345929"
-    assert msg.received_at == datetime(2014, 9, 2, 12, 10, 13, tzinfo=timezone.utc)
+    assert msg.received_at == datetime(2014, 9, 2, 12, 10, 13, tzinfo=UTC)
 
 
 def test_published_echostr_sample_verifies_and_decrypts() -> None:
@@ -399,7 +399,7 @@ def test_text_message_from_the_docs() -> None:
     assert (msg.channel, msg.account, msg.external_id) == ("wechat", "toUser", "fromUser")
     assert (msg.kind, msg.text, msg.payload) == (Kind.TEXT, "this is a test", None)
     assert msg.message_id == "1234567890123456"
-    assert msg.received_at == datetime(2012, 9, 28, 11, 31, tzinfo=timezone.utc)
+    assert msg.received_at == datetime(2012, 9, 28, 11, 31, tzinfo=UTC)
     assert msg.raw["MsgType"] == "text"
 
 
@@ -463,7 +463,7 @@ def test_events_from_the_docs(body: bytes, kind: Kind, payload: str | None, mess
 
     assert (msg.kind, msg.payload, msg.message_id) == (
         kind, payload, event_message_id("FromUser", "123456789", *message_id))
-    assert msg.received_at == datetime.fromtimestamp(123456789, timezone.utc)
+    assert msg.received_at == datetime.fromtimestamp(123456789, UTC)
 
 
 def test_scan_event_key_is_taken_as_is() -> None:
@@ -656,7 +656,7 @@ def test_render_text_is_the_documented_shape() -> None:
 
 
 def test_render_text_accepts_an_aware_datetime() -> None:
-    when = datetime(2023, 11, 14, 22, 13, 20, tzinfo=timezone.utc)
+    when = datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
 
     assert "<CreateTime>1700000000</CreateTime>" in render_text("o", "gh", "x", when)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import os
 import struct
-import time
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes

@@ -11,7 +11,19 @@ from aiohttp.test_utils import TestClient
 
 from bot.simulators.wechat import WECHAT_ERROR_TEXT, ManualClock, WeChatSimulator
 
-from .conftest import ACCOUNT, AES_KEY, APP_ID, TOKEN, BotCrypto, FakeBot, get_token, make_sim, sha1_sign, start_bot, text_reply
+from .conftest import (
+    ACCOUNT,
+    AES_KEY,
+    APP_ID,
+    TOKEN,
+    BotCrypto,
+    FakeBot,
+    get_token,
+    make_sim,
+    sha1_sign,
+    start_bot,
+    text_reply,
+)
 
 
 def news_reply(to: str, items: int = 1, count: int | None = None) -> str:

@@ -1,12 +1,11 @@
 """followers, messages, prompt rules, shared tokens
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 23:41:06.729629
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
