@@ -50,7 +50,6 @@ from handlers import default_router
 
 log = logging.getLogger("engagebot.app")
 
-CORE = web.AppKey("core", "Core")
 # Lines for the operator printed when the server is up (where the simulators are, ...).
 STARTUP_NOTES = web.AppKey("startup_notes", list[str])
 # Timeouts and the connection cap of the public port (bot.connections); `engagebot run` serves through it.
@@ -80,6 +79,9 @@ class Core:
         await self.prompt_rules.stop()
         await self.store.close()
         await self.engine.dispose()
+
+
+CORE = web.AppKey("core", Core)
 
 
 def build_router(extra: list[Router] | None = None) -> Router:
@@ -269,13 +271,13 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
         simulators_lifetime = mount_simulators(app, core.sessions, credentials, base_url, platforms)
         if simulators_lifetime is not None:
             app.cleanup_ctx.append(simulators_lifetime)
-    app.router.add_get("/", landing_page(core.catalogs, settings, list(app[SIMULATORS])))
+    app.router.add_get("/", landing_page(core.catalogs, settings, list(app[SIMULATORS].keys())))
     ctx = plugin_context(core, simulated)
     for plugin in plugins:
         lifetime = plugin(app, ctx)
         if lifetime is not None:
             app.cleanup_ctx.append(lifetime)
-    mounted = list(app[SIMULATORS])
+    mounted = list(app[SIMULATORS].keys())
     if mounted:
         log.info("simulators mounted", extra={"simulators": mounted, "host": settings.host})
         if not is_loopback_host(settings.host):

@@ -202,7 +202,7 @@ class ConnectionGuard:
         if request.body_exists and not request.content.is_eof():
             timer = asyncio.get_running_loop().call_later(self.body_timeout, self._body_late, request)
         try:
-            return await handler(request)  # type: ignore[no-any-return]
+            return await handler(request)
         finally:
             if timer is not None:
                 timer.cancel()

@@ -56,7 +56,7 @@ class _Loader(yaml.SafeLoader):
             if self._depth > MAX_DEPTH:
                 raise yaml.composer.ComposerError(
                     None, None, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -82,11 +82,11 @@ class _Loader(yaml.SafeLoader):
             if duplicate:
                 raise ConstructorError(None, None, f"the key {key!r} appears twice in this mapping",
                                        key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
     def construct_lenient_timestamp(self, node: Node) -> Any:
         try:
-            return self.construct_yaml_timestamp(node)  # type: ignore[arg-type]
+            return self.construct_yaml_timestamp(node)
         except (ValueError, OverflowError) as exc:
             return NotADate(str(node.value), str(exc))
 
@@ -100,7 +100,7 @@ def parse_yaml(text: str) -> Any:
     try:
         return loader.get_single_data()
     finally:
-        loader.dispose()  # type: ignore[no-untyped-call]
+        loader.dispose()
 
 
 def describe_yaml_error(exc: yaml.YAMLError) -> str:

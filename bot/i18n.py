@@ -166,7 +166,7 @@ def parse_tag(tag: str | None) -> LanguageTag | None:
 
 @lru_cache(maxsize=1)
 def _known_languages() -> frozenset[str]:
-    return frozenset(code for code in Locale("en").languages if code.isalpha() and code != UNDETERMINED)
+    return frozenset(str(code) for code in Locale("en").languages if isinstance(code, str) and code.isalpha() and code != UNDETERMINED)
 
 
 def _chinese_script(tag: LanguageTag) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot import (
     ClaimOutcome,
     Context,
@@ -44,7 +46,7 @@ OFFER_WORDS = {"offers", "offer", "deals", "优惠", "福利", "优惠券", "领
 INVITE_WORDS = {"invite", "invite friends", "邀请", "邀请好友", "邀请码", "我的邀请"}
 
 
-def _word(words: set[str]):  # type: ignore[no-untyped-def]
+def _word(words: set[str]) -> Callable[[Inbound, Context], bool]:
     return lambda msg, ctx: fold(msg.text.strip()) in words
 
 

@@ -20,7 +20,7 @@ from bot.core.clock import utcnow
 from bot.core.reply import Button, ButtonsReply, Reply, TextReply
 from bot.core.serialize import reply_kind, reply_text, reply_to_dict
 from bot.i18n import INTERNATIONAL_LOCALE, N_, Catalogs, default_catalogs, locale_keys
-from bot.storage.dialect import insert_ignore
+from bot.storage.dialect import affected_rows, insert_ignore
 from bot.storage.models import Follower, Message
 from bot.storage.status import DeliveryStatus
 
@@ -90,7 +90,7 @@ async def expand_broadcast(
             Broadcast.id == broadcast_id, Broadcast.status.in_((QUEUED, EXPANDING)),
             or_(Broadcast.lease_until.is_(None), Broadcast.lease_until < now),
         ).values(status=EXPANDING, lease_until=now + lease))
-        if claimed.rowcount != 1:
+        if affected_rows(claimed) != 1:
             return False
         await session.commit()
         broadcast = await session.get(Broadcast, broadcast_id)
@@ -132,7 +132,7 @@ async def expand_broadcast(
             still_ours = await session.execute(update(Broadcast).where(
                 Broadcast.id == broadcast_id, Broadcast.status == EXPANDING,
             ).values(cursor=followers[-1].id, lease_until=now + lease))
-            if still_ours.rowcount != 1:
+            if affected_rows(still_ours) != 1:
                 await session.rollback()
                 return False  # cancelled meanwhile
             values = [v for f in followers if (v := row_for(f, now)) is not None]

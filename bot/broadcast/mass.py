@@ -29,7 +29,7 @@ from bot.delivery.retry import RetryPolicy
 from bot.delivery.sender import MassSender, Sender, can_mass_send, channel_key
 from bot.delivery.windows import HELD_FOR_MASS, OUTSIDE_WINDOW
 from bot.errors import EngagebotError, QuotaExceeded
-from bot.storage.dialect import lock_for_transaction
+from bot.storage.dialect import affected_rows, lock_for_transaction
 from bot.storage.models import Follower, Message
 from bot.storage.status import DeliveryStatus
 
@@ -69,7 +69,8 @@ async def run_mass_sends(channel: Sender, sessions: async_sessionmaker[AsyncSess
         await _call(channel, sessions, mass_id, retake_before=now - lease)
         calls += 1
     for broadcast_id in waiting:
-        calls += await _send_broadcast(channel, sessions, broadcast_id)
+        if broadcast_id is not None:  # held rows all belong to a broadcast; the column allows NULL
+            calls += await _send_broadcast(channel, sessions, broadcast_id)
     return calls
 
 
@@ -104,7 +105,7 @@ async def _send_broadcast(channel: Sender, sessions: async_sessionmaker[AsyncSes
                     execution_options={"synchronize_session": False})
                 await session.commit()
                 log.warning("mass-send quota used up", extra={"channel": name, "broadcast": broadcast_id,
-                                                              "rows": result.rowcount})
+                                                              "rows": affected_rows(result)})
                 return calls
             mass = MassSend(broadcast_id=broadcast_id, channel=name, account=account, text=texts[0], recipients=0,
                             status=DeliveryStatus.SENDING, created_at=now)
@@ -115,7 +116,7 @@ async def _send_broadcast(channel: Sender, sessions: async_sessionmaker[AsyncSes
                      .order_by(Message.id).limit(quota.max_recipients))
             tagged = await session.execute(update(Message).where(Message.id.in_(batch)).values(
                 reason=f"mass:{mass.id}"), execution_options={"synchronize_session": False})
-            mass.recipients = tagged.rowcount
+            mass.recipients = affected_rows(tagged)
             await session.commit()  # quota spent and recipients chosen before the call
             mass_id = mass.id
         await _call(channel, sessions, mass_id)

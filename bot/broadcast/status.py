@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
 from bot.delivery.windows import HELD_FOR_MASS
+from bot.storage.dialect import affected_rows
 from bot.storage.models import Message
 from bot.storage.status import UNSENT, DeliveryStatus
 
@@ -27,7 +28,7 @@ class Progress:
     status: str
     total: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
-    reasons: list[tuple[str, str, int]] = field(default_factory=list)  # (status, reason, rows)
+    reasons: list[tuple[str, str | None, int]] = field(default_factory=list)  # (status, reason, rows)
     # Sent again after a crash left their first try in doubt, on a platform that cannot drop repeats.
     possibly_twice: int = 0
 
@@ -89,7 +90,7 @@ async def cancel_broadcast(session: AsyncSession, broadcast_id: int) -> int | No
     stopped = await session.execute(update(Broadcast).where(
         Broadcast.id == broadcast_id, Broadcast.status.in_(ACTIVE),
     ).values(status=CANCELLED, lease_until=None, finished_at=now))
-    if stopped.rowcount != 1:
+    if affected_rows(stopped) != 1:
         await session.rollback()
         return None
     # Rows already handed to a mass send (reason "mass:<id>") stay: that call may have reached the platform.
@@ -101,7 +102,7 @@ async def cancel_broadcast(session: AsyncSession, broadcast_id: int) -> int | No
         execution_options={"synchronize_session": False})
     await _store_counts(session, broadcast_id)
     await session.commit()
-    return result.rowcount
+    return affected_rows(result)
 
 
 async def _store_counts(session: AsyncSession, broadcast_id: int) -> None:
@@ -123,7 +124,7 @@ async def finish_done(session: AsyncSession) -> list[int]:
         result = await session.execute(update(Broadcast).where(
             Broadcast.id == broadcast_id, Broadcast.status == SENDING,
         ).values(status=DONE, finished_at=utcnow()))
-        if result.rowcount == 1:
+        if affected_rows(result) == 1:
             await _store_counts(session, broadcast_id)
             finished.append(broadcast_id)
         await session.commit()

@@ -17,7 +17,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
-from bot.delivery.outbox import LEASE, OutboxSender
+from bot.delivery.outbox import CONCURRENCY, LEASE, OutboxSender
 from bot.delivery.presence import NO_SENDER_WAIT, Presence, beat_every, give_up_unserved
 from bot.delivery.sender import Sender, channel_key
 from bot.i18n import INTERNATIONAL_LOCALE, Catalogs
@@ -70,7 +70,7 @@ class BroadcastWorker:
                 self.senders.append(existing)
             else:
                 sender = OutboxSender(channel, sessions, sweep_every=poll_every, batch_size=batch_size,
-                                      lease=self.lease, **({"concurrency": concurrency} if concurrency else {}))
+                                      lease=self.lease, concurrency=concurrency or CONCURRENCY)
                 self.senders.append(sender)
                 self._owned.append(sender)
         self.presence = Presence(sessions, (channel_key(c) for c in self.channels), wait=no_sender_wait)

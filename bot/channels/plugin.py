@@ -44,7 +44,7 @@ class PluginContext:
 
 
 class Plugin(Protocol):
-    def __call__(self, app: web.Application, ctx: PluginContext) -> Lifetime | None: ...
+    def __call__(self, app: web.Application, ctx: PluginContext, /) -> Lifetime | None: ...
 
 
 @dataclass(frozen=True)

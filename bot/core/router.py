@@ -6,6 +6,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
+from types import EllipsisType
 
 from .context import Context
 from .inbound import Inbound, Kind
@@ -76,7 +77,7 @@ class Router:
         command: str | Iterable[str] | None = None,
         keywords: Mapping[str, Iterable[str]] | None = None,
         regex: str | re.Pattern[str] | None = None,
-        state: str | None | Iterable[str | None] = ...,  # type: ignore[assignment]
+        state: str | None | Iterable[str | None] | EllipsisType = ...,
         priority: int = 0,
         when: Predicate | None = None,
     ) -> Callable[[Handler], Handler]:

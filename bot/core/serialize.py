@@ -55,4 +55,4 @@ def reply_text(reply: Reply) -> str:
 
 
 def reply_kind(reply: Reply) -> str:
-    return reply_to_dict(reply)["type"]
+    return str(reply_to_dict(reply)["type"])

@@ -23,6 +23,7 @@ from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
+from bot.storage.dialect import affected_rows
 from bot.storage.models import Message, SenderPresence
 from bot.storage.status import UNSENT, DeliveryStatus
 
@@ -81,7 +82,7 @@ class Presence:
         async with self.sessions() as session:
             seen = await session.execute(update(SenderPresence).where(
                 SenderPresence.instance == self.instance).values(seen_at=now))
-            if seen.rowcount != len(self.keys):
+            if affected_rows(seen) != len(self.keys):
                 await session.execute(delete(SenderPresence).where(SenderPresence.instance == self.instance))
                 session.add_all(SenderPresence(channel=c, account=a, instance=self.instance, host=socket.gethostname()[:255],
                                                pid=os.getpid(), started_at=self._started, seen_at=now)
@@ -139,7 +140,7 @@ async def give_up_unserved(sessions: async_sessionmaker[AsyncSession], *, wait: 
                 result = await session.execute(update(Message).where(mine, Message.status.in_(statuses)).values(
                     status=DeliveryStatus.UNDELIVERABLE, reason=no_sender_reason(channel, account, in_doubt=in_doubt),
                     next_attempt_at=None), execution_options={"synchronize_session": False})
-                given_up += result.rowcount or 0
+                given_up += affected_rows(result)
             found.append(Unserved(channel, account, rows, given_up))
             if given_up:
                 log.warning("outbound rows given up: no sender", extra={"channel": channel, "account": account,

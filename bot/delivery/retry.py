@@ -38,7 +38,7 @@ class RetryPolicy:
 
     def backoff(self, attempts: int) -> float:
         """Seconds before a row claimed ``attempts`` times is due again."""
-        return min(2 ** attempts, self.longest_backoff)
+        return min(2.0 ** attempts, self.longest_backoff)
 
     def gives_up(self, attempts: int) -> bool:
         """True when a row claimed ``attempts`` times is not rescheduled again."""

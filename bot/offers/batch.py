@@ -33,14 +33,14 @@ import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
-from bot.storage.dialect import skip_locked
+from bot.storage.dialect import affected_rows, skip_locked
 from bot.storage.engine import sqlite_gate
 
 from .claims import CODE_ATTEMPTS, ClaimOutcome, ClaimResult, check_eligibility, claim, code_valid_until, is_live
@@ -48,9 +48,10 @@ from .codes import generate_code
 from .models import Claim, PoolCode, Promotion
 
 QUOTA_ATTEMPTS = 8
-_claim = Claim.__table__
-_promotion = Promotion.__table__
-_pool = PoolCode.__table__
+# Core-level statements on the tables (no ORM objects on the claim path).
+_claim = cast(Table, Claim.__table__)
+_promotion = cast(Table, Promotion.__table__)
+_pool = cast(Table, PoolCode.__table__)
 _INSERT_CLAIMS = insert(_claim).returning(_claim.c.id, sort_by_parameter_order=True)
 _ASSIGN_POOL = (update(_pool).where(_pool.c.id == bindparam("_pool_id"), _pool.c.claim_id.is_(None))
                 .values(claim_id=bindparam("_claim_id")))
@@ -265,7 +266,7 @@ async def _take_quota(conn: AsyncConnection, promotion_id: int, wanted: int, cou
             update(_promotion).where(_promotion.c.id == promotion_id,
                                      or_(_promotion.c.quota.is_(None), _promotion.c.claimed + k <= _promotion.c.quota))
             .values(claimed=_promotion.c.claimed + k))
-        if taken.rowcount == 1:
+        if affected_rows(taken) == 1:
             return k
         counter = (await conn.execute(select(_promotion.c.claimed, _promotion.c.quota)
                                       .where(_promotion.c.id == promotion_id))).first()

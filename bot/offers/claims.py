@@ -13,23 +13,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Table, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
-from bot.storage.dialect import skip_locked
+from bot.storage.dialect import affected_rows, skip_locked
 
 from .codes import generate_code
 from .models import Claim, PoolCode, Promotion
 
 CODE_ATTEMPTS = 8
-_claim = Claim.__table__
-_promotion = Promotion.__table__
-_pool = PoolCode.__table__
+# Core-level statements on the tables (no ORM objects on the claim path).
+_claim = cast(Table, Claim.__table__)
+_promotion = cast(Table, Promotion.__table__)
+_pool = cast(Table, PoolCode.__table__)
 
 
 class ClaimOutcome(StrEnum):
@@ -203,7 +204,7 @@ async def _take(session: AsyncSession, promotion: Promotion, follower_id: int, s
         update(_promotion).where(_promotion.c.id == promotion.id,
                                  or_(_promotion.c.quota.is_(None), _promotion.c.claimed < _promotion.c.quota))
         .values(claimed=_promotion.c.claimed + 1))
-    if taken.rowcount != 1:
+    if affected_rows(taken) != 1:
         return ClaimResult(ClaimOutcome.SOLD_OUT, promotion)
     valid_until = code_valid_until(promotion, now)
     try:
@@ -229,7 +230,7 @@ async def _take(session: AsyncSession, promotion: Promotion, follower_id: int, s
                     if pool_row is not None:
                         assigned = await session.execute(update(_pool).where(
                             _pool.c.id == pool_row.id, _pool.c.claim_id.is_(None)).values(claim_id=claim_id))
-                        if assigned.rowcount != 1:
+                        if affected_rows(assigned) != 1:
                             raise _PoolCodeTaken()
             except IntegrityError as exc:
                 message = str(exc.orig)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
@@ -87,13 +89,13 @@ async def _replace_pool(session: AsyncSession, promotion_id: int, codes: list[st
         select(PoolCode.code).where(PoolCode.promotion_id == promotion_id))).scalars())
     new = [c for c in codes if c not in have]
     for start in range(0, len(new), POOL_BATCH):
-        await session.execute(PoolCode.__table__.insert(), [
+        await session.execute(cast(Table, PoolCode.__table__).insert(), [
             {"promotion_id": promotion_id, "code": c, "claim_id": None} for c in new[start:start + POOL_BATCH]])
     return len(new)
 
 
 async def _load_campaigns(session: AsyncSession, parsed: ParsedPromoFile, by_slug: dict[str, Promotion],
-                          now) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+                          now: datetime) -> tuple[int, int]:
     if not parsed.campaigns:
         return 0, 0
     wanted = {c.promotion for c in parsed.campaigns if c.promotion and c.promotion not in by_slug}

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
 from bot.i18n import operator_time
+from bot.storage.dialect import affected_rows
 
 from .codes import normalize_code
 from .models import Claim, Promotion
@@ -73,14 +75,15 @@ async def redeem(session: AsyncSession, code: str, *, by: str | None = None, pro
     if len(rows) > 1:
         return RedeemResult(RedeemOutcome.AMBIGUOUS, code)
     claim_id, slug = rows[0]
+    claims = cast(Table, Claim.__table__)
     done = await session.execute(
-        update(Claim.__table__)
-        .where(Claim.__table__.c.id == claim_id, Claim.__table__.c.redeemed_at.is_(None),
-               or_(Claim.__table__.c.valid_until.is_(None), Claim.__table__.c.valid_until >= now))
+        update(claims)
+        .where(claims.c.id == claim_id, claims.c.redeemed_at.is_(None),
+               or_(claims.c.valid_until.is_(None), claims.c.valid_until >= now))
         .values(redeemed_at=now, redeemed_by=(by or None) and by[:128]))
     row = (await session.execute(select(Claim.code, Claim.redeemed_at, Claim.redeemed_by, Claim.valid_until)
                                  .where(Claim.id == claim_id))).one()
-    if done.rowcount == 1:
+    if affected_rows(done) == 1:
         return RedeemResult(RedeemOutcome.REDEEMED, row.code, slug, now, by, row.valid_until)
     if row.redeemed_at is not None:
         return RedeemResult(RedeemOutcome.ALREADY_REDEEMED, row.code, slug, row.redeemed_at,

@@ -10,9 +10,9 @@ at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, text
+from sqlalchemy import CursorResult, Result, Select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,5 +72,10 @@ async def lock_for_transaction(session: AsyncSession, key: int) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
-__all__ = ["POSTGRESQL", "SQLITE", "dialect_name", "insert", "insert_ignore", "is_postgresql",
+__all__ = ["POSTGRESQL", "SQLITE", "affected_rows", "dialect_name", "insert", "insert_ignore", "is_postgresql",
            "lock_for_transaction", "skip_locked", "upsert"]
+
+
+def affected_rows(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE touched (``session.execute`` types its answer as a plain ``Result``)."""
+    return cast(CursorResult[Any], result).rowcount or 0

@@ -88,12 +88,12 @@ async def _without_fsync(conn: AsyncConnection, *, sqlite: bool) -> AsyncIterato
     if not sqlite:
         yield
         return
-    previous = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+    previous: int = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one()
     await conn.commit()
     await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
     await conn.commit()
     try:
         yield
     finally:
-        await conn.exec_driver_sql(f"PRAGMA synchronous={int(previous)}")
+        await conn.exec_driver_sql(f"PRAGMA synchronous={previous}")
         await conn.commit()

@@ -53,7 +53,7 @@ async def get_or_create_record(sessions: async_sessionmaker[AsyncSession], simul
                                make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Return the stored record; the first caller stores ``make()`` (concurrent callers agree on one)."""
     async with sessions() as session:
-        found = await session.scalar(select(SimulatorRecord.data).where(
+        found: dict[str, Any] | None = await session.scalar(select(SimulatorRecord.data).where(
             SimulatorRecord.simulator == simulator, SimulatorRecord.kind == kind, SimulatorRecord.key == key))
         if found is not None:
             return found
@@ -61,7 +61,7 @@ async def get_or_create_record(sessions: async_sessionmaker[AsyncSession], simul
         await session.execute(insert_ignore(session, SimulatorRecord).values(
             simulator=simulator, kind=kind, key=key, data=make(), updated_at=utcnow()))
     async with sessions() as session:
-        stored = await session.scalar(select(SimulatorRecord.data).where(
+        stored: dict[str, Any] | None = await session.scalar(select(SimulatorRecord.data).where(
             SimulatorRecord.simulator == simulator, SimulatorRecord.kind == kind, SimulatorRecord.key == key))
     assert stored is not None
     return stored

@@ -179,7 +179,7 @@ async def get_or_create_follower(
     follower = (await session.execute(_FOLLOWER, params)).scalar_one_or_none()
     if follower is not None:
         return follower
-    values = dict(channel=channel, account=account, external_id=external_id, display_name=display_name,
+    values: dict[str, Any] = dict(channel=channel, account=account, external_id=external_id, display_name=display_name,
                   following=False, tags=[], state_data={}, window_sends=0, created_at=utcnow())
     await session.execute(insert_ignore(session, Follower).values(**values))
     # Committed at once (a tiny transaction): the follower exists whatever happens to this message.

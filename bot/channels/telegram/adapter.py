@@ -142,8 +142,8 @@ class TelegramChannel(Channel):
             self._connector.add_done_callback(self._connect_done)
 
     def _connect_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
+        exc = None if task.cancelled() else task.exception()
+        if exc is not None:
             log.error("telegram channel failed to start", extra={"error": self._redact(exc)}, exc_info=exc)
 
     async def wait_ready(self, timeout: float | None = None) -> None:

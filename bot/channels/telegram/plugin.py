@@ -9,9 +9,10 @@ since the app's port only listens after every lifetime hook has started.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from telegram import Update
 
 from bot.channels.plugin import ChannelPlugin, Lifetime, PluginContext
@@ -79,7 +80,7 @@ def _telegram_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | Non
 telegram_plugin = ChannelPlugin("telegram", _telegram_plugin)
 
 
-def _progress_route(ctx: PluginContext, channel: TelegramChannel) -> Callable[[web.Request], object]:
+def _progress_route(ctx: PluginContext, channel: TelegramChannel) -> Handler:
     """``POST /simulator/telegram/bot/progress`` ``{"update": {...}}``: was it handled, do replies still wait?
 
     Served only beside the simulator, for the terminal console, which sends back the update the

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from bot.channels.plugin import ChannelPlugin, Lifetime, PluginContext
 from bot.settings import Settings, WeChatAccount
@@ -56,7 +57,7 @@ def _wechat_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
 wechat_plugin = ChannelPlugin("wechat", _wechat_plugin)
 
 
-def _progress_route(ctx: PluginContext, channel: WeChatChannel) -> Callable[[web.Request], object]:
+def _progress_route(ctx: PluginContext, channel: WeChatChannel) -> Handler:
     """``GET /simulator/wechat/bot/progress?openid=``: how many replies to that follower still wait.
 
     Served only beside the simulator, for the terminal console: a callback is answered after its
