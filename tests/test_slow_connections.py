@@ -100,6 +100,7 @@ def server(tmp_path: Path, database_url: str):  # type: ignore[no-untyped-def]
         yield url, proc, tmp_path / "stderr.log"
 
 
+@pytest.mark.timing
 async def test_trickling_header_sockets_do_not_stall_healthz_and_logs_stay_small(server) -> None:  # type: ignore[no-untyped-def]
     url, proc, stderr = server
     before = stderr.stat().st_size

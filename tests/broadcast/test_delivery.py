@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, timedelta
 
+import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -48,6 +49,7 @@ async def test_each_send_carries_its_outbox_row_as_idempotency_key(sessions: Ses
     assert all(k and k.startswith("outbox:") for k in keys) and len(set(keys)) == 3
 
 
+@pytest.mark.timing
 async def test_overall_rate_declared_by_the_channel_is_honoured(sessions: Sessions) -> None:
     await add_followers(sessions, 150)
     await start_broadcast(sessions)
@@ -61,6 +63,7 @@ async def test_overall_rate_declared_by_the_channel_is_honoured(sessions: Sessio
     assert busiest_second <= 51, busiest_second
 
 
+@pytest.mark.timing
 async def test_per_chat_rate_spaces_messages_to_one_follower(sessions: Sessions) -> None:
     await add_followers(sessions, 2)
     for _ in range(3):  # three broadcasts to the same two chats

@@ -32,6 +32,7 @@ def sends_to(rig: Rig, chat_id: int) -> list:
     return [c for c in rig.sim.calls if c.method == "sendMessage" and c.params.get("chat_id") == chat_id]
 
 
+@pytest.mark.timing
 async def test_a_burst_to_50_chats_is_delivered_once_in_order_within_the_limits(make_rig: RigFactory):
     rig = await make_rig(routers=[echo_router()], enforce_limits=True)
     users = [rig.user(first_name=f"U{i}") for i in range(50)]

@@ -147,6 +147,7 @@ async def test_three_deliveries_of_one_message_run_the_handler_once(make_env: An
         assert await env.count(Message, Message.direction == "out", Message.text == "run 1") == 1
 
 
+@pytest.mark.timing
 async def test_a_slow_handler_answers_success_in_time_and_replies_through_the_api(make_env: Any) -> None:
     async with make_env(routers=[slow_router]) as env:
         openid = await env.following(language="en")
@@ -348,6 +349,7 @@ async def test_scene_qr_codes_come_from_the_platform(make_env: Any) -> None:
         assert result.reply["content"].startswith("Welcome!")
 
 
+@pytest.mark.timing
 async def test_a_follow_is_answered_within_the_deadline_even_when_user_info_is_slow(
         make_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     slow_welcome = Router("slow-welcome")

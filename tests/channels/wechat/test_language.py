@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from bot.i18n import default_catalogs
@@ -75,6 +76,7 @@ async def test_a_follower_without_platform_language_writing_latin_gets_english(m
         assert calls == [openid]
 
 
+@pytest.mark.timing
 async def test_a_slow_user_info_never_holds_the_passive_reply_past_the_deadline(make_env: Any) -> None:
     async with make_env() as env:
         asked = []
