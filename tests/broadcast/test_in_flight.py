@@ -9,6 +9,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -168,6 +169,7 @@ async def _two_instances_through_a_long_wait(sessions: Sessions, channel: Pausin
     return [channel, other_channel]
 
 
+@pytest.mark.timing  # a 1.2 s lease renewed in time: needs the CPU to itself
 async def test_a_rate_limit_pause_longer_than_the_lease_keeps_the_rows_with_their_sender(sessions: Sessions) -> None:
     channels = await _two_instances_through_a_long_wait(sessions, PausingChannel(pause=4.0))
     everyone = [who for c in channels for who in c.recipients()]
@@ -177,6 +179,7 @@ async def test_a_rate_limit_pause_longer_than_the_lease_keeps_the_rows_with_thei
     assert await count(sessions, "sent") == 30
 
 
+@pytest.mark.timing  # a 1.2 s lease renewed in time: needs the CPU to itself
 async def test_a_chats_retry_after_waited_out_in_place_past_the_lease_is_not_sent_twice(sessions: Sessions) -> None:
     """The row waits "sending" for its chat's pause (4 s, the lease 1.2 s): its lease is renewed meanwhile."""
     channels = await _two_instances_through_a_long_wait(sessions, PausingChannel(pause=4.0, chat_only=True))
@@ -189,6 +192,7 @@ async def test_a_chats_retry_after_waited_out_in_place_past_the_lease_is_not_sen
             (Message.attempts > 1) | Message.resent_in_doubt.is_(True)))).scalar_one() == 0
 
 
+@pytest.mark.timing  # a 1.2 s lease renewed in time: needs the CPU to itself
 async def test_a_send_slower_than_the_lease_is_not_taken_as_in_doubt(sessions: Sessions) -> None:
     channels = await _two_instances_through_a_long_wait(sessions, PausingChannel(slow=4.0))
     everyone = [who for c in channels for who in c.recipients()]
