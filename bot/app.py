@@ -19,6 +19,7 @@ from bot.channels.plugin import ChannelPlugin, Plugin, PluginContext
 from bot.channels.telegram.adapter import TelegramChannel
 from bot.channels.telegram.plugin import telegram_config, telegram_link_channel, telegram_plugin
 from bot.channels.wechat.plugin import wechat_link_channels, wechat_plugin
+from bot.channels.weibo.plugin import weibo_link_channels, weibo_plugin
 from bot.connections import ConnectionGuard
 from bot.core.dispatcher import Dispatcher
 from bot.core.router import Router
@@ -115,7 +116,7 @@ def default_plugins() -> list[Plugin]:
 
     Order matters: channels first (others look them up in the context's channels), workers last.
     """
-    return [wechat_plugin, telegram_plugin, mock_plugin, admin_plugin, broadcast_plugin]
+    return [wechat_plugin, telegram_plugin, weibo_plugin, mock_plugin, admin_plugin, broadcast_plugin]
 
 
 def plugin_context(core: Core, simulated: dict[str, object] | None = None) -> PluginContext:
@@ -133,6 +134,7 @@ async def open_link_channels(core: Core) -> list[Channel]:
     """
     ctx = plugin_context(core, await simulated_for(core))
     channels: list[Channel] = list(wechat_link_channels(ctx))
+    channels += weibo_link_channels(ctx)
     try:
         telegram = await telegram_link_channel(ctx)
     except Exception as exc:

@@ -138,6 +138,8 @@ class WeiboSettings(BaseModel):
     # ``mention_replies`` in 48 h after an @mention only.
     window_hours: float = Field(default=48, gt=0)
     mention_replies: int = Field(default=1, ge=0)
+    # Mass sends (sendall.json) to fans outside the window: per day; 0: none (they are undeliverable).
+    mass_sends_per_day: int = Field(default=1, ge=0)
 
     @field_validator("app_secret", "access_token")
     @classmethod

@@ -61,6 +61,8 @@ def real_platforms(settings: Settings) -> list[str]:
         found.append("wechat")
     if settings.telegram.token is not None:
         found.append("telegram")
+    if settings.weibo.configured:
+        found.append("weibo")
     return found
 
 

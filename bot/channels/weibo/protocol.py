@@ -258,6 +258,7 @@ def parse_push(body: bytes, *, channel: str = "weibo", account: str = "default",
         inbound=Inbound(
             channel=channel, account=account, external_id=sender, kind=kind, text=text, payload=payload,
             message_id=push_message_id(sender, created_raw, msg_type, subtype), received_at=received_at,
+            window="mention" if subtype == "mention" else None,
             raw={"type": msg_type, "subtype": subtype, "receiver_id": receiver},
         ),
         brand_uid=receiver, fan_uid=sender, msg_type=msg_type, subtype=subtype,
