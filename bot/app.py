@@ -27,7 +27,7 @@ from bot.core.services import Services
 from bot.i18n import Catalogs, default_catalogs
 from bot.landing import LANDING_LINKS, landing_page
 from bot.offers.admin import admin_plugin
-from bot.offers.index import OfferIndex
+from bot.offers.index import OfferIndex, OfferKeywordMatcher
 from bot.rules import PromptRuleCache
 from bot.settings import Settings, own_base_url
 from bot.simulation import (
@@ -100,7 +100,9 @@ def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Co
     prompt_rules = PromptRuleCache(sessions, ttl=settings.prompt_rules_ttl,
                                    max_chars=settings.prompt_rules_max_chars)
     services = Services(prompt_rules=prompt_rules)
-    services.add(OfferIndex(ttl=settings.prompt_rules_ttl))
+    offers = OfferIndex(ttl=settings.prompt_rules_ttl)
+    services.add(offers)
+    services.offer_keywords = OfferKeywordMatcher(sessions, offers)
     store = SqlStore(sessions, engine, send_lease=timedelta(seconds=settings.outbox.lease_seconds))
     dispatcher = Dispatcher(
         store=store, router=build_router(routers), catalogs=catalogs,

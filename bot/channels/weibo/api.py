@@ -24,7 +24,7 @@ REPLY_PATH = "/2/messages/reply.json"
 SENDALL_PATH = "/2/messages/sendall.json"
 COMMENTS_TO_ME_PATH = "/2/comments/to_me.json"
 MENTIONS_PATH = "/2/statuses/mentions.json"
-COMMENTS_BY_ME_PATH = "/2/comments/by_me.json"
+COMMENTS_SHOW_PATH = "/2/comments/show.json"
 COMMENT_REPLY_PATH = "/2/comments/reply.json"
 COMMENT_CREATE_PATH = "/2/comments/create.json"
 
@@ -90,9 +90,9 @@ class WeiboAPI:
         return protocol.parse_mentions(await self.request(
             "GET", MENTIONS_PATH, params={"since_id": since_id, "count": str(count)}))
 
-    async def comments_by_me(self, count: int = 50) -> list[dict[str, Any]]:
-        """The brand's own latest comments (to check, after a crash, whether a reply went out)."""
-        doc = await self.request("GET", COMMENTS_BY_ME_PATH, params={"count": str(count)})
+    async def brand_comments_on(self, post_id: str, count: int = 200) -> list[dict[str, Any]]:
+        """The comments under a post (the brand's own among them): did a reply go out before a crash?"""
+        doc = await self.request("GET", COMMENTS_SHOW_PATH, params={"id": post_id, "count": str(count)})
         items = doc.get("comments")
         return [c for c in items if isinstance(c, dict)] if isinstance(items, list) else []
 

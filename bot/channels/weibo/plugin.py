@@ -7,6 +7,8 @@ plugin serves the real (or simulated, through ``ctx.simulated["weibo"]``) accoun
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -15,6 +17,7 @@ from bot.channels.plugin import ChannelPlugin, Lifetime, PluginContext
 from bot.settings import Settings, WeiboSettings
 
 from .adapter import WeiboChannel
+from .megaphone import Megaphone
 
 
 def weibo_settings(settings: Settings, simulated: WeiboSettings | None = None) -> WeiboSettings | None:
@@ -39,10 +42,18 @@ def _weibo_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
     channel = WeiboChannel(dispatch=ctx.dispatcher.dispatch, account="default", config=config, sessions=ctx.sessions)
     app.router.add_routes(channel.routes())
     ctx.channels.append(channel)
+    megaphone = Megaphone(api=channel.api, sessions=ctx.sessions, account=channel.account, brand_uid=channel.brand_uid,
+                          services=ctx.services, catalogs=ctx.catalogs, default_locale=ctx.settings.default_locale,
+                          per_hour=config.public_replies_per_hour, interval=config.poll_interval)
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await channel.start()
+        poller = asyncio.create_task(megaphone.run(), name="weibo-megaphone")
         yield
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+        await megaphone.release()  # another instance may take the poll over at once
         await channel.stop()
 
     return lifetime
