@@ -74,7 +74,8 @@ async def test_wrong_or_missing_signature_gets_403_and_nothing_is_stored(databas
         bad = await env.push(doc, signature="0" * 40)
         unsigned = await env.push(doc, signed=False)
         other_secret = await env.push(doc, signature=sign("1", "n", SECRET + "x"), timestamp="1", nonce="n")
-        assert (bad[0], unsigned[0], other_secret[0]) == (403, 403, 403)
+        in_seconds = await env.push(doc, timestamp=str(int(time.time())))  # milliseconds expected
+        assert (bad[0], unsigned[0], other_secret[0], in_seconds[0]) == (403, 403, 403, 403)
         assert await env.count(Message) == 0 and await env.count(Follower) == 0
 
 
@@ -144,6 +145,13 @@ async def test_every_push_kind_is_taken(database_url: str) -> None:
                              ("unfollow", None), ("scan_follow", "poster2")]:
             assert (await env.event(FAN, subtype, key, text="@brand hello" if subtype == "mention" else ""))[0] == 200
             await asyncio.sleep(1.01) if subtype in ("follow", "unfollow") else None
+
+
+async def test_unknown_types_get_the_polite_localized_answer(database_url: str) -> None:
+    async with weibo_env(database_url) as env:
+        await env.text(FAN, "你好")
+        status, body = await env.push(message(FAN, "video", data={"vfid": "9"}))
+        assert status == 200 and "只能看懂文字消息" in passive(body)["data"]["text"]
 
 
 async def _pending(env: WeiboEnv, fan: str, text: str) -> int:
