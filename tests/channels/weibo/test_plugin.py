@@ -57,3 +57,14 @@ async def test_with_weibo_settings_the_callback_is_served_and_the_megaphone_poll
                 await asyncio.sleep(0.05)
             assert fake.sent("/2/comments/to_me.json")[0]["since_id"] == "0"
             assert fake.sent("/2/statuses/mentions.json")
+
+
+async def test_weibo_settings_count_as_a_real_platform(database_url: str) -> None:
+    from bot.simulation import real_platforms, simulators_to_mount, startup_lines
+
+    weibo = WeiboSettings(app_key="123456", app_secret=SecretStr(SECRET), access_token=SecretStr(TOKEN),
+                          brand_uid=BRAND)
+    settings = Settings(database_url=database_url, weibo=weibo)
+    assert real_platforms(settings) == ["weibo"] and simulators_to_mount(settings) == []
+    forced = Settings(database_url=database_url, weibo=weibo, simulators=True)
+    assert "Weibo" in "\n".join(startup_lines(forced, simulators_to_mount(forced), "http://127.0.0.1:8080"))
