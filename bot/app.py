@@ -19,6 +19,7 @@ from bot.channels.plugin import ChannelPlugin, Plugin, PluginContext
 from bot.channels.telegram.adapter import TelegramChannel
 from bot.channels.telegram.plugin import telegram_config, telegram_link_channel, telegram_plugin
 from bot.channels.wechat.plugin import wechat_link_channels, wechat_plugin
+from bot.channels.weibo.plugin import weibo_link_channels, weibo_plugin
 from bot.connections import ConnectionGuard
 from bot.core.dispatcher import Dispatcher
 from bot.core.router import Router
@@ -26,7 +27,7 @@ from bot.core.services import Services
 from bot.i18n import Catalogs, default_catalogs
 from bot.landing import LANDING_LINKS, landing_page
 from bot.offers.admin import admin_plugin
-from bot.offers.index import OfferIndex
+from bot.offers.index import OfferIndex, OfferKeywordMatcher
 from bot.rules import PromptRuleCache
 from bot.settings import Settings, own_base_url
 from bot.simulation import (
@@ -99,7 +100,9 @@ def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Co
     prompt_rules = PromptRuleCache(sessions, ttl=settings.prompt_rules_ttl,
                                    max_chars=settings.prompt_rules_max_chars)
     services = Services(prompt_rules=prompt_rules)
-    services.add(OfferIndex(ttl=settings.prompt_rules_ttl))
+    offers = OfferIndex(ttl=settings.prompt_rules_ttl)
+    services.add(offers)
+    services.offer_keywords = OfferKeywordMatcher(sessions, offers)
     store = SqlStore(sessions, engine, send_lease=timedelta(seconds=settings.outbox.lease_seconds))
     dispatcher = Dispatcher(
         store=store, router=build_router(routers), catalogs=catalogs,
@@ -115,7 +118,7 @@ def default_plugins() -> list[Plugin]:
 
     Order matters: channels first (others look them up in the context's channels), workers last.
     """
-    return [wechat_plugin, telegram_plugin, mock_plugin, admin_plugin, broadcast_plugin]
+    return [wechat_plugin, telegram_plugin, weibo_plugin, mock_plugin, admin_plugin, broadcast_plugin]
 
 
 def plugin_context(core: Core, simulated: dict[str, object] | None = None) -> PluginContext:
@@ -133,6 +136,7 @@ async def open_link_channels(core: Core) -> list[Channel]:
     """
     ctx = plugin_context(core, await simulated_for(core))
     channels: list[Channel] = list(wechat_link_channels(ctx))
+    channels += weibo_link_channels(ctx)
     try:
         telegram = await telegram_link_channel(ctx)
     except Exception as exc:

@@ -120,6 +120,46 @@ class TelegramSettings(BaseModel):
         return v
 
 
+class WeiboSettings(BaseModel):
+    """One Weibo fan-service account (粉丝服务平台) and its public megaphone (comments and @mentions)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    app_key: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")
+    app_secret: SecretStr | None = None  # signs the callbacks (Weibo has no separate token)
+    access_token: SecretStr | None = None  # the fan-service / Open API token of the brand account
+    brand_uid: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")  # the brand's uid (int64)
+    api_base: str = "https://api.weibo.com"
+    poll_interval: float = Field(default=30, ge=1, le=86_400)  # seconds between megaphone polls
+    public_replies_per_hour: int = Field(default=60, ge=0, le=100_000)
+    passive_deadline_seconds: float = Field(default=4.5, gt=0, le=4.9)
+    max_clock_skew: float = Field(default=300, ge=1, le=86400)  # seconds (timestamps come in milliseconds)
+    # The fan's window (PROTOCOLS.md, configurable): unlimited replies within 48 h after the fan acted,
+    # ``mention_replies`` in 48 h after an @mention only.
+    window_hours: float = Field(default=48, gt=0)
+    mention_replies: int = Field(default=1, ge=0)
+    # Mass sends (sendall.json) to fans outside the window: per day; 0: none (they are undeliverable).
+    mass_sends_per_day: int = Field(default=1, ge=0)
+
+    @field_validator("app_secret", "access_token")
+    @classmethod
+    def _secret_shape(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not re.fullmatch(r"[\x21-\x7e]{1,256}", v.get_secret_value()):
+            raise ValueError("must be 1 to 256 printable ASCII characters without spaces")
+        return v
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, v: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", v):
+            raise ValueError("must be an http(s) URL without query")
+        return v.rstrip("/")
+
+    @property
+    def configured(self) -> bool:
+        return self.app_secret is not None
+
+
 class HttpLimits(BaseModel):
     """Limits of the public HTTP port (see ``bot.connections``); a reverse proxy in front adds its own."""
 
@@ -183,6 +223,7 @@ class Settings(BaseSettings):
     wechat: WeChatAccount = WeChatAccount()
     wechat_accounts: dict[str, WeChatAccount] = {}  # more accounts, served at /wechat/<name>
     telegram: TelegramSettings = TelegramSettings()
+    weibo: WeiboSettings = WeiboSettings()
     http: HttpLimits = HttpLimits()
     outbox: OutboxSettings = OutboxSettings()
     # A database URL: `engagebot run` serves the mock channel at POST /mock and delivers its sends
@@ -254,6 +295,7 @@ class Settings(BaseSettings):
 # (safe mode). Setting any of them (or aes_key) without the others is a mistake, not a choice.
 _WECHAT_REQUIRED = ("token", "app_id", "app_secret")
 _WECHAT_CREDENTIALS = (*_WECHAT_REQUIRED, "aes_key")
+_WEIBO_REQUIRED = ("app_key", "app_secret", "access_token", "brand_uid")
 _TELEGRAM_NEEDS_TOKEN = ("mode", "webhook_url", "webhook_secret", "api_base")
 
 
@@ -266,6 +308,11 @@ def missing_platform_settings(settings: Settings) -> tuple[str, list[str]] | Non
             lacking = [f"{prefix}__{f.upper()}" for f in _WECHAT_REQUIRED if getattr(account, f) is None]
             if lacking:
                 return prefix, lacking
+    weibo = settings.weibo
+    if any(getattr(weibo, f) is not None for f in _WEIBO_REQUIRED):
+        lacking = [f"ENGAGEBOT_WEIBO__{f.upper()}" for f in _WEIBO_REQUIRED if getattr(weibo, f) is None]
+        if lacking:
+            return "ENGAGEBOT_WEIBO", lacking
     telegram = settings.telegram
     if telegram.token is None and telegram.model_fields_set & set(_TELEGRAM_NEEDS_TOKEN):
         return "ENGAGEBOT_TELEGRAM", ["ENGAGEBOT_TELEGRAM__TOKEN"]

@@ -41,7 +41,7 @@ from bot.storage.simulators import get_or_create_record, load_records, save_reco
 log = logging.getLogger("engagebot.simulators")
 
 PLATFORMS = ("wechat", "telegram")
-LABELS = {"wechat": "WeChat", "telegram": "Telegram"}
+LABELS = {"wechat": "WeChat", "telegram": "Telegram", "weibo": "Weibo"}
 PAGES = {"wechat": "/simulator/wechat", "telegram": "/simulator/telegram"}
 # The simulators mounted on this app, by platform name, in mount order.
 SIMULATORS = web.AppKey("simulators", dict)
@@ -61,6 +61,8 @@ def real_platforms(settings: Settings) -> list[str]:
         found.append("wechat")
     if settings.telegram.token is not None:
         found.append("telegram")
+    if settings.weibo.configured:
+        found.append("weibo")
     return found
 
 

@@ -37,7 +37,7 @@ async def cmd_campaign_qr(args: argparse.Namespace) -> int:
             return fail(f"no link for the scene: the simulators give links only while `engagebot run` serves them; "
                         f"none answered at {where} (`engagebot campaign qr {args.slug} --port N` if it runs "
                         "on another port)")
-        return fail("no channel can give a link for a scene: configure WeChat or Telegram first")
+        return fail("no channel can give a link for a scene: configure WeChat, Telegram or Weibo first")
     out = Path(args.out)
     for path in await write_qr_files(links, campaign.slug, out):
         print(path)

@@ -39,6 +39,8 @@ class Capabilities:
     # Windows by what the follower did last: "message" (text, voice...) or "event" (follow, click, scan).
     window_after_message: ReplyWindow | None = None
     window_after_event: ReplyWindow | None = None
+    # After an action the platform counts apart (``Inbound.window == "mention"``; Weibo: 1 reply in 48 h).
+    window_after_mention: ReplyWindow | None = None
     # Send-API pacing (None: no limit): overall, and to one chat (Telegram: about 30/s and 1/s).
     max_sends_per_second: float | None = None
     max_sends_per_chat_per_second: float | None = None

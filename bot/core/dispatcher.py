@@ -270,6 +270,8 @@ def _window_kind(msg: Inbound) -> str | None:
     """Which reply window the follower's action opens: platforms give less after an event."""
     if msg.kind is Kind.UNFOLLOW:
         return None
+    if msg.window is not None:
+        return msg.window
     return "event" if msg.kind in EVENT_KINDS else "message"
 
 

@@ -46,6 +46,9 @@ class Inbound:
     received_at: datetime = field(default_factory=utcnow)
     language_hint: str | None = None
     display_name: str | None = None
+    # The reply window this action opens, when the platform counts it otherwise than its kind says
+    # (Weibo: an @mention opens a "mention" window, one reply in 48 h). None: by kind.
+    window: str | None = None
     raw: Any = field(default=None, compare=False, repr=False)
 
     @property

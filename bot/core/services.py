@@ -26,11 +26,21 @@ class PromptRules(Protocol):
     async def match(self, text: str) -> PromptRule | None: ...
 
 
+class OfferKeywords(Protocol):
+    """Whether a text names a running offer's keyword on a channel (``bot.offers.index.OfferKeywordMatcher``).
+
+    For answers outside a conversation (a public comment): they invite to a DM rather than claim.
+    """
+
+    async def matches(self, text: str, channel: str) -> bool: ...
+
+
 @dataclass(slots=True)
 class Services:
     """Typed fields for the built-in services; ``add``/``get`` keyed by type for anyone else's."""
 
     prompt_rules: PromptRules | None = None
+    offer_keywords: OfferKeywords | None = None
     _by_type: dict[type, object] = field(default_factory=dict, repr=False)
 
     def add(self, service: object, *, as_type: type | None = None) -> None:

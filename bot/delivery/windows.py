@@ -25,17 +25,21 @@ def window_for(caps: Capabilities, kind: str | None) -> ReplyWindow | None:
         return caps.window_after_event
     if kind == "message":
         return caps.window_after_message
+    if kind == "mention":
+        return caps.window_after_mention
     return None
 
 
 def has_windows(caps: Capabilities) -> bool:
-    return caps.window_after_message is not None or caps.window_after_event is not None
+    return (caps.window_after_message is not None or caps.window_after_event is not None
+            or caps.window_after_mention is not None)
 
 
 def _window_conditions(caps: Capabilities, now: datetime, sends: int) -> list[Any]:
     """SQL: the follower's window is open and has room for ``sends`` more."""
     conditions = []
-    for kind, window in (("message", caps.window_after_message), ("event", caps.window_after_event)):
+    for kind, window in (("message", caps.window_after_message), ("event", caps.window_after_event),
+                         ("mention", caps.window_after_mention)):
         if window is None:
             continue
         cond = and_(Follower.last_action_kind == kind, Follower.last_action_at > now - window.duration)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.core.clock import utcnow
 from bot.core.keywords import KeywordIndex
 from bot.core.services import Services
 
@@ -81,6 +82,19 @@ class OfferIndex:
 
     async def running(self, session: AsyncSession, now: datetime, channel: str) -> list[IndexedPromotion]:
         return [p for p in await self.items(session) if p.running(now) and p.on_channel(channel)]
+
+
+class OfferKeywordMatcher:
+    """``Services.offer_keywords``: does a text name a running offer's keyword on a channel?"""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], index: OfferIndex) -> None:
+        self.sessions = sessions
+        self.index = index
+
+    async def matches(self, text: str, channel: str) -> bool:
+        now = utcnow()
+        async with self.sessions() as session:
+            return any(p.running(now) for p in await self.index.by_text(session, text, channel))
 
 
 def offer_index(services: Services) -> OfferIndex:

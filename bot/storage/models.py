@@ -204,3 +204,44 @@ class SimulatorRecord(Base):
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime]
+
+
+class WeiboPublicReply(Base):
+    """One public comment or @mention the Weibo megaphone saw, and what it did about it (once).
+
+    Recorded before the poll's cursor moves past the item; ``attempted`` is set (committed) before
+    the reply is posted, so after a crash the poller checks the platform before posting again.
+    ``status``: ``recorded`` (not settled yet), ``sent``, ``skipped`` or ``failed`` (with ``reason``).
+    """
+
+    __tablename__ = "weibo_public_reply"
+    __table_args__ = (UniqueConstraint("account", "item_key"), Index("ix_weibo_public_reply_sent", "account", "sent_at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    account: Mapped[str] = mapped_column(String(64))
+    item_key: Mapped[str] = mapped_column(String(48))  # "c:<comment id>" or "s:<post id>"
+    post_id: Mapped[str] = mapped_column(String(24))
+    cid: Mapped[str | None] = mapped_column(String(24))
+    user_id: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    locale: Mapped[str | None] = mapped_column(String(16))
+    reply_text: Mapped[str | None] = mapped_column(String(160))
+    attempted: Mapped[bool] = mapped_column(Boolean, default=False)
+    claimed_by: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+
+
+class WeiboPollState(Base):
+    """The megaphone's cursors (``since_id`` per listing) and the lease of the one instance that polls."""
+
+    __tablename__ = "weibo_poll_state"
+
+    account: Mapped[str] = mapped_column(String(64), primary_key=True)
+    since_comments: Mapped[str] = mapped_column(String(24), default="0")
+    since_mentions: Mapped[str] = mapped_column(String(24), default="0")
+    holder: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime]

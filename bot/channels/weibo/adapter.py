@@ -1,0 +1,214 @@
+"""The Weibo fan-service channel: signed JSON pushes in, passive JSON replies out, slow replies via the API.
+
+Like WeChat, Weibo waits 5 s for the HTTP answer and retries (3 tries in all). A reply ready within
+the passive deadline (4.5 s) goes in the answer; otherwise the answer is an empty body ("received,
+do not retry") and the reply follows through ``/2/messages/reply.json`` once the handler is done, by
+the outbox. Retries never run a handler twice: the dispatcher dedupes on the push's key
+(sender_id + created_at + type/subtype, ``protocol.push_message_id``).
+
+A push is taken only when its signature matches (checked before the body is read), its millisecond
+timestamp is within ``max_clock_skew`` of our clock, and its signature has not come before with
+another body (``ReplayGuard``, shared with WeChat). The body is capped and validated: a 4xx with the
+reason, nothing stored.
+
+Windows (PROTOCOLS.md, configurable): unlimited sends within 48 h after the fan acted, one after an
+@mention, none after an unfollow; the outbox refuses the rest (undeliverable, with the reason)
+without calling the platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.base import Channel, Dispatch
+from bot.channels.replay import ReplayGuard
+from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
+from bot.core.dispatcher import PassiveSlot, follower_hash, message_hash
+from bot.core.inbound import Inbound
+from bot.core.reply import ArticlesReply, QrReply, Reply, TextReply
+from bot.core.store import Exchange
+from bot.delivery.outbox import OutboxSender
+from bot.errors import PayloadError
+from bot.logs import add_secrets
+from bot.settings import WeiboSettings
+from bot.storage.replay import ReplayLedger
+from bot.web import read_body
+
+from . import protocol
+from .api import WeiboAPI
+
+log = logging.getLogger("engagebot.weibo")
+
+HELD_FOR_REVIEW = "held for review"
+
+
+def weibo_capabilities(config: WeiboSettings) -> Capabilities:
+    window = timedelta(hours=config.window_hours)
+    return Capabilities(
+        max_text_length=protocol.MAX_TEXT_CHARS, buttons=False, max_articles=1, images=False,
+        passive_reply_deadline=config.passive_deadline_seconds, max_passive_replies=1,
+        window_after_message=ReplyWindow(window), window_after_event=ReplyWindow(window),
+        window_after_mention=ReplyWindow(window, config.mention_replies),
+        mass_send=MassSendQuota(per_period=config.mass_sends_per_day, period=timedelta(days=1))
+        if config.mass_sends_per_day else None,
+    )
+
+
+class WeiboChannel(Channel):
+    """The brand's fan-service account, served at ``path`` (``/weibo``)."""
+
+    name: ClassVar[str] = "weibo"
+
+    def __init__(self, *, dispatch: Dispatch, account: str, config: WeiboSettings,
+                 sessions: async_sessionmaker[AsyncSession], path: str = "/weibo") -> None:
+        super().__init__(dispatch=dispatch, account=account)
+        if config.app_secret is None or config.access_token is None or config.brand_uid is None:
+            raise ValueError("the Weibo account needs app_secret, access_token and brand_uid")
+        self.path = path
+        self.config = config
+        self.brand_uid = config.brand_uid
+        self._secret = config.app_secret.get_secret_value()
+        add_secrets(self._secret, config.access_token.get_secret_value())
+        self.capabilities = weibo_capabilities(config)
+        self.api = WeiboAPI(api_base=config.api_base, access_token=config.access_token.get_secret_value())
+        self.outbox = OutboxSender(self, sessions)
+        self.replay = ReplayGuard(ReplayLedger(sessions.kw["bind"]), scope=self.name,
+                                  max_skew=config.max_clock_skew, units_per_second=1000)
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get(self.path, self.verify_url), web.post(self.path, self.callback)]
+
+    async def start(self) -> None:
+        self.outbox.start()
+
+    async def stop(self) -> None:
+        if self._background:  # replies of slow handlers first: they still go through the outbox
+            await asyncio.wait(self._background, timeout=10)
+            for task in self._background:
+                task.cancel()
+        await self.outbox.stop()
+        await self.api.close()
+        await self.replay.ledger.close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- HTTP ----------------------------------------------------------------------------
+
+    async def verify_url(self, request: web.Request) -> web.Response:
+        """Answer the platform's URL check: echo ``echostr`` when the signature matches."""
+        q = request.query
+        protocol.verify_signature(self._secret, q.get("signature"), q.get("timestamp"), q.get("nonce"))
+        self.replay.check_window(q["timestamp"])
+        echostr = q.get("echostr")
+        if not echostr or len(echostr) > 256:
+            raise PayloadError("missing or oversized echostr")
+        return web.Response(text=echostr, content_type="text/plain")
+
+    async def callback(self, request: web.Request) -> web.Response:
+        """Verify and parse a push, dispatch it, and answer in time."""
+        started = asyncio.get_running_loop().time()  # the platform's 5 s count from here
+        q = request.query
+        timestamp, nonce, sig = q.get("timestamp", ""), q.get("nonce", ""), q.get("signature")
+        protocol.verify_signature(self._secret, sig, timestamp, nonce)
+        self.replay.check_window(timestamp)
+        body = await read_body(request, protocol.MAX_BODY_BYTES)
+        push = protocol.parse_push(body, channel=self.name, account=self.account, brand_uid=self.brand_uid)
+        assert sig is not None
+        await self.replay.admit(timestamp=timestamp, nonce=nonce, signature=sig, body=body)
+        deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
+        exchange = await self._dispatch_in_time(push.inbound, deadline)
+        if exchange is None or not exchange.passive_replies:
+            return web.Response(body=b"")  # an empty body: received, no reply, do not retry
+        return web.Response(text=self.render_passive(push.fan_uid, exchange.passive_replies[0]),
+                            content_type="application/json")
+
+    async def _dispatch_in_time(self, msg: Inbound, deadline: float) -> Exchange | None:
+        """Dispatch; past the deadline (loop time), hand the reply to the send API and return None."""
+        slot = PassiveSlot()
+        task = asyncio.create_task(self.dispatch(msg, passive=slot))
+        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
+        done, _pending = await asyncio.wait({task}, timeout=remaining)
+        if not done:
+            if slot.give_up():
+                log.info("passive deadline passed; replying through the API", extra={
+                    "channel": self.name, "follower": follower_hash(msg), "message_id": message_hash(msg)})
+                self._spawn(self._deliver_when_done(task))
+                return None
+            # The reply is being committed as passive right now: it is only milliseconds away.
+        result = await asyncio.shield(task)
+        if not result.duplicate and result.exchange.pending_ids:
+            self._spawn(self.outbox.deliver(result.exchange.pending_ids))
+        return result.exchange
+
+    async def _deliver_when_done(self, task: asyncio.Task[Any]) -> None:
+        result = await task
+        if not result.duplicate and result.exchange.pending_ids:
+            await self.outbox.deliver(result.exchange.pending_ids)
+
+    # --- rendering -----------------------------------------------------------------------
+
+    def fit(self, reply: TextReply) -> TextReply:
+        return TextReply(protocol.fit_text(reply.text))
+
+    def degrade(self, replies: Sequence[Reply]) -> list[Reply]:
+        """QR codes become a link to the scene's QR (made by the platform when the reply is sent)."""
+        out: list[Reply] = []
+        for reply in replies:
+            out.extend([reply] if isinstance(reply, QrReply) else super().degrade([reply]))
+        return out
+
+    def _payload(self, reply: Reply) -> tuple[str, dict[str, Any]]:
+        """(type, data) of a degraded reply."""
+        if isinstance(reply, ArticlesReply):
+            return "articles", protocol.articles_data(reply.articles[:1])
+        if isinstance(reply, TextReply):
+            return "text", protocol.text_data(reply.text)
+        if isinstance(reply, QrReply):
+            return "text", protocol.text_data("\n".join(p for p in (reply.caption, reply.url or self.qr_url(reply.scene))
+                                                        if p))
+        raise PayloadError(f"cannot send {type(reply).__name__} on Weibo")
+
+    def render_passive(self, fan_uid: str, reply: Reply) -> str:
+        msg_type, data = self._payload(self.degrade([reply])[0])
+        return protocol.passive_reply(brand_uid=self.brand_uid, fan_uid=fan_uid, msg_type=msg_type, data=data)
+
+    # --- active API ----------------------------------------------------------------------
+
+    async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+        msg_type, data = self._payload(reply)
+        await self.api.reply(external_id, msg_type, data)
+
+    async def send_mass(self, external_ids: list[str], reply: Reply, *, context: dict[str, Any]) -> str | None:
+        """One reply to many fans through ``sendall.json``; "held for review" is reported as a status."""
+        msg_type, data = self._payload(self.degrade([reply])[0])
+        answer = await self.api.sendall(list(external_ids), msg_type, data)
+        msg_id = answer.get("msg_id") or answer.get("id") or ""
+        status = answer.get("status")
+        held = status in ("reviewing", "held", "audit", "pending_review") or answer.get("reviewing") is True
+        log.info("mass send accepted", extra={"channel": self.name, "msg_id": str(msg_id)[:32],
+                                              "status": str(status)[:32]})
+        text = str(msg_id)[:32]
+        return f"{text} ({HELD_FOR_REVIEW})" if held else (text or None)
+
+    def qr_url(self, scene: str) -> str:
+        """The link a campaign QR encodes: the platform's scene QR for the brand's fan-service account."""
+        return (f"{self.config.api_base}/2/eps/qrcode/show?uid={self.brand_uid}"
+                f"&scene={quote(scene, safe='')}")
+
+    async def scene_link(self, scene: str, *, permanent: bool = True) -> str | None:
+        """What a fan scans to follow through ``scene``: the platform's QR link (``scan``/``scan_follow``)."""
+        return self.qr_url(scene)
