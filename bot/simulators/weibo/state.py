@@ -250,6 +250,9 @@ class WeiboState(RecordKeeper):
                 self.broadcasts = [dict(job) for job in data.get("broadcasts", [])]
                 pending = [job for job in self.broadcasts if job["status"] == "queued"]
         self._dirty.clear()
+        if not restored_posts:  # a first start: the welcome post made at construction is new
+            for post_id in self.posts:
+                self._mark("post", post_id)
         self._saved_meta = self._meta()
         for job in pending:
             self._schedule_broadcast(job)
