@@ -185,8 +185,13 @@ class PushDriver(PlatformAPI):
         return self.create_scene(key)
 
     def _body(self, fan: Fan, kind: str, text: str, data: dict[str, Any]) -> dict[str, Any]:
+        # created_at has whole seconds and a bot deduplicates on sender_id + created_at (+ type): two pushes
+        # of one fan never share a second here, so a fast test (or a frozen clock) is not taken for a retry.
+        at = max(int(self.clock()), fan.last_push_at + 1)
+        fan.last_push_at = at
+        self._mark("fan", fan.uid)
         return {"type": kind, "receiver_id": self.brand_uid, "sender_id": fan.uid,
-                "created_at": created_at(self.clock()), "text": text, "data": data}
+                "created_at": created_at(at), "text": text, "data": data}
 
     async def _message(self, uid: int, kind: str, text: str, data: dict[str, Any],
                        shown: dict[str, Any]) -> PushResult:

@@ -62,6 +62,7 @@ class Fan:
     mention_until: float = 0.0  # after an @mention: `mention_left` replies until then
     mention_left: int = 0
     groups: list[int] = field(default_factory=list)
+    last_push_at: int = 0  # created_at (unix seconds) of the fan's latest push: the next one is later
     timeline: list[dict[str, Any]] = field(default_factory=list)
     cursor: int = 0  # timeline length when the fan last acted; see wait_for_reply
 

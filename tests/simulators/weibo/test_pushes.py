@@ -26,6 +26,8 @@ async def test_a_text_push_is_signed_with_millisecond_timestamp_and_the_reply_is
     assert body["receiver_id"] == BRAND and body["sender_id"] == uid
     assert body["created_at"] == "Wed Nov 15 06:13:20 +0800 2023"
     assert [e["source"] for e in sim.timeline(uid)] == ["fan", "passive"]
+    await sim.send_text(uid, "again")  # same (frozen) second: the platform's created_at still differs
+    assert bot.requests[1]["body"]["created_at"] == "Wed Nov 15 06:13:21 +0800 2023"
 
 
 async def test_every_kind_of_push(sim: WeiboSimulator, bot: FakeBot) -> None:
