@@ -84,7 +84,8 @@ class PlatformAPI(WeiboState):
                 response = await handler(request, params)
             except WeiboError as exc:
                 return _error(request, exc.code, exc.message)
-            self.api_calls.append((self.clock(), request.path))
+            if request.path in self.hourly_limits:  # only the limited APIs are counted
+                self.api_calls.append((self.clock(), request.path))
             return response
         return run
 
