@@ -25,6 +25,7 @@ FOLLOWERS = N_("Be a follower")
 FOLLOWER_PAGES = {
     "wechat": N_("WeChat: a follower's phone (simulator)"),
     "telegram": N_("Telegram: a chat with the bot (simulator)"),
+    "weibo": N_("Weibo: a fan's page, direct messages and public comments (simulator)"),
 }
 NO_SIMULATOR = N_("No simulator is served here: followers reach the bot on the real platforms.")
 IN_A_TERMINAL = N_("Or in a terminal:")

@@ -4,7 +4,8 @@
 embedded default: everything on one machine), or when ``ENGAGEBOT_SIMULATORS=true`` asks for them
 explicitly; a deployment with a real platform never serves a fake one beside it.
 
-The simulators' credentials (WeChat token, EncodingAESKey and AppSecret, the Telegram bot token) are
+The simulators' credentials (WeChat token, EncodingAESKey and AppSecret, the Telegram bot token, the
+Weibo app key, app secret and access token) are
 random per database: created once, stored, and read by every later ``run`` and CLI command. Their
 state (users, chats, followers, timelines, message/update/callback ids, QR tickets) is saved to the
 same database as it changes and restored at start, so a restart is invisible to their users.
@@ -36,13 +37,14 @@ from bot.core.services import Services
 from bot.settings import Settings, WeChatAccount
 from bot.simulators.telegram import TelegramBotAPISimulator
 from bot.simulators.wechat import WeChatSimulator
+from bot.simulators.weibo import WeiboSimulator
 from bot.storage.simulators import get_or_create_record, load_records, save_records
 
 log = logging.getLogger("engagebot.simulators")
 
-PLATFORMS = ("wechat", "telegram")
+PLATFORMS = ("wechat", "telegram", "weibo")
 LABELS = {"wechat": "WeChat", "telegram": "Telegram", "weibo": "Weibo"}
-PAGES = {"wechat": "/simulator/wechat", "telegram": "/simulator/telegram"}
+PAGES = {"wechat": "/simulator/wechat", "telegram": "/simulator/telegram", "weibo": "/simulator/weibo"}
 # The simulators mounted on this app, by platform name, in mount order.
 SIMULATORS = web.AppKey("simulators", dict)
 TELEGRAM_SIMULATOR = web.AppKey("telegram_simulator", TelegramBotAPISimulator)
@@ -50,6 +52,9 @@ SIMULATED_WECHAT_APP_ID = "wxsimulated00000001"  # not a secret: the AppID is pu
 SIMULATED_WECHAT_ACCOUNT_ID = "gh_simulated"
 SIMULATED_TELEGRAM_BOT_ID = 123456
 SIMULATED_TELEGRAM_USERNAME = "engagebot_demo_bot"
+SIMULATED_WEIBO_BRAND_UID = 5_000_000_001  # public on the platform too: not a secret
+SIMULATED_WEIBO_BRAND_NAME = "engagebot_brand"
+WEIBO_CALLBACK_PATH = "/weibo"  # where the simulated fans push: the adapter's callback
 DEFAULT_PORT = 8080
 
 
@@ -103,6 +108,9 @@ class SimulatorCredentials:
     wechat_app_secret: str
     wechat_aes_key: str
     telegram_token: str
+    weibo_app_key: str = ""
+    weibo_app_secret: str = ""
+    weibo_access_token: str = ""
 
     def __repr__(self) -> str:
         return "SimulatorCredentials(<hidden>)"
@@ -119,6 +127,12 @@ def _new_telegram_credentials() -> dict[str, Any]:
     return {"token": f"{SIMULATED_TELEGRAM_BOT_ID}:{secrets.token_urlsafe(27)[:35]}"}
 
 
+def _new_weibo_credentials() -> dict[str, Any]:
+    return {"app_key": str(1_000_000_000 + secrets.randbelow(9_000_000_000)),  # an App Key: 10 digits
+            "app_secret": secrets.token_hex(16),  # an App Secret: 32 hex digits
+            "access_token": "2.00" + secrets.token_urlsafe(24)}  # the shape of a Weibo OAuth2 token
+
+
 async def load_simulator_credentials(core: HasServices) -> SimulatorCredentials:
     """Read the simulators' credentials from the database (creating them the first time) into ``core``.
 
@@ -126,8 +140,11 @@ async def load_simulator_credentials(core: HasServices) -> SimulatorCredentials:
     """
     wechat = await get_or_create_record(core.sessions, "wechat", "credentials", "", _new_wechat_credentials)
     telegram = await get_or_create_record(core.sessions, "telegram", "credentials", "", _new_telegram_credentials)
+    weibo = await get_or_create_record(core.sessions, "weibo", "credentials", "", _new_weibo_credentials)
     credentials = SimulatorCredentials(wechat_token=wechat["token"], wechat_app_secret=wechat["app_secret"],
-                                       wechat_aes_key=wechat["aes_key"], telegram_token=telegram["token"])
+                                       wechat_aes_key=wechat["aes_key"], telegram_token=telegram["token"],
+                                       weibo_app_key=weibo["app_key"], weibo_app_secret=weibo["app_secret"],
+                                       weibo_access_token=weibo["access_token"])
     core.services.add(credentials)
     return credentials
 
@@ -224,11 +241,30 @@ class SimulatorPersistence:
 
 
 # -- the simulated accounts and the mounted simulators ----------------------------------------------------
+@dataclass(frozen=True)
+class SimulatedWeiboAccount:
+    """What a Weibo channel needs to serve the simulated account (the ``ENGAGEBOT_WEIBO__...`` settings).
+
+    The fans push to ``callback_path`` on this server; the API is under ``api_base`` (``/2/...``).
+    """
+
+    app_key: str
+    app_secret: str
+    access_token: str
+    brand_uid: int
+    brand_name: str
+    api_base: str
+    callback_path: str = WEIBO_CALLBACK_PATH
+
+    def __repr__(self) -> str:
+        return f"SimulatedWeiboAccount(app_key={self.app_key!r}, brand_uid={self.brand_uid}, api_base={self.api_base!r})"
+
+
 def simulated_accounts(credentials: SimulatorCredentials, base_url: str, platforms: Sequence[str]) -> dict[str, Any]:
     """The settings a channel plugin serves each simulated account with (``PluginContext.simulated``).
 
     WeChat: safe mode, the API on this server, this database's secrets. Telegram: polling this
-    server's simulated Bot API.
+    server's simulated Bot API. Weibo: a :class:`SimulatedWeiboAccount` with the API on this server.
     """
     found: dict[str, Any] = {}
     if "wechat" in platforms:
@@ -241,6 +277,12 @@ def simulated_accounts(credentials: SimulatorCredentials, base_url: str, platfor
         found["telegram"] = TelegramConfig(token=credentials.telegram_token, mode="polling",
                                            base_url=f"{base_url}/bot", base_file_url=f"{base_url}/file/bot",
                                            connect_backoff=(0.05, 2.0))
+    if "weibo" in platforms:
+        found["weibo"] = SimulatedWeiboAccount(
+            app_key=credentials.weibo_app_key, app_secret=credentials.weibo_app_secret,
+            access_token=credentials.weibo_access_token, brand_uid=SIMULATED_WEIBO_BRAND_UID,
+            brand_name=SIMULATED_WEIBO_BRAND_NAME, api_base=base_url,
+        )
     return found
 
 
@@ -281,6 +323,15 @@ def mount_simulators(app: web.Application, sessions: async_sessionmaker[AsyncSes
         if not any(isinstance(f, _SimulatorGoneFilter) for f in updater_log.filters):
             updater_log.addFilter(_SimulatorGoneFilter())
         mounted.append((SimulatorPersistence(sessions, "telegram", telegram), None))
+    if "weibo" in platforms:
+        weibo = WeiboSimulator(
+            app_key=credentials.weibo_app_key, app_secret=credentials.weibo_app_secret,
+            access_token=credentials.weibo_access_token, brand_uid=SIMULATED_WEIBO_BRAND_UID,
+            brand_name=SIMULATED_WEIBO_BRAND_NAME, callback_url=f"{base_url}{WEIBO_CALLBACK_PATH}",
+        )
+        weibo.add_routes(app)
+        app[SIMULATORS]["weibo"] = weibo
+        mounted.append((SimulatorPersistence(sessions, "weibo", weibo), weibo.close))
     if not mounted:
         return None
 

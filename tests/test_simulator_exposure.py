@@ -200,14 +200,14 @@ async def test_an_uploaded_html_page_is_only_ever_served_as_a_download(tmp_path:
 
 
 @pytest.mark.parametrize(("settings", "real", "mounted"), [
-    ({}, [], ["wechat", "telegram"]),
+    ({}, [], ["wechat", "telegram", "weibo"]),
     ({"wechat": WECHAT}, ["wechat"], []),
     ({"wechat_accounts": {"svc": WECHAT}}, ["wechat"], []),
     ({"telegram": {"token": "1:abc"}}, ["telegram"], []),
     ({"wechat": WECHAT, "telegram": {"token": "1:abc"}}, ["wechat", "telegram"], []),
-    ({"wechat": WECHAT, "simulators": True}, ["wechat"], ["telegram"]),
+    ({"wechat": WECHAT, "simulators": True}, ["wechat"], ["telegram", "weibo"]),
     ({"simulators": False}, [], []),
-    ({"simulators": True}, [], ["wechat", "telegram"]),
+    ({"simulators": True}, [], ["wechat", "telegram", "weibo"]),
 ])
 def test_simulators_are_mounted_only_without_a_real_platform_or_when_asked(
         settings: dict, real: list[str], mounted: list[str]) -> None:

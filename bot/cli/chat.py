@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .console import HELP, TELEGRAM_HELP, run_console
+from .console import HELP, TELEGRAM_HELP, WEIBO_HELP, run_console
 
 
 async def cmd_chat(args: argparse.Namespace) -> int:
@@ -14,7 +14,8 @@ async def cmd_chat(args: argparse.Namespace) -> int:
 
 def _console_actions() -> str:
     return (f"In the console (mock and wechat channels):\n{_indented(HELP)}\n\n"
-            f"On the telegram channel:\n{_indented(TELEGRAM_HELP)}")
+            f"On the telegram channel:\n{_indented(TELEGRAM_HELP)}\n\n"
+            f"On the weibo channel:\n{_indented(WEIBO_HELP)}")
 
 
 def _indented(text: str) -> str:
@@ -24,10 +25,10 @@ def _indented(text: str) -> str:
 def add_commands(sub: Any) -> None:
     chat = sub.add_parser("chat", help="talk to the bot as a follower, in this terminal",
                           description="Talk to the bot as a follower, in this terminal: through the mock\n"
-                                      "channel (no platform, in this process), or through the WeChat or Telegram\n"
+                                      "channel (no platform, in this process), or through the WeChat, Telegram or Weibo\n"
                                       "simulator of a running engagebot.",
                           epilog=_console_actions, formatter_class=argparse.RawDescriptionHelpFormatter)
-    chat.add_argument("--channel", choices=["mock", "wechat", "telegram"], default="mock")
+    chat.add_argument("--channel", choices=["mock", "wechat", "telegram", "weibo"], default="mock")
     chat.add_argument("--as", dest="follower", default="console-user",
                       help="the follower's name: the same name is the same follower on every channel, across runs")
     chat.add_argument("--lang", default=None, help="the platform's language hint, e.g. en or zh-hans")
