@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.plugin import Lifetime
 from bot.channels.telegram.config import TelegramConfig
 from bot.core.services import Services
-from bot.settings import Settings, WeChatAccount
+from bot.settings import Settings, WeChatAccount, WeiboSettings
 from bot.simulators.telegram import TelegramBotAPISimulator
 from bot.simulators.wechat import WeChatSimulator
 from bot.simulators.weibo import WeiboSimulator
@@ -241,30 +241,12 @@ class SimulatorPersistence:
 
 
 # -- the simulated accounts and the mounted simulators ----------------------------------------------------
-@dataclass(frozen=True)
-class SimulatedWeiboAccount:
-    """What a Weibo channel needs to serve the simulated account (the ``ENGAGEBOT_WEIBO__...`` settings).
-
-    The fans push to ``callback_path`` on this server; the API is under ``api_base`` (``/2/...``).
-    """
-
-    app_key: str
-    app_secret: str
-    access_token: str
-    brand_uid: int
-    brand_name: str
-    api_base: str
-    callback_path: str = WEIBO_CALLBACK_PATH
-
-    def __repr__(self) -> str:
-        return f"SimulatedWeiboAccount(app_key={self.app_key!r}, brand_uid={self.brand_uid}, api_base={self.api_base!r})"
-
-
 def simulated_accounts(credentials: SimulatorCredentials, base_url: str, platforms: Sequence[str]) -> dict[str, Any]:
     """The settings a channel plugin serves each simulated account with (``PluginContext.simulated``).
 
     WeChat: safe mode, the API on this server, this database's secrets. Telegram: polling this
-    server's simulated Bot API. Weibo: a :class:`SimulatedWeiboAccount` with the API on this server.
+    server's simulated Bot API. Weibo: the API on this server, the megaphone polled every 5 s (a
+    demo wants public answers soon; a real account polls every ``poll_interval``, 30 s by default).
     """
     found: dict[str, Any] = {}
     if "wechat" in platforms:
@@ -278,10 +260,10 @@ def simulated_accounts(credentials: SimulatorCredentials, base_url: str, platfor
                                            base_url=f"{base_url}/bot", base_file_url=f"{base_url}/file/bot",
                                            connect_backoff=(0.05, 2.0))
     if "weibo" in platforms:
-        found["weibo"] = SimulatedWeiboAccount(
-            app_key=credentials.weibo_app_key, app_secret=credentials.weibo_app_secret,
-            access_token=credentials.weibo_access_token, brand_uid=SIMULATED_WEIBO_BRAND_UID,
-            brand_name=SIMULATED_WEIBO_BRAND_NAME, api_base=base_url,
+        found["weibo"] = WeiboSettings(
+            app_key=credentials.weibo_app_key, app_secret=SecretStr(credentials.weibo_app_secret),
+            access_token=SecretStr(credentials.weibo_access_token), brand_uid=str(SIMULATED_WEIBO_BRAND_UID),
+            api_base=base_url, poll_interval=5,
         )
     return found
 

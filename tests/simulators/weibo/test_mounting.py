@@ -8,11 +8,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.core.services import Services
-from bot.settings import Settings
+from bot.settings import Settings, WeiboSettings
 from bot.simulation import (
     PAGES,
     SIMULATORS,
-    SimulatedWeiboAccount,
     load_simulator_credentials,
     mount_simulators,
     simulated_accounts,
@@ -54,8 +53,9 @@ async def test_credentials_are_random_per_database_and_state_survives_a_restart(
         assert credentials.weibo_app_secret not in repr(credentials)
         assert (await load_simulator_credentials(_Core(core.sessions))) == credentials  # stored, not re-made
         account = simulated_accounts(credentials, "http://127.0.0.1:1", ["weibo"])["weibo"]
-        assert isinstance(account, SimulatedWeiboAccount) and account.callback_path == "/weibo"
-        assert account.app_secret == credentials.weibo_app_secret and account.app_secret not in repr(account)
+        assert isinstance(account, WeiboSettings) and account.api_base == "http://127.0.0.1:1"
+        assert account.app_secret is not None and account.app_secret.get_secret_value() == credentials.weibo_app_secret
+        assert credentials.weibo_app_secret not in repr(account)
 
         client, app = await _serve(core, credentials)
         sim = app[SIMULATORS]["weibo"]
@@ -65,7 +65,7 @@ async def test_credentials_are_random_per_database_and_state_survives_a_restart(
         post = next(iter(sim.posts))
         r = await client.post("/simulator/weibo/api/comment", json={"uid": uid, "post_id": str(post), "text": "hi"})
         assert r.status == 201
-        r = await client.get("/2/comments/to_me.json", params={"access_token": account.access_token})
+        r = await client.get("/2/comments/to_me.json", params={"access_token": credentials.weibo_access_token})
         assert r.status == 200 and (await r.json())["total_number"] == 1
         await client.close()  # the lifetime saves the state
 
@@ -73,7 +73,7 @@ async def test_credentials_are_random_per_database_and_state_survives_a_restart(
         again = app[SIMULATORS]["weibo"]
         assert again.fans[uid].screen_name == "Ada"
         assert sorted(again.posts) == sorted(sim.posts), (again.posts, sim.posts)
-        r = await client.get("/2/comments/to_me.json", params={"access_token": account.access_token})
+        r = await client.get("/2/comments/to_me.json", params={"access_token": credentials.weibo_access_token})
         assert [c["text"] for c in (await r.json())["comments"]] == ["hi"]
         await client.close()
     finally:
