@@ -198,7 +198,8 @@ class WeiboChannel(Channel):
         answer = await self.api.sendall(list(external_ids), msg_type, data)
         msg_id = answer.get("msg_id") or answer.get("id") or ""
         status = answer.get("status")
-        held = status in ("reviewing", "held", "audit", "pending_review") or answer.get("reviewing") is True
+        held = (status in ("reviewing", "held", "held_for_review", "audit", "pending_review")
+                or answer.get("reviewing") is True or answer.get("held_for_review") is True)
         log.info("mass send accepted", extra={"channel": self.name, "msg_id": str(msg_id)[:32],
                                               "status": str(status)[:32]})
         text = str(msg_id)[:32]

@@ -54,7 +54,9 @@ NO_SUCH_USER = 20003
 SYSTEM_BUSY = {10001, 10009}  # system error / task too heavy: the request did nothing
 # What the platform says when the fan's window is closed (the simulator and the docs agree on nothing
 # more precise): mapped to OutsideReplyWindow.
-WINDOW_ERRORS = {20101: "outside the 48-hour reply window", 20102: "reply allowance used up"}
+# Not published by Weibo; the numbers its simulator answers (bot/simulators/weibo/platform.py).
+WINDOW_ERRORS = {21606: "outside the 48-hour reply window", 21607: "reply allowance used up",
+                 21608: "the fan has unfollowed"}
 
 _ID = re.compile(r"[0-9]{1,20}")
 

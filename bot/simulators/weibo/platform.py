@@ -16,7 +16,7 @@ import io
 import re
 import secrets
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import segno
 from aiohttp import web
@@ -362,6 +362,10 @@ class PlatformAPI(WeiboState):
         return web.json_response(out)
 
     async def _h_qr_show(self, request: web.Request) -> web.Response:
+        if "ticket" not in request.query and request.query.get("scene"):
+            # The fan-service account's scene link (what a campaign QR encodes): scanning it on a phone
+            # opens the scan flow, here the fan page's scan step.
+            raise web.HTTPFound(f"/simulator/weibo/scan?scene={quote(request.query['scene'], safe='')}")
         ticket = request.query.get("ticket", "")
         scene = next((s for s in self.scenes.values() if hmac.compare_digest(s.ticket, ticket)), None)
         if scene is None or not scene.valid(self.clock()):

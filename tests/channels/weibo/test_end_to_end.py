@@ -1,0 +1,91 @@
+"""The Weibo adapter against the Weibo simulator, both served by one embedded `engagebot run` app, over
+real HTTP: a fan's DMs, a campaign scan, and a public comment answered once by the megaphone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import func, select
+
+from bot.app import CORE, create_app
+from bot.files import read_data_file
+from bot.rules import parse_prompt_rules
+from bot.settings import Settings
+from bot.simulation import SIMULATORS
+from bot.storage.models import Message
+from bot.storage.prompts import replace_prompt_rules
+from tests.support.servers import free_port, serve
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+
+
+async def _eventually(check: Callable[[], Any], *, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found or time.monotonic() > deadline:
+            return found
+        await asyncio.sleep(0.1)
+
+
+async def _load_example_rules(app: Any) -> None:
+    parsed = parse_prompt_rules(read_data_file(EXAMPLES / "rules.yaml"), source="rules.yaml")
+    async with app[CORE].sessions() as session, session.begin():
+        await replace_prompt_rules(session, [r.model_dump() for r in parsed.rules])
+
+
+async def test_a_fan_dms_the_brand_and_is_answered_in_the_fans_language(database_url: str) -> None:
+    settings = Settings(database_url=database_url, port=free_port())
+    app = await create_app(settings)
+    async with serve(app, port=settings.port):
+        await _load_example_rules(app)
+        sim = app[SIMULATORS]["weibo"]
+        assert await sim.verify_callback()  # the URL check, signed with this database's app secret
+        fan = sim.add_fan(language="en")
+        await sim.follow(fan)
+        await asyncio.sleep(settings.prompt_rules_ttl + 0.5)  # the rule cache refreshes
+        await sim.send_text(fan, "what are your opening hours?")
+        texts = await _eventually(lambda: [r.get("text", "") for r in sim.replies(fan)
+                                           if "10:00-22:00" in str(r.get("text", ""))])
+        assert texts, sim.replies(fan)
+        async with app[CORE].sessions() as session:
+            stored = (await session.execute(select(func.count()).select_from(Message).where(
+                Message.channel == "weibo", Message.direction == "in"))).scalar_one()
+        assert stored == 2  # the follow and the message, each once
+
+
+async def test_a_comment_with_a_rule_keyword_gets_exactly_one_public_reply(database_url: str) -> None:
+    settings = Settings(database_url=database_url, port=free_port())
+    app = await create_app(settings)
+    async with serve(app, port=settings.port):
+        await _load_example_rules(app)
+        sim = app[SIMULATORS]["weibo"]
+        post = sim.brand_post("New menu this week!")
+        fan = sim.add_fan(language="en", following=True)
+        await asyncio.sleep(settings.prompt_rules_ttl + 0.5)
+        comment_id, _push = await sim.comment(fan, post, "Do you do delivery?")
+
+        def brand_answers() -> list[dict[str, Any]]:
+            return [c for c in sim.thread(post) if c["user"]["id"] == sim.brand_uid]
+
+        answers = await _eventually(brand_answers, timeout=30)
+        assert len(answers) == 1 and "Meituan" in answers[0]["text"]
+        assert answers[0]["reply_comment"]["id"] == comment_id
+        await asyncio.sleep(6)  # another polling cycle (every 5 s for the simulated account) adds nothing
+        assert len(brand_answers()) == 1
+
+
+async def test_the_campaign_link_opens_the_simulators_scan_flow(database_url: str) -> None:
+    settings = Settings(database_url=database_url, port=free_port())
+    app = await create_app(settings)
+    async with serve(app, port=settings.port) as url, aiohttp.ClientSession() as http:
+        weibo = next(c for c in app[CORE].channels if c.name == "weibo")
+        link = await weibo.scene_link("poster-9")
+        assert link is not None and link.startswith(url)
+        async with http.get(link, allow_redirects=False) as resp:
+            assert resp.status == 302 and resp.headers["Location"] == "/simulator/weibo/scan?scene=poster-9"
