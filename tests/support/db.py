@@ -63,6 +63,6 @@ async def stored_simulator_credentials(database_url: str) -> dict[str, dict[str,
     try:
         sessions = make_sessionmaker(engine)
         return {name: next(data for kind, _key, data in await load_records(sessions, name) if kind == "credentials")
-                for name in ("wechat", "telegram")}
+                for name in ("wechat", "telegram", "weibo")}
     finally:
         await engine.dispose()
