@@ -170,7 +170,7 @@ async def close_link_channels(channels: list[Channel]) -> None:
 
 
 # -- a worker-only process's channels ------------------------------------------------------------------
-SEND_CHANNEL_NAMES = ("wechat", "telegram", "mock")
+SEND_CHANNEL_NAMES = ("wechat", "telegram", "weibo", "mock")
 
 
 class SendChannels:
@@ -205,6 +205,8 @@ async def open_send_channels(core: Core, *, only: Sequence[str] = (), mock_sink:
     if "telegram" in wanted and (config := telegram_config(ctx.settings, ctx.simulated.get("telegram"))) is not None:
         channels.append(TelegramChannel(dispatch=core.dispatcher.dispatch, sessions=core.sessions, config=config,
                                         receive=False))
+    if "weibo" in wanted:  # DMs and sendall only: the megaphone polls in `engagebot run`
+        channels += weibo_link_channels(ctx)
     sink = None
     sink_url = mock_sink or core.settings.mock_sink
     if "mock" in wanted and sink_url is not None:

@@ -254,7 +254,7 @@ def add_commands(sub: Any) -> None:
 
     work = cmds.add_parser("work", help="run only the broadcast workers (no HTTP server): a dedicated sender "
                            "process beside the web instances")
-    work.add_argument("--channel", action="append", default=[], choices=["wechat", "telegram", "mock"],
+    work.add_argument("--channel", action="append", default=[], choices=["wechat", "telegram", "weibo", "mock"],
                       help="send only through this channel (repeatable; default: every configured one)")
     work.add_argument("--mock-sink", metavar="URL", help="also send through a mock channel into this database "
                       "(table mock_delivery; default ENGAGEBOT_MOCK_SINK)")

@@ -17,8 +17,9 @@ from bot.files import read_data_file
 from bot.rules import parse_prompt_rules
 from bot.settings import Settings
 from bot.simulation import SIMULATORS
-from bot.storage.models import Message
+from bot.storage.models import Follower, Message
 from bot.storage.prompts import replace_prompt_rules
+from tests.support.broadcast import start_broadcast, statuses
 from tests.support.servers import free_port, serve
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -89,3 +90,35 @@ async def test_the_campaign_link_opens_the_simulators_scan_flow(database_url: st
         assert link is not None and link.startswith(url)
         async with http.get(link, allow_redirects=False) as resp:
             assert resp.status == 302 and resp.headers["Location"] == "/simulator/weibo/scan?scene=poster-9"
+
+
+async def test_a_broadcast_reaches_weibo_fans_alongside_wechat_and_telegram_followers(database_url: str) -> None:
+    settings = Settings(database_url=database_url, port=free_port())
+    app = await create_app(settings)
+    async with serve(app, port=settings.port):
+        wechat, telegram, weibo = (app[SIMULATORS][name] for name in ("wechat", "telegram", "weibo"))
+        openid = wechat.add_follower(language="en")
+        await wechat.follow(openid)
+        user = telegram.add_user(language_code="en")
+        telegram.start(user)
+        fan = weibo.add_fan(language="en")
+        await weibo.follow(fan)
+        sessions = app[CORE].sessions
+
+        async def followers() -> int:
+            async with sessions() as session:
+                return (await session.execute(select(func.count()).select_from(Follower))).scalar_one()
+
+        async with asyncio.timeout(20):
+            while await followers() < 3:
+                await asyncio.sleep(0.1)
+        broadcast_id = await start_broadcast(sessions, texts={"en": "Spring sale", "zh_Hans": "春季促销"})
+
+        def received() -> dict[str, int]:
+            return {"wechat": sum("Spring sale" in str(r) for r in wechat.replies(openid)),
+                    "telegram": sum("Spring sale" in str(e) for e in telegram.timeline(user)),
+                    "weibo": sum("Spring sale" in str(r) for r in weibo.replies(fan))}
+
+        assert await _eventually(lambda: all(received().values()), timeout=30), received()
+        assert received() == {"wechat": 1, "telegram": 1, "weibo": 1}
+        assert await statuses(sessions, broadcast_id) == {"sent": 3}
