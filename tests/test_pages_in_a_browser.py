@@ -93,13 +93,14 @@ def test_the_landing_page_links_the_follower_pages_and_healthz_in_every_language
         links = {a.text: a.get_attribute("href") for a in section.find_elements(By.TAG_NAME, "a")}
         assert links == {catalogs.gettext(locale, FOLLOWER_PAGES["wechat"]): f"{server.url}/simulator/wechat",
                          catalogs.gettext(locale, FOLLOWER_PAGES["telegram"]): f"{server.url}/simulator/telegram",
+                         catalogs.gettext(locale, FOLLOWER_PAGES["weibo"]): f"{server.url}/simulator/weibo",
                          catalogs.gettext(locale, HEALTH): f"{server.url}/healthz"}
         assert "engagebot chat --channel wechat" in section.text and "--port" in section.text
     titles = {catalogs.gettext(locale, TITLE) for locale in ("en", "zh_Hans", "zh_Hant")}
     assert len(titles) == 3  # really three languages
     _screenshot(browser, "landing.png")
     for label, expect in ((FOLLOWER_PAGES["telegram"], "Telegram"), (FOLLOWER_PAGES["wechat"], "WeChat"),
-                          (HEALTH, '"ok"')):
+                          (FOLLOWER_PAGES["weibo"], "Weibo"), (HEALTH, '"ok"')):
         browser.get(server.url + "/")
         browser.find_element(By.LINK_TEXT, catalogs.gettext("zh_Hans", label)).click()
         _wait(lambda: expect in browser.title or expect in browser.page_source, what=expect)  # noqa: B023  (awaited in this iteration)
@@ -194,6 +195,30 @@ def test_a_chinese_wechat_conversation_renders_with_a_cjk_font(browser: Any, ser
     _screenshot(browser, "wechat-chinese.png")
     _assert_not_tofu(browser, bubbles[-1])
     _assert_not_tofu(browser, browser.find_element(By.CSS_SELECTOR, ".msg.me .bubble"))
+
+
+def test_a_chinese_weibo_conversation_renders_with_a_cjk_font(browser: Any, server: Server) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(server.url + "/simulator/weibo")
+    browser.find_element(By.ID, "nf-name").send_keys("韩梅梅")
+    Select(browser.find_element(By.ID, "nf-lang")).select_by_value("zh_Hans")
+    browser.find_element(By.CSS_SELECTOR, "#newfan button").click()
+    _wait(lambda: "韩梅梅" in browser.find_element(By.ID, "who").text, what="the fan to be picked")
+
+    def chinese_replies() -> list[Any]:
+        return [m for m in browser.find_elements(By.CSS_SELECTOR, "#log .msg:not(.in):not(.event)")
+                if re.search(r"[\u4e00-\u9fff]", m.text)]
+
+    browser.find_element(By.ID, "b-follow").click()
+    _wait(chinese_replies, what="the welcome")
+    browser.find_element(By.ID, "dm").send_keys("你好，请问几点开门？")
+    browser.find_element(By.CSS_SELECTOR, "#dmform button").click()
+    replies = _wait(lambda: chinese_replies()[1:], what="the answer")
+    _screenshot(browser, "weibo-chinese.png")
+    _assert_not_tofu(browser, replies[-1])
+    _assert_not_tofu(browser, browser.find_element(By.CSS_SELECTOR, "#log .msg.in"))
 
 
 @pytest.mark.skipif(shutil.which("fc-list") is None or "Noto Color Emoji" not in subprocess.run(
