@@ -78,7 +78,7 @@ def _run(tmp_path: Path, *, terminal: bool, env: dict[str, str] | None = None) -
     return [line.rstrip("\r") for line in b"".join(chunks).decode().splitlines() if line.strip()]
 
 
-SUMMARY = ("engagebot serving on", "home page:", "simulators mounted:", "  WeChat:", "  Telegram:")
+SUMMARY = ("engagebot serving on", "home page:", "simulators mounted:", "  WeChat:", "  Telegram:", "  Weibo:")
 
 
 def _summary(lines: list[str]) -> list[str]:

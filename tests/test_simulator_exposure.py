@@ -102,7 +102,7 @@ async def test_simulators_true_serves_them_beside_a_real_platform_and_a_public_h
         assert status == 200
         _assert_not_served(server.url, WECHAT_SIMULATOR_PATHS)  # never beside the real WeChat account
     lines = "\n".join(server.lines)
-    assert "simulators mounted: Telegram (ENGAGEBOT_SIMULATORS=true;" in lines
+    assert "simulators mounted: Telegram, Weibo (ENGAGEBOT_SIMULATORS=true;" in lines
     assert "WARNING: simulators are served beside the real WeChat" in lines
     assert "WARNING: the simulators listen on 0.0.0.0, reachable from other machines" in lines
 
@@ -116,7 +116,7 @@ async def test_the_embedded_default_says_which_simulators_are_mounted_and_stays_
     with running("run", env={**env, "ENGAGEBOT_SIMULATORS": "false"}, cwd=tmp_path, port=port, name="off") as off:
         _assert_not_served(off.url, WECHAT_SIMULATOR_PATHS + TELEGRAM_SIMULATOR_PATHS)
     lines = "\n".join(default.lines)
-    assert "simulators mounted: WeChat, Telegram (no real platform configured; " in lines
+    assert "simulators mounted: WeChat, Telegram, Weibo (no real platform configured; " in lines
     assert "WARNING" not in lines
     assert "simulators: none (ENGAGEBOT_SIMULATORS=false)" in off.lines
 

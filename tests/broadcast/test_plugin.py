@@ -51,7 +51,7 @@ async def test_the_outbox_settings_configure_every_senders_batch_lease_and_concu
     app = await create_app(settings, plugins=default_plugins())  # the simulators' stored credentials
     await app[CORE].engine.dispose()
     channels = app[CORE].channels
-    assert {c.name for c in channels} == {"wechat", "telegram"}  # the simulated ones of the embedded default
+    assert {c.name for c in channels} == {"wechat", "telegram", "weibo"}  # the simulated ones of the embedded default
     for channel in channels:
         outbox = channel.outbox  # type: ignore[attr-defined]
         assert (outbox.batch_size, outbox.lease, outbox.journal.lease, outbox.concurrency) == (

@@ -168,7 +168,8 @@ async def test_campaign_qr_finds_the_simulators_of_a_server_on_another_port(tmp_
                                          "--out", str(tmp_path / "none"), env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "qr").iterdir()) == [
-        "mall-poster-telegram.png", "mall-poster-telegram.svg", "mall-poster-wechat.png", "mall-poster-wechat.svg"]
+        "mall-poster-telegram.png", "mall-poster-telegram.svg", "mall-poster-wechat.png", "mall-poster-wechat.svg",
+        "mall-poster-weibo.png", "mall-poster-weibo.svg"]
     assert "telegram: https://t.me/engagebot_demo_bot?start=mall-poster-2026" in done.stdout
     assert missed.returncode == 2
     assert missed.stderr.splitlines()[-1] == (

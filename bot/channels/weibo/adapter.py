@@ -211,5 +211,5 @@ class WeiboChannel(Channel):
                 f"&scene={quote(scene, safe='')}")
 
     async def scene_link(self, scene: str, *, permanent: bool = True) -> str | None:
-        """What a fan scans to follow through ``scene``: the platform's QR link (``scan``/``scan_follow``)."""
-        return self.qr_url(scene)
+        """What a fan scans to follow through ``scene`` (``scan``/``scan_follow``): the platform makes it."""
+        return await self.api.create_scene_qr(scene, permanent=permanent)

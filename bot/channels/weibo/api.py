@@ -27,6 +27,9 @@ MENTIONS_PATH = "/2/statuses/mentions.json"
 COMMENTS_SHOW_PATH = "/2/comments/show.json"
 COMMENT_REPLY_PATH = "/2/comments/reply.json"
 COMMENT_CREATE_PATH = "/2/comments/create.json"
+QRCODE_CREATE_PATH = "/2/eps/qrcode/create.json"
+# A temporary scene QR lives at most 30 days on the fan-service platform.
+TEMPORARY_QR_SECONDS = 2_592_000
 
 
 class WeiboAPI:
@@ -102,3 +105,13 @@ class WeiboAPI:
 
     async def comment_create(self, *, post_id: str, comment: str) -> dict[str, Any]:
         return await self.request("POST", COMMENT_CREATE_PATH, form={"id": post_id, "comment": comment})
+
+    async def create_scene_qr(self, scene: str, *, permanent: bool = True) -> str:
+        """``POST /2/eps/qrcode/create.json``: the URL a campaign QR encodes (scanning it follows through it)."""
+        form = {"scene_str": scene}
+        if not permanent:
+            form["expire_seconds"] = str(TEMPORARY_QR_SECONDS)
+        url = (await self.request("POST", QRCODE_CREATE_PATH, form=form)).get("url")
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+            raise PlatformAPIError(-2, f"no QR URL in the answer from {QRCODE_CREATE_PATH}")
+        return url

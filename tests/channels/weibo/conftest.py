@@ -86,6 +86,9 @@ class FakeWeibo:
             if path == "/2/statuses/mentions.json":
                 since = int(form.get("since_id") or 0)
                 return web.json_response({"statuses": [s for s in self.mentions if int(s["id"]) > since][::-1]})
+            if path == "/2/eps/qrcode/create.json":
+                return web.json_response({"result": True, "ticket": "t1", "scene": form["scene_str"],
+                                          "url": f"https://weibo.cn/qr/{BRAND}/{form['scene_str']}"})
             if path == "/2/comments/show.json":
                 return web.json_response({"comments": [c for c in self.posted if c["status"]["id"] == int(form["id"])]})
             if path in ("/2/comments/reply.json", "/2/comments/create.json"):

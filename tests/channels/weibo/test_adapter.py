@@ -268,7 +268,8 @@ async def test_scan_follow_records_the_touch(database_url: str) -> None:
         async with env.bot.sessions() as s:
             follower = (await s.execute(select(Follower).where(Follower.external_id == FAN))).scalar_one()
         assert (follower.first_source, follower.following) == ("spring-poster", True)
-        link = await env.channel.scene_link("spring-poster")
-        assert link is not None and "spring-poster" in link and BRAND in link
+        link = await env.channel.scene_link("spring-poster")  # the platform's QR, asked for the scene
+        assert link == f"https://weibo.cn/qr/{BRAND}/spring-poster"
+        assert [f["scene_str"] for f in env.fake.sent("/2/eps/qrcode/create.json")] == ["spring-poster"]
 
 

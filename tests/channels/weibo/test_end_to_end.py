@@ -81,14 +81,16 @@ async def test_a_comment_with_a_rule_keyword_gets_exactly_one_public_reply(datab
         assert len(brand_answers()) == 1
 
 
-async def test_the_campaign_link_opens_the_simulators_scan_flow(database_url: str) -> None:
+async def test_the_campaign_qr_is_the_platforms_and_a_scene_link_opens_the_scan_flow(database_url: str) -> None:
     settings = Settings(database_url=database_url, port=free_port())
     app = await create_app(settings)
     async with serve(app, port=settings.port) as url, aiohttp.ClientSession() as http:
         weibo = next(c for c in app[CORE].channels if c.name == "weibo")
-        link = await weibo.scene_link("poster-9")
-        assert link is not None and link.startswith(url)
-        async with http.get(link, allow_redirects=False) as resp:
+        link = await weibo.scene_link("poster-9")  # what `engagebot campaign qr` draws
+        assert link == app[SIMULATORS]["weibo"].scenes["poster-9"].url
+        async with http.get(f"{url}/2/eps/qrcode/show", params={"ticket": link.rsplit("/", 1)[1]}) as resp:
+            assert resp.status == 200 and resp.content_type == "image/png"
+        async with http.get(weibo.qr_url("poster-9"), allow_redirects=False) as resp:  # a QR sent in a DM
             assert resp.status == 302 and resp.headers["Location"] == "/simulator/weibo/scan?scene=poster-9"
 
 
