@@ -20,7 +20,7 @@ from bot.simulation import PAGES, chat_command
 LANDING_LINKS = web.AppKey("landing_links", list)
 
 TITLE = N_("engagebot is running")
-INTRO = N_("A brand talks with its followers on WeChat and Telegram, in Chinese and English.")
+INTRO = N_("A brand talks with its followers on WeChat, Telegram and Weibo, in Chinese and English.")
 FOLLOWERS = N_("Be a follower")
 FOLLOWER_PAGES = {
     "wechat": N_("WeChat: a follower's phone (simulator)"),
