@@ -21,6 +21,7 @@ from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.inbound import Inbound, Kind, utcnow
 from bot.core.reply import Article, ArticlesReply, Reply
 from bot.delivery import outbox as outbox_module
+from bot.delivery import windows
 from bot.delivery.outbox import (
     HELD_FOR_MASS,
     LEASE,
@@ -547,6 +548,42 @@ async def test_a_broadcast_row_outside_the_window_waits_for_a_mass_send_when_the
         await session.commit()
     await OutboxSender(Answering(OutsideReplyWindow("closed"), capabilities=caps, mass=True), sessions).deliver([late])
     assert ((await row(sessions, late)).status, (await row(sessions, late)).reason) == ("held", HELD_FOR_MASS)
+
+
+async def test_a_channel_with_only_an_event_window_sends_within_it(sessions: Sessions) -> None:
+    """No message window declared: the event window alone still opens (it is not skipped with the other)."""
+    caps = Capabilities(window_after_event=ReplyWindow(timedelta(minutes=1), 2))
+    await add_followers(sessions, 1, last_action_kind="event", last_action_at=ago(seconds=10), window_sends=1)
+    ids = await pending(sessions, ["a", "b"], leased=True)
+    channel = Answering(capabilities=caps)
+    await OutboxSender(channel, sessions).deliver(ids)
+    assert [((await row(sessions, i)).status, (await row(sessions, i)).reason) for i in ids] == [
+        ("sent", None), ("undeliverable", f"{OUTSIDE_WINDOW}: its 2 sends are used up")]
+    assert [s[2] for s in channel.sends] == ["a"]
+    assert (await follower(sessions)).window_sends == 2
+
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("at", "sends", "reason"), [
+    (NOW - timedelta(hours=48), 0, OUTSIDE_WINDOW),  # exactly the window's length ago: closed (as the SQL says)
+    (NOW - timedelta(hours=48) + timedelta(microseconds=1), 5, f"{OUTSIDE_WINDOW}: its 5 sends are used up"),
+    (NOW - timedelta(hours=1), 4, OUTSIDE_WINDOW),  # room left: the reason does not blame the count
+    (NOW.replace(tzinfo=None) - timedelta(hours=49), 0, OUTSIDE_WINDOW),  # a naive stored time is UTC
+    (NOW.replace(tzinfo=None) - timedelta(hours=1), 5, f"{OUTSIDE_WINDOW}: its 5 sends are used up"),
+])
+def test_the_refusal_reason_tells_a_closed_window_from_used_up_sends(at: datetime, sends: int, reason: str) -> None:
+    assert windows.refusal_reason(WINDOWS, following=True, kind="message", at=at, sends=sends, now=NOW) == reason
+
+
+def test_the_refusal_reason_of_a_window_without_a_send_limit_is_only_its_time() -> None:
+    caps = Capabilities(window_after_message=ReplyWindow(timedelta(hours=24)))
+    for sends in (0, 10_000):
+        assert windows.refusal_reason(caps, following=True, kind="message", at=NOW - timedelta(hours=1),
+                                      sends=sends, now=NOW) == OUTSIDE_WINDOW
+    assert windows.refusal_reason(caps, following=False, kind="message", at=NOW, sends=0, now=NOW) == (
+        "follower unfollowed")
 
 
 async def test_window_slots_go_to_the_earliest_rows_across_many_followers(sessions: Sessions) -> None:
