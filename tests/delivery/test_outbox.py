@@ -22,6 +22,7 @@ from bot.core.inbound import Inbound, Kind, utcnow
 from bot.core.reply import Article, ArticlesReply, Reply
 from bot.delivery import outbox as outbox_module
 from bot.delivery import windows
+from bot.delivery.journal import OutboxJournal
 from bot.delivery.outbox import (
     HELD_FOR_MASS,
     LEASE,
@@ -344,6 +345,56 @@ async def test_a_sweep_takes_at_most_its_batch_oldest_first(sessions: Sessions) 
     assert await sender.sweep_once() == 2  # the last new row, then the retry
     assert [s[2] for s in channel.sends][-2:] == ["m4", "retry"]
     assert {(await row(sessions, i)).status for i in (*ids, *retry)} == {"sent"}
+
+
+async def leases(sessions: Sessions, ids: Sequence[int]) -> list[datetime | None]:
+    return [(await row(sessions, i)).next_attempt_at for i in ids]
+
+
+async def test_a_renewal_pushes_only_the_held_rows_and_lets_go_of_one_settled_elsewhere(sessions: Sessions) -> None:
+    """Rows of the same claim not (yet) held keep their lease; a row settled meanwhile is no longer held."""
+    await add_followers(sessions, 1)
+    a, b, settled, unheld = await pending(sessions, ["a", "b", "c", "d"], leased=True)
+    [token] = set(await leases(sessions, [a]))
+    async with sessions() as session:
+        await session.execute(update(Message).where(Message.id == settled).values(status="sent"))
+        await session.commit()
+    journal = OutboxJournal(sessions, lease=LEASE, name="test")
+    try:
+        journal.hold([a, b, settled], token)
+        await journal.renew()
+        new_a, new_b, old_settled, old_unheld = await leases(sessions, [a, b, settled, unheld])
+        assert new_a == new_b and new_a is not None and new_a > token
+        assert journal.held == {a: new_a, b: new_a}  # the settled row let go, the others under the new token
+        assert (old_settled, old_unheld) == (token, token)  # neither touched
+        assert journal.renewals == 1
+    finally:
+        await journal.close()
+
+
+async def test_a_release_gives_back_only_the_named_rows_still_pending_under_this_senders_lease(
+        sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    given, in_flight, taken, unheld, kept = await pending(sessions, ["a", "b", "c", "d", "e"], leased=True)
+    [token] = set(await leases(sessions, [given]))
+    other_token = token + timedelta(seconds=7)
+    async with sessions() as session:
+        await session.execute(update(Message).where(Message.id == in_flight).values(status="sending"))
+        await session.execute(update(Message).where(Message.id == taken).values(next_attempt_at=other_token))
+        await session.commit()
+    journal = OutboxJournal(sessions, lease=LEASE, name="test")
+    try:
+        journal.hold([given, in_flight, taken, kept], token)
+        await journal.release([given, in_flight, taken, unheld])  # one of them never held: no error
+        assert await leases(sessions, [given, in_flight, taken, unheld, kept]) == [
+            None,  # due at once, for anyone
+            token,  # marked sending: in doubt only once its lease is over, never at once
+            other_token,  # another sender's now: not ours to give back
+            token,  # not held by this sender
+            token]  # held, not named
+        assert [journal.holds(r) for r in (given, in_flight, taken, unheld, kept)] == [False, False, False, False, True]
+    finally:
+        await journal.close()
 
 
 # --- the sweeper -----------------------------------------------------------------------------------------
