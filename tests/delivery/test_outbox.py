@@ -661,6 +661,28 @@ async def test_window_slots_go_to_the_earliest_rows_across_many_followers(sessio
     assert counts == {3}
 
 
+async def test_each_follower_is_counted_once_per_send_across_statements(sessions: Sessions) -> None:
+    """502 followers with room for several sends, one row each: every window counts exactly one send."""
+    await add_followers(sessions, 502, last_action_kind="message", last_action_at=ago(hours=1), window_sends=0)
+    async with sessions() as session:
+        session.add_all([Message(follower_id=fid, channel="fake", account="acct", direction="out", kind="text",
+                                 text="hi", body={"type": "text", "text": "hi"}, status="pending", attempts=0,
+                                 created_at=utcnow())
+                         for fid in (await session.execute(select(Follower.id))).scalars()])
+        await session.commit()
+    channel = Answering(capabilities=WINDOWS)
+    assert await OutboxSender(channel, sessions, batch_size=600).sweep_once() == 502
+    assert len(channel.sends) == 502
+    async with sessions() as session:
+        counts = list((await session.execute(select(Follower.window_sends))).scalars())
+    assert counts == [1] * 502
+
+
+async def test_without_windows_every_slot_asked_for_is_granted(sessions: Sessions) -> None:
+    async with sessions() as session:
+        assert await windows.take_window_slots(session, Capabilities(), {7: 1, 8: 3}, utcnow()) == {7: 1, 8: 3}
+
+
 async def test_what_a_followers_action_does_to_their_window(sessions: Sessions) -> None:
     await add_followers(sessions, 1, following=False, window_sends=0)
     from bot.core.follower import FollowerRecord
