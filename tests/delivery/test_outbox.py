@@ -352,22 +352,27 @@ async def leases(sessions: Sessions, ids: Sequence[int]) -> list[datetime | None
 
 
 async def test_a_renewal_pushes_only_the_held_rows_and_lets_go_of_one_settled_elsewhere(sessions: Sessions) -> None:
-    """Rows of the same claim not (yet) held keep their lease; a row settled meanwhile is no longer held."""
+    """Rows of the same claim not (yet) held keep their lease; a row settled meanwhile, or taken by another
+    sender whose lease it now carries, is no longer held and keeps what is on it."""
     await add_followers(sessions, 1)
-    a, b, settled, unheld = await pending(sessions, ["a", "b", "c", "d"], leased=True)
+    a, b, settled, taken, unheld = await pending(sessions, ["a", "b", "c", "d", "e"], leased=True)
     [token] = set(await leases(sessions, [a]))
+    other_token = token + timedelta(seconds=7)
     async with sessions() as session:
         await session.execute(update(Message).where(Message.id == settled).values(status="sent"))
+        await session.execute(update(Message).where(Message.id == taken).values(next_attempt_at=other_token))
         await session.commit()
     journal = OutboxJournal(sessions, lease=LEASE, name="test")
     try:
-        journal.hold([a, b, settled], token)
+        journal.hold([a, b, settled, taken], token)
         await journal.renew()
-        new_a, new_b, old_settled, old_unheld = await leases(sessions, [a, b, settled, unheld])
+        new_a, new_b, old_settled, old_taken, old_unheld = await leases(sessions, [a, b, settled, taken, unheld])
         assert new_a == new_b and new_a is not None and new_a > token
-        assert journal.held == {a: new_a, b: new_a}  # the settled row let go, the others under the new token
-        assert (old_settled, old_unheld) == (token, token)  # neither touched
+        assert journal.held == {a: new_a, b: new_a}  # the others let go; these under the new token
+        assert (old_settled, old_taken, old_unheld) == (token, other_token, token)  # none touched
         assert journal.renewals == 1
+        await journal.renew()
+        assert journal.renewals == 2 and journal.held.keys() == {a, b}
     finally:
         await journal.close()
 
