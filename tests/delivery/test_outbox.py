@@ -688,6 +688,23 @@ async def test_without_windows_every_slot_asked_for_is_granted(sessions: Session
         assert await windows.take_window_slots(session, Capabilities(), {7: 1, 8: 3}, utcnow()) == {7: 1, 8: 3}
 
 
+async def test_window_slots_are_counted_up_to_the_windows_exact_end_and_no_further_than_asked(
+        sessions: Sessions) -> None:
+    """``take_window_slots`` directly: a window opened exactly its length ago is closed (as ``refusal_reason``
+    says); a follower asking for two slots with five left gets two, and two are counted."""
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    await add_followers(sessions, 1, last_action_kind="message", last_action_at=now - timedelta(hours=48))
+    await add_followers(sessions, 1, start=1, last_action_kind="message",
+                        last_action_at=now - timedelta(hours=48) + timedelta(microseconds=1))
+    await add_followers(sessions, 1, start=2, last_action_kind="message", last_action_at=now - timedelta(hours=1))
+    closed, just_open, two = [await follower_id(sessions, f"f{n}") for n in range(3)]
+    async with sessions() as session:
+        granted = await windows.take_window_slots(session, WINDOWS, {closed: 1, just_open: 1, two: 2}, now)
+        await session.commit()
+    assert granted == {just_open: 1, two: 2}
+    assert [(await follower(sessions, f"f{n}")).window_sends for n in range(3)] == [0, 1, 2]
+
+
 async def test_what_a_followers_action_does_to_their_window(sessions: Sessions) -> None:
     await add_followers(sessions, 1, following=False, window_sends=0)
     from bot.core.follower import FollowerRecord
