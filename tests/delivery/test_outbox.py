@@ -623,7 +623,7 @@ NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("at", "sends", "reason"), [
-    (NOW - timedelta(hours=48), 0, OUTSIDE_WINDOW),  # exactly the window's length ago: closed (as the SQL says)
+    (NOW - timedelta(hours=48), 5, OUTSIDE_WINDOW),  # exactly the window's length ago: closed (as the SQL says)
     (NOW - timedelta(hours=48) + timedelta(microseconds=1), 5, f"{OUTSIDE_WINDOW}: its 5 sends are used up"),
     (NOW - timedelta(hours=1), 4, OUTSIDE_WINDOW),  # room left: the reason does not blame the count
     (NOW.replace(tzinfo=None) - timedelta(hours=49), 0, OUTSIDE_WINDOW),  # a naive stored time is UTC
