@@ -22,7 +22,7 @@ from bot.core.inbound import Inbound, Kind, utcnow
 from bot.core.reply import Article, ArticlesReply, Reply
 from bot.delivery import outbox as outbox_module
 from bot.delivery import windows
-from bot.delivery.journal import OutboxJournal
+from bot.delivery.journal import OutboxJournal, Outcome
 from bot.delivery.outbox import (
     HELD_FOR_MASS,
     LEASE,
@@ -36,6 +36,7 @@ from bot.errors import FollowerGone, NotSent, OutsideReplyWindow, PlatformAPIErr
 from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message
+from bot.storage.status import DeliveryStatus
 from bot.storage.store import apply_follower_action
 from tests.support.broadcast import RecordingChannel, add_followers, ago
 
@@ -398,6 +399,29 @@ async def test_a_release_gives_back_only_the_named_rows_still_pending_under_this
             token,  # not held by this sender
             token]  # held, not named
         assert [journal.holds(r) for r in (given, in_flight, taken, unheld, kept)] == [False, False, False, False, True]
+    finally:
+        await journal.close()
+
+
+async def test_only_a_held_row_still_under_this_senders_lease_is_marked_sending_and_a_recorded_one_is_let_go(
+        sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    ours, never_held, taken = await pending(sessions, ["a", "b", "c"], leased=True)
+    [token] = set(await leases(sessions, [ours]))
+    async with sessions() as session:
+        await session.execute(update(Message).where(Message.id == taken).values(
+            next_attempt_at=token + timedelta(seconds=7)))
+        await session.commit()
+    journal = OutboxJournal(sessions, lease=LEASE, name="test")
+    try:
+        journal.hold([ours, taken], token)
+        assert await journal.mark_sending(never_held) is False  # not ours: must not be sent from here
+        assert await journal.mark_sending(taken) is False  # another sender's lease now
+        assert (journal.holds(taken), journal.held.keys()) == (False, {ours})
+        assert await journal.mark_sending(ours) is True
+        assert [(await row(sessions, i)).status for i in (ours, never_held, taken)] == ["sending", "pending", "pending"]
+        await journal.record(ours, Outcome(DeliveryStatus.SENT))
+        assert (await row(sessions, ours)).status == "sent" and not journal.holds(ours) and journal.held == {}
     finally:
         await journal.close()
 
