@@ -11,6 +11,8 @@ the surviving mutants' diffs in ``.mutation/<target>/survivors.txt``.
     tools/mutation.sh --time-limit 900 ...  stop a target after 15 minutes (what ran is counted)
     tools/mutation.sh --survivors claims    run again only the last run's survivors (after new tests)
     tools/mutation.sh --resume claims       go on with the mutants a time-limited run did not reach
+    tools/mutation.sh outbox --only 'OutboxJournal.*' --only write_outcomes
+                                            only these functions of the target (same syntax as `functions`)
 """
 
 from __future__ import annotations
@@ -158,6 +160,8 @@ def main(argv: list[str]) -> int:
                         help="run again only the last run's surviving mutants (keeps .mutation/<target>)")
     parser.add_argument("--resume", action="store_true",
                         help="run only the mutants the last (time-limited) run did not check (keeps .mutation/<target>)")
+    parser.add_argument("--only", action="append", metavar="FUNCTION",
+                        help="count and run only this function of the target (repeatable; as in `functions`)")
     args = parser.parse_args(argv)
     if args.list:
         for name, target in targets.items():
@@ -173,6 +177,8 @@ def main(argv: list[str]) -> int:
     summaries = []
     for name in args.targets or list(targets):
         target = targets[name]
+        if args.only:
+            target = {**target, "functions": args.only}
         wanted = patterns(target)
         names = wanted
         if args.survivors or args.resume:

@@ -21,6 +21,8 @@ from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.inbound import Inbound, Kind, utcnow
 from bot.core.reply import Article, ArticlesReply, Reply
 from bot.delivery import outbox as outbox_module
+from bot.delivery import windows
+from bot.delivery.journal import OutboxJournal, Outcome
 from bot.delivery.outbox import (
     HELD_FOR_MASS,
     LEASE,
@@ -34,6 +36,7 @@ from bot.errors import FollowerGone, NotSent, OutsideReplyWindow, PlatformAPIErr
 from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message
+from bot.storage.status import DeliveryStatus
 from bot.storage.store import apply_follower_action
 from tests.support.broadcast import RecordingChannel, add_followers, ago
 
@@ -345,6 +348,84 @@ async def test_a_sweep_takes_at_most_its_batch_oldest_first(sessions: Sessions) 
     assert {(await row(sessions, i)).status for i in (*ids, *retry)} == {"sent"}
 
 
+async def leases(sessions: Sessions, ids: Sequence[int]) -> list[datetime | None]:
+    return [(await row(sessions, i)).next_attempt_at for i in ids]
+
+
+async def test_a_renewal_pushes_only_the_held_rows_and_lets_go_of_one_settled_elsewhere(sessions: Sessions) -> None:
+    """Rows of the same claim not (yet) held keep their lease; a row settled meanwhile, or taken by another
+    sender whose lease it now carries, is no longer held and keeps what is on it."""
+    await add_followers(sessions, 1)
+    a, b, settled, taken, unheld = await pending(sessions, ["a", "b", "c", "d", "e"], leased=True)
+    [token] = set(await leases(sessions, [a]))
+    other_token = token + timedelta(seconds=7)
+    async with sessions() as session:
+        await session.execute(update(Message).where(Message.id == settled).values(status="sent"))
+        await session.execute(update(Message).where(Message.id == taken).values(next_attempt_at=other_token))
+        await session.commit()
+    journal = OutboxJournal(sessions, lease=LEASE, name="test")
+    try:
+        journal.hold([a, b, settled, taken], token)
+        await journal.renew()
+        new_a, new_b, old_settled, old_taken, old_unheld = await leases(sessions, [a, b, settled, taken, unheld])
+        assert new_a == new_b and new_a is not None and new_a > token
+        assert journal.held == {a: new_a, b: new_a}  # the others let go; these under the new token
+        assert (old_settled, old_taken, old_unheld) == (token, other_token, token)  # none touched
+        assert journal.renewals == 1
+        await journal.renew()
+        assert journal.renewals == 2 and journal.held.keys() == {a, b}
+    finally:
+        await journal.close()
+
+
+async def test_a_release_gives_back_only_the_named_rows_still_pending_under_this_senders_lease(
+        sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    given, in_flight, taken, unheld, kept = await pending(sessions, ["a", "b", "c", "d", "e"], leased=True)
+    [token] = set(await leases(sessions, [given]))
+    other_token = token + timedelta(seconds=7)
+    async with sessions() as session:
+        await session.execute(update(Message).where(Message.id == in_flight).values(status="sending"))
+        await session.execute(update(Message).where(Message.id == taken).values(next_attempt_at=other_token))
+        await session.commit()
+    journal = OutboxJournal(sessions, lease=LEASE, name="test")
+    try:
+        journal.hold([given, in_flight, taken, kept], token)
+        await journal.release([given, in_flight, taken, unheld])  # one of them never held: no error
+        assert await leases(sessions, [given, in_flight, taken, unheld, kept]) == [
+            None,  # due at once, for anyone
+            token,  # marked sending: in doubt only once its lease is over, never at once
+            other_token,  # another sender's now: not ours to give back
+            token,  # not held by this sender
+            token]  # held, not named
+        assert [journal.holds(r) for r in (given, in_flight, taken, unheld, kept)] == [False, False, False, False, True]
+    finally:
+        await journal.close()
+
+
+async def test_only_a_held_row_still_under_this_senders_lease_is_marked_sending_and_a_recorded_one_is_let_go(
+        sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    ours, never_held, taken = await pending(sessions, ["a", "b", "c"], leased=True)
+    [token] = set(await leases(sessions, [ours]))
+    async with sessions() as session:
+        await session.execute(update(Message).where(Message.id == taken).values(
+            next_attempt_at=token + timedelta(seconds=7)))
+        await session.commit()
+    journal = OutboxJournal(sessions, lease=LEASE, name="test")
+    try:
+        journal.hold([ours, taken], token)
+        assert await journal.mark_sending(never_held) is False  # not ours: must not be sent from here
+        assert await journal.mark_sending(taken) is False  # another sender's lease now
+        assert (journal.holds(taken), journal.held.keys()) == (False, {ours})
+        assert await journal.mark_sending(ours) is True
+        assert [(await row(sessions, i)).status for i in (ours, never_held, taken)] == ["sending", "pending", "pending"]
+        await journal.record(ours, Outcome(DeliveryStatus.SENT))
+        assert (await row(sessions, ours)).status == "sent" and not journal.holds(ours) and journal.held == {}
+    finally:
+        await journal.close()
+
+
 # --- the sweeper -----------------------------------------------------------------------------------------
 
 
@@ -549,6 +630,42 @@ async def test_a_broadcast_row_outside_the_window_waits_for_a_mass_send_when_the
     assert ((await row(sessions, late)).status, (await row(sessions, late)).reason) == ("held", HELD_FOR_MASS)
 
 
+async def test_a_channel_with_only_an_event_window_sends_within_it(sessions: Sessions) -> None:
+    """No message window declared: the event window alone still opens (it is not skipped with the other)."""
+    caps = Capabilities(window_after_event=ReplyWindow(timedelta(minutes=1), 2))
+    await add_followers(sessions, 1, last_action_kind="event", last_action_at=ago(seconds=10), window_sends=1)
+    ids = await pending(sessions, ["a", "b"], leased=True)
+    channel = Answering(capabilities=caps)
+    await OutboxSender(channel, sessions).deliver(ids)
+    assert [((await row(sessions, i)).status, (await row(sessions, i)).reason) for i in ids] == [
+        ("sent", None), ("undeliverable", f"{OUTSIDE_WINDOW}: its 2 sends are used up")]
+    assert [s[2] for s in channel.sends] == ["a"]
+    assert (await follower(sessions)).window_sends == 2
+
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("at", "sends", "reason"), [
+    (NOW - timedelta(hours=48), 5, OUTSIDE_WINDOW),  # exactly the window's length ago: closed (as the SQL says)
+    (NOW - timedelta(hours=48) + timedelta(microseconds=1), 5, f"{OUTSIDE_WINDOW}: its 5 sends are used up"),
+    (NOW - timedelta(hours=1), 4, OUTSIDE_WINDOW),  # room left: the reason does not blame the count
+    (NOW.replace(tzinfo=None) - timedelta(hours=49), 0, OUTSIDE_WINDOW),  # a naive stored time is UTC
+    (NOW.replace(tzinfo=None) - timedelta(hours=1), 5, f"{OUTSIDE_WINDOW}: its 5 sends are used up"),
+])
+def test_the_refusal_reason_tells_a_closed_window_from_used_up_sends(at: datetime, sends: int, reason: str) -> None:
+    assert windows.refusal_reason(WINDOWS, following=True, kind="message", at=at, sends=sends, now=NOW) == reason
+
+
+def test_the_refusal_reason_of_a_window_without_a_send_limit_is_only_its_time() -> None:
+    caps = Capabilities(window_after_message=ReplyWindow(timedelta(hours=24)))
+    for sends in (0, 10_000):
+        assert windows.refusal_reason(caps, following=True, kind="message", at=NOW - timedelta(hours=1),
+                                      sends=sends, now=NOW) == OUTSIDE_WINDOW
+    assert windows.refusal_reason(caps, following=False, kind="message", at=NOW, sends=0, now=NOW) == (
+        "follower unfollowed")
+
+
 async def test_window_slots_go_to_the_earliest_rows_across_many_followers(sessions: Sessions) -> None:
     await add_followers(sessions, 520, last_action_kind="event", last_action_at=ago(seconds=10), window_sends=2)
     ids = await pending(sessions, ["one"], external_id="f0", leased=True)
@@ -571,6 +688,45 @@ async def test_window_slots_go_to_the_earliest_rows_across_many_followers(sessio
     async with sessions() as session:
         counts = set((await session.execute(select(Follower.window_sends))).scalars())
     assert counts == {3}
+
+
+async def test_each_follower_is_counted_once_per_send_across_statements(sessions: Sessions) -> None:
+    """502 followers with room for several sends, one row each: every window counts exactly one send."""
+    await add_followers(sessions, 502, last_action_kind="message", last_action_at=ago(hours=1), window_sends=0)
+    async with sessions() as session:
+        session.add_all([Message(follower_id=fid, channel="fake", account="acct", direction="out", kind="text",
+                                 text="hi", body={"type": "text", "text": "hi"}, status="pending", attempts=0,
+                                 created_at=utcnow())
+                         for fid in (await session.execute(select(Follower.id))).scalars()])
+        await session.commit()
+    channel = Answering(capabilities=WINDOWS)
+    assert await OutboxSender(channel, sessions, batch_size=600).sweep_once() == 502
+    assert len(channel.sends) == 502
+    async with sessions() as session:
+        counts = list((await session.execute(select(Follower.window_sends))).scalars())
+    assert counts == [1] * 502
+
+
+async def test_without_windows_every_slot_asked_for_is_granted(sessions: Sessions) -> None:
+    async with sessions() as session:
+        assert await windows.take_window_slots(session, Capabilities(), {7: 1, 8: 3}, utcnow()) == {7: 1, 8: 3}
+
+
+async def test_window_slots_are_counted_up_to_the_windows_exact_end_and_no_further_than_asked(
+        sessions: Sessions) -> None:
+    """``take_window_slots`` directly: a window opened exactly its length ago is closed (as ``refusal_reason``
+    says); a follower asking for two slots with five left gets two, and two are counted."""
+    now = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    await add_followers(sessions, 1, last_action_kind="message", last_action_at=now - timedelta(hours=48))
+    await add_followers(sessions, 1, start=1, last_action_kind="message",
+                        last_action_at=now - timedelta(hours=48) + timedelta(microseconds=1))
+    await add_followers(sessions, 1, start=2, last_action_kind="message", last_action_at=now - timedelta(hours=1))
+    closed, just_open, two = [await follower_id(sessions, f"f{n}") for n in range(3)]
+    async with sessions() as session:
+        granted = await windows.take_window_slots(session, WINDOWS, {closed: 1, just_open: 1, two: 2}, now)
+        await session.commit()
+    assert granted == {just_open: 1, two: 2}
+    assert [(await follower(sessions, f"f{n}")).window_sends for n in range(3)] == [0, 1, 2]
 
 
 async def test_what_a_followers_action_does_to_their_window(sessions: Sessions) -> None:

@@ -62,6 +62,18 @@ def test_signature_refusals_name_what_failed() -> None:
     assert refusal(PayloadError, parse_envelope, b"<xml><ToUserName>gh</ToUserName></xml>") == "missing field Encrypt"
 
 
+@pytest.mark.parametrize("missing", [None, ""])
+def test_a_missing_timestamp_or_nonce_is_refused_naming_which(missing: str | None) -> None:
+    ts, nonce = "1409659813", "1372623149"
+    assert refusal(PayloadError, check_timestamp_nonce, missing, nonce) == "missing timestamp"
+    assert refusal(PayloadError, check_timestamp_nonce, ts, missing) == "missing nonce"
+    assert refusal(PayloadError, verify_signature, TOKEN, sign(TOKEN, ts, nonce), missing, nonce) == "missing timestamp"
+    assert refusal(PayloadError, verify_msg_signature, TOKEN, "x", ts, missing, "ENC") == "missing nonce"
+    assert refusal(PayloadError, check_timestamp_nonce, "9" * 13, nonce) == "timestamp must be at most 12 ASCII digits"
+    assert refusal(PayloadError, check_timestamp_nonce, ts, "n" * 65) == (
+        "nonce must be at most 64 printable ASCII characters")
+
+
 def test_a_timestamp_of_12_digits_and_a_nonce_of_64_characters_are_accepted() -> None:
     check_timestamp_nonce("9" * 12, "n" * 64)
 
