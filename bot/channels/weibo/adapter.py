@@ -29,9 +29,9 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel, Dispatch
+from bot.channels.deadline import dispatch_in_time
 from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
-from bot.core.dispatcher import PassiveSlot, follower_hash, message_hash
 from bot.core.inbound import Inbound
 from bot.core.reply import ArticlesReply, QrReply, Reply, TextReply
 from bot.core.store import Exchange
@@ -137,27 +137,7 @@ class WeiboChannel(Channel):
                             content_type="application/json")
 
     async def _dispatch_in_time(self, msg: Inbound, deadline: float) -> Exchange | None:
-        """Dispatch; past the deadline (loop time), hand the reply to the send API and return None."""
-        slot = PassiveSlot()
-        task = asyncio.create_task(self.dispatch(msg, passive=slot))
-        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
-        done, _pending = await asyncio.wait({task}, timeout=remaining)
-        if not done:
-            if slot.give_up():
-                log.info("passive deadline passed; replying through the API", extra={
-                    "channel": self.name, "follower": follower_hash(msg), "message_id": message_hash(msg)})
-                self._spawn(self._deliver_when_done(task))
-                return None
-            # The reply is being committed as passive right now: it is only milliseconds away.
-        result = await asyncio.shield(task)
-        if not result.duplicate and result.exchange.pending_ids:
-            self._spawn(self.outbox.deliver(result.exchange.pending_ids))
-        return result.exchange
-
-    async def _deliver_when_done(self, task: asyncio.Task[Any]) -> None:
-        result = await task
-        if not result.duplicate and result.exchange.pending_ids:
-            await self.outbox.deliver(result.exchange.pending_ids)
+        return await dispatch_in_time(self, msg, deadline, spawn=self._spawn)
 
     # --- rendering -----------------------------------------------------------------------
 
