@@ -29,6 +29,9 @@ async def test_the_worker_alone_sends_through_wechat_and_telegram_and_does_not_p
                     if (await session.execute(select(func.count()).select_from(Follower))).scalar_one() == 6:
                         break
                 await asyncio.sleep(0.1)
+        async with asyncio.timeout(30):  # the web instance confirmed the updates it took (its next poll)
+            while (await rig.control("GET", "received"))["telegram_unconfirmed"]:
+                await asyncio.sleep(0.1)
         rig.stop(0)  # the web instance is gone: whatever is sent now, the worker sends
         async with sessions() as session:
             broadcast = await create_broadcast(session, name="w", texts={"en": "From the worker"},
