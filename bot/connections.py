@@ -90,7 +90,7 @@ class _Connection(asyncio.Protocol):
 
     # asyncio -> aiohttp, watched
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # asyncio hands a Transport to a stream protocol
         self.inner.connection_made(transport)
         self._start_deadline()  # a new connection is there to send a request: its headers are due
         self.guard._opened(self)

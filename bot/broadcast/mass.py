@@ -150,7 +150,7 @@ async def _call(channel: Sender, sessions: async_sessionmaker[AsyncSession], mas
             return
         reply = channel.degrade([reply_from_dict(rows[0].body or {})])[0]
         external_ids = [r.external_id for r in rows]
-    sender: MassSender = channel  # type: ignore[assignment]
+    sender: MassSender = channel  # type: ignore[assignment]  # reached only for a channel can_mass_send() accepted
     key = mass_key(MassSend(id=mass_id, created_at=created_at))
     try:
         platform_id = await sender.send_mass(external_ids, reply, context={"idempotency_key": key, "mass_send_id": mass_id})

@@ -100,7 +100,7 @@ def as_reply_list(result: Sequence[Reply] | Reply | None) -> list[Reply] | None:
         return None
     if isinstance(result, (list, tuple)):
         return list(result)
-    return [result]  # type: ignore[list-item]
+    return [result]  # type: ignore[list-item]  # a single Reply: the union's last case
 
 
 class Dispatcher:

@@ -280,7 +280,7 @@ def parse_promo_file(data: Any, *, base_dir: Path, source: str = "promotions fil
     for index, promo in enumerate(parsed.promotions):
         if promo.code.strategy == "pool":
             label = f"{source}: promotions[{index}] ({promo.slug!r}) field code.codes_csv"
-            csv_path = (base_dir / promo.code.codes_csv).resolve()  # type: ignore[operator]
+            csv_path = (base_dir / promo.code.codes_csv).resolve()  # type: ignore[operator]  # a pool has a CSV (validated)
             pools[promo.slug] = read_pool_csv(csv_path, label=label)
     return ParsedPromoFile(promotions=parsed.promotions, campaigns=campaigns, pools=pools)
 

@@ -154,7 +154,7 @@ def verify_signature(
     Malformed parameters raise ``PayloadError`` first (see ``check_timestamp_nonce``).
     """
     check_timestamp_nonce(timestamp, nonce)
-    _check_digest(sign(token, timestamp, nonce), signature)  # type: ignore[arg-type]
+    _check_digest(sign(token, timestamp, nonce), signature)  # type: ignore[arg-type]  # checked just above
 
 
 def verify_msg_signature(
@@ -166,7 +166,7 @@ def verify_msg_signature(
 ) -> None:
     """Check a safe-mode ``msg_signature`` over (token, timestamp, nonce, encrypt)."""
     check_timestamp_nonce(timestamp, nonce)
-    _check_digest(sign(token, timestamp, nonce, encrypt), msg_signature)  # type: ignore[arg-type]
+    _check_digest(sign(token, timestamp, nonce, encrypt), msg_signature)  # type: ignore[arg-type]  # checked above
 
 
 # --- safe-mode encryption ---------------------------------------------------------------------

@@ -190,7 +190,7 @@ class HTTPServer:
     def _check_limits(self, method: str, params: dict[str, Any]) -> APIError | None:
         now = time.monotonic()
         try:
-            chat_id = int(params.get("chat_id"))  # type: ignore[arg-type]
+            chat_id = int(params.get("chat_id"))  # type: ignore[arg-type]  # None raises TypeError, caught below
         except (TypeError, ValueError):
             return None
         while self._global_sends and now - self._global_sends[0] >= 1:

@@ -21,7 +21,7 @@ except ImportError:
 target_metadata = Base.metadata
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection) -> None:  # type: ignore[no-untyped-def]  # Alembic's sync connection, untyped there
     # Batch mode lets one migration alter tables on SQLite and on PostgreSQL.
     context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
     with context.begin_transaction():
