@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from bot.core.dispatcher import Dispatched, LanguageLookup, PassiveSlot, follower_hash, message_hash
@@ -25,31 +25,48 @@ class InTimeChannel(Protocol):
                        language_lookup: LanguageLookup | None = None) -> Dispatched: ...
 
 
-async def dispatch_in_time(channel: InTimeChannel, msg: Inbound, deadline: float, *,
-                           spawn: Callable[[Coroutine[Any, Any, Any]], None],
-                           language_lookup: LanguageLookup | None = None) -> Exchange | None:
-    """Dispatch ``msg``; past ``deadline`` (loop time) hand its replies to the send API and return None.
+class PassiveDeadline:
+    """Dispatches a channel's requests within the platform's deadline and owns the sends of the
+    replies that missed it; :meth:`stop` sees them through (up to ``timeout``), then cancels the rest."""
 
-    ``spawn`` runs the later sends in the channel's own background tasks (awaited when it stops).
-    """
-    slot = PassiveSlot()
-    task = asyncio.create_task(channel.dispatch(msg, passive=slot, language_lookup=language_lookup))
-    remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
-    done, _pending = await asyncio.wait({task}, timeout=remaining)
-    if not done:
-        if slot.give_up():
-            logging.getLogger(f"engagebot.{channel.name}").info("passive deadline passed; replying through the API", extra={
-                "channel": channel.name, "follower": follower_hash(msg), "message_id": message_hash(msg)})
-            spawn(_deliver_when_done(channel.outbox, task))
-            return None
-        # The reply is being committed as passive right now: it is only milliseconds away.
-    result = await asyncio.shield(task)
-    if not result.duplicate and result.exchange.pending_ids:
-        spawn(channel.outbox.deliver(result.exchange.pending_ids))
-    return result.exchange
+    def __init__(self, channel: InTimeChannel) -> None:
+        self.channel = channel
+        self._sends: set[asyncio.Task[Any]] = set()
 
+    async def dispatch(self, msg: Inbound, deadline: float, *,
+                       language_lookup: LanguageLookup | None = None) -> Exchange | None:
+        """Dispatch ``msg``; past ``deadline`` (loop time) hand its replies to the send API and return None."""
+        channel = self.channel
+        slot = PassiveSlot()
+        task = asyncio.create_task(channel.dispatch(msg, passive=slot, language_lookup=language_lookup))
+        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
+        done, _pending = await asyncio.wait({task}, timeout=remaining)
+        if not done:
+            if slot.give_up():
+                logging.getLogger(f"engagebot.{channel.name}").info(
+                    "passive deadline passed; replying through the API",
+                    extra={"channel": channel.name, "follower": follower_hash(msg), "message_id": message_hash(msg)})
+                self._spawn(self._deliver_when_done(task))
+                return None
+            # The reply is being committed as passive right now: it is only milliseconds away.
+        result = await asyncio.shield(task)
+        if not result.duplicate and result.exchange.pending_ids:
+            self._spawn(channel.outbox.deliver(result.exchange.pending_ids))
+        return result.exchange
 
-async def _deliver_when_done(outbox: OutboxSender, task: asyncio.Task[Dispatched]) -> None:
-    result = await task
-    if not result.duplicate and result.exchange.pending_ids:
-        await outbox.deliver(result.exchange.pending_ids)
+    async def stop(self, timeout: float = 10) -> None:
+        """Replies of slow handlers first (they still go through the outbox): call before the outbox stops."""
+        if self._sends:
+            await asyncio.wait(self._sends, timeout=timeout)
+            for task in self._sends:
+                task.cancel()
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(coro)
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _deliver_when_done(self, task: asyncio.Task[Dispatched]) -> None:
+        result = await task
+        if not result.duplicate and result.exchange.pending_ids:
+            await self.channel.outbox.deliver(result.exchange.pending_ids)

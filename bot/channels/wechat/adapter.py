@@ -25,7 +25,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel, Dispatch
-from bot.channels.deadline import dispatch_in_time
+from bot.channels.deadline import PassiveDeadline
 from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.inbound import Inbound
@@ -91,7 +91,7 @@ class WeChatChannel(Channel):
         # accounts with different tokens apart.
         self.replay = ReplayGuard(ReplayLedger(sessions.kw["bind"]), scope=self.name,
                                   max_skew=config.max_clock_skew)
-        self._background: set[asyncio.Task[Any]] = set()
+        self.passive_deadline = PassiveDeadline(self)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -102,19 +102,11 @@ class WeChatChannel(Channel):
         self.outbox.start()
 
     async def stop(self) -> None:
-        if self._background:  # replies of slow handlers first: they still go through the outbox
-            await asyncio.wait(self._background, timeout=10)
-            for task in self._background:
-                task.cancel()
+        await self.passive_deadline.stop()
         await self.outbox.stop()
         if self.api is not None:
             await self.api.close()
         await self.replay.ledger.close()
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     # --- HTTP ----------------------------------------------------------------------------
 
@@ -167,7 +159,7 @@ class WeChatChannel(Channel):
     async def _dispatch_in_time(self, msg: Inbound, deadline: float) -> Exchange | None:
         # A new follower's language (user/info) is asked inside the dispatch, within this deadline.
         lookup = self.user_language.before(deadline) if self.user_language is not None else None
-        return await dispatch_in_time(self, msg, deadline, spawn=self._spawn, language_lookup=lookup)
+        return await self.passive_deadline.dispatch(msg, deadline, language_lookup=lookup)
 
     # --- rendering -----------------------------------------------------------------------
 

@@ -29,12 +29,10 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel, Dispatch
-from bot.channels.deadline import dispatch_in_time
+from bot.channels.deadline import PassiveDeadline
 from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
-from bot.core.inbound import Inbound
 from bot.core.reply import ArticlesReply, QrReply, Reply, TextReply
-from bot.core.store import Exchange
 from bot.delivery.outbox import OutboxSender
 from bot.errors import PayloadError
 from bot.logs import add_secrets
@@ -82,7 +80,7 @@ class WeiboChannel(Channel):
         self.outbox = OutboxSender(self, sessions)
         self.replay = ReplayGuard(ReplayLedger(sessions.kw["bind"]), scope=self.name,
                                   max_skew=config.max_clock_skew, units_per_second=1000)
-        self._background: set[asyncio.Task[Any]] = set()
+        self.passive_deadline = PassiveDeadline(self)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -93,18 +91,10 @@ class WeiboChannel(Channel):
         self.outbox.start()
 
     async def stop(self) -> None:
-        if self._background:  # replies of slow handlers first: they still go through the outbox
-            await asyncio.wait(self._background, timeout=10)
-            for task in self._background:
-                task.cancel()
+        await self.passive_deadline.stop()
         await self.outbox.stop()
         await self.api.close()
         await self.replay.ledger.close()
-
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     # --- HTTP ----------------------------------------------------------------------------
 
@@ -130,14 +120,11 @@ class WeiboChannel(Channel):
         assert sig is not None
         await self.replay.admit(timestamp=timestamp, nonce=nonce, signature=sig, body=body)
         deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
-        exchange = await self._dispatch_in_time(push.inbound, deadline)
+        exchange = await self.passive_deadline.dispatch(push.inbound, deadline)
         if exchange is None or not exchange.passive_replies:
             return web.Response(body=b"")  # an empty body: received, no reply, do not retry
         return web.Response(text=self.render_passive(push.fan_uid, exchange.passive_replies[0]),
                             content_type="application/json")
-
-    async def _dispatch_in_time(self, msg: Inbound, deadline: float) -> Exchange | None:
-        return await dispatch_in_time(self, msg, deadline, spawn=self._spawn)
 
     # --- rendering -----------------------------------------------------------------------
 
