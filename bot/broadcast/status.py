@@ -12,9 +12,10 @@ from bot.core.clock import utcnow
 from bot.delivery.windows import HELD_FOR_MASS
 from bot.storage.dialect import affected_rows
 from bot.storage.models import Message
+from bot.storage.notices import notices_about
 from bot.storage.status import UNSENT, DeliveryStatus
 
-from .models import ACTIVE, CANCELLED, DONE, SENDING, Broadcast
+from .models import ACTIVE, CANCELLED, DONE, SENDING, Broadcast, MassSend
 
 UNSETTLED = UNSENT  # rows that may still be sent
 
@@ -75,6 +76,48 @@ async def progress(session: AsyncSession, broadcast_id: int, *, reasons: int = 5
                 Message.status.in_((DeliveryStatus.FAILED, DeliveryStatus.UNDELIVERABLE)))
             .group_by(Message.status, Message.reason).order_by(func.count().desc()).limit(reasons))).all()]
     return result
+
+
+MASS_REPORT_EVENT = "masssendjobfinish"  # WeChat's report of a finished mass send (a platform notice)
+
+
+@dataclass(slots=True)
+class MassReport:
+    """One mass-send call of a broadcast and what the platform reported of it, once it did."""
+
+    mass_id: int
+    channel: str
+    account: str
+    recipients: int
+    status: str
+    platform_id: str | None
+    report: dict[str, str] | None  # Status, TotalCount, FilterCount, SentCount, ErrorCount
+
+    def describe(self) -> str:
+        head = f"mass send #{self.mass_id} on {self.channel}/{self.account}: {self.recipients} recipients, {self.status}"
+        if self.platform_id is None:
+            return head
+        if self.report is None:
+            return f"{head}; the platform has not reported on it yet"
+        r = self.report
+        counts = ", ".join(f"{label} {r[key]}" for key, label in (
+            ("TotalCount", "total"), ("FilterCount", "after the platform's filter"), ("SentCount", "sent"),
+            ("ErrorCount", "errors")) if key in r)
+        return f"{head}; platform report: {r.get('Status', '?')}" + (f" ({counts})" if counts else "")
+
+
+async def mass_reports(session: AsyncSession, broadcast_id: int) -> list[MassReport]:
+    """The broadcast's mass sends with the platform's report of each (recorded from its notification)."""
+    masses = (await session.execute(select(MassSend).where(MassSend.broadcast_id == broadcast_id)
+                                    .order_by(MassSend.id))).scalars().all()
+    reports: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+    for key in {(m.channel, m.account) for m in masses}:
+        ids = [m.platform_id for m in masses if (m.channel, m.account) == key and m.platform_id]
+        reports[key] = await notices_about(session, channel=key[0], account=key[1], event=MASS_REPORT_EVENT,
+                                           subjects=ids)
+    return [MassReport(m.id, m.channel, m.account, m.recipients, m.status, m.platform_id,
+                       reports[(m.channel, m.account)].get(m.platform_id) if m.platform_id else None)
+            for m in masses]
 
 
 async def recent_broadcasts(session: AsyncSession, *, limit: int = 10) -> Sequence[Broadcast]:
@@ -147,5 +190,5 @@ def render_progress(p: Progress, *, width: int = 30) -> str:
             f"  ({p.status})")
 
 
-__all__ = ["CANCELLED", "DONE", "Progress", "cancel_broadcast", "finish_done", "progress", "recent_broadcasts",
+__all__ = ["CANCELLED", "DONE", "MassReport", "Progress", "mass_reports", "cancel_broadcast", "finish_done", "progress", "recent_broadcasts",
            "render_progress"]

@@ -15,7 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.broadcast.audience import Audience
 from bot.broadcast.expand import BroadcastError, create_broadcast, expand_broadcast
 from bot.broadcast.models import CANCELLED, DONE, Broadcast
-from bot.broadcast.status import cancel_broadcast, finish_done, progress, recent_broadcasts, render_progress
+from bot.broadcast.status import (
+    cancel_broadcast,
+    finish_done,
+    mass_reports,
+    progress,
+    recent_broadcasts,
+    render_progress,
+)
 from bot.broadcast.worker import BroadcastWorker, worker_options
 from bot.delivery.presence import beat_every, give_up_unserved, unserved_accounts
 from bot.i18n import SUPPORTED_LOCALES, locale_warnings, normalize_locale, operator_time
@@ -144,6 +151,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
                     print(f"engagebot: no broadcast #{args.id}", file=sys.stderr)
                     return 1
                 b = await session.get(Broadcast, args.id)
+                masses = await mass_reports(session, args.id)
             assert b is not None
             print(render_progress(p))
             print(f"  audience: {Audience.from_json(b.audience).describe(settings.timezone)}"
@@ -152,6 +160,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
                   + (f", finished {operator_time(b.finished_at, settings.timezone)}" if b.finished_at else ""))
             for status, reason, n in p.reasons:
                 print(f"  {n:>7} {status}: {reason or '(no reason given)'}")
+            for mass in masses:
+                print(f"  {mass.describe()}")
             if p.possibly_twice:
                 print(f"  possibly sent twice: {p.possibly_twice} (sent again after a crash cut their first try "
                       "short; the platform cannot say whether that one arrived)")

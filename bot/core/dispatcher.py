@@ -157,6 +157,8 @@ class Dispatcher:
         follower new to the database, or a follow); it must keep within the channel's deadline.
         """
         msg = _clean(msg)
+        if msg.kind is Kind.NOTIFICATION:
+            return await self._record_notice(msg)
         if msg.message_id is None:
             return await self._dispatch_once(msg, capabilities, passive, language_lookup)
         key = (msg.channel, msg.account, msg.message_id)
@@ -207,11 +209,14 @@ class Dispatcher:
                 tz=self.tz, services=self.services,
                 was_following=was_following,
             )
-            token = current_locale.set(ctx.locale)
-            try:
-                replies = await self._handle(msg, ctx)
-            finally:
-                current_locale.reset(token)
+            if follower.paused_by:
+                replies = []  # someone else answers this follower now: store the message, run nothing
+            else:
+                token = current_locale.set(ctx.locale)
+                try:
+                    replies = await self._handle(msg, ctx)
+                finally:
+                    current_locale.reset(token)
             if not capabilities.buttons:
                 _remember_choices(ctx, replies)
             passive_count = 0
@@ -230,6 +235,15 @@ class Dispatcher:
                 return Dispatched(stored, duplicate=True)
         log.info("handled", extra=_log_fields(msg, started, replies=len(replies), passive=passive_count))
         return Dispatched(exchange)
+
+    async def _record_notice(self, msg: Inbound) -> Dispatched:
+        """Record a platform notification; it is never answered, and a repeat is recorded once."""
+        started = time.perf_counter()
+        notice_id = await self.store.record_notice(msg)
+        event = msg.notice.event if msg.notice is not None else None
+        log.info("notice recorded" if notice_id is not None else "duplicate notice dropped",
+                 extra=_log_fields(msg, started, notice=event))
+        return Dispatched(Exchange(notice_id or 0, [], [], 0, 0), duplicate=notice_id is None)
 
     async def _handle(self, msg: Inbound, ctx: Context) -> list[Reply]:
         if self._chain is None:

@@ -14,7 +14,8 @@ from typing import Any
 FOLLOWER_FIELDS = (
     "id", "channel", "account", "external_id", "display_name", "locale", "locale_hint", "following",
     "followed_at", "unfollowed_at", "first_source", "first_touch_at", "tags", "state", "state_data",
-    "last_action_at", "last_action_kind", "window_sends", "created_at",
+    "last_action_at", "last_action_kind", "window_sends", "created_at", "paused_by", "last_latitude",
+    "last_longitude", "last_located_at",
 )
 _FIELD_SET = frozenset(FOLLOWER_FIELDS)
 
@@ -47,6 +48,10 @@ class FollowerRecord:
     last_action_kind: str | None
     window_sends: int
     created_at: datetime
+    paused_by: str | None  # who answers instead of the bot ("platform": the platform's own service desk)
+    last_latitude: float | None  # the last location the platform reported (WGS-84 or the platform's)
+    last_longitude: float | None
+    last_located_at: datetime | None
     changes: dict[str, Any]
 
     def __init__(self, values: Mapping[Any, Any]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from .clock import utcnow
 
@@ -25,6 +25,27 @@ class Kind(StrEnum):
     LOCATION = "location"
     LINK = "link"
     UNKNOWN = "unknown"
+    # The platform telling the account something (a location report, a mass send finished, a
+    # customer-service session opened): recorded, never answered. ``Inbound.notice`` says what.
+    NOTIFICATION = "notification"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """What a platform notification reports, in the platform's terms where it has its own.
+
+    ``about_follower`` is False for notices about the account (a mass send's report, a verification):
+    no follower is made of their sender. ``subject`` is what the notice is about (a mass send's
+    platform id); ``conversation`` says a person took over the follower's conversation on the
+    platform ("taken") or gave it back ("returned").
+    """
+
+    event: str
+    about_follower: bool = True
+    subject: str | None = None
+    location: tuple[float, float] | None = None  # latitude, longitude
+    conversation: Literal["taken", "returned"] | None = None
+    details: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +70,7 @@ class Inbound:
     # The reply window this action opens, when the platform counts it otherwise than its kind says
     # (Weibo: an @mention opens a "mention" window, one reply in 48 h). None: by kind.
     window: str | None = None
+    notice: Notice | None = None  # set when kind is NOTIFICATION
     raw: Any = field(default=None, compare=False, repr=False)
 
     @property

@@ -54,6 +54,10 @@ class Store(Protocol):
         """Return the follower who sent ``msg`` (created on first contact) and, when ``msg`` is a
         platform retry of a stored message, what was stored for it."""
 
+    async def record_notice(self, msg: Inbound) -> int | None:
+        """Store a platform notification (kind NOTIFICATION) once and apply it to its follower (a location
+        report, a paused conversation); return its id, or None when it was stored already."""
+
     def apply_action(self, follower: FollowerRecord, msg: Inbound, *, reply_window_kind: str | None) -> None:
         """Update the follower for what it just did (follow, unfollow, first touch, reply window)."""
 

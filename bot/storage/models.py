@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -89,6 +90,13 @@ class Follower(Base):
     last_action_kind: Mapped[str | None] = mapped_column(String(16))
     window_sends: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
+    # Set while someone else answers this follower (the platform's own customer-service session):
+    # messages are stored, no handler runs.
+    paused_by: Mapped[str | None] = mapped_column(String(32))
+    # The last location the platform reported (WeChat's location reports): not a message to answer.
+    last_latitude: Mapped[float | None] = mapped_column(Float)
+    last_longitude: Mapped[float | None] = mapped_column(Float)
+    last_located_at: Mapped[datetime | None]
 
 
 class Message(Base):
@@ -177,6 +185,31 @@ class SeenRequest(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of timestamp, nonce, signature
     body_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the body as received
     expires_at: Mapped[datetime]
+
+
+class PlatformNotice(Base):
+    """A platform notification, recorded once and never answered (migration 0011).
+
+    Location reports, a mass send's report, customer-service sessions opening and closing, card and
+    verification events: what the platform told the account, kept for reports (``broadcast status``
+    reads mass-send reports here by ``subject``, the mass send's platform id).
+    """
+
+    __tablename__ = "platform_notice"
+    __table_args__ = (
+        UniqueConstraint("channel", "account", "dedupe_key"),
+        Index("ix_platform_notice_subject", "channel", "account", "event", "subject"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(64))
+    dedupe_key: Mapped[str] = mapped_column(String(128))
+    follower_id: Mapped[int | None] = mapped_column(ForeignKey("follower.id", ondelete="CASCADE"))
+    subject: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[datetime]
 
 
 class SharedToken(Base):

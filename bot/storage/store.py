@@ -22,6 +22,7 @@ from bot.core.store import DuplicateExchange, Exchange
 from .dialect import insert_ignore
 from .engine import hold_write_gate, session_wrote
 from .models import Follower, Message
+from .notices import record_notice
 from .reader import FollowerReader
 from .status import DeliveryStatus
 from .writer import ExchangeWrite, GroupWriter
@@ -96,6 +97,9 @@ class SqlStore:
         if lookup.stored_inbound_id is not None:
             stored = await self._exchange_of(session, lookup.stored_inbound_id, lookup.stored_follower_id or follower.id)
         return follower, stored
+
+    async def record_notice(self, msg: Inbound) -> int | None:
+        return await record_notice(self.sessions, msg)
 
     def apply_action(self, follower: FollowerRecord, msg: Inbound, *, reply_window_kind: str | None) -> None:
         apply_follower_action(follower, msg, utcnow(), reply_window_kind)

@@ -17,7 +17,7 @@ import hmac
 import re
 import secrets
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 from xml.etree.ElementTree import Element, ParseError
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -25,7 +25,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as _defused_fromstring
 
 from bot.channels import fields as check
-from bot.core.inbound import Inbound, Kind
+from bot.core.inbound import Inbound, Kind, Notice
 from bot.core.reply import Article
 from bot.core.text import cut_text, utf8_bytes
 from bot.errors import DecryptError, PayloadError, PayloadTooLarge, SignatureError
@@ -108,6 +108,8 @@ _TEXTS = {
     "Title": MAX_BODY_BYTES,
     "Description": MAX_BODY_BYTES,
     "EventKey": 1024,  # a menu key (128 bytes), a scene (64 characters) or a menu URL (1024 bytes)
+    "Status": 256,  # a mass or template send's outcome ("send success", "err(10001)")
+    "KfAccount": 128,  # the customer-service agent (kf account) of a session event
     "PicUrl": 1024,
     "Url": 1024,
 }
@@ -370,6 +372,23 @@ _EVENT_KINDS = {
     "view": Kind.VIEW,
 }
 _QRSCENE_PREFIX = "qrscene_"
+# What a follower does that is not an answerable message: opening a mini program from the menu
+# is like opening a link; a scan through the menu's "scan and wait" button sends what was scanned.
+_FOLLOWER_MENU_EVENTS = {"view_miniprogram": Kind.VIEW}
+_SCAN_AND_WAIT = "scancode_waitmsg"
+# Every other event, known or not, is a platform notification: recorded, never answered (a
+# follower with location reports on sends LOCATION each time the chat opens). These concern the
+# account, not the follower who appears as the sender.
+_ACCOUNT_NOTICES = frozenset({
+    "masssendjobfinish", "publishjobfinish", "qualification_verify_success", "qualification_verify_fail",
+    "naming_verify_success", "naming_verify_fail", "annual_renew", "verify_expired", "card_pass_check",
+    "card_not_pass_check", "card_sku_remind", "poi_check_notify", "weapp_audit_success", "weapp_audit_fail",
+})
+# A send's report: its platform id and counts (MASSSENDJOBFINISH; TEMPLATESENDJOBFINISH has Status only).
+_REPORT_FIELDS = ("Status", "TotalCount", "FilterCount", "SentCount", "ErrorCount")
+_CONVERSATION: dict[str, Literal["taken", "returned"]] = {"kf_create_session": "taken", "kf_switch_session": "taken", "kf_close_session": "returned"}
+# Device messages (WeChat hardware) are platform traffic too, whatever their MsgType.
+_DEVICE_PREFIX = "device_"
 
 
 def parse_message(body: bytes | str, *, channel: str = "wechat", account_hint: str | None = None) -> Inbound:
@@ -394,17 +413,23 @@ def parse_message(body: bytes | str, *, channel: str = "wechat", account_hint: s
     except (OverflowError, OSError, ValueError):
         raise PayloadError("field CreateTime is out of range") from None
 
-    text, payload = "", None
-    if msg_type == "event":
-        event = _leaf(fields, "Event")
+    text, payload, notice = "", None, None
+    if msg_type == "event" or msg_type.startswith(_DEVICE_PREFIX):
+        event = _leaf(fields, "Event") if msg_type == "event" else msg_type
         key = _leaf(fields, "EventKey")
-        kind = _EVENT_KINDS.get(event.lower(), Kind.UNKNOWN)
-        if kind is Kind.FOLLOW:
+        kind = _EVENT_KINDS.get(event.lower()) or _FOLLOWER_MENU_EVENTS.get(event.lower()) or Kind.NOTIFICATION
+        if event.lower() == _SCAN_AND_WAIT:
+            kind, text = Kind.TEXT, _scan_result(fields)
+        elif kind is Kind.NOTIFICATION:
+            notice = _notice(event.lower(), fields)
+        elif kind is Kind.FOLLOW:
             # Scanning a scene QR before following: EventKey=qrscene_<scene>, Ticket in raw.
             if key.startswith(_QRSCENE_PREFIX):
                 payload = key[len(_QRSCENE_PREFIX) :] or None
         elif kind is not Kind.UNFOLLOW:
             payload = key or None
+        if not event:
+            raise PayloadError("missing field Event")
     else:
         parse_kind = _MESSAGE_KINDS.get(msg_type)
         if parse_kind is None:
@@ -415,7 +440,9 @@ def parse_message(body: bytes | str, *, channel: str = "wechat", account_hint: s
     message_id = _leaf(fields, "MsgId") or None
     if message_id is None:
         event_name = _leaf(fields, "Event") if msg_type == "event" else msg_type
-        message_id = event_message_id(from_user, create_time, event_name, _leaf(fields, "EventKey"))
+        # A send's report names its send (MsgID): two sends finishing in one second are two reports.
+        message_id = event_message_id(from_user, create_time, event_name,
+                                      _leaf(fields, "EventKey") or _leaf(fields, "MsgID"))
 
     return Inbound(
         channel=channel,
@@ -426,8 +453,43 @@ def parse_message(body: bytes | str, *, channel: str = "wechat", account_hint: s
         payload=payload,
         message_id=message_id,
         received_at=received_at,
+        notice=notice,
         raw=fields,
     )
+
+
+def _scan_result(fields: dict[str, Any]) -> str:
+    """What the follower scanned with the menu's scan-and-wait button (ScanCodeInfo.ScanResult)."""
+    info = fields.get("ScanCodeInfo")
+    result = info.get("ScanResult", "") if isinstance(info, dict) else ""
+    return check.text("ScanCodeInfo.ScanResult", result.strip(), max_length=1024)
+
+
+def _coordinate(fields: dict[str, Any], name: str, bound: float) -> float:
+    raw = _leaf(fields, name)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise PayloadError(f"field {name} must be a number") from None
+    if not -bound <= value <= bound:  # NaN fails too
+        raise PayloadError(f"field {name} must be within ±{bound:g}")
+    return value
+
+
+def _notice(event: str, fields: dict[str, Any]) -> Notice:
+    """What a platform notification reports (``event`` lower-cased); every field read is checked."""
+    location = None
+    if event == "location":
+        location = (_coordinate(fields, "Latitude", 90), _coordinate(fields, "Longitude", 180))
+    details = {name: _leaf(fields, name) for name in _REPORT_FIELDS if _leaf(fields, name)}
+    for name, value in details.items():
+        if name != "Status" and not (value.isascii() and value.isdigit() and len(value) <= 12):
+            raise PayloadError(f"field {name} must be a count (ASCII digits)")
+    if kf_account := _leaf(fields, "KfAccount"):
+        details["KfAccount"] = kf_account
+    subject = check.identifier("MsgID", _leaf(fields, "MsgID"), max_length=64, required=False) or None
+    return Notice(event=event, about_follower=event not in _ACCOUNT_NOTICES, subject=subject, location=location,
+                  conversation=_CONVERSATION.get(event), details=details)
 
 
 def event_message_id(from_user: str, create_time: str, event: str, key: str) -> str:

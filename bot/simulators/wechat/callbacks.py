@@ -21,6 +21,7 @@ from .state import WECHAT_ERROR_TEXT, CallbackResult, Follower, SimulatorError, 
 __all__ = ["CallbackDriver", "RawResponse"]
 
 MAX_REPLY_BYTES = 64 * 1024
+MASS_ASSISTANT = "mphelper"  # the sender of MASSSENDJOBFINISH: WeChat's mass-send assistant, not a follower
 
 
 @dataclass
@@ -121,6 +122,38 @@ class CallbackDriver(PlatformAPI):
         """Tap a menu item that opens a URL (does not open the customer-service window)."""
         follower = self._following(openid)
         return await self._event(follower, "VIEW", [("EventKey", url)], key=url)
+
+    async def report_location(self, openid: str, *, latitude: float, longitude: float,
+                              precision: float = 65.0) -> CallbackResult:
+        """The follower opens the chat with location reporting on: WeChat reports where they are."""
+        follower = self._following(openid)
+        extra: list[tuple[str, str | int]] = [
+            ("Latitude", f"{latitude:.6f}"), ("Longitude", f"{longitude:.6f}"), ("Precision", f"{precision:.6f}")]
+        return await self._event(follower, "LOCATION", extra, key=None)
+
+    async def customer_service(self, openid: str, action: str, *, kf_account: str = "kf2001@gh_simulated"
+                               ) -> CallbackResult:
+        """A person of the account's customer-service desk opens ("create"), passes on ("switch") or
+        closes ("close") a session with the follower."""
+        if action not in ("create", "switch", "close"):
+            raise SimulatorError(f"unknown customer-service action {action!r} (create, switch or close)")
+        follower = self._following(openid)
+        extra: list[tuple[str, str | int]] = [("KfAccount", kf_account)]
+        return await self._event(follower, f"kf_{action}_session", extra, key=None)
+
+    async def _report_mass_finished(self, job: dict[str, Any], *, filtered: int, sent: int) -> None:
+        """Tell the account how a mass send went (MASSSENDJOBFINISH, from the mass-send assistant)."""
+        if not self.callback_url:
+            return
+        xml = build_xml([
+            ("ToUserName", self.account_id), ("FromUserName", MASS_ASSISTANT), ("CreateTime", int(self.clock())),
+            ("MsgType", "event"), ("Event", "MASSSENDJOBFINISH"), ("MsgID", job["msg_id"]),
+            ("Status", "send success"), ("TotalCount", len(job["recipients"])), ("FilterCount", filtered),
+            ("SentCount", sent), ("ErrorCount", filtered - sent),
+        ])
+        result = CallbackResult(action="MASSSENDJOBFINISH")
+        await self._post(xml, None, result)
+        job["report"] = {"status": result.status, "error": result.error}
 
     # -- raw access for hostile-input tests ---------------------------------------------------------
 
@@ -250,12 +283,26 @@ class CallbackDriver(PlatformAPI):
         return outer.encode("utf-8"), encrypt
 
     async def _deliver(self, follower: Follower, xml: str, result: CallbackResult, *, show_reply: bool) -> None:
+        raw = await self._post(xml, follower.openid, result)
+        if raw is not None:
+            self._read_answer(follower, raw, result)
+        if not show_reply:
+            return
+        if result.reply is not None:
+            self._record(follower, "out", "passive", result.reply["type"],
+                         **{k: v for k, v in result.reply.items() if k != "type"})
+        elif result.error is not None:
+            self._record(follower, "out", "system", "error", content=WECHAT_ERROR_TEXT, detail=result.error)
+
+    async def _post(self, xml: str, openid: str | None, result: CallbackResult) -> bytes | None:
+        """POST a callback, signed (and encrypted in safe mode), retrying as WeChat does; the answer's body."""
         url = self._url()
         body, encrypt = self._envelope(xml)
         started = time.perf_counter()
+        answer = None
         for attempt in range(1, self.retries + 1):
             result.attempts = attempt
-            query = self._signed_query(encrypt, follower.openid)
+            query = self._signed_query(encrypt, openid)
             try:
                 async with self._http().post(
                     url, params=query, data=body, headers={"Content-Type": "text/xml"}, allow_redirects=False,
@@ -273,16 +320,10 @@ class CallbackDriver(PlatformAPI):
                 result.error = f"HTTP {status} (try {attempt})"
                 continue
             result.error = None
-            self._read_answer(follower, raw, result)
+            answer = raw
             break
         result.latency = time.perf_counter() - started
-        if not show_reply:
-            return
-        if result.reply is not None:
-            self._record(follower, "out", "passive", result.reply["type"],
-                         **{k: v for k, v in result.reply.items() if k != "type"})
-        elif result.error is not None:
-            self._record(follower, "out", "system", "error", content=WECHAT_ERROR_TEXT, detail=result.error)
+        return answer
 
     def _read_answer(self, follower: Follower, raw: bytes, result: CallbackResult) -> None:
         if raw in (b"", b"success"):

@@ -167,11 +167,18 @@ class PlatformAPI(SimulatorState):
 
     async def _deliver_mass(self, job: dict[str, Any]) -> None:
         await asyncio.sleep(self.mass_delay)
+        sent = 0
         for openid in job["recipients"]:
             follower = self.followers.get(openid)
             if follower is not None and follower.subscribed:
                 self._record(follower, "out", "mass", **_timeline_fields(job["message"]), msg_id=job["msg_id"])
+                sent += 1
         job["delivered"] = True
+        # Only followers get it (the platform's filter); each one reached counts as sent.
+        await self._report_mass_finished(job, filtered=sent, sent=sent)
+
+    async def _report_mass_finished(self, job: dict[str, Any], *, filtered: int, sent: int) -> None:
+        """Report a finished mass send to the account; the callback driver posts it (none here)."""
 
     async def drain(self) -> None:
         """Wait until every submitted mass send has been delivered."""

@@ -454,7 +454,7 @@ def test_subscribe_through_a_scene_qr_carries_the_scene_and_ticket() -> None:
         (DOC_SCAN, Kind.SCAN, "SCENE_VALUE", ("SCAN", "SCENE_VALUE")),
         (DOC_CLICK, Kind.CLICK, "EVENTKEY", ("CLICK", "EVENTKEY")),
         (DOC_VIEW, Kind.VIEW, "www.qq.com", ("VIEW", "www.qq.com")),
-        (DOC_LOCATION_EVENT, Kind.UNKNOWN, None, ("LOCATION", "")),
+        (DOC_LOCATION_EVENT, Kind.NOTIFICATION, None, ("LOCATION", "")),
     ],
     ids=["unsubscribe", "scan", "click", "view", "location-event"],
 )
@@ -497,9 +497,10 @@ def test_str_body_is_accepted() -> None:
     assert parse_message(DOC_VOICE.decode()).text == "腾讯微信团队"
 
 
-def test_unknown_msg_type_and_event_are_unknown() -> None:
+def test_unknown_msg_type_is_unknown_and_an_unknown_event_a_notification() -> None:
     assert parse_message(DOC_TEXT.replace(b"[text]", b"[hologram]")).kind == Kind.UNKNOWN
-    assert parse_message(doc_event("TEMPLATESENDJOBFINISH")).kind == Kind.UNKNOWN
+    assert parse_message(doc_event("TEMPLATESENDJOBFINISH")).kind == Kind.NOTIFICATION
+    assert parse_message(doc_event("SOMETHING_NEW_NEXT_YEAR")).kind == Kind.NOTIFICATION
 
 
 def test_nested_fields_are_kept_in_raw() -> None:

@@ -1,0 +1,85 @@
+"""Platform notices: stored once (a platform retry is a repeat), never answered.
+
+A notice about a follower may change the follower: a location report becomes its last location; a
+customer-service session opened on the platform pauses the bot for that follower until the session
+closes (``paused_by``, which the dispatcher reads). Notices about the account (a mass send's report)
+make no follower of their sender.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.core.inbound import Inbound
+
+from .dialect import affected_rows, insert_ignore
+from .engine import hold_write_gate
+from .models import Follower, PlatformNotice
+
+# ``paused_by`` while the platform's own customer-service desk has the conversation (WeChat kf).
+PLATFORM_DESK = "platform"
+MAX_DETAILS = 16  # fields kept per notice; the adapter picks the ones that matter
+MAX_DETAIL_LENGTH = 256
+
+
+async def record_notice(sessions: async_sessionmaker[AsyncSession], msg: Inbound) -> int | None:
+    """Store ``msg`` (a NOTIFICATION) and apply it to its follower; return its row id, None for a repeat."""
+    notice = msg.notice
+    if notice is None or msg.message_id is None:
+        raise ValueError("a notification needs its notice and a dedupe key (message_id)")
+    details = {str(k)[:64]: str(v)[:MAX_DETAIL_LENGTH] for k, v in list(notice.details.items())[:MAX_DETAILS]}
+    async with sessions() as session:
+        await hold_write_gate(session)
+        follower_id = None
+        if notice.about_follower:
+            follower_id = (await session.execute(select(Follower.id).where(
+                Follower.channel == msg.channel, Follower.account == msg.account,
+                Follower.external_id == msg.external_id))).scalar_one_or_none()
+        result = await session.execute(insert_ignore(session, PlatformNotice).values(
+            channel=msg.channel, account=msg.account, event=notice.event[:64], dedupe_key=msg.message_id[:128],
+            follower_id=follower_id, subject=notice.subject[:64] if notice.subject else None, details=details,
+            received_at=msg.received_at))
+        if affected_rows(result) == 0:
+            await session.rollback()
+            return None
+        notice_id = (await session.execute(select(PlatformNotice.id).where(
+            PlatformNotice.channel == msg.channel, PlatformNotice.account == msg.account,
+            PlatformNotice.dedupe_key == msg.message_id[:128]))).scalar_one()
+        if follower_id is not None:
+            await _apply(session, follower_id, msg)
+        await session.commit()
+        return notice_id
+
+
+async def _apply(session: AsyncSession, follower_id: int, msg: Inbound) -> None:
+    notice = msg.notice
+    assert notice is not None
+    changes: dict[str, Any] = {}
+    if notice.location is not None:
+        changes.update(last_latitude=notice.location[0], last_longitude=notice.location[1],
+                       last_located_at=msg.received_at)
+    if notice.conversation == "taken":
+        changes["paused_by"] = PLATFORM_DESK
+    if changes:
+        await session.execute(update(Follower).where(Follower.id == follower_id).values(**changes))
+    if notice.conversation == "returned":
+        # Only the desk's own pause ends here: an operator's handoff is not the platform's to end.
+        await session.execute(update(Follower).where(
+            Follower.id == follower_id, Follower.paused_by == PLATFORM_DESK).values(paused_by=None))
+
+
+async def notices_about(session: AsyncSession, *, channel: str, account: str, event: str,
+                        subjects: list[str]) -> dict[str, dict[str, Any]]:
+    """The details of the first notice of ``event`` about each of ``subjects`` (a mass send's report)."""
+    if not subjects:
+        return {}
+    rows = (await session.execute(select(PlatformNotice.subject, PlatformNotice.details).where(
+        PlatformNotice.channel == channel, PlatformNotice.account == account, PlatformNotice.event == event,
+        PlatformNotice.subject.in_(subjects)).order_by(PlatformNotice.id))).all()
+    found: dict[str, dict[str, Any]] = {}
+    for subject, details in rows:
+        found.setdefault(subject, dict(details))
+    return found
