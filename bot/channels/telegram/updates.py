@@ -1,7 +1,9 @@
 """Telegram updates to Inbound: messages, commands, deep links, button presses, blocks and unblocks.
 
-Only private chats are handled: a message in a group, or the bot being added to one, gives None
-(the bot talks with followers one to one, like the other channels).
+Only private chats are handled: a message in a group gives None (the bot talks with followers one
+to one, like the other channels). What Telegram reports rather than what a follower says (a service
+message such as a pin, an edited message, the bot added to a group) is a NOTIFICATION: recorded,
+never answered.
 
 Every field used is checked first (``bot.channels.fields``): ids must be 63-bit integers, text and
 names are bounded and cleaned (NUL -> U+FFFD), a malformed one raises ``PayloadError`` naming it.
@@ -14,12 +16,19 @@ from telegram.constants import ChatMemberStatus, ChatType, MessageEntityType
 
 from bot.channels import fields as check
 from bot.core.clock import utcnow
-from bot.core.inbound import Inbound, Kind
+from bot.core.inbound import Inbound, Kind, Notice
 
 from .render import DEEP_LINK_PAYLOAD
 
 # What the bot asks Telegram for; anything else is not delivered at all.
-ALLOWED_UPDATES = ("message", "callback_query", "my_chat_member")
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query", "my_chat_member")
+# What a follower may send; a private message with none of these is a service message (a pin, a
+# payment, access granted...): Telegram's report, not something said.
+_CONTENT = ("text", "caption", "photo", "voice", "location", "sticker", "document", "video", "video_note",
+            "audio", "animation", "contact", "venue", "poll", "dice", "game", "story", "invoice", "paid_media")
+_SERVICE = ("pinned_message", "write_access_allowed", "users_shared", "chat_shared", "successful_payment",
+            "refunded_payment", "message_auto_delete_timer_changed", "connected_website",
+            "proximity_alert_triggered", "chat_background_set", "gift", "unique_gift")
 
 MAX_TEXT = 4096  # a message's text, and a caption (Premium users get 4096 there too)
 MAX_NAME = 256  # first and last name each (Telegram's apps allow 64; a margin, not a promise)
@@ -51,6 +60,8 @@ def update_to_inbound(update: Update, *, channel: str, account: str) -> Inbound 
     """Return the Inbound for one update, or None when it is not for the router (groups, edits...)."""
     if update.message is not None:
         return _from_message(update.message, channel=channel, account=account)
+    if update.edited_message is not None:
+        return _from_edit(update.edited_message, channel=channel, account=account)
     if update.callback_query is not None:
         return _from_callback(update.callback_query, channel=channel, account=account)
     if update.my_chat_member is not None:
@@ -62,14 +73,34 @@ def _from_message(message: Message, *, channel: str, account: str) -> Inbound | 
     user = message.from_user
     if message.chat.type != ChatType.PRIVATE or user is None or user.is_bot:
         return None
-    kind, text, payload = _classify(message)
     chat_id = _chat_id(message.chat.id)
+    if not any(getattr(message, name, None) for name in _CONTENT):
+        event = next((name for name in _SERVICE if getattr(message, name, None)), "service_message")
+        return Inbound(
+            channel=channel, account=account, external_id=chat_id, kind=Kind.NOTIFICATION,
+            message_id=f"{chat_id}:{check.number('message_id', message.message_id)}",
+            received_at=message.date or utcnow(), notice=Notice(event=event), raw=message,
+        )
+    kind, text, payload = _classify(message)
     return Inbound(
         channel=channel, account=account, external_id=chat_id, kind=kind,
         text=check.text("text" if message.text is not None else "caption", text, max_length=MAX_TEXT),
         payload=payload, message_id=f"{chat_id}:{check.number('message_id', message.message_id)}",
         received_at=message.date or utcnow(), language_hint=_language(user),
         display_name=_display_name(user), raw=message,
+    )
+
+
+def _from_edit(message: Message, *, channel: str, account: str) -> Inbound | None:
+    """A follower edited a message: recorded (when and which), not answered a second time."""
+    if message.chat.type != ChatType.PRIVATE:
+        return None
+    chat_id = _chat_id(message.chat.id)
+    edited = int(message.edit_date.timestamp()) if message.edit_date is not None else 0
+    return Inbound(
+        channel=channel, account=account, external_id=chat_id, kind=Kind.NOTIFICATION,
+        message_id=f"edit:{chat_id}:{check.number('message_id', message.message_id)}:{edited}",
+        received_at=message.edit_date or utcnow(), notice=Notice(event="edited_message"), raw=message,
     )
 
 
@@ -112,17 +143,21 @@ def _from_callback(query: CallbackQuery, *, channel: str, account: str) -> Inbou
 
 
 def _from_member(change: ChatMemberUpdated, update_id: int, *, channel: str, account: str) -> Inbound | None:
-    if change.chat.type != ChatType.PRIVATE:
-        return None
     old, new = change.old_chat_member.status, change.new_chat_member.status
-    if new == ChatMemberStatus.BANNED:  # "kicked": the user blocked the bot
+    notice = None
+    if change.chat.type != ChatType.PRIVATE:
+        # The bot added to (or removed from) a group or channel by someone: the account's news.
+        kind, notice = Kind.NOTIFICATION, Notice(event="my_chat_member", about_follower=False,
+                                                 details={"chat_type": str(change.chat.type), "status": str(new)})
+    elif new == ChatMemberStatus.BANNED:  # "kicked": the user blocked the bot
         kind = Kind.UNFOLLOW
     elif new == ChatMemberStatus.MEMBER and old in (ChatMemberStatus.BANNED, ChatMemberStatus.LEFT):
         kind = Kind.FOLLOW  # unblocked ("Restart")
     else:
-        return None
+        kind, notice = Kind.NOTIFICATION, Notice(event="my_chat_member", details={"status": str(new)})
     return Inbound(
         channel=channel, account=account, external_id=_chat_id(change.chat.id), kind=kind,
         message_id=f"u:{check.number('update_id', update_id)}", received_at=change.date or utcnow(),
-        language_hint=_language(change.from_user), display_name=_display_name(change.from_user), raw=change,
+        language_hint=_language(change.from_user), display_name=_display_name(change.from_user), notice=notice,
+        raw=change,
     )

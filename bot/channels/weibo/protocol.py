@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
-from bot.core.inbound import Inbound, Kind
+from bot.core.inbound import Inbound, Kind, Notice
 from bot.core.reply import Article
 from bot.core.text import cut_text, plain, sanitize_text
 from bot.errors import (
@@ -247,7 +247,8 @@ def parse_push(body: bytes, *, channel: str = "weibo", account: str = "default",
             raise PayloadError("field data.subtype must be a non-empty string")
         subtype = raw_subtype
         key = _text(data.get("key"), "data.key", MAX_KEY)
-        kind = EVENT_KINDS.get(subtype, Kind.UNKNOWN)
+        # An event that is not a fan's action (whatever Weibo adds) is the platform's news: recorded only.
+        kind = EVENT_KINDS.get(subtype, Kind.NOTIFICATION)
         if subtype in ("scan_follow", "scan", "click", "view"):
             if not key:
                 raise PayloadError(f"field data.key is required for {subtype}")
@@ -261,6 +262,7 @@ def parse_push(body: bytes, *, channel: str = "weibo", account: str = "default",
             channel=channel, account=account, external_id=sender, kind=kind, text=text, payload=payload,
             message_id=push_message_id(sender, created_raw, msg_type, subtype), received_at=received_at,
             window="mention" if subtype == "mention" else None,
+            notice=Notice(event=subtype[:64]) if kind is Kind.NOTIFICATION else None,
             raw={"type": msg_type, "subtype": subtype, "receiver_id": receiver},
         ),
         brand_uid=receiver, fan_uid=sender, msg_type=msg_type, subtype=subtype,

@@ -381,6 +381,41 @@ class SimState(RecordKeeper):
                  "mime_type": "audio/ogg", "file_size": len(sim_file.data)}
         return self._user_message(user_id, {"voice": voice}, kind="voice", duration=duration)
 
+    def edit_text(self, user_id: int, message_id: int, text: str) -> dict[str, Any]:
+        """The user edits a text message they sent: an ``edited_message`` update with the new text."""
+        chat = self.chat(user_id)
+        message = chat.messages.get(message_id)
+        if message is None or message.get("from", {}).get("id") != user_id or "text" not in message:
+            raise ValueError(f"no text message {message_id} of user {user_id} in their chat")
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("text must be a non-empty string")
+        message.update(text=text, edit_date=self._now())
+        self._event(chat, "in", "edit", message_id=message_id, user_id=user_id, text=text)
+        return self._push_update("edited_message", dict(message))
+
+    def pin(self, user_id: int, message_id: int) -> dict[str, Any]:
+        """The user pins a message of their chat: a service message (``pinned_message``) from them."""
+        user = self.user(user_id)
+        chat = self.chat(user_id)
+        pinned = chat.messages.get(message_id)
+        if pinned is None:
+            raise ValueError(f"no message {message_id} in chat {user_id}")
+        service = {"message_id": chat.new_message_id(), "from": user.as_user(), "chat": chat.as_chat(),
+                   "date": self._now(), "pinned_message": pinned}
+        chat.messages[service["message_id"]] = service
+        self._event(chat, "in", "pin", message_id=message_id, user_id=user_id)
+        return self._push_update("message", service)
+
+    def add_bot_to_group(self, user_id: int, group_id: int, title: str = "Fans group") -> dict[str, Any]:
+        """The user adds the bot to a group (``group_id`` negative): ``my_chat_member`` in that group."""
+        if not isinstance(group_id, int) or group_id >= 0:
+            raise ValueError("a group's id is a negative int")
+        user = self.user(user_id)
+        payload = {"chat": {"id": group_id, "type": "group", "title": title}, "from": user.as_user(),
+                   "date": self._now(), "old_chat_member": {"user": self.bot_user, "status": "left"},
+                   "new_chat_member": {"user": self.bot_user, "status": "member"}}
+        return self._push_update("my_chat_member", payload)
+
     def press_button(self, user_id: int, message_id: int, callback_data: str, *, check: bool = True) -> dict[str, Any]:
         """The user taps an inline button under the bot's message ``message_id`` in their private chat.
 

@@ -72,7 +72,7 @@ def test_text_push() -> None:
     ("event", {"subtype": "click", "key": "MENU_1"}, Kind.CLICK, "MENU_1"),
     ("event", {"subtype": "view", "key": "https://example.com"}, Kind.VIEW, "https://example.com"),
     ("event", {"subtype": "mention"}, Kind.TEXT, None),
-    ("event", {"subtype": "somethingnew"}, Kind.UNKNOWN, None),
+    ("event", {"subtype": "somethingnew"}, Kind.NOTIFICATION, None),
     ("video", {}, Kind.UNKNOWN, None),
 ])
 def test_every_kind(msg_type: str, data: dict[str, str], kind: Kind, payload: str | None) -> None:
