@@ -9,7 +9,17 @@ from bot.core.context import Context
 from bot.core.dispatcher import Dispatcher, Middleware, Next
 from bot.core.follower import FollowerRecord
 from bot.core.inbound import Inbound, Kind
-from bot.core.reply import Article, ArticlesReply, Button, ButtonsReply, ImageReply, QrReply, Reply, TextReply
+from bot.core.reply import (
+    Article,
+    ArticlesReply,
+    Button,
+    ButtonsReply,
+    ImageReply,
+    LocationRequestReply,
+    QrReply,
+    Reply,
+    TextReply,
+)
 from bot.core.router import Router
 from bot.core.services import PromptRule, PromptRules, Services
 from bot.i18n import N_, _, chinese_locale, fold, ngettext, normalize_locale
@@ -42,6 +52,7 @@ from bot.offers import (
     record_campaign_touch,
     running_offers,
 )
+from bot.stores import any_stores, describe_stores, reported_position, shared_position, stores_near
 from bot.welcome import welcome_replies
 
 __all__ = [
@@ -60,6 +71,7 @@ __all__ = [
     "ImageReply",
     "Inbound",
     "Kind",
+    "LocationRequestReply",
     "Middleware",
     "N_",
     "Next",
@@ -76,6 +88,11 @@ __all__ = [
     "Services",
     "TextReply",
     "_",
+    "any_stores",
+    "describe_stores",
+    "reported_position",
+    "shared_position",
+    "stores_near",
     "campaign_for_scene",
     "campaign_promotion",
     "chinese_locale",

@@ -191,7 +191,7 @@ def describe_validation_error(exc: ValidationError, data: Any, list_key: str, *,
         where = ".".join(str(p) for p in loc) or "(top)"
         if len(loc) >= 2 and loc[0] == list_key and isinstance(loc[1], int) and isinstance(items, list):
             item = items[loc[1]] if loc[1] < len(items) else None
-            label = (item.get("name") or item.get("slug")) if isinstance(item, dict) else None
+            label = (item.get("name") or item.get("slug") or item.get("id")) if isinstance(item, dict) else None
             label = label if isinstance(label, str) else None
             field = ".".join(str(p) for p in loc[2:])
             where = f"{list_key}[{loc[1]}]" + (f" ({label!r})" if label else "") + (f" field {field}" if field else "")

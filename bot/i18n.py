@@ -28,10 +28,12 @@ from babel import Locale, UnknownLocaleError
 from babel.core import get_global
 from babel.dates import format_date as _babel_format_date
 from babel.dates import format_datetime as _babel_format_datetime
+from babel.dates import format_time as _babel_format_time
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import PoFileError, read_po
 from babel.numbers import format_currency as _babel_format_currency
 from babel.numbers import format_decimal as _babel_format_decimal
+from babel.units import format_unit as _babel_format_unit
 
 from bot.chinese import HAN, HANS, HANT, convert_to, fold, han_script, simplified_characters
 
@@ -375,6 +377,11 @@ def locale_warnings(what: str, fields: Mapping[str, Mapping[str, Any] | None], *
 # --- formatting -------------------------------------------------------------------------------
 
 
+# Formatter's methods are named after these types; the aliases keep the names from shadowing them.
+_Day = date
+_Moment = datetime
+
+
 @dataclass(frozen=True, slots=True)
 class Formatter:
     """Dates, numbers and money in one locale (and time zone)."""
@@ -394,6 +401,21 @@ class Formatter:
 
     def datetime(self, value: datetime, format: str = "medium") -> str:
         return _babel_format_datetime(value, format=format, tzinfo=self.tz, locale=self.babel_locale)
+
+    def time(self, value: _Moment, format: str = "short") -> str:
+        """A time of day as written in the locale, in the value's own zone (a store's, say)."""
+        return _babel_format_time(value, format=format, locale=self.babel_locale)
+
+    def weekday(self, value: _Day) -> str:
+        return _babel_format_date(value, format="EEEE", locale=self.babel_locale)
+
+    def distance(self, metres: float) -> str:
+        """A distance in the locale's words: metres below one kilometre (rounded to 10), else kilometres."""
+        if metres < 950:
+            return _babel_format_unit(max(10, round(metres, -1)), "length-meter", length="short",
+                                      locale=self.babel_locale)
+        km = round(metres / 1000, 1) if metres < 100_000 else round(metres / 1000)
+        return _babel_format_unit(km, "length-kilometer", length="short", locale=self.babel_locale)
 
     def number(self, value: int | float | Decimal) -> str:
         return _babel_format_decimal(value, locale=self.babel_locale)

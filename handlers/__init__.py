@@ -1,14 +1,15 @@
-"""Built-in handlers: welcome, language switch, help, offers, prompt-reply rules, other kinds, fallback."""
+"""Built-in handlers: welcome, language switch, help, offers, stores, prompt-reply rules, other kinds, fallback."""
 
 from bot import Router
 
-from . import fallback, help, language, offers, prompts, welcome
+from . import fallback, help, language, offers, prompts, stores, welcome
 
 
 def default_router() -> Router:
     """All built-in handlers in one router (each module owns its own)."""
     root = Router("builtin")
-    root.include(language.router, help.router, welcome.router, offers.router, prompts.router, fallback.router)
+    root.include(language.router, help.router, welcome.router, offers.router, stores.router, prompts.router,
+                 fallback.router)
     return root
 
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from bot.core.capabilities import Capabilities, ReplyWindow
 from bot.core.dispatcher import Dispatched, LanguageLookup, PassiveSlot
 from bot.core.inbound import Inbound
-from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, QrReply, Reply, TextReply
+from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, LocationRequestReply, QrReply, Reply, TextReply
 from bot.core.text import cut_text
 
 __all__ = ["Capabilities", "Channel", "Dispatch", "ReplyWindow", "numbered_choices"]
@@ -95,6 +95,8 @@ class Channel(ABC):
                     out.append(self.fit(TextReply("\n".join(p for p in (caption, url) if p))))
                 case QrReply(scene=scene, caption=caption, url=url):
                     out.append(self.fit(TextReply("\n".join(p for p in (caption, url or scene) if p))))
+                case LocationRequestReply(text=text, fallback=fallback) if not caps.location_request:
+                    out.append(self.fit(TextReply("\n".join(p for p in (text, fallback) if p))))
                 case TextReply():
                     out.append(self.fit(reply))
                 case _:

@@ -49,3 +49,7 @@ class Capabilities:
     # The platform drops a second send carrying the same ``context["idempotency_key"]``: a send left
     # in doubt by a crash can be repeated without the follower getting it twice.
     idempotent_sends: bool = False
+    # A button that asks for the follower's location (Telegram's request_location keyboard).
+    location_request: bool = False
+    # The datum of the positions followers share: "gcj02" on WeChat (China's maps), else GPS's WGS-84.
+    location_datum: str = "wgs84"

@@ -54,4 +54,16 @@ class QrReply:
     url: str = ""  # filled in by the channel when it knows the link
 
 
-Reply = TextReply | ArticlesReply | ImageReply | ButtonsReply | QrReply
+@dataclass(frozen=True, slots=True)
+class LocationRequestReply:
+    """Ask for the follower's location with the platform's own button (Telegram's "share location").
+
+    A channel without such a button sends ``fallback``: how to share a location there by hand.
+    """
+
+    text: str
+    button: str
+    fallback: str
+
+
+Reply = TextReply | ArticlesReply | ImageReply | ButtonsReply | QrReply | LocationRequestReply

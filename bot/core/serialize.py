@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any, assert_never
 
-from .reply import Article, ArticlesReply, Button, ButtonsReply, ImageReply, QrReply, Reply, TextReply
+from .reply import (
+    Article,
+    ArticlesReply,
+    Button,
+    ButtonsReply,
+    ImageReply,
+    LocationRequestReply,
+    QrReply,
+    Reply,
+    TextReply,
+)
 
 
 def reply_to_dict(reply: Reply) -> dict[str, Any]:
@@ -22,6 +32,8 @@ def reply_to_dict(reply: Reply) -> dict[str, Any]:
                     "buttons": [{"label": b.label, "payload": b.payload} for b in buttons]}
         case QrReply(scene=scene, caption=caption, url=url):
             return {"type": "qr", "scene": scene, "caption": caption, "url": url}
+        case LocationRequestReply(text=text, button=button, fallback=fallback):
+            return {"type": "location_request", "text": text, "button": button, "fallback": fallback}
         case _:
             assert_never(reply)
 
@@ -38,13 +50,15 @@ def reply_from_dict(data: dict[str, Any]) -> Reply:
         return ButtonsReply(data["text"], tuple(Button(**b) for b in data["buttons"]))
     if kind == "qr":
         return QrReply(data["scene"], data.get("caption", ""), data.get("url", ""))
+    if kind == "location_request":
+        return LocationRequestReply(data["text"], data["button"], data["fallback"])
     raise ValueError(f"unknown reply type {kind!r}")
 
 
 def reply_text(reply: Reply) -> str:
     """A plain-text summary of a reply, stored beside it for search and the console."""
     match reply:
-        case TextReply(text=text) | ButtonsReply(text=text):
+        case TextReply(text=text) | ButtonsReply(text=text) | LocationRequestReply(text=text):
             return text
         case ArticlesReply(articles=articles):
             return "\n".join(a.title for a in articles)

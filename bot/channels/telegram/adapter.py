@@ -31,14 +31,14 @@ from typing import Any, ClassVar
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import BotCommand, LinkPreviewOptions, Update
+from telegram import BotCommand, KeyboardButton, LinkPreviewOptions, ReplyKeyboardMarkup, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
 
 from bot.core.capabilities import Capabilities
 from bot.core.dispatcher import follower_hash
 from bot.core.inbound import Inbound, Kind
-from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, QrReply, Reply, TextReply
+from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, LocationRequestReply, QrReply, Reply, TextReply
 from bot.delivery.outbox import OutboxSender
 from bot.errors import (
     FollowerGone,
@@ -75,6 +75,7 @@ log = logging.getLogger("engagebot.telegram")
 
 TELEGRAM_CAPABILITIES = Capabilities(
     max_text_length=MAX_TEXT, buttons=True, max_articles=1, images=True, passive_reply_deadline=None,
+    location_request=True,
     max_sends_per_second=OVERALL_PER_SECOND, max_sends_per_chat_per_second=CHAT_PER_SECOND,
 )
 WEBHOOK_PATH = "/telegram"
@@ -484,6 +485,11 @@ class TelegramChannel(Channel):
                             await bot.send_message(chat_id, part, link_preview_options=preview)
             case ImageReply(url=url, caption=caption):
                 await bot.send_photo(chat_id, url, caption=cut_to(caption, MAX_CAPTION) or None)
+            case LocationRequestReply(text=text, button=button):
+                # A one-time keyboard: the follower's tap sends their location as a message.
+                ask = ReplyKeyboardMarkup([[KeyboardButton(cut_to(button, 64), request_location=True)]],
+                                          one_time_keyboard=True, resize_keyboard=True)
+                await bot.send_message(chat_id, cut_to(text, MAX_TEXT) or "\u2063", reply_markup=ask)
             case QrReply(scene=scene, caption=caption, url=url):
                 link = url or (deep_link(self.bot_username, scene) if self.bot_username else None) or scene
                 for part in split_message("\n".join(x for x in (caption, link) if x)):

@@ -17,6 +17,7 @@ from telegram.constants import ChatMemberStatus, ChatType, MessageEntityType
 from bot.channels import fields as check
 from bot.core.clock import utcnow
 from bot.core.inbound import Inbound, Kind, Notice
+from bot.errors import PayloadError
 
 from .render import DEEP_LINK_PAYLOAD
 
@@ -123,7 +124,11 @@ def _classify(message: Message) -> tuple[Kind, str, str | None]:
     if message.voice is not None:
         return Kind.VOICE, caption, None
     if message.location is not None:
-        return Kind.LOCATION, "", None
+        lat, lng = message.location.latitude, message.location.longitude
+        if not (isinstance(lat, (int, float)) and isinstance(lng, (int, float))
+                and -90 <= lat <= 90 and -180 <= lng <= 180):
+            raise PayloadError("field location must hold a latitude within ±90 and a longitude within ±180")
+        return Kind.LOCATION, "", f"{lat:.6f},{lng:.6f}"
     return Kind.UNKNOWN, caption, None  # stickers, documents, video, contacts...
 
 

@@ -48,7 +48,7 @@ log = logging.getLogger("engagebot.wechat")
 def wechat_capabilities(config: WeChatAccount) -> Capabilities:
     return Capabilities(
         max_text_length=protocol.MAX_TEXT_BYTES, text_length_in_bytes=True, buttons=False, max_articles=1,
-        images=False, passive_reply_deadline=config.passive_deadline_seconds, max_passive_replies=1,
+        images=False, location_datum="gcj02", passive_reply_deadline=config.passive_deadline_seconds, max_passive_replies=1,
         window_after_message=ReplyWindow(timedelta(hours=config.window_after_message_hours),
                                          config.window_after_message_sends),
         window_after_event=ReplyWindow(timedelta(seconds=config.window_after_event_seconds),

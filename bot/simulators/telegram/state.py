@@ -367,6 +367,16 @@ class SimState(RecordKeeper):
             content["caption"] = caption
         return self._user_message(user_id, content, kind="photo", file_id=sim_file.file_id, caption=caption)
 
+    def send_location(self, user_id: int, latitude: float, longitude: float) -> dict[str, Any]:
+        """The user shares a location (the attachment menu, or a keyboard's request_location button)."""
+        if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise ValueError("latitude within ±90 and longitude within ±180")
+        chat = self.chat(user_id)
+        if chat.reply_keyboard and chat.reply_keyboard.get("one_time_keyboard"):
+            chat.reply_keyboard = None  # a one-time keyboard goes away once used
+        return self._user_message(user_id, {"location": {"latitude": latitude, "longitude": longitude}},
+                                  kind="location", latitude=latitude, longitude=longitude)
+
     def send_sticker(self, user_id: int, emoji: str = "\U0001F44D") -> dict[str, Any]:
         sim_file = self.add_file(tiny_png((0xFF, 0xC1, 0x07)), kind="sticker", mime_type="image/webp",
                                  extension="webp")
