@@ -40,6 +40,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
+from bot.metrics import CLAIMS
 from bot.storage.dialect import affected_rows, skip_locked
 from bot.storage.engine import sqlite_gate
 
@@ -155,6 +156,8 @@ class ClaimBatcher:
             self.fallbacks += 1
             return await self._run_each(batch)
         self.batches += 1
+        for result in results:  # the path through _run_each counts in claim()
+            CLAIMS.labels(result.outcome).inc()
         return results
 
     async def _run_each(self, batch: list[_Request]) -> list[ClaimResult]:
