@@ -74,3 +74,7 @@ class PassiveDeadline:
         result = await task
         if not result.duplicate and result.exchange.pending_ids:
             await self.channel.outbox.deliver(result.exchange.pending_ids)
+            # Under the request's id (this task was started by it): the end of a late reply's story.
+            logging.getLogger(f"engagebot.{self.channel.name}").info(
+                "late replies handed to the send API",
+                extra={"channel": self.channel.name, "rows": len(result.exchange.pending_ids)})
