@@ -17,8 +17,10 @@ any worker sees the whole machine.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -26,7 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 __all__ = ["CLAIMS", "CONTENT_TYPE", "DELIVERIES", "HANDLER_SECONDS", "MESSAGES", "REPLY_ROUTES",
-           "ScrapeSource", "ScrapeSources", "lease_holders", "multiprocess_dir", "render"]
+           "ScrapeSource", "ScrapeSources", "counter", "histogram", "lease_holders", "multiprocess_dir", "render"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -41,6 +43,17 @@ REPLY_ROUTES = Counter("engagebot_reply_routes", "Answers to a platform's reques
 DELIVERIES = Counter("engagebot_deliveries", "Outbox rows settled by a sender, by outcome (DeliveryStatus)",
                      ["channel", "outcome"])
 CLAIMS = Counter("engagebot_claims", "Claims of an offer, by outcome (ClaimOutcome)", ["outcome"])
+
+@functools.cache
+def counter(metric: Counter, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once per label set (the label sets are few and bounded)."""
+    return metric.labels(*labels)
+
+
+@functools.cache
+def histogram(metric: Histogram, *labels: str) -> Any:
+    return metric.labels(*labels)
+
 
 SCRAPE_TIMEOUT = 2.0  # seconds per scrape-time source: a slow database must not hang the scrape
 

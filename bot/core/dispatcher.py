@@ -18,7 +18,7 @@ from datetime import tzinfo
 from typing import Any
 
 from bot.i18n import INTERNATIONAL_LOCALE, Catalogs, current_locale, negotiate
-from bot.metrics import HANDLER_SECONDS, MESSAGES
+from bot.metrics import HANDLER_SECONDS, MESSAGES, counter, histogram
 
 from .capabilities import Capabilities
 from .clock import utcnow
@@ -265,10 +265,10 @@ class Dispatcher:
 
 def _count(msg: Inbound, replies: list[Reply], started: float) -> None:
     """The metrics of a handled message: counters and one histogram observation, no I/O."""
-    HANDLER_SECONDS.labels(msg.channel).observe(time.perf_counter() - started)
-    MESSAGES.labels(msg.channel, "in", msg.kind).inc()
+    histogram(HANDLER_SECONDS, msg.channel).observe(time.perf_counter() - started)
+    counter(MESSAGES, msg.channel, "in", msg.kind).inc()
     for reply in replies:
-        MESSAGES.labels(msg.channel, "out", REPLY_KINDS.get(type(reply), "other")).inc()
+        counter(MESSAGES, msg.channel, "out", REPLY_KINDS.get(type(reply), "other")).inc()
 
 
 def _wants_language(msg: Inbound, follower: FollowerRecord) -> bool:
