@@ -137,6 +137,10 @@ class RetentionDuty:
                                                 "batches": pruned.batches, "retention_days": self.days})
         return pruned
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._loop(), name="retention")

@@ -12,15 +12,18 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from bot.app import RETENTION, build_app
 from bot.core.clock import utcnow
 from bot.offers import Claim
 from bot.offers.models import CampaignTouch, PoolCode
+from bot.settings import Settings
 from bot.storage.models import Follower, Message, SeenRequest
 from bot.storage.retention import RetentionDuty, count_prunable, prune, retention_cutoff
 from bot.testing import BotHarness
 from handlers import default_router
 from tests.offers.conftest import load_into
 from tests.support.cli import engagebot
+from tests.support.servers import free_port, serve
 
 OLD = timedelta(days=40)
 KEPT_STATUSES = ("pending", "sending", "held")  # still to send, whatever their age
@@ -131,3 +134,13 @@ async def test_db_prune_command_counts_in_a_dry_run_then_deletes(tmp_path: Path,
         assert await _count(h, Message, Message.created_at < utcnow() - OLD / 2) == len(KEPT_STATUSES)
         refused = engagebot("db", "prune", env={**env, "ENGAGEBOT_RETENTION_DAYS": "-1"})
         assert refused.returncode == 2 and "ENGAGEBOT_RETENTION_DAYS" in refused.stderr
+
+
+async def test_the_app_runs_the_retention_duty_while_it_serves(database_url: str) -> None:
+    settings = Settings(database_url=database_url, simulators=False, port=free_port(), retention_days=7)
+    app = build_app(settings, plugins=[])
+    duty = app[RETENTION]
+    assert duty.days == 7 and not duty.running
+    async with serve(app, port=settings.port):
+        assert duty.running
+    assert not duty.running
