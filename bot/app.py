@@ -24,8 +24,10 @@ from bot.connections import ConnectionGuard
 from bot.core.dispatcher import Dispatcher
 from bot.core.router import Router
 from bot.core.services import Services
+from bot.health import SCRAPE_SOURCES, metrics, outbox_source, readyz_handler
 from bot.i18n import Catalogs, default_catalogs
 from bot.landing import LANDING_LINKS, landing_page
+from bot.metrics import ScrapeSources
 from bot.offers.admin import admin_plugin
 from bot.offers.index import OfferIndex, OfferKeywordMatcher
 from bot.rules import PromptRuleCache
@@ -42,8 +44,9 @@ from bot.simulation import (
 )
 from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.migrate import upgrade
+from bot.storage.retention import RetentionDuty
 from bot.storage.store import SqlStore
-from bot.web import error_middleware, healthz
+from bot.web import error_middleware, healthz, request_id_middleware
 
 # The composition root wires the built-in handlers. No circle: handlers import ``bot``'s public API
 # (bot/__init__.py), which imports core and i18n only, never bot.app.
@@ -55,6 +58,8 @@ log = logging.getLogger("engagebot.app")
 STARTUP_NOTES = web.AppKey("startup_notes", list[str])
 # Timeouts and the connection cap of the public port (bot.connections); `engagebot run` serves through it.
 CONNECTION_GUARD = web.AppKey("connection_guard", ConnectionGuard)
+# The retention duty (started and stopped with the app); a lease may wrap its start and stop.
+RETENTION = web.AppKey("retention", RetentionDuty)
 
 
 @dataclass
@@ -249,7 +254,8 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
     limits = settings.http
     guard = ConnectionGuard(header_timeout=limits.header_timeout, body_timeout=limits.body_timeout,
                             max_connections=limits.max_connections)
-    app = web.Application(middlewares=[guard.middleware, error_middleware], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[request_id_middleware, guard.middleware, error_middleware],
+                          client_max_size=1024 * 1024)
     app[CONNECTION_GUARD] = guard
     core = core or build_core(settings, routers=routers)
     app[CORE] = core
@@ -257,6 +263,12 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
     app[SIMULATORS] = {}
     app[LANDING_LINKS] = []
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz_handler(core.engine))
+    # Scrape-time readers of the database; more are added at startup (the lease holders: bot.metrics.lease_holders).
+    app[SCRAPE_SOURCES] = ScrapeSources()
+    app[SCRAPE_SOURCES].add("outbox", outbox_source(core.engine))
+    app.router.add_get("/metrics", metrics)
+    app[RETENTION] = RetentionDuty(core.engine, days=settings.retention_days)
 
     async def core_lifetime(app: web.Application) -> AsyncIterator[None]:
         await core.open()
@@ -264,7 +276,13 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
         yield
         await core.close()
 
+    async def retention_lifetime(app: web.Application) -> AsyncIterator[None]:
+        app[RETENTION].start()
+        yield
+        await app[RETENTION].stop()
+
     app.cleanup_ctx.append(core_lifetime)
+    app.cleanup_ctx.append(retention_lifetime)
     plugins = default_plugins() if plugins is None else list(plugins)
     base_url = own_base_url(settings)
     # A platform's simulator is served only with its channel plugin, and only when simulators_to_mount says so.

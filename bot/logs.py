@@ -17,14 +17,16 @@ import json
 import logging
 import re
 import sys
+import uuid
 from collections.abc import Iterable
+from contextvars import ContextVar
 from typing import IO, Any, Literal
 from urllib.parse import quote
 
 from sqlalchemy.engine import make_url
 
-__all__ = ["JsonFormatter", "Redactor", "TextFormatter", "add_secrets", "configure_logging", "secrets_of",
-           "setup_logging"]
+__all__ = ["REQUEST_ID", "JsonFormatter", "Redactor", "RequestIdFilter", "TextFormatter", "accept_request_id",
+           "add_secrets", "configure_logging", "new_request_id", "secrets_of", "setup_logging"]
 
 REDACTED = "<redacted>"
 MIN_SECRET_LENGTH = 3  # WeChat tokens may be this short; a shorter value would only mangle the logs
@@ -49,6 +51,33 @@ _SQL_PARAMETERS = (
 # Libraries whose DEBUG output holds follower ids or message text (PTB's API parameters,
 # aiosqlite's statements): INFO at most, even at DEBUG.
 _CHATTY = ("telegram", "httpcore", "aiosqlite", "hpack")
+
+
+# The id of the request (or platform update) being handled: set where it comes in (bot.web's
+# middleware, Telegram's poller), copied into the tasks it starts, written on every log line.
+REQUEST_ID: ContextVar[str | None] = ContextVar("engagebot_request_id", default=None)
+# An incoming X-Request-Id is kept when it is this (a proxy's id, a UUID); anything else is replaced.
+_REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._:-]{8,64}")
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def accept_request_id(incoming: str | None) -> str:
+    """The caller's request id when it is sane (8 to 64 of ``A-Za-z0-9._:-``), else a new one."""
+    if incoming is not None and _REQUEST_ID_SHAPE.fullmatch(incoming):
+        return incoming
+    return new_request_id()
+
+
+class RequestIdFilter(logging.Filter):
+    """Put the current request id (if any) on the record, as ``request_id``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "request_id" not in record.__dict__ and (request_id := REQUEST_ID.get()) is not None:
+            record.request_id = request_id
+        return True
 
 
 class Redactor(logging.Filter):
@@ -160,6 +189,7 @@ def setup_logging(level: str = "INFO", *, fmt: LogFormat = "auto", secrets: Iter
     handler = logging.StreamHandler(stream)
     handler.setFormatter(TextFormatter() if fmt == "text" else JsonFormatter())
     redactor = Redactor(secrets)
+    handler.addFilter(RequestIdFilter())
     handler.addFilter(redactor)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -226,6 +226,11 @@ class Settings(BaseSettings):
     weibo: WeiboSettings = WeiboSettings()
     http: HttpLimits = HttpLimits()
     outbox: OutboxSettings = OutboxSettings()
+    # Messages and settled outbox rows older than this many days are pruned (claims, codes and
+    # campaign touches are kept); 0 keeps them forever. See docs/operations.md.
+    retention_days: int = Field(default=90, ge=0, le=36_500)
+    # SIGTERM: seconds to finish the requests in flight and stop the background duties, then exit.
+    shutdown_timeout: float = Field(default=20, ge=1, le=600)
     # A database URL: `engagebot run` serves the mock channel at POST /mock and delivers its sends
     # into table mock_delivery there (a stand-in platform for tests and demos). Unset: no mock channel.
     mock_sink: str | None = None

@@ -18,10 +18,32 @@ from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from bot.errors import EngagebotError, PayloadTooLarge
+from bot.logs import REQUEST_ID, accept_request_id
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 log = logging.getLogger("engagebot.web")
+
+
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give the request an id (the caller's, when sane): on every log line while it is handled
+    (tasks it starts included), and in the answer's ``X-Request-Id``."""
+    request_id = accept_request_id(request.headers.get(REQUEST_ID_HEADER))
+    token = REQUEST_ID.set(request_id)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers[REQUEST_ID_HEADER] = request_id
+        raise
+    finally:
+        REQUEST_ID.reset(token)
+    if not response.prepared:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response
 
 
 @web.middleware

@@ -107,3 +107,12 @@ async def test_behind_nginx_the_admin_api_is_rate_limited_per_client(proxied: st
                 statuses.append(resp.status)
     # nginx lets a burst of 10 (plus the first) through to engagebot, which answers 401; then 429.
     assert statuses == [401] * 11 + [429] * 9, statuses
+
+
+async def test_behind_nginx_each_request_has_an_id_the_clients_when_sane(proxied: str) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{proxied}/healthz") as resp:
+            made = resp.headers["X-Request-Id"]
+        async with http.get(f"{proxied}/readyz", headers={"X-Request-Id": "trace-from-client-1"}) as resp:
+            assert resp.status == 200 and resp.headers["X-Request-Id"] == "trace-from-client-1"
+    assert len(made) == 32 and int(made, 16) >= 0  # nginx's $request_id, kept by engagebot

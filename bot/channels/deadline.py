@@ -13,6 +13,7 @@ from bot.core.dispatcher import Dispatched, LanguageLookup, PassiveSlot, followe
 from bot.core.inbound import Inbound
 from bot.core.store import Exchange
 from bot.delivery.outbox import OutboxSender
+from bot.metrics import REPLY_ROUTES
 
 
 class InTimeChannel(Protocol):
@@ -47,9 +48,12 @@ class PassiveDeadline:
                     "passive deadline passed; replying through the API",
                     extra={"channel": channel.name, "follower": follower_hash(msg), "message_id": message_hash(msg)})
                 self._spawn(self._deliver_when_done(task))
+                REPLY_ROUTES.labels(channel.name, "deferred").inc()
                 return None
             # The reply is being committed as passive right now: it is only milliseconds away.
         result = await asyncio.shield(task)
+        if not result.duplicate:
+            REPLY_ROUTES.labels(channel.name, "passive").inc()
         if not result.duplicate and result.exchange.pending_ids:
             self._spawn(channel.outbox.deliver(result.exchange.pending_ids))
         return result.exchange
@@ -70,3 +74,7 @@ class PassiveDeadline:
         result = await task
         if not result.duplicate and result.exchange.pending_ids:
             await self.channel.outbox.deliver(result.exchange.pending_ids)
+            # Under the request's id (this task was started by it): the end of a late reply's story.
+            logging.getLogger(f"engagebot.{self.channel.name}").info(
+                "late replies handed to the send API",
+                extra={"channel": self.channel.name, "rows": len(result.exchange.pending_ids)})

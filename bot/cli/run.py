@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
 import sys
 from typing import Any
@@ -14,6 +15,8 @@ from bot.connections import GuardedSite, quiet_accept_errors
 from bot.logs import configure_logging
 
 from .common import settings_of
+
+log = logging.getLogger("engagebot.run")
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
@@ -27,7 +30,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
     if (warning := guard.fit_file_limit()) is not None:
         app[STARTUP_NOTES].append(f"warning: {warning}")
     accept_errors = quiet_accept_errors(asyncio.get_running_loop())
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # SIGTERM: the port closes at once; requests in flight get half the stop's budget to finish,
+    # the background duties (outbox, pollers, leases) the rest; past the whole budget the process exits 1.
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.shutdown_timeout / 2)
     await runner.setup()
     site = GuardedSite(runner, guard, settings.host, settings.port)
     try:
@@ -42,10 +48,21 @@ async def cmd_run(args: argparse.Namespace) -> int:
         await stop.wait()
         print("engagebot: stopping", file=sys.stderr)
     finally:
-        await runner.cleanup()
+        stopped = await _stop_within(runner, settings.shutdown_timeout)
         guard.close()
         accept_errors.close()
-    return 0
+    return 0 if stopped else 1
+
+
+async def _stop_within(runner: web.AppRunner, timeout: float) -> bool:
+    """Stop accepting, let requests in flight finish, stop the duties: True if all of it took under ``timeout``."""
+    try:
+        await asyncio.wait_for(runner.cleanup(), timeout)
+    except TimeoutError:
+        log.error("stop took longer than ENGAGEBOT_SHUTDOWN_TIMEOUT; what was left is cancelled",
+                  extra={"shutdown_timeout": timeout})
+        return False
+    return True
 
 
 def add_commands(sub: Any) -> None:

@@ -18,13 +18,14 @@ from datetime import tzinfo
 from typing import Any
 
 from bot.i18n import INTERNATIONAL_LOCALE, Catalogs, current_locale, negotiate
+from bot.metrics import HANDLER_SECONDS, MESSAGES, counter, histogram
 
 from .capabilities import Capabilities
 from .clock import utcnow
 from .context import Context
 from .follower import FollowerRecord
 from .inbound import Inbound, Kind
-from .reply import ButtonsReply, Reply, TextReply
+from .reply import ArticlesReply, ButtonsReply, ImageReply, QrReply, Reply, TextReply
 from .router import HandlerObject, Router
 from .services import Services
 from .store import DuplicateExchange, Exchange, Store
@@ -41,6 +42,9 @@ LanguageLookup = Callable[[Inbound], Awaitable[str | None]]
 # Where a channel without buttons showed numbered choices, "reply 1" works as the first button.
 CHOICES_KEY = "_choices"
 EVENT_KINDS = frozenset({Kind.FOLLOW, Kind.CLICK, Kind.VIEW, Kind.SCAN})
+# The ``kind`` label of an outbound message in the metrics (a bounded set).
+REPLY_KINDS: dict[type, str] = {TextReply: "text", ArticlesReply: "articles", ImageReply: "image",
+                                ButtonsReply: "buttons", QrReply: "qr"}
 
 
 class PassiveSlot:
@@ -234,6 +238,7 @@ class Dispatcher:
                 log.info("duplicate lost the race", extra=_log_fields(msg, started))
                 return Dispatched(stored, duplicate=True)
         log.info("handled", extra=_log_fields(msg, started, replies=len(replies), passive=passive_count))
+        _count(msg, replies, started)
         return Dispatched(exchange)
 
     async def _record_notice(self, msg: Inbound) -> Dispatched:
@@ -270,6 +275,14 @@ class Dispatcher:
                 if result is not None:
                     return result
         return []
+
+
+def _count(msg: Inbound, replies: list[Reply], started: float) -> None:
+    """The metrics of a handled message: counters and one histogram observation, no I/O."""
+    histogram(HANDLER_SECONDS, msg.channel).observe(time.perf_counter() - started)
+    counter(MESSAGES, msg.channel, "in", msg.kind).inc()
+    for reply in replies:
+        counter(MESSAGES, msg.channel, "out", REPLY_KINDS.get(type(reply), "other")).inc()
 
 
 def _wants_language(msg: Inbound, follower: FollowerRecord) -> bool:

@@ -24,6 +24,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
+from bot.logs import REQUEST_ID
 from bot.storage.batching import Batcher
 from bot.storage.models import Follower, Message
 from bot.storage.status import FINAL, DeliveryStatus
@@ -143,6 +144,7 @@ class OutboxJournal:
 
     async def _keep(self) -> None:
         """While rows are held, renew their lease every third of it (a long pause outlives a lease)."""
+        REQUEST_ID.set(None)  # started by some request, it serves them all: its lines are no one request's
         every = self.lease.total_seconds() / 3
         while self.held:
             await asyncio.sleep(every)

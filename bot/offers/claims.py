@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
+from bot.metrics import CLAIMS
 from bot.storage.dialect import affected_rows, skip_locked
 
 from .codes import generate_code
@@ -173,7 +174,14 @@ async def claim(
     A follower who holds a live code (not redeemed, not expired) gets that same code again; a new
     one only once the last is used up, and at most ``per_follower_limit`` in all.
     """
-    now = now or utcnow()
+    result = await _answer_claim(session, promotion, follower, now=now or utcnow(), locale=locale, via=via,
+                                 campaign_id=campaign_id)
+    CLAIMS.labels(result.outcome).inc()  # the answer given; the caller's transaction commits it
+    return result
+
+
+async def _answer_claim(session: AsyncSession, promotion: Promotion, follower: Any, *, now: datetime,
+                        locale: str | None, via: str, campaign_id: int | None) -> ClaimResult:
     for _attempt in range(3):
         existing = await claims_of(session, promotion.id, follower.id)
         live = [c for c in existing if is_live(c, now)]
@@ -222,7 +230,7 @@ async def _take(session: AsyncSession, promotion: Promotion, follower_id: int, s
                 code = generate_code(promotion.code_length, promotion.code_prefix)
             values = dict(promotion_id=promotion.id, follower_id=follower_id, seq=seq, code=code, claimed_at=now,
                           valid_until=valid_until, redeemed_at=None, redeemed_by=None, via=via,
-                          campaign_id=campaign_id)
+                                 campaign_id=campaign_id)
             try:
                 async with session.begin_nested():
                     claim_id = (await session.execute(

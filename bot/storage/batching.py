@@ -11,6 +11,8 @@ import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from bot.logs import REQUEST_ID
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -62,6 +64,7 @@ class Batcher(Generic[T, R]):
             self._task = None
 
     async def _run(self) -> None:
+        REQUEST_ID.set(None)  # started by some request, it serves them all: its lines are no one request's
         try:
             await self._serve()
         finally:

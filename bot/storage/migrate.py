@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,11 +34,25 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 
 
 def _current(connection: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
     return MigrationContext.configure(connection).get_current_revision()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
     async with engine.connect() as conn:
         return await conn.run_sync(_current)
+
+
+def _current_heads(connection: Connection) -> tuple[str, ...]:
+    return MigrationContext.configure(connection).get_current_heads()
+
+
+async def current_heads(engine: AsyncEngine) -> frozenset[str]:
+    """The revisions the database is at (one, once the migrations are chained; none when empty)."""
+    async with engine.connect() as conn:
+        return frozenset(await conn.run_sync(_current_heads))
+
+
+@cache
+def head_revisions() -> frozenset[str]:
+    """The revisions this code's migrations end at (read from the files once per process)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())

@@ -108,6 +108,7 @@ class Message(Base):
         Index("ix_message_outbox", "status", "channel", "next_attempt_at"),
         Index("ix_message_follower", "follower_id", "id"),
         Index("ix_message_broadcast", "broadcast_id", "status"),
+        Index("ix_message_created_at", "created_at"),  # retention (bot/storage/retention.py, migration 0009)
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

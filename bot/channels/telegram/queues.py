@@ -8,6 +8,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from bot.logs import REQUEST_ID, new_request_id
+
 log = logging.getLogger("engagebot.telegram")
 
 
@@ -20,7 +22,8 @@ class ChatQueues:
         self._workers: dict[str, asyncio.Task[None]] = {}
 
     def submit(self, key: str, item: Any) -> None:
-        self._queues.setdefault(key, deque()).append(item)
+        # Each update is logged under its own request id: the webhook request's, or a new one (polling).
+        self._queues.setdefault(key, deque()).append((item, REQUEST_ID.get() or new_request_id()))
         if key not in self._workers:
             self._workers[key] = asyncio.create_task(self._work(key), name=f"telegram-chat-{hash(key) & 0xffff:x}")
 
@@ -28,7 +31,8 @@ class ChatQueues:
         queue = self._queues[key]
         try:
             while queue:
-                item = queue.popleft()
+                item, request_id = queue.popleft()
+                REQUEST_ID.set(request_id)
                 try:
                     await self._handle(item)
                 except asyncio.CancelledError:

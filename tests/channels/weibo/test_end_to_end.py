@@ -123,8 +123,9 @@ async def test_a_broadcast_reaches_weibo_fans_alongside_wechat_and_telegram_foll
 
         assert await _eventually(lambda: all(received().values()), timeout=30), received()
         assert received() == {"wechat": 1, "telegram": 1, "weibo": 1}
-        # The platform shows a message a moment before its row is marked sent: wait for the row.
+        # A platform has the message before its answer is recorded (the outcome is written once the
+        # API call returns): under load the last outcomes land a moment after the fans see it.
         async with asyncio.timeout(20):
-            while (found := await statuses(sessions, broadcast_id)) != {"sent": 3}:
-                assert set(found) <= {"sent", "sending"}, found
+            while (found := await statuses(sessions, broadcast_id)) != {"sent": 3} and "sending" in found:
                 await asyncio.sleep(0.1)
+        assert found == {"sent": 3}

@@ -1,0 +1,164 @@
+"""Retention: delete old messages and outbox rows (settled ones only) and expired replay-cache rows.
+
+Kept whatever their age: rows still to be sent (``pending``, ``sending``, ``held``), followers,
+claims, codes, campaign touches, referrals (none of them is in the tables pruned here).
+
+Deletion goes in batches of ``batch_size`` rows, each its own short transaction, with a pause
+between batches: the hot tables are never locked for long, and on SQLite the one writer's gate is
+held for one batch at a time, so messages keep being answered while a large backlog is pruned.
+On PostgreSQL a batch skips rows another transaction has locked (they are taken next time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.core.clock import utcnow
+
+from .dialect import affected_rows, skip_locked
+from .engine import sqlite_gate
+from .models import Message, SeenRequest
+from .status import FINAL, DeliveryStatus
+
+log = logging.getLogger("engagebot.retention")
+
+RETENTION_BATCH = 1000  # rows per transaction: a few milliseconds of lock on either database
+BATCH_PAUSE = 0.05  # seconds between batches, so the request path gets the database in between
+
+# Rows whose story is over: an inbound message handled, a reply given inline or settled by a sender.
+PRUNABLE = (DeliveryStatus.HANDLED, DeliveryStatus.PASSIVE, *FINAL)
+
+
+@dataclass(slots=True)
+class Pruned:
+    """Rows deleted (or, in a dry run, that would be), and the transactions it took."""
+
+    messages: int = 0
+    seen_requests: int = 0
+    batches: int = 0
+
+
+def _old_messages(cutoff: datetime) -> Any:
+    return (Message.created_at < cutoff) & Message.status.in_(PRUNABLE)
+
+
+async def count_prunable(engine: AsyncEngine, *, cutoff: datetime | None, now: datetime) -> Pruned:
+    """What :func:`prune` would delete now (``cutoff`` None: messages are kept forever)."""
+    async with engine.connect() as conn:
+        messages = 0
+        if cutoff is not None:
+            messages = (await conn.execute(select(func.count()).select_from(Message)
+                                           .where(_old_messages(cutoff)))).scalar_one()
+        seen = (await conn.execute(select(func.count()).select_from(SeenRequest)
+                                   .where(SeenRequest.expires_at < now))).scalar_one()
+    return Pruned(messages=messages, seen_requests=seen)
+
+
+async def prune(engine: AsyncEngine, *, cutoff: datetime | None, now: datetime, batch_size: int = RETENTION_BATCH,
+                pause: float = BATCH_PAUSE) -> Pruned:
+    """Delete messages created before ``cutoff`` in a final state, and replay rows expired by ``now``.
+
+    The replay cache's rows protect nothing once expired (a request that old is refused by its
+    timestamp), whatever the retention; the request path prunes them too, but only while requests come.
+    """
+    done = Pruned()
+    if cutoff is not None:
+        old = skip_locked(engine, select(Message.id).where(_old_messages(cutoff)).limit(batch_size))
+        while True:
+            deleted = await _delete_batch(engine, delete(Message).where(Message.id.in_(old.scalar_subquery())))
+            done.messages += deleted
+            done.batches += 1
+            if deleted < batch_size:
+                break
+            await asyncio.sleep(pause)
+    key = tuple_(SeenRequest.scope, SeenRequest.key)
+    expiring: Any = select(SeenRequest.scope, SeenRequest.key).where(SeenRequest.expires_at < now).limit(batch_size)
+    expired = skip_locked(engine, expiring)
+    while True:
+        deleted = await _delete_batch(engine, delete(SeenRequest).where(key.in_(expired)))
+        done.seen_requests += deleted
+        done.batches += 1
+        if deleted < batch_size:
+            break
+        await asyncio.sleep(pause)
+    return done
+
+
+async def _delete_batch(engine: AsyncEngine, statement: Any) -> int:
+    gate = sqlite_gate(engine)
+    # Connection first, then SQLite's write gate (the order every writer follows), for one batch only.
+    async with engine.connect() as conn, gate.lock if gate is not None else contextlib.nullcontext():
+        async with conn.begin():
+            result = await conn.execute(statement, execution_options={"synchronize_session": False})
+    return affected_rows(result)
+
+
+PRUNE_INTERVAL = 3600.0  # seconds between passes of the duty (the first one a minute after start)
+FIRST_PASS_AFTER = 60.0
+
+
+def retention_cutoff(days: int, now: datetime) -> datetime | None:
+    """Messages created before this are pruned; None when ``days`` is 0 (kept forever)."""
+    return now - timedelta(days=days) if days > 0 else None
+
+
+class RetentionDuty:
+    """Prune every ``interval`` seconds while started: a self-contained start/stop duty.
+
+    Running it in several processes at once is harmless (each batch deletes what is still there;
+    PostgreSQL skips rows another instance is deleting), only wasteful: one holder is enough.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, days: int, interval: float = PRUNE_INTERVAL,
+                 first_pass_after: float = FIRST_PASS_AFTER, batch_size: int = RETENTION_BATCH) -> None:
+        self.engine = engine
+        self.days = days
+        self.interval = interval
+        self.first_pass_after = first_pass_after
+        self.batch_size = batch_size
+        self.passes = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def run_once(self) -> Pruned:
+        now = utcnow()
+        pruned = await prune(self.engine, cutoff=retention_cutoff(self.days, now), now=now,
+                             batch_size=self.batch_size)
+        self.passes += 1
+        if pruned.messages or pruned.seen_requests:
+            log.info("retention pruned", extra={"messages": pruned.messages, "seen_requests": pruned.seen_requests,
+                                                "batches": pruned.batches, "retention_days": self.days})
+        return pruned
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._loop(), name="retention")
+
+    async def stop(self) -> None:
+        """Cancel the loop; a batch under way rolls back (its rows go in the next pass)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        await asyncio.sleep(self.first_pass_after)
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("retention pass failed", exc_info=True)
+            await asyncio.sleep(self.interval)

@@ -1,0 +1,137 @@
+"""Issue 13: a request id per incoming request, on every log line written while handling it (in the
+handler, in the tasks it starts, in the late delivery) and in the answer's X-Request-Id."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from bot import Context, Inbound, Kind, Reply, Router, TextReply
+from bot.app import build_app
+from bot.channels.weibo.adapter import WeiboChannel
+from bot.logs import accept_request_id, setup_logging
+from bot.settings import Settings, WeiboSettings
+from bot.testing import BotHarness
+from bot.web import error_middleware, request_id_middleware
+from handlers import default_router
+from tests.channels.weibo.conftest import BRAND, SECRET, TOKEN, FakeWeibo, WeiboEnv
+from tests.support.servers import free_port, serve
+
+chatty = Router("chatty")
+
+
+@chatty.on(Kind.TEXT, keywords={"en": ["log me"]}, priority=500)
+async def log_me(msg: Inbound, ctx: Context) -> list[Reply]:
+    logging.getLogger("engagebot.test-handler").info("handler at work")
+    await asyncio.sleep(0.05)
+    return [TextReply("logged")]
+
+
+@chatty.on(Kind.TEXT, keywords={"en": ["slowly"]}, priority=500)
+async def slowly(msg: Inbound, ctx: Context) -> list[Reply]:
+    logging.getLogger("engagebot.test-handler").info("slow handler at work")
+    await asyncio.sleep(0.6)
+    return [TextReply("late but here")]
+
+
+@contextmanager
+def json_logs() -> Iterator[io.StringIO]:
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    stream = io.StringIO()
+    setup_logging("INFO", fmt="json", stream=stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:], _ = saved[0], root.setLevel(saved[1])
+
+
+def events(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("incoming", ["abcdef12", "req-2026.11.30:0001", "0123456789abcdef0123456789abcdef"])
+def test_a_sane_incoming_id_is_kept(incoming: str) -> None:
+    assert accept_request_id(incoming) == incoming
+
+
+@pytest.mark.parametrize("incoming", [None, "", "short", "x" * 65, "has space-1234", "line\nbreak-1234",
+                                      "<script>alert(1)</script>", "id-with-ünïcode", "a/b/c/d/e/f/g"])
+def test_anything_else_gets_a_fresh_id(incoming: str | None) -> None:
+    fresh = accept_request_id(incoming)
+    assert fresh != incoming and len(fresh) == 32 and int(fresh, 16) >= 0
+    assert accept_request_id(incoming) != fresh
+
+
+async def test_every_line_of_a_request_carries_its_id_and_the_answer_returns_it(tmp_path: Path,
+                                                                                database_url: str) -> None:
+    settings = Settings(database_url=database_url, simulators=False, port=free_port(),
+                        mock_sink=f"sqlite+aiosqlite:///{tmp_path / 'sink.db'}")
+    app = build_app(settings, routers=[chatty])
+    async with serve(app, port=settings.port) as url, aiohttp.ClientSession() as http:
+        with json_logs() as stream:
+
+            async def post(sender: str, request_id: str | None) -> tuple[int, str]:
+                headers = {"X-Request-Id": request_id} if request_id else {}
+                async with http.post(f"{url}/mock", json={"from": sender, "text": "log me", "language": "en"},
+                                     headers=headers) as resp:
+                    return resp.status, resp.headers["X-Request-Id"]
+
+            # Two requests at once: each line goes with its own request.
+            (status_a, id_a), (status_b, id_b) = await asyncio.gather(post("openid-AAA1", "trace-one-0001"),
+                                                                      post("openid-BBB2", "bad id!"))
+            async with http.post(f"{url}/mock", data=b"not json", headers={"X-Request-Id": "trace-bad-0002"}) as resp:
+                refused = resp.status, resp.headers["X-Request-Id"]
+    assert (status_a, status_b) == (200, 200)
+    assert id_a == "trace-one-0001" and id_b != "bad id!" and len(id_b) == 32
+    assert refused == (400, "trace-bad-0002")
+    lines = events(stream)
+    for request_id in (id_a, id_b):
+        mine = [e for e in lines if e.get("request_id") == request_id]
+        assert {e["event"] for e in mine} >= {"handler at work", "handled"}, lines
+    assert any(e["event"] == "request refused" and e.get("request_id") == "trace-bad-0002" for e in lines)
+    assert not any("openid-" in json.dumps(e) for e in lines)  # followers are hashed
+
+
+async def test_a_late_reply_is_logged_under_the_request_that_brought_it(database_url: str) -> None:
+    fake = FakeWeibo()
+    async with serve(fake.make_app()) as api_url, BotHarness(routers=[chatty, default_router()],
+                                                             database_url=database_url) as bot:
+        config = WeiboSettings(app_key="123456", app_secret=SecretStr(SECRET), access_token=SecretStr(TOKEN),
+                               brand_uid=BRAND, api_base=api_url, passive_deadline_seconds=0.2)
+        channel = WeiboChannel(dispatch=bot.dispatcher.dispatch, account="default", config=config,
+                               sessions=bot.sessions)
+        app = web.Application(middlewares=[request_id_middleware, error_middleware])
+        app.router.add_routes(channel.routes())
+        async with serve(app) as bot_url:
+            await channel.start()
+            env = WeiboEnv(fake, channel, bot, bot_url, api_url)
+            try:
+                with json_logs() as stream:
+                    assert (await env.text("6000000003", "slowly"))[0] == 200
+                    for _ in range(100):
+                        if fake.dms():
+                            break
+                        await asyncio.sleep(0.05)
+                    await asyncio.sleep(0.1)
+                    assert (await env.text("6000000003", "log me"))[0] == 200
+            finally:
+                await channel.stop()
+    lines = events(stream)
+    by_event = {e["event"]: e.get("request_id") for e in lines}
+    late = by_event["passive deadline passed; replying through the API"]
+    assert late is not None
+    assert by_event["slow handler at work"] == late
+    assert by_event["late replies handed to the send API"] == late
+    assert by_event["handler at work"] not in (None, late)
