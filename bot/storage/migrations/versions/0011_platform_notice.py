@@ -1,13 +1,13 @@
 """platform notices: platform_notice (recorded, never answered); follower pause and last location
 
 Revision ID: 0011
-Revises: 0007
+Revises: 0009
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0007"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
