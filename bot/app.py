@@ -40,6 +40,7 @@ from bot.simulation import (
     simulators_to_mount,
     startup_lines,
 )
+from bot.storage.duties import Duties
 from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.migrate import upgrade
 from bot.storage.store import SqlStore
@@ -83,6 +84,8 @@ class Core:
 
 
 CORE = web.AppKey("core", Core)
+# The duties this process runs while it holds their lease (``bot.storage.leases.holders`` lists every holder).
+DUTIES = web.AppKey("duties", Duties)
 
 
 def build_router(extra: list[Router] | None = None) -> Router:
@@ -121,11 +124,12 @@ def default_plugins() -> list[Plugin]:
     return [wechat_plugin, telegram_plugin, weibo_plugin, mock_plugin, admin_plugin, broadcast_plugin]
 
 
-def plugin_context(core: Core, simulated: dict[str, object] | None = None) -> PluginContext:
+def plugin_context(core: Core, simulated: dict[str, object] | None = None,
+                   duties: Duties | None = None) -> PluginContext:
     """What the plugins (and the CLI's link channels) build with: ``core``'s parts, this server's address."""
     return PluginContext(settings=core.settings, dispatcher=core.dispatcher, sessions=core.sessions,
                          catalogs=core.catalogs, channels=core.channels, services=core.services,
-                         base_url=own_base_url(core.settings), simulated=simulated or {})
+                         base_url=own_base_url(core.settings), simulated=simulated or {}, duties=duties)
 
 
 async def open_link_channels(core: Core) -> list[Channel]:
@@ -278,11 +282,21 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
         if simulators_lifetime is not None:
             app.cleanup_ctx.append(simulators_lifetime)
     app.router.add_get("/", landing_page(core.catalogs, settings, list(app[SIMULATORS].keys())))
-    ctx = plugin_context(core, simulated)
+    duties = app[DUTIES] = Duties(core.sessions, ttl=timedelta(seconds=settings.duty_lease_seconds))
+    ctx = plugin_context(core, simulated, duties)
     for plugin in plugins:
         lifetime = plugin(app, ctx)
         if lifetime is not None:
             app.cleanup_ctx.append(lifetime)
+
+    async def duties_lifetime(app: web.Application) -> AsyncIterator[None]:
+        # Last in, first out: the duties start once what they use has started, and stop (their leases
+        # given up for a standby) before it stops.
+        await duties.start()
+        yield
+        await duties.stop()
+
+    app.cleanup_ctx.append(duties_lifetime)
     mounted = list(app[SIMULATORS].keys())
     if mounted:
         log.info("simulators mounted", extra={"simulators": mounted, "host": settings.host})

@@ -35,9 +35,11 @@ def process_holder() -> str:
     return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
-async def run_while(start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
+async def run_while(start: Callable[[], Awaitable[None] | None], stop: Callable[[], Awaitable[None]]) -> None:
     """A duty made of a start and a stop: started when the lease is taken, stopped when it is lost."""
-    await start()
+    started = start()
+    if started is not None:
+        await started
     try:
         await asyncio.Event().wait()
     finally:
