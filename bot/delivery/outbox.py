@@ -44,7 +44,7 @@ from bot.storage.models import Follower, Message
 from bot.storage.status import DeliveryStatus
 
 from .journal import SENDING, OutboxJournal, Outcome, write_outcomes
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, SharedPace
 from .retry import MAX_ATTEMPTS, RetryPolicy
 from .sender import Sender, can_mass_send, channel_key
 from .windows import HELD_FOR_MASS, OUTSIDE_WINDOW, has_windows, refusal_reason, take_window_slots
@@ -77,8 +77,9 @@ class OutboxSender:
         self.sessions = sessions
         self.sweep_every = sweep_every
         caps = channel.capabilities
-        self.limiter = RateLimiter(caps.max_sends_per_second, caps.max_sends_per_chat_per_second)
         rate = caps.max_sends_per_second
+        shared = SharedPace(sessions, "{}:{}".format(*channel_key(channel)), rate) if rate else None
+        self.limiter = RateLimiter(rate, caps.max_sends_per_chat_per_second, shared=shared)
         self.batch_size = max(1, min(BATCH_SIZE, round(rate * BATCH_SECONDS))) if rate else BATCH_SIZE
         self.lease = lease
         self.concurrency = concurrency

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -260,3 +261,13 @@ class Lease(Base):
     holder: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime]
     generation: Mapped[int] = mapped_column(BigInteger)
+
+
+class SendPace(Base):
+    """The next free send slot of one channel account, shared by every instance on PostgreSQL
+    (``bot.delivery.ratelimit.SharedPace``): together they never exceed the account's rate."""
+
+    __tablename__ = "send_pace"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)  # "<channel>:<account>"
+    next_at: Mapped[float] = mapped_column(Double)  # seconds since the epoch (the instances' synced clocks)

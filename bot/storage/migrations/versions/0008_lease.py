@@ -1,4 +1,5 @@
-"""lease: the holder of each duty that must run once in the deployment (worker processes, instances)
+"""lease and send_pace: the holder of each duty that must run once in the deployment (worker processes,
+instances), and the next free send slot of each channel account shared by the instances
 
 Revision ID: 0008
 Revises: 0007
@@ -21,7 +22,14 @@ def upgrade() -> None:
         sa.Column("generation", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_lease")),
     )
+    op.create_table(
+        "send_pace",
+        sa.Column("name", sa.String(length=128), nullable=False),
+        sa.Column("next_at", sa.Double(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_send_pace")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("send_pace")
     op.drop_table("lease")
