@@ -6,7 +6,8 @@ each, :class:`Duties` tries the lease (``bot.storage.leases``) every third of it
 holder renews it and runs the duty; the others wait. When the holder dies its lease runs out and a
 standby takes the duty within ``ttl`` and a third. A holder that cannot renew in time (the database
 gone, the process paused) stops the duty before its lease can have passed to another, so two never
-run it together for longer than one renewal round.
+run it together for longer than one renewal round. A process restarted after a crash takes back at
+once what a dead process of the same host held (its pid no longer runs).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .leases import acquire, release, renew
+from .leases import acquire, holder_of, release, renew, take_from
 
 log = logging.getLogger("engagebot.duties")
 
@@ -32,7 +33,33 @@ Work = Callable[[], Coroutine[Any, Any, None]]  # runs the duty until cancelled
 def process_holder() -> str:
     """This process's name in the lease table: host and pid (what an operator looks for), and a nonce
     (a restarted process with a reused pid is another holder)."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(3)}"
+    return f"{_host()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def _host() -> str:
+    return socket.gethostname()[:40]
+
+
+def gone_from_this_host(holder: str) -> bool:
+    """Whether ``holder`` (another process's name) was a process of this host that no longer runs.
+
+    A process restarted after a crash then takes its duties back at once rather than after their
+    lease ran out. Hosts sharing a deployment need distinct names (a pod's, a container's are).
+    """
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != _host() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True  # our pid, another nonce: an earlier process that had this pid (a container's pid 1)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, under another user
+        return False
+    return False
 
 
 async def run_while(start: Callable[[], Awaitable[None] | None], stop: Callable[[], Awaitable[None]]) -> None:
@@ -95,6 +122,9 @@ class Duties:
                 try:
                     if generation is None:
                         generation = await acquire(self.sessions, name, self.holder, self.ttl)
+                        if generation is None and (dead := await holder_of(self.sessions, name)) is not None \
+                                and dead != self.holder and gone_from_this_host(dead):
+                            generation = await take_from(self.sessions, name, dead, self.holder, self.ttl)
                         if generation is not None:
                             valid_until = asked + self.ttl.total_seconds()
                             log.info("duty taken", extra={"duty": name, "holder": self.holder,

@@ -26,7 +26,7 @@ from bot.core.clock import utcnow
 from .dialect import affected_rows, upsert
 from .models import Lease
 
-__all__ = ["acquire", "holders", "release", "renew"]
+__all__ = ["acquire", "holder_of", "holders", "release", "renew", "take_from"]
 
 
 async def acquire(sessions: async_sessionmaker[AsyncSession], name: str, holder: str, ttl: timedelta, *,
@@ -47,6 +47,25 @@ async def acquire(sessions: async_sessionmaker[AsyncSession], name: str, holder:
         generation = (await session.execute(stmt)).scalar_one_or_none()
         await session.commit()
     return generation
+
+
+async def take_from(sessions: async_sessionmaker[AsyncSession], name: str, dead: str, holder: str, ttl: timedelta,
+                    *, now: datetime | None = None) -> int | None:
+    """Take lease ``name`` from ``dead``, a holder known to be gone, before it runs out; the new generation,
+    or None when it is no longer ``dead``'s (another took it meanwhile)."""
+    now = now or utcnow()
+    async with sessions() as session:
+        generation = (await session.execute(update(Lease).where(Lease.name == name, Lease.holder == dead).values(
+            holder=holder, expires_at=now + ttl, generation=Lease.generation + 1).returning(Lease.generation),
+        )).scalar_one_or_none()
+        await session.commit()
+    return generation
+
+
+async def holder_of(sessions: async_sessionmaker[AsyncSession], name: str) -> str | None:
+    """Who holds (or last held) lease ``name``; None when nobody ever took it."""
+    async with sessions() as session:
+        return (await session.execute(select(Lease.holder).where(Lease.name == name))).scalar_one_or_none()
 
 
 async def renew(sessions: async_sessionmaker[AsyncSession], name: str, holder: str, generation: int,

@@ -4,6 +4,10 @@ runner built on them. On SQLite, and on PostgreSQL with ENGAGEBOT_TEST_DATABASE_
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -112,3 +116,38 @@ async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)
+
+
+async def test_a_standby_takes_a_dead_holders_duty_once_its_lease_ran_out(harness: BotHarness) -> None:
+    """A holder on another machine stopped renewing: its duty moves only after the lease ran out."""
+    ttl = timedelta(seconds=1.5)
+    assert await acquire(harness.sessions, "poll", "elsewhere:1:dead", ttl) is not None
+    standby = Duties(harness.sessions, ttl=ttl, holder="standby")
+    standby.add("poll", _forever)
+    await standby.start()
+    await asyncio.sleep(ttl.total_seconds() / 3)  # a try or two, the lease still running
+    assert standby.held == frozenset()
+    await _until(lambda: "poll" in standby.held)
+    await standby.stop()
+
+
+async def test_a_restarted_process_takes_back_at_once_what_a_dead_process_of_its_host_held(
+        harness: BotHarness) -> None:
+    ttl = timedelta(seconds=60)  # far from running out
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = f"{socket.gethostname()[:40]}:{int(dead.stdout)}:before"
+    alive = f"{socket.gethostname()[:40]}:{os.getppid()}:running"
+    assert await acquire(harness.sessions, "sweep", gone, ttl) is not None
+    assert await acquire(harness.sessions, "poll", alive, ttl) is not None
+    restarted = Duties(harness.sessions, ttl=ttl)
+    restarted.add("sweep", _forever)
+    restarted.add("poll", _forever)
+    await restarted.start()
+    await _until(lambda: "sweep" in restarted.held)
+    assert "poll" not in restarted.held  # its holder still runs: it keeps it
+    assert (await holders(harness.sessions))["poll"] == alive
+    await restarted.stop()
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
