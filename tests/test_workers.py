@@ -32,6 +32,7 @@ from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.leases import holders
 from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message
+from tests.support.cli import engagebot, one_error_line
 from tests.support.crash import DUTY_LEASE_SECONDS, CrashRig
 from tests.support.platforms import TELEGRAM_TOKEN
 
@@ -61,6 +62,14 @@ def test_one_worker_per_core_but_one_beside_the_simulators(monkeypatch: pytest.M
         worker_count(Settings(port=8080, workers=2), cpu_count=4)
     with pytest.raises(WorkersError, match="--port"):
         worker_count(Settings(**{**real, "port": 0}, workers=2), cpu_count=4)
+
+
+def test_several_workers_beside_the_simulators_are_refused_in_one_line(tmp_path: Path) -> None:
+    done = engagebot("run", "--workers", "2", cwd=tmp_path)  # the flag wins over the tests' ENGAGEBOT_WORKERS=1
+    assert done.returncode == 2
+    assert one_error_line(done).startswith("engagebot: --workers 2: the simulators (wechat, telegram, weibo) run in "
+                                           "one process")
+    assert not list(tmp_path.iterdir())  # refused before anything was created
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc (Linux)")

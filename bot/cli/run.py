@@ -66,21 +66,11 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
     return 0
 
 
-def _workers(value: str) -> int:
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if not 1 <= count <= 256:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of processes from 1 to 256")
-    return count
-
-
 def add_commands(sub: Any) -> None:
     run = sub.add_parser("run", help="serve the bot (and the simulators when no platform is configured)")
     run.add_argument("--host", help="interface to listen on (default 127.0.0.1, env ENGAGEBOT_HOST)")
     run.add_argument("--port", type=int, help="port (default 8080, env ENGAGEBOT_PORT)")
-    run.add_argument("--workers", type=_workers, metavar="N",
+    run.add_argument("--workers", type=int, metavar="N",
                      help="server processes sharing the port (default: one per core; one beside the simulators; "
                           "env ENGAGEBOT_WORKERS)")
     run.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the parent of --workers N
