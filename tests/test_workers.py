@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -70,6 +71,19 @@ def test_several_workers_beside_the_simulators_are_refused_in_one_line(tmp_path:
     assert one_error_line(done).startswith("engagebot: --workers 2: the simulators (wechat, telegram, weibo) run in "
                                            "one process")
     assert not list(tmp_path.iterdir())  # refused before anything was created
+
+
+def test_workers_that_cannot_listen_stop_the_command_with_their_reason(tmp_path: Path) -> None:
+    """A port taken by another program: each worker says so, and the parent exits rather than restarting them."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = engagebot("run", "--workers", "2", "--port", str(port), timeout=120, env={
+            "ENGAGEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "ENGAGEBOT_LOG_LEVEL": "ERROR",
+            "ENGAGEBOT_TELEGRAM__TOKEN": TELEGRAM_TOKEN, "ENGAGEBOT_TELEGRAM__API_BASE": "http://127.0.0.1:9/bot"})
+    assert done.returncode == 2
+    assert "address already in use" in done.stderr and "starting it again" not in done.stderr
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc (Linux)")

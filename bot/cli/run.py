@@ -18,11 +18,11 @@ from .common import settings_of
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    from .workers import WorkersError, supervise, worker_count
+    from .workers import READY, WorkersError, supervise, worker_count
 
     settings = settings_of(args, host=args.host, port=args.port, workers=args.workers)
     if args.worker is not None:  # one of the processes of `--workers N`: it shares the port
-        return await serve(settings, reuse_port=True, announce=args.worker == 0)
+        return await serve(settings, reuse_port=True, announce=args.worker == 0, ready_line=READY)
     try:
         workers = worker_count(settings)
     except WorkersError as exc:
@@ -32,7 +32,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
     return await serve(settings)
 
 
-async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = True) -> int:
+async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = True,
+                ready_line: bytes | None = None) -> int:
     """Serve in this process until SIGTERM or SIGINT (``announce``: print where, and the startup notes)."""
     # Heavy: bot.app loads every channel (PTB), simulator and handler; only the commands that build the app pay.
     from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app
@@ -52,6 +53,9 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        if ready_line is not None:  # the parent of --workers N: this worker listens
+            sys.stdout.buffer.write(ready_line)
+            sys.stdout.flush()
         if announce:
             print(f"engagebot serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", file=sys.stderr)
             for line in app[STARTUP_NOTES]:

@@ -7,7 +7,7 @@ Each worker is an ``engagebot run`` of its own (its event loop, engine, channels
 
 The parent upgrades the database first (the workers would race on the migrations), then starts the
 workers and watches them: a worker that dies is started again; SIGTERM or SIGINT is passed to every
-worker, and the parent exits 0 once they all stopped cleanly. A worker that fails right at its start
+worker, and the parent exits 0 once they all stopped cleanly. A worker that ends before it listened
 (a port taken, a bad setting: it says why itself) stops the whole command, since a restart would
 fail the same way. The workers die with the parent (Linux's parent-death signal), even on SIGKILL.
 """
@@ -24,8 +24,7 @@ from pathlib import Path
 from bot.settings import Settings
 from bot.simulation import simulators_to_mount
 
-# A worker that exits within this many seconds of its start failed to start: not worth a restart.
-START_GRACE = 10.0
+READY = b"engagebot-worker-ready\n"  # what a worker writes on its stdout once it listens
 RESTART_PAUSE = 1.0  # between a worker's death and its restart (a crash loop stays slow)
 STOP_TIMEOUT = 60.0  # after SIGTERM, the workers that are still running then are killed
 
@@ -89,17 +88,18 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
         nonlocal failed_start
         first = True
         while True:
-            proc = await asyncio.create_subprocess_exec(*command, "--worker", str(i), preexec_fn=_die_with_parent)
-            began = loop.time()
-            waiting, stop_asked = asyncio.ensure_future(proc.wait()), asyncio.ensure_future(stopping.wait())
+            proc = await asyncio.create_subprocess_exec(*command, "--worker", str(i), stdout=asyncio.subprocess.PIPE,
+                                                        preexec_fn=_die_with_parent)
+            waiting, stop_asked = asyncio.ensure_future(_run(proc)), asyncio.ensure_future(stopping.wait())
             await asyncio.wait({waiting, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
             stop_asked.cancel()
             if stopping.is_set():
                 codes[i] = await _stop(proc)
+                waiting.cancel()
                 return
-            code = waiting.result()
-            if first and code > 0 and loop.time() - began < START_GRACE:
-                failed_start = code  # a taken port, a bad setting: the worker said why; restarting cannot help
+            code, was_ready = waiting.result()
+            if first and not was_ready:
+                failed_start = code or 1  # a taken port, a bad setting: the worker said why; restarting cannot help
                 stopping.set()
                 return
             first = False
@@ -116,6 +116,19 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
     if failed_start is not None:
         return failed_start
     return 0 if all(code == 0 for code in codes) else 1
+
+
+async def _run(proc: asyncio.subprocess.Process) -> tuple[int, bool]:
+    """Wait for a worker to end: its exit status, and whether it was listening first (said on its stdout)."""
+    assert proc.stdout is not None
+    ready = False
+    while line := await proc.stdout.readline():  # read to the end, so a worker never blocks on a full pipe
+        if line == READY:
+            ready = True
+        else:
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
+    return await proc.wait(), ready
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> int:
