@@ -89,9 +89,12 @@ class RateLimiter:
                                self._chat_paused.get(chat, 0.0)) - loop.time()) > 0:
                 await asyncio.sleep(wait)
         async with self._depart_lock:
-            while (wait := max(self._paused_until, self._departed + self.interval) - loop.time()) > 0:
+            # With a shared pace its slots space every process's departures, this one's included: spacing
+            # here as well would add the database's round trip to every interval.
+            spacing = 0.0 if self.shared is not None and self.shared.active else self.interval
+            while (wait := max(self._paused_until, self._departed + spacing) - loop.time()) > 0:
                 await asyncio.sleep(wait)
-            if self.shared is not None:  # the turn across instances, taken as late as this process's own
+            if self.shared is not None:  # the turn across instances, taken right before the request leaves
                 await self.shared.wait_turn()
             now = self._departed = loop.time()
         if self.chat_interval:
@@ -115,6 +118,11 @@ class SharedPace:
         self.name = name
         self.interval = 1.0 / per_second
         self._shared: bool | None = None  # known at the first turn: is the database PostgreSQL?
+
+    @property
+    def active(self) -> bool:
+        """Whether turns are taken in the database (PostgreSQL, once the first turn found out)."""
+        return bool(self._shared)
 
     async def wait_turn(self) -> None:
         if self._shared is False:
