@@ -216,7 +216,15 @@ class TelegramChannel(Channel):
         """Polling as a duty (``bot.storage.duties``): one process of the deployment polls the bot, since
         Telegram answers a second ``getUpdates`` with Conflict. Set ``polls_by_lease`` before :meth:`start`."""
         await self.ready.wait()
-        await run_while(self._start_polling, self._stop_poller)
+        await run_while(self._start_polling, self._give_up_polling)
+
+    async def _give_up_polling(self) -> None:
+        """The lease lost or given back: stop, and confirm what is stored now while the poll is still ours
+        (later, another process's long poll would be cut with Conflict). What is stored after this is
+        fetched again by the next holder and dropped as a duplicate."""
+        await self._stop_poller()
+        if self._polling is not None:
+            await self._polling.acknowledge()
 
     async def _stop_poller(self) -> None:
         if self._poller is not None:
@@ -247,9 +255,9 @@ class TelegramChannel(Channel):
             self._connector = None
         await self.stop_receiving()
         await self._queues.drain(self.config.drain_timeout)
-        if self._polling is not None:
+        if self._polling is not None and not self.polls_by_lease:  # a duty confirms when it gives the poll up
             await self._polling.acknowledge()
-            self._polling = None
+        self._polling = None
         await self._replies.drain(self.config.drain_timeout)
         if self._background:
             await asyncio.wait(self._background, timeout=self.config.drain_timeout)
