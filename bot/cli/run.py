@@ -35,6 +35,12 @@ async def cmd_run(args: argparse.Namespace) -> int:
 async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = True,
                 ready_line: bytes | None = None) -> int:
     """Serve in this process until SIGTERM or SIGINT (``announce``: print where, and the startup notes)."""
+    # Listened for from the start: a stop asked while starting (a worker restarted just before a SIGTERM)
+    # ends the start cleanly instead of killing the process half-way.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     # Heavy: bot.app loads every channel (PTB), simulator and handler; only the commands that build the app pay.
     from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app
 
@@ -43,16 +49,12 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
     guard = app[CONNECTION_GUARD]
     if (warning := guard.fit_file_limit()) is not None:
         app[STARTUP_NOTES].append(f"warning: {warning}")
-    accept_errors = quiet_accept_errors(asyncio.get_running_loop())
+    accept_errors = quiet_accept_errors(loop)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     site = GuardedSite(runner, guard, settings.host, settings.port, reuse_port=reuse_port)
     try:
         await site.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         if ready_line is not None:  # the parent of --workers N: this worker listens
             sys.stdout.buffer.write(ready_line)
             sys.stdout.flush()

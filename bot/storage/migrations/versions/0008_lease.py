@@ -1,5 +1,4 @@
-"""lease and send_pace: the holder of each duty that must run once in the deployment (worker processes,
-instances), and the next free send slot of each channel account shared by the instances
+"""lease and send_pace: who runs each duty that must run once; each channel account's shared send slot
 
 Revision ID: 0008
 Revises: 0007
