@@ -67,19 +67,21 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
     from bot.storage.engine import create_engine
     from bot.storage.migrate import upgrade
 
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         await upgrade(engine)
     finally:
         await engine.dispose()
+    if stopping.is_set():  # asked to stop while upgrading: no worker to start
+        return 0
 
     command = [sys.executable, "-m", "bot.cli", "run", "--host", settings.host, "--port", str(settings.port)]
     if config is not None:
         command += ["--config", str(config)]
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
     codes: list[int] = [0] * workers
     failed_start: int | None = None
 
@@ -94,8 +96,10 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
             await asyncio.wait({waiting, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
             stop_asked.cancel()
             if stopping.is_set():
-                codes[i] = await _stop(proc)
-                waiting.cancel()
+                code = await _stop(proc)
+                _code, was_ready = await waiting
+                # Stopped before it could listen for the signal (still importing): it had nothing to clean up.
+                codes[i] = 0 if code == -signal.SIGTERM and not was_ready else code
                 return
             code, was_ready = waiting.result()
             if first and not was_ready:
