@@ -9,6 +9,7 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
+from prometheus_client.core import Metric
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.broadcast.plugin import broadcast_plugin
@@ -27,7 +28,7 @@ from bot.core.services import Services
 from bot.health import SCRAPE_SOURCES, metrics, outbox_source, readyz_handler
 from bot.i18n import Catalogs, default_catalogs
 from bot.landing import LANDING_LINKS, landing_page
-from bot.metrics import ScrapeSources
+from bot.metrics import ScrapeSources, lease_holders
 from bot.offers.admin import admin_plugin
 from bot.offers.index import OfferIndex, OfferKeywordMatcher
 from bot.rules import PromptRuleCache
@@ -42,7 +43,9 @@ from bot.simulation import (
     simulators_to_mount,
     startup_lines,
 )
+from bot.storage.duties import Duties, run_while
 from bot.storage.engine import create_engine, make_sessionmaker
+from bot.storage.leases import holders
 from bot.storage.migrate import upgrade
 from bot.storage.retention import RetentionDuty
 from bot.storage.store import SqlStore
@@ -88,6 +91,8 @@ class Core:
 
 
 CORE = web.AppKey("core", Core)
+# The duties this process runs while it holds their lease (``bot.storage.leases.holders`` lists every holder).
+DUTIES = web.AppKey("duties", Duties)
 
 
 def build_router(extra: list[Router] | None = None) -> Router:
@@ -126,11 +131,12 @@ def default_plugins() -> list[Plugin]:
     return [wechat_plugin, telegram_plugin, weibo_plugin, mock_plugin, admin_plugin, broadcast_plugin]
 
 
-def plugin_context(core: Core, simulated: dict[str, object] | None = None) -> PluginContext:
+def plugin_context(core: Core, simulated: dict[str, object] | None = None,
+                   duties: Duties | None = None) -> PluginContext:
     """What the plugins (and the CLI's link channels) build with: ``core``'s parts, this server's address."""
     return PluginContext(settings=core.settings, dispatcher=core.dispatcher, sessions=core.sessions,
                          catalogs=core.catalogs, channels=core.channels, services=core.services,
-                         base_url=own_base_url(core.settings), simulated=simulated or {})
+                         base_url=own_base_url(core.settings), simulated=simulated or {}, duties=duties)
 
 
 async def open_link_channels(core: Core) -> list[Channel]:
@@ -248,6 +254,10 @@ async def create_app(settings: Settings, *, plugins: Sequence[Plugin] | None = N
     return build_app(settings, plugins=plugins, routers=routers, core=core)
 
 
+async def _lease_holders(core: Core) -> list[Metric]:
+    return [lease_holders((await holders(core.sessions)).items())]
+
+
 def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
               routers: list[Router] | None = None, core: Core | None = None) -> web.Application:
     """Build the aiohttp app: core first, then the simulators to serve, then each plugin in order."""
@@ -276,13 +286,7 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
         yield
         await core.close()
 
-    async def retention_lifetime(app: web.Application) -> AsyncIterator[None]:
-        app[RETENTION].start()
-        yield
-        await app[RETENTION].stop()
-
     app.cleanup_ctx.append(core_lifetime)
-    app.cleanup_ctx.append(retention_lifetime)
     plugins = default_plugins() if plugins is None else list(plugins)
     base_url = own_base_url(settings)
     # A platform's simulator is served only with its channel plugin, and only when simulators_to_mount says so.
@@ -296,11 +300,24 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
         if simulators_lifetime is not None:
             app.cleanup_ctx.append(simulators_lifetime)
     app.router.add_get("/", landing_page(core.catalogs, settings, list(app[SIMULATORS].keys())))
-    ctx = plugin_context(core, simulated)
+    duties = app[DUTIES] = Duties(core.sessions, ttl=timedelta(seconds=settings.duty_lease_seconds))
+    retention = app[RETENTION]
+    duties.add("retention", lambda: run_while(retention.start, retention.stop))  # one pruner in the deployment
+    app[SCRAPE_SOURCES].add("leases", lambda: _lease_holders(core))
+    ctx = plugin_context(core, simulated, duties)
     for plugin in plugins:
         lifetime = plugin(app, ctx)
         if lifetime is not None:
             app.cleanup_ctx.append(lifetime)
+
+    async def duties_lifetime(app: web.Application) -> AsyncIterator[None]:
+        # Last in, first out: the duties start once what they use has started, and stop (their leases
+        # given up for a standby) before it stops.
+        await duties.start()
+        yield
+        await duties.stop()
+
+    app.cleanup_ctx.append(duties_lifetime)
     mounted = list(app[SIMULATORS].keys())
     if mounted:
         log.info("simulators mounted", extra={"simulators": mounted, "host": settings.host})

@@ -252,9 +252,11 @@ class ConnectionGuard:
 class GuardedSite(web.BaseSite):
     """A TCP site whose connections go through a :class:`ConnectionGuard`."""
 
-    def __init__(self, runner: web.BaseRunner, guard: ConnectionGuard, host: str, port: int) -> None:
+    def __init__(self, runner: web.BaseRunner, guard: ConnectionGuard, host: str, port: int, *,
+                 reuse_port: bool = False) -> None:
         super().__init__(runner, backlog=guard.backlog)
         self._guard = guard
+        self._reuse_port = reuse_port  # several processes listen on the port (``engagebot run --workers``)
         self._host = host
         self._port = port
 
@@ -269,7 +271,7 @@ class GuardedSite(web.BaseSite):
         assert server is not None
         self._server = await loop.create_server(
             self._guard.protocol_factory(server), self._host, self._port, backlog=self._backlog,
-            reuse_address=True, family=socket.AF_UNSPEC)
+            reuse_address=True, reuse_port=self._reuse_port or None, family=socket.AF_UNSPEC)
 
 
 def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> RateLimitedLog:

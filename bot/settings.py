@@ -220,6 +220,11 @@ class Settings(BaseSettings):
     prompt_rules_ttl: float = Field(default=2.0, ge=0, le=3600)
     prompt_rules_max_chars: int = Field(default=2000, ge=50, le=1_000_000)  # of a message, for matching
     simulators: bool | None = None  # None: run a simulator for each platform that has no settings
+    # `engagebot run`'s worker processes sharing the port; None: one per core (one beside the simulators).
+    workers: int | None = Field(default=None, ge=1, le=256)
+    # A duty that must run once (polling, sweeping, broadcast expansion) passes to a standby process
+    # at most this long (plus a third) after its holder died; the holder renews every third of it.
+    duty_lease_seconds: float = Field(default=10, ge=1, le=300)
     wechat: WeChatAccount = WeChatAccount()
     wechat_accounts: dict[str, WeChatAccount] = {}  # more accounts, served at /wechat/<name>
     telegram: TelegramSettings = TelegramSettings()

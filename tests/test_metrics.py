@@ -155,3 +155,19 @@ def test_in_multiprocess_mode_a_scrape_adds_up_every_process(tmp_path: Path) -> 
                           capture_output=True, text=True)
     samples = scraped(done.stdout)
     assert samples[("engagebot_messages_total", (("channel", "wechat"), ("direction", "in"), ("kind", "text")))] == 7
+
+
+async def test_the_apps_metrics_name_who_holds_each_duty(database_url: str) -> None:
+    settings = Settings(database_url=database_url, simulators=False, port=free_port())
+    app = build_app(settings, plugins=[])
+    async with serve(app, port=settings.port) as url, aiohttp.ClientSession() as http:
+        async with asyncio.timeout(10):
+            while True:
+                async with http.get(f"{url}/metrics") as resp:
+                    text = await resp.text()
+                if 'engagebot_lease_holder{duty="retention"' in text:
+                    break
+                await asyncio.sleep(0.1)
+    [family] = [f for f in text_string_to_metric_families(text) if f.name == "engagebot_lease_holder"]
+    [held] = [s for s in family.samples if s.labels["duty"] == "retention"]
+    assert held.value == 1 and held.labels["holder"].count(":") == 2  # host:pid:nonce

@@ -19,7 +19,7 @@ def broadcast_plugin(app: web.Application, core: PluginContext) -> Callable[[web
     Built now, so the channels' own senders are configured before any of them starts.
     """
     worker = BroadcastWorker(core.sessions, list(core.channels), catalogs=core.catalogs,
-                             **worker_options(core.settings))
+                             duties=core.duties, **worker_options(core.settings))
 
     async def lifetime(app: web.Application) -> AsyncIterator[None]:
         core.services.add(worker)

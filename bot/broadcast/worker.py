@@ -21,6 +21,7 @@ from bot.delivery.outbox import CONCURRENCY, LEASE, OutboxSender
 from bot.delivery.presence import NO_SENDER_WAIT, Presence, beat_every, give_up_unserved
 from bot.delivery.sender import Sender, channel_key
 from bot.i18n import INTERNATIONAL_LOCALE, Catalogs
+from bot.storage.duties import Duties
 from bot.storage.models import Message
 
 from .expand import expand_broadcast
@@ -40,8 +41,15 @@ def worker_options(settings: Any) -> dict[str, Any]:
             "international_locale": settings.international_locale}
 
 
+SUPERVISOR_DUTY = "broadcast-supervisor"  # expansion, mass sends, closing: the lease of ``engagebot run``
+
+
 class BroadcastWorker:
     """One outbox sender per channel plus a supervisor loop; several processes may run one each.
+
+    With ``duties`` (``engagebot run``) the sweeps and the supervisor run only in the process holding
+    their lease; without (``engagebot broadcast work``) they run here, beside any others: the rows'
+    own leases keep each send once either way.
 
     A channel that already owns an ``OutboxSender`` as ``channel.outbox`` (the WeChat and Telegram
     adapters do) keeps it, configured with this worker's settings: two senders for one channel in
@@ -53,7 +61,8 @@ class BroadcastWorker:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], channels: Sequence[Sender], *,
                  poll_every: float = 1.0, batch_size: int | None = None, lease: timedelta | None = None,
                  concurrency: int | None = None, no_sender_wait: timedelta = NO_SENDER_WAIT,
-                 catalogs: Catalogs | None = None, international_locale: str = INTERNATIONAL_LOCALE) -> None:
+                 catalogs: Catalogs | None = None, international_locale: str = INTERNATIONAL_LOCALE,
+                 duties: Duties | None = None) -> None:
         self.sessions = sessions
         self.international_locale = international_locale
         self.channels = list(channels)
@@ -77,12 +86,20 @@ class BroadcastWorker:
         self._give_up_every = beat_every(no_sender_wait)
         self._next_give_up = 0.0
         self._task: asyncio.Task[None] | None = None
+        self.duties = duties
+        if duties is not None:
+            # One process of the deployment sweeps each account's outbox (its rows go out at the account's
+            # rate, not at the rate times the processes) and one supervises; each still sends its own replies.
+            for sender in self.senders:
+                sender.sweeps_by_lease = True
+                duties.add("outbox:{}:{}".format(*channel_key(sender.channel)), sender.sweep_while_held)
+            duties.add(SUPERVISOR_DUTY, self._supervise)
 
     async def start(self) -> None:
         await self.presence.start()  # before the first tick looks for accounts nobody serves
         for sender in self.senders:
             sender.start()
-        if self._task is None:
+        if self._task is None and self.duties is None:
             self._task = asyncio.create_task(self._supervise(), name="broadcast-supervisor")
 
     async def stop(self) -> None:

@@ -18,6 +18,7 @@ from bot.core.dispatcher import Dispatcher
 from bot.core.services import Services
 from bot.i18n import Catalogs
 from bot.settings import Settings
+from bot.storage.duties import Duties
 
 if TYPE_CHECKING:
     from .base import Channel
@@ -41,6 +42,9 @@ class PluginContext:
     # The simulated account of each platform whose simulator this app serves (a channel plugin serves
     # it beside the real ones): ``WeChatAccount`` for "wechat", ``TelegramConfig`` for "telegram".
     simulated: Mapping[str, Any] = field(default_factory=dict)
+    # The duties that must run once in the deployment (``engagebot run``): a plugin adds its own (a poll)
+    # and they run while this process holds their lease. None: a process without a server (the CLI).
+    duties: Duties | None = None
 
 
 class Plugin(Protocol):

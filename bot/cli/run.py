@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.connections import GuardedSite, quiet_accept_errors
+from bot.errors import ConfigError
 from bot.logs import configure_logging
 
 from .common import settings_of
@@ -20,33 +21,56 @@ log = logging.getLogger("engagebot.run")
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
+    from .workers import READY, WorkersError, supervise, worker_count
+
+    settings = settings_of(args, host=args.host, port=args.port, workers=args.workers)
+    if args.worker is not None:  # one of the processes of `--workers N`: it shares the port
+        return await serve(settings, reuse_port=True, announce=args.worker == 0, ready_line=READY)
+    try:
+        workers = worker_count(settings)
+    except WorkersError as exc:
+        raise ConfigError(str(exc)) from None
+    if workers > 1:
+        return await supervise(settings, workers, getattr(args, "config", None))
+    return await serve(settings)
+
+
+async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = True,
+                ready_line: bytes | None = None) -> int:
+    """Serve in this process until SIGTERM or SIGINT (``announce``: print where, and the startup notes)."""
+    # Listened for from the start: a stop asked while starting (a worker restarted just before a SIGTERM)
+    # ends the start cleanly instead of killing the process half-way.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     # Heavy: bot.app loads every channel (PTB), simulator and handler; only the commands that build the app pay.
     from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app
 
-    settings = settings_of(args, host=args.host, port=args.port)
     configure_logging(settings)
     app = await create_app(settings)
     guard = app[CONNECTION_GUARD]
     if (warning := guard.fit_file_limit()) is not None:
         app[STARTUP_NOTES].append(f"warning: {warning}")
-    accept_errors = quiet_accept_errors(asyncio.get_running_loop())
+    accept_errors = quiet_accept_errors(loop)
     # SIGTERM: the port closes at once; requests in flight get half the stop's budget to finish,
     # the background duties (outbox, pollers, leases) the rest; past the whole budget the process exits 1.
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.shutdown_timeout / 2)
     await runner.setup()
-    site = GuardedSite(runner, guard, settings.host, settings.port)
+    site = GuardedSite(runner, guard, settings.host, settings.port, reuse_port=reuse_port)
     try:
         await site.start()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        print(f"engagebot serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", file=sys.stderr)
-        for line in app[STARTUP_NOTES]:
-            print(line, file=sys.stderr)
+        if ready_line is not None:  # the parent of --workers N: this worker listens
+            sys.stdout.buffer.write(ready_line)
+            sys.stdout.flush()
+        if announce:
+            print(f"engagebot serving on http://{settings.host}:{settings.port} (Ctrl-C to stop)", file=sys.stderr)
+            for line in app[STARTUP_NOTES]:
+                print(line, file=sys.stderr)
         await stop.wait()
-        print("engagebot: stopping", file=sys.stderr)
+        if announce:
+            print("engagebot: stopping", file=sys.stderr)
     finally:
         stopped = await _stop_within(runner, settings.shutdown_timeout)
         guard.close()
@@ -69,4 +93,8 @@ def add_commands(sub: Any) -> None:
     run = sub.add_parser("run", help="serve the bot (and the simulators when no platform is configured)")
     run.add_argument("--host", help="interface to listen on (default 127.0.0.1, env ENGAGEBOT_HOST)")
     run.add_argument("--port", type=int, help="port (default 8080, env ENGAGEBOT_PORT)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="server processes sharing the port (default: one per core; one beside the simulators; "
+                          "env ENGAGEBOT_WORKERS)")
+    run.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by the parent of --workers N
     run.set_defaults(func=cmd_run)

@@ -40,11 +40,12 @@ from bot.core.serialize import reply_from_dict
 from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
 from bot.metrics import DELIVERIES
 from bot.storage.dialect import skip_locked
+from bot.storage.duties import run_while
 from bot.storage.models import Follower, Message
 from bot.storage.status import DeliveryStatus
 
 from .journal import SENDING, OutboxJournal, Outcome, write_outcomes
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, SharedPace
 from .retry import MAX_ATTEMPTS, RetryPolicy
 from .sender import Sender, can_mass_send, channel_key
 from .windows import HELD_FOR_MASS, OUTSIDE_WINDOW, has_windows, refusal_reason, take_window_slots
@@ -77,8 +78,9 @@ class OutboxSender:
         self.sessions = sessions
         self.sweep_every = sweep_every
         caps = channel.capabilities
-        self.limiter = RateLimiter(caps.max_sends_per_second, caps.max_sends_per_chat_per_second)
         rate = caps.max_sends_per_second
+        shared = SharedPace(sessions, "{}:{}".format(*channel_key(channel)), rate) if rate else None
+        self.limiter = RateLimiter(rate, caps.max_sends_per_chat_per_second, shared=shared)
         self.batch_size = max(1, min(BATCH_SIZE, round(rate * BATCH_SECONDS))) if rate else BATCH_SIZE
         self.lease = lease
         self.concurrency = concurrency
@@ -88,6 +90,9 @@ class OutboxSender:
         self.in_flight = 0  # rows marked "sending" whose outcome is not yet written
         self.most_in_flight = 0
         self._sweeper: asyncio.Task[None] | None = None
+        self._sweep_stop = asyncio.Event()  # this sweeper's own stop (its lease lost), beside the process's
+        # True: this process sweeps only while it holds the account's lease (``engagebot run``'s duties).
+        self.sweeps_by_lease = False
         self._stopping = asyncio.Event()
         self.idle = asyncio.Event()  # set while a sweep found nothing due
 
@@ -142,19 +147,36 @@ class OutboxSender:
         return len(claimed)
 
     def start(self) -> None:
-        if self._sweeper is None:
-            self._stopping.clear()
-            self._sweeper = asyncio.create_task(self._sweep_forever(), name=f"outbox-{self.channel.name}")
+        """Start sending, and sweeping here unless the sweep is a duty held by lease (:meth:`sweep_while_held`)."""
+        self._stopping.clear()
+        if not self.sweeps_by_lease:
+            self.start_sweeping()
 
-    async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop claiming; let the sends in flight finish and record them; give back what was not sent."""
-        self._stopping.set()
+    def start_sweeping(self) -> None:
+        if self._sweeper is None:
+            self._sweep_stop = asyncio.Event()
+            self._sweeper = asyncio.create_task(self._sweep_forever(self._sweep_stop),
+                                                name=f"outbox-{self.channel.name}")
+
+    async def stop_sweeping(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop claiming after the batch being sent (cut short after ``timeout``); replies still go out."""
         if self._sweeper is not None:
+            self._sweep_stop.set()
             _done, pending = await asyncio.wait({self._sweeper}, timeout=timeout)
             for task in pending:
                 task.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
             self._sweeper = None
+
+    async def sweep_while_held(self) -> None:
+        """The sweep as a duty (``bot.storage.duties``): in one process of the deployment per channel account,
+        which paces a broadcast's sends at the account's rate alone. Set ``sweeps_by_lease`` before :meth:`start`."""
+        await run_while(self.start_sweeping, self.stop_sweeping)
+
+    async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop claiming; let the sends in flight finish and record them; give back what was not sent."""
+        self._stopping.set()
+        await self.stop_sweeping(timeout)
         if self.journal.held:
             try:
                 await self.journal.release(list(self.journal.held))
@@ -162,8 +184,8 @@ class OutboxSender:
                 log.warning("outbox rows not given back at stop", exc_info=True)
         await self.journal.close()
 
-    async def _sweep_forever(self) -> None:
-        while not self._stopping.is_set():
+    async def _sweep_forever(self, stop: asyncio.Event) -> None:
+        while not (self._stopping.is_set() or stop.is_set()):
             try:
                 claimed = await self.sweep_once()
             except asyncio.CancelledError:
@@ -176,7 +198,7 @@ class OutboxSender:
                 continue  # a broadcast: drain it batch after batch
             self.idle.set()
             try:
-                await asyncio.wait_for(self._stopping.wait(), self.sweep_every)
+                await asyncio.wait_for(stop.wait(), self.sweep_every)
             except TimeoutError:
                 pass
 

@@ -3,11 +3,21 @@
 The only rate limiter between the outbox and a platform: its rates are what the channel declares in
 its ``Capabilities`` (``max_sends_per_second``, ``max_sends_per_chat_per_second``), and the pauses
 the platform asks for (``retry after``) stop everyone or, for a chat's own limit, that chat only.
+
+Several instances on one PostgreSQL (or worker processes) each send their own replies: the account's
+overall rate is then held in the database too (:class:`SharedPace`), so together they keep to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+
+from sqlalchemy import case
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.storage.dialect import is_postgresql, upsert
+from bot.storage.models import SendPace
 
 
 class RateLimiter:
@@ -20,7 +30,9 @@ class RateLimiter:
     (run one worker per account, or declare a proportionally lower rate).
     """
 
-    def __init__(self, per_second: float | None = None, per_chat: float | None = None) -> None:
+    def __init__(self, per_second: float | None = None, per_chat: float | None = None, *,
+                 shared: SharedPace | None = None) -> None:
+        self.shared = shared  # the account's pace across instances, after this process's own
         self.interval = 1.0 / per_second if per_second else 0.0
         self.chat_interval = 1.0 / per_chat if per_chat else 0.0
         self._next = 0.0
@@ -77,11 +89,54 @@ class RateLimiter:
                                self._chat_paused.get(chat, 0.0)) - loop.time()) > 0:
                 await asyncio.sleep(wait)
         async with self._depart_lock:
-            while (wait := max(self._paused_until, self._departed + self.interval) - loop.time()) > 0:
+            # With a shared pace its slots space every process's departures, this one's included: spacing
+            # here as well would add the database's round trip to every interval.
+            spacing = 0.0 if self.shared is not None and self.shared.active else self.interval
+            while (wait := max(self._paused_until, self._departed + spacing) - loop.time()) > 0:
                 await asyncio.sleep(wait)
+            if self.shared is not None:  # the turn across instances, taken right before the request leaves
+                await self.shared.wait_turn()
             now = self._departed = loop.time()
         if self.chat_interval:
             self._chat_departed[chat] = now
             if len(self._chat_departed) > 10_000:
                 self._chat_departed = {c: t for c, t in self._chat_departed.items()
                                        if t > now - self.chat_interval}
+
+
+class SharedPace:
+    """One channel account's overall pace across every process on a PostgreSQL database.
+
+    The account's row holds its next free send slot; taking a turn is one atomic upsert that moves it
+    one interval on and returns the slot taken, which the sender waits for. Times are wall-clock
+    seconds: the instances' clocks must agree (NTP) to well under one interval. On SQLite (one machine,
+    whose sweeps are already one process's duty) nothing is shared and no turn waits.
+    """
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], name: str, per_second: float) -> None:
+        self.sessions = sessions
+        self.name = name
+        self.interval = 1.0 / per_second
+        self._shared: bool | None = None  # known at the first turn: is the database PostgreSQL?
+
+    @property
+    def active(self) -> bool:
+        """Whether turns are taken in the database (PostgreSQL, once the first turn found out)."""
+        return bool(self._shared)
+
+    async def wait_turn(self) -> None:
+        if self._shared is False:
+            return
+        now = time.time()
+        async with self.sessions() as session:
+            if self._shared is None:
+                self._shared = is_postgresql(session)
+                if not self._shared:
+                    return
+            stmt = upsert(session, SendPace, index_elements=[SendPace.name], set_={
+                "next_at": case((SendPace.next_at > now, SendPace.next_at), else_=now) + self.interval,
+            }).values(name=self.name, next_at=now + self.interval).returning(SendPace.next_at)
+            taken = (await session.execute(stmt)).scalar_one() - self.interval
+            await session.commit()
+        if (wait := taken - time.time()) > 0:
+            await asyncio.sleep(wait)

@@ -47,15 +47,18 @@ def insert_ignore(bind: Any, table: Any, *, index_elements: Sequence[Any] | None
 
 
 def upsert(bind: Any, table: Any, *, index_elements: Sequence[Any],
-           set_: Mapping[str, Any] | Callable[[Any], Mapping[str, Any]]) -> Insert:
-    """``INSERT ... ON CONFLICT (index_elements) DO UPDATE SET set_``.
+           set_: Mapping[str, Any] | Callable[[Any], Mapping[str, Any]],
+           where: Callable[[Any], Any] | None = None) -> Insert:
+    """``INSERT ... ON CONFLICT (index_elements) DO UPDATE SET set_ [WHERE where]``.
 
     ``set_`` may be a function of the statement's ``excluded`` row (the values that were refused),
-    e.g. ``lambda excluded: {"data": excluded.data}``.
+    e.g. ``lambda excluded: {"data": excluded.data}``; ``where`` is one (the existing row is updated
+    only when it holds, else left as it is).
     """
     stmt = insert(bind, table)
     values = set_(stmt.excluded) if callable(set_) else set_
-    return stmt.on_conflict_do_update(index_elements=index_elements, set_=dict(values))
+    return stmt.on_conflict_do_update(index_elements=index_elements, set_=dict(values),
+                                      where=where(stmt.excluded) if where is not None else None)
 
 
 def skip_locked(bind: Any, query: Select[Any]) -> Select[Any]:

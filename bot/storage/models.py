@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     Float,
     ForeignKey,
     Index,
@@ -279,3 +280,28 @@ class WeiboPollState(Base):
     holder: Mapped[str | None] = mapped_column(String(32))
     lease_until: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+
+class Lease(Base):
+    """Who runs a duty that must run once in the deployment (``bot.storage.leases``), and until when.
+
+    ``generation`` grows each time the lease changes hands: a fencing token, so a holder that was
+    paused past its expiry cannot renew what another has taken since.
+    """
+
+    __tablename__ = "lease"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime]
+    generation: Mapped[int] = mapped_column(BigInteger)
+
+
+class SendPace(Base):
+    """The next free send slot of one channel account, shared by every instance on PostgreSQL
+    (``bot.delivery.ratelimit.SharedPace``): together they never exceed the account's rate."""
+
+    __tablename__ = "send_pace"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)  # "<channel>:<account>"
+    next_at: Mapped[float] = mapped_column(Double)  # seconds since the epoch (the instances' synced clocks)

@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from bot.app import RETENTION, build_app
+from bot.app import CORE, RETENTION, build_app
 from bot.core.clock import utcnow
 from bot.offers import Claim
 from bot.offers.models import CampaignTouch, PoolCode
 from bot.settings import Settings
+from bot.storage.leases import holders
 from bot.storage.models import Follower, Message, SeenRequest
 from bot.storage.retention import RetentionDuty, count_prunable, prune, retention_cutoff
 from bot.testing import BotHarness
@@ -142,5 +143,9 @@ async def test_the_app_runs_the_retention_duty_while_it_serves(database_url: str
     duty = app[RETENTION]
     assert duty.days == 7 and not duty.running
     async with serve(app, port=settings.port):
-        assert duty.running
+        # A duty held by lease: one pruner in the deployment, started once this process holds it.
+        async with asyncio.timeout(10):
+            while not duty.running:
+                await asyncio.sleep(0.05)
+        assert (await holders(app[CORE].sessions)).get("retention") is not None
     assert not duty.running

@@ -19,6 +19,7 @@ from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 LEASE_SECONDS = 3  # short, so rows a killed instance held go out again soon after its restart
+DUTY_LEASE_SECONDS = 2  # short, so a restarted instance (or a standby) takes a killed one's duties soon
 
 
 @dataclass
@@ -42,6 +43,7 @@ class CrashRig:
     instances: int = 1
     telegram_mode: str = "polling"
     mock_sink: str | None = None
+    workers: int = 1  # worker processes of each instance (engagebot run --workers)
     bots: list[Instance] = field(default_factory=list)
     platforms: subprocess.Popen[bytes] | None = None
     platform_port: int = 0
@@ -91,6 +93,7 @@ class CrashRig:
         env.update({
             "ENGAGEBOT_DATABASE_URL": self.database_url, "ENGAGEBOT_PORT": str(bot.port),
             "ENGAGEBOT_LOG_LEVEL": "WARNING", "ENGAGEBOT_SIMULATORS": "false",
+            "ENGAGEBOT_WORKERS": str(self.workers), "ENGAGEBOT_DUTY_LEASE_SECONDS": str(DUTY_LEASE_SECONDS),
             "ENGAGEBOT_OUTBOX__LEASE_SECONDS": str(LEASE_SECONDS),
             "ENGAGEBOT_OUTBOX__NO_SENDER_WAIT_SECONDS": "300",  # restarts are not "no sender"
             "ENGAGEBOT_WECHAT__TOKEN": WECHAT["token"], "ENGAGEBOT_WECHAT__APP_ID": WECHAT["app_id"],

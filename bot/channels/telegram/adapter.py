@@ -49,6 +49,7 @@ from bot.errors import (
 )
 from bot.i18n import N_, default_catalogs
 from bot.logs import add_secrets
+from bot.storage.duties import run_while
 from bot.storage.models import Follower, Message
 
 from ..base import Channel, Dispatch
@@ -112,6 +113,9 @@ class TelegramChannel(Channel):
         self.ready = asyncio.Event()  # set once connected and receiving
         self._connector: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
+        # True: this process polls only while it holds the bot's lease (``engagebot run``'s duties).
+        self.polls_by_lease = False
+        self._receiving_stopped = False
         self._polling: UpdatePoller | None = None
         self._queues = ChatQueues(self._process)  # handling (and storing) per chat, in order
         self._replies = ChatQueues(self._send_replies)  # replies per chat, in order
@@ -138,6 +142,7 @@ class TelegramChannel(Channel):
 
     async def start(self) -> None:
         """Connect in the background (retrying with backoff); ``ready`` is set once receiving."""
+        self._receiving_stopped = False
         if self._connector is None or self._connector.done():
             self._connector = asyncio.create_task(self._connect(), name="telegram-connect")
             self._connector.add_done_callback(self._connect_done)
@@ -197,10 +202,36 @@ class TelegramChannel(Channel):
                                   allowed_updates=list(ALLOWED_UPDATES))
             return
         await bot.delete_webhook()  # getUpdates is refused while a webhook is set
-        if self._poller is None or self._poller.done():
-            self._polling = UpdatePoller(bot, self._submit, poll_timeout=self.config.poll_timeout,
+        if not self.polls_by_lease:
+            self._start_polling()
+
+    def _start_polling(self) -> None:
+        if self._receiving_stopped or (self._poller is not None and not self._poller.done()):
+            return
+        if self._polling is None:  # kept across lease changes: its offset passes only stored updates
+            self._polling = UpdatePoller(self.application.bot, self._submit, poll_timeout=self.config.poll_timeout,
                                          backoff=self.config.connect_backoff, redact=self._redact)
-            self._poller = asyncio.create_task(self._polling.run(), name="telegram-poll")
+        self._poller = asyncio.create_task(self._polling.run(), name="telegram-poll")
+
+    async def poll_while_held(self) -> None:
+        """Polling as a duty (``bot.storage.duties``): one process of the deployment polls the bot, since
+        Telegram answers a second ``getUpdates`` with Conflict. Set ``polls_by_lease`` before :meth:`start`."""
+        await self.ready.wait()
+        await run_while(self._start_polling, self._give_up_polling)
+
+    async def _give_up_polling(self) -> None:
+        """The lease lost or given back: stop, and confirm what is stored now while the poll is still ours
+        (later, another process's long poll would be cut with Conflict). What is stored after this is
+        fetched again by the next holder and dropped as a duplicate."""
+        await self._stop_poller()
+        if self._polling is not None:
+            await self._polling.acknowledge()
+
+    async def _stop_poller(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
+            self._poller = None
 
     async def _set_commands(self) -> None:
         """Register /start, /help, /lang with descriptions in English (default) and Chinese."""
@@ -214,10 +245,8 @@ class TelegramChannel(Channel):
 
     async def stop_receiving(self) -> None:
         """Stop taking new updates (polling); queued ones are still handled by :meth:`stop`."""
-        if self._poller is not None:
-            self._poller.cancel()
-            await asyncio.gather(self._poller, return_exceptions=True)
-            self._poller = None
+        self._receiving_stopped = True
+        await self._stop_poller()
 
     async def stop(self) -> None:
         """Stop in reverse: connecting, receiving, queued updates, outbox sweeper, PTB."""
@@ -227,9 +256,9 @@ class TelegramChannel(Channel):
             self._connector = None
         await self.stop_receiving()
         await self._queues.drain(self.config.drain_timeout)
-        if self._polling is not None:
+        if self._polling is not None and not self.polls_by_lease:  # a duty confirms when it gives the poll up
             await self._polling.acknowledge()
-            self._polling = None
+        self._polling = None
         await self._replies.drain(self.config.drain_timeout)
         if self._background:
             await asyncio.wait(self._background, timeout=self.config.drain_timeout)

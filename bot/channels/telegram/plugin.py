@@ -57,6 +57,9 @@ def _telegram_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | Non
     channel = TelegramChannel(dispatch=ctx.dispatcher.dispatch, sessions=ctx.sessions, config=config)
     ctx.channels.append(channel)
     app[TELEGRAM_CHANNEL] = channel
+    if ctx.duties is not None and config.mode == "polling":
+        channel.polls_by_lease = True
+        ctx.duties.add(f"telegram-poll:{channel.account}", channel.poll_while_held)
     app.add_routes(channel.routes())
     if simulated is not None:
         app.router.add_post(PROGRESS_PATH, _progress_route(ctx, channel))

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
 from bot.errors import FollowerGone, NotSent, OutsideReplyWindow, PlatformAPIError, QuotaExceeded, platform_text
+from bot.storage.dialect import lock_for_transaction, upsert
 from bot.storage.models import SharedToken
 
 log = logging.getLogger("engagebot.wechat.api")
@@ -90,17 +93,20 @@ class WeChatAPI:
             if self._token and self._token != stale and utcnow() < self._token_valid_until:
                 return self._token
             async with self.sessions() as session:
-                row = await session.get(SharedToken, self._token_key)
+                # One refresh in the deployment at a time (PostgreSQL): the other instances and workers wait
+                # here, then read the token it stored. The upsert keeps a refresh that raced (SQLite
+                # workers) from failing: the platform keeps the previous token valid for minutes.
+                await lock_for_transaction(session, zlib.crc32(f"token:{self._token_key}".encode()))
+                row = (await session.execute(select(SharedToken).where(
+                    SharedToken.name == self._token_key))).scalar_one_or_none()
                 if row is not None and row.value != stale and utcnow() < row.expires_at - TOKEN_MARGIN:
                     self._token, self._token_valid_until = row.value, row.expires_at - TOKEN_MARGIN
                     return row.value
                 token, expires_in = await self._fetch_token()
                 expires_at = utcnow() + timedelta(seconds=expires_in)
-                if row is None:
-                    session.add(SharedToken(name=self._token_key, value=token, expires_at=expires_at,
-                                            updated_at=utcnow()))
-                else:
-                    row.value, row.expires_at, row.updated_at = token, expires_at, utcnow()
+                await session.execute(upsert(session, SharedToken, index_elements=[SharedToken.name], set_={
+                    "value": token, "expires_at": expires_at, "updated_at": utcnow()}).values(
+                    name=self._token_key, value=token, expires_at=expires_at, updated_at=utcnow()))
                 await session.commit()
             self._token, self._token_valid_until = token, expires_at - TOKEN_MARGIN
             return token

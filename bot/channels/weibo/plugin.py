@@ -42,18 +42,32 @@ def _weibo_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
     channel = WeiboChannel(dispatch=ctx.dispatcher.dispatch, account="default", config=config, sessions=ctx.sessions)
     app.router.add_routes(channel.routes())
     ctx.channels.append(channel)
+    # Under a duty, the megaphone's own lease (which fences its cursors) is no longer than the duty's, so
+    # a standby taking the duty over from a dead process polls at once.
     megaphone = Megaphone(api=channel.api, sessions=ctx.sessions, account=channel.account, brand_uid=channel.brand_uid,
                           services=ctx.services, catalogs=ctx.catalogs, default_locale=ctx.settings.default_locale,
-                          per_hour=config.public_replies_per_hour, interval=config.poll_interval)
+                          per_hour=config.public_replies_per_hour, interval=config.poll_interval,
+                          lease=ctx.duties.ttl if ctx.duties is not None else None)
+
+    async def poll_while_held() -> None:
+        try:
+            await megaphone.run()
+        finally:
+            await megaphone.release()  # another instance may take the poll over at once
+
+    if ctx.duties is not None:
+        ctx.duties.add(f"weibo-megaphone:{channel.account}", poll_while_held)
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await channel.start()
-        poller = asyncio.create_task(megaphone.run(), name="weibo-megaphone")
+        poller = None
+        if ctx.duties is None:
+            poller = asyncio.create_task(poll_while_held(), name="weibo-megaphone")
         yield
-        poller.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await poller
-        await megaphone.release()  # another instance may take the poll over at once
+        if poller is not None:
+            poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await poller
         await channel.stop()
 
     return lifetime

@@ -324,6 +324,26 @@ async def test_the_access_token_is_shared_by_instances_through_the_database(make
             await second.close()
 
 
+async def test_instances_needing_a_token_at_once_all_get_one_without_an_error(make_env: Any) -> None:
+    """The first message after a start often reaches several instances at once: none may fail on the
+    token row another is writing; on PostgreSQL the token is fetched once for all of them."""
+    from bot.channels.wechat.api import WeChatAPI
+    from bot.storage.dialect import is_postgresql
+
+    async with make_env() as env:
+        apis = [WeChatAPI(app_id=env.channel.api.app_id, app_secret="app-secret-for-tests",
+                          api_base=env.sim_url, sessions=env.bot.sessions) for _ in range(4)]
+        try:
+            fetches = env.sim.token_fetches
+            tokens = await asyncio.gather(*(api.access_token() for api in apis))
+            assert all(tokens)
+            if is_postgresql(env.bot.engine):
+                assert len(set(tokens)) == 1 and env.sim.token_fetches == fetches + 1
+        finally:
+            for api in apis:
+                await api.close()
+
+
 async def test_a_news_reply_goes_out_as_one_article(make_env: Any) -> None:
     from bot import Article, ArticlesReply
 

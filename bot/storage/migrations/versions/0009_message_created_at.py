@@ -1,12 +1,12 @@
 """retention: an index on message.created_at, so pruning old messages reads only what it deletes
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

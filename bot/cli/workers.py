@@ -1,0 +1,155 @@
+"""``engagebot run --workers N``: N server processes sharing one port, supervised by this one.
+
+Each worker is an ``engagebot run`` of its own (its event loop, engine, channels) listening with
+``SO_REUSEPORT``, so the kernel spreads connections over them. What must run once in the deployment
+(polling, outbox sweeps, broadcast expansion) is held by one of them through a lease in the database
+(``bot.storage.duties``); the rest (each message's handling and its replies) runs where it arrives.
+
+The parent upgrades the database first (the workers would race on the migrations), then starts the
+workers and watches them: a worker that dies is started again; SIGTERM or SIGINT is passed to every
+worker, and the parent exits 0 once they all stopped cleanly. A worker that ends before it listened
+(a port taken, a bad setting: it says why itself) stops the whole command, since a restart would
+fail the same way. The workers die with the parent (Linux's parent-death signal), even on SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import signal
+import sys
+from pathlib import Path
+
+from bot.settings import Settings
+from bot.simulation import simulators_to_mount
+
+READY = b"engagebot-worker-ready\n"  # what a worker writes on its stdout once it listens
+RESTART_PAUSE = 1.0  # between a worker's death and its restart (a crash loop stays slow)
+STOP_GRACE = 5.0  # beyond a worker's own stop budget (ENGAGEBOT_SHUTDOWN_TIMEOUT) before it is killed
+
+
+class WorkersError(ValueError):
+    """``--workers`` cannot be honoured with these settings (a one-line reason for the operator)."""
+
+
+def worker_count(settings: Settings, cpu_count: int | None = None) -> int:
+    """How many worker processes to run: ``settings.workers``, else one per core.
+
+    The embedded simulators keep their sessions (long polls, chat pages) in the process that serves
+    them: beside them the server runs one process, and asking for more is refused.
+    """
+    simulated = simulators_to_mount(settings)
+    if settings.workers is not None:
+        if settings.workers > 1 and simulated:
+            raise WorkersError(
+                f"--workers {settings.workers}: the simulators ({', '.join(simulated)}) run in one process; "
+                "configure the real platforms (or set ENGAGEBOT_SIMULATORS=false) to run several workers")
+        if settings.workers > 1 and settings.port == 0:
+            raise WorkersError("--workers needs a fixed --port: the workers share it")
+        return settings.workers
+    if simulated or settings.port == 0:
+        return 1
+    return max(1, cpu_count or os.cpu_count() or 1)
+
+
+def _die_with_parent() -> None:
+    """In the worker, before exec: receive SIGKILL when the parent dies (Linux; elsewhere nothing)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+async def supervise(settings: Settings, workers: int, config: Path | None) -> int:
+    """Run ``workers`` worker processes until SIGTERM or SIGINT; 0 when they all stopped cleanly."""
+    from bot.storage.engine import create_engine
+    from bot.storage.migrate import upgrade
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    try:
+        await upgrade(engine)
+    finally:
+        await engine.dispose()
+    if stopping.is_set():  # asked to stop while upgrading: no worker to start
+        return 0
+
+    command = [sys.executable, "-m", "bot.cli", "run", "--host", settings.host, "--port", str(settings.port)]
+    if config is not None:
+        command += ["--config", str(config)]
+    codes: list[int] = [0] * workers
+    failed_start: int | None = None
+
+    async def watch(i: int) -> None:
+        """Keep worker ``i`` running until the stop; then stop it and keep its exit status."""
+        nonlocal failed_start
+        first = True
+        while True:
+            proc = await asyncio.create_subprocess_exec(*command, "--worker", str(i), stdout=asyncio.subprocess.PIPE,
+                                                        preexec_fn=_die_with_parent)
+            waiting, stop_asked = asyncio.ensure_future(_run(proc)), asyncio.ensure_future(stopping.wait())
+            await asyncio.wait({waiting, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
+            stop_asked.cancel()
+            if stopping.is_set():
+                code = await _stop(proc, settings.shutdown_timeout)
+                _code, was_ready = await waiting
+                # Stopped before it could listen for the signal (still importing): it had nothing to clean up.
+                codes[i] = 0 if code == -signal.SIGTERM and not was_ready else code
+                return
+            code, was_ready = waiting.result()
+            if first and not was_ready:
+                failed_start = code or 1  # a taken port, a bad setting: the worker said why; restarting cannot help
+                stopping.set()
+                return
+            first = False
+            print(f"engagebot: worker {i + 1} (pid {proc.pid}) exited ({_describe(code)}); starting it again",
+                  file=sys.stderr)
+            try:
+                await asyncio.wait_for(stopping.wait(), RESTART_PAUSE)
+                return
+            except TimeoutError:
+                pass
+
+    print(f"engagebot: {workers} worker processes sharing http://{settings.host}:{settings.port}", file=sys.stderr)
+    await asyncio.gather(*(watch(i) for i in range(workers)))
+    if failed_start is not None:
+        return failed_start
+    return 0 if all(code == 0 for code in codes) else 1
+
+
+async def _run(proc: asyncio.subprocess.Process) -> tuple[int, bool]:
+    """Wait for a worker to end: its exit status, and whether it was listening first (said on its stdout)."""
+    assert proc.stdout is not None
+    ready = False
+    while line := await proc.stdout.readline():  # read to the end, so a worker never blocks on a full pipe
+        if line == READY:
+            ready = True
+        else:
+            sys.stdout.buffer.write(line)
+            sys.stdout.flush()
+    return await proc.wait(), ready
+
+
+async def _stop(proc: asyncio.subprocess.Process, timeout: float) -> int:
+    """SIGTERM (the worker's orderly stop, within ``timeout``), then SIGKILL a little later; its exit status."""
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        return await asyncio.wait_for(proc.wait(), timeout + STOP_GRACE)
+    except TimeoutError:
+        proc.kill()
+        return await proc.wait()
+
+
+def _describe(code: int) -> str:
+    if code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"status {code}"

@@ -1,0 +1,153 @@
+"""Leases: one holder at a time, taken over only once expired, fenced by a generation; and the duty
+runner built on them. On SQLite, and on PostgreSQL with ENGAGEBOT_TEST_DATABASE_URL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from bot.core.clock import utcnow
+from bot.storage.duties import Duties
+from bot.storage.leases import acquire, holders, release, renew
+from bot.testing import BotHarness
+
+TTL = timedelta(seconds=30)
+
+
+async def test_a_lease_has_one_holder_until_it_expires(harness: BotHarness) -> None:
+    sessions, now = harness.sessions, utcnow()
+    first = await acquire(sessions, "poll", "a", TTL, now=now)
+    assert first is not None
+    assert await acquire(sessions, "poll", "b", TTL, now=now + TTL / 2) is None
+    assert await acquire(sessions, "poll", "a", TTL, now=now + TTL / 2) == first  # ours: kept, same generation
+    assert await holders(sessions, now=now) == {"poll": "a"}
+    taken = await acquire(sessions, "poll", "b", TTL, now=now + TTL * 2)  # a's lease ran out
+    assert taken is not None and taken > first
+    assert await holders(sessions, now=now + TTL * 2) == {"poll": "b"}
+
+
+async def test_a_holder_that_lost_its_lease_cannot_renew_or_release_it(harness: BotHarness) -> None:
+    sessions, now = harness.sessions, utcnow()
+    old = await acquire(sessions, "sweep", "a", TTL, now=now - TTL * 3)
+    assert old is not None
+    new = await acquire(sessions, "sweep", "b", TTL, now=now)
+    assert new is not None
+    assert not await renew(sessions, "sweep", "a", old, TTL, now=now)
+    assert not await release(sessions, "sweep", "a", old)
+    assert await holders(sessions, now=now) == {"sweep": "b"}
+    # Even the same holder name at an older generation is fenced off.
+    assert not await renew(sessions, "sweep", "b", old, TTL, now=now)
+    assert await renew(sessions, "sweep", "b", new, TTL, now=now + TTL / 2)
+    assert await acquire(sessions, "sweep", "a", TTL, now=now + TTL) is None  # renewed: not expired at now + TTL
+
+
+async def test_a_released_lease_is_taken_at_once(harness: BotHarness) -> None:
+    sessions = harness.sessions
+    generation = await acquire(sessions, "expand", "a", TTL)
+    assert generation is not None
+    assert await release(sessions, "expand", "a", generation)
+    assert await holders(sessions) == {}
+    assert await acquire(sessions, "expand", "b", TTL) is not None
+
+
+async def test_concurrent_acquires_elect_exactly_one(harness: BotHarness) -> None:
+    won = await asyncio.gather(*(acquire(harness.sessions, "race", f"h{i}", TTL) for i in range(8)))
+    assert sum(g is not None for g in won) == 1
+
+
+async def test_a_duty_runs_in_one_process_and_passes_to_a_standby(harness: BotHarness) -> None:
+    """Two runners (two processes) share a duty: one runs it; when it stops, the other takes it over."""
+    ttl = timedelta(seconds=1.5)
+    running: list[str] = []
+
+    def work_of(who: str) -> Callable[[], Awaitable[None]]:
+        async def work() -> None:
+            running.append(who)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                running.remove(who)
+        return work
+
+    first, second = (Duties(harness.sessions, ttl=ttl, holder=h) for h in ("first", "second"))
+    first.add("sweep", work_of("first"))
+    second.add("sweep", work_of("second"))
+    await first.start()
+    await _until(lambda: running == ["first"])
+    await second.start()
+    await asyncio.sleep(ttl.total_seconds())  # several renewal rounds: the standby stays a standby
+    assert running == ["first"] and second.held == frozenset()
+    await first.stop()  # releases: the standby takes over at its next try
+    assert running == []
+    await _until(lambda: running == ["second"])
+    assert await holders(harness.sessions) == {"sweep": "second"}
+    await second.stop()
+    assert await holders(harness.sessions) == {}
+
+
+async def test_a_duty_stops_when_its_lease_is_taken_from_it(harness: BotHarness) -> None:
+    """A holder paused past its lease (here: its row handed to another) stops at its next renewal."""
+    ttl = timedelta(seconds=1.5)
+    stopped = asyncio.Event()
+
+    async def work() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.set()
+
+    duties = Duties(harness.sessions, ttl=ttl, holder="paused")
+    duties.add("poll", work)
+    await duties.start()
+    await _until(lambda: "poll" in duties.held)
+    assert await acquire(harness.sessions, "poll", "thief", ttl, now=utcnow() + ttl * 2) is not None
+    await asyncio.wait_for(stopped.wait(), ttl.total_seconds() * 2)
+    assert duties.held == frozenset()
+    await duties.stop()
+    assert (await holders(harness.sessions, now=utcnow() + ttl * 2))["poll"] == "thief"  # not released by the loser
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+async def test_a_standby_takes_a_dead_holders_duty_once_its_lease_ran_out(harness: BotHarness) -> None:
+    """A holder on another machine stopped renewing: its duty moves only after the lease ran out."""
+    ttl = timedelta(seconds=1.5)
+    assert await acquire(harness.sessions, "poll", "elsewhere:1:dead", ttl) is not None
+    standby = Duties(harness.sessions, ttl=ttl, holder="standby")
+    standby.add("poll", _forever)
+    await standby.start()
+    await asyncio.sleep(ttl.total_seconds() / 3)  # a try or two, the lease still running
+    assert standby.held == frozenset()
+    await _until(lambda: "poll" in standby.held)
+    await standby.stop()
+
+
+async def test_a_restarted_process_takes_back_at_once_what_a_dead_process_of_its_host_held(
+        harness: BotHarness) -> None:
+    ttl = timedelta(seconds=60)  # far from running out
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = f"{socket.gethostname()[:40]}:{int(dead.stdout)}:before"
+    alive = f"{socket.gethostname()[:40]}:{os.getppid()}:running"
+    assert await acquire(harness.sessions, "sweep", gone, ttl) is not None
+    assert await acquire(harness.sessions, "poll", alive, ttl) is not None
+    restarted = Duties(harness.sessions, ttl=ttl)
+    restarted.add("sweep", _forever)
+    restarted.add("poll", _forever)
+    await restarted.start()
+    await _until(lambda: "sweep" in restarted.held)
+    assert "poll" not in restarted.held  # its holder still runs: it keeps it
+    assert (await holders(harness.sessions))["poll"] == alive
+    await restarted.stop()
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()

@@ -1,0 +1,208 @@
+"""``engagebot run --workers 2``: two real worker processes on one port, the duties held by lease.
+
+The platforms run in a process of their own (``tests/support/platforms.py``) and count what reached
+each Telegram user. The worker holding the Telegram outbox's lease is killed with SIGKILL mid-broadcast:
+the other worker takes the sweep over within seconds, every user gets the broadcast, and nobody gets it
+twice but for a send that was in flight at the kill (which the outbox reports as possibly sent twice).
+Then the worker holding the poll is killed: messages sent meanwhile are answered once each.
+On SQLite, and on PostgreSQL with ENGAGEBOT_TEST_DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.broadcast import Audience, create_broadcast
+from bot.broadcast.models import DONE, Broadcast
+from bot.broadcast.worker import SUPERVISOR_DUTY
+from bot.cli.workers import WorkersError, worker_count
+from bot.settings import Settings
+from bot.storage.engine import create_engine, make_sessionmaker
+from bot.storage.leases import holders
+from bot.storage.migrate import upgrade
+from bot.storage.models import Follower, Message
+from tests.support.cli import engagebot, one_error_line
+from tests.support.crash import DUTY_LEASE_SECONDS, CrashRig
+from tests.support.platforms import TELEGRAM_TOKEN
+
+Sessions = async_sessionmaker[AsyncSession]
+BOT = TELEGRAM_TOKEN.split(":", 1)[0]
+BROADCAST = "Spring sale!"
+FALLBACK = "Sorry, I did not understand that. Send /help to see what I can do."
+# A dead holder's lease runs out after its time to live; a standby asks every third of it.
+TAKEOVER_BOUND = DUTY_LEASE_SECONDS * 4 / 3 + 3
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[Sessions]:
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
+
+
+def test_one_worker_per_core_but_one_beside_the_simulators(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ENGAGEBOT_WORKERS")  # the tests' own default (conftest)
+    real = {"telegram": {"token": TELEGRAM_TOKEN}, "port": 8080}
+    assert worker_count(Settings(**real), cpu_count=4) == 4
+    assert worker_count(Settings(**real, workers=3), cpu_count=4) == 3
+    assert worker_count(Settings(port=8080), cpu_count=4) == 1  # the simulators live in one process
+    with pytest.raises(WorkersError, match="simulators"):
+        worker_count(Settings(port=8080, workers=2), cpu_count=4)
+    with pytest.raises(WorkersError, match="--port"):
+        worker_count(Settings(**{**real, "port": 0}, workers=2), cpu_count=4)
+
+
+def test_several_workers_beside_the_simulators_are_refused_in_one_line(tmp_path: Path) -> None:
+    done = engagebot("run", "--workers", "2", cwd=tmp_path)  # the flag wins over the tests' ENGAGEBOT_WORKERS=1
+    assert done.returncode == 2
+    assert one_error_line(done).startswith("engagebot: --workers 2: the simulators (wechat, telegram, weibo) run in "
+                                           "one process")
+    assert not list(tmp_path.iterdir())  # refused before anything was created
+
+
+def test_workers_that_cannot_listen_stop_the_command_with_their_reason(tmp_path: Path) -> None:
+    """A port taken by another program: each worker says so, and the parent exits rather than restarting them."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = engagebot("run", "--workers", "2", "--port", str(port), timeout=120, env={
+            "ENGAGEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "ENGAGEBOT_LOG_LEVEL": "ERROR",
+            "ENGAGEBOT_TELEGRAM__TOKEN": TELEGRAM_TOKEN, "ENGAGEBOT_TELEGRAM__API_BASE": "http://127.0.0.1:9/bot"})
+    assert done.returncode == 2
+    assert "address already in use" in done.stderr and "starting it again" not in done.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc (Linux)")
+async def test_a_killed_workers_duties_resume_in_the_other_and_nothing_doubles(
+        sessions: Sessions, database_url: str, tmp_path: Path) -> None:
+    rig = CrashRig(tmp_path, database_url, workers=2, telegram_mode="polling")
+    async with rig:
+        parent = rig.bots[0].proc
+        assert parent is not None
+        users = (await rig.control("POST", "telegram/users", {"count": 150}))["followers"]
+
+        async def all_followed() -> bool:  # their /start came through the poll: a worker polls
+            async with sessions() as session:
+                return len((await session.execute(select(Follower.id).where(
+                    Follower.channel == "telegram"))).all()) == len(users)
+
+        await _eventually(all_followed, 60, "followers stored", rig)
+        duties = await _eventually(lambda: _held(sessions, f"outbox:telegram:{BOT}", f"telegram-poll:{BOT}",
+                                                 SUPERVISOR_DUTY), 30, "every duty held", rig)
+        workers = _children(parent.pid)
+        assert len(workers) == 2
+        assert {_pid(h) for h in duties.values()} <= workers  # held by the workers, never the parent
+
+        async with sessions() as session:
+            broadcast = await create_broadcast(session, name="workers", texts={"en": BROADCAST},
+                                               audience=Audience(channels=("telegram",)), default_locale="en")
+            await session.commit()
+            broadcast_id = broadcast.id
+
+        async def some_delivered() -> bool:
+            return _copies(await rig.control("GET", "received")).total() >= 20
+
+        await _eventually(some_delivered, 60, "the broadcast under way", rig)
+        sweeper = (await holders(sessions))[f"outbox:telegram:{BOT}"]
+        os.kill(_pid(sweeper), signal.SIGKILL)
+        killed_at = time.monotonic()
+
+        async def taken_over() -> str | None:
+            holder = (await holders(sessions)).get(f"outbox:telegram:{BOT}")
+            return holder if holder not in (None, sweeper) else None
+
+        successor = await _eventually(taken_over, 30, "the sweep taken over", rig)
+        assert time.monotonic() - killed_at < TAKEOVER_BOUND + 5  # the parent needs no restart for it
+
+        async def finished() -> bool:
+            async with sessions() as session:
+                return (await session.execute(select(Broadcast.status).where(
+                    Broadcast.id == broadcast_id))).scalar_one() == DONE
+
+        await _eventually(finished, 90, "the broadcast done", rig)
+        assert _pid(successor) in _children(parent.pid)
+        await _eventually(lambda: _two_workers(parent.pid), 30, "the killed worker started again", rig)
+
+        # The poll: kill its holder, then talk; each message is answered once, by whoever polls now.
+        poller = (await holders(sessions))[f"telegram-poll:{BOT}"]
+        os.kill(_pid(poller), signal.SIGKILL)
+        await rig.control("POST", "stream", {"channel": "telegram", "senders": users[:10], "count": 20, "rate": 10})
+
+        async def all_answered() -> bool:
+            got = await rig.control("GET", "received")
+            return (await rig.control("GET", "stream"))["done"] and sum(
+                texts.count(FALLBACK) for texts in got["telegram"].values()) >= 20
+
+        await _eventually(all_answered, 60, "the stream answered", rig)
+        await asyncio.sleep(DUTY_LEASE_SECONDS)  # a second answer would show now
+        received = await rig.control("GET", "received")
+        rig.stop(0)
+        assert parent.returncode == 0  # SIGTERM: the workers stopped cleanly, so did the parent
+
+    copies = _copies(received)
+    async with sessions() as session:
+        flagged = set((await session.execute(select(Follower.external_id).join(
+            Message, Message.follower_id == Follower.id).where(
+            Message.broadcast_id == broadcast_id, Message.resent_in_doubt.is_(True)))).scalars())
+        stored = Counter((await session.execute(select(Message.text).where(
+            Message.channel == "telegram", Message.direction == "in", Message.text.like("m%")))).scalars())
+    assert sorted(u for u in map(str, users) if copies[u] == 0) == []
+    doubled = {u for u, n in copies.items() if n > 1}
+    assert doubled <= flagged  # only a send in flight at the kill may have gone twice (and it says so)
+    assert stored == Counter({f"m{i}": 1 for i in range(20)})
+    answers = sum(texts.count(FALLBACK) for texts in received["telegram"].values())
+    assert answers == 20
+
+
+def _copies(received: dict[str, Any]) -> Counter[str]:
+    return Counter({user: texts.count(BROADCAST) for user, texts in received["telegram"].items()})
+
+
+async def _held(sessions: Sessions, *names: str) -> dict[str, str] | None:
+    now = await holders(sessions)
+    return {n: now[n] for n in names} if all(n in now for n in names) else None
+
+
+def _pid(holder: str) -> int:
+    return int(holder.split(":")[-2])
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+async def _two_workers(pid: int) -> bool:
+    return len(_children(pid)) == 2
+
+
+async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float, what: str, rig: CrashRig) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        if value := await check():
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached in {timeout}s\n{rig.logs()}")
+        await asyncio.sleep(0.2)
