@@ -122,6 +122,7 @@ async def test_a_replayed_signature_with_another_body_is_refused(database_url: s
         assert await env.count(Message, Message.direction == "in") == 1
 
 
+@pytest.mark.timing  # a deadline: measured alone, after the parallel run (tools/test.sh)
 async def test_a_slow_handler_is_answered_in_time_and_replied_through_the_api(database_url: str) -> None:
     async with weibo_env(database_url, routers=[slow_router], overrides={"passive_deadline_seconds": 0.3}) as env:
         started = time.monotonic()
