@@ -125,7 +125,9 @@ class SqlStore:
             assert self.writer is not None
             write = ExchangeWrite(follower.id, follower_changes(follower), inbound, outbound)
             # Give the connection back (if the handler read) before waiting: the writer needs one.
-            await session.rollback()
+            # Only then: a rollback of a session that holds nothing still costs a greenlet switch.
+            if session.in_transaction():
+                await session.rollback()
             inbound_id, outbound_ids = await self.writer.write(write)
             return Exchange(inbound_id, replies, outbound_ids, passive_count, follower.id)
         return await self._record_in_session(session, msg, follower, inbound, outbound, replies, passive_count)
