@@ -46,6 +46,9 @@ class Result:
     non2xx: int
     socket_errors: int
     unexpected: int  # 200 answers whose body is not the expected reply
+    # The server's CPU time per request (all its processes), when measured: unlike requests/s, it
+    # hardly moves when other work shares the machine, so it compares runs of different hours.
+    cpu_ms: float | None = None
 
     @property
     def rps(self) -> float:
@@ -57,9 +60,12 @@ class Result:
 
     def line(self, name: str, bare: Result | None = None) -> str:
         ratio = f"   {self.rps / bare.rps:6.1%} of bare" if bare is not None and bare.rps else ""
+        if bare is not None and bare.cpu_ms and self.cpu_ms:
+            ratio += f" (by CPU per request: {bare.cpu_ms / self.cpu_ms:6.1%})"
+        cpu = f"   CPU {self.cpu_ms:5.3f} ms/req" if self.cpu_ms is not None else ""
         return (f"  {name:<40} {self.rps:>8,.0f} req/s   p50 {self.p50_ms:6.1f} ms   p99 {self.p99_ms:6.1f} ms"
                 f"   non-2xx {self.non2xx}  socket errors {self.socket_errors}  bad body {self.unexpected}"
-                f"   ({self.requests} in {self.seconds:.1f}s){ratio}")
+                f"   ({self.requests} in {self.seconds:.1f}s){cpu}{ratio}")
 
 
 def free_port() -> int:
@@ -86,13 +92,21 @@ def write_requests(path: Path, requests: Sequence[Request]) -> None:
             f.write(raw_target + raw_headers + body)
 
 
-def load(base_url: str, requests: Sequence[Request], *, seconds: float, connections: int = 64, threads: int = 1,
-         expect: bytes = b"", wrap: bool = False, python_client: bool = False) -> Result:
-    """Send ``requests`` to ``base_url`` with ``connections`` concurrent keep-alive connections.
+def load(target: str | Server, requests: Sequence[Request], *, seconds: float, connections: int = 64,
+         threads: int = 1, expect: bytes = b"", wrap: bool = False, python_client: bool = False) -> Result:
+    """Send ``requests`` to ``target`` with ``connections`` concurrent keep-alive connections.
 
     With wrk: for ``seconds`` or until every request was sent once (``wrap``: over and over again).
-    Without: every request once, by the Python client.
+    Without: every request once, by the Python client. A Server target has its CPU time measured.
     """
+    if isinstance(target, Server):
+        started = target.cpu_seconds()
+        result = load(target.url, requests, seconds=seconds, connections=connections, threads=threads,
+                      expect=expect, wrap=wrap, python_client=python_client)
+        if result.requests:
+            result.cpu_ms = (target.cpu_seconds() - started) / result.requests * 1000
+        return result
+    base_url = target
     if python_client or not have_wrk():
         return python_load(base_url, requests, connections, expect)
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
@@ -165,6 +179,10 @@ class Server:
     proc: subprocess.Popen[bytes]
     log: Path
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the server and its worker processes so far."""
+        return sum(_cpu_seconds(pid) for pid in [self.proc.pid, *_children(self.proc.pid)])
+
     def rss_mb(self) -> float:
         """Resident memory of the server and its worker processes, in MiB."""
         return sum(_rss_kb(pid) for pid in [self.proc.pid, *_children(self.proc.pid)]) / 1024
@@ -178,6 +196,14 @@ def _rss_kb(pid: int) -> int:
     except OSError:
         pass
     return 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def _children(pid: int) -> list[int]:

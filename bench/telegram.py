@@ -82,9 +82,9 @@ def main() -> None:
         port = driver.free_port()
         sample = build_requests(20_000, followers=args.followers, first_update=1)
         with driver.bare_server(port, path=PATH, body="", content_type="text/plain", workdir=workdir) as srv:
-            driver.load(srv.url, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
+            driver.load(srv, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
                         python_client=args.python_client)
-            bare: Result = driver.load(srv.url, sample, seconds=args.seconds, connections=args.connections,
+            bare: Result = driver.load(srv, sample, seconds=args.seconds, connections=args.connections,
                                        threads=args.threads, wrap=True, python_client=args.python_client)
         print(bare.line("bare aiohttp, empty 200"), flush=True)
         api_port = driver.free_port()
@@ -106,12 +106,12 @@ def main() -> None:
                         next_update += 1
                         warm = build_requests(args.followers, followers=args.followers, first_update=next_update)
                         next_update += len(warm)
-                        driver.load(srv.url, warm, seconds=60, connections=args.connections, threads=args.threads,
+                        driver.load(srv, warm, seconds=60, connections=args.connections, threads=args.threads,
                                     python_client=args.python_client)  # every chat known, caches filled
                         load = build_requests(int(args.max_rate * args.seconds), followers=args.followers,
                                               first_update=next_update)
                         next_update += len(load)
-                        result = driver.load(srv.url, load, seconds=args.seconds, connections=args.connections,
+                        result = driver.load(srv, load, seconds=args.seconds, connections=args.connections,
                                              threads=args.threads, python_client=args.python_client)
                 except driver.ServerFailed as exc:
                     print(f"  {name:<40} did not run: {exc}", flush=True)

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import driver
+from bench import dbsize, driver
 from bench.driver import Request, Result
 
 TOKEN = "benchtoken"
@@ -89,9 +89,9 @@ def measure_bare(args: argparse.Namespace, safe: bool, workdir: Path) -> Result:
     port = driver.free_port()
     sample = build_requests(20_000, followers=args.followers, safe=safe)
     with driver.bare_server(port, path=PATH, body=BARE_REPLY, content_type="application/xml", workdir=workdir) as srv:
-        driver.load(srv.url, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
+        driver.load(srv, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
                     python_client=args.python_client)  # warm up
-        return driver.load(srv.url, sample, seconds=args.seconds, connections=args.connections,
+        return driver.load(srv, sample, seconds=args.seconds, connections=args.connections,
                            threads=args.threads, expect=EXPECT, wrap=True, python_client=args.python_client)
 
 
@@ -101,10 +101,10 @@ def measure_engagebot(args: argparse.Namespace, safe: bool, workers: int, workdi
     with driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
                        name=f"engagebot-{tag}") as srv:
         # Warm up: every follower writes once (created, caches filled), as in an account that runs.
-        driver.load(srv.url, build_requests(args.followers, followers=args.followers, safe=safe), seconds=60,
+        driver.load(srv, build_requests(args.followers, followers=args.followers, safe=safe), seconds=60,
                     connections=args.connections, threads=args.threads, python_client=args.python_client)
         load = build_requests(int(args.max_rate * args.seconds), followers=args.followers, safe=safe)
-        return driver.load(srv.url, load, seconds=args.seconds, connections=args.connections, threads=args.threads,
+        return driver.load(srv, load, seconds=args.seconds, connections=args.connections, threads=args.threads,
                            expect=EXPECT, python_client=args.python_client)
 
 
@@ -112,7 +112,8 @@ def measure_memory(args: argparse.Namespace, workdir: Path) -> None:
     """New followers write once each, in slices; the server's RSS after each slice must stay flat."""
     port = driver.free_port()
     workers = driver.worker_counts(args.workers)[0]
-    env = driver.engagebot_env(args.database_url or driver.sqlite_url(workdir, "memory.db"), **settings(False))
+    url = args.database_url or driver.sqlite_url(workdir, "memory.db")
+    env = driver.engagebot_env(url, **settings(False))
     checkpoints = sorted({min(c, args.memory) for c in (10_000, 50_000, 100_000, args.memory)})
     print(f"memory: {args.memory:,} distinct followers, one message each, {args.connections} connections, "
           f"{workers} worker(s)")
@@ -125,11 +126,12 @@ def measure_memory(args: argparse.Namespace, workdir: Path) -> None:
                 # Slices of at most 20,000: generated just before they are sent (the timestamp window).
                 size = min(20_000, checkpoint - sent)
                 batch = build_requests(size, followers=size, safe=False, first_follower=sent)
-                result = driver.load(srv.url, batch, seconds=600, connections=args.connections,
+                result = driver.load(srv, batch, seconds=600, connections=args.connections,
                                      threads=args.threads, expect=EXPECT, python_client=args.python_client)
                 sent += size
             print(f"  after {sent:>9,} followers: RSS {srv.rss_mb():7.1f} MiB   last slice {result.rps:,.0f} req/s,"
-                  f" errors {result.errors}")
+                  f" errors {result.errors}", flush=True)
+    print(f"database ({'PostgreSQL' if args.database_url else 'SQLite'}):\n{dbsize.report(url)}")
 
 
 def main() -> None:

@@ -80,9 +80,9 @@ def main() -> None:
         sample = build_requests(20_000, followers=args.followers, first_second=clock)
         with driver.bare_server(port, path=PATH, body=BARE_REPLY, content_type="application/json",
                                 workdir=workdir) as srv:
-            driver.load(srv.url, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
+            driver.load(srv, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
                         python_client=args.python_client)
-            bare: Result = driver.load(srv.url, sample, seconds=args.seconds, connections=args.connections,
+            bare: Result = driver.load(srv, sample, seconds=args.seconds, connections=args.connections,
                                        threads=args.threads, expect=EXPECT, wrap=True, python_client=args.python_client)
         print(bare.line("bare aiohttp, fixed reply"), flush=True)
         for workers in driver.worker_counts(args.workers):
@@ -94,11 +94,11 @@ def main() -> None:
                 with driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
                                    name=f"engagebot-{workers}") as srv:
                     warm = build_requests(args.followers, followers=args.followers, first_second=clock)
-                    driver.load(srv.url, warm, seconds=60, connections=args.connections, threads=args.threads,
+                    driver.load(srv, warm, seconds=60, connections=args.connections, threads=args.threads,
                                 python_client=args.python_client)  # every fan known, caches filled
                     load = build_requests(int(args.max_rate * args.seconds), followers=args.followers,
                                           first_second=clock - 1)
-                    result = driver.load(srv.url, load, seconds=args.seconds, connections=args.connections,
+                    result = driver.load(srv, load, seconds=args.seconds, connections=args.connections,
                                          threads=args.threads, expect=EXPECT, python_client=args.python_client)
             except driver.ServerFailed as exc:
                 print(f"  {name:<40} did not run: {exc}", flush=True)
