@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -66,10 +64,9 @@ class SqlStore:
         if self.writer is not None:
             await self.writer.close()
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
-            yield session
+    def session(self) -> AsyncSession:
+        # The session is its own context manager: no generator wrapped around it per message.
+        return self.sessions()
 
     async def find_exchange(self, session: AsyncSession, msg: Inbound) -> Exchange | None:
         inbound = (await session.execute(_INBOUND, {
