@@ -112,14 +112,22 @@ def load(target: str | Server, requests: Sequence[Request], *, seconds: float, c
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         file = Path(tmp) / "requests.bin"
         write_requests(file, requests)
-        env = {**os.environ, "BENCH_REQUESTS": str(file), "BENCH_THREADS": str(threads),
+        marker = Path(tmp) / "done"
+        env = {**os.environ, "BENCH_REQUESTS": str(file), "BENCH_THREADS": str(threads), "BENCH_DONE": str(marker),
                "BENCH_WRAP": "1" if wrap else "0", "BENCH_EXPECT": expect.decode()}
-        done = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-             "-s", str(LUA), base_url], env=env, capture_output=True, text=True, timeout=seconds + 120)
-    found = [line for line in done.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
-    if done.returncode != 0 or not found:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
+        with subprocess.Popen(
+                ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+                 "-s", str(LUA), base_url], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+            # Every thread out of requests: end the run now (SIGINT makes wrk print its summary), not at -d.
+            while proc.poll() is None:
+                if all(Path(f"{marker}.{index}").exists() for index in range(threads)):
+                    proc.send_signal(signal.SIGINT)
+                    break
+                time.sleep(0.05)
+            stdout, stderr = proc.communicate(timeout=seconds + 120)
+    found = [line for line in stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+    if proc.returncode != 0 or not found:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {stderr.strip() or stdout.strip()}")
     r = json.loads(found[-1].removeprefix("BENCH_RESULT "))
     # The probes sent once the file ran out are not part of the load.
     return Result(requests=r["requests"] - r["probes"], seconds=r["duration_us"] / 1e6, p50_ms=r["p50_us"] / 1000,

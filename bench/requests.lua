@@ -5,6 +5,7 @@
 -- "<path length> <headers length> <body length>\n<path><headers><body>", headers as "Name: value\n".
 -- With several wrk threads, thread k of n takes records k, k+n, k+2n... (each thread has its own Lua state).
 -- BENCH_WRAP=1 starts over at the end (the bare handler checks nothing); otherwise the thread stops.
+-- BENCH_DONE: where a thread out of requests leaves a marker file (BENCH_DONE.<thread index>).
 -- BENCH_EXPECT: the prefix every answer's body must start with (empty: the status alone counts).
 
 local threads = {}
@@ -63,6 +64,11 @@ function request()
     else
       -- Out of fresh requests: stop; a harmless probe fills the slot wrk wants filled.
       exhausted = exhausted + 1
+      if not stopping then
+        -- wrk's main thread sleeps out -d whatever the threads do: tell the driver, which interrupts it.
+        local marker = io.open(os.getenv("BENCH_DONE") .. "." .. (thread_index or 0), "w")
+        marker:close()
+      end
       stopping = true
       wrk.thread:stop()
       return stop_request

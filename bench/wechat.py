@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import hashlib
 import secrets
 import struct
@@ -77,12 +78,39 @@ def build_requests(n: int, *, followers: int, safe: bool, first_follower: int = 
     return out
 
 
-def settings(safe: bool) -> dict[str, str]:
+def settings(safe: bool, api_base: str = "http://127.0.0.1:9") -> dict[str, str]:
     values = {"wechat__token": TOKEN, "wechat__app_id": APP_ID, "wechat__app_secret": "bench-secret",
-              "wechat__api_base": "http://127.0.0.1:9"}  # nothing listens: no send API call may succeed
+              "wechat__api_base": api_base}
     if safe:
         values["wechat__aes_key"] = AES_KEY
     return values
+
+
+def serve_api(port: int) -> None:
+    """A stand-in for WeChat's API that answers at once: a new follower's language (``user/info``,
+    asked on first contact) costs its real round trip, not a timeout against a port nobody serves."""
+    from aiohttp import web
+
+    async def token(_request: web.Request) -> web.Response:
+        return web.json_response({"access_token": "bench-access-token", "expires_in": 7200})
+
+    async def user_info(_request: web.Request) -> web.Response:
+        return web.json_response({"subscribe": 1, "language": "zh_CN"})
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    app = web.Application()
+    app.router.add_get("/cgi-bin/token", token)
+    app.router.add_get("/cgi-bin/user/info", user_info)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def api_server(workdir: Path) -> tuple[int, contextlib.AbstractContextManager[driver.Server]]:
+    port = driver.free_port()
+    return port, driver.server([sys.executable, str(Path(__file__).resolve()), "--serve-api", str(port)],
+                               port=port, workdir=workdir, name="wechat-api")
 
 
 def measure_bare(args: argparse.Namespace, safe: bool, workdir: Path) -> Result:
@@ -97,9 +125,11 @@ def measure_bare(args: argparse.Namespace, safe: bool, workdir: Path) -> Result:
 
 def measure_engagebot(args: argparse.Namespace, safe: bool, workers: int, workdir: Path, tag: str) -> Result:
     port = driver.free_port()
-    env = driver.engagebot_env(args.database_url or driver.sqlite_url(workdir, f"{tag}.db"), **settings(safe))
-    with driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
-                       name=f"engagebot-{tag}") as srv:
+    api_port, api = api_server(workdir)
+    env = driver.engagebot_env(args.database_url or driver.sqlite_url(workdir, f"{tag}.db"),
+                               **settings(safe, f"http://127.0.0.1:{api_port}"))
+    with api, driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
+                            name=f"engagebot-{tag}") as srv:
         # Warm up: every follower writes once (created, caches filled), as in an account that runs.
         driver.load(srv, build_requests(args.followers, followers=args.followers, safe=safe), seconds=60,
                     connections=args.connections, threads=args.threads, python_client=args.python_client)
@@ -113,12 +143,13 @@ def measure_memory(args: argparse.Namespace, workdir: Path) -> None:
     port = driver.free_port()
     workers = driver.worker_counts(args.workers)[0]
     url = args.database_url or driver.sqlite_url(workdir, "memory.db")
-    env = driver.engagebot_env(url, **settings(False))
+    api_port, api = api_server(workdir)
+    env = driver.engagebot_env(url, **settings(False, f"http://127.0.0.1:{api_port}"))
     checkpoints = sorted({min(c, args.memory) for c in (10_000, 50_000, 100_000, args.memory)})
     print(f"memory: {args.memory:,} distinct followers, one message each, {args.connections} connections, "
           f"{workers} worker(s)")
-    with driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
-                       name="engagebot-memory") as srv:
+    with api, driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
+                            name="engagebot-memory") as srv:
         print(f"  at start: RSS {srv.rss_mb():7.1f} MiB")
         sent = 0
         for checkpoint in checkpoints:
@@ -126,7 +157,7 @@ def measure_memory(args: argparse.Namespace, workdir: Path) -> None:
                 # Slices of at most 20,000: generated just before they are sent (the timestamp window).
                 size = min(20_000, checkpoint - sent)
                 batch = build_requests(size, followers=size, safe=False, first_follower=sent)
-                result = driver.load(srv, batch, seconds=600, connections=args.connections,
+                result = driver.load(srv, batch, seconds=300, connections=args.connections,
                                      threads=args.threads, expect=EXPECT, python_client=args.python_client)
                 sent += size
             print(f"  after {sent:>9,} followers: RSS {srv.rss_mb():7.1f} MiB   last slice {result.rps:,.0f} req/s,"
@@ -141,7 +172,11 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=1000, help="followers writing in turn (default 1000)")
     parser.add_argument("--memory", type=int, default=0, metavar="FOLLOWERS",
                         help="instead: this many new followers write once each; print RSS along the way")
+    parser.add_argument("--serve-api", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_api:
+        serve_api(args.serve_api)
+        return
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - {"plain", "safe"}:
         raise SystemExit("--modes: plain, safe or plain,safe")
