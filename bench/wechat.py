@@ -1,38 +1,44 @@
 """Signed WeChat text callbacks per second, everything persisted, against a bare aiohttp handler.
 
-    python bench/wechat.py [--requests 4000] [--concurrency 64] [--modes plain,safe] [--database-url URL]
-                           [--replay-cost]
+    python bench/wechat.py [--modes plain,safe] [--workers 1,2] [--seconds 8] [--connections 64]
+                           [--database-url postgresql+asyncpg://...] [--followers 1000]
+    python bench/wechat.py --memory 200000        # RSS while that many new followers write once each
 
-For each mode, the same client (a separate process: 64 concurrent senders over keep-alive
-connections, bodies signed and, in safe mode, encrypted beforehand) first hits a bare aiohttp
-handler that returns a fixed reply, then engagebot's WeChat channel (signature check, decryption,
-parsing, dedupe, follower upsert, routing, storing the message and the reply, rendering,
-encryption). The ratio of the two requests/s is the figure. With ``--replay-cost``, engagebot runs
-once more with the replay cache's database check off (the timestamp window stays), on a fresh
-database, and the bench prints what the cache costs.
+For each mode, wrk (bench/driver.py) first loads a bare aiohttp handler that returns a fixed reply
+(in its own process), then ``engagebot run`` (``--workers N`` for each count) with a WeChat account:
+signature check, replay cache, decryption, parsing, dedupe, follower upsert, routing, storing the
+message and the reply, rendering, encryption. Every request carries a fresh signature, nonce and
+MsgId. Followers have written once before the measured run (a warm-up), as in a running account.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
+import contextlib
 import hashlib
-import multiprocessing
-import os
 import secrets
-import statistics
 import struct
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import dbsize, driver
+from bench.driver import Request, Result
 
 TOKEN = "benchtoken"
 APP_ID = "wxbench000000001"
 AES_KEY = "BenchKeyBenchKeyBenchKeyBenchKeyBenchKey123"
+PATH = "/wechat"
+EXPECT = b"<xml>"
+BARE_REPLY = ("<xml><ToUserName><![CDATA[o]]></ToUserName><FromUserName><![CDATA[gh_bench]]></FromUserName>"
+              "<CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[fixed]]>"
+              "</Content></xml>")
+TEXTS = ["你好", "hello", "营业时间", "what are your hours?", "/help", "优惠"]
 
 
 def sign(*parts: str) -> str:
@@ -50,187 +56,155 @@ def encrypt(xml: bytes) -> str:
     return base64.b64encode(enc.update(plain + bytes([pad]) * pad) + enc.finalize()).decode()
 
 
-def build_requests(n: int, followers: int, safe: bool, seed: int) -> list[tuple[dict[str, str], bytes]]:
+def build_requests(n: int, *, followers: int, safe: bool, first_follower: int = 0) -> list[Request]:
+    """``n`` callbacks, each with its own nonce and MsgId, from ``followers`` followers in turn."""
     out = []
-    texts = ["你好", "hello", "营业时间", "what are your hours?", "/help", "优惠"]
+    msg_base = time.time_ns() // 1000 * 10  # distinct from every earlier run's, on a reused database too
+    now = str(int(time.time()))
     for i in range(n):
-        openid = f"oBench{i % followers:06d}{'x' * 16}"
+        openid = f"oBench{first_follower + i % followers:07d}{'x' * 15}"
         xml = (f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><FromUserName><![CDATA[{openid}]]>"
-               f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-               f"<Content><![CDATA[{texts[i % len(texts)]}]]></Content><MsgId>{seed * 10_000_000 + i}</MsgId>"
+               f"</FromUserName><CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+               f"<Content><![CDATA[{TEXTS[i % len(TEXTS)]}]]></Content><MsgId>{msg_base + i}</MsgId>"
                "</xml>").encode()
-        timestamp, nonce = str(int(time.time())), secrets.token_hex(5)
-        query = {"signature": sign(TOKEN, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
-                 "openid": openid}
+        nonce = secrets.token_hex(8)
+        query = {"signature": sign(TOKEN, now, nonce), "timestamp": now, "nonce": nonce, "openid": openid}
         if safe:
             ciphertext = encrypt(xml)
-            query.update(encrypt_type="aes", msg_signature=sign(TOKEN, timestamp, nonce, ciphertext))
+            query.update(encrypt_type="aes", msg_signature=sign(TOKEN, now, nonce, ciphertext))
             xml = (f"<xml><ToUserName><![CDATA[gh_bench]]></ToUserName><Encrypt><![CDATA[{ciphertext}]]>"
                    "</Encrypt></xml>").encode()
-        out.append((query, xml))
+        out.append((f"{PATH}?{urlencode(query)}", {"Content-Type": "text/xml"}, xml))
     return out
 
 
-def client_process(url: str, requests: list[tuple[dict[str, str], bytes]], concurrency: int, conn) -> None:  # type: ignore[no-untyped-def]
-    import aiohttp
-
-    async def run() -> tuple[float, list[float], int]:
-        latencies: list[float] = []
-        errors = 0
-        queue = list(reversed(requests))
-        connector = aiohttp.TCPConnector(limit=concurrency)
-        async with aiohttp.ClientSession(connector=connector) as http:
-            async def sender() -> None:
-                nonlocal errors
-                while queue:
-                    query, body = queue.pop()
-                    started = time.perf_counter()
-                    try:
-                        async with http.post(url, params=query, data=body) as resp:
-                            payload = await resp.read()
-                            if resp.status != 200 or not payload.startswith(b"<xml>"):
-                                errors += 1
-                    except aiohttp.ClientError:
-                        errors += 1
-                    latencies.append(time.perf_counter() - started)
-
-            started = time.perf_counter()
-            await asyncio.gather(*(sender() for _ in range(concurrency)))
-            return time.perf_counter() - started, latencies, errors
-
-    conn.send(asyncio.run(run()))
+def settings(safe: bool, api_base: str = "http://127.0.0.1:9") -> dict[str, str]:
+    values = {"wechat__token": TOKEN, "wechat__app_id": APP_ID, "wechat__app_secret": "bench-secret",
+              "wechat__api_base": api_base}
+    if safe:
+        values["wechat__aes_key"] = AES_KEY
+    return values
 
 
-def measure(url: str, requests: list[tuple[dict[str, str], bytes]], concurrency: int) -> tuple[float, list[float], int]:
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=client_process, args=(url, requests, concurrency, child))
-    proc.start()
-    result = parent.recv()
-    proc.join()
-    return result
-
-
-async def serve(app, port: int):  # type: ignore[no-untyped-def]
+def serve_api(port: int) -> None:
+    """A stand-in for WeChat's API that answers at once: a new follower's language (``user/info``,
+    asked on first contact) costs its real round trip, not a timeout against a port nobody serves."""
     from aiohttp import web
 
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
+    async def token(_request: web.Request) -> web.Response:
+        return web.json_response({"access_token": "bench-access-token", "expires_in": 7200})
 
+    async def user_info(_request: web.Request) -> web.Response:
+        return web.json_response({"subscribe": 1, "language": "zh_CN"})
 
-def bare_app():  # type: ignore[no-untyped-def]
-    from aiohttp import web
-
-    reply = ("<xml><ToUserName><![CDATA[o]]></ToUserName><FromUserName><![CDATA[gh_bench]]></FromUserName>"
-             "<CreateTime>1</CreateTime><MsgType><![CDATA[text]]></MsgType><Content><![CDATA[fixed]]>"
-             "</Content></xml>")
-
-    async def handler(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(text=reply, content_type="application/xml")
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
 
     app = web.Application()
-    app.router.add_post("/wechat", handler)
-    return app
+    app.router.add_get("/cgi-bin/token", token)
+    app.router.add_get("/cgi-bin/user/info", user_info)
+    app.router.add_get("/healthz", healthz)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 
-def bot_app(database_url: str, safe: bool, replay: bool = True):  # type: ignore[no-untyped-def]
-    from aiohttp import web
-    from pydantic import SecretStr
-
-    from bot.app import build_core
-    from bot.channels.wechat.adapter import WeChatChannel
-    from bot.settings import Settings, WeChatAccount
-    from bot.web import error_middleware
-
-    settings = Settings(database_url=database_url, log_level="WARNING")
-    core = build_core(settings)
-    config = WeChatAccount(token=SecretStr(TOKEN), app_id=APP_ID,
-                           aes_key=SecretStr(AES_KEY) if safe else None)
-    channel = WeChatChannel(dispatch=core.dispatcher.dispatch, account="bench", config=config, sessions=core.sessions)
-    if not replay:
-        async def window_only(*, timestamp: str, **_kw: object) -> None:
-            channel.replay.check_window(timestamp)
-
-        channel.replay.admit = window_only  # type: ignore[method-assign]
-    app = web.Application(middlewares=[error_middleware])
-    app.router.add_routes(channel.routes())
-
-    async def lifetime(_app: web.Application):  # type: ignore[no-untyped-def]
-        await core.open()
-        yield
-        await core.close()
-
-    app.cleanup_ctx.append(lifetime)
-    return app
+def api_server(workdir: Path) -> tuple[int, contextlib.AbstractContextManager[driver.Server]]:
+    port = driver.free_port()
+    return port, driver.server([sys.executable, str(Path(__file__).resolve()), "--serve-api", str(port)],
+                               port=port, workdir=workdir, name="wechat-api")
 
 
-def describe(name: str, seconds: float, lat: list[float], errors: int) -> tuple[float, str]:
-    q = statistics.quantiles(lat, n=100)
-    rps = len(lat) / seconds
-    return rps, (f"  {name:<34} {rps:>8,.0f} req/s   p50 {q[49] * 1000:6.1f} ms   p99 {q[98] * 1000:6.1f} ms"
-                 f"   errors {errors}")
+def measure_bare(args: argparse.Namespace, safe: bool, workdir: Path) -> Result:
+    port = driver.free_port()
+    sample = build_requests(20_000, followers=args.followers, safe=safe)
+    with driver.bare_server(port, path=PATH, body=BARE_REPLY, content_type="application/xml", workdir=workdir) as srv:
+        driver.load(srv, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
+                    python_client=args.python_client)  # warm up
+        return driver.load(srv, sample, seconds=args.seconds, connections=args.connections,
+                           threads=args.threads, expect=EXPECT, wrap=True, python_client=args.python_client)
 
 
-async def main() -> None:
-    import logging
+def measure_engagebot(args: argparse.Namespace, safe: bool, workers: int, workdir: Path, tag: str) -> Result:
+    port = driver.free_port()
+    api_port, api = api_server(workdir)
+    env = driver.engagebot_env(args.database_url or driver.sqlite_url(workdir, f"{tag}.db"),
+                               **settings(safe, f"http://127.0.0.1:{api_port}"))
+    with api, driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
+                            name=f"engagebot-{tag}") as srv:
+        # Warm up: every follower writes once (created, caches filled), as in an account that runs.
+        driver.load(srv, build_requests(args.followers, followers=args.followers, safe=safe), seconds=60,
+                    connections=args.connections, threads=args.threads, python_client=args.python_client)
+        load = build_requests(int(args.max_rate * args.seconds), followers=args.followers, safe=safe)
+        return driver.load(srv, load, seconds=args.seconds, connections=args.connections, threads=args.threads,
+                           expect=EXPECT, python_client=args.python_client)
 
-    from tests.support.servers import free_port
 
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=4000)
-    parser.add_argument("--followers", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--modes", default="plain,safe")
-    parser.add_argument("--database-url", default=None)
-    parser.add_argument("--replay-cost", action="store_true", help="also measure with the replay cache off")
+def measure_memory(args: argparse.Namespace, workdir: Path) -> None:
+    """New followers write once each, in slices; the server's RSS after each slice must stay flat."""
+    port = driver.free_port()
+    workers = driver.worker_counts(args.workers)[0]
+    url = args.database_url or driver.sqlite_url(workdir, "memory.db")
+    api_port, api = api_server(workdir)
+    env = driver.engagebot_env(url, **settings(False, f"http://127.0.0.1:{api_port}"))
+    checkpoints = sorted({min(c, args.memory) for c in (10_000, 50_000, 100_000, args.memory)})
+    print(f"memory: {args.memory:,} distinct followers, one message each, {args.connections} connections, "
+          f"{workers} worker(s)")
+    with api, driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
+                            name="engagebot-memory") as srv:
+        print(f"  at start: RSS {srv.rss_mb():7.1f} MiB")
+        sent = 0
+        for checkpoint in checkpoints:
+            while sent < checkpoint:
+                # Slices of at most 20,000: generated just before they are sent (the timestamp window).
+                size = min(20_000, checkpoint - sent)
+                batch = build_requests(size, followers=size, safe=False, first_follower=sent)
+                result = driver.load(srv, batch, seconds=300, connections=args.connections,
+                                     threads=args.threads, expect=EXPECT, python_client=args.python_client)
+                sent += size
+            print(f"  after {sent:>9,} followers: RSS {srv.rss_mb():7.1f} MiB   last slice {result.rps:,.0f} req/s,"
+                  f" errors {result.errors}", flush=True)
+    print(f"database ({'PostgreSQL' if args.database_url else 'SQLite'}):\n{dbsize.report(url)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    driver.add_common_arguments(parser)
+    parser.add_argument("--modes", default="plain,safe", help="plain, safe or both (default plain,safe)")
+    parser.add_argument("--followers", type=int, default=1000, help="followers writing in turn (default 1000)")
+    parser.add_argument("--memory", type=int, default=0, metavar="FOLLOWERS",
+                        help="instead: this many new followers write once each; print RSS along the way")
+    parser.add_argument("--serve-api", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    print(f"{args.requests} signed text callbacks from {args.followers} followers, "
-          f"{args.concurrency} concurrent senders (client in its own process)")
-    for seed, mode in enumerate(args.modes.split(","), start=1):
-        safe = mode == "safe"
-        with tempfile.TemporaryDirectory() as tmp:
-            url = args.database_url or f"sqlite+aiosqlite:///{os.path.join(tmp, 'bench.db')}"
-            port = free_port()
-            runner = await serve(bare_app(), port)
-            warm = build_requests(200, 200, safe, seed * 3)
-            await asyncio.to_thread(measure, f"http://127.0.0.1:{port}/wechat", warm, args.concurrency)
-            base = await asyncio.to_thread(measure, f"http://127.0.0.1:{port}/wechat",
-                                           build_requests(args.requests, args.followers, safe, seed * 3 + 1),
-                                           args.concurrency)
-            await runner.cleanup()
-            bot = await run_bot(url, safe, args, seed)
-            if args.replay_cost:
-                # A fresh SQLite file; on a given database, other message ids (seeds) so nothing is a duplicate.
-                other = os.path.join(tmp, "no-replay.db") if not args.database_url else None
-                no_replay = await run_bot(f"sqlite+aiosqlite:///{other}" if other else url, safe, args,
-                                          seed + 1000, replay=False)
-        base_rps, base_line = describe("bare aiohttp, fixed reply", *base)
-        bot_rps, bot_line = describe("engagebot, everything persisted", *bot)
-        print(f"{mode} mode:\n{base_line}\n{bot_line}\n  ratio: {bot_rps / base_rps:.1%} of the bare handler")
-        if args.replay_cost:
-            off_rps, off_line = describe("engagebot, replay cache off", *no_replay)
-            print(f"{off_line}\n  the replay cache costs {1 - bot_rps / off_rps:.1%} of the throughput")
-
-
-async def run_bot(url: str, safe: bool, args: argparse.Namespace, seed: int, *,
-                  replay: bool = True) -> tuple[float, list[float], int]:
-    from tests.support.servers import free_port
-
-    port = free_port()
-    runner = await serve(bot_app(url, safe, replay), port)
-    await asyncio.to_thread(measure, f"http://127.0.0.1:{port}/wechat",
-                            build_requests(args.followers, args.followers, safe, seed * 3 + 2),
-                            args.concurrency)  # warm up: followers exist, caches filled
-    bot = await asyncio.to_thread(measure, f"http://127.0.0.1:{port}/wechat",
-                                  build_requests(args.requests, args.followers, safe, seed * 3 + 3),
-                                  args.concurrency)
-    await runner.cleanup()
-    return bot
+    if args.serve_api:
+        serve_api(args.serve_api)
+        return
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - {"plain", "safe"}:
+        raise SystemExit("--modes: plain, safe or plain,safe")
+    if args.followers < 1 or args.seconds <= 0 or args.connections < 1 or args.max_rate < 1:
+        raise SystemExit("--followers, --seconds, --connections and --max-rate must be positive")
+    if not driver.have_wrk():
+        driver.explain_missing_wrk()
+    with tempfile.TemporaryDirectory(prefix="bench-wechat-") as tmp:
+        workdir = Path(tmp)
+        if args.memory:
+            measure_memory(args, workdir)
+            return
+        client = "Python client" if args.python_client or not driver.have_wrk() else f"wrk -t{args.threads}"
+        print(f"signed WeChat text callbacks, {client}, {args.connections} connections, {args.seconds:g}s per run, "
+              f"{args.followers} followers, database {'PostgreSQL' if args.database_url else 'SQLite'}")
+        for mode in modes:
+            safe = mode == "safe"
+            bare = measure_bare(args, safe, workdir)
+            print(f"{mode} mode:\n{bare.line('bare aiohttp, fixed reply')}", flush=True)
+            for workers in driver.worker_counts(args.workers):
+                name = f"engagebot, {workers} worker{'s' if workers > 1 else ''}"
+                try:
+                    result = measure_engagebot(args, safe, workers, workdir, f"{mode}-{workers}")
+                except driver.ServerFailed as exc:
+                    print(f"  {name:<40} did not run: {exc}", flush=True)
+                    continue
+                print(result.line(name, bare), flush=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

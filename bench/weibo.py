@@ -1,183 +1,111 @@
 """Signed Weibo text pushes per second, everything persisted, against a bare aiohttp handler.
 
-    python bench/weibo.py [--requests 4000] [--warmup 1000] [--concurrency 64] [--database-url URL]
+    python bench/weibo.py [--workers 1,2] [--seconds 8] [--connections 64] [--database-url URL] [--followers 1000]
 
-The same client (a separate process: concurrent senders over keep-alive connections, pushes signed
-beforehand with millisecond timestamps, each from another fan: a push's dedupe key is sender,
-created_at (seconds) and type) first hits a bare aiohttp handler that returns a fixed JSON
-reply, then engagebot's Weibo channel (signature check, replay cache, JSON validation, dedupe,
-follower upsert, routing, storing the message and the reply, the passive JSON reply). The ratio of
-the two requests/s is the figure.
+wrk (bench/driver.py) first loads a bare aiohttp handler that returns a fixed JSON reply, then
+``engagebot run`` with a Weibo account: signature check, replay cache, JSON validation, dedupe,
+follower upsert, routing, storing the message and the reply, the passive JSON reply. Pushes are
+signed beforehand with millisecond timestamps and fresh nonces. A push's dedupe key is sender,
+created_at (seconds) and type, so each follower's pushes carry created_at one second apart.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import hashlib
 import json
-import multiprocessing
-import os
 import secrets
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import driver
+from bench.driver import Request, Result
 
 SECRET = "bench-app-secret"
 TOKEN = "2.00bench"
 BRAND = "5000000001"
+PATH = "/weibo"
+EXPECT = b'{"result":true'
+BARE_REPLY = json.dumps({"result": True, "sender_id": int(BRAND), "receiver_id": 1, "type": "text",
+                         "data": "%7B%22text%22%3A%22fixed%22%7D"}, separators=(",", ":"))
+TEXTS = ["你好", "hello", "营业时间", "what are your hours?", "/help", "优惠"]
 
 
 def sign(*parts: str) -> str:
     return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
 
-def build_requests(n: int, seed: int) -> list[tuple[dict[str, str], bytes]]:
+def build_requests(n: int, *, followers: int, first_second: int) -> list[Request]:
+    """``n`` pushes from ``followers`` fans in turn; round r of fans is dated ``first_second - r``."""
     out = []
-    texts = ["你好", "hello", "营业时间", "what are your hours?", "/help", "优惠"]
-    created = time.strftime("%a %b %d %H:%M:%S +0000 %Y", time.gmtime())
+    timestamp = str(int(time.time() * 1000))
     for i in range(n):
-        # One push per (fan, second, type): the dedupe key; distinct fans keep every push distinct.
-        fan = str(6_000_000_000 + seed * 10_000_000 + i)
+        fan = str(6_000_000_000 + i % followers)
+        created = time.strftime("%a %b %d %H:%M:%S +0000 %Y", time.gmtime(first_second - i // followers))
         body = json.dumps({"type": "text", "receiver_id": int(BRAND), "sender_id": int(fan), "created_at": created,
-                           "text": texts[i % len(texts)], "data": {}}).encode()
-        timestamp, nonce = str(int(time.time() * 1000)), secrets.token_hex(5)
-        out.append(({"signature": sign(SECRET, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}, body))
+                           "text": TEXTS[i % len(TEXTS)], "data": {}}).encode()
+        nonce = secrets.token_hex(8)
+        query = {"signature": sign(SECRET, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+        out.append((f"{PATH}?{urlencode(query)}", {"Content-Type": "application/json"}, body))
     return out
 
 
-def client_process(url: str, requests: list[tuple[dict[str, str], bytes]], concurrency: int, conn) -> None:  # type: ignore[no-untyped-def]
-    import aiohttp
-
-    async def run() -> tuple[float, list[float], int]:
-        latencies: list[float] = []
-        errors = 0
-        queue = list(reversed(requests))
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as http:
-            async def sender() -> None:
-                nonlocal errors
-                while queue:
-                    query, body = queue.pop()
-                    started = time.perf_counter()
-                    try:
-                        async with http.post(url, params=query, data=body) as resp:
-                            payload = await resp.read()
-                            if resp.status != 200 or not payload.startswith(b'{"result":true'):
-                                errors += 1
-                    except aiohttp.ClientError:
-                        errors += 1
-                    latencies.append(time.perf_counter() - started)
-
-            started = time.perf_counter()
-            await asyncio.gather(*(sender() for _ in range(concurrency)))
-            return time.perf_counter() - started, latencies, errors
-
-    conn.send(asyncio.run(run()))
+SETTINGS = {"weibo__app_key": "1", "weibo__app_secret": SECRET, "weibo__access_token": TOKEN,
+            "weibo__brand_uid": BRAND, "weibo__api_base": "http://127.0.0.1:9"}  # no send API call may succeed
 
 
-def measure(url: str, requests: list[tuple[dict[str, str], bytes]], concurrency: int) -> tuple[float, list[float], int]:
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=client_process, args=(url, requests, concurrency, child))
-    proc.start()
-    result = parent.recv()
-    proc.join()
-    return result
-
-
-async def serve(app, port: int):  # type: ignore[no-untyped-def]
-    from aiohttp import web
-
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    return runner
-
-
-def bare_app():  # type: ignore[no-untyped-def]
-    from aiohttp import web
-
-    reply = json.dumps({"result": True, "sender_id": int(BRAND), "receiver_id": 1, "type": "text",
-                        "data": "%7B%22text%22%3A%22fixed%22%7D"}, separators=(",", ":"))
-
-    async def handler(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(text=reply, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_post("/weibo", handler)
-    return app
-
-
-def bot_app(database_url: str):  # type: ignore[no-untyped-def]
-    from aiohttp import web
-    from pydantic import SecretStr
-
-    from bot.app import build_core
-    from bot.channels.weibo.adapter import WeiboChannel
-    from bot.settings import Settings, WeiboSettings
-    from bot.web import error_middleware
-
-    core = build_core(Settings(database_url=database_url, log_level="WARNING"))
-    config = WeiboSettings(app_key="1", app_secret=SecretStr(SECRET), access_token=SecretStr(TOKEN), brand_uid=BRAND,
-                           api_base="http://127.0.0.1:9")
-    channel = WeiboChannel(dispatch=core.dispatcher.dispatch, account="bench", config=config, sessions=core.sessions)
-    app = web.Application(middlewares=[error_middleware])
-    app.router.add_routes(channel.routes())
-
-    async def lifetime(_app: web.Application):  # type: ignore[no-untyped-def]
-        await core.open()
-        yield
-        await core.close()
-
-    app.cleanup_ctx.append(lifetime)
-    return app
-
-
-def describe(name: str, seconds: float, lat: list[float], errors: int) -> tuple[float, str]:
-    q = statistics.quantiles(lat, n=100)
-    rps = len(lat) / seconds
-    return rps, (f"  {name:<34} {rps:>8,.0f} req/s   p50 {q[49] * 1000:6.1f} ms   p99 {q[98] * 1000:6.1f} ms"
-                 f"   errors {errors}")
-
-
-async def main() -> None:
-    import logging
-
-    from tests.support.servers import free_port
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=4000)
-    parser.add_argument("--warmup", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--database-url", default=None)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    driver.add_common_arguments(parser)
+    parser.add_argument("--followers", type=int, default=1000, help="fans pushing in turn (default 1000)")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    print(f"{args.requests} signed text pushes, {args.concurrency} concurrent senders (client in its own process)")
-    with tempfile.TemporaryDirectory() as tmp:
-        url = args.database_url or f"sqlite+aiosqlite:///{os.path.join(tmp, 'bench.db')}"
-        port = free_port()
-        runner = await serve(bare_app(), port)
-        await asyncio.to_thread(measure, f"http://127.0.0.1:{port}/weibo", build_requests(200, 1),
-                                args.concurrency)
-        base = await asyncio.to_thread(measure, f"http://127.0.0.1:{port}/weibo",
-                                       build_requests(args.requests, 2), args.concurrency)
-        await runner.cleanup()
-        port = free_port()
-        runner = await serve(bot_app(url), port)
-        await asyncio.to_thread(measure, f"http://127.0.0.1:{port}/weibo",
-                                build_requests(args.warmup, 3), args.concurrency)  # warm up
-        bot = await asyncio.to_thread(measure, f"http://127.0.0.1:{port}/weibo",
-                                      build_requests(args.requests, 4), args.concurrency)
-        await runner.cleanup()
-    base_rps, base_line = describe("bare aiohttp, fixed reply", *base)
-    bot_rps, bot_line = describe("engagebot, everything persisted", *bot)
-    print(f"{base_line}\n{bot_line}\n  ratio: {bot_rps / base_rps:.1%} of the bare handler")
+    if args.followers < 1 or args.seconds <= 0 or args.connections < 1 or args.max_rate < 1:
+        raise SystemExit("--followers, --seconds, --connections and --max-rate must be positive")
+    if not driver.have_wrk():
+        driver.explain_missing_wrk()
+    # Each run's pushes are dated in seconds no earlier run used (a reused PostgreSQL database dedupes them).
+    clock = int(time.time()) - 10
+    rounds = int(args.max_rate * args.seconds) // args.followers + 2
+    with tempfile.TemporaryDirectory(prefix="bench-weibo-") as tmp:
+        workdir = Path(tmp)
+        client = "Python client" if args.python_client or not driver.have_wrk() else f"wrk -t{args.threads}"
+        print(f"signed Weibo text pushes, {client}, {args.connections} connections, {args.seconds:g}s per run, "
+              f"{args.followers} followers, database {'PostgreSQL' if args.database_url else 'SQLite'}")
+        port = driver.free_port()
+        sample = build_requests(20_000, followers=args.followers, first_second=clock)
+        with driver.bare_server(port, path=PATH, body=BARE_REPLY, content_type="application/json",
+                                workdir=workdir) as srv:
+            driver.load(srv, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
+                        python_client=args.python_client)
+            bare: Result = driver.load(srv, sample, seconds=args.seconds, connections=args.connections,
+                                       threads=args.threads, expect=EXPECT, wrap=True, python_client=args.python_client)
+        print(bare.line("bare aiohttp, fixed reply"), flush=True)
+        for workers in driver.worker_counts(args.workers):
+            name = f"engagebot, {workers} worker{'s' if workers > 1 else ''}"
+            port = driver.free_port()
+            env = driver.engagebot_env(args.database_url or driver.sqlite_url(workdir, f"weibo-{workers}.db"),
+                                       **SETTINGS)
+            try:
+                with driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
+                                   name=f"engagebot-{workers}") as srv:
+                    warm = build_requests(args.followers, followers=args.followers, first_second=clock)
+                    driver.load(srv, warm, seconds=60, connections=args.connections, threads=args.threads,
+                                python_client=args.python_client)  # every fan known, caches filled
+                    load = build_requests(int(args.max_rate * args.seconds), followers=args.followers,
+                                          first_second=clock - 1)
+                    result = driver.load(srv, load, seconds=args.seconds, connections=args.connections,
+                                         threads=args.threads, expect=EXPECT, python_client=args.python_client)
+            except driver.ServerFailed as exc:
+                print(f"  {name:<40} did not run: {exc}", flush=True)
+                continue
+            clock -= rounds  # the next run's pushes: earlier seconds still
+            print(result.line(name, bare), flush=True)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

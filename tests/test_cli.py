@@ -178,3 +178,14 @@ def test_chat_help_lists_the_console_actions() -> None:
     assert done.returncode == 0
     for action in [":follow", ":scan", ":click", ":unfollow", ":quit", ":start", ":block"]:
         assert action in done.stdout, action
+
+
+def test_the_server_runs_on_uvloop_when_it_is_installed_and_other_commands_on_asyncio() -> None:
+    import argparse
+
+    from bot.cli import build_parser, loop_factory
+
+    uvloop = pytest.importorskip("uvloop")
+    assert loop_factory(build_parser().parse_args(["run"])) is uvloop.new_event_loop
+    assert loop_factory(build_parser().parse_args(["db", "upgrade"])) is None
+    assert loop_factory(argparse.Namespace()) is None

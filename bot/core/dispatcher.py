@@ -237,7 +237,8 @@ class Dispatcher:
                     raise
                 log.info("duplicate lost the race", extra=_log_fields(msg, started))
                 return Dispatched(stored, duplicate=True)
-        log.info("handled", extra=_log_fields(msg, started, replies=len(replies), passive=passive_count))
+        if log.isEnabledFor(logging.INFO):  # the fields cost two hashes: not for a line nobody reads
+            log.info("handled", extra=_log_fields(msg, started, replies=len(replies), passive=passive_count))
         _count(msg, replies, started)
         return Dispatched(exchange)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -18,6 +20,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.pool import NullPool
 from sqlalchemy.util import await_only
 
 # The URL checks live with the settings (which must not import storage); re-exported for storage's callers.
@@ -52,17 +55,9 @@ def create_engine(url: str = DEFAULT_DATABASE_URL, *, sqlite_synchronous: str = 
                 kwargs.setdefault("max_overflow", 0)
                 kwargs.setdefault("pool_timeout", 60)
             engine = create_async_engine(url, **kwargs)
-
-            @event.listens_for(engine.sync_engine, "connect")
-            def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-                cursor = dbapi_conn.cursor()
-                cursor.execute("PRAGMA journal_mode=WAL")
-                # FULL: a reply goes out only after its row is on disk, even across power loss.
-                cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
-                cursor.execute("PRAGMA foreign_keys=ON")
-                cursor.execute("PRAGMA busy_timeout=10000")
-                cursor.close()
-
+            pragmas = _sqlite_pragmas(sqlite_synchronous)
+            event.listen(engine.sync_engine, "connect", pragmas)
+            engine.sync_engine.__dict__[_PRAGMAS] = pragmas
             return engine
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
@@ -70,6 +65,36 @@ def create_engine(url: str = DEFAULT_DATABASE_URL, *, sqlite_synchronous: str = 
         return create_async_engine(url, **kwargs)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise DatabaseURLError(str(exc)) from None
+
+
+_PRAGMAS = "_engagebot_sqlite_pragmas"
+
+
+def _sqlite_pragmas(sqlite_synchronous: str) -> Callable[[Any, Any], None]:
+    def set_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a reply goes out only after its row is on disk, even across power loss.
+        cursor.execute(f"PRAGMA synchronous={sqlite_synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.close()
+
+    return set_pragmas
+
+
+def sqlite_file_twin(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine (the stdlib driver) on the same SQLite file, with the same pragmas.
+
+    None for PostgreSQL and for an in-memory database (another connection would see another database).
+    """
+    url = engine.url
+    pragmas = engine.sync_engine.__dict__.get(_PRAGMAS)
+    if not is_sqlite(engine) or url.database in (None, "", ":memory:") or pragmas is None:
+        return None
+    twin = create_sync_engine(url.set(drivername="sqlite+pysqlite"), hide_parameters=True, poolclass=NullPool)
+    event.listen(twin, "connect", pragmas)
+    return twin
 
 
 def is_row_error(exc: BaseException) -> bool:

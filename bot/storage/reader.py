@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_
+from sqlalchemy import Connection, Row, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
@@ -22,6 +22,7 @@ from .batching import Batcher
 from .dialect import insert_ignore
 from .engine import is_row_error
 from .models import Follower, Message
+from .runner import BatchRunner
 
 MAX_BATCH = 256
 
@@ -48,6 +49,9 @@ class Lookup:
 class FollowerReader:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], *, max_batch: int = MAX_BATCH) -> None:
         self.sessions = sessions
+        engine = sessions.kw["bind"]
+        self._reads = BatchRunner(engine, name="follower-reader", writes=False)
+        self._creates = BatchRunner(engine, name="follower-creator", writes=True)
         self._batcher: Batcher[Inbound, Lookup] = Batcher(
             self._read, max_batch=max_batch, name="follower-reader", isolate=is_row_error)
 
@@ -56,27 +60,19 @@ class FollowerReader:
 
     async def close(self) -> None:
         await self._batcher.close()
+        await self._reads.close()
+        await self._creates.close()
 
     async def _read(self, msgs: Sequence[Inbound]) -> list[Lookup]:
         keys = list({(m.channel, m.account, m.external_id) for m in msgs})
         ids = list({m.message_id for m in msgs if m.message_id is not None})
-        async with self.sessions() as session:
-            followers = {(r.channel, r.account, r.external_id): r
-                         for r in (await session.execute(_FOLLOWERS, {"keys": keys})).all()}
-            new = [m for m in {(m.channel, m.account, m.external_id): m for m in msgs}.values()
-                   if (m.channel, m.account, m.external_id) not in followers]
-            if new:
-                # First contacts of the batch created together (a poster scanned at an event brings
-                # many at once), in their own short transaction; a follower exists from then on.
-                await session.execute(insert_ignore(session, Follower), [_new_follower(m) for m in new])
-                await session.commit()
-                new_keys = [(m.channel, m.account, m.external_id) for m in new]
-                followers.update({(r.channel, r.account, r.external_id): r
-                                  for r in (await session.execute(_FOLLOWERS, {"keys": new_keys})).all()})
-            stored = {}
-            if ids:
-                stored = {(r.channel, r.account, r.dedupe_key): r
-                          for r in (await session.execute(_STORED, {"ids": ids})).all()}
+        followers, stored = await self._reads.run(lambda conn: _find(conn, keys, ids))
+        new = [m for m in {(m.channel, m.account, m.external_id): m for m in msgs}.values()
+               if (m.channel, m.account, m.external_id) not in followers]
+        if new:
+            # First contacts of the batch created together (a poster scanned at an event brings
+            # many at once), in their own short transaction; a follower exists from then on.
+            followers.update(await self._creates.run(lambda conn: _create(conn, new)))
         results = []
         for m in msgs:
             found = followers.get((m.channel, m.account, m.external_id))
@@ -84,6 +80,26 @@ class FollowerReader:
             results.append(Lookup(FollowerRecord(found._mapping) if found is not None else None,
                                   row.id if row else None, row.follower_id if row else None))
         return results
+
+
+FollowerKey = tuple[str, str, str]
+
+
+def _find(conn: Connection, keys: list[FollowerKey], ids: list[str]) -> tuple[dict[FollowerKey, Row[Any]],
+                                                                             dict[tuple[str, str, str], Row[Any]]]:
+    followers: dict[FollowerKey, Row[Any]] = {
+        (r.channel, r.account, r.external_id): r for r in conn.execute(_FOLLOWERS, {"keys": keys}).all()}
+    stored: dict[tuple[str, str, str], Any] = {}
+    if ids:
+        stored = {(r.channel, r.account, r.dedupe_key): r for r in conn.execute(_STORED, {"ids": ids}).all()}
+    return followers, stored
+
+
+def _create(conn: Connection, new: list[Inbound]) -> dict[FollowerKey, Row[Any]]:
+    with conn.begin():
+        conn.execute(insert_ignore(conn, Follower), [_new_follower(m) for m in new])
+    new_keys = [(m.channel, m.account, m.external_id) for m in new]
+    return {(r.channel, r.account, r.external_id): r for r in conn.execute(_FOLLOWERS, {"keys": new_keys}).all()}
 
 
 def _new_follower(msg: Inbound) -> dict[str, Any]:

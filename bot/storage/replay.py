@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import Connection, bindparam, delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.clock import utcnow
 
 from .batching import Batcher
 from .dialect import insert_ignore
-from .engine import is_row_error, sqlite_gate
+from .engine import is_row_error
 from .models import SeenRequest
+from .runner import BatchRunner
 
 PRUNE_EVERY = 30.0  # seconds between deletions of expired rows (per process)
 
@@ -48,6 +49,7 @@ class ReplayLedger:
         self.engine = engine
         self.prune_every = prune_every
         self._next_prune = 0.0
+        self._runner = BatchRunner(engine, name="replay-ledger", writes=True)
         self._batcher: Batcher[Seen, bool] = Batcher(self._run, max_batch=max_batch, name="replay-ledger",
                                                      isolate=is_row_error)
 
@@ -57,25 +59,30 @@ class ReplayLedger:
 
     async def close(self) -> None:
         await self._batcher.close()
+        await self._runner.close()
 
     async def _run(self, batch: Sequence[Seen]) -> list[bool]:
-        gate = sqlite_gate(self.engine)
-        # Connection first, then the gate (the order every writer on SQLite follows).
-        async with self.engine.connect() as conn, gate.lock if gate is not None else contextlib.nullcontext():
-            async with _without_fsync(conn, sqlite=gate is not None), conn.begin():
-                if time.monotonic() >= self._next_prune:
-                    self._next_prune = time.monotonic() + self.prune_every
-                    await conn.execute(_PRUNE, {"now": utcnow()})
-                await conn.execute(insert_ignore(conn, SeenRequest), [
-                    {"scope": s.scope, "key": s.key, "body_hash": s.body_hash, "expires_at": s.expires_at}
-                    for s in batch])
-                stored = {(r.scope, r.key): r.body_hash for r in await conn.execute(
-                    _STORED, {"keys": list({(s.scope, s.key) for s in batch})})}
-        return [stored.get((s.scope, s.key)) == s.body_hash for s in batch]
+        prune = time.monotonic() >= self._next_prune
+        if prune:
+            self._next_prune = time.monotonic() + self.prune_every
+        return await self._runner.run(lambda conn: _record(conn, batch, prune=prune))
 
 
-@contextlib.asynccontextmanager
-async def _without_fsync(conn: AsyncConnection, *, sqlite: bool) -> AsyncIterator[None]:
+def _record(conn: Connection, batch: Sequence[Seen], *, prune: bool) -> list[bool]:
+    with _without_fsync(conn):
+        with conn.begin():
+            if prune:
+                conn.execute(_PRUNE, {"now": utcnow()})
+            conn.execute(insert_ignore(conn, SeenRequest), [
+                {"scope": s.scope, "key": s.key, "body_hash": s.body_hash, "expires_at": s.expires_at}
+                for s in batch])
+            stored = {(r.scope, r.key): r.body_hash for r in conn.execute(
+                _STORED, {"keys": list({(s.scope, s.key) for s in batch})})}
+    return [stored.get((s.scope, s.key)) == s.body_hash for s in batch]
+
+
+@contextlib.contextmanager
+def _without_fsync(conn: Connection) -> Iterator[None]:
     """On SQLite, commit without syncing the WAL to disk (``synchronous=NORMAL``), then restore.
 
     A request admitted here is followed by the commit of its own message (``synchronous=FULL`` by
@@ -85,15 +92,15 @@ async def _without_fsync(conn: AsyncConnection, *, sqlite: bool) -> AsyncIterato
     --replay-cost, median of paired runs on a busy 2-core machine: the cache's cost fell from about
     21% of the throughput to about 6%).
     """
-    if not sqlite:
+    if conn.dialect.name != "sqlite":
         yield
         return
-    previous: int = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one()
-    await conn.commit()
-    await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-    await conn.commit()
+    previous = conn.exec_driver_sql("PRAGMA synchronous").scalar_one()
+    conn.commit()
+    conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+    conn.commit()
     try:
         yield
     finally:
-        await conn.exec_driver_sql(f"PRAGMA synchronous={previous}")
-        await conn.commit()
+        conn.exec_driver_sql(f"PRAGMA synchronous={previous}")
+        conn.commit()

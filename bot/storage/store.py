@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -67,10 +65,9 @@ class SqlStore:
         if self.writer is not None:
             await self.writer.close()
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self.sessions() as session:
-            yield session
+    def session(self) -> AsyncSession:
+        # The session is its own context manager: no generator wrapped around it per message.
+        return self.sessions()
 
     async def find_exchange(self, session: AsyncSession, msg: Inbound) -> Exchange | None:
         inbound = (await session.execute(_INBOUND, {
@@ -129,7 +126,9 @@ class SqlStore:
             assert self.writer is not None
             write = ExchangeWrite(follower.id, follower_changes(follower), inbound, outbound)
             # Give the connection back (if the handler read) before waiting: the writer needs one.
-            await session.rollback()
+            # Only then: a rollback of a session that holds nothing still costs a greenlet switch.
+            if session.in_transaction():
+                await session.rollback()
             inbound_id, outbound_ids = await self.writer.write(write)
             return Exchange(inbound_id, replies, outbound_ids, passive_count, follower.id)
         return await self._record_in_session(session, msg, follower, inbound, outbound, replies, passive_count)

@@ -12,21 +12,22 @@ failing message is alone (``Batcher``'s ``isolate``); the others commit and are 
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import Connection, Update, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.store import DuplicateExchange
 
 from .batching import Batcher
-from .engine import is_row_error, sqlite_gate
+from .engine import is_row_error
 from .models import Follower, Message
+from .runner import BatchRunner
 
 log = logging.getLogger("engagebot.storage.writer")
 
@@ -48,6 +49,7 @@ class ExchangeWrite:
 class GroupWriter:
     def __init__(self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
         self.engine = engine
+        self._runner = BatchRunner(engine, name="group-writer", writes=True)
         self._batcher: Batcher[ExchangeWrite, tuple[int, list[int]]] = Batcher(
             self._commit, max_batch=max_batch, name="group-writer", isolate=is_row_error)
 
@@ -57,41 +59,44 @@ class GroupWriter:
 
     async def close(self) -> None:
         await self._batcher.close()
+        await self._runner.close()
 
     async def _commit(self, batch: list[ExchangeWrite]) -> list[tuple[int, list[int]] | BaseException]:
-        gate = sqlite_gate(self.engine)
-        # Connection first, then the gate: whoever holds the gate already has its connection,
-        # so nobody waits for a connection while holding the gate (no deadlock on the pool).
-        async with self.engine.connect() as conn, gate.lock if gate is not None else contextlib.nullcontext():
-            try:
-                async with conn.begin():
-                    return list(await self._write(conn, batch))
-            except IntegrityError:
-                if len(batch) > 1:
-                    raise  # the batcher splits the batch to find whose row it is
-                # A platform retry stored by another instance meanwhile: the caller reads what it stored.
-                return [DuplicateExchange()]
+        try:
+            return list(await self._runner.run(lambda conn: _write(conn, batch)))
+        except IntegrityError:
+            if len(batch) > 1:
+                raise  # the batcher splits the batch to find whose row it is
+            # A platform retry stored by another instance meanwhile: the caller reads what it stored.
+            return [DuplicateExchange()]
 
-    async def _write(self, conn: AsyncConnection, batch: list[ExchangeWrite]) -> list[tuple[int, list[int]]]:
+
+def _write(conn: Connection, batch: list[ExchangeWrite]) -> list[tuple[int, list[int]]]:
+    """The batch's statements in one transaction: one executemany per statement shape, one commit."""
+    with conn.begin():
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for item in batch:
             if item.follower_changes:
                 columns = tuple(sorted(item.follower_changes))
                 by_columns[columns].append({"_fid": item.follower_id, **item.follower_changes})
         for columns, params in by_columns.items():
-            stmt = update(Follower).where(Follower.id == bindparam("_fid")).values(
-                {c: bindparam(c) for c in columns})
-            await conn.execute(stmt, params)
-        inbound_ids = (await conn.execute(_INSERT_MESSAGES, [item.inbound for item in batch])).scalars().all()
+            conn.execute(_follower_update(columns), params)
+        inbound_ids = conn.execute(_INSERT_MESSAGES, [item.inbound for item in batch]).scalars().all()
         outbound_params = []
         for item, inbound_id in zip(batch, inbound_ids):
             for row in item.outbound:
                 outbound_params.append({**row, "in_reply_to": inbound_id})
-        outbound_ids = list((await conn.execute(_INSERT_MESSAGES, outbound_params)).scalars().all()) \
+        outbound_ids = list(conn.execute(_INSERT_MESSAGES, outbound_params).scalars().all()) \
             if outbound_params else []
-        results = []
-        cursor = 0
-        for item, inbound_id in zip(batch, inbound_ids):
-            results.append((inbound_id, outbound_ids[cursor: cursor + len(item.outbound)]))
-            cursor += len(item.outbound)
-        return results
+    results = []
+    cursor = 0
+    for item, inbound_id in zip(batch, inbound_ids):
+        results.append((inbound_id, outbound_ids[cursor: cursor + len(item.outbound)]))
+        cursor += len(item.outbound)
+    return results
+
+
+@functools.lru_cache(maxsize=64)
+def _follower_update(columns: tuple[str, ...]) -> Update:
+    """The follower update setting ``columns``, built once per shape (a handful of shapes occur)."""
+    return update(Follower).where(Follower.id == bindparam("_fid")).values({c: bindparam(c) for c in columns})

@@ -1,0 +1,74 @@
+"""BatchRunner: a batch's statements run together, in one hop, and a failed batch spoils nothing after it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+from sqlalchemy import Connection, text
+
+from bot.storage.engine import create_engine, is_sqlite, sqlite_gate
+from bot.storage.runner import BatchRunner
+
+
+async def test_on_a_sqlite_file_every_batch_runs_off_the_loop_in_one_thread_of_its_own(database_url: str) -> None:
+    engine = create_engine(database_url)
+    if not is_sqlite(engine):
+        pytest.skip("the thread is SQLite's; PostgreSQL runs the batch through run_sync")
+    runner = BatchRunner(engine, name="test-runner", writes=False)
+    try:
+        threads = {await runner.run(lambda _conn: threading.get_ident()) for _ in range(3)}
+        assert len(threads) == 1 and threading.get_ident() not in threads
+    finally:
+        await runner.close()
+        await engine.dispose()
+
+
+async def test_a_batch_that_fails_leaves_the_next_one_a_working_connection(database_url: str) -> None:
+    engine = create_engine(database_url)
+    runner = BatchRunner(engine, name="test-runner", writes=True)
+
+    def create(conn: Connection) -> None:
+        with conn.begin():
+            conn.execute(text("CREATE TABLE runner_probe (v TEXT NOT NULL)"))
+
+    def drop(conn: Connection) -> None:
+        with conn.begin():
+            conn.execute(text("DROP TABLE IF EXISTS runner_probe"))
+
+    def insert(value: str | None) -> object:
+        def run(conn: Connection) -> object:
+            with conn.begin():
+                conn.execute(text("INSERT INTO runner_probe (v) VALUES (:v)"), {"v": value})
+            return conn.execute(text("SELECT count(*) FROM runner_probe")).scalar_one()
+        return run
+
+    try:
+        await runner.run(create)
+        assert await runner.run(insert("first")) == 1
+        with pytest.raises(Exception, match="(?i)not null|null value"):
+            await runner.run(insert(None))  # refused, and rolled back
+        assert await runner.run(insert("second")) == 2
+    finally:
+        await runner.run(drop)
+        await runner.close()
+        await engine.dispose()
+
+
+async def test_a_writing_batch_waits_for_the_sqlite_write_gate(database_url: str) -> None:
+    engine = create_engine(database_url)
+    gate = sqlite_gate(engine)
+    if gate is None:
+        pytest.skip("PostgreSQL has no write gate")
+    runner = BatchRunner(engine, name="test-runner", writes=True)
+    try:
+        await gate.lock.acquire()
+        batch = asyncio.create_task(runner.run(lambda _conn: "ran"))
+        await asyncio.sleep(0.05)
+        assert not batch.done()  # held back while someone else writes
+        gate.lock.release()
+        assert await batch == "ran"
+    finally:
+        await runner.close()
+        await engine.dispose()
