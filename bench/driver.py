@@ -301,6 +301,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--python-client", action="store_true", help="use the Python client even if wrk is installed")
 
 
+def check_common_arguments(args: argparse.Namespace) -> None:
+    """Refuse counts that make no run, and say how to get wrk when it is missing (the Python client then)."""
+    if args.followers < 1 or args.seconds <= 0 or args.connections < 1 or args.max_rate < 1:
+        raise SystemExit("--followers, --seconds, --connections and --max-rate must be positive")
+    if not have_wrk():
+        explain_missing_wrk()
+
+
 def worker_counts(text: str) -> list[int]:
     try:
         counts = [int(part) for part in text.split(",") if part.strip()]

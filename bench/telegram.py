@@ -68,10 +68,7 @@ def main() -> None:
     driver.add_common_arguments(parser)
     parser.add_argument("--followers", type=int, default=1000, help="chats writing in turn (default 1000)")
     args = parser.parse_args()
-    if args.followers < 1 or args.seconds <= 0 or args.connections < 1 or args.max_rate < 1:
-        raise SystemExit("--followers, --seconds, --connections and --max-rate must be positive")
-    if not driver.have_wrk():
-        driver.explain_missing_wrk()
+    driver.check_common_arguments(args)
     # Update ids from the clock: a reused PostgreSQL database has seen the earlier runs' ones.
     next_update = time.time_ns() // 1000
     with tempfile.TemporaryDirectory(prefix="bench-telegram-") as tmp:

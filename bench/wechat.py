@@ -180,10 +180,7 @@ def main() -> None:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - {"plain", "safe"}:
         raise SystemExit("--modes: plain, safe or plain,safe")
-    if args.followers < 1 or args.seconds <= 0 or args.connections < 1 or args.max_rate < 1:
-        raise SystemExit("--followers, --seconds, --connections and --max-rate must be positive")
-    if not driver.have_wrk():
-        driver.explain_missing_wrk()
+    driver.check_common_arguments(args)
     with tempfile.TemporaryDirectory(prefix="bench-wechat-") as tmp:
         workdir = Path(tmp)
         if args.memory:

@@ -64,10 +64,7 @@ def main() -> None:
     driver.add_common_arguments(parser)
     parser.add_argument("--followers", type=int, default=1000, help="fans pushing in turn (default 1000)")
     args = parser.parse_args()
-    if args.followers < 1 or args.seconds <= 0 or args.connections < 1 or args.max_rate < 1:
-        raise SystemExit("--followers, --seconds, --connections and --max-rate must be positive")
-    if not driver.have_wrk():
-        driver.explain_missing_wrk()
+    driver.check_common_arguments(args)
     # Each run's pushes are dated in seconds no earlier run used (a reused PostgreSQL database dedupes them).
     clock = int(time.time()) - 10
     rounds = int(args.max_rate * args.seconds) // args.followers + 2

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -28,7 +27,7 @@ from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.leases import holders
 from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message
-from tests.support.crash import DUTY_LEASE_SECONDS, CrashRig
+from tests.support.crash import DUTY_LEASE_SECONDS, CrashRig, eventually_in
 from tests.support.db import backend
 from tests.support.platforms import TELEGRAM_TOKEN, WECHAT
 from tests.support.wechat import post, signed_query, text_xml
@@ -73,7 +72,7 @@ async def test_two_instances_share_retries_replays_duties_and_broadcasts(
         assert by_direction == {"in": 1, "out": 1}
 
         # Each duty held by one instance.
-        held = await _eventually(lambda: _all_held(sessions), 30, "every duty held", rig)
+        held = await eventually_in(lambda: _all_held(sessions), 30, "every duty held", rig)
         pids = {str(bot.proc.pid) for bot in rig.bots if bot.proc is not None}
         assert {h.split(":")[-2] for h in held.values()} <= pids
 
@@ -85,7 +84,7 @@ async def test_two_instances_share_retries_replays_duties_and_broadcasts(
                 return (await session.execute(select(func.count()).select_from(Follower).where(
                     Follower.channel == "telegram"))).scalar_one() == len(users)
 
-        await _eventually(all_followed, 60, "followers stored", rig)
+        await eventually_in(all_followed, 60, "followers stored", rig)
         async with sessions() as session:
             broadcast = await create_broadcast(session, name="instances", texts={"en": BROADCAST},
                                                audience=Audience(channels=("telegram",)), default_locale="en")
@@ -97,7 +96,7 @@ async def test_two_instances_share_retries_replays_duties_and_broadcasts(
                 return (await session.execute(select(Broadcast.status).where(
                     Broadcast.id == broadcast_id))).scalar_one() == DONE
 
-        await _eventually(finished, 60, "the broadcast done", rig)
+        await eventually_in(finished, 60, "the broadcast done", rig)
         received = (await rig.control("GET", "received"))["telegram"]
         assert Counter(texts.count(BROADCAST) for texts in received.values()) == Counter({1: len(users)})
 
@@ -114,20 +113,10 @@ async def test_two_instances_share_retries_replays_duties_and_broadcasts(
             assert survivor.proc is not None
             return now if now and all(f":{survivor.proc.pid}:" in h for h in now.values()) else None
 
-        await _eventually(all_on_survivor, 30, "every duty on the survivor", rig)
+        await eventually_in(all_on_survivor, 30, "every duty on the survivor", rig)
         assert time.monotonic() - killed_at < DUTY_LEASE_SECONDS * 4 / 3 + 5
 
 
 async def _all_held(sessions: Sessions) -> dict[str, str] | None:
     now = await holders(sessions)
     return {n: now[n] for n in DUTIES} if all(n in now for n in DUTIES) else None
-
-
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float, what: str, rig: CrashRig) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        if value := await check():
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached in {timeout}s\n{rig.logs()}")
-        await asyncio.sleep(0.2)

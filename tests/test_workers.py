@@ -16,7 +16,7 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from bot.storage.leases import holders
 from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message
 from tests.support.cli import engagebot, one_error_line
-from tests.support.crash import DUTY_LEASE_SECONDS, CrashRig
+from tests.support.crash import DUTY_LEASE_SECONDS, CrashRig, eventually_in
 from tests.support.platforms import TELEGRAM_TOKEN
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -100,8 +100,8 @@ async def test_a_killed_workers_duties_resume_in_the_other_and_nothing_doubles(
                 return len((await session.execute(select(Follower.id).where(
                     Follower.channel == "telegram"))).all()) == len(users)
 
-        await _eventually(all_followed, 60, "followers stored", rig)
-        duties = await _eventually(lambda: _held(sessions, f"outbox:telegram:{BOT}", f"telegram-poll:{BOT}",
+        await eventually_in(all_followed, 60, "followers stored", rig)
+        duties = await eventually_in(lambda: _held(sessions, f"outbox:telegram:{BOT}", f"telegram-poll:{BOT}",
                                                  SUPERVISOR_DUTY), 30, "every duty held", rig)
         workers = _children(parent.pid)
         assert len(workers) == 2
@@ -116,7 +116,7 @@ async def test_a_killed_workers_duties_resume_in_the_other_and_nothing_doubles(
         async def some_delivered() -> bool:
             return _copies(await rig.control("GET", "received")).total() >= 20
 
-        await _eventually(some_delivered, 60, "the broadcast under way", rig)
+        await eventually_in(some_delivered, 60, "the broadcast under way", rig)
         sweeper = (await holders(sessions))[f"outbox:telegram:{BOT}"]
         os.kill(_pid(sweeper), signal.SIGKILL)
         killed_at = time.monotonic()
@@ -125,7 +125,7 @@ async def test_a_killed_workers_duties_resume_in_the_other_and_nothing_doubles(
             holder = (await holders(sessions)).get(f"outbox:telegram:{BOT}")
             return holder if holder not in (None, sweeper) else None
 
-        successor = await _eventually(taken_over, 30, "the sweep taken over", rig)
+        successor = await eventually_in(taken_over, 30, "the sweep taken over", rig)
         assert time.monotonic() - killed_at < TAKEOVER_BOUND + 5  # the parent needs no restart for it
 
         async def finished() -> bool:
@@ -133,9 +133,9 @@ async def test_a_killed_workers_duties_resume_in_the_other_and_nothing_doubles(
                 return (await session.execute(select(Broadcast.status).where(
                     Broadcast.id == broadcast_id))).scalar_one() == DONE
 
-        await _eventually(finished, 90, "the broadcast done", rig)
+        await eventually_in(finished, 90, "the broadcast done", rig)
         assert _pid(successor) in _children(parent.pid)
-        await _eventually(lambda: _two_workers(parent.pid), 30, "the killed worker started again", rig)
+        await eventually_in(lambda: _two_workers(parent.pid), 30, "the killed worker started again", rig)
 
         # The poll: kill its holder, then talk; each message is answered once, by whoever polls now.
         poller = (await holders(sessions))[f"telegram-poll:{BOT}"]
@@ -147,7 +147,7 @@ async def test_a_killed_workers_duties_resume_in_the_other_and_nothing_doubles(
             return (await rig.control("GET", "stream"))["done"] and sum(
                 texts.count(FALLBACK) for texts in got["telegram"].values()) >= 20
 
-        await _eventually(all_answered, 60, "the stream answered", rig)
+        await eventually_in(all_answered, 60, "the stream answered", rig)
         await asyncio.sleep(DUTY_LEASE_SECONDS)  # a second answer would show now
         received = await rig.control("GET", "received")
         rig.stop(0)
@@ -196,13 +196,3 @@ def _children(pid: int) -> set[int]:
 
 async def _two_workers(pid: int) -> bool:
     return len(_children(pid)) == 2
-
-
-async def _eventually(check: Callable[[], Awaitable[Any]], timeout: float, what: str, rig: CrashRig) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        if value := await check():
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached in {timeout}s\n{rig.logs()}")
-        await asyncio.sleep(0.2)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,3 +157,14 @@ class CrashRig:
 
     def logs(self) -> str:
         return "\n".join(f"--- {b.log.name}\n{b.log.read_text()[-4000:]}" for b in self.bots if b.log.exists())
+
+
+async def eventually_in(check: Callable[[], Awaitable[Any]], timeout: float, what: str, rig: CrashRig) -> Any:
+    """Re-run ``check`` until it returns something truthy; past ``timeout``, fail with the rig's logs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if value := await check():
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not reached in {timeout}s\n{rig.logs()}")
+        await asyncio.sleep(0.2)
