@@ -266,10 +266,8 @@ def server(args: Sequence[str], *, env: dict[str, str] | None = None, port: int,
 
 
 def engagebot_command(port: int, workers: int) -> list[str]:
-    command = [sys.executable, "-m", "bot.cli", "run", "--port", str(port)]
-    if workers != 1:
-        command += ["--workers", str(workers)]
-    return command
+    # Always named: without it, engagebot run starts one worker per core.
+    return [sys.executable, "-m", "bot.cli", "run", "--port", str(port), "--workers", str(workers)]
 
 
 def engagebot_env(database_url: str, **settings: str) -> dict[str, str]:
