@@ -31,11 +31,12 @@ async def cmd_db_prune(args: argparse.Namespace) -> int:
         if args.dry_run:
             counts = await count_prunable(engine, cutoff=cutoff, now=now)
             print(f"would delete: {counts.messages} messages and settled outbox rows, "
-                  f"{counts.seen_requests} expired replay-cache rows (dry run: nothing deleted)")
+                  f"{counts.seen_requests} expired replay-cache rows, {counts.notices} platform notices "
+                  "(dry run: nothing deleted)")
             return 0
         pruned = await prune(engine, cutoff=cutoff, now=now)
         print(f"deleted: {pruned.messages} messages and settled outbox rows, {pruned.seen_requests} expired "
-              f"replay-cache rows, in {pruned.batches} transactions")
+              f"replay-cache rows, {pruned.notices} platform notices, in {pruned.batches} transactions")
     return 0
 
 

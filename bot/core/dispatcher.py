@@ -213,7 +213,7 @@ class Dispatcher:
                 tz=self.tz, services=self.services,
                 was_following=was_following,
             )
-            if follower.paused_by:
+            if follower.paused(ctx.now):
                 replies = []  # someone else answers this follower now: store the message, run nothing
             else:
                 token = current_locale.set(ctx.locale)

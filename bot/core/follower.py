@@ -8,15 +8,19 @@ table's columns, so the two never drift apart.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 FOLLOWER_FIELDS = (
     "id", "channel", "account", "external_id", "display_name", "locale", "locale_hint", "following",
     "followed_at", "unfollowed_at", "first_source", "first_touch_at", "tags", "state", "state_data",
-    "last_action_at", "last_action_kind", "window_sends", "created_at", "paused_by", "last_latitude",
-    "last_longitude", "last_located_at",
+    "last_action_at", "last_action_kind", "window_sends", "created_at", "paused_by", "paused_at",
+    "last_latitude", "last_longitude", "last_located_at",
 )
+# ``paused_by`` while the platform's own customer-service desk has the conversation (WeChat kf).
+PLATFORM_DESK = "platform"
+# A desk session whose close never came (a lost callback) ends by itself after this.
+PLATFORM_PAUSE_LAPSES = timedelta(hours=12)
 _FIELD_SET = frozenset(FOLLOWER_FIELDS)
 
 
@@ -49,6 +53,7 @@ class FollowerRecord:
     window_sends: int
     created_at: datetime
     paused_by: str | None  # who answers instead of the bot ("platform": the platform's own service desk)
+    paused_at: datetime | None  # when the pause last changed (set or ended): older events change nothing
     last_latitude: float | None  # the last location the platform reported (WGS-84 or the platform's)
     last_longitude: float | None
     last_located_at: datetime | None
@@ -66,6 +71,14 @@ class FollowerRecord:
         if getattr(self, name) != value or name in self.changes:
             self.changes[name] = value
         object.__setattr__(self, name, value)
+
+    def paused(self, now: datetime) -> bool:
+        """Whether someone else answers this follower now (the bot stores, and runs no handler)."""
+        if not self.paused_by:
+            return False
+        if self.paused_by == PLATFORM_DESK and self.paused_at is not None:
+            return now - self.paused_at < PLATFORM_PAUSE_LAPSES
+        return True
 
     def __repr__(self) -> str:
         return f"<FollowerRecord {self.id} {self.channel}:{self.external_id}>"

@@ -94,6 +94,7 @@ class Follower(Base):
     # Set while someone else answers this follower (the platform's own customer-service session):
     # messages are stored, no handler runs.
     paused_by: Mapped[str | None] = mapped_column(String(32))
+    paused_at: Mapped[datetime | None]  # when the pause last changed: a late, older event changes nothing
     # The last location the platform reported (WeChat's location reports): not a message to answer.
     last_latitude: Mapped[float | None] = mapped_column(Float)
     last_longitude: Mapped[float | None] = mapped_column(Float)

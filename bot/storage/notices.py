@@ -11,17 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.core.follower import PLATFORM_DESK
 from bot.core.inbound import Inbound, Notice
 
 from .dialect import affected_rows, insert_ignore
 from .engine import hold_write_gate
 from .models import Follower, PlatformNotice
 
-# ``paused_by`` while the platform's own customer-service desk has the conversation (WeChat kf).
-PLATFORM_DESK = "platform"
 MAX_DETAILS = 16  # fields kept per notice; the adapter picks the ones that matter
 MAX_DETAIL_LENGTH = 256
 
@@ -60,14 +59,15 @@ async def _apply(session: AsyncSession, follower_id: int, notice: Notice, receiv
     if notice.location is not None:
         changes.update(last_latitude=notice.location[0], last_longitude=notice.location[1],
                        last_located_at=received_at)
-    if notice.conversation == "taken":
-        changes["paused_by"] = PLATFORM_DESK
     if changes:
         await session.execute(update(Follower).where(Follower.id == follower_id).values(**changes))
-    if notice.conversation == "returned":
-        # Only the desk's own pause ends here: an operator's handoff is not the platform's to end.
-        await session.execute(update(Follower).where(
-            Follower.id == follower_id, Follower.paused_by == PLATFORM_DESK).values(paused_by=None))
+    if notice.conversation is not None:
+        # Events may come out of order (a retry of an earlier one after a later one): only a newer
+        # event moves the pause, and an operator's pause is not the platform's to end.
+        newer = or_(Follower.paused_at.is_(None), Follower.paused_at <= received_at)
+        mine = or_(Follower.paused_by.is_(None), Follower.paused_by == PLATFORM_DESK)
+        await session.execute(update(Follower).where(Follower.id == follower_id, newer, mine).values(
+            paused_by=PLATFORM_DESK if notice.conversation == "taken" else None, paused_at=received_at))
 
 
 async def notices_about(session: AsyncSession, *, channel: str, account: str, event: str,

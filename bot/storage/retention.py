@@ -25,7 +25,7 @@ from bot.core.clock import utcnow
 
 from .dialect import affected_rows, skip_locked
 from .engine import sqlite_gate
-from .models import Message, SeenRequest
+from .models import Message, PlatformNotice, SeenRequest
 from .status import FINAL, DeliveryStatus
 
 log = logging.getLogger("engagebot.retention")
@@ -43,6 +43,7 @@ class Pruned:
 
     messages: int = 0
     seen_requests: int = 0
+    notices: int = 0  # platform notifications (location reports, edits, send reports) past the retention
     batches: int = 0
 
 
@@ -53,13 +54,15 @@ def _old_messages(cutoff: datetime) -> Any:
 async def count_prunable(engine: AsyncEngine, *, cutoff: datetime | None, now: datetime) -> Pruned:
     """What :func:`prune` would delete now (``cutoff`` None: messages are kept forever)."""
     async with engine.connect() as conn:
-        messages = 0
+        messages = notices = 0
         if cutoff is not None:
             messages = (await conn.execute(select(func.count()).select_from(Message)
                                            .where(_old_messages(cutoff)))).scalar_one()
+            notices = (await conn.execute(select(func.count()).select_from(PlatformNotice)
+                                          .where(PlatformNotice.received_at < cutoff))).scalar_one()
         seen = (await conn.execute(select(func.count()).select_from(SeenRequest)
                                    .where(SeenRequest.expires_at < now))).scalar_one()
-    return Pruned(messages=messages, seen_requests=seen)
+    return Pruned(messages=messages, seen_requests=seen, notices=notices)
 
 
 async def prune(engine: AsyncEngine, *, cutoff: datetime | None, now: datetime, batch_size: int = RETENTION_BATCH,
@@ -75,6 +78,16 @@ async def prune(engine: AsyncEngine, *, cutoff: datetime | None, now: datetime, 
         while True:
             deleted = await _delete_batch(engine, delete(Message).where(Message.id.in_(old.scalar_subquery())))
             done.messages += deleted
+            done.batches += 1
+            if deleted < batch_size:
+                break
+            await asyncio.sleep(pause)
+        old_notices = skip_locked(engine, select(PlatformNotice.id).where(PlatformNotice.received_at < cutoff)
+                                  .limit(batch_size))
+        while True:
+            deleted = await _delete_batch(engine, delete(PlatformNotice).where(
+                PlatformNotice.id.in_(old_notices.scalar_subquery())))
+            done.notices += deleted
             done.batches += 1
             if deleted < batch_size:
                 break

@@ -19,6 +19,7 @@ from .models import Store
 from .spec import StoresFile, parse_hours
 
 DAY_MINUTES = 24 * 60
+OPEN_FIRST_RADIUS_M = 5_000  # within this (or twice the nearest store's distance) open stores come first
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +60,14 @@ async def nearest_stores(session: AsyncSession, latitude: float, longitude: floa
     would to keep.
     """
     now = now or utcnow()
-    found = [_nearby(s, latitude, longitude, now) for s in await list_stores(session)]
-    found.sort(key=lambda s: ((not s.open_now) if open_first else False, s.distance_m))
+    found = sorted((_nearby(s, latitude, longitude, now) for s in await list_stores(session)),
+                   key=lambda s: s.distance_m)
+    if open_first and found:
+        # Open ones first, among the stores about as near as the nearest: an open store a city away
+        # must not hide the closed one round the corner.
+        near = max(OPEN_FIRST_RADIUS_M, 2 * found[0].distance_m)
+        close_by = [s for s in found if s.distance_m <= near]
+        found = sorted(close_by, key=lambda s: not s.open_now) + found[len(close_by):]
     return found[:limit]
 
 
@@ -69,14 +76,16 @@ def _nearby(store: Store, lat: float, lng: float, now: datetime) -> NearbyStore:
     zone = ZoneInfo(store.timezone)
     local = now.astimezone(zone)
     week = parse_hours(details.get("hours") or {})
-    closes_at = opens_at = None
+    open_now, closes_at, opens_at = True, None, None
     if week:
         closes_at = _closing(week, local)
+        open_now = closes_at is not None
         if closes_at is None:
             opens_at = _next_opening(week, local)
+        elif closes_at - local >= timedelta(days=7):
+            closes_at = None  # open round the clock: "open", with no closing time to give
     return NearbyStore(store.slug, details["name"], details.get("address") or {}, details.get("phone"),
-                       distance_m(lat, lng, store.latitude, store.longitude), closes_at is not None or not week,
-                       closes_at, opens_at)
+                       distance_m(lat, lng, store.latitude, store.longitude), open_now, closes_at, opens_at)
 
 
 def _midnight(local: datetime, days: int = 0) -> datetime:
@@ -85,13 +94,28 @@ def _midnight(local: datetime, days: int = 0) -> datetime:
 
 
 def _closing(week: dict[int, list[tuple[int, int]]], local: datetime) -> datetime | None:
-    """When the store closes if it is open at ``local`` (a range of yesterday may run past midnight)."""
+    """When the store closes if it is open at ``local`` (a range of yesterday may run past midnight).
+
+    A range ending where the next one starts (``mon 18:00-24:00``, ``tue 00:00-02:00``) is followed
+    on: the store closes at 02:00. For one open round the clock the walk stops a week on.
+    """
     for back in (0, 1):
         start = _midnight(local, -back)
         for opens, closes in week.get((local.weekday() - back) % 7, []):
             if start + timedelta(minutes=opens) <= local < start + timedelta(minutes=closes):
-                return start + timedelta(minutes=closes)
+                return _follow_on(week, start + timedelta(minutes=closes))
     return None
+
+
+def _follow_on(week: dict[int, list[tuple[int, int]]], closes: datetime) -> datetime:
+    for _ in range(8):
+        day = _midnight(closes)
+        at = round((closes - day).total_seconds() / 60)
+        later = [c for o, c in week.get(closes.weekday(), []) if o == at and c > at]
+        if not later:
+            return closes
+        closes = day + timedelta(minutes=max(later))
+    return closes
 
 
 def _next_opening(week: dict[int, list[tuple[int, int]]], local: datetime) -> datetime | None:

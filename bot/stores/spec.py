@@ -11,6 +11,7 @@
         hours: {mon-fri: "10:00-22:00", sat-sun: "09:00-23:00"}   # "closed", or several "10:00-14:00, 17:00-02:00"
 
 Opening hours are the store's local time; a range past midnight ("18:00-02:00") runs into the next day.
+Hours name every day (``closed`` for a day off); a store without ``hours`` is shown as open.
 """
 
 from __future__ import annotations
@@ -51,6 +52,10 @@ def parse_hours(value: dict[str, str]) -> WeekHours:
             if day in week:
                 raise ValueError(f"{DAYS[day]} is given twice")
             week[day] = [] if ranges.strip().lower() == "closed" else [_range(r) for r in ranges.split(",")]
+    if week and len(week) < 7:
+        # "sun: closed" alone would close the store all week: say each day, or give no hours at all.
+        missing = ", ".join(DAYS[d] for d in range(7) if d not in week)
+        raise ValueError(f"hours must name every day (missing: {missing}); use closed for a day off")
     return week
 
 

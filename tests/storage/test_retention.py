@@ -18,7 +18,7 @@ from bot.offers import Claim
 from bot.offers.models import CampaignTouch, PoolCode
 from bot.settings import Settings
 from bot.storage.leases import holders
-from bot.storage.models import Follower, Message, SeenRequest
+from bot.storage.models import Follower, Message, PlatformNotice, SeenRequest
 from bot.storage.retention import RetentionDuty, count_prunable, prune, retention_cutoff
 from bot.testing import BotHarness
 from handlers import default_router
@@ -149,3 +149,18 @@ async def test_the_app_runs_the_retention_duty_while_it_serves(database_url: str
                 await asyncio.sleep(0.05)
         assert (await holders(app[CORE].sessions)).get("retention") is not None
     assert not duty.running
+
+
+async def test_old_platform_notices_go_and_recent_ones_stay(database_url: str) -> None:
+    async with BotHarness(routers=[], database_url=database_url) as h:
+        now = utcnow()
+        async with h.sessions() as s:
+            for n, age in enumerate((timedelta(days=40), timedelta(days=40), timedelta(hours=1))):
+                s.add(PlatformNotice(channel="wechat", account="a", event="location", dedupe_key=f"k{n}",
+                                     details={}, received_at=now - age))
+            await s.commit()
+        cutoff = retention_cutoff(30, now)
+        assert (await count_prunable(h.engine, cutoff=cutoff, now=now)).notices == 2
+        pruned = await prune(h.engine, cutoff=cutoff, now=now, batch_size=1, pause=0)
+        assert pruned.notices == 2
+        assert await _count(h, PlatformNotice) == 1

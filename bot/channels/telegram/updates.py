@@ -98,10 +98,17 @@ def _from_edit(message: Message, *, channel: str, account: str) -> Inbound | Non
         return None
     chat_id = _chat_id(message.chat.id)
     edited = int(message.edit_date.timestamp()) if message.edit_date is not None else 0
+    location = None
+    if message.location is not None:  # a live location moving: the follower's last location, not a message
+        _kind, _text, position = _classify(message)
+        assert position is not None
+        lat, lng = position.split(",")
+        location = (float(lat), float(lng))
     return Inbound(
         channel=channel, account=account, external_id=chat_id, kind=Kind.NOTIFICATION,
         message_id=f"edit:{chat_id}:{check.number('message_id', message.message_id)}:{edited}",
-        received_at=message.edit_date or utcnow(), notice=Notice(event="edited_message"), raw=message,
+        received_at=message.edit_date or utcnow(), notice=Notice(event="edited_message", location=location),
+        raw=message,
     )
 
 

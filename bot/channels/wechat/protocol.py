@@ -462,7 +462,10 @@ def _scan_result(fields: dict[str, Any]) -> str:
     """What the follower scanned with the menu's scan-and-wait button (ScanCodeInfo.ScanResult)."""
     info = fields.get("ScanCodeInfo")
     result = info.get("ScanResult", "") if isinstance(info, dict) else ""
-    return check.text("ScanCodeInfo.ScanResult", result.strip(), max_length=1024)
+    result = check.text("ScanCodeInfo.ScanResult", result.strip(), max_length=1024)
+    if not result:
+        raise PayloadError("field ScanCodeInfo.ScanResult is required for scancode_waitmsg")
+    return result
 
 
 def _coordinate(fields: dict[str, Any], name: str, bound: float) -> float:

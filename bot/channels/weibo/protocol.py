@@ -234,7 +234,7 @@ def parse_push(body: bytes, *, channel: str = "weibo", account: str = "default",
         kind = Kind.COMMAND if text.startswith("/") else Kind.TEXT
     elif msg_type == "position":
         lng, lat = _coordinate(data, "longitude", 180), _coordinate(data, "latitude", 90)
-        kind, payload = Kind.LOCATION, f"{lat:g},{lng:g}"
+        kind, payload = Kind.LOCATION, f"{lat:.6f},{lng:.6f}"  # about 10 cm: a store 50 m away stays apart
     elif msg_type == "image":
         kind = Kind.IMAGE
         payload = _text(data.get("vfid") or data.get("tovfid"), "data.vfid", MAX_KEY) or None

@@ -10,6 +10,7 @@ import asyncio
 
 import pytest
 from sqlalchemy import select
+from telegram import Update
 
 from bot import Kind
 from bot.storage.models import PlatformNotice
@@ -65,3 +66,13 @@ def test_service_messages_and_edits_are_notifications_and_content_is_not() -> No
     assert (pinned.kind, pinned.notice.event) == (Kind.NOTIFICATION, "pinned_message")
     assert (allowed.kind, allowed.notice.event) == (Kind.NOTIFICATION, "write_access_allowed")
     assert sticker.kind is Kind.UNKNOWN and sticker.notice is None  # a follower's message: the polite answer
+
+
+def test_a_live_locations_edits_move_the_followers_last_location() -> None:
+    moved = Update.de_json({"update_id": 9, "edited_message": {
+        "message_id": 7, "date": 1700000000, "edit_date": 1700000060, "chat": {"id": 42, "type": "private"},
+        "from": {"id": 42, "is_bot": False, "first_name": "Li"},
+        "location": {"latitude": 31.2304, "longitude": 121.4737, "live_period": 3600}}}, None)
+    msg = inbound(moved)
+    assert (msg.kind, msg.notice.event, msg.notice.location) == (Kind.NOTIFICATION, "edited_message",
+                                                                 (31.2304, 121.4737))

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.broadcast.status import mass_reports
+from bot.core.clock import utcnow
 from bot.simulators.wechat.protocol import build_xml
 from bot.storage.models import Follower, Message, PlatformNotice
 from tests.channels.wechat.test_broadcast import SERVICE_ACCOUNT
@@ -29,7 +31,6 @@ EVENTS: list[tuple[str, str | None, list[tuple[str, str | int]], str, bool]] = [
     ("event", "subscribe", [("EventKey", "qrscene_spring"), ("Ticket", "T1")], ANSWERED, False),
     ("event", "SCAN", [("EventKey", "spring"), ("Ticket", "T1")], ANSWERED, False),
     ("event", "CLICK", [("EventKey", "HELP")], ANSWERED, False),
-    ("event", "scancode_waitmsg", [("EventKey", "scan"), ("ScanCodeInfo", "")], ANSWERED, False),
     ("event", "unsubscribe", [], SILENT, False),
     ("event", "VIEW", [("EventKey", "https://example.com/")], SILENT, False),
     ("event", "view_miniprogram", [("EventKey", "pages/index"), ("MenuId", "1")], SILENT, False),
@@ -132,6 +133,27 @@ async def test_every_callback_type_is_answered_or_recorded_as_the_platform_means
         assert await env.count(PlatformNotice, PlatformNotice.event == kind) == (1 if noticed else 0)
 
 
+@pytest.mark.parametrize(("scan_info", "status"), [
+    ("<ScanCodeInfo><ScanType>qrcode</ScanType><ScanResult>offers</ScanResult></ScanCodeInfo>", 200),
+    ("<ScanCodeInfo><ScanType>qrcode</ScanType></ScanCodeInfo>", 400),
+    ("", 400),
+])
+async def test_scan_and_wait_is_answered_as_what_was_scanned_and_refused_without_it(
+        make_env: Any, scan_info: str, status: int) -> None:
+    async with make_env() as env:
+        openid = await env.following(language="en")
+        body = _callback(env.sim.account_id, openid, "event", "scancode_waitmsg", [("EventKey", "scan")])
+        body = body.replace(b"</xml>", scan_info.encode() + b"</xml>")
+
+        answer = await env.sim.send_raw(body)
+
+        assert answer.status == status, answer.body
+        if status == 200:
+            assert b"<MsgType>" in answer.body  # "offers" answered as if typed
+        else:
+            assert b"ScanResult" in answer.body
+
+
 async def test_a_location_report_becomes_the_followers_last_location_and_is_recorded_once(make_env: Any) -> None:
     async with make_env() as env:
         openid = await env.following()
@@ -221,3 +243,31 @@ async def test_the_mass_send_report_shows_in_broadcast_status(make_env: Any, dat
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("platform report: send success") == 2, done.stdout
     assert "sent 2, errors 0" in done.stdout
+
+
+async def test_a_late_retry_of_an_earlier_session_event_does_not_pause_the_follower_again(make_env: Any) -> None:
+    """The close came first (the create's first delivery failed); the create's retry, older, changes nothing."""
+    async with make_env() as env:
+        openid = await env.following(language="en")
+        now = int(time.time())
+        close = _callback(env.sim.account_id, openid, "event", "kf_close_session", [("KfAccount", "a@t")],
+                          created=now)
+        late_create = _callback(env.sim.account_id, openid, "event", "kf_create_session", [("KfAccount", "a@t")],
+                                created=now - 20)
+        assert (await env.sim.send_raw(close)).status == 200
+        assert (await env.sim.send_raw(late_create)).status == 200
+
+        answered = await env.sim.send_text(openid, "hello")
+        assert answered.reply is not None
+
+
+async def test_a_desk_session_whose_close_never_came_lapses(make_env: Any) -> None:
+    async with make_env() as env:
+        openid = await env.following(language="en")
+        await env.sim.customer_service(openid, "create")
+        assert (await env.sim.send_text(openid, "anyone?")).reply is None
+        async with env.bot.sessions() as s:  # the session opened 13 hours ago and no close was ever sent
+            await s.execute(update(Follower).where(Follower.external_id == openid).values(
+                paused_at=utcnow() - timedelta(hours=13)))
+            await s.commit()
+        assert (await env.sim.send_text(openid, "hello?")).reply is not None

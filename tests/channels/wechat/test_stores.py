@@ -13,7 +13,7 @@ from tests.support.stores import load_stores as _load
 
 @pytest.mark.parametrize(("language", "expected"), [
     ("zh_CN", ["您附近的门店：", "新天地店 · 1.3公里", "营业中", "马当路245号", "三里屯店"]),
-    ("en", ["Stores near you:", "Xintiandi · 1.3 km", "Open now, until", "245 Madang Road", "Sanlitun"]),
+    ("en", ["Stores near you:", "Xintiandi · 1.3 km", "Open", "245 Madang Road", "Sanlitun"]),
 ])
 async def test_a_wechat_location_gets_the_nearest_stores_in_the_followers_language(
         make_env: Any, language: str, expected: list[str]) -> None:

@@ -60,7 +60,7 @@ def test_text_push() -> None:
 
 
 @pytest.mark.parametrize("msg_type,data,kind,payload", [
-    ("position", {"longitude": "116.3", "latitude": "39.9"}, Kind.LOCATION, "39.9,116.3"),
+    ("position", {"longitude": "116.3", "latitude": "39.9"}, Kind.LOCATION, "39.900000,116.300000"),
     ("image", {"vfid": "821804459", "tovfid": "x"}, Kind.IMAGE, "821804459"),
     ("voice", {"vfid": "123"}, Kind.VOICE, "123"),
     ("event", {"subtype": "follow"}, Kind.FOLLOW, None),

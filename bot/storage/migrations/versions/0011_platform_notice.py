@@ -31,6 +31,7 @@ def upgrade() -> None:
     op.create_index("ix_platform_notice_subject", "platform_notice", ["channel", "account", "event", "subject"])
     with op.batch_alter_table("follower") as batch:
         batch.add_column(sa.Column("paused_by", sa.String(length=32), nullable=True))
+        batch.add_column(sa.Column("paused_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("last_latitude", sa.Float(), nullable=True))
         batch.add_column(sa.Column("last_longitude", sa.Float(), nullable=True))
         batch.add_column(sa.Column("last_located_at", sa.DateTime(timezone=True), nullable=True))
@@ -41,6 +42,7 @@ def downgrade() -> None:
         batch.drop_column("last_located_at")
         batch.drop_column("last_longitude")
         batch.drop_column("last_latitude")
+        batch.drop_column("paused_at")
         batch.drop_column("paused_by")
     op.drop_index("ix_platform_notice_subject", table_name="platform_notice")
     op.drop_table("platform_notice")
