@@ -50,6 +50,19 @@ def text(field: str, value: str, *, max_length: int) -> str:
     return sanitize_text(value)
 
 
+def coordinate(field: str, value: object, *, bound: float) -> float:
+    """A latitude (``bound`` 90) or longitude (180), given as a number or its decimal text; NaN, booleans
+    and anything out of range are refused (``PayloadError`` naming ``field``)."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise PayloadError(f"field {field} must be a number") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -bound <= value <= bound:
+        raise PayloadError(f"field {field} must be a number within ±{bound:g}")  # NaN fails the range too
+    return float(value)
+
+
 def number(field: str, value: int, *, bits: int = 63) -> int:
     """Return an integer id if it fits a signed ``bits``-bit integer; raise ``PayloadError`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or not -(2 ** bits) <= value < 2 ** bits:

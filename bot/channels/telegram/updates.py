@@ -17,7 +17,6 @@ from telegram.constants import ChatMemberStatus, ChatType, MessageEntityType
 from bot.channels import fields as check
 from bot.core.clock import utcnow
 from bot.core.inbound import Inbound, Kind, Notice
-from bot.errors import PayloadError
 
 from .render import DEEP_LINK_PAYLOAD
 
@@ -98,12 +97,8 @@ def _from_edit(message: Message, *, channel: str, account: str) -> Inbound | Non
         return None
     chat_id = _chat_id(message.chat.id)
     edited = int(message.edit_date.timestamp()) if message.edit_date is not None else 0
-    location = None
-    if message.location is not None:  # a live location moving: the follower's last location, not a message
-        _kind, _text, position = _classify(message)
-        assert position is not None
-        lat, lng = position.split(",")
-        location = (float(lat), float(lng))
+    # A live location moving is the follower's last location, not a message.
+    location = _position(message)
     return Inbound(
         channel=channel, account=account, external_id=chat_id, kind=Kind.NOTIFICATION,
         message_id=f"edit:{chat_id}:{check.number('message_id', message.message_id)}:{edited}",
@@ -130,13 +125,17 @@ def _classify(message: Message) -> tuple[Kind, str, str | None]:
         return Kind.IMAGE, caption, None
     if message.voice is not None:
         return Kind.VOICE, caption, None
-    if message.location is not None:
-        lat, lng = message.location.latitude, message.location.longitude
-        if not (isinstance(lat, (int, float)) and isinstance(lng, (int, float))
-                and -90 <= lat <= 90 and -180 <= lng <= 180):
-            raise PayloadError("field location must hold a latitude within ±90 and a longitude within ±180")
-        return Kind.LOCATION, "", f"{lat:.6f},{lng:.6f}"
+    if (position := _position(message)) is not None:
+        return Kind.LOCATION, "", f"{position[0]:.6f},{position[1]:.6f}"
     return Kind.UNKNOWN, caption, None  # stickers, documents, video, contacts...
+
+
+def _position(message: Message) -> tuple[float, float] | None:
+    """The (latitude, longitude) a message shares, checked; None when it shares none."""
+    if message.location is None:
+        return None
+    return (check.coordinate("location.latitude", message.location.latitude, bound=90),
+            check.coordinate("location.longitude", message.location.longitude, bound=180))
 
 
 def _from_callback(query: CallbackQuery, *, channel: str, account: str) -> Inbound | None:

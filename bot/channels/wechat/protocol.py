@@ -468,22 +468,12 @@ def _scan_result(fields: dict[str, Any]) -> str:
     return result
 
 
-def _coordinate(fields: dict[str, Any], name: str, bound: float) -> float:
-    raw = _leaf(fields, name)
-    try:
-        value = float(raw)
-    except ValueError:
-        raise PayloadError(f"field {name} must be a number") from None
-    if not -bound <= value <= bound:  # NaN fails too
-        raise PayloadError(f"field {name} must be within ±{bound:g}")
-    return value
-
-
 def _notice(event: str, fields: dict[str, Any]) -> Notice:
     """What a platform notification reports (``event`` lower-cased); every field read is checked."""
     location = None
     if event == "location":
-        location = (_coordinate(fields, "Latitude", 90), _coordinate(fields, "Longitude", 180))
+        location = (check.coordinate("Latitude", _leaf(fields, "Latitude"), bound=90),
+                    check.coordinate("Longitude", _leaf(fields, "Longitude"), bound=180))
     details = {name: _leaf(fields, name) for name in _REPORT_FIELDS if _leaf(fields, name)}
     for name, value in details.items():
         if name != "Status" and not (value.isascii() and value.isdigit() and len(value) <= 12):

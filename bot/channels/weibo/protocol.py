@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
+from bot.channels import fields as check
 from bot.core.inbound import Inbound, Kind, Notice
 from bot.core.reply import Article
 from bot.core.text import cut_text, plain, sanitize_text
@@ -191,18 +192,6 @@ class Push:
         return self.msg_type == "event" and self.subtype == "mention"
 
 
-def _coordinate(data: dict[str, Any], name: str, bound: float) -> float:
-    value = data.get(name)
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            raise PayloadError(f"field data.{name} must be a number") from None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not -bound <= value <= bound:
-        raise PayloadError(f"field data.{name} must be a number within ±{bound:g}")
-    return float(value)
-
-
 def parse_push(body: bytes, *, channel: str = "weibo", account: str = "default",
                brand_uid: str | None = None) -> Push:
     """Validate a push body and turn it into an ``Inbound``; ``PayloadError`` names what is wrong.
@@ -233,7 +222,8 @@ def parse_push(body: bytes, *, channel: str = "weibo", account: str = "default",
     if msg_type == "text":
         kind = Kind.COMMAND if text.startswith("/") else Kind.TEXT
     elif msg_type == "position":
-        lng, lat = _coordinate(data, "longitude", 180), _coordinate(data, "latitude", 90)
+        lng = check.coordinate("data.longitude", data.get("longitude"), bound=180)
+        lat = check.coordinate("data.latitude", data.get("latitude"), bound=90)
         kind, payload = Kind.LOCATION, f"{lat:.6f},{lng:.6f}"  # about 10 cm: a store 50 m away stays apart
     elif msg_type == "image":
         kind = Kind.IMAGE
