@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.follower import PLATFORM_DESK
 from bot.core.inbound import Inbound, Notice
 
-from .dialect import affected_rows, insert_ignore
+from .dialect import insert_ignore
 from .engine import hold_write_gate
 from .models import Follower, PlatformNotice
 
@@ -38,16 +38,14 @@ async def record_notice(sessions: async_sessionmaker[AsyncSession], msg: Inbound
             follower_id = (await session.execute(select(Follower.id).where(
                 Follower.channel == msg.channel, Follower.account == msg.account,
                 Follower.external_id == msg.external_id))).scalar_one_or_none()
-        result = await session.execute(insert_ignore(session, PlatformNotice).values(
+        # ON CONFLICT DO NOTHING RETURNING: a row id for a new notice, nothing for a platform retry.
+        notice_id = (await session.execute(insert_ignore(session, PlatformNotice).values(
             channel=msg.channel, account=msg.account, event=notice.event[:64], dedupe_key=key[:128],
             follower_id=follower_id, subject=notice.subject[:64] if notice.subject else None, details=details,
-            received_at=msg.received_at))
-        if affected_rows(result) == 0:
+            received_at=msg.received_at).returning(PlatformNotice.id))).scalar_one_or_none()
+        if notice_id is None:
             await session.rollback()
             return None
-        notice_id = (await session.execute(select(PlatformNotice.id).where(
-            PlatformNotice.channel == msg.channel, PlatformNotice.account == msg.account,
-            PlatformNotice.dedupe_key == key[:128]))).scalar_one()
         if follower_id is not None:
             await _apply(session, follower_id, notice, msg.received_at)
         await session.commit()
