@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 import aiohttp
 
+from ..clock import ManualClock
 from ..records import RecordKeeper
 from .protocol import AES_KEY_RE, MessageCipher, new_openid
 
@@ -33,19 +34,6 @@ EncodingMode = Literal["plain", "compat", "safe"]
 
 class SimulatorError(Exception):
     """A simulated user did something the platform would not allow (e.g. follow twice)."""
-
-
-class ManualClock:
-    """A clock for tests: call it for unix seconds, `advance()` to move time forward."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now = time.time() if start is None else start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 
 import aiohttp
 
+from ..clock import ManualClock
 from ..records import RecordKeeper
 from .protocol import created_at
 
@@ -33,19 +34,6 @@ LANGUAGES = ("zh_Hans", "zh_Hant", "en")
 
 class SimulatorError(Exception):
     """An action the platform would not allow (follow twice, unknown fan, no callback URL)."""
-
-
-class ManualClock:
-    """A clock for tests: call it for unix seconds, ``advance()`` to move time forward."""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now = time.time() if start is None else start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass
