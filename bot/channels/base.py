@@ -13,6 +13,7 @@ from bot.core.dispatcher import Dispatched, LanguageLookup, PassiveSlot
 from bot.core.inbound import Inbound
 from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, LocationRequestReply, QrReply, Reply, TextReply
 from bot.core.text import cut_text
+from bot.errors import PayloadError
 
 __all__ = ["Capabilities", "Channel", "Dispatch", "ReplyWindow", "numbered_choices"]
 
@@ -20,6 +21,16 @@ __all__ = ["Capabilities", "Channel", "Dispatch", "ReplyWindow", "numbered_choic
 class Dispatch(Protocol):
     def __call__(self, msg: Inbound, *, capabilities: Capabilities, passive: PassiveSlot | None = None,
                  language_lookup: LanguageLookup | None = None) -> Awaitable[Dispatched]: ...
+
+
+MAX_ECHOSTR = 256  # the URL check's challenge: WeChat and Weibo send a short random string
+
+
+def url_check_answer(echostr: str | None) -> web.Response:
+    """Answer a platform's URL check, its signature and timestamp already verified: echo ``echostr``."""
+    if not echostr or len(echostr) > MAX_ECHOSTR:
+        raise PayloadError("missing or oversized echostr")
+    return web.Response(text=echostr, content_type="text/plain")
 
 
 def numbered_choices(reply: ButtonsReply) -> TextReply:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.base import Channel, Dispatch
+from bot.channels.base import Channel, Dispatch, url_check_answer
 from bot.channels.deadline import PassiveDeadline
 from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
@@ -115,10 +115,7 @@ class WeChatChannel(Channel):
         q = request.query
         protocol.verify_signature(self._token, q.get("signature"), q.get("timestamp"), q.get("nonce"))
         self.replay.check_window(q["timestamp"])
-        echostr = q.get("echostr")
-        if not echostr or len(echostr) > 256:
-            raise PayloadError("missing or oversized echostr")
-        return web.Response(text=echostr, content_type="text/plain")
+        return url_check_answer(q.get("echostr"))
 
     async def callback(self, request: web.Request) -> web.Response:
         """Verify, decrypt and parse a callback, dispatch it, and answer in time."""

@@ -28,7 +28,7 @@ from urllib.parse import quote
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.base import Channel, Dispatch
+from bot.channels.base import Channel, Dispatch, url_check_answer
 from bot.channels.deadline import PassiveDeadline
 from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
@@ -103,10 +103,7 @@ class WeiboChannel(Channel):
         q = request.query
         protocol.verify_signature(self._secret, q.get("signature"), q.get("timestamp"), q.get("nonce"))
         self.replay.check_window(q["timestamp"])
-        echostr = q.get("echostr")
-        if not echostr or len(echostr) > 256:
-            raise PayloadError("missing or oversized echostr")
-        return web.Response(text=echostr, content_type="text/plain")
+        return url_check_answer(q.get("echostr"))
 
     async def callback(self, request: web.Request) -> web.Response:
         """Verify and parse a push, dispatch it, and answer in time."""
