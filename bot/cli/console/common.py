@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
 
 from bot.core.inbound import Kind
 from bot.settings import load_settings, own_base_url
@@ -156,3 +160,43 @@ def _say(answer: Answer, write: Write) -> None:
 
 def print_line(line: str) -> None:
     print(line, flush=True)
+
+
+async def simulator_json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    """A platform simulator's JSON answer; RuntimeError with its error (or the status) when it refused."""
+    async with http.request(method, url, **kwargs) as resp:
+        try:
+            data = await resp.json(content_type=None)
+        except ValueError:
+            data = None
+        if resp.status >= 400 or not isinstance(data, dict):
+            raise RuntimeError(data.get("error") if isinstance(data, dict) else f"HTTP {resp.status}")
+        return data
+
+
+JoinSimulator = Callable[[aiohttp.ClientSession, str, str, "str | None"], Awaitable[dict[str, Any]]]
+
+
+async def run_simulator_console(
+    args: argparse.Namespace, *, platform: str, join: JoinSimulator, introduce: Callable[[dict[str, Any], str], str],
+    language_setting: Callable[[str | None], str],
+    console: Callable[[aiohttp.ClientSession, str, dict[str, Any]], Console],
+) -> int:
+    """Be a user of a running engagebot's ``platform`` simulator: ``join`` finds or makes the user named
+    ``--follower``, ``introduce`` says who that is (the user, the name), then the chat loop runs until :quit or end of input."""
+    base = server_url(args)  # a bad setting is one line (ConfigError, printed by the CLI)
+    name = args.follower or "console-user"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        try:
+            user = await join(http, base, name, args.lang)
+        except (aiohttp.ClientError, RuntimeError, ValueError) as exc:
+            print(f"engagebot: cannot reach the {platform} simulator at {base} ({exc}); is `engagebot run` running "
+                  "there without a real platform? (`engagebot chat --port N` if it runs on another port)",
+                  file=sys.stderr)
+            return 2
+        print(introduce(user, name), flush=True)
+        if args.lang and language_setting(args.lang) != (user.get("language") or "none"):
+            print(kept_language_note(name, user.get("language")), flush=True)
+        await chat_loop(console(http, base, user), read_line=read_stdin, write=print_line,
+                        interactive=sys.stdin.isatty())
+    return 0

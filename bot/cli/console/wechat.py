@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from typing import Any
 
@@ -22,12 +21,10 @@ from .common import (
     Console,
     ConsoleError,
     as_bot_lines,
-    chat_loop,
-    kept_language_note,
     parse_action,
     print_line,
-    read_stdin,
-    server_url,
+    run_simulator_console,
+    simulator_json,
 )
 
 WECHAT_API = "/simulator/wechat/api"
@@ -51,22 +48,14 @@ def show_wechat(entry: dict[str, Any]) -> str:
     return str(entry.get("content", ""))
 
 
-async def _json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-    async with http.request(method, url, **kwargs) as resp:
-        data = await resp.json(content_type=None)
-        if resp.status >= 400:
-            raise RuntimeError(data.get("error") if isinstance(data, dict) else f"HTTP {resp.status}")
-        return data
-
-
 async def find_or_create_follower(http: aiohttp.ClientSession, base: str, name: str, lang: str | None) -> dict[str, Any]:
     """The simulated WeChat user named ``name`` (the nickname), created the first time: one name, one follower."""
     nickname = name[:32]
-    listed = await _json(http, "GET", f"{base}{WECHAT_API}/followers")
+    listed = await simulator_json(http, "GET", f"{base}{WECHAT_API}/followers")
     for follower in listed.get("followers", []):
         if follower.get("nickname") == nickname:
             return follower
-    return await _json(http, "POST", f"{base}{WECHAT_API}/followers",
+    return await simulator_json(http, "POST", f"{base}{WECHAT_API}/followers",
                        json={"language": wechat_language(lang), "nickname": nickname})
 
 
@@ -75,7 +64,7 @@ async def _replies_settled(http: aiohttp.ClientSession, base: str, openid: str) 
     deadline = time.monotonic() + REPLY_TIMEOUT
     while time.monotonic() < deadline:
         try:
-            progress = await _json(http, "GET", f"{base}{PROGRESS}", params={"openid": openid})
+            progress = await simulator_json(http, "GET", f"{base}{PROGRESS}", params={"openid": openid})
         except RuntimeError:  # a simulator without the bot beside it: give API replies a moment
             await asyncio.sleep(0.3)
             return True
@@ -110,9 +99,9 @@ class WeChatConsole(Console):
 
     async def _do(self, action: dict[str, Any]) -> Answer:
         try:
-            await _json(self.http, "POST", f"{self.base}{WECHAT_API}/action", json={"openid": self.openid, **action})
+            await simulator_json(self.http, "POST", f"{self.base}{WECHAT_API}/action", json={"openid": self.openid, **action})
             settled = await _replies_settled(self.http, self.base, self.openid)
-            timeline = await _json(self.http, "GET", f"{self.base}{WECHAT_API}/timeline",
+            timeline = await simulator_json(self.http, "GET", f"{self.base}{WECHAT_API}/timeline",
                                    params={"openid": self.openid, "since": str(self.seen)})
         except (aiohttp.ClientError, RuntimeError, ValueError) as exc:
             raise ConsoleError(f"failed: {exc}") from None
@@ -124,21 +113,8 @@ class WeChatConsole(Console):
 
 
 async def run_wechat_console(args: argparse.Namespace) -> int:
-    base = server_url(args)  # a bad setting is one line (ConfigError, printed by the CLI)
-    name = args.follower or "console-user"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-        try:
-            follower = await find_or_create_follower(http, base, name, args.lang)
-        except (aiohttp.ClientError, RuntimeError, ValueError) as exc:
-            print(f"engagebot: cannot reach the WeChat simulator at {base} ({exc}); is `engagebot run` running "
-                  "there without a real platform? (`engagebot chat --port N` if it runs on another port)",
-                  file=sys.stderr)
-            return 2
-        language = follower.get("language") or "none"
-        print(f"You are WeChat follower {name} ({follower['openid']}, language {language}); :help for actions.",
-              flush=True)
-        if args.lang and wechat_language(args.lang) != language:
-            print(kept_language_note(name, follower.get("language")), flush=True)
-        await chat_loop(WeChatConsole(http, base, follower), read_line=read_stdin, write=print_line,
-                        interactive=sys.stdin.isatty())
-    return 0
+    return await run_simulator_console(
+        args, platform="WeChat", join=find_or_create_follower, language_setting=wechat_language,
+        introduce=lambda f, name: (f"You are WeChat follower {name} ({f['openid']}, language "
+                             f"{f.get('language') or 'none'}); :help for actions."),
+        console=WeChatConsole)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 import time
 from typing import Any
 
@@ -24,12 +23,10 @@ from .common import (
     Console,
     ConsoleError,
     as_bot_lines,
-    chat_loop,
-    kept_language_note,
     parse_action,
     print_line,
-    read_stdin,
-    server_url,
+    run_simulator_console,
+    simulator_json,
 )
 
 WEIBO_API = "/simulator/weibo/api"
@@ -58,25 +55,14 @@ def show_weibo(entry: dict[str, Any]) -> str:
     return str(entry.get("text", ""))
 
 
-async def _json(http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-    async with http.request(method, url, **kwargs) as resp:
-        try:
-            data = await resp.json(content_type=None)
-        except ValueError:
-            data = None
-        if resp.status >= 400 or not isinstance(data, dict):
-            raise RuntimeError(data.get("error") if isinstance(data, dict) else f"HTTP {resp.status}")
-        return data
-
-
 async def find_or_create_fan(http: aiohttp.ClientSession, base: str, name: str, lang: str | None) -> dict[str, Any]:
     """The simulated fan named ``name`` (the screen name), created the first time: one name, one fan."""
     screen_name = "".join(c for c in name if c.isalnum() or c in "_-")[:30] or "console-user"
-    state = await _json(http, "GET", f"{base}{WEIBO_API}/state")
+    state = await simulator_json(http, "GET", f"{base}{WEIBO_API}/state")
     for fan in state.get("fans", []):
         if fan.get("screen_name") == screen_name:
             return fan
-    return await _json(http, "POST", f"{base}{WEIBO_API}/fans",
+    return await simulator_json(http, "POST", f"{base}{WEIBO_API}/fans",
                        json={"language": weibo_language(lang), "screen_name": screen_name})
 
 
@@ -115,7 +101,7 @@ class WeiboConsole(Console):
         return await self._do({k: v for k, v in action.items() if v})
 
     async def _latest_post(self) -> dict[str, Any]:
-        state = await _json(self.http, "GET", f"{self.base}{WEIBO_API}/state")
+        state = await simulator_json(self.http, "GET", f"{self.base}{WEIBO_API}/state")
         post = next((p for p in state.get("posts", []) if p.get("by_brand")), None)
         if post is None:
             raise ConsoleError("the brand has no post to comment under")
@@ -124,7 +110,7 @@ class WeiboConsole(Console):
     async def _comment(self, text: str, *, mention: bool) -> Answer:
         try:
             post = await self._latest_post()
-            await _json(self.http, "POST", f"{self.base}{WEIBO_API}/comment",
+            await simulator_json(self.http, "POST", f"{self.base}{WEIBO_API}/comment",
                         json={"uid": self.uid, "post_id": post["idstr"], "text": text, "mention": mention})
         except (aiohttp.ClientError, RuntimeError) as exc:
             raise ConsoleError(f"failed: {exc}") from None
@@ -147,9 +133,9 @@ class WeiboConsole(Console):
         quiet_until = time.monotonic() + QUIET_WAIT
         while time.monotonic() < deadline:
             try:
-                progress = await _json(self.http, "GET", f"{self.base}{PROGRESS}", params={"uid": self.uid})
+                progress = await simulator_json(self.http, "GET", f"{self.base}{PROGRESS}", params={"uid": self.uid})
             except RuntimeError:  # no progress route: wait a little for a reply through the API
-                timeline = await _json(self.http, "GET", f"{self.base}{WEIBO_API}/timeline",
+                timeline = await simulator_json(self.http, "GET", f"{self.base}{WEIBO_API}/timeline",
                                        params={"uid": self.uid, "since": str(before)})
                 if any(e.get("direction") == "out" for e in timeline["entries"]) or time.monotonic() > quiet_until:
                     return True
@@ -163,9 +149,9 @@ class WeiboConsole(Console):
     async def _do(self, action: dict[str, Any]) -> Answer:
         try:
             before = self.seen
-            result = await _json(self.http, "POST", f"{self.base}{WEIBO_API}/action", json={"uid": self.uid, **action})
+            result = await simulator_json(self.http, "POST", f"{self.base}{WEIBO_API}/action", json={"uid": self.uid, **action})
             settled = True if result.get("reply") or result.get("error") else await self._settled(before)
-            timeline = await _json(self.http, "GET", f"{self.base}{WEIBO_API}/timeline",
+            timeline = await simulator_json(self.http, "GET", f"{self.base}{WEIBO_API}/timeline",
                                    params={"uid": self.uid, "since": str(self.seen)})
         except (aiohttp.ClientError, RuntimeError, ValueError) as exc:
             raise ConsoleError(f"failed: {exc}") from None
@@ -177,21 +163,8 @@ class WeiboConsole(Console):
 
 
 async def run_weibo_console(args: argparse.Namespace) -> int:
-    base = server_url(args)
-    name = args.follower or "console-user"
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
-        try:
-            fan = await find_or_create_fan(http, base, name, args.lang)
-        except (aiohttp.ClientError, RuntimeError, ValueError) as exc:
-            print(f"engagebot: cannot reach the Weibo simulator at {base} ({exc}); is `engagebot run` running "
-                  "there without a real platform? (`engagebot chat --port N` if it runs on another port)",
-                  file=sys.stderr)
-            return 2
-        language = fan.get("language") or "none"
-        print(f"You are Weibo fan {fan['screen_name']} ({fan['idstr']}, language {language}); :help for actions.",
-              flush=True)
-        if args.lang and weibo_language(args.lang) != language:
-            print(kept_language_note(name, fan.get("language")), flush=True)
-        await chat_loop(WeiboConsole(http, base, fan), read_line=read_stdin, write=print_line,
-                        interactive=sys.stdin.isatty())
-    return 0
+    return await run_simulator_console(
+        args, platform="Weibo", join=find_or_create_fan, language_setting=weibo_language,
+        introduce=lambda fan, _name: (f"You are Weibo fan {fan['screen_name']} ({fan['idstr']}, language "
+                               f"{fan.get('language') or 'none'}); :help for actions."),
+        console=WeiboConsole)
