@@ -18,7 +18,6 @@ from .geo import distance_m
 from .models import Store
 from .spec import StoresFile, parse_hours
 
-DAY_MINUTES = 24 * 60
 OPEN_FIRST_RADIUS_M = 5_000  # within this (or twice the nearest store's distance) open stores come first
 
 

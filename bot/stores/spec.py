@@ -17,7 +17,6 @@ Hours name every day (``closed`` for a day off); a store without ``hours`` is sh
 from __future__ import annotations
 
 import re
-from datetime import time
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -156,6 +155,3 @@ def parse_stores(data: Any, *, source: str = "stores file") -> StoresFile:
     except ValidationError as exc:
         raise StoresFileError(f"{source}: {describe_validation_error(exc, data, 'stores')}") from None
 
-
-def minutes(t: time) -> int:
-    return t.hour * 60 + t.minute
