@@ -25,7 +25,7 @@ from bot.settings import Settings, WeiboSettings
 from bot.testing import BotHarness
 from bot.web import error_middleware, request_id_middleware
 from handlers import default_router
-from tests.channels.weibo.conftest import BRAND, SECRET, TOKEN, FakeWeibo, WeiboEnv
+from tests.channels.weibo.conftest import BRAND, SECRET, TOKEN, FakeWeibo, WeiboEnv, created_at, message
 from tests.support.servers import free_port, serve
 
 chatty = Router("chatty")
@@ -125,7 +125,9 @@ async def test_a_late_reply_is_logged_under_the_request_that_brought_it(database
                             break
                         await asyncio.sleep(0.05)
                     await asyncio.sleep(0.1)
-                    assert (await env.text("6000000003", "log me"))[0] == 200
+                    # Dated a second later: Weibo tells one fan's pushes apart by their second, so a second
+                    # push within the same second would be dropped as a retry of the first.
+                    assert (await env.push(message("6000000003", "text", text="log me", at=created_at(1))))[0] == 200
             finally:
                 await channel.stop()
     lines = events(stream)
