@@ -7,11 +7,12 @@ together: one query for their followers, one for which of their platform ids are
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, tuple_
+from sqlalchemy import Connection, Row, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
@@ -31,10 +32,16 @@ _FOLLOWER_COLUMNS = tuple(Follower.__table__.columns)
 if {c.key for c in _FOLLOWER_COLUMNS} != set(FOLLOWER_FIELDS):
     raise RuntimeError(f"FollowerRecord fields differ from the follower table's columns: "
                        f"{sorted({c.key for c in _FOLLOWER_COLUMNS} ^ set(FOLLOWER_FIELDS))}")
+# Both lookups name the channel and account with "=" and the ids with IN, so each is a search of the
+# table's unique index on both databases. A row-value IN, ``(channel, account, id) IN (...)``, reads the
+# same but SQLite scans the whole table for it, and an IN on the id alone skips the index's leading
+# columns: each batch then cost a scan of every follower or every stored message.
 _FOLLOWERS = select(*_FOLLOWER_COLUMNS).where(
-    tuple_(Follower.channel, Follower.account, Follower.external_id).in_(bindparam("keys", expanding=True)))
+    Follower.channel == bindparam("channel"), Follower.account == bindparam("account"),
+    Follower.external_id.in_(bindparam("ids", expanding=True)))
 _STORED = select(Message.id, Message.follower_id, Message.channel, Message.account, Message.dedupe_key).where(
-    Message.direction == "in", Message.dedupe_key.in_(bindparam("ids", expanding=True)))
+    Message.channel == bindparam("channel"), Message.account == bindparam("account"),
+    Message.dedupe_key.in_(bindparam("ids", expanding=True)), Message.direction == "in")
 
 
 @dataclass(slots=True)
@@ -64,8 +71,8 @@ class FollowerReader:
         await self._creates.close()
 
     async def _read(self, msgs: Sequence[Inbound]) -> list[Lookup]:
-        keys = list({(m.channel, m.account, m.external_id) for m in msgs})
-        ids = list({m.message_id for m in msgs if m.message_id is not None})
+        keys = {(m.channel, m.account, m.external_id) for m in msgs}
+        ids = {(m.channel, m.account, m.message_id) for m in msgs if m.message_id is not None}
         followers, stored = await self._reads.run(lambda conn: _find(conn, keys, ids))
         new = [m for m in {(m.channel, m.account, m.external_id): m for m in msgs}.values()
                if (m.channel, m.account, m.external_id) not in followers]
@@ -82,16 +89,13 @@ class FollowerReader:
         return results
 
 
-FollowerKey = tuple[str, str, str]
+FollowerKey = tuple[str, str, str]  # (channel, account, external id), or a message's dedupe key in third place
 
 
-def _find(conn: Connection, keys: list[FollowerKey], ids: list[str]) -> tuple[dict[FollowerKey, Row[Any]],
-                                                                             dict[tuple[str, str, str], Row[Any]]]:
-    followers: dict[FollowerKey, Row[Any]] = {
-        (r.channel, r.account, r.external_id): r for r in conn.execute(_FOLLOWERS, {"keys": keys}).all()}
-    stored: dict[tuple[str, str, str], Any] = {}
-    if ids:
-        stored = {(r.channel, r.account, r.dedupe_key): r for r in conn.execute(_STORED, {"ids": ids}).all()}
+def _find(conn: Connection, keys: Iterable[FollowerKey], ids: Iterable[FollowerKey]) -> tuple[
+        dict[FollowerKey, Row[Any]], dict[FollowerKey, Row[Any]]]:
+    followers = {(r.channel, r.account, r.external_id): r for r in _by_account(conn, _FOLLOWERS, keys)}
+    stored = {(r.channel, r.account, r.dedupe_key): r for r in _by_account(conn, _STORED, ids)}
     return followers, stored
 
 
@@ -99,7 +103,16 @@ def _create(conn: Connection, new: list[Inbound]) -> dict[FollowerKey, Row[Any]]
     with conn.begin():
         conn.execute(insert_ignore(conn, Follower), [_new_follower(m) for m in new])
     new_keys = [(m.channel, m.account, m.external_id) for m in new]
-    return {(r.channel, r.account, r.external_id): r for r in conn.execute(_FOLLOWERS, {"keys": new_keys}).all()}
+    return {(r.channel, r.account, r.external_id): r for r in _by_account(conn, _FOLLOWERS, new_keys)}
+
+
+def _by_account(conn: Connection, query: Any, keys: Iterable[FollowerKey]) -> list[Row[Any]]:
+    """Run ``query`` once per (channel, account) of ``keys`` (a batch mostly has one) with its ids."""
+    groups: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
+    for channel, account, id_ in keys:
+        groups[(channel, account)].append(id_)
+    return [row for (channel, account), group in groups.items()
+            for row in conn.execute(query, {"channel": channel, "account": account, "ids": group}).all()]
 
 
 def _new_follower(msg: Inbound) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, select, tuple_
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.clock import utcnow
@@ -27,8 +28,9 @@ from .runner import BatchRunner
 
 PRUNE_EVERY = 30.0  # seconds between deletions of expired rows (per process)
 
+# "scope = ? AND key IN (...)": a search of the primary key (a row-value IN makes SQLite scan the table).
 _STORED = select(SeenRequest.scope, SeenRequest.key, SeenRequest.body_hash).where(
-    tuple_(SeenRequest.scope, SeenRequest.key).in_(bindparam("keys", expanding=True)))
+    SeenRequest.scope == bindparam("scope"), SeenRequest.key.in_(bindparam("keys", expanding=True)))
 _PRUNE = delete(SeenRequest).where(SeenRequest.expires_at < bindparam("now"))
 
 
@@ -76,8 +78,11 @@ def _record(conn: Connection, batch: Sequence[Seen], *, prune: bool) -> list[boo
             conn.execute(insert_ignore(conn, SeenRequest), [
                 {"scope": s.scope, "key": s.key, "body_hash": s.body_hash, "expires_at": s.expires_at}
                 for s in batch])
-            stored = {(r.scope, r.key): r.body_hash for r in conn.execute(
-                _STORED, {"keys": list({(s.scope, s.key) for s in batch})})}
+            keys_by_scope: defaultdict[str, set[str]] = defaultdict(set)
+            for s in batch:
+                keys_by_scope[s.scope].add(s.key)
+            stored = {(r.scope, r.key): r.body_hash for scope, keys in keys_by_scope.items()
+                      for r in conn.execute(_STORED, {"scope": scope, "keys": list(keys)})}
     return [stored.get((s.scope, s.key)) == s.body_hash for s in batch]
 
 
