@@ -71,15 +71,14 @@ class Presence:
             self._task = None
         if self.keys:
             try:
-                async with self.sessions() as session:
+                async with self.sessions.begin() as session:
                     await session.execute(delete(SenderPresence).where(SenderPresence.instance == self.instance))
-                    await session.commit()
             except Exception:
                 log.warning("sender presence not removed", exc_info=True)
 
     async def beat(self) -> None:
         now = utcnow()
-        async with self.sessions() as session:
+        async with self.sessions.begin() as session:
             seen = await session.execute(update(SenderPresence).where(
                 SenderPresence.instance == self.instance).values(seen_at=now))
             if affected_rows(seen) != len(self.keys):
@@ -89,7 +88,6 @@ class Presence:
                                 for c, a in self.keys)
             # Presences of processes that died long ago: nobody needs them any more.
             await session.execute(delete(SenderPresence).where(SenderPresence.seen_at < now - timedelta(days=1)))
-            await session.commit()
 
     async def _beat_forever(self) -> None:
         while True:
@@ -129,7 +127,7 @@ async def give_up_unserved(sessions: async_sessionmaker[AsyncSession], *, wait: 
     """
     now = utcnow()
     found: list[Unserved] = []
-    async with sessions() as session:
+    async with sessions.begin() as session:
         unserved = await unserved_accounts(session, wait=wait, now=now)
         for channel, account, rows in unserved:
             mine = and_(Message.channel == channel, Message.account == account, Message.direction == "out",
@@ -145,7 +143,6 @@ async def give_up_unserved(sessions: async_sessionmaker[AsyncSession], *, wait: 
             if given_up:
                 log.warning("outbound rows given up: no sender", extra={"channel": channel, "account": account,
                                                                         "rows": given_up})
-        await session.commit()
     return found
 
 

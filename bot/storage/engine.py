@@ -200,13 +200,35 @@ def _before_statement(state: ORMExecuteState) -> None:
 
 @event.listens_for(WriteTrackedSession, "after_transaction_end")
 def _release_gate(sync: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is None and sync.info.pop(_HOLDS_GATE, False):
+    if transaction.parent is None:
+        _give_gate_back(sync)
+
+
+def _give_gate_back(sync: Session) -> None:
+    if sync.info.pop(_HOLDS_GATE, False):
         gate = _gate_of(sync.get_bind())
         assert gate is not None
         gate.lock.release()
 
 
+class GateSafeSession(AsyncSession):
+    """Gives the write gate back when the session closes, whatever became of its transaction.
+
+    The gate goes back when the transaction ends (``_release_gate``), but a commit cancelled while it
+    hands its connection back to the pool ends without that event: the gate stayed taken and every
+    later writer of the process waited for it (seen as a stop that hung under load). ``close`` runs
+    to completion even when its caller is cancelled (the session's ``async with``).
+    """
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            _give_gate_back(self.sync_session)
+
+
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions that never expire loaded rows on commit; on SQLite they queue for the write gate."""
     sqlite_gate(engine)  # created now, so every session of this engine finds the same one
-    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=WriteTrackedSession)
+    return async_sessionmaker(engine, class_=GateSafeSession, expire_on_commit=False,
+                              sync_session_class=WriteTrackedSession)

@@ -29,6 +29,10 @@ from .models import Lease
 __all__ = ["acquire", "holder_of", "holders", "release", "renew", "take_from"]
 
 
+# Each write is one ``sessions.begin()`` block: its commit and the connection's return to the pool run
+# to completion even when the duty is cancelled meanwhile (a stop). A bare ``await session.commit()``
+# cancelled while handing the connection back left it closed inside the pool under load, and the
+# next write (the release at stop) waited on it forever: the stop hung until its timeout.
 async def acquire(sessions: async_sessionmaker[AsyncSession], name: str, holder: str, ttl: timedelta, *,
                   now: datetime | None = None) -> int | None:
     """Take lease ``name`` for ``holder`` until ``ttl`` from now; its generation, or None when another holds it.
@@ -36,7 +40,7 @@ async def acquire(sessions: async_sessionmaker[AsyncSession], name: str, holder:
     Taken when new, expired or already ``holder``'s; the generation grows when the holder changes.
     """
     now = now or utcnow()
-    async with sessions() as session:
+    async with sessions.begin() as session:
         stmt = upsert(
             session, Lease, index_elements=[Lease.name],
             set_=lambda excluded: {
@@ -45,7 +49,6 @@ async def acquire(sessions: async_sessionmaker[AsyncSession], name: str, holder:
             where=lambda excluded: or_(Lease.expires_at < now, Lease.holder == excluded.holder),
         ).values(name=name, holder=holder, expires_at=now + ttl, generation=1).returning(Lease.generation)
         generation = (await session.execute(stmt)).scalar_one_or_none()
-        await session.commit()
     return generation
 
 
@@ -54,11 +57,10 @@ async def take_from(sessions: async_sessionmaker[AsyncSession], name: str, dead:
     """Take lease ``name`` from ``dead``, a holder known to be gone, before it runs out; the new generation,
     or None when it is no longer ``dead``'s (another took it meanwhile)."""
     now = now or utcnow()
-    async with sessions() as session:
+    async with sessions.begin() as session:
         generation = (await session.execute(update(Lease).where(Lease.name == name, Lease.holder == dead).values(
             holder=holder, expires_at=now + ttl, generation=Lease.generation + 1).returning(Lease.generation),
         )).scalar_one_or_none()
-        await session.commit()
     return generation
 
 
@@ -72,21 +74,19 @@ async def renew(sessions: async_sessionmaker[AsyncSession], name: str, holder: s
                 ttl: timedelta, *, now: datetime | None = None) -> bool:
     """Keep lease ``name`` until ``ttl`` from now; False when it is no longer ``holder``'s at ``generation``."""
     now = now or utcnow()
-    async with sessions() as session:
+    async with sessions.begin() as session:
         result = await session.execute(update(Lease).where(
             Lease.name == name, Lease.holder == holder, Lease.generation == generation,
         ).values(expires_at=now + ttl))
-        await session.commit()
     return affected_rows(result) == 1
 
 
 async def release(sessions: async_sessionmaker[AsyncSession], name: str, holder: str, generation: int) -> bool:
     """Give lease ``name`` up now, if still ours: whoever asks next takes it. False when it was not ours."""
-    async with sessions() as session:
+    async with sessions.begin() as session:
         result = await session.execute(update(Lease).where(
             Lease.name == name, Lease.holder == holder, Lease.generation == generation,
         ).values(expires_at=utcnow() - timedelta(seconds=1)))
-        await session.commit()
     return affected_rows(result) == 1
 
 
