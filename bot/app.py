@@ -267,6 +267,7 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
     app = web.Application(middlewares=[request_id_middleware, guard.middleware, error_middleware],
                           client_max_size=1024 * 1024)
     app[CONNECTION_GUARD] = guard
+    app.on_shutdown.append(guard.stop_waiting_for_bodies)
     core = core or build_core(settings, routers=routers)
     app[CORE] = core
     app[STARTUP_NOTES] = []

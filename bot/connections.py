@@ -29,7 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.errors import RequestTimeout
+from bot.errors import RequestTimeout, ServerStopping
 
 log = logging.getLogger("engagebot.connections")
 
@@ -153,6 +153,7 @@ class ConnectionGuard:
         self.shed = RateLimitedLog("connections closed by the guard")
         self._open: dict[asyncio.BaseTransport, _Connection] = {}
         self._idle: OrderedDict[_Connection, None] = OrderedDict()  # oldest idle first
+        self._awaiting_body: dict[int, web.Request] = {}  # by id(): a request is a mapping, not hashable
 
     @property
     def open_connections(self) -> int:
@@ -201,11 +202,13 @@ class ConnectionGuard:
         timer = None
         if request.body_exists and not request.content.is_eof():
             timer = asyncio.get_running_loop().call_later(self.body_timeout, self._body_late, request)
+            self._awaiting_body[id(request)] = request
         try:
             return await handler(request)
         finally:
             if timer is not None:
                 timer.cancel()
+                del self._awaiting_body[id(request)]
             if connection is not None:
                 connection.request_finished()
 
@@ -213,6 +216,17 @@ class ConnectionGuard:
         if not request.content.is_eof():
             self.shed.count("body_timeouts")
             request.content.set_exception(RequestTimeout(f"request body not received within {self.body_timeout:g} s"))
+
+    async def stop_waiting_for_bodies(self, _app: web.Application) -> None:
+        """At stop (``on_shutdown``): a request still sending its body is answered 503 now.
+
+        The stop waits for requests in flight; one whose client stalled (or was itself stopped
+        half-way through a send, as an in-process client is at stop) would hold it for up to
+        ``body_timeout``. Its client retries, here after the restart or on another instance.
+        """
+        for request in list(self._awaiting_body.values()):
+            if not request.content.is_eof():
+                request.content.set_exception(ServerStopping("server stopping: request body not received"))
 
     # bookkeeping, called by the connections
     def _opened(self, connection: _Connection) -> None:

@@ -56,6 +56,12 @@ class RequestTimeout(PayloadError, TimeoutError):
     http_status = 408
 
 
+class ServerStopping(EngagebotError, TimeoutError):
+    """The server is stopping and the client had not finished sending its request: try again (elsewhere)."""
+
+    http_status = 503
+
+
 class DecryptError(PayloadError):
     """An encrypted body does not decrypt (wrong key, bad padding, wrong app id)."""
 

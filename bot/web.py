@@ -17,7 +17,7 @@ from limits import parse
 from limits.aio.storage import MemoryStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from bot.errors import EngagebotError, PayloadTooLarge
+from bot.errors import EngagebotError, PayloadTooLarge, ServerStopping
 from bot.logs import REQUEST_ID, accept_request_id
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -52,7 +52,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except EngagebotError as exc:
-        if exc.http_status >= 500:
+        if exc.http_status >= 500 and not isinstance(exc, ServerStopping):
             log.error("request failed", exc_info=exc, extra={"path": request.path})
         else:
             log.info("request refused", extra={"path": request.path, "status": exc.http_status,
