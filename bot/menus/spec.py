@@ -131,7 +131,7 @@ class TopButtonSpec(ButtonSpec):
 class CommandSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    command: str = Field(pattern=_COMMAND.pattern)
+    command: str = Field(pattern=f"^{_COMMAND.pattern}$")
     description: dict[str, str]
 
     @field_validator("description")
