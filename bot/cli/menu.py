@@ -112,7 +112,7 @@ def _walk(menu: Menu) -> list[tuple[str, MenuButton]]:
 
 def add_commands(sub: Any) -> None:
     """Register ``menu`` on the ``engagebot`` command."""
-    menu = sub.add_parser("menu", help="the menu per language on WeChat, Telegram and Weibo").add_subparsers(
+    menu = sub.add_parser("menu", help="the menu per language, on every platform").add_subparsers(
         dest="menu_command", required=True)
     load = menu.add_parser("load", help="check a menu file whole, store it and push it to every platform")
     load.add_argument("file", type=Path)
