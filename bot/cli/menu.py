@@ -49,8 +49,8 @@ async def _store_and_push(args: argparse.Namespace, menu: Menu, *, source: str |
             return 0
         channels = await open_link_channels(core)
         for channel in channels:
-            name = channel.name if channel.account in ("default", None) or channel.name == "telegram" \
-                else f"{channel.name}:{channel.account}"
+            # A second account of a platform (WeChat's named accounts) is told apart by its name.
+            name = channel.name if channel.name not in results else f"{channel.name}:{channel.account}"
             try:
                 line = await channel.push_menu(menu)
             except EngagebotError as exc:

@@ -82,3 +82,17 @@ async def test_menu_load_pushes_the_menu_per_language_to_every_simulated_platfor
     assert "1. Offers / 优惠 / 優惠  [click offers]" in shown.stdout
     assert "   2.1. Stores near me / 附近门店 / 附近門店  [location_select stores-pick]" in shown.stdout
     assert "pushed to wechat: ok: default menu (zh_Hans)" in shown.stdout
+
+
+async def test_no_push_stores_the_menu_and_push_without_a_menu_says_how_to_load_one(
+        tmp_path: Path, database_url: str) -> None:
+    env = {"ENGAGEBOT_DATABASE_URL": database_url}
+    nothing = await asyncio.to_thread(engagebot, "menu", "push", env=env, cwd=tmp_path)
+    assert nothing.returncode == 2
+    assert nothing.stderr.strip() == "engagebot: no menu yet; load one with: engagebot menu load menu.yaml"
+
+    stored = await asyncio.to_thread(engagebot, "menu", "load", str(EXAMPLE), "--no-push", env=env, cwd=tmp_path)
+    assert stored.returncode == 0, stored.stderr
+    shown = await asyncio.to_thread(engagebot, "menu", "show", env=env, cwd=tmp_path)
+    assert "telegram /offers: Today's offers / 今日优惠 / 今日優惠" in shown.stdout
+    assert shown.stdout.rstrip().endswith("not pushed yet: engagebot menu push")

@@ -138,3 +138,16 @@ async def test_the_simulator_refuses_a_menu_the_platform_refuses(
             answer = await resp.json()
         assert answer["errcode"] == errcode, answer
         assert env.sim.default_menu is None
+
+
+async def test_the_simulators_menus_survive_its_restart(make_env: Any) -> None:
+    from bot.simulators.wechat import WeChatSimulator
+
+    async with make_env() as env:
+        await env.channel.push_menu(MENU)
+        records = env.sim.take_changes(force_meta=True)
+
+    restarted = WeChatSimulator(token="t", app_id=APP_ID, app_secret=APP_SECRET)
+    restarted.restore(records)
+    assert restarted.default_menu == env.sim.default_menu
+    assert restarted.conditional_menus == env.sim.conditional_menus
