@@ -34,8 +34,8 @@ WINDOW_ERRORS = {45015: "outside the 48-hour reply window", 45047: "reply count 
 GONE_ERRORS = {43004: "follower unfollowed", 40003: "unknown OpenID"}
 # Refresh this long before the platform's expiry, so no send races the deadline.
 TOKEN_MARGIN = timedelta(minutes=5)
-BUSY_RETRIES = 3
-NO_MENU = 46003  # menu/delete (or get) when the account has no menu: nothing to delete  # in place, for the calls outside the outbox (a send's retries are the outbox's)
+BUSY_RETRIES = 3  # in place, for the calls outside the outbox (a send's retries are the outbox's)
+NO_MENU = 46003  # menu/delete (or get) when the account has no menu: nothing to delete
 
 
 def raise_for_errcode(data: dict[str, Any]) -> None:
@@ -200,16 +200,13 @@ class WeChatAPI:
             log.info("mass send made already", extra={"app_id": self.app_id, "msg_id": msg_id})
         return int(msg_id) if isinstance(msg_id, int) else 0
 
-    async def replace_menu(self, default: dict[str, Any], conditional: list[dict[str, Any]]) -> list[str]:
+    async def replace_menu(self, default: dict[str, Any], conditional: list[dict[str, Any]]) -> None:
         """Replace every menu of the account: delete them all, create the default, add each personalized one.
 
-        Deleting first keeps a second push from piling up personalized menus. Returns the menuid of
-        each personalized menu; a refused one raises (the default menu stays).
+        Deleting first keeps a second push from piling up personalized menus. A refused personalized
+        menu raises; the default menu stays.
         """
         await self.call("GET", "/cgi-bin/menu/delete", accept=(NO_MENU,))
         await self.call("POST", "/cgi-bin/menu/create", json=default)
-        ids = []
         for body in conditional:
-            data = await self.call("POST", "/cgi-bin/menu/addconditional", json=body)
-            ids.append(str(data.get("menuid", "")))
-        return ids
+            await self.call("POST", "/cgi-bin/menu/addconditional", json=body)
