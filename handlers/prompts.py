@@ -1,4 +1,5 @@
-"""Answer with the operator's prompt-reply rules (loaded with `engagebot prompts load`)."""
+"""Answer with the operator's prompt-reply rules (loaded with `engagebot prompts load`), to a message
+or to a menu key that names one of their keywords."""
 
 from bot import Context, Inbound, Kind, Reply, Router, TextReply
 
@@ -14,3 +15,15 @@ async def prompt_reply(msg: Inbound, ctx: Context) -> list[Reply] | None:
     if rule is None:
         return None
     return [TextReply(rule.reply_for(ctx.locale))]
+
+
+# After the built-in keys (help, lang, offers, invite, stores) and the promotions' menu keys.
+@router.on(Kind.CLICK, priority=-5)
+async def prompt_click(msg: Inbound, ctx: Context) -> list[Reply] | None:
+    """A menu key naming a prompt-reply keyword (``key: hours``) is answered like that keyword."""
+    rules = ctx.services.prompt_rules
+    key = (msg.payload or "").strip()
+    if rules is None or not key:
+        return None
+    rule = await rules.match(key)
+    return [TextReply(rule.reply_for(ctx.locale))] if rule is not None else None

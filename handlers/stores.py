@@ -40,8 +40,10 @@ async def nearest(msg: Inbound, ctx: Context) -> list[Reply] | None:
     return [TextReply(describe_stores(ctx, stores))]
 
 
-# Below the operator's prompt rules (priority 0): a brand's own answer to "门店在哪" wins.
+# Below the operator's prompt rules (priority 0): a brand's own answer to "门店在哪" wins. A menu
+# button with the key "stores" asks the same.
 @router.on(keywords=ASK_WORDS, priority=-10)
+@router.on(Kind.CLICK, priority=-4, when=lambda msg, ctx: msg.payload == "stores")
 async def ask_for_location(msg: Inbound, ctx: Context) -> list[Reply] | None:
     if not await any_stores(ctx):
         return None

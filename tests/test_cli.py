@@ -162,9 +162,9 @@ def test_help_lists_every_command_group_without_markup() -> None:
     done = engagebot("--help")
     assert done.returncode == 0
     assert "`" not in done.stdout
-    for group in ["run", "chat", "db", "prompts", "i18n", "promo", "campaign", "broadcast"]:
+    for group in ["run", "chat", "db", "prompts", "i18n", "promo", "campaign", "broadcast", "stores", "menu"]:
         assert f"\n    {group} " in done.stdout, group
-    for command in ["upgrade", "load, list", "show, redeem", "qr, stats", "start, status, cancel, work"]:
+    for command in ["upgrade", "load, list", "show, redeem", "qr, stats", "start, status, cancel, work", "load, push, show"]:
         assert command in done.stdout, command
     version = engagebot("--version")
     import tomllib

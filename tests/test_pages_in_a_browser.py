@@ -21,7 +21,7 @@ import pytest
 
 from bot.i18n import default_catalogs
 from bot.landing import FOLLOWER_PAGES, HEALTH, NO_SIMULATOR, TITLE
-from tests.support.process import Server, http, running
+from tests.support.process import Server, engagebot, http, running
 from tests.support.servers import free_port
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -230,3 +230,34 @@ def test_emoji_render_with_an_emoji_font(browser: Any, server: Server) -> None:
     browser.execute_script("document.body.insertAdjacentHTML('beforeend', '<p id=emoji>\U0001F44D\U0001F389</p>')")
     fonts = _platform_fonts(browser, browser.find_element(By.ID, "emoji"))
     assert "Noto Color Emoji" in fonts, fonts
+
+
+def test_the_wechat_phone_shows_the_followers_menu_and_a_tap_is_answered(browser: Any, server: Server) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    port = server.url.rsplit(":", 1)[1]
+    example = Path(__file__).resolve().parent.parent / "examples" / "menu.yaml"
+    pushed = engagebot("menu", "load", str(example), "--port", port, env={"ENGAGEBOT_PORT": port},
+                       cwd=server.stderr_path.parent)
+    assert pushed.returncode == 0, pushed.stdout + pushed.stderr
+    browser.get(server.url + "/simulator/wechat")
+    browser.find_element(By.ID, "nick").send_keys("Amy")
+    Select(browser.find_element(By.ID, "lang")).select_by_value("en")
+    browser.find_element(By.ID, "create").click()
+    _wait(lambda: "Amy" in browser.find_element(By.ID, "who").text, what="the follower to be picked")
+    browser.find_element(By.ID, "follow").click()
+
+    def menu_labels() -> list[str]:
+        return [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#menu .mtop > button")]
+
+    _wait(lambda: menu_labels() == ["Offers", "≡ Stores", "≡ More"], what="the English menu")
+    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, ".msg:not(.me) .bubble"), what="the welcome")
+    more = browser.find_elements(By.CSS_SELECTOR, "#menu .mtop")[2]
+    more.find_element(By.CSS_SELECTOR, ":scope > button").click()
+    subs = [b for b in more.find_elements(By.CSS_SELECTOR, ".subs button") if b.text == "Help"]
+    _wait(lambda: subs[0].is_displayed(), what="the sub-menu to open")
+    subs[0].click()
+    _wait(lambda: any("Here is what I can do" in b.text
+                      for b in browser.find_elements(By.CSS_SELECTOR, ".msg:not(.me) .bubble")), what="the answer")
+    _screenshot(browser, "wechat-menu-english.png")

@@ -11,6 +11,7 @@ from aiohttp import web
 from bot.core.capabilities import Capabilities, ReplyWindow
 from bot.core.dispatcher import Dispatched, LanguageLookup, PassiveSlot
 from bot.core.inbound import Inbound
+from bot.core.menu import Menu
 from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, LocationRequestReply, QrReply, Reply, TextReply
 from bot.core.text import cut_text
 from bot.errors import PayloadError
@@ -74,6 +75,14 @@ class Channel(ABC):
         """Return what a follower scans or opens to arrive through ``scene`` (a QR's URL, a deep link).
 
         None when the channel has no such thing. Campaigns print it as a QR code.
+        """
+        return None
+
+    async def push_menu(self, menu: Menu) -> str | None:
+        """Set the platform's menu for this account from ``menu``; say what was set, in one line.
+
+        None when the platform has no menu. Raises ``PlatformAPIError`` (and the other send errors)
+        when the platform refuses it.
         """
         return None
 

@@ -306,3 +306,18 @@ class SendPace(Base):
 
     name: Mapped[str] = mapped_column(String(128), primary_key=True)  # "<channel>:<account>"
     next_at: Mapped[float] = mapped_column(Double)  # seconds since the epoch (the instances' synced clocks)
+
+
+class MenuDefinition(Base):
+    """The brand's menu as loaded (``engagebot menu load``) and what each platform said to it (migration 0013).
+
+    One row per name (``default``): ``definition`` is ``bot.core.menu.Menu.to_json()``, ``pushed`` maps a
+    channel (``wechat``, ``telegram:mybot``) to the outcome of its last push.
+    """
+
+    __tablename__ = "menu_definition"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    pushed: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    loaded_at: Mapped[datetime]

@@ -31,25 +31,39 @@ from typing import Any, ClassVar
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from telegram import BotCommand, KeyboardButton, LinkPreviewOptions, ReplyKeyboardMarkup, Update
+from telegram import (
+    BotCommand,
+    KeyboardButton,
+    LinkPreviewOptions,
+    MenuButton,
+    MenuButtonCommands,
+    MenuButtonDefault,
+    MenuButtonWebApp,
+    ReplyKeyboardMarkup,
+    Update,
+    WebAppInfo,
+)
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import Application
 
 from bot.core.capabilities import Capabilities
 from bot.core.dispatcher import follower_hash
 from bot.core.inbound import Inbound, Kind
+from bot.core.menu import Menu
 from bot.core.reply import ArticlesReply, ButtonsReply, ImageReply, LocationRequestReply, QrReply, Reply, TextReply
 from bot.delivery.outbox import OutboxSender
 from bot.errors import (
     FollowerGone,
     PayloadError,
     PayloadTooLarge,
+    PlatformAPIError,
     SignatureError,
     platform_text,
 )
 from bot.i18n import N_, default_catalogs
 from bot.logs import add_secrets
 from bot.storage.duties import run_while
+from bot.storage.menus import load_menu
 from bot.storage.models import Follower, Message
 
 from ..base import Channel, Dispatch
@@ -234,14 +248,45 @@ class TelegramChannel(Channel):
             self._poller = None
 
     async def _set_commands(self) -> None:
-        """Register /start, /help, /lang with descriptions in English (default) and Chinese."""
+        """Register the commands (the loaded menu's, else /start, /help, /lang) in English (default) and Chinese."""
+        try:
+            async with self.sessions() as session:
+                stored = await load_menu(session)
+            if stored is not None:
+                await self.push_menu(stored[0])
+                return
+            await self._push_commands(None)
+        except (TelegramError, PlatformAPIError) as exc:  # the menu is a convenience: never a reason not to start
+            log.warning("setMyCommands failed", extra={"error": self._redact(exc)})
+
+    async def _push_commands(self, menu: Menu | None) -> None:
         catalogs = default_catalogs()
         for locale, language_code in COMMAND_LANGUAGES:
-            commands = [BotCommand(name, catalogs.gettext(locale, text)) for name, text in COMMANDS]
-            try:
-                await self.application.bot.set_my_commands(commands, language_code=language_code)
-            except TelegramError as exc:  # the menu is a convenience: never a reason not to start
-                log.warning("setMyCommands failed", extra={"language": language_code, "error": self._redact(exc)})
+            if menu is not None and menu.commands:
+                commands = [BotCommand(c.command, menu.label(c.description, locale)) for c in menu.commands]
+            else:
+                commands = [BotCommand(name, catalogs.gettext(locale, text)) for name, text in COMMANDS]
+            await self.application.bot.set_my_commands(commands, language_code=language_code)
+
+    async def push_menu(self, menu: Menu) -> str:
+        """Set the commands per language (``setMyCommands``; none in the menu: the built-in ones) and the
+        menu button (``setChatMenuButton``: the command list, or a web app)."""
+        spec = menu.menu_button
+        button: MenuButton
+        if spec.get("type") == "web_app":
+            button = MenuButtonWebApp(menu.label(spec["label"], menu.default_locale), WebAppInfo(spec["url"]))
+        elif spec.get("type") == "default":
+            button = MenuButtonDefault()
+        else:
+            button = MenuButtonCommands()
+        try:
+            await self._push_commands(menu)
+            await self.application.bot.set_chat_menu_button(menu_button=button)
+        except TelegramError as exc:
+            raise PlatformAPIError(-1, self._redact(exc)) from None
+        codes = ", ".join(code or "default" for _locale, code in COMMAND_LANGUAGES)
+        what = f"{len(menu.commands)} command(s)" if menu.commands else "the built-in commands"
+        return f"{what} for {codes}; menu button: {spec.get('type', 'commands')}"
 
     async def stop_receiving(self) -> None:
         """Stop taking new updates (polling); queued ones are still handled by :meth:`stop`."""

@@ -29,10 +29,11 @@ from bot.channels.deadline import PassiveDeadline
 from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.inbound import Inbound
+from bot.core.menu import Menu
 from bot.core.reply import Article, ArticlesReply, QrReply, Reply, TextReply
 from bot.core.store import Exchange
 from bot.delivery.outbox import OutboxSender
-from bot.errors import EngagebotError, PayloadError, SignatureError
+from bot.errors import EngagebotError, PayloadError, PlatformAPIError, SignatureError
 from bot.logs import add_secrets
 from bot.settings import WeChatAccount
 from bot.storage.replay import ReplayLedger
@@ -43,6 +44,8 @@ from .api import WeChatAPI
 from .language import UserLanguage
 
 log = logging.getLogger("engagebot.wechat")
+
+LANGUAGE_RULE_REFUSED = 65320  # menu/addconditional: a matchrule on private data (language) is refused
 
 
 def wechat_capabilities(config: WeChatAccount) -> Capabilities:
@@ -235,6 +238,21 @@ class WeChatChannel(Channel):
         data = await self.create_scene_qr(scene)
         assert self.api is not None
         return f"{self.api.api_base}/cgi-bin/showqrcode?ticket={quote(data['ticket'])}"
+
+    async def push_menu(self, menu: Menu) -> str:
+        """Replace the account's menus: the default one, and one per follower language (``matchrule.language``)."""
+        if self.api is None:
+            raise PayloadError("this WeChat account has no app_id/app_secret: cannot set its menu")
+        default, conditional = protocol.menu_payloads(menu)
+        try:
+            await self.api.replace_menu(default, conditional)
+        except PlatformAPIError as exc:
+            if exc.errcode != LANGUAGE_RULE_REFUSED:
+                raise
+            # WeChat has stopped matching on private data (language, sex, region) for some accounts.
+            return f"default menu ({menu.default_locale}) only: WeChat refused menus by language ({exc})"
+        languages = ", ".join(body["matchrule"]["language"] for body in conditional)
+        return f"default menu ({menu.default_locale}) and personalized menus for {languages}"
 
     async def scene_link(self, scene: str, *, permanent: bool = True) -> str | None:
         """The URL a WeChat scene QR encodes; scanning it follows the account through ``scene``."""

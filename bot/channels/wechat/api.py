@@ -35,6 +35,7 @@ GONE_ERRORS = {43004: "follower unfollowed", 40003: "unknown OpenID"}
 # Refresh this long before the platform's expiry, so no send races the deadline.
 TOKEN_MARGIN = timedelta(minutes=5)
 BUSY_RETRIES = 3  # in place, for the calls outside the outbox (a send's retries are the outbox's)
+NO_MENU = 46003  # menu/delete (or get) when the account has no menu: nothing to delete
 
 
 def raise_for_errcode(data: dict[str, Any]) -> None:
@@ -198,3 +199,14 @@ class WeChatAPI:
                 raise_for_errcode({**data, "errcode": MASS_ALREADY_SENT})
             log.info("mass send made already", extra={"app_id": self.app_id, "msg_id": msg_id})
         return int(msg_id) if isinstance(msg_id, int) else 0
+
+    async def replace_menu(self, default: dict[str, Any], conditional: list[dict[str, Any]]) -> None:
+        """Replace every menu of the account: delete them all, create the default, add each personalized one.
+
+        Deleting first keeps a second push from piling up personalized menus. A refused personalized
+        menu raises; the default menu stays.
+        """
+        await self.call("GET", "/cgi-bin/menu/delete", accept=(NO_MENU,))
+        await self.call("POST", "/cgi-bin/menu/create", json=default)
+        for body in conditional:
+            await self.call("POST", "/cgi-bin/menu/addconditional", json=body)

@@ -26,6 +26,7 @@ from defusedxml.ElementTree import fromstring as _defused_fromstring
 
 from bot.channels import fields as check
 from bot.core.inbound import Inbound, Kind, Notice
+from bot.core.menu import VIEW, Menu, MenuButton
 from bot.core.reply import Article
 from bot.core.text import cut_text, utf8_bytes
 from bot.errors import DecryptError, PayloadError, PayloadTooLarge, SignatureError
@@ -621,3 +622,28 @@ def qrcode_payload(scene: str | int, *, permanent: bool, expire_seconds: int | N
             raise ValueError(f"expire_seconds must be 1..{QR_EXPIRE_MAX} (30 days)")
         payload["expire_seconds"] = expire_seconds
     return payload
+
+
+# Our locales -> the ``language`` of a personalized menu's matchrule (the language of the follower's
+# WeChat). Traditional Chinese readers set zh_TW or zh_HK: both get the zh_Hant menu.
+MENU_LANGUAGES = {"zh_Hans": ("zh_CN",), "zh_Hant": ("zh_TW", "zh_HK"), "en": ("en",)}
+
+
+def _menu_button(menu: Menu, button: MenuButton, locale: str) -> dict[str, Any]:
+    name = menu.label(button.label, locale)
+    if button.buttons:
+        return {"name": name, "sub_button": [_menu_button(menu, b, locale) for b in button.buttons]}
+    if button.type == VIEW:
+        return {"type": VIEW, "name": name, "url": button.url}
+    return {"type": button.type, "name": name, "key": button.key}
+
+
+def menu_payloads(menu: Menu) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Build the bodies of ``menu/create`` (the default menu, in the menu's default locale) and of
+    ``menu/addconditional`` (one per WeChat language reading another locale, with its ``matchrule``)."""
+    default = {"button": [_menu_button(menu, b, menu.default_locale) for b in menu.buttons]}
+    conditional = [
+        {"button": [_menu_button(menu, b, locale) for b in menu.buttons], "matchrule": {"language": language}}
+        for locale, languages in MENU_LANGUAGES.items() if locale != menu.default_locale for language in languages
+    ]
+    return default, conditional

@@ -32,6 +32,7 @@ from bot.channels.base import Channel, Dispatch, url_check_answer
 from bot.channels.deadline import PassiveDeadline
 from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
+from bot.core.menu import Menu
 from bot.core.reply import ArticlesReply, QrReply, Reply, TextReply
 from bot.delivery.outbox import OutboxSender
 from bot.errors import PayloadError
@@ -168,6 +169,15 @@ class WeiboChannel(Channel):
                                               "status": str(status)[:32]})
         text = str(msg_id)[:32]
         return f"{text} ({HELD_FOR_REVIEW})" if held else (text or None)
+
+    async def push_menu(self, menu: Menu) -> str:
+        """Replace the fan-service menu: one for every fan, in the menu's default locale."""
+        body, dropped = protocol.menu_body(menu)
+        if not body["button"]:
+            raise PayloadError("nothing of this menu can be shown on Weibo (its menu clicks and opens links only)")
+        await self.api.create_menu(body)
+        left_out = f"; {dropped} scan/picture/location button(s) left out (Weibo has none)" if dropped else ""
+        return f"menu in {menu.default_locale}{left_out}"
 
     def qr_url(self, scene: str) -> str:
         """The link a campaign QR encodes: the platform's scene QR for the brand's fan-service account."""

@@ -9,6 +9,7 @@ the outbox's journal decides what a doubtful send means).
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -28,6 +29,7 @@ COMMENTS_SHOW_PATH = "/2/comments/show.json"
 COMMENT_REPLY_PATH = "/2/comments/reply.json"
 COMMENT_CREATE_PATH = "/2/comments/create.json"
 QRCODE_CREATE_PATH = "/2/eps/qrcode/create.json"
+MENU_CREATE_PATH = "/2/messages/menu/create.json"
 # A temporary scene QR lives at most 30 days on the fan-service platform.
 TEMPORARY_QR_SECONDS = 2_592_000
 
@@ -115,3 +117,7 @@ class WeiboAPI:
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             raise PlatformAPIError(-2, f"no QR URL in the answer from {QRCODE_CREATE_PATH}")
         return url
+
+    async def create_menu(self, menus: dict[str, Any]) -> None:
+        """``POST /2/messages/menu/create.json``: replace the fan-service menu (``menus``: JSON, form-encoded)."""
+        await self.request("POST", MENU_CREATE_PATH, form={"menus": json.dumps(menus, ensure_ascii=False)})

@@ -26,6 +26,7 @@ from urllib.parse import quote, unquote
 
 from bot.channels import fields as check
 from bot.core.inbound import Inbound, Kind, Notice
+from bot.core.menu import CLICK, VIEW, Menu, MenuButton
 from bot.core.reply import Article
 from bot.core.text import cut_text, plain, sanitize_text
 from bot.errors import (
@@ -302,6 +303,28 @@ def reply_form(*, access_token: str, fan_uid: str, msg_type: str, data: dict[str
 def sendall_form(*, access_token: str, uids: list[str], msg_type: str, data: dict[str, Any]) -> dict[str, str]:
     """The form of ``POST /2/messages/sendall.json`` to a uid list."""
     return {"access_token": access_token, "type": msg_type, "data": encode_data(data), "touser": ",".join(uids)}
+
+
+def menu_body(menu: Menu) -> tuple[dict[str, Any], int]:
+    """The ``menus`` JSON of ``/2/messages/menu/create.json``, in the menu's default locale (Weibo has one
+    menu for every fan), and how many buttons were left out: Weibo's menu clicks and opens links only."""
+    dropped = 0
+
+    def button(b: MenuButton) -> dict[str, Any] | None:
+        nonlocal dropped
+        name = menu.label(b.label, menu.default_locale)
+        if b.buttons:
+            subs = [x for x in (button(s) for s in b.buttons) if x is not None]
+            return {"name": name, "sub_button": subs} if subs else None
+        if b.type == VIEW:
+            return {"type": "view", "name": name, "url": b.url}
+        if b.type == CLICK:
+            return {"type": "click", "name": name, "key": b.key}
+        dropped += 1
+        return None
+
+    buttons = [x for x in (button(b) for b in menu.buttons) if x is not None]
+    return {"button": buttons}, dropped
 
 
 # --- errors ------------------------------------------------------------------------------------

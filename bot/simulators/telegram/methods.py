@@ -347,6 +347,34 @@ class BotAPIMethods:
         self._touch()
         return True
 
+    async def api_setchatmenubutton(self, p: dict[str, Any]) -> Any:
+        chat_id = p_int(p, "chat_id")
+        if chat_id is not None and chat_id not in self.chats:
+            raise bad("chat not found")
+        button = p_json(p, "menu_button", "MenuButton")
+        if button is None:
+            button = {"type": "default"}
+        if not isinstance(button, dict) or button.get("type") not in ("commands", "web_app", "default"):
+            raise bad("can't parse MenuButton: type must be commands, web_app or default")
+        if button["type"] == "web_app":
+            text, web_app = button.get("text"), button.get("web_app")
+            url = web_app.get("url") if isinstance(web_app, dict) else None
+            if not isinstance(text, str) or not 1 <= len(text) <= 64:
+                raise bad("BUTTON_TEXT_INVALID")
+            if not isinstance(url, str) or not url.startswith("https://"):
+                raise bad("BUTTON_URL_INVALID: a web app URL must be https")
+            button = {"type": "web_app", "text": text, "web_app": {"url": url}}
+        else:
+            button = {"type": button["type"]}
+        self.menu_buttons[chat_id] = button
+        self._touch()
+        return True
+
+    async def api_getchatmenubutton(self, p: dict[str, Any]) -> Any:
+        chat_id = p_int(p, "chat_id")
+        return self.menu_button_for(chat_id) if chat_id is not None else dict(
+            self.menu_buttons.get(None) or {"type": "commands"})
+
     # -- files ---------------------------------------------------------------------------------------------
     async def api_getfile(self, p: dict[str, Any]) -> Any:
         sim_file = self.files.get(p_str(p, "file_id") or "")

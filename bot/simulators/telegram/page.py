@@ -123,7 +123,8 @@ class ChatPage:
         chat = self.chats[user_id]
         typing = chat.last_action is not None and time.monotonic() - chat.last_action[1] < 5
         return _ok(version=self.version, user=self._user_json(user_id), events=chat.timeline,
-                   commands=self._commands_for(user_id), reply_keyboard=chat.reply_keyboard,
+                   commands=self._commands_for(user_id), menu_button=self.menu_button_for(user_id),
+                   reply_keyboard=chat.reply_keyboard,
                    typing=chat.last_action[0] if typing else None,
                    mode="webhook" if self.webhook else "polling")
 

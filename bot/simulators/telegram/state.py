@@ -181,6 +181,7 @@ class SimState(RecordKeeper):
         self.callback_queries: dict[str, dict[str, Any]] = {}
         self.answered_callbacks: list[str] = []
         self.commands: dict[tuple[str, str], list[dict[str, str]]] = {}  # (scope json, language) -> list
+        self.menu_buttons: dict[int | None, dict[str, Any]] = {}  # chat id (None: the default) -> MenuButton
         self.version = 0  # bumps on every change the page could show
         self.max_file_bytes = MAX_FILE_BYTES
         self.max_files = MAX_FILES
@@ -489,6 +490,10 @@ class SimState(RecordKeeper):
     def timeline(self, chat_id: int) -> list[dict[str, Any]]:
         chat = self.chats.get(chat_id)
         return list(chat.timeline) if chat else []
+
+    def menu_button_for(self, chat_id: int) -> dict[str, Any]:
+        """The menu button this private chat shows: its own, else the bot's default, else the command list."""
+        return dict(self.menu_buttons.get(chat_id) or self.menu_buttons.get(None) or {"type": "commands"})
 
     def get_commands(self, language_code: str = "", scope: dict[str, Any] | None = None) -> list[dict[str, str]]:
         from .params import scope_key  # local: methods imports this module

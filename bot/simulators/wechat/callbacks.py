@@ -123,6 +123,59 @@ class CallbackDriver(PlatformAPI):
         follower = self._following(openid)
         return await self._event(follower, "VIEW", [("EventKey", url)], key=url)
 
+    async def tap_menu(self, openid: str, path: list[int] | tuple[int, ...], *, scan_result: str = "",
+                       latitude: float = 31.2196, longitude: float = 121.4750, label: str = "") -> CallbackResult:
+        """Tap a button of the menu this follower sees (``path``: [top] or [top, sub]); what WeChat sends.
+
+        click and view: CLICK / VIEW. A scan button: scancode_push or scancode_waitmsg with the
+        ``ScanResult``. A picture button: its event, then the picture as an image message. The place
+        picker: location_select with ``SendLocationInfo``, then the place as a location message. The
+        result is the answer to what the follower is answered for: the message that follows, if any.
+        """
+        follower = self._following(openid)
+        button = self._menu_button(openid, path)
+        kind, key = button["type"], button.get("key", "")
+        if kind == "click":
+            return await self.click(openid, key)
+        if kind == "view":
+            return await self.view(openid, button["url"])
+        extra: list[tuple[str, Any]] = [("EventKey", key)]
+        if kind.startswith("scancode_"):
+            if not scan_result:
+                raise SimulatorError("a scan button needs what was scanned (scan_result)")
+            extra.append(("ScanCodeInfo", [("ScanType", "qrcode"), ("ScanResult", scan_result)]))
+            self._open_window(follower, after_message=False)
+            return await self._event(follower, kind, extra, key=key)
+        if kind.startswith("pic_"):
+            md5 = new_nonce() + new_nonce()
+            extra.append(("SendPicsInfo", [("Count", 1), ("PicList", [("item", [("PicMd5Sum", md5[:32])])])]))
+            await self._event(follower, kind, extra, key=key, show_reply=False)
+            return await self.send_image(openid)
+        if kind == "location_select":
+            extra.append(("SendLocationInfo", [("Location_X", f"{latitude:.6f}"), ("Location_Y", f"{longitude:.6f}"),
+                                               ("Scale", 15), ("Label", label), ("Poiname", label)]))
+            await self._event(follower, kind, extra, key=key, show_reply=False)
+            return await self.send_location(openid, latitude=latitude, longitude=longitude, label=label)
+        raise SimulatorError(f"this simulator does not tap {kind} buttons")
+
+    def _menu_button(self, openid: str, path: list[int] | tuple[int, ...]) -> dict[str, Any]:
+        buttons = self.menu_for(openid)
+        if not buttons:
+            raise SimulatorError("the account has no menu")
+        if not 1 <= len(path) <= 2 or not all(isinstance(i, int) and not isinstance(i, bool) for i in path):
+            raise SimulatorError("path is [top] or [top, sub]")
+        if not 0 <= path[0] < len(buttons):
+            raise SimulatorError(f"the menu has {len(buttons)} top-level buttons")
+        button = buttons[path[0]]
+        subs = button.get("sub_button")
+        if subs and len(path) == 1:
+            raise SimulatorError(f"{button['name']!r} opens a sub-menu: tap one of its buttons")
+        if len(path) == 2:
+            if not subs or not 0 <= path[1] < len(subs):
+                raise SimulatorError(f"{button['name']!r} has {len(subs or [])} sub-menu buttons")
+            return dict(subs[path[1]])
+        return dict(button)
+
     async def report_location(self, openid: str, *, latitude: float, longitude: float,
                               precision: float = 65.0) -> CallbackResult:
         """The follower opens the chat with location reporting on: WeChat reports where they are."""
@@ -240,7 +293,7 @@ class CallbackDriver(PlatformAPI):
         return result
 
     async def _event(
-        self, follower: Follower, event: str, extra: list[tuple[str, str | int]], *, key: str | None,
+        self, follower: Follower, event: str, extra: list[tuple[str, Any]], *, key: str | None,
         show_reply: bool = True,
     ) -> CallbackResult:
         xml = build_xml(self._head(follower, "event") + [("Event", event)] + extra)

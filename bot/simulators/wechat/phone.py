@@ -21,7 +21,7 @@ __all__ = ["Phone"]
 BASE = "/simulator/wechat"
 _OPENID_RE = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 _LANGS = {"zh_CN": "zh_CN", "zh_TW": "zh_TW", "en": "en", "none": None}
-_ACTIONS = ("text", "follow", "unfollow", "scan", "click", "view", "image", "voice", "location")
+_ACTIONS = ("text", "follow", "unfollow", "scan", "click", "view", "image", "voice", "location", "menu")
 
 
 class BadInput(Exception):
@@ -66,7 +66,7 @@ class Phone(CallbackDriver):
             "account_id": self.account_id,
             "encoding_mode": self.encoding_mode,
             "callback_url": self.callback_url,
-            "menu": self.menu,
+            "menu": self.default_menu["button"] if self.default_menu else [],
             "followers": [f.public() for f in self.followers.values()],
         })
 
@@ -138,6 +138,14 @@ class Phone(CallbackDriver):
                 if not url.startswith(("http://", "https://")):
                     raise BadInput("url must start with http:// or https://")
                 return await self.view(openid, url)
+            case "menu":
+                path = body.get("path")
+                if not isinstance(path, list) or not 1 <= len(path) <= 2 or not all(
+                        isinstance(i, int) and not isinstance(i, bool) and 0 <= i < 5 for i in path):
+                    raise BadInput("path must be [top] or [top, sub] (menu positions from 0)")
+                return await self.tap_menu(openid, path,
+                                           scan_result=_string(body, "scan_result", max_len=1024, required=False) or "",
+                                           label=_string(body, "text", max_len=200, required=False) or "")
             case "image":
                 return await self.send_image(openid)
             case "voice":
@@ -160,4 +168,5 @@ class Phone(CallbackDriver):
             "follower": follower.public(),
             "entries": follower.timeline[since:],
             "next": len(follower.timeline),
+            "menu": self.menu_for(openid),  # what this follower's phone shows (their language's menu)
         })

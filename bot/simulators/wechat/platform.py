@@ -15,6 +15,7 @@ from typing import Any
 import segno
 from aiohttp import web
 
+from .menus import MenuError, check_buttons, check_matchrule
 from .state import SimulatorState, Ticket
 
 __all__ = ["PlatformAPI"]
@@ -50,6 +51,11 @@ class PlatformAPI(SimulatorState):
             web.post("/cgi-bin/qrcode/create", self._h_qrcode_create),
             web.get("/cgi-bin/showqrcode", self._h_showqrcode),
             web.get("/cgi-bin/user/info", self._h_user_info),
+            web.post("/cgi-bin/menu/create", self._h_menu_create),
+            web.post("/cgi-bin/menu/addconditional", self._h_menu_addconditional),
+            web.get("/cgi-bin/menu/get", self._h_menu_get),
+            web.get("/cgi-bin/menu/delete", self._h_menu_delete),
+            web.post("/cgi-bin/menu/trymatch", self._h_menu_trymatch),
         ]
 
     async def _json_body(self, request: web.Request) -> dict[str, Any]:
@@ -294,6 +300,61 @@ class PlatformAPI(SimulatorState):
         png = await asyncio.to_thread(_qr_png, ticket.url)
         return web.Response(body=png, content_type="image/png")
 
+    # -- custom menus -------------------------------------------------------------------------------
+
+    async def _h_menu_create(self, request: web.Request) -> web.Response:
+        try:
+            buttons = check_buttons(await self._json_body(request))
+        except _Reject as exc:
+            return _err(exc.code, exc.msg)
+        except MenuError as exc:
+            return _err(exc.code, exc.msg)
+        self.default_menu = {"button": buttons, "menuid": _menu_id()}
+        return _err(0, "ok")
+
+    async def _h_menu_addconditional(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._json_body(request)
+            if self.default_menu is None:
+                raise MenuError(65303, "there is no default menu: create it (menu/create) first")
+            buttons = check_buttons(body)
+            rule = check_matchrule(body, language_rules=self.menu_language_rules)
+        except _Reject as exc:
+            return _err(exc.code, exc.msg)
+        except MenuError as exc:
+            return _err(exc.code, exc.msg)
+        menu = {"button": buttons, "matchrule": rule, "menuid": _menu_id()}
+        self.conditional_menus.append(menu)
+        return web.json_response({"menuid": str(menu["menuid"])})
+
+    async def _h_menu_get(self, request: web.Request) -> web.Response:
+        token_error = self._check_token(request.query.get("access_token"))
+        if token_error:
+            return _err(*token_error)
+        if self.default_menu is None:
+            return _err(46003, "menu no exist")
+        return web.json_response({"menu": self.default_menu, "conditionalmenu": self.conditional_menus})
+
+    async def _h_menu_delete(self, request: web.Request) -> web.Response:
+        """Delete every menu: the default one and, with it, the personalized ones."""
+        token_error = self._check_token(request.query.get("access_token"))
+        if token_error:
+            return _err(*token_error)
+        self.default_menu, self.conditional_menus = None, []
+        return _err(0, "ok")
+
+    async def _h_menu_trymatch(self, request: web.Request) -> web.Response:
+        try:
+            body = await self._json_body(request)
+        except _Reject as exc:
+            return _err(exc.code, exc.msg)
+        user = body.get("user_id")
+        if not isinstance(user, str) or user not in self.followers:
+            return _err(40003, "invalid openid")
+        if self.default_menu is None:
+            return _err(46003, "menu no exist")
+        return web.json_response({"button": self.menu_for(user)})
+
     # -- user info --------------------------------------------------------------------------------
 
     async def _h_user_info(self, request: web.Request) -> web.Response:
@@ -323,6 +384,10 @@ class PlatformAPI(SimulatorState):
             qr_scene_str=follower.qr_scene_str,
         )
         return web.json_response(info)
+
+
+def _menu_id() -> int:
+    return 400_000_000 + secrets.randbelow(100_000_000)
 
 
 def _timeline_fields(message: dict[str, Any]) -> dict[str, Any]:

@@ -69,13 +69,20 @@ def cdata(value: str) -> str:
     return "<![CDATA[" + value.replace("]]>", "]]]]><![CDATA[>") + "]]>"
 
 
-def build_xml(fields: list[tuple[str, str | int]]) -> str:
-    """Build an `<xml>` document; strings go in CDATA, integers as plain text (as the platform does)."""
-    out = ["<xml>"]
+XmlFields = list[tuple[str, "str | int | XmlFields"]]
+
+
+def build_xml(fields: XmlFields, *, root: str = "xml") -> str:
+    """Build an `<xml>` document; strings go in CDATA, integers as plain text (as the platform does),
+    a list of fields as a nested element (``ScanCodeInfo``, ``SendLocationInfo``)."""
+    out = [f"<{root}>"]
     for tag, value in fields:
+        if isinstance(value, list):
+            out.append(build_xml(value, root=tag))
+            continue
         body = str(value) if isinstance(value, int) else cdata(value)
         out.append(f"<{tag}>{body}</{tag}>")
-    out.append("</xml>")
+    out.append(f"</{root}>")
     return "".join(out)
 
 

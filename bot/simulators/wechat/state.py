@@ -13,6 +13,7 @@ import aiohttp
 
 from ..clock import ManualClock
 from ..records import RecordKeeper
+from .menus import matches
 from .protocol import AES_KEY_RE, MessageCipher, new_openid
 
 __all__ = [
@@ -136,6 +137,8 @@ class SimulatorState(RecordKeeper):
             smallest OpenID list /mass/send accepts (the platform requires 2); mass_delay: seconds
             before a mass send reaches the timelines.
         max_text_bytes: the longest text (UTF-8 bytes) in a passive reply or customer-service message.
+        menu_language_rules: whether personalized menus may match the follower's language; the
+            platform has refused such rules for some accounts since 2023 (65320), *configurable*.
         clock: unix seconds; pass a ManualClock to move time in tests.
     """
 
@@ -159,6 +162,7 @@ class SimulatorState(RecordKeeper):
         mass_send_min_openids: int = 2,
         mass_delay: float = 0.05,
         max_text_bytes: int = 2048,
+        menu_language_rules: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         mode = encoding_mode or ("safe" if aes_key else "plain")
@@ -189,11 +193,11 @@ class SimulatorState(RecordKeeper):
         self.mass_delay = mass_delay
         self.max_text_bytes = max_text_bytes
         self.clock = clock
-        self.menu: list[dict[str, str]] = [
-            {"name": "今日优惠 Offer", "key": "OFFER_TODAY"},
-            {"name": "语言 Language", "key": "LANGUAGE"},
-            {"name": "帮助 Help", "key": "HELP"},
-        ]
+        self.menu_language_rules = menu_language_rules
+        # The custom menus: the default one ({"button", "menuid"}, None until menu/create) and the
+        # personalized ones ({"button", "matchrule", "menuid"}), oldest first.
+        self.default_menu: dict[str, Any] | None = None
+        self.conditional_menus: list[dict[str, Any]] = []
         self.followers: dict[str, Follower] = {}
         self.tickets: dict[str, Ticket] = {}
         self.token_fetches = 0
@@ -212,7 +216,8 @@ class SimulatorState(RecordKeeper):
     def _meta(self) -> dict[str, Any]:
         return {"next_msg_id": self._next_msg_id, "token_fetches": self.token_fetches,
                 "tokens": dict(self._tokens), "superseded": dict(self._superseded), "killed": sorted(self._killed),
-                "mass_jobs": [dict(job) for job in self.mass_jobs]}
+                "mass_jobs": [dict(job) for job in self.mass_jobs],
+                "menus": {"default": self.default_menu, "conditional": self.conditional_menus}}
 
     def _record_of(self, kind: str, key: str) -> dict[str, Any] | None:
         """Kinds: ``follower`` (with its timeline), ``ticket``; ``meta`` holds ids, tokens, mass sends."""
@@ -238,6 +243,9 @@ class SimulatorState(RecordKeeper):
                 self._superseded = dict(data["superseded"])
                 self._killed = set(data["killed"])
                 self.mass_jobs = [dict(job) for job in data["mass_jobs"]]
+                menus = data.get("menus") or {}
+                self.default_menu = menus.get("default")
+                self.conditional_menus = list(menus.get("conditional") or [])
                 undelivered = [job for job in self.mass_jobs if not job["delivered"]]
         self._saved_meta = self._meta()
         for job in undelivered:
@@ -281,6 +289,14 @@ class SimulatorState(RecordKeeper):
             return self.followers[openid]
         except KeyError:
             raise SimulatorError(f"unknown follower {openid}") from None
+
+    def menu_for(self, openid: str) -> list[dict[str, Any]]:
+        """The menu this follower's phone shows: the newest personalized menu matching them, else the default."""
+        follower = self.follower(openid)
+        for menu in reversed(self.conditional_menus):
+            if matches(menu["matchrule"], language=follower.language, tags=follower.tags):
+                return list(menu["button"])
+        return list(self.default_menu["button"]) if self.default_menu else []
 
     def timeline(self, openid: str) -> list[dict[str, Any]]:
         """Everything the follower's chat shows, oldest first."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import io
+import json
 import re
 import secrets
 from typing import Any
@@ -54,6 +55,39 @@ def _int(params: Any, name: str, *, required: bool = True) -> int | None:
     return int(value)
 
 
+def _checked_menu(menus: Any) -> list[dict[str, Any]]:
+    buttons = menus.get("button") if isinstance(menus, dict) else None
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+        raise WeiboError(10008, "param error: menus.button must hold 1..3 buttons")
+    out = []
+    for button in buttons:
+        subs = button.get("sub_button") if isinstance(button, dict) else None
+        if isinstance(subs, list):
+            if not 1 <= len(subs) <= 5:
+                raise WeiboError(10008, "param error: a sub_button holds 1..5 buttons")
+            out.append({"name": _menu_name(button), "sub_button": [_menu_action(s, 60) for s in subs]})
+        else:
+            out.append(_menu_action(button))
+    return out
+
+
+def _menu_name(item: Any, longest: int = 16) -> str:
+    name = item.get("name") if isinstance(item, dict) else None
+    if not isinstance(name, str) or not 1 <= len(name) <= longest:
+        raise WeiboError(10008, f"param error: a menu name is 1..{longest} characters")
+    return name
+
+
+def _menu_action(item: Any, longest: int = 16) -> dict[str, str]:
+    name = _menu_name(item, longest)
+    kind = item.get("type")
+    if kind == "click" and isinstance(item.get("key"), str) and 1 <= len(item["key"]) <= 128:
+        return {"type": "click", "name": name, "key": item["key"]}
+    if kind == "view" and isinstance(item.get("url"), str) and item["url"].startswith(("http://", "https://")):
+        return {"type": "view", "name": name, "url": item["url"]}
+    raise WeiboError(10008, f"param error: a menu button is click (with a key) or view (with a url), not {kind!r}")
+
+
 class PlatformAPI(WeiboState):
     """Route handlers of the platform's HTTP API."""
 
@@ -69,10 +103,33 @@ class PlatformAPI(WeiboState):
             ("POST", "/2/comments/reply.json"): self._h_comment_reply,
             ("POST", "/2/comments/create.json"): self._h_comment_create,
             ("POST", "/2/eps/qrcode/create.json"): self._h_qr_create,
+            ("POST", "/2/messages/menu/create.json"): self._h_menu_create,
+            ("GET", "/2/messages/menu/show.json"): self._h_menu_show,
+            ("POST", "/2/messages/menu/delete.json"): self._h_menu_delete,
         }
         out = [web.route(method, path, self._guarded(handler)) for (method, path), handler in routes.items()]
         out.append(web.get("/2/eps/qrcode/show", self._h_qr_show))
         return out
+
+    # -- the fan-service menu ------------------------------------------------------------------------
+    async def _h_menu_create(self, request: web.Request, params: dict[str, str]) -> web.Response:
+        """``menus``: the menu as JSON (1..3 buttons, 1..5 under each; click with a key, view with a url)."""
+        raw = params.get("menus")
+        if not raw:
+            raise WeiboError(10016, "miss required parameter (menus)")
+        try:
+            menus = json.loads(raw)
+        except (json.JSONDecodeError, RecursionError):
+            raise WeiboError(10008, "param error: menus must be JSON") from None
+        self.fan_menu = {"button": _checked_menu(menus)}
+        return web.json_response({"result": True})
+
+    async def _h_menu_show(self, request: web.Request, params: dict[str, str]) -> web.Response:
+        return web.json_response({"menu": self.fan_menu or {"button": []}})
+
+    async def _h_menu_delete(self, request: web.Request, params: dict[str, str]) -> web.Response:
+        self.fan_menu = None
+        return web.json_response({"result": True})
 
     # -- plumbing -----------------------------------------------------------------------------------
     def _guarded(self, handler: Any) -> Any:

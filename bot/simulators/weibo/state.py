@@ -180,11 +180,7 @@ class WeiboState(RecordKeeper):
         self.sendall_delay = sendall_delay
         self.hourly_limits = dict(hourly_limits or {})
         self.clock = clock
-        self.menu: list[dict[str, str]] = [
-            {"name": "今日优惠 Offer", "key": "OFFER_TODAY"},
-            {"name": "语言 Language", "key": "LANGUAGE"},
-            {"name": "帮助 Help", "key": "HELP"},
-        ]
+        self.fan_menu: dict[str, Any] | None = None  # {"button": [...]} as menu/create.json took it
         self.fans: dict[int, Fan] = {}
         self.posts: dict[int, Post] = {}
         self.comments: dict[int, Comment] = {}
@@ -201,10 +197,19 @@ class WeiboState(RecordKeeper):
         if not self.posts:
             self.brand_post("欢迎来到品牌主页！评论告诉我们你想要的优惠。 Welcome! Tell us in a comment which offer you want.")
 
+    @property
+    def menu(self) -> list[dict[str, str]]:
+        """The menu's buttons a fan can tap ({name, key} or {name, url}), sub-menus flattened."""
+        out: list[dict[str, str]] = []
+        for button in (self.fan_menu or {}).get("button", []):
+            for item in button.get("sub_button") or [button]:
+                out.append({k: item[k] for k in ("name", "key", "url") if k in item})
+        return out
+
     # -- records -----------------------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
         return {"next_id": self._next_id, "token_expired": self.token_expired,
-                "broadcasts": [dict(job) for job in self.broadcasts]}
+                "broadcasts": [dict(job) for job in self.broadcasts], "menu": self.fan_menu}
 
     def _record_of(self, kind: str, key: str) -> dict[str, Any] | None:
         table: dict[Any, Any] = {"fan": self.fans, "post": self.posts, "comment": self.comments}.get(kind, self.scenes)
@@ -237,6 +242,7 @@ class WeiboState(RecordKeeper):
                 self._next_id = max(self._next_id, int(data["next_id"]) + gap)
                 self.token_expired = bool(data.get("token_expired", False))
                 self.broadcasts = [dict(job) for job in data.get("broadcasts", [])]
+                self.fan_menu = data.get("menu")
                 pending = [job for job in self.broadcasts if job["status"] == "queued"]
         self._dirty.clear()
         if not restored_posts:  # a first start: the welcome post made at construction is new
