@@ -135,6 +135,7 @@ class SimulatorState(RecordKeeper):
         mass_send_quota: accepted mass sends per day (Beijing time); mass_send_min_openids: the
             smallest OpenID list /mass/send accepts (the platform requires 2); mass_delay: seconds
             before a mass send reaches the timelines.
+        max_image_bytes: the largest temporary image media/upload accepts (the platform: 10 MB).
         max_text_bytes: the longest text (UTF-8 bytes) in a passive reply or customer-service message.
         clock: unix seconds; pass a ManualClock to move time in tests.
     """
@@ -159,6 +160,7 @@ class SimulatorState(RecordKeeper):
         mass_send_min_openids: int = 2,
         mass_delay: float = 0.05,
         max_text_bytes: int = 2048,
+        max_image_bytes: int = 10 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
         mode = encoding_mode or ("safe" if aes_key else "plain")
@@ -188,6 +190,10 @@ class SimulatorState(RecordKeeper):
         self.mass_send_min_openids = mass_send_min_openids
         self.mass_delay = mass_delay
         self.max_text_bytes = max_text_bytes
+        self.max_image_bytes = max_image_bytes
+        # Uploaded temporary media (in memory: lost on a restart, as if expired; senders upload again).
+        self.media: dict[str, dict[str, Any]] = {}
+        self.media_uploads = 0
         self.clock = clock
         self.menu: list[dict[str, str]] = [
             {"name": "今日优惠 Offer", "key": "OFFER_TODAY"},
