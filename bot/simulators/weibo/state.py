@@ -130,6 +130,7 @@ class WeiboState(RecordKeeper):
         reply_after_unfollow: the configurable rule; False (the platform's): none after unfollow.
         push_mentions: the `mention` event is granted (pushed when a fan @mentions the brand).
         max_dm_chars, max_comment_chars: 300 and 140.
+        max_image_bytes: the largest image ``/2/mss/upload.json`` accepts (10 MB, like WeChat's).
         repeat_window: seconds within which the same brand comment text on the same post is 20019.
         sendall_review: "never", "always" (held for review until ``review()``); sendall_delay: seconds.
         hourly_limits: {API path: calls per hour} beyond which the API answers 10024.
@@ -156,6 +157,7 @@ class WeiboState(RecordKeeper):
         sendall_review: str = "never",
         sendall_delay: float = 0.05,
         hourly_limits: dict[str, int] | None = None,
+        max_image_bytes: int = 10 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if retries < 1:
@@ -163,6 +165,10 @@ class WeiboState(RecordKeeper):
         if sendall_review not in ("never", "always"):
             raise ValueError("sendall_review must be never or always")
         self.app_key = app_key
+        self.max_image_bytes = max_image_bytes
+        # Uploaded images (in memory: a restart forgets them; the bot's cache lives a day at most).
+        self.media: dict[str, dict[str, Any]] = {}
+        self.media_uploads = 0
         self.app_secret = app_secret
         self.access_token = access_token
         self.brand_uid = brand_uid

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select
 
 from bot import Context, ImageReply, Inbound, Kind, Reply, Router, TextReply
 from bot.channels.images import _qr_png
 from bot.offers.referrals import REFERRAL_SCENE_PREFIX
-from bot.storage.models import Message
-from tests.support.images import png_bytes, png_file
+from tests.support.images import outbound_outcomes, png_bytes, png_file
 
 
 def image_router(source: Path | str, caption: str = "Our winter poster") -> Router:
@@ -28,17 +25,6 @@ def image_router(source: Path | str, caption: str = "Our winter poster") -> Rout
         return [TextReply("Here it is"), ImageReply(str(source))]
 
     return router
-
-
-async def _statuses(env: Any, kind: str, want: int) -> list[tuple[str, str | None]]:
-    for _ in range(100):
-        async with env.bot.sessions() as s:
-            rows = (await s.execute(select(Message.status, Message.reason).where(
-                Message.direction == "out", Message.kind == kind))).all()
-        if len(rows) >= want and all(status not in ("pending", "sending") for status, _ in rows):
-            return [tuple(r) for r in rows]
-        await asyncio.sleep(0.05)
-    return [tuple(r) for r in rows]
 
 
 async def test_an_image_reply_reaches_the_follower_as_an_uploaded_image_then_its_caption(
@@ -109,7 +95,7 @@ async def test_the_platform_refusing_the_upload_ends_failed_with_its_reason(make
     async with make_env(routers=[image_router(png_file(tmp_path))], sim_overrides={"max_image_bytes": 64}) as env:
         openid = await env.following(language="en")
         await env.sim.send_text(openid, "poster")
-        rows = await _statuses(env, "image", 1)
+        rows = await outbound_outcomes(env.bot.sessions, "image")
         assert rows == [("failed", "platform error 40006: invalid media size: an image is at most 64 bytes")]
         # One reply, one outcome: its caption (the row's second part) is not sent without the image.
         assert [r for r in env.sim.replies(openid) if r["source"] == "custom"] == []
@@ -121,7 +107,7 @@ async def test_a_missing_or_unsupported_image_ends_failed_and_nothing_crashes(ma
     async with make_env(routers=[image_router(text_file, caption="")]) as env:
         openid = await env.following(language="en")
         await env.sim.send_text(openid, "poster")
-        rows = await _statuses(env, "image", 1)
+        rows = await outbound_outcomes(env.bot.sessions, "image")
         assert rows == [("failed", f"platform error -3: {text_file}: not a PNG, JPEG, GIF or BMP image")]
         assert env.sim.media_uploads == 0
 
