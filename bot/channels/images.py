@@ -33,18 +33,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
 from bot.errors import PlatformAPIError, QuotaExceeded
+from bot.files import MAX_IMAGE_BYTES, image_format, image_problem, read_image_bytes
 from bot.storage.dialect import upsert
 from bot.storage.models import SharedToken
 
-# WeChat's temporary image and Telegram's photo both stop at 10 MB; the smallest limit wins.
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
 QR_PREFIX = "qr:"
 # Reuse an uploaded id until this long before the platform forgets it (a send in progress must not race it).
 EXPIRY_MARGIN = timedelta(hours=1)
 FETCHED_TTL = 300.0  # seconds a fetched source is kept in memory
 FETCHED_MAX = 8  # sources kept (10 MB each at most)
-_MAGIC = ((b"\x89PNG\r\n\x1a\n", "png", "image/png"), (b"\xff\xd8\xff", "jpg", "image/jpeg"),
-          (b"GIF87a", "gif", "image/gif"), (b"GIF89a", "gif", "image/gif"), (b"BM", "bmp", "image/bmp"))
 
 
 class ImageError(PlatformAPIError):
@@ -76,14 +73,11 @@ def qr_source(link: str) -> str:
 
 def check_image(data: bytes, where: str) -> Image:
     """Return ``data`` as an Image, or raise ImageError naming ``where`` when a platform would refuse it."""
-    if not data:
-        raise ImageError(f"{where}: empty image")
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ImageError(f"{where}: image larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
-    for magic, extension, mime in _MAGIC:
-        if data.startswith(magic):
-            return Image(data, extension, mime)
-    raise ImageError(f"{where}: not a PNG, JPEG, GIF or BMP image")
+    problem = image_problem(data)
+    found = image_format(data)
+    if problem is not None or found is None:
+        raise ImageError(f"{where}: {problem}")
+    return Image(data, *found)
 
 
 def local_path(source: str) -> Path | None:
@@ -96,11 +90,11 @@ def local_path(source: str) -> Path | None:
 
 def read_image_file(path: Path) -> Image:
     try:
-        if path.stat().st_size > MAX_IMAGE_BYTES:
-            raise ImageError(f"{path}: image larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
-        data = path.read_bytes()
+        data = read_image_bytes(path)
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        raise ImageError(f"{path}: {exc}") from None
     return check_image(data, str(path))
 
 

@@ -136,3 +136,17 @@ async def test_passive_image_replies_are_checked_by_the_simulator(make_env: Any,
         env.sim.media["m1"] = {"data": png_bytes(), "mime": "image/png", "created_at": env.sim.clock()}
         ok = env.sim._parse_reply(follower, protocol.render_image(openid, env.sim.account_id, "m1", 1).encode())
         assert ok == {"type": "image", "media_id": "m1"}
+
+
+async def test_an_offer_with_a_poster_sends_the_code_then_the_poster(make_env: Any, tmp_path: Path) -> None:
+    from tests.offers.conftest import PROMOS, load_into
+
+    poster = png_file(tmp_path, "hotpot.png", text="hotpot poster")
+    line = "    value: {amount: 50, currency: CNY, kind: discount}\n"
+    async with make_env() as env:
+        await load_into(env.bot, tmp_path, PROMOS.replace(line, line + "    poster: hotpot.png\n", 1))
+        openid = await env.following(language="en")
+        result = await env.sim.send_text(openid, "hotpot")
+        assert result.reply["type"] == "text" and result.reply["content"].startswith("Here is your code for")
+        (image,) = await env.sim.wait_for_reply(openid, count=1)
+        assert env.sim.media_bytes(image["media_id"]) == poster.read_bytes()
