@@ -49,6 +49,7 @@ class ImageError(PlatformAPIError):
 
     def __init__(self, message: str) -> None:
         super().__init__(-3, message)
+        self.args = (f"image not sent: {self.errmsg}",)  # the outbox's reason: ours, not the platform's
 
 
 @dataclass(frozen=True, slots=True)

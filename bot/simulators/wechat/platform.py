@@ -1,4 +1,6 @@
-"""The simulated active API under /cgi-bin: tokens, customer-service and mass sends, QR codes, user info.
+"""The simulated active API under /cgi-bin: tokens, customer-service and mass sends, QR codes, user info,
+temporary media (``media/upload``: images as bmp/png/jpeg/jpg/gif up to 10 MB; 40004 invalid media type,
+40005 invalid file type, 40006 invalid size, 40007 invalid or expired media id after 3 days).
 
 Errors are JSON `{"errcode", "errmsg"}` with HTTP 200, as the real platform answers.
 """
@@ -349,7 +351,7 @@ class PlatformAPI(SimulatorState):
         if mime is None or extension not in IMAGE_EXTENSIONS:
             return _err(40005, "invalid file type: bmp, png, jpeg, jpg or gif")
         media_id = secrets.token_urlsafe(48)
-        self.media[media_id] = {"data": bytes(data), "mime": mime, "created_at": self.clock()}
+        self._keep_media(self.media, media_id, {"data": bytes(data), "mime": mime, "created_at": self.clock()})
         self.media_uploads += 1
         return web.json_response({"type": kind, "media_id": media_id, "created_at": int(self.clock())})
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import aiohttp
 
 from ..clock import ManualClock
-from ..records import RecordKeeper
+from ..records import RecordKeeper, media_from_record, media_record
 from .protocol import AES_KEY_RE, MessageCipher, new_openid
 
 __all__ = [
@@ -191,7 +191,7 @@ class SimulatorState(RecordKeeper):
         self.mass_delay = mass_delay
         self.max_text_bytes = max_text_bytes
         self.max_image_bytes = max_image_bytes
-        # Uploaded temporary media (in memory: lost on a restart, as if expired; senders upload again).
+        # Uploaded temporary media: id -> {"data", "mime", "created_at"} (kept as records across restarts).
         self.media: dict[str, dict[str, Any]] = {}
         self.media_uploads = 0
         self.clock = clock
@@ -221,7 +221,9 @@ class SimulatorState(RecordKeeper):
                 "mass_jobs": [dict(job) for job in self.mass_jobs]}
 
     def _record_of(self, kind: str, key: str) -> dict[str, Any] | None:
-        """Kinds: ``follower`` (with its timeline), ``ticket``; ``meta`` holds ids, tokens, mass sends."""
+        """Kinds: ``follower`` (with its timeline), ``ticket``, ``media``; ``meta`` holds ids, tokens, mass sends."""
+        if kind == "media":
+            return media_record(self.media.get(key))
         found: Any = self.followers.get(key) if kind == "follower" else self.tickets.get(key)
         return asdict(found) if found is not None else None
 
@@ -234,6 +236,8 @@ class SimulatorState(RecordKeeper):
         for kind, _key, data in records:
             if kind == "follower":
                 self.followers[data["openid"]] = Follower(**data)
+            elif kind == "media" and data is not None:
+                self.media[_key] = media_from_record(data)
             elif kind == "ticket":
                 self.tickets[data["ticket"]] = Ticket(**data)
             elif kind == "meta":

@@ -1,4 +1,5 @@
-"""The simulated Weibo APIs under ``/2/``: fan-service messages, comments and mentions, QR scenes.
+"""The simulated Weibo APIs under ``/2/``: fan-service messages (text, articles, and images uploaded
+through ``/2/mss/upload.json`` and named by their ``tovfid``), comments and mentions, QR scenes.
 
 Errors answer HTTP 4xx with ``{"error", "error_code", "request"}`` as Weibo does. Codes used:
 10008 bad parameter, 10016 missing parameter, 10022/10023/10024 rate limits, 20003 unknown user,
@@ -215,7 +216,7 @@ class PlatformAPI(WeiboState):
         except WeiboError as exc:
             return _error(request, exc.code, exc.message)
         tovfid = str(self._new_id())
-        self.media[tovfid] = {"data": bytes(data), "mime": mime}
+        self._keep_media(self.media, tovfid, {"data": bytes(data), "mime": mime})
         self.media_uploads += 1
         return web.json_response({"result": True, "tovfid": tovfid, "type": "image"})
 

@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from ..clock import ManualClock
-from ..records import RecordKeeper
+from ..records import RecordKeeper, media_from_record, media_record
 from .protocol import created_at
 
 __all__ = ["Comment", "Fan", "ManualClock", "Post", "PushResult", "Scene", "SimulatorError", "WeiboState",
@@ -166,7 +166,7 @@ class WeiboState(RecordKeeper):
             raise ValueError("sendall_review must be never or always")
         self.app_key = app_key
         self.max_image_bytes = max_image_bytes
-        # Uploaded images (in memory: a restart forgets them; the bot's cache lives a day at most).
+        # Uploaded images: tovfid -> {"data", "mime"} (kept as records across restarts).
         self.media: dict[str, dict[str, Any]] = {}
         self.media_uploads = 0
         self.app_secret = app_secret
@@ -213,6 +213,8 @@ class WeiboState(RecordKeeper):
                 "broadcasts": [dict(job) for job in self.broadcasts]}
 
     def _record_of(self, kind: str, key: str) -> dict[str, Any] | None:
+        if kind == "media":
+            return media_record(self.media.get(key))
         table: dict[Any, Any] = {"fan": self.fans, "post": self.posts, "comment": self.comments}.get(kind, self.scenes)
         found = table.get(key if kind == "scene" else int(key))
         return asdict(found) if found is not None else None
@@ -238,6 +240,8 @@ class WeiboState(RecordKeeper):
                 self.comments[int(data["id"])] = Comment(**data)
             elif kind == "scene":
                 self.scenes[data["key"]] = Scene(**data)
+            elif kind == "media":
+                self.media[_key] = media_from_record(data)
             elif kind == "meta":
                 gap = CRASH_ID_GAP if after_crash else 0
                 self._next_id = max(self._next_id, int(data["next_id"]) + gap)

@@ -55,5 +55,5 @@ async def test_a_missing_image_ends_failed_with_the_reason(make_rig: RigFactory,
     user = rig.user()
     rig.sim.send_text(user, "poster")
     rows = await outbound_outcomes(rig.harness.sessions, "image")
-    assert rows == [("failed", f"platform error -3: {tmp_path / 'gone.png'}: cannot read (No such file or directory)")]
+    assert rows == [("failed", f"image not sent: {tmp_path / 'gone.png'}: cannot read (No such file or directory)")]
     assert rig.sim.sent(user) == []

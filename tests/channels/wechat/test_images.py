@@ -108,7 +108,7 @@ async def test_a_missing_or_unsupported_image_ends_failed_and_nothing_crashes(ma
         openid = await env.following(language="en")
         await env.sim.send_text(openid, "poster")
         rows = await outbound_outcomes(env.bot.sessions, "image")
-        assert rows == [("failed", f"platform error -3: {text_file}: not a PNG, JPEG, GIF or BMP image")]
+        assert rows == [("failed", f"image not sent: {text_file}: not a PNG, JPEG, GIF or BMP image")]
         assert env.sim.media_uploads == 0
 
 
