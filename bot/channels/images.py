@@ -57,10 +57,7 @@ class Image:
     data: bytes
     extension: str
     mime_type: str
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+    digest: str  # sha256 of data, hex: the key of its uploads
 
     @property
     def filename(self) -> str:
@@ -78,7 +75,7 @@ def check_image(data: bytes, where: str) -> Image:
     found = image_format(data)
     if problem is not None or found is None:
         raise ImageError(f"{where}: {problem}")
-    return Image(data, *found)
+    return Image(data, *found, hashlib.sha256(data).hexdigest())
 
 
 def local_path(source: str) -> Path | None:
