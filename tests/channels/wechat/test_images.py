@@ -150,3 +150,25 @@ async def test_an_offer_with_a_poster_sends_the_code_then_the_poster(make_env: A
         assert result.reply["type"] == "text" and result.reply["content"].startswith("Here is your code for")
         (image,) = await env.sim.wait_for_reply(openid, count=1)
         assert env.sim.media_bytes(image["media_id"]) == poster.read_bytes()
+
+
+async def test_a_repeated_send_reuses_the_upload(make_env: Any, tmp_path: Path) -> None:
+    from bot.errors import NotSent
+
+    async with make_env(routers=[image_router(png_file(tmp_path), caption="")]) as env:
+        api = env.channel.api
+        send_custom, refused = api.send_custom, []
+
+        async def busy_once(payload: dict[str, Any]) -> None:
+            if payload["msgtype"] == "image" and not refused:
+                refused.append(payload)
+                raise NotSent("WeChat -1: system busy")  # as send_custom maps errcode -1: the outbox repeats it
+            await send_custom(payload)
+
+        api.send_custom = busy_once
+        openid = await env.following(language="en")
+        await env.sim.send_text(openid, "poster")
+        (image,) = await env.sim.wait_for_reply(openid, count=1)
+        assert refused and refused[0]["image"]["media_id"] == image["media_id"]
+        assert env.sim.media_uploads == 1
+        assert await outbound_outcomes(env.bot.sessions, "image") == [("sent", None)]
