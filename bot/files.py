@@ -24,6 +24,10 @@ from yaml.nodes import MappingNode, Node
 from bot.errors import EngagebotError, RulesFileError
 
 MAX_FILE_BYTES = 1024 * 1024
+# An image a reply carries (a promotion's poster): WeChat's temporary image and Telegram's photo stop at 10 MB.
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "png", "image/png"), (b"\xff\xd8\xff", "jpg", "image/jpeg"),
+                (b"GIF87a", "gif", "image/gif"), (b"GIF89a", "gif", "image/gif"), (b"BM", "bmp", "image/bmp"))
 # Operator files need four or five levels; 50 leaves room and stays far from Python's stack limit.
 MAX_DEPTH = 50
 # A TOML key of more than MAX_DEPTH dotted parts (bare or quoted), anywhere in the text.
@@ -128,6 +132,29 @@ def read_text_file(path: Path, *, error: type[EngagebotError], where: str, max_b
         raise error(f"{where}: cannot read ({exc.strerror or exc})") from None
     except UnicodeDecodeError as exc:
         raise error(f"{where}: not UTF-8 text (byte {exc.start + 1})") from None
+
+
+def image_format(data: bytes) -> tuple[str, str] | None:
+    """(extension, MIME type) of a PNG, JPEG, GIF or BMP image, by its first bytes; else None."""
+    return next(((ext, mime) for magic, ext, mime in _IMAGE_MAGIC if data.startswith(magic)), None)
+
+
+def image_problem(data: bytes) -> str | None:
+    """Why every platform would refuse ``data`` as an image, or None when it is fine."""
+    if not data:
+        return "empty image"
+    if len(data) > MAX_IMAGE_BYTES:
+        return f"image larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB"
+    if image_format(data) is None:
+        return "not a PNG, JPEG, GIF or BMP image"
+    return None
+
+
+def read_image_bytes(path: Path) -> bytes:
+    """Read an image file of at most :data:`MAX_IMAGE_BYTES` (OSError when it cannot be read, ValueError when too large)."""
+    if path.stat().st_size > MAX_IMAGE_BYTES:
+        raise ValueError(f"image larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB")
+    return path.read_bytes()
 
 
 def read_data_file(path: str | Path, *, error: type[EngagebotError] = RulesFileError, label: str = "",

@@ -113,6 +113,14 @@ class Channel(ABC):
                         "\n".join(p for p in (a.title, a.description, a.url) if p) for a in rest))))
                 case ImageReply(url=url, caption=caption) if not caps.images:
                     out.append(self.fit(TextReply("\n".join(p for p in (caption, url) if p))))
+                case ImageReply(url=url, caption=caption) if caption and not caps.image_captions:
+                    # The image first, then what it says (the order the follower reads a captioned image).
+                    out += [ImageReply(url), self.fit(TextReply(caption))]
+                case QrReply(scene=scene, caption=caption, url=url) if caps.images and not caps.image_captions:
+                    # An image of the QR (drawn at send time), then the caption and the link as text. A
+                    # channel whose images carry captions (Telegram) renders the whole QrReply itself.
+                    text = "\n".join(p for p in (caption, url) if p)
+                    out += [QrReply(scene, "", url), self.fit(TextReply(text))] if text else [QrReply(scene, "", url)]
                 case QrReply(scene=scene, caption=caption, url=url):
                     out.append(self.fit(TextReply("\n".join(p for p in (caption, url or scene) if p))))
                 case LocationRequestReply(text=text, fallback=fallback) if not caps.location_request:

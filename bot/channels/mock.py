@@ -32,7 +32,8 @@ from bot.web import read_body
 
 from .base import Channel, Dispatch
 
-MOCK_CAPABILITIES = Capabilities(max_text_length=4096, buttons=True, max_articles=10, images=True)
+MOCK_CAPABILITIES = Capabilities(max_text_length=4096, buttons=True, max_articles=10, images=True,
+                                 image_captions=True)
 
 
 class DeliverySink(Protocol):

@@ -75,6 +75,8 @@ async def cmd_promo_show(args: argparse.Namespace) -> int:
         ("menu key", p.menu_key or "-"),
         ("value", f"{p.value_amount} {p.value_currency} ({p.value_kind})" if p.value_amount else "-"),
     ]
+    if p.poster:
+        fields.append(("poster", p.poster))
     if p.friends_needed:
         fields.append(("family offer", f"after {p.friends_needed} friend(s) follow through an invite"))
     width = max(len(label) for label, _value in fields) + 2  # every value starts in the same column

@@ -34,6 +34,8 @@ class Capabilities:
     buttons: bool = False
     max_articles: int = 0  # 0: articles degrade to title + link text
     images: bool = False
+    image_captions: bool = False  # an image carries its caption (Telegram); else the caption follows as text
+    passive_images: bool = True  # an image may go in the passive answer; else images and what follows use the API
     passive_reply_deadline: float | None = None  # seconds; None: replies always go through the send API
     max_passive_replies: int | None = None  # how many replies fit in the HTTP answer; None: all
     # Windows by what the follower did last: "message" (text, voice...) or "event" (follow, click, scan).

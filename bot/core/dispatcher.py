@@ -99,6 +99,19 @@ def message_hash(msg: Inbound) -> str | None:
     return _short_hash(f"{msg.channel}:{msg.account}:{msg.message_id}") if msg.message_id is not None else None
 
 
+def passive_replies(replies: Sequence[Reply], capabilities: Capabilities) -> int:
+    """How many leading replies go in the passive answer: up to the channel's limit, and none from the
+    first image on where the passive answer cannot carry one in time (WeChat's upload happens before
+    the send, and WeChat's 5 s would not wait for it): those go through the send API, in order."""
+    limit = len(replies) if capabilities.max_passive_replies is None else capabilities.max_passive_replies
+    count = 0
+    for reply in replies[:limit]:
+        if not capabilities.passive_images and isinstance(reply, ImageReply | QrReply) and capabilities.images:
+            break
+        count += 1
+    return count
+
+
 def as_reply_list(result: Sequence[Reply] | Reply | None) -> list[Reply] | None:
     if result is None:
         return None
@@ -225,8 +238,7 @@ class Dispatcher:
                 _remember_choices(ctx, replies)
             passive_count = 0
             if replies and passive is not None and passive.take_for_passive():
-                limit = capabilities.max_passive_replies
-                passive_count = len(replies) if limit is None else min(limit, len(replies))
+                passive_count = passive_replies(replies, capabilities)
             try:
                 exchange = await self.store.record_exchange(session, msg, follower, replies,
                                                             passive_count=passive_count)

@@ -44,6 +44,7 @@ def _promotion_values(spec: PromotionSpec) -> dict[str, object]:
         keywords={loc: list(words) for loc, words in spec.keywords.items()}, menu_key=spec.menu_key,
         value_amount=str(value.amount) if value else None, value_currency=value.currency if value else None,
         value_kind=value.kind if value else None, friends_needed=spec.friends_needed,
+        poster=spec.poster,
     )
 
 

@@ -62,6 +62,7 @@ class Promotion(Base):
     value_currency: Mapped[str | None] = mapped_column(String(3))
     value_kind: Mapped[str | None] = mapped_column(String(16))  # "discount" | "price"
     friends_needed: Mapped[int | None] = mapped_column(Integer)  # set: a family & friends offer
+    poster: Mapped[str | None] = mapped_column(String(1024))  # an image URL or an absolute file path
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from bot.core.reply import Button, ButtonsReply, Reply, TextReply
+from bot.core.reply import Button, ButtonsReply, ImageReply, Reply, TextReply
 from bot.i18n import Catalogs, Formatter, pick_text
 
 from .claims import ClaimOutcome, ClaimResult, FollowerOffers
@@ -115,8 +115,11 @@ def refusal_text(t: Texts, result: ClaimResult) -> str:
 
 
 def claim_replies(t: Texts, result: ClaimResult, *, header: str | None = None) -> list[Reply]:
+    """The code (or why not), then the promotion's poster: the code first, so it arrives first (WeChat
+    answers it inline while the image is uploaded) and still arrives if the image cannot be sent."""
     if result.ok:
-        return [TextReply(claim_text(t, result, header=header))]
+        poster = [ImageReply(result.promotion.poster)] if result.promotion.poster else []
+        return [TextReply(claim_text(t, result, header=header)), *poster]
     return [TextReply(refusal_text(t, result))]
 
 

@@ -13,12 +13,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import RulesFileError
-from bot.files import describe_validation_error, read_data_file, read_text_file
+from bot.files import describe_validation_error, image_problem, read_data_file, read_image_bytes, read_text_file
 from bot.i18n import locale_keys
 
 from .codes import ALPHABET, MIN_CODE_LENGTH
@@ -117,6 +118,17 @@ class PromotionSpec(BaseModel):
     menu_key: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_:.-]{1,64}$")
     value: ValueSpec | None = None
     friends_needed: int | None = Field(default=None, ge=1, le=100)
+    # An image sent with the offer's reply: an http(s) URL, or a PNG/JPEG/GIF/BMP file (relative to this file).
+    poster: str | None = Field(default=None, min_length=1, max_length=1024)
+
+    @field_validator("poster")
+    @classmethod
+    def _poster(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith(("http://", "https://")) and not urlsplit(value).hostname:
+            raise ValueError("a poster URL needs a host, e.g. https://example.com/poster.png")
+        if value is not None and "://" in value and not value.startswith(("http://", "https://")):
+            raise ValueError("a poster is an http(s) URL or a file path")
+        return value
 
     @field_validator("title", "description", "terms")
     @classmethod
@@ -277,12 +289,30 @@ def parse_promo_file(data: Any, *, base_dir: Path, source: str = "promotions fil
     _unique(source, "campaigns", [c.slug for c in campaigns], "slug")
     _unique(source, "campaigns", [c.scene for c in campaigns], "scene")
     pools: dict[str, list[str]] = {}
-    for index, promo in enumerate(parsed.promotions):
+    promotions = [_with_poster(promo, f"{source}: promotions[{index}] ({promo.slug!r}) field poster", base_dir)
+                  for index, promo in enumerate(parsed.promotions)]
+    for index, promo in enumerate(promotions):
         if promo.code.strategy == "pool":
             label = f"{source}: promotions[{index}] ({promo.slug!r}) field code.codes_csv"
             csv_path = (base_dir / promo.code.codes_csv).resolve()  # type: ignore[operator]  # a pool has a CSV (validated)
             pools[promo.slug] = read_pool_csv(csv_path, label=label)
-    return ParsedPromoFile(promotions=parsed.promotions, campaigns=campaigns, pools=pools)
+    return ParsedPromoFile(promotions=promotions, campaigns=campaigns, pools=pools)
+
+
+def _with_poster(promo: PromotionSpec, label: str, base_dir: Path) -> PromotionSpec:
+    """Check a poster file now (a URL is fetched when sent) and keep its absolute path."""
+    if promo.poster is None or promo.poster.startswith(("http://", "https://")):
+        return promo
+    path = (base_dir / promo.poster).resolve()
+    try:
+        problem = image_problem(read_image_bytes(path))
+    except OSError as exc:
+        problem = f"cannot read ({exc.strerror or exc})"
+    except ValueError as exc:
+        problem = str(exc)
+    if problem is not None:
+        raise RulesFileError(f"{label}: {path}: {problem}")
+    return promo.model_copy(update={"poster": str(path)})
 
 
 def _unique(source: str, list_key: str, values: list[str], field: str) -> None:

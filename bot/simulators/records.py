@@ -7,9 +7,11 @@ a simulator stores them (``engagebot run`` keeps them in its database) and gives
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 Record = tuple[str, str, dict[str, Any] | None]
+MAX_MEDIA = 200  # uploaded images a simulator keeps (the oldest go first)
 
 
 class RecordKeeper:
@@ -41,3 +43,21 @@ class RecordKeeper:
             self._saved_meta = meta
             changes.append(("meta", "", meta))
         return changes
+
+    def _keep_media(self, media: dict[str, dict[str, Any]], key: str, entry: dict[str, Any]) -> None:
+        """Keep an uploaded image (``entry["data"]`` bytes) as a ``media`` record; forget the oldest past MAX_MEDIA."""
+        media[key] = entry
+        self._mark("media", key)
+        while len(media) > MAX_MEDIA:
+            oldest = next(iter(media))
+            del media[oldest]
+            self._mark("media", oldest)
+
+
+def media_record(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An uploaded image as plain JSON (its bytes in base64)."""
+    return None if entry is None else {**entry, "data": base64.b64encode(entry["data"]).decode("ascii")}
+
+
+def media_from_record(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "data": base64.b64decode(data["data"])}

@@ -139,3 +139,49 @@ async def test_promo_commands_load_list_and_show(database_url: str, tmp_path: Pa
     assert await asyncio.to_thread(main, ["promo", "load", str(bad)]) == 2
     assert "promotions[0] ('x') field title: Field required" in capsys.readouterr().err
     assert Claim is not None
+
+
+POSTER_LINE = "    value: {amount: 50, currency: CNY, kind: discount}\n"
+
+
+def _with_poster(poster: str) -> str:
+    assert POSTER_LINE in PROMOS
+    return PROMOS.replace(POSTER_LINE, POSTER_LINE + f"    poster: {poster}\n", 1)
+
+
+async def test_a_poster_file_is_checked_and_kept_by_its_absolute_path(harness: BotHarness, tmp_path: Path) -> None:
+    from tests.support.images import png_file
+
+    png_file(tmp_path, "hotpot.png")
+    await load_into(harness, tmp_path, _with_poster("hotpot.png"))
+    async with harness.sessions() as session:
+        posters = dict((await session.execute(select(Promotion.slug, Promotion.poster))).all())
+    assert posters == {"hotpot-50": str((tmp_path / "hotpot.png").resolve()), "tea": None, "family": None}
+
+
+@pytest.mark.parametrize(("poster", "content", "message"), [
+    ("missing.png", None, "missing.png: cannot read (No such file or directory)"),
+    ("notes.png", b"just some text", "notes.png: not a PNG, JPEG, GIF or BMP image"),
+    ("empty.png", b"", "empty.png: empty image"),
+    ("huge.png", b"\x89PNG\r\n\x1a\n" + bytes(10 * 1024 * 1024), "huge.png: image larger than 10 MB"),
+])
+async def test_a_bad_poster_refuses_the_file_naming_it(harness: BotHarness, tmp_path: Path, poster: str,
+                                                       content: bytes | None, message: str) -> None:
+    if content is not None:
+        (tmp_path / poster).write_bytes(content)
+    with pytest.raises(RulesFileError) as caught:
+        await load_into(harness, tmp_path, _with_poster(poster))
+    assert "promotions[0] ('hotpot-50') field poster: " in str(caught.value)
+    assert message in str(caught.value)
+    assert await _counts(harness) == (0, 0, 0)
+
+
+@pytest.mark.parametrize(("poster", "message"), [
+    ("ftp://example.com/p.png", "a poster is an http(s) URL or a file path"),
+    ("'https:///p.png'", "a poster URL needs a host"),
+])
+async def test_a_poster_url_must_be_http_with_a_host(harness: BotHarness, tmp_path: Path, poster: str,
+                                                     message: str) -> None:
+    with pytest.raises(RulesFileError) as caught:
+        await load_into(harness, tmp_path, _with_poster(poster))
+    assert "promotions[0] ('hotpot-50') field poster: " + message in str(caught.value)

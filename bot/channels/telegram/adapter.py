@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import (
     BotCommand,
+    InputFile,
     KeyboardButton,
     LinkPreviewOptions,
     MenuButton,
@@ -67,6 +68,7 @@ from bot.storage.menus import load_menu
 from bot.storage.models import Follower, Message
 
 from ..base import Channel, Dispatch
+from ..images import ImageLoader, qr_source
 from .config import CHAT_PER_SECOND, OVERALL_PER_SECOND, TelegramConfig
 from .errors import send_failure
 from .polling import UpdatePoller
@@ -89,7 +91,8 @@ QUIET_CONNECT_SECONDS = 1.0  # connection misses this soon after start are logge
 log = logging.getLogger("engagebot.telegram")
 
 TELEGRAM_CAPABILITIES = Capabilities(
-    max_text_length=MAX_TEXT, buttons=True, max_articles=1, images=True, passive_reply_deadline=None,
+    max_text_length=MAX_TEXT, buttons=True, max_articles=1, images=True, image_captions=True,
+    passive_reply_deadline=None,
     location_request=True,
     max_sends_per_second=OVERALL_PER_SECOND, max_sends_per_chat_per_second=CHAT_PER_SECOND,
 )
@@ -138,6 +141,9 @@ class TelegramChannel(Channel):
         self._long_payloads: OrderedDict[str, str] = OrderedDict()  # callback token -> payload
         self._gone: set[str] = set()  # chats that answered 403 since they last wrote
         self._sent_keys: OrderedDict[str, None] = OrderedDict()  # idempotency keys Telegram took (200)
+        self.images = ImageLoader()
+        # Photos uploaded from bytes (a file, a QR) by content hash: Telegram's file_id sends them again.
+        self._photo_ids: OrderedDict[str, str] = OrderedDict()
 
     # -- building and lifetime --------------------------------------------------------------------------
     def _build_application(self) -> Application:
@@ -308,6 +314,7 @@ class TelegramChannel(Channel):
         if self._background:
             await asyncio.wait(self._background, timeout=self.config.drain_timeout)
         await self.outbox.stop()
+        await self.images.close()
         application = self.application
         try:
             if application.running:
@@ -492,11 +499,10 @@ class TelegramChannel(Channel):
                     out += [TextReply(part) for part in head]
                     out.append(ButtonsReply(last, buttons) if buttons else TextReply(last))
                 case QrReply(scene=scene, caption=caption, url=url):
-                    link = url or (deep_link(self.bot_username, scene) if self.bot_username else None)
-                    if link is None:
-                        out.append(reply)  # rendered at send time, once the bot's username is known
-                    else:
-                        out += [TextReply(p) for p in split_message("\n".join(x for x in (caption, link) if x))]
+                    # A photo of the QR with the caption and the link; the link is the bot's deep link,
+                    # rendered at send time when the bot's username is not known yet.
+                    link = url or (deep_link(self.bot_username, scene) if self.bot_username else None) or ""
+                    out.append(QrReply(scene, caption, link))
                 case ArticlesReply(articles=articles) if len(articles) > 1:
                     for part in super().degrade([reply]):
                         out += self.degrade([part]) if isinstance(part, TextReply) else [part]
@@ -532,6 +538,24 @@ class TelegramChannel(Channel):
             if len(self._sent_keys) > 50_000:
                 self._sent_keys.popitem(last=False)
 
+    async def _send_photo(self, chat_id: int, source: str, caption: str) -> None:
+        """A URL goes to Telegram as it is (Telegram fetches it); other sources are uploaded, then sent by file_id."""
+        bot = self.application.bot
+        text = cut_to(caption, MAX_CAPTION) or None
+        if source.startswith(("https://", "http://")):
+            await bot.send_photo(chat_id, source, caption=text)
+            return
+        image = await self.images.load(source)
+        file_id = self._photo_ids.get(image.digest)
+        if file_id is not None:
+            await bot.send_photo(chat_id, file_id, caption=text)
+            return
+        sent = await bot.send_photo(chat_id, InputFile(image.data, filename=image.filename), caption=text)
+        if sent.photo:
+            self._photo_ids[image.digest] = sent.photo[-1].file_id
+            while len(self._photo_ids) > 1000:
+                self._photo_ids.popitem(last=False)
+
     async def _send(self, chat_id: int, reply: Reply) -> None:
         bot = self.application.bot
         match reply:
@@ -558,13 +582,15 @@ class TelegramChannel(Channel):
                         for part in split_message(text):
                             await bot.send_message(chat_id, part, link_preview_options=preview)
             case ImageReply(url=url, caption=caption):
-                await bot.send_photo(chat_id, url, caption=cut_to(caption, MAX_CAPTION) or None)
+                await self._send_photo(chat_id, url, caption)
             case LocationRequestReply(text=text, button=button):
                 # A one-time keyboard: the follower's tap sends their location as a message.
                 ask = ReplyKeyboardMarkup([[KeyboardButton(cut_to(button, 64), request_location=True)]],
                                           one_time_keyboard=True, resize_keyboard=True)
                 await bot.send_message(chat_id, cut_to(text, MAX_TEXT) or "\u2063", reply_markup=ask)
             case QrReply(scene=scene, caption=caption, url=url):
-                link = url or (deep_link(self.bot_username, scene) if self.bot_username else None) or scene
-                for part in split_message("\n".join(x for x in (caption, link) if x)):
-                    await bot.send_message(chat_id, part)
+                link = url or (deep_link(self.bot_username, scene) if self.bot_username else None)
+                if link is None:  # no username, no deep link: the scene as text
+                    await bot.send_message(chat_id, "\n".join(x for x in (caption, scene) if x))
+                    return
+                await self._send_photo(chat_id, qr_source(link), "\n".join(x for x in (caption, link) if x))

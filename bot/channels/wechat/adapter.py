@@ -26,21 +26,22 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel, Dispatch, url_check_answer
 from bot.channels.deadline import PassiveDeadline
+from bot.channels.images import Image, ImageLoader, MediaCache, qr_source
 from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.inbound import Inbound
 from bot.core.menu import Menu
-from bot.core.reply import Article, ArticlesReply, QrReply, Reply, TextReply
+from bot.core.reply import ArticlesReply, ImageReply, QrReply, Reply, TextReply
 from bot.core.store import Exchange
 from bot.delivery.outbox import OutboxSender
-from bot.errors import EngagebotError, PayloadError, PlatformAPIError, SignatureError
+from bot.errors import PayloadError, PlatformAPIError, SignatureError
 from bot.logs import add_secrets
 from bot.settings import WeChatAccount
 from bot.storage.replay import ReplayLedger
 from bot.web import read_body
 
 from . import protocol
-from .api import WeChatAPI
+from .api import INVALID_MEDIA_ID, WeChatAPI
 from .language import UserLanguage
 
 log = logging.getLogger("engagebot.wechat")
@@ -51,7 +52,8 @@ LANGUAGE_RULE_REFUSED = 65320  # menu/addconditional: a matchrule on private dat
 def wechat_capabilities(config: WeChatAccount) -> Capabilities:
     return Capabilities(
         max_text_length=protocol.MAX_TEXT_BYTES, text_length_in_bytes=True, buttons=False, max_articles=1,
-        images=False, location_datum="gcj02", passive_reply_deadline=config.passive_deadline_seconds, max_passive_replies=1,
+        # Images need the API (upload, then a customer-service message): never in the passive answer.
+        images=bool(config.app_id and config.app_secret), passive_images=False, location_datum="gcj02", passive_reply_deadline=config.passive_deadline_seconds, max_passive_replies=1,
         window_after_message=ReplyWindow(timedelta(hours=config.window_after_message_hours),
                                          config.window_after_message_sends),
         window_after_event=ReplyWindow(timedelta(seconds=config.window_after_event_seconds),
@@ -84,6 +86,9 @@ class WeChatChannel(Channel):
             self.crypto = protocol.WeChatCrypto(self._token, config.aes_key.get_secret_value(), config.app_id)
         self.api: WeChatAPI | None = None
         self.user_language: UserLanguage | None = None
+        self.images = ImageLoader()
+        self._qr_links: dict[str, str] = {}
+        self.media = MediaCache(sessions, f"wechat:{config.app_id}")
         if config.app_id and config.app_secret is not None:
             self.api = WeChatAPI(app_id=config.app_id, app_secret=config.app_secret.get_secret_value(),
                                  api_base=config.api_base, sessions=sessions)
@@ -109,6 +114,7 @@ class WeChatChannel(Channel):
         await self.outbox.stop()
         if self.api is not None:
             await self.api.close()
+        await self.images.close()
         await self.replay.ledger.close()
 
     # --- HTTP ----------------------------------------------------------------------------
@@ -167,32 +173,19 @@ class WeChatChannel(Channel):
         return TextReply(protocol.truncate_text(reply.text, protocol.MAX_TEXT_BYTES))
 
     def degrade(self, replies: Sequence[Reply]) -> list[Reply]:
-        """One message per reply (WeChat answers one message inline); QR codes stay for the API."""
+        """One message per reply part (WeChat answers one message inline); images and QR codes as base does."""
         out: list[Reply] = []
         for reply in replies:
             if isinstance(reply, ArticlesReply) and len(reply.articles) > 1:
                 out.append(self.fit(TextReply("\n\n".join(
                     "\n".join(p for p in (a.title, a.url) if p) for a in reply.articles))))
-            elif isinstance(reply, QrReply) and self.api is not None:
-                out.append(reply)
             else:
                 out.extend(super().degrade([reply]))
         return out
 
-    async def _resolve_qr(self, reply: Reply) -> Reply:
-        """Turn a scene into a real scene QR (through the platform) shown as a card."""
-        if not isinstance(reply, QrReply):
-            return reply
-        try:
-            url = reply.url or await self.qr_image_url(reply.scene)
-        except EngagebotError as exc:
-            log.warning("QR creation failed", extra={"channel": self.name, "reason": str(exc)})
-            return self.fit(TextReply(reply.caption or reply.scene))
-        return ArticlesReply((Article(title=reply.caption or reply.scene, url=url, picture_url=url),))
-
     async def _render_passive(self, msg: Inbound, reply: Reply) -> str:
         follower, account = msg.external_id, (msg.raw or {}).get("ToUserName", self.account)
-        rendered = await self._resolve_qr(self.degrade([reply])[0])
+        rendered = self.degrade([reply])[0]  # never an image: the dispatcher keeps those for the API
         now = int(time.time())
         if isinstance(rendered, ArticlesReply):
             return protocol.render_news(follower, account, rendered.articles[0], now)
@@ -204,20 +197,58 @@ class WeChatChannel(Channel):
     async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
         if self.api is None:
             raise PayloadError("this WeChat account has no app_id/app_secret: cannot use the send API")
-        rendered = await self._resolve_qr(reply)
-        if isinstance(rendered, ArticlesReply):
+        rendered = reply
+        if isinstance(rendered, ImageReply | QrReply):
+            await self._send_image(external_id, await self._image_of(rendered))
+        elif isinstance(rendered, ArticlesReply):
             await self.api.send_custom(protocol.custom_news_payload(external_id, rendered.articles[0]))
         elif isinstance(rendered, TextReply):
             await self.api.send_custom(protocol.custom_text_payload(external_id, rendered.text))
         else:
             raise PayloadError(f"cannot send {type(rendered).__name__} on WeChat")
 
+    async def _image_of(self, reply: ImageReply | QrReply) -> Image:
+        """The bytes to show: the image's source, or a QR of the scene's link (made by the platform)."""
+        if isinstance(reply, ImageReply):
+            return await self.images.load(reply.url)
+        link = reply.url or self._qr_links.get(reply.scene)
+        if link is None:
+            link = await self.scene_link(reply.scene)
+            assert link is not None  # scene_link answers whenever the API is configured
+            # A permanent scene's link does not change: one qrcode/create per scene and process, and the
+            # same PNG (the same upload) for every follower who gets it.
+            self._qr_links[reply.scene] = link
+            while len(self._qr_links) > 10_000:
+                del self._qr_links[next(iter(self._qr_links))]
+        return await self.images.load(qr_source(link))
+
+    async def _send_image(self, external_id: str, image: Image) -> None:
+        """Upload (once per content and account, shared by every process), then send the image message.
+
+        An id the platform no longer knows (40007: expired early, or the platform lost it) is
+        uploaded again, once.
+        """
+        assert self.api is not None
+        api = self.api
+        for attempt in (1, 2):
+            media_id = await self.media.media_id(image, api.upload_image)
+            try:
+                await api.send_custom(protocol.custom_image_payload(external_id, media_id))
+                return
+            except PlatformAPIError as exc:
+                if exc.errcode != INVALID_MEDIA_ID or attempt == 2:
+                    raise
+                await self.media.forget(image)
+
     async def send_mass(self, external_ids: list[str], reply: Reply, *, context: dict[str, Any]) -> str | None:
         """Send one reply to many followers with the mass API (counted against the platform's quota)."""
         if self.api is None:
             raise PayloadError("this WeChat account has no app_id/app_secret: cannot mass-send")
         rendered = self.degrade([reply])[0]
-        if isinstance(rendered, ArticlesReply):
+        if isinstance(reply, ImageReply | QrReply):
+            # The mass API takes one message: the caption and link as text (mass images: not yet).
+            text = "\n".join(p for p in (reply.caption, reply.url if isinstance(reply, ImageReply) else "") if p)
+        elif isinstance(rendered, ArticlesReply):
             text = "\n".join(p for p in (rendered.articles[0].title, rendered.articles[0].url) if p)
         elif isinstance(rendered, TextReply):
             text = rendered.text
@@ -231,13 +262,6 @@ class WeChatChannel(Channel):
             raise PayloadError("this WeChat account has no app_id/app_secret: cannot create QR codes")
         return await self.api.create_qr(protocol.qrcode_payload(
             scene, permanent=permanent, expire_seconds=None if permanent else 2592000))
-
-    async def qr_image_url(self, scene: str) -> str:
-        from urllib.parse import quote
-
-        data = await self.create_scene_qr(scene)
-        assert self.api is not None
-        return f"{self.api.api_base}/cgi-bin/showqrcode?ticket={quote(data['ticket'])}"
 
     async def push_menu(self, menu: Menu) -> str:
         """Replace the account's menus: the default one, and one per follower language (``matchrule.language``)."""

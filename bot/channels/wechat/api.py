@@ -17,6 +17,7 @@ import aiohttp
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.images import Image
 from bot.core.clock import utcnow
 from bot.errors import FollowerGone, NotSent, OutsideReplyWindow, PlatformAPIError, QuotaExceeded, platform_text
 from bot.storage.dialect import lock_for_transaction, upsert
@@ -36,6 +37,8 @@ GONE_ERRORS = {43004: "follower unfollowed", 40003: "unknown OpenID"}
 TOKEN_MARGIN = timedelta(minutes=5)
 BUSY_RETRIES = 3  # in place, for the calls outside the outbox (a send's retries are the outbox's)
 NO_MENU = 46003  # menu/delete (or get) when the account has no menu: nothing to delete
+TEMPORARY_MEDIA_LIFETIME = timedelta(days=3)  # media/upload: the id is valid 3 days
+INVALID_MEDIA_ID = 40007
 
 
 def raise_for_errcode(data: dict[str, Any]) -> None:
@@ -124,9 +127,14 @@ class WeChatAPI:
         return token, expires_in
 
     async def _request(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                       json: Any = None) -> dict[str, Any]:
+                       json: Any = None, image: Image | None = None) -> dict[str, Any]:
+        data: aiohttp.FormData | None = None
+        if image is not None:  # a multipart form is consumed by one request: built anew for each try
+            data = aiohttp.FormData()
+            data.add_field("media", image.data, filename=image.filename, content_type=image.mime_type)
         try:
-            async with self._client().request(method, self.api_base + path, params=params, json=json) as resp:
+            async with self._client().request(method, self.api_base + path, params=params, json=json,
+                                              data=data) as resp:
                 if resp.status != 200:
                     raise PlatformAPIError(-resp.status, f"HTTP {resp.status} from {path}")
                 data = await resp.json(content_type=None)
@@ -139,7 +147,8 @@ class WeChatAPI:
         return data
 
     async def call(self, method: str, path: str, *, params: dict[str, Any] | None = None,
-                   json: Any = None, accept: tuple[int, ...] = (), busy_retries: int = BUSY_RETRIES) -> dict[str, Any]:
+                   json: Any = None, image: Image | None = None, accept: tuple[int, ...] = (),
+                   busy_retries: int = BUSY_RETRIES) -> dict[str, Any]:
         """Call an API with the access token: refresh it once on a token error, retry when busy.
 
         Error codes in ``accept`` come back as the answer instead of raising.
@@ -148,7 +157,8 @@ class WeChatAPI:
         busy = 0
         while True:
             token = await self.access_token(stale=stale)
-            data = await self._request(method, path, params={**(params or {}), "access_token": token}, json=json)
+            data = await self._request(method, path, params={**(params or {}), "access_token": token}, json=json,
+                                       image=image)
             code = data.get("errcode", 0)
             if code in TOKEN_ERRORS and stale is None:
                 stale = token
@@ -169,6 +179,14 @@ class WeChatAPI:
             if exc.errcode == BUSY:
                 raise NotSent(str(exc)) from exc
             raise
+
+    async def upload_image(self, image: Image) -> tuple[str, timedelta]:
+        """``media/upload?type=image`` (multipart ``media``): the temporary media id and how long it lives."""
+        data = await self.call("POST", "/cgi-bin/media/upload", params={"type": "image"}, image=image)
+        media_id = data.get("media_id")
+        if not isinstance(media_id, str) or not media_id:
+            raise PlatformAPIError(-2, "upload answer without media_id")
+        return media_id, TEMPORARY_MEDIA_LIFETIME
 
     async def create_qr(self, payload: dict[str, Any]) -> dict[str, Any]:
         """Create a scene QR; returns ``{ticket, url, expire_seconds?}``; ``url`` is what the QR encodes."""

@@ -523,6 +523,17 @@ def render_text(to_user: str, from_user: str, content: str, create_time: int | d
     )
 
 
+def render_image(to_user: str, from_user: str, media_id: str, create_time: int | datetime) -> str:
+    """Render a passive image reply (``media_id`` from ``media/upload``)."""
+    return (
+        f"<xml><ToUserName><![CDATA[{cdata(to_user)}]]></ToUserName>"
+        f"<FromUserName><![CDATA[{cdata(from_user)}]]></FromUserName>"
+        f"<CreateTime>{_unix(create_time)}</CreateTime>"
+        "<MsgType><![CDATA[image]]></MsgType>"
+        f"<Image><MediaId><![CDATA[{cdata(media_id)}]]></MediaId></Image></xml>"
+    )
+
+
 def render_news(to_user: str, from_user: str, article: Article, create_time: int | datetime) -> str:
     """Render a passive news reply with exactly one article (WeChat's current rule)."""
     return (
@@ -570,6 +581,11 @@ def truncate_text(text: str, limit_bytes: int = MAX_TEXT_BYTES) -> str:
 def custom_text_payload(openid: str, text: str) -> dict[str, Any]:
     """Build the body of ``message/custom/send`` for a text message."""
     return {"touser": openid, "msgtype": "text", "text": {"content": text}}
+
+
+def custom_image_payload(openid: str, media_id: str) -> dict[str, Any]:
+    """Build the body of ``message/custom/send`` for an image (``media_id`` from ``media/upload``)."""
+    return {"touser": openid, "msgtype": "image", "image": {"media_id": media_id}}
 
 
 def custom_news_payload(openid: str, article: Article) -> dict[str, Any]:

@@ -30,10 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel, Dispatch, url_check_answer
 from bot.channels.deadline import PassiveDeadline
+from bot.channels.images import ImageLoader, MediaCache, qr_source
 from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.menu import Menu
-from bot.core.reply import ArticlesReply, QrReply, Reply, TextReply
+from bot.core.reply import ArticlesReply, ImageReply, QrReply, Reply, TextReply
 from bot.delivery.outbox import OutboxSender
 from bot.errors import PayloadError
 from bot.logs import add_secrets
@@ -52,7 +53,8 @@ HELD_FOR_REVIEW = "held for review"
 def weibo_capabilities(config: WeiboSettings) -> Capabilities:
     window = timedelta(hours=config.window_hours)
     return Capabilities(
-        max_text_length=protocol.MAX_TEXT_CHARS, buttons=False, max_articles=1, images=False,
+        # Images are uploaded first, then sent through the API: never in the passive answer.
+        max_text_length=protocol.MAX_TEXT_CHARS, buttons=False, max_articles=1, images=True, passive_images=False,
         passive_reply_deadline=config.passive_deadline_seconds, max_passive_replies=1,
         window_after_message=ReplyWindow(window), window_after_event=ReplyWindow(window),
         window_after_mention=ReplyWindow(window, config.mention_replies),
@@ -79,6 +81,8 @@ class WeiboChannel(Channel):
         self.capabilities = weibo_capabilities(config)
         self.api = WeiboAPI(api_base=config.api_base, access_token=config.access_token.get_secret_value())
         self.outbox = OutboxSender(self, sessions)
+        self.images = ImageLoader()
+        self.media = MediaCache(sessions, f"weibo:{self.brand_uid}")
         self.replay = ReplayGuard(ReplayLedger(sessions.kw["bind"]), scope=self.name,
                                   max_skew=config.max_clock_skew, units_per_second=1000)
         self.passive_deadline = PassiveDeadline(self)
@@ -95,6 +99,7 @@ class WeiboChannel(Channel):
         await self.passive_deadline.stop()
         await self.outbox.stop()
         await self.api.close()
+        await self.images.close()
         await self.replay.ledger.close()
 
     # --- HTTP ----------------------------------------------------------------------------
@@ -130,21 +135,19 @@ class WeiboChannel(Channel):
         return TextReply(protocol.fit_text(reply.text))
 
     def degrade(self, replies: Sequence[Reply]) -> list[Reply]:
-        """QR codes become a link to the scene's QR (made by the platform when the reply is sent)."""
-        out: list[Reply] = []
-        for reply in replies:
-            out.extend([reply] if isinstance(reply, QrReply) else super().degrade([reply]))
-        return out
+        """A QR code is an image of the scene's link (``qr_url``), then its caption and the link as text."""
+        return super().degrade([QrReply(r.scene, r.caption, r.url or self.qr_url(r.scene)) if isinstance(r, QrReply)
+                                else r for r in replies])
 
     def _payload(self, reply: Reply) -> tuple[str, dict[str, Any]]:
-        """(type, data) of a degraded reply."""
+        """(type, data) of a degraded reply; an image here (the mass API) is its caption and link as text."""
         if isinstance(reply, ArticlesReply):
             return "articles", protocol.articles_data(reply.articles[:1])
         if isinstance(reply, TextReply):
             return "text", protocol.text_data(reply.text)
-        if isinstance(reply, QrReply):
-            return "text", protocol.text_data("\n".join(p for p in (reply.caption, reply.url or self.qr_url(reply.scene))
-                                                        if p))
+        if isinstance(reply, ImageReply | QrReply):
+            return "text", protocol.text_data("\n".join(p for p in (reply.caption, reply.url or self.qr_url(reply.scene)
+                                                                     if isinstance(reply, QrReply) else reply.url) if p))
         raise PayloadError(f"cannot send {type(reply).__name__} on Weibo")
 
     def render_passive(self, fan_uid: str, reply: Reply) -> str:
@@ -154,12 +157,19 @@ class WeiboChannel(Channel):
     # --- active API ----------------------------------------------------------------------
 
     async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+        if isinstance(reply, ImageReply | QrReply):
+            source = reply.url if isinstance(reply, ImageReply) else qr_source(reply.url or self.qr_url(reply.scene))
+            # Uploaded once per content (shared by every process) and reused while the platform keeps it.
+            tovfid = await self.media.media_id(await self.images.load(source), self.api.upload_image)
+            await self.api.reply(external_id, "image", protocol.image_data(tovfid))
+            return
         msg_type, data = self._payload(reply)
         await self.api.reply(external_id, msg_type, data)
 
     async def send_mass(self, external_ids: list[str], reply: Reply, *, context: dict[str, Any]) -> str | None:
         """One reply to many fans through ``sendall.json``; "held for review" is reported as a status."""
-        msg_type, data = self._payload(self.degrade([reply])[0])
+        # One message per mass send: an image's caption and link as text (mass images: not yet).
+        msg_type, data = self._payload(reply if isinstance(reply, ImageReply | QrReply) else self.degrade([reply])[0])
         answer = await self.api.sendall(list(external_ids), msg_type, data)
         msg_id = answer.get("msg_id") or answer.get("id") or ""
         status = answer.get("status")

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 
+from bot.channels.images import Image
 from bot.errors import NotSent, PlatformAPIError, QuotaExceeded
 
 from . import protocol
@@ -30,6 +32,9 @@ COMMENT_REPLY_PATH = "/2/comments/reply.json"
 COMMENT_CREATE_PATH = "/2/comments/create.json"
 QRCODE_CREATE_PATH = "/2/eps/qrcode/create.json"
 MENU_CREATE_PATH = "/2/messages/menu/create.json"
+UPLOAD_PATH = "/2/mss/upload.json"
+# How long an uploaded image's tovfid is reused (the platform does not say; kept short to be safe).
+MEDIA_LIFETIME = timedelta(days=1)
 # A temporary scene QR lives at most 30 days on the fan-service platform.
 TEMPORARY_QR_SECONDS = 2_592_000
 
@@ -53,11 +58,15 @@ class WeiboAPI:
             await self._http.close()
 
     async def request(self, method: str, path: str, *, params: dict[str, str] | None = None,
-                      form: dict[str, str] | None = None) -> dict[str, Any]:
+                      form: dict[str, str] | None = None, image: Image | None = None) -> dict[str, Any]:
         url = self.api_base + path
         try:
             if method == "GET":
                 ctx = self._client().get(url, params={**(params or {}), "access_token": self._token})
+            elif image is not None:  # multipart: the form's fields, then the file as ``media``
+                body = aiohttp.FormData({**(form or {}), "access_token": self._token})
+                body.add_field("media", image.data, filename=image.filename, content_type=image.mime_type)
+                ctx = self._client().post(url, data=body)
             else:
                 ctx = self._client().post(url, data={**(form or {}), "access_token": self._token})
             async with ctx as resp:
@@ -80,6 +89,13 @@ class WeiboAPI:
         form = protocol.reply_form(access_token=self._token, fan_uid=fan_uid, msg_type=msg_type, data=data)
         form.pop("access_token")
         return await self.request("POST", REPLY_PATH, form=form)
+
+    async def upload_image(self, image: Image) -> tuple[str, timedelta]:
+        """``POST /2/mss/upload.json`` (multipart ``media``, ``type=image``): the ``tovfid`` an image message names."""
+        tovfid = (await self.request("POST", UPLOAD_PATH, form={"type": "image"}, image=image)).get("tovfid")
+        if not isinstance(tovfid, str) or not tovfid:
+            raise PlatformAPIError(-2, f"no tovfid in the answer from {UPLOAD_PATH}")
+        return tovfid, MEDIA_LIFETIME
 
     async def sendall(self, uids: list[str], msg_type: str, data: dict[str, Any]) -> dict[str, Any]:
         """``POST /2/messages/sendall.json``: asynchronous; the answer may say it is held for review."""

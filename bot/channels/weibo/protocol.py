@@ -286,6 +286,11 @@ def articles_data(articles: tuple[Article, ...] | list[Article]) -> dict[str, An
                           "url": a.url or ""} for a in articles]}
 
 
+def image_data(tovfid: str) -> dict[str, Any]:
+    """The ``data`` of an image message: the id ``/2/mss/upload.json`` gave for the uploaded image."""
+    return {"tovfid": tovfid}
+
+
 def passive_reply(*, brand_uid: str, fan_uid: str, msg_type: str, data: dict[str, Any]) -> str:
     """The HTTP answer carrying a reply to ``fan_uid``: JSON with the URL-encoded ``data``."""
     if msg_type not in ("text", "articles"):

@@ -43,6 +43,8 @@ def show_wechat(entry: dict[str, Any]) -> str:
     if entry.get("type") == "news":
         return "\n".join(f"[card] {a.get('title', '')}\n       {a.get('description', '')}\n       {a.get('url', '')}"
                          for a in entry.get("articles", []))
+    if entry.get("type") == "image":  # the phone page shows it; the path serves its bytes
+        return f"[image] /simulator/wechat/media/{entry.get('media_id', '')}"
     if entry.get("type") == "error":
         return f"[WeChat] {entry.get('content', '')}"
     return str(entry.get("content", ""))

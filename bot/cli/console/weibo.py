@@ -50,6 +50,8 @@ def show_weibo(entry: dict[str, Any]) -> str:
     if entry.get("type") == "articles":
         return "\n".join(f"[card] {a.get('display_name', '')}\n       {a.get('summary', '')}\n       {a.get('url', '')}"
                          for a in entry.get("articles", []))
+    if entry.get("type") == "image":  # the fan page shows it; the path serves its bytes
+        return f"[image] /simulator/weibo/media/{entry.get('tovfid', '')}"
     if entry.get("type") == "error":
         return f"[Weibo] {entry.get('text', '')}"
     return str(entry.get("text", ""))

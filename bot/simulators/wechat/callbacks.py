@@ -412,7 +412,12 @@ class CallbackDriver(PlatformAPI):
             return {"type": "text", "content": content}
         if msgtype == "news":
             return {"type": "news", "articles": self._read_articles(root)}
-        raise ProtocolError(f"MsgType {msgtype!r} is not text or news")
+        if msgtype == "image":
+            media_id = _text(root, "Image/MediaId")
+            if not media_id or media_id not in self.media:
+                raise ProtocolError("image reply with an unknown Image/MediaId")
+            return {"type": "image", "media_id": media_id}
+        raise ProtocolError(f"MsgType {msgtype!r} is not text, news or image")
 
     def _read_articles(self, root: ET.Element) -> list[dict[str, str]]:
         count = (_text(root, "ArticleCount") or "").strip()

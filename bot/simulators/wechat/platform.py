@@ -1,4 +1,6 @@
-"""The simulated active API under /cgi-bin: tokens, customer-service and mass sends, QR codes, user info.
+"""The simulated active API under /cgi-bin: tokens, customer-service and mass sends, QR codes, user info,
+temporary media (``media/upload``: images as bmp/png/jpeg/jpg/gif up to 10 MB; 40004 invalid media type,
+40005 invalid file type, 40006 invalid size, 40007 invalid or expired media id after 3 days).
 
 Errors are JSON `{"errcode", "errmsg"}` with HTTP 200, as the real platform answers.
 """
@@ -13,7 +15,7 @@ import secrets
 from typing import Any
 
 import segno
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from .menus import MenuError, check_buttons, check_matchrule
 from .state import SimulatorState, Ticket
@@ -22,6 +24,13 @@ __all__ = ["PlatformAPI"]
 
 QR_MAX_EXPIRE = 2_592_000
 QR_DEFAULT_EXPIRE = 30
+MEDIA_LIFETIME = 3 * 86400  # a temporary media id lives 3 days
+MEDIA_TYPES = ("image", "voice", "video", "thumb")
+MEDIA_PAGE_PATH = "/simulator/wechat/media"  # the phone page shows uploaded images from here
+# What the platform accepts as a temporary image: its format, by the file's first bytes.
+IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+               (b"GIF89a", "image/gif"), (b"BM", "image/bmp"))
+IMAGE_EXTENSIONS = ("bmp", "png", "jpeg", "jpg", "gif")
 _QR_ACTIONS = ("QR_SCENE", "QR_STR_SCENE", "QR_LIMIT_SCENE", "QR_LIMIT_STR_SCENE")
 
 
@@ -56,6 +65,9 @@ class PlatformAPI(SimulatorState):
             web.get("/cgi-bin/menu/get", self._h_menu_get),
             web.get("/cgi-bin/menu/delete", self._h_menu_delete),
             web.post("/cgi-bin/menu/trymatch", self._h_menu_trymatch),
+            web.post("/cgi-bin/media/upload", self._h_media_upload),
+            web.get("/cgi-bin/media/get", self._h_media_get),
+            web.get(MEDIA_PAGE_PATH + "/{media_id}", self._h_media_view),
         ]
 
     async def _json_body(self, request: web.Request) -> dict[str, Any]:
@@ -112,7 +124,20 @@ class PlatformAPI(SimulatorState):
                         raise _Reject(47001, f"data format error: article {key} must be a string")
                 out.append({k: art.get(k, "") for k in ("title", "description", "url", "picurl")})
             return {"type": "news", "articles": out}
-        raise _Reject(40008, f"invalid message type: {msgtype!r} (text or news)")
+        if msgtype == "image":
+            image = body.get("image")
+            media_id = image.get("media_id") if isinstance(image, dict) else None
+            if not isinstance(media_id, str) or not media_id:
+                raise _Reject(40007, "invalid media_id: image.media_id is required")
+            self._live_media(media_id)
+            return {"type": "image", "media_id": media_id}
+        raise _Reject(40008, f"invalid message type: {msgtype!r} (text, news or image)")
+
+    def _live_media(self, media_id: str) -> dict[str, Any]:
+        media = self.media.get(media_id)
+        if media is None or self.clock() >= media["created_at"] + MEDIA_LIFETIME:
+            raise _Reject(40007, "invalid media_id")
+        return media
 
     async def _h_custom_send(self, request: web.Request) -> web.Response:
         try:
@@ -354,6 +379,63 @@ class PlatformAPI(SimulatorState):
         if self.default_menu is None:
             return _err(46003, "menu no exist")
         return web.json_response({"button": self.menu_for(user)})
+
+    # -- temporary media --------------------------------------------------------------------------
+
+    async def _h_media_upload(self, request: web.Request) -> web.Response:
+        """``media/upload?type=image``: a multipart ``media`` file; bmp/png/jpeg/jpg/gif up to the limit."""
+        token_error = self._check_token(request.query.get("access_token"))
+        if token_error:
+            return _err(*token_error)
+        kind = request.query.get("type")
+        if kind not in MEDIA_TYPES:
+            return _err(40004, f"invalid media type {kind!r}")
+        if kind not in ("image", "thumb"):
+            return _err(40004, f"invalid media type {kind!r}: this simulator keeps images only")
+        filename, data = "", bytearray()
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if isinstance(part, BodyPartReader) and part.name == "media":
+                    filename = part.filename or ""
+                    while len(data) <= self.max_image_bytes and (chunk := await part.read_chunk()):
+                        data += chunk
+                    break
+        except (ValueError, AssertionError, KeyError):
+            return _err(41005, "media data missing: a multipart/form-data body is required")
+        if not data:
+            return _err(41005, "media data missing: the form has no media file")
+        if len(data) > self.max_image_bytes:
+            return _err(40006, f"invalid media size: an image is at most {self.max_image_bytes} bytes")
+        extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+        mime = next((m for magic, m in IMAGE_MAGIC if data.startswith(magic)), None)
+        if mime is None or extension not in IMAGE_EXTENSIONS:
+            return _err(40005, "invalid file type: bmp, png, jpeg, jpg or gif")
+        media_id = secrets.token_urlsafe(48)
+        self._keep_media(self.media, media_id, {"data": bytes(data), "mime": mime, "created_at": self.clock()})
+        self.media_uploads += 1
+        return web.json_response({"type": kind, "media_id": media_id, "created_at": int(self.clock())})
+
+    async def _h_media_get(self, request: web.Request) -> web.Response:
+        token_error = self._check_token(request.query.get("access_token"))
+        if token_error:
+            return _err(*token_error)
+        try:
+            media = self._live_media(request.query.get("media_id", ""))
+        except _Reject as exc:
+            return _err(exc.code, exc.msg)
+        return web.Response(body=media["data"], content_type=media["mime"])
+
+    async def _h_media_view(self, request: web.Request) -> web.Response:
+        """The bytes of an image a follower received, for the phone page (no token: it is the follower's)."""
+        media = self.media.get(request.match_info["media_id"])
+        if media is None:
+            raise web.HTTPNotFound(text="no such media")
+        return web.Response(body=media["data"], content_type=media["mime"])
+
+    def media_bytes(self, media_id: str) -> bytes:
+        """The bytes uploaded as ``media_id`` (KeyError when none): what the follower saw."""
+        return bytes(self.media[media_id]["data"])
 
     # -- user info --------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import aiohttp
 
 from ..clock import ManualClock
-from ..records import RecordKeeper
+from ..records import RecordKeeper, media_from_record, media_record
 from .menus import matches
 from .protocol import AES_KEY_RE, MessageCipher, new_openid
 
@@ -136,6 +136,7 @@ class SimulatorState(RecordKeeper):
         mass_send_quota: accepted mass sends per day (Beijing time); mass_send_min_openids: the
             smallest OpenID list /mass/send accepts (the platform requires 2); mass_delay: seconds
             before a mass send reaches the timelines.
+        max_image_bytes: the largest temporary image media/upload accepts (the platform: 10 MB).
         max_text_bytes: the longest text (UTF-8 bytes) in a passive reply or customer-service message.
         menu_language_rules: whether personalized menus may match the follower's language; the
             platform has refused such rules for some accounts since 2023 (65320), *configurable*.
@@ -163,6 +164,7 @@ class SimulatorState(RecordKeeper):
         mass_delay: float = 0.05,
         max_text_bytes: int = 2048,
         menu_language_rules: bool = True,
+        max_image_bytes: int = 10 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
         mode = encoding_mode or ("safe" if aes_key else "plain")
@@ -192,6 +194,10 @@ class SimulatorState(RecordKeeper):
         self.mass_send_min_openids = mass_send_min_openids
         self.mass_delay = mass_delay
         self.max_text_bytes = max_text_bytes
+        self.max_image_bytes = max_image_bytes
+        # Uploaded temporary media: id -> {"data", "mime", "created_at"} (kept as records across restarts).
+        self.media: dict[str, dict[str, Any]] = {}
+        self.media_uploads = 0
         self.clock = clock
         self.menu_language_rules = menu_language_rules
         # The custom menus: the default one ({"button", "menuid"}, None until menu/create) and the
@@ -220,7 +226,9 @@ class SimulatorState(RecordKeeper):
                 "menus": {"default": self.default_menu, "conditional": self.conditional_menus}}
 
     def _record_of(self, kind: str, key: str) -> dict[str, Any] | None:
-        """Kinds: ``follower`` (with its timeline), ``ticket``; ``meta`` holds ids, tokens, mass sends."""
+        """Kinds: ``follower`` (with its timeline), ``ticket``, ``media``; ``meta`` holds ids, tokens, mass sends."""
+        if kind == "media":
+            return media_record(self.media.get(key))
         found: Any = self.followers.get(key) if kind == "follower" else self.tickets.get(key)
         return asdict(found) if found is not None else None
 
@@ -233,6 +241,8 @@ class SimulatorState(RecordKeeper):
         for kind, _key, data in records:
             if kind == "follower":
                 self.followers[data["openid"]] = Follower(**data)
+            elif kind == "media" and data is not None:
+                self.media[_key] = media_from_record(data)
             elif kind == "ticket":
                 self.tickets[data["ticket"]] = Ticket(**data)
             elif kind == "meta":

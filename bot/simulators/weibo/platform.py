@@ -1,4 +1,5 @@
-"""The simulated Weibo APIs under ``/2/``: fan-service messages, comments and mentions, QR scenes.
+"""The simulated Weibo APIs under ``/2/``: fan-service messages (text, articles, and images uploaded
+through ``/2/mss/upload.json`` and named by their ``tovfid``), comments and mentions, QR scenes.
 
 Errors answer HTTP 4xx with ``{"error", "error_code", "request"}`` as Weibo does. Codes used:
 10008 bad parameter, 10016 missing parameter, 10022/10023/10024 rate limits, 20003 unknown user,
@@ -20,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote
 
 import segno
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from .protocol import ProtocolError, decode_data
 from .state import SCENE_RE, Comment, Fan, Scene, WeiboState
@@ -31,6 +32,10 @@ MAX_FORM_BYTES = 256 * 1024
 _STATUS = {10022: 403, 10023: 403, 10024: 403, 21327: 401, 21332: 401, 20003: 400}
 _INT = re.compile(r"^[0-9]{1,19}$")
 SCENE_EXPIRE_MAX = 2_592_000
+UPLOAD_PATH = "/2/mss/upload.json"
+MEDIA_PAGE_PATH = "/simulator/weibo/media"  # the fan page shows received images from here
+IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF87a", "image/gif"),
+               (b"GIF89a", "image/gif"), (b"BM", "image/bmp"))
 
 
 class WeiboError(Exception):
@@ -109,6 +114,8 @@ class PlatformAPI(WeiboState):
         }
         out = [web.route(method, path, self._guarded(handler)) for (method, path), handler in routes.items()]
         out.append(web.get("/2/eps/qrcode/show", self._h_qr_show))
+        out.append(web.post(UPLOAD_PATH, self._h_upload))
+        out.append(web.get(MEDIA_PAGE_PATH + "/{tovfid}", self._h_media_view))
         return out
 
     # -- the fan-service menu ------------------------------------------------------------------------
@@ -226,7 +233,59 @@ class PlatformAPI(WeiboState):
                         raise WeiboError(10008, f"param error: article {key} must be a string")
                 out.append({k: art.get(k, "") for k in ("display_name", "summary", "image", "url")})
             return {"type": "articles", "articles": out}
-        raise WeiboError(10008, f"param error: type must be text or articles, not {kind!r}")
+        if kind == "image":
+            tovfid = data.get("tovfid")
+            if not isinstance(tovfid, str) or tovfid not in self.media:
+                raise WeiboError(10008, "param error: data.tovfid must name an uploaded image (/2/mss/upload.json)")
+            return {"type": "image", "tovfid": tovfid}
+        raise WeiboError(10008, f"param error: type must be text, articles or image, not {kind!r}")
+
+    # -- images ---------------------------------------------------------------------------------------
+    async def _h_upload(self, request: web.Request) -> web.Response:
+        """``/2/mss/upload.json``: multipart ``access_token``, ``type=image`` and the ``media`` file."""
+        fields: dict[str, str] = dict(request.query)
+        data, filename = bytearray(), ""
+        try:
+            try:
+                reader = await request.multipart()
+                while (part := await reader.next()) is not None:
+                    if not isinstance(part, BodyPartReader) or part.name is None:
+                        continue
+                    if part.name == "media":
+                        filename = part.filename or ""
+                        while len(data) <= self.max_image_bytes and (chunk := await part.read_chunk()):
+                            data += chunk
+                    else:
+                        fields[part.name] = (await part.read_chunk(1024)).decode("utf-8", "replace")
+            except (ValueError, AssertionError, KeyError):
+                raise WeiboError(10008, "param error: the body must be multipart/form-data") from None
+            self._check_token(fields, request)
+            self._check_limits(request.path)
+            if fields.get("type") != "image":
+                raise WeiboError(10008, "param error: type must be image")
+            if not data:
+                raise WeiboError(10016, "miss required parameter (media)")
+            if len(data) > self.max_image_bytes:
+                raise WeiboError(10008, f"param error: an image is at most {self.max_image_bytes} bytes")
+            mime = next((m for magic, m in IMAGE_MAGIC if data.startswith(magic)), None)
+            if mime is None:
+                raise WeiboError(10008, f"param error: {filename or 'media'} is not a png, jpeg, gif or bmp image")
+        except WeiboError as exc:
+            return _error(request, exc.code, exc.message)
+        tovfid = str(self._new_id())
+        self._keep_media(self.media, tovfid, {"data": bytes(data), "mime": mime})
+        self.media_uploads += 1
+        return web.json_response({"result": True, "tovfid": tovfid, "type": "image"})
+
+    async def _h_media_view(self, request: web.Request) -> web.Response:
+        media = self.media.get(request.match_info["tovfid"])
+        if media is None:
+            raise web.HTTPNotFound(text="no such image")
+        return web.Response(body=media["data"], content_type=media["mime"])
+
+    def media_bytes(self, tovfid: str) -> bytes:
+        """The bytes uploaded as ``tovfid`` (KeyError when none): what the fan saw."""
+        return bytes(self.media[tovfid]["data"])
 
     # -- fan-service messages ---------------------------------------------------------------------------
     async def _h_reply(self, request: web.Request, params: dict[str, str]) -> web.Response:

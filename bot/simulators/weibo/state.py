@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from ..clock import ManualClock
-from ..records import RecordKeeper
+from ..records import RecordKeeper, media_from_record, media_record
 from .protocol import created_at
 
 __all__ = ["Comment", "Fan", "ManualClock", "Post", "PushResult", "Scene", "SimulatorError", "WeiboState",
@@ -130,6 +130,7 @@ class WeiboState(RecordKeeper):
         reply_after_unfollow: the configurable rule; False (the platform's): none after unfollow.
         push_mentions: the `mention` event is granted (pushed when a fan @mentions the brand).
         max_dm_chars, max_comment_chars: 300 and 140.
+        max_image_bytes: the largest image ``/2/mss/upload.json`` accepts (10 MB, like WeChat's).
         repeat_window: seconds within which the same brand comment text on the same post is 20019.
         sendall_review: "never", "always" (held for review until ``review()``); sendall_delay: seconds.
         hourly_limits: {API path: calls per hour} beyond which the API answers 10024.
@@ -156,6 +157,7 @@ class WeiboState(RecordKeeper):
         sendall_review: str = "never",
         sendall_delay: float = 0.05,
         hourly_limits: dict[str, int] | None = None,
+        max_image_bytes: int = 10 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if retries < 1:
@@ -163,6 +165,10 @@ class WeiboState(RecordKeeper):
         if sendall_review not in ("never", "always"):
             raise ValueError("sendall_review must be never or always")
         self.app_key = app_key
+        self.max_image_bytes = max_image_bytes
+        # Uploaded images: tovfid -> {"data", "mime"} (kept as records across restarts).
+        self.media: dict[str, dict[str, Any]] = {}
+        self.media_uploads = 0
         self.app_secret = app_secret
         self.access_token = access_token
         self.brand_uid = brand_uid
@@ -212,6 +218,8 @@ class WeiboState(RecordKeeper):
                 "broadcasts": [dict(job) for job in self.broadcasts], "menu": self.fan_menu}
 
     def _record_of(self, kind: str, key: str) -> dict[str, Any] | None:
+        if kind == "media":
+            return media_record(self.media.get(key))
         table: dict[Any, Any] = {"fan": self.fans, "post": self.posts, "comment": self.comments}.get(kind, self.scenes)
         found = table.get(key if kind == "scene" else int(key))
         return asdict(found) if found is not None else None
@@ -237,6 +245,8 @@ class WeiboState(RecordKeeper):
                 self.comments[int(data["id"])] = Comment(**data)
             elif kind == "scene":
                 self.scenes[data["key"]] = Scene(**data)
+            elif kind == "media":
+                self.media[_key] = media_from_record(data)
             elif kind == "meta":
                 gap = CRASH_ID_GAP if after_crash else 0
                 self._next_id = max(self._next_id, int(data["next_id"]) + gap)

@@ -141,7 +141,7 @@ async def test_a_long_button_payload_travels_as_a_token_and_comes_back(make_rig:
     assert pressed == [long_payload]
 
 
-async def test_qr_reply_and_scene_link_are_the_deep_link(make_rig: RigFactory):
+async def test_qr_reply_is_a_photo_of_the_deep_link_and_scene_link_is_the_deep_link(make_rig: RigFactory):
     from bot import QrReply
 
     router = Router("qr")
@@ -155,8 +155,9 @@ async def test_qr_reply_and_scene_link_are_the_deep_link(make_rig: RigFactory):
     assert await rig.channel.scene_link("not a scene") is None
     user = rig.user()
     rig.sim.send_text(user, "share")
-    [sent] = await rig.replies(user, 1)
-    assert sent["text"] == "Share this with a friend\nhttps://t.me/engagebot_demo_bot?start=spring-2025"
+    [sent] = await rig.replies(user, 1)  # a photo of the QR, the caption and the link under it
+    assert (sent["method"], sent["caption"]) == (
+        "sendPhoto", "Share this with a friend\nhttps://t.me/engagebot_demo_bot?start=spring-2025")
 
 
 async def test_group_messages_are_ignored(rig: Rig):

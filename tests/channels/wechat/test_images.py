@@ -1,0 +1,174 @@
+"""Images on WeChat: uploaded as temporary media, sent as image messages, shown on the simulated phone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bot import Context, ImageReply, Inbound, Kind, Reply, Router, TextReply
+from bot.channels.images import _qr_png
+from bot.offers.referrals import REFERRAL_SCENE_PREFIX
+from tests.support.images import outbound_outcomes, png_bytes, png_file
+
+
+def image_router(source: Path | str, caption: str = "Our winter poster") -> Router:
+    router = Router("pictures")
+
+    @router.on(Kind.TEXT, keywords={"en": ["poster"]}, priority=500)
+    async def poster(msg: Inbound, ctx: Context) -> list[Reply]:
+        return [ImageReply(str(source), caption=caption)]
+
+    @router.on(Kind.TEXT, keywords={"en": ["both"]}, priority=500)
+    async def both(msg: Inbound, ctx: Context) -> list[Reply]:
+        return [TextReply("Here it is"), ImageReply(str(source))]
+
+    return router
+
+
+async def test_an_image_reply_reaches_the_follower_as_an_uploaded_image_then_its_caption(
+        make_env: Any, tmp_path: Path) -> None:
+    poster = png_file(tmp_path)
+    async with make_env(routers=[image_router(poster)]) as env:
+        openid = await env.following(language="en")
+        result = await env.sim.send_text(openid, "poster")
+        assert result.acknowledged  # the passive answer cannot carry an image: the API sends it
+        image, caption = await env.sim.wait_for_reply(openid, count=2)
+        assert (image["source"], image["type"]) == ("custom", "image")
+        assert env.sim.media_bytes(image["media_id"]) == poster.read_bytes()
+        assert (caption["type"], caption["content"]) == ("text", "Our winter poster")
+        # The phone page shows it: the simulator serves the bytes the follower sees.
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{env.sim_url}/simulator/wechat/media/{image['media_id']}") as resp:
+            assert (resp.status, resp.content_type, await resp.read()) == (200, "image/png", poster.read_bytes())
+
+
+async def test_text_goes_in_the_passive_answer_and_the_image_follows_through_the_api(
+        make_env: Any, tmp_path: Path) -> None:
+    async with make_env(routers=[image_router(png_file(tmp_path))]) as env:
+        openid = await env.following(language="en")
+        result = await env.sim.send_text(openid, "both")
+        assert result.reply == {"type": "text", "content": "Here it is"}
+        (image,) = await env.sim.wait_for_reply(openid, count=1)
+        assert image["type"] == "image"
+
+
+async def test_an_image_is_uploaded_once_for_many_sends(make_env: Any, tmp_path: Path) -> None:
+    async with make_env(routers=[image_router(png_file(tmp_path))]) as env:
+        first, second = await env.following(language="en"), await env.following(language="en")
+        for openid in (first, second, first):
+            await env.sim.send_text(openid, "poster")
+            await env.sim.wait_for_reply(openid, count=2)
+        assert env.sim.media_uploads == 1
+        ids = {r["media_id"] for o in (first, second) for r in env.sim.replies(o) if r["type"] == "image"}
+        assert len(ids) == 1
+
+
+async def test_a_forgotten_media_id_is_uploaded_again(make_env: Any, tmp_path: Path) -> None:
+    async with make_env(routers=[image_router(png_file(tmp_path))]) as env:
+        openid = await env.following(language="en")
+        await env.sim.send_text(openid, "poster")
+        await env.sim.wait_for_reply(openid, count=2)
+        env.sim.media.clear()  # the platform lost it (a simulator restart): 40007 on the next send
+        await env.sim.send_text(openid, "poster")
+        image, _caption = await env.sim.wait_for_reply(openid, count=2)
+        assert env.sim.media_uploads == 2 and env.sim.media_bytes(image["media_id"])
+
+
+async def test_an_image_from_a_url_is_fetched_and_sent(make_env: Any) -> None:
+    from aiohttp import web
+
+    from tests.support.servers import serve
+
+    data = png_bytes("from a url")
+    app = web.Application()
+    app.router.add_get("/poster.png", lambda request: web.Response(body=data, content_type="image/png"))
+    async with serve(app) as files, make_env(routers=[image_router(f"{files}/poster.png", caption="")]) as env:
+        openid = await env.following(language="en")
+        await env.sim.send_text(openid, "poster")
+        (image,) = await env.sim.wait_for_reply(openid, count=1)
+        assert env.sim.media_bytes(image["media_id"]) == data
+
+
+async def test_the_platform_refusing_the_upload_ends_failed_with_its_reason(make_env: Any, tmp_path: Path) -> None:
+    async with make_env(routers=[image_router(png_file(tmp_path))], sim_overrides={"max_image_bytes": 64}) as env:
+        openid = await env.following(language="en")
+        await env.sim.send_text(openid, "poster")
+        rows = await outbound_outcomes(env.bot.sessions, "image")
+        assert rows == [("failed", "platform error 40006: invalid media size: an image is at most 64 bytes")]
+        # One reply, one outcome: its caption (the row's second part) is not sent without the image.
+        assert [r for r in env.sim.replies(openid) if r["source"] == "custom"] == []
+
+
+async def test_a_missing_or_unsupported_image_ends_failed_and_nothing_crashes(make_env: Any, tmp_path: Path) -> None:
+    text_file = tmp_path / "notes.png"
+    text_file.write_text("not an image")
+    async with make_env(routers=[image_router(text_file, caption="")]) as env:
+        openid = await env.following(language="en")
+        await env.sim.send_text(openid, "poster")
+        rows = await outbound_outcomes(env.bot.sessions, "image")
+        assert rows == [("failed", f"image not sent: {text_file}: not a PNG, JPEG, GIF or BMP image")]
+        assert env.sim.media_uploads == 0
+
+
+async def test_an_invite_qr_is_sent_as_an_image_of_the_scene_qr(make_env: Any) -> None:
+    async with make_env() as env:
+        openid = await env.following(language="en")
+        result = await env.sim.send_text(openid, "invite")
+        assert result.acknowledged
+        image, caption = await env.sim.wait_for_reply(openid, count=2)
+        assert image["type"] == "image" and caption["content"].startswith("Here is your personal invite.")
+        (ticket,) = [t for t in env.sim.tickets.values() if t.scene.startswith(REFERRAL_SCENE_PREFIX)]
+        assert env.sim.media_bytes(image["media_id"]) == _qr_png(ticket.url)
+        # Asked again: the same QR, not uploaded twice.
+        await env.sim.send_text(openid, "invite")
+        again, _ = await env.sim.wait_for_reply(openid, count=2)
+        assert again["media_id"] == image["media_id"] and env.sim.media_uploads == 1
+
+
+async def test_passive_image_replies_are_checked_by_the_simulator(make_env: Any, tmp_path: Path) -> None:
+    from bot.channels.wechat import protocol
+
+    async with make_env() as env:
+        openid = await env.following(language="en")
+        follower = env.sim.followers[openid]
+        env.sim.media["m1"] = {"data": png_bytes(), "mime": "image/png", "created_at": env.sim.clock()}
+        ok = env.sim._parse_reply(follower, protocol.render_image(openid, env.sim.account_id, "m1", 1).encode())
+        assert ok == {"type": "image", "media_id": "m1"}
+
+
+async def test_an_offer_with_a_poster_sends_the_code_then_the_poster(make_env: Any, tmp_path: Path) -> None:
+    from tests.offers.conftest import PROMOS, load_into
+
+    poster = png_file(tmp_path, "hotpot.png", text="hotpot poster")
+    line = "    value: {amount: 50, currency: CNY, kind: discount}\n"
+    async with make_env() as env:
+        await load_into(env.bot, tmp_path, PROMOS.replace(line, line + "    poster: hotpot.png\n", 1))
+        openid = await env.following(language="en")
+        result = await env.sim.send_text(openid, "hotpot")
+        assert result.reply["type"] == "text" and result.reply["content"].startswith("Here is your code for")
+        (image,) = await env.sim.wait_for_reply(openid, count=1)
+        assert env.sim.media_bytes(image["media_id"]) == poster.read_bytes()
+
+
+async def test_a_repeated_send_reuses_the_upload(make_env: Any, tmp_path: Path) -> None:
+    from bot.errors import NotSent
+
+    async with make_env(routers=[image_router(png_file(tmp_path), caption="")]) as env:
+        api = env.channel.api
+        send_custom, refused = api.send_custom, []
+
+        async def busy_once(payload: dict[str, Any]) -> None:
+            if payload["msgtype"] == "image" and not refused:
+                refused.append(payload)
+                raise NotSent("WeChat -1: system busy")  # as send_custom maps errcode -1: the outbox repeats it
+            await send_custom(payload)
+
+        api.send_custom = busy_once
+        openid = await env.following(language="en")
+        await env.sim.send_text(openid, "poster")
+        (image,) = await env.sim.wait_for_reply(openid, count=1)
+        assert refused and refused[0]["image"]["media_id"] == image["media_id"]
+        assert env.sim.media_uploads == 1
+        assert await outbound_outcomes(env.bot.sessions, "image") == [("sent", None)]

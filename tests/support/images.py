@@ -1,0 +1,38 @@
+"""Small real images for the image tests: PNG files drawn with segno, and an image served over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+from typing import Any
+
+import segno
+from sqlalchemy import select
+
+from bot.storage.models import Message
+
+
+def png_bytes(text: str = "engagebot") -> bytes:
+    out = io.BytesIO()
+    segno.make(text).save(out, kind="png", scale=3)
+    return out.getvalue()
+
+
+def png_file(directory: Path, name: str = "poster.png", text: str = "engagebot") -> Path:
+    path = directory / name
+    path.write_bytes(png_bytes(text))
+    return path
+
+
+async def outbound_outcomes(sessions: Any, kind: str, want: int = 1, timeout: float = 10.0) -> list[tuple[str, str | None]]:
+    """(status, reason) of the outbound rows of ``kind``, once ``want`` of them are settled (or at ``timeout``)."""
+    rows: list[Any] = []
+    for _ in range(int(timeout / 0.05)):
+        async with sessions() as s:
+            rows = list((await s.execute(select(Message.status, Message.reason).where(
+                Message.direction == "out", Message.kind == kind).order_by(Message.id))).all())
+        if len(rows) >= want and all(status not in ("pending", "sending") for status, _ in rows):
+            break
+        await asyncio.sleep(0.05)
+    return [(status, reason) for status, reason in rows]
