@@ -1,7 +1,7 @@
 """promotion.poster: an image sent with the offer's reply (a URL or an absolute file path)
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 """
 import sqlalchemy as sa
 from alembic import op
