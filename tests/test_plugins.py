@@ -96,6 +96,32 @@ def test_a_broken_channel_is_named_and_stops_startup_when_configured(site: Path,
     assert str(caught.value).startswith(f"engagebot.channels: brokenchat = {value} (package broken-chat): {reason}")
 
 
+def test_the_channels_command_shows_a_broken_plugin_and_fails(site: Path, tmp_path: Path) -> None:
+    install_dist(site, "broken-chat", {"engagebot.channels": {"brokenchat": "plugin_gone:plugin"}})
+    listed = engagebot("channels", env={"PYTHONPATH": f"{site}:{Path(__file__).resolve().parent.parent}",
+                                        "ENGAGEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"})
+    assert listed.returncode == 1
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith("brokenchat")]
+    assert row.split()[1:3] == ["-", "broken"] and "cannot be imported: ModuleNotFoundError" in row
+
+
+def test_engagebot_s_channels_are_served_even_when_its_entry_points_are_missing(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """An install older than its pyproject.toml (an editable install not redone) still serves the built-ins."""
+    from bot.channels import registry
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [])
+    assert [p.platform for p in installed_channels().plugins] == ["wechat", "telegram", "weibo", "mock"]
+    assert "reinstall" in caplog.text
+
+
+def test_a_plugin_channel_s_settings_are_not_taken_for_unknown_variables() -> None:
+    from bot.settings import unknown_environment
+
+    assert unknown_environment({"ENGAGEBOT_CHANNELS__WEBCHAT__SECRET": "x", "ENGAGEBOT_CHANNELZ": "1"}) == [
+        "ENGAGEBOT_CHANNELZ is not a setting and is ignored; did you mean ENGAGEBOT_CHANNELS?"]
+
+
 def test_two_packages_claiming_one_channel_name_stop_startup(site: Path) -> None:
     install_dist(site, "fake-wechat", {"engagebot.channels": {"wechat": "plugin_fake:plugin"}},
                  packages={"plugin_fake": "plugin = None\n"})

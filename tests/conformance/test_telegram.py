@@ -55,10 +55,6 @@ class TelegramDriver(ChannelDriver):
                 headers={"X-Telegram-Bot-Api-Secret-Token": secret}) as resp:
             return resp.status
 
-    def _update(self, follower: str, text: str) -> dict[str, Any]:
-        update = self.rig.sim.send_text(int(follower), text)
-        return update
-
     async def send_text(self, follower: str, text: str) -> int:
         self.rig.sim.send_text(int(follower), text)  # the simulator posts it to the webhook
         return 200

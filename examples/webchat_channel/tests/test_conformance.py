@@ -1,9 +1,9 @@
 """The channel passes engagebot's conformance kit: ``pip install -e . && pytest`` in this folder."""
 
 import pytest
+from webchat_channel.testing import WebChatDriver
 
 from bot.testing.conformance import ChannelConformance, ChannelDriver
-from webchat_channel.testing import WebChatDriver
 
 
 class TestWebChatConformance(ChannelConformance):
