@@ -24,6 +24,7 @@ class MockDriver(ChannelDriver):
     not_met = {
         "signature": "no platform: followers' actions are calls in the same process, nothing is signed",
         "windows": "no platform: the mock answers inline and keeps its sends, with no window or pace to keep",
+        "crash": "no send engine: the mock's sends are calls in the same process (or rows of its sink)",
     }
     channel: MockChannel
 
