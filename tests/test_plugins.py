@@ -185,3 +185,30 @@ def test_a_handler_plugin_that_is_not_a_router_is_named(site: Path) -> None:
     with pytest.raises(PluginError, match=r"^engagebot.handlers: bad = plugin_bad:routes \(package plugin-handlers\): "
                                           r"gives a str, not a bot.Router$"):
         handler_routers()
+
+
+def test_engagebot_run_serves_an_installed_and_configured_channel(site: Path, tmp_path: Path) -> None:
+    """A real server process finds the package on its path and answers the new channel's signed webhook."""
+    import hashlib
+    import hmac
+    import json
+
+    from tests.support.process import http, running
+
+    install_webchat(site)
+    secret, port = "configured-secret-0123", free_port()
+    env = {"PYTHONPATH": f"{site}:{Path(__file__).resolve().parent.parent}",
+           "ENGAGEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "ENGAGEBOT_PORT": str(port),
+           "ENGAGEBOT_CHANNELS__WEBCHAT__SECRET": secret,
+           "ENGAGEBOT_CHANNELS__WEBCHAT__API_BASE": "http://127.0.0.1:9"}  # unused: the answer carries the reply
+    body = json.dumps({"id": "evt-1", "type": "message", "user": "amy", "text": "/help", "locale": "en"}).encode()
+    with running("run", env=env, cwd=tmp_path, port=port) as server:
+        signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        status, _headers, answer = http("POST", f"{server.url}/webchat", data=body, headers={
+            "Content-Type": "application/json", "X-Webchat-Signature": signature})
+        assert status == 200, answer
+        assert json.loads(answer)["replies"][0]["text"]
+        refused, _headers, _answer = http("POST", f"{server.url}/webchat", data=body, headers={
+            "Content-Type": "application/json", "X-Webchat-Signature": "0" * 64})
+        assert refused == 403
+        assert "simulators: none (real platform configured: webchat)" in server.lines
