@@ -16,7 +16,7 @@ from bot.broadcast.plugin import broadcast_plugin
 from bot.channels.base import Channel
 from bot.channels.mock import MOCK_CAPABILITIES, MockChannel, SqlDeliverySink
 from bot.channels.plugin import ChannelPlugin, Plugin, PluginContext
-from bot.channels.registry import channel_plugins, handler_routers, installed_channels
+from bot.channels.registry import channel_plugins, handler_routers
 from bot.channels.telegram.adapter import TelegramChannel
 from bot.channels.telegram.plugin import telegram_config, telegram_link_channel
 from bot.channels.wechat.plugin import wechat_link_channels
@@ -134,13 +134,7 @@ def default_plugins(settings: Settings | None = None) -> list[Plugin]:
     channels come from the ``engagebot.channels`` entry points (``bot.channels.registry``); a broken
     one stops startup when it is engagebot's own or configured in ``settings``.
     """
-    if settings is None:
-        found = installed_channels()
-        found.check(None)
-        channels = found.plugins
-    else:
-        channels = channel_plugins(settings)
-    return [*channels, admin_plugin, broadcast_plugin]
+    return [*channel_plugins(settings), admin_plugin, broadcast_plugin]
 
 
 def plugin_context(core: Core, simulated: dict[str, object] | None = None,
@@ -304,7 +298,6 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
     # A platform's simulator is served only with its channel plugin, and only when simulators_to_mount says so.
     served = {p.platform for p in plugins if isinstance(p, ChannelPlugin)}
     platforms = [p for p in simulators_to_mount(settings) if p in served]
-    served_by_us = set(PLATFORMS)
     simulated: dict[str, object] = {}
     if platforms:
         credentials = simulator_credentials(core)
@@ -313,7 +306,7 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
         if simulators_lifetime is not None:
             app.cleanup_ctx.append(simulators_lifetime)
     for plugin in plugins:  # the simulators that installed channels bring with them
-        if isinstance(plugin, ChannelPlugin) and plugin.simulator is not None and plugin.platform not in served_by_us \
+        if isinstance(plugin, ChannelPlugin) and plugin.simulator is not None and plugin.platform not in PLATFORMS \
                 and simulator_wanted(settings, plugin.platform):
             mounted_sim = plugin.simulator(app, base_url)
             simulated[plugin.platform] = mounted_sim.settings

@@ -117,7 +117,7 @@ def installed_channels() -> InstalledChannels:
     return out
 
 
-def channel_plugins(settings: Settings) -> list[ChannelPlugin]:
+def channel_plugins(settings: Settings | None) -> list[ChannelPlugin]:
     """The channel plugins to build the app with; raises PluginError when a broken one must stop startup."""
     found = installed_channels()
     found.check(settings)
