@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.broadcast.plugin import broadcast_plugin
 from bot.channels.base import Channel
 from bot.channels.mock import MOCK_CAPABILITIES, MockChannel, SqlDeliverySink
-from bot.channels.mock_plugin import mock_plugin
 from bot.channels.plugin import ChannelPlugin, Plugin, PluginContext
+from bot.channels.registry import channel_plugins, handler_routers
 from bot.channels.telegram.adapter import TelegramChannel
-from bot.channels.telegram.plugin import telegram_config, telegram_link_channel, telegram_plugin
-from bot.channels.wechat.plugin import wechat_link_channels, wechat_plugin
-from bot.channels.weibo.plugin import weibo_link_channels, weibo_plugin
+from bot.channels.telegram.plugin import telegram_config, telegram_link_channel
+from bot.channels.wechat.plugin import wechat_link_channels
+from bot.channels.weibo.plugin import weibo_link_channels
 from bot.connections import ConnectionGuard
 from bot.core.dispatcher import Dispatcher
 from bot.core.router import Router
@@ -34,12 +34,15 @@ from bot.offers.index import OfferIndex, OfferKeywordMatcher
 from bot.rules import PromptRuleCache
 from bot.settings import Settings, own_base_url
 from bot.simulation import (
+    PAGES,
+    PLATFORMS,
     SIMULATORS,
     is_loopback_host,
     load_simulator_credentials,
     mount_simulators,
     simulated_accounts,
     simulator_credentials,
+    simulator_wanted,
     simulators_to_mount,
     startup_lines,
 )
@@ -96,8 +99,9 @@ DUTIES = web.AppKey("duties", Duties)
 
 
 def build_router(extra: list[Router] | None = None) -> Router:
+    """``extra`` first, then the installed ``engagebot.handlers`` (in their order), then the built-in handlers."""
     root = Router("app")
-    root.include(*(extra or []), default_router())
+    root.include(*(extra or []), *handler_routers(), default_router())
     return root
 
 
@@ -123,12 +127,14 @@ def build_core(settings: Settings, *, routers: list[Router] | None = None) -> Co
                 prompt_rules=prompt_rules, dispatcher=dispatcher, store=store, services=services)
 
 
-def default_plugins() -> list[Plugin]:
-    """The channels (each with its simulator when the platform is not configured), then the rest.
+def default_plugins(settings: Settings | None = None) -> list[Plugin]:
+    """The installed channels (each with its simulator when the platform is not configured), then the rest.
 
-    Order matters: channels first (others look them up in the context's channels), workers last.
+    Order matters: channels first (others look them up in the context's channels), workers last. The
+    channels come from the ``engagebot.channels`` entry points (``bot.channels.registry``); a broken
+    one stops startup when it is engagebot's own or configured in ``settings``.
     """
-    return [wechat_plugin, telegram_plugin, weibo_plugin, mock_plugin, admin_plugin, broadcast_plugin]
+    return [*channel_plugins(settings), admin_plugin, broadcast_plugin]
 
 
 def plugin_context(core: Core, simulated: dict[str, object] | None = None,
@@ -288,7 +294,7 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
         await core.close()
 
     app.cleanup_ctx.append(core_lifetime)
-    plugins = default_plugins() if plugins is None else list(plugins)
+    plugins = default_plugins(settings) if plugins is None else list(plugins)
     base_url = own_base_url(settings)
     # A platform's simulator is served only with its channel plugin, and only when simulators_to_mount says so.
     served = {p.platform for p in plugins if isinstance(p, ChannelPlugin)}
@@ -300,7 +306,15 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
         simulators_lifetime = mount_simulators(app, core.sessions, credentials, base_url, platforms)
         if simulators_lifetime is not None:
             app.cleanup_ctx.append(simulators_lifetime)
-    app.router.add_get("/", landing_page(core.catalogs, settings, list(app[SIMULATORS].keys())))
+    for plugin in plugins:  # the simulators that installed channels bring with them
+        if isinstance(plugin, ChannelPlugin) and plugin.simulator is not None and plugin.platform not in PLATFORMS \
+                and simulator_wanted(settings, plugin.platform):
+            mounted_sim = plugin.simulator(app, base_url)
+            simulated[plugin.platform] = mounted_sim.settings
+            app[SIMULATORS][plugin.platform] = mounted_sim.simulator
+            if mounted_sim.lifetime is not None:
+                app.cleanup_ctx.append(mounted_sim.lifetime)
+    app.router.add_get("/", landing_page(core.catalogs, settings, [p for p in app[SIMULATORS] if p in PAGES]))
     duties = app[DUTIES] = Duties(core.sessions, ttl=timedelta(seconds=settings.duty_lease_seconds))
     retention = app[RETENTION]
     duties.add("retention", lambda: run_while(retention.start, retention.stop))  # one pruner in the deployment

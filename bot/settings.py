@@ -229,6 +229,9 @@ class Settings(BaseSettings):
     wechat_accounts: dict[str, WeChatAccount] = {}  # more accounts, served at /wechat/<name>
     telegram: TelegramSettings = TelegramSettings()
     weibo: WeiboSettings = WeiboSettings()
+    # The settings of channels installed as plugins, by channel name (``ENGAGEBOT_CHANNELS__WEBCHAT__SECRET``):
+    # each plugin validates its own (``bot.channels.plugin.channel_settings``); docs/adapters.md.
+    channels: dict[str, dict[str, Any]] = {}
     http: HttpLimits = HttpLimits()
     outbox: OutboxSettings = OutboxSettings()
     # Messages and settled outbox rows older than this many days are pruned (claims, codes and
@@ -281,6 +284,14 @@ class Settings(BaseSettings):
         for name in v:
             if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", name):
                 raise ValueError(f"account name {name!r} must be lowercase letters, digits, _ or -")
+        return v
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_names(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name in v:
+            if not re.fullmatch(r"[a-z][a-z0-9_]{0,31}", name):
+                raise ValueError(f"channel name {name!r} must be lowercase letters, digits or _")
         return v
 
     @model_validator(mode="after")
@@ -371,7 +382,7 @@ def unknown_environment(environ: Mapping[str, str]) -> list[str]:
     """
     known = setting_names()
     groups = {f"{ENV_PREFIX}{name.upper()}" for name, field in Settings.model_fields.items()
-              if _nested_model(field.annotation) or _mapping_of_models(field.annotation)}
+              if _nested_model(field.annotation) or get_origin(field.annotation) is dict}
     warnings = []
     for var in sorted(environ):
         upper = var.upper()

@@ -68,14 +68,19 @@ def real_platforms(settings: Settings) -> list[str]:
         found.append("telegram")
     if settings.weibo.configured:
         found.append("weibo")
-    return found
+    return found + sorted(settings.channels)  # the channels installed as plugins, given their settings
 
 
 def simulators_to_mount(settings: Settings) -> list[str]:
     """The simulators to serve: none beside a real platform, unless ENGAGEBOT_SIMULATORS=true says so."""
+    return [p for p in PLATFORMS if simulator_wanted(settings, p)]
+
+
+def simulator_wanted(settings: Settings, platform: str) -> bool:
+    """Serve ``platform``'s simulator (a plugin's too)? Not when it is real, nor beside a real one by default."""
     real = real_platforms(settings)
     wanted = settings.simulators if settings.simulators is not None else not real
-    return [p for p in PLATFORMS if wanted and p not in real]
+    return wanted and platform not in real
 
 
 def simulator_mounted(settings: Settings, platform: str) -> bool:
@@ -352,13 +357,13 @@ def startup_lines(settings: Settings, mounted: list[str], base_url: str) -> list
         lines.append(f"simulators: none ({why})")
         return lines
     why = "ENGAGEBOT_SIMULATORS=true" if settings.simulators else "no real platform configured"
-    lines.append(f"simulators mounted: {', '.join(LABELS[p] for p in mounted)} "
+    lines.append(f"simulators mounted: {', '.join(LABELS.get(p, p) for p in mounted)} "
                  f"({why}; ENGAGEBOT_SIMULATORS=false turns them off)")
-    for platform in mounted:
+    for platform in (p for p in mounted if p in PAGES):
         lines.append(f"  {LABELS[platform]}: open {base_url}{PAGES[platform]}  or run: "
                      f"{chat_command(settings, platform)}")
     if real:
-        lines.append(f"WARNING: simulators are served beside the real {', '.join(LABELS[p] for p in real)} "
+        lines.append(f"WARNING: simulators are served beside the real {', '.join(LABELS.get(p, p) for p in real)} "
                      "because ENGAGEBOT_SIMULATORS=true")
     if not is_loopback_host(settings.host):
         lines.append(f"WARNING: the simulators listen on {settings.host}, reachable from other machines: anyone "

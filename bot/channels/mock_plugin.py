@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .mock import MockChannel, SqlDeliverySink
-from .plugin import Lifetime, PluginContext
+from .mock import MOCK_CAPABILITIES, MockChannel, SqlDeliverySink
+from .plugin import ChannelPlugin, Lifetime, PluginContext
 
 MOCK_PATH = "/mock"
 
 
-def mock_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
+def _mock_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
     url = ctx.settings.mock_sink
     if url is None:
         return None
@@ -32,3 +32,7 @@ def mock_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
         await sink.close()
 
     return lifetime
+
+
+mock_plugin = ChannelPlugin("mock", _mock_plugin, capabilities=lambda _s: MOCK_CAPABILITIES,
+                            configured=lambda s: s.mock_sink is not None, order=40)

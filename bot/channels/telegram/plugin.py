@@ -19,7 +19,7 @@ from bot.channels.plugin import ChannelPlugin, Lifetime, PluginContext
 from bot.settings import Settings
 from bot.storage.simulators import reply_progress
 
-from .adapter import TelegramChannel
+from .adapter import TELEGRAM_CAPABILITIES, TelegramChannel
 from .config import TelegramConfig
 from .updates import update_to_inbound
 
@@ -80,7 +80,8 @@ def _telegram_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | Non
     return lifetime
 
 
-telegram_plugin = ChannelPlugin("telegram", _telegram_plugin)
+telegram_plugin = ChannelPlugin("telegram", _telegram_plugin, capabilities=lambda _s: TELEGRAM_CAPABILITIES,
+                                configured=lambda s: s.telegram.token is not None, order=20)
 
 
 def _progress_route(ctx: PluginContext, channel: TelegramChannel) -> Handler:

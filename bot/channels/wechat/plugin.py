@@ -11,7 +11,7 @@ from bot.channels.plugin import ChannelPlugin, Lifetime, PluginContext
 from bot.settings import Settings, WeChatAccount
 from bot.storage.simulators import reply_progress
 
-from .adapter import WeChatChannel
+from .adapter import WeChatChannel, wechat_capabilities
 
 
 def wechat_accounts(settings: Settings, simulated: WeChatAccount | None = None) -> list[tuple[str, str, WeChatAccount]]:
@@ -54,7 +54,12 @@ def _wechat_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
     return lifetime
 
 
-wechat_plugin = ChannelPlugin("wechat", _wechat_plugin)
+def _configured(settings: Settings) -> bool:
+    return settings.wechat.configured or any(cfg.configured for cfg in settings.wechat_accounts.values())
+
+
+wechat_plugin = ChannelPlugin("wechat", _wechat_plugin, capabilities=lambda s: wechat_capabilities(s.wechat),
+                              configured=_configured, order=10)
 
 
 def _progress_route(ctx: PluginContext, channel: WeChatChannel) -> Handler:

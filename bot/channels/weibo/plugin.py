@@ -16,7 +16,7 @@ from aiohttp import web
 from bot.channels.plugin import ChannelPlugin, Lifetime, PluginContext
 from bot.settings import Settings, WeiboSettings
 
-from .adapter import WeiboChannel
+from .adapter import WeiboChannel, weibo_capabilities
 from .megaphone import Megaphone
 
 
@@ -73,4 +73,5 @@ def _weibo_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
     return lifetime
 
 
-weibo_plugin = ChannelPlugin("weibo", _weibo_plugin)
+weibo_plugin = ChannelPlugin("weibo", _weibo_plugin, capabilities=lambda s: weibo_capabilities(s.weibo),
+                             configured=lambda s: s.weibo.configured, order=30)

@@ -1,0 +1,1 @@
+"""A web chat widget channel for engagebot: the example channel of docs/adapters.md."""
