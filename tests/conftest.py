@@ -8,10 +8,10 @@ import pytest
 
 from bot.testing import BotHarness
 from handlers import default_router
-from tests.support.db import fresh_database_url
+from tests.support.db import backend, fresh_database_url
 
 # Tests never read an operator's settings from the environment by accident.
-for _name in [n for n in os.environ if n.startswith("ENGAGEBOT_") and n != "ENGAGEBOT_TEST_DATABASE_URL"]:
+for _name in [n for n in os.environ if n.startswith("ENGAGEBOT_") and not n.startswith("ENGAGEBOT_TEST_")]:
     del os.environ[_name]
 # The servers the tests start run in one process (as before --workers existed), unless a test asks for more:
 # on a shared 2-core machine, a second process per server doubles the start time and the noise.
@@ -28,3 +28,18 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
 async def harness(database_url: str) -> AsyncIterator[BotHarness]:
     async with BotHarness(routers=[default_router()], database_url=database_url) as h:
         yield h
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, keep the tests that use the database under test (the ``database_url`` fixture).
+
+    The others do not touch it (they run on a temporary SQLite file or none) and gave their answer in
+    the SQLite pass already: a second pass would only repeat them. ``ENGAGEBOT_TEST_EVERYTHING=1`` runs
+    them all anyway.
+    """
+    if backend() != "postgresql" or os.environ.get("ENGAGEBOT_TEST_EVERYTHING") == "1":
+        return
+    kept = [item for item in items if "database_url" in getattr(item, "fixturenames", ())]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = kept

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README): the catalogs must be complete, the code must pass its checks
 # (ruff, the import-linter layer contracts, mypy), then the whole suite.
-# Set ENGAGEBOT_TEST_DATABASE_URL to a PostgreSQL server URL to run the storage tests there too.
+# Set ENGAGEBOT_TEST_DATABASE_URL to a PostgreSQL server URL to run the tests that use the database
+# there (the others do not depend on it; ENGAGEBOT_TEST_EVERYTHING=1 runs them all).
 # ENGAGEBOT_TEST_WORKERS sets pytest-xdist's processes (default 2; 0 runs in one process). Tests
 # marked `timing` measure rates and deadlines: they run afterwards, alone, so no other test takes
 # their CPU.
