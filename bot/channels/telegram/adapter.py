@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import (
     BotCommand,
@@ -254,25 +255,42 @@ class TelegramChannel(Channel):
             self._poller = None
 
     async def _set_commands(self) -> None:
-        """Register the commands (the loaded menu's, else /start, /help, /lang) in English (default) and Chinese."""
+        """Register the commands (the loaded menu's, else /start, /help, /lang) in English (default) and Chinese.
+
+        The menu is a convenience, never a reason not to start: whatever fails (reading the stored
+        menu, Telegram refusing a language) is logged, and the channel goes on.
+        """
         try:
             async with self.sessions() as session:
                 stored = await load_menu(session)
+        except (SQLAlchemyError, OSError, ValueError) as exc:  # the database, or a stored menu unreadable now
+            log.warning("stored menu not read: setting the built-in commands", extra={"error": self._redact(exc)})
+            stored = None
+        try:
             if stored is not None:
                 await self.push_menu(stored[0])
-                return
-            await self._push_commands(None)
-        except (TelegramError, PlatformAPIError) as exc:  # the menu is a convenience: never a reason not to start
+            else:
+                await self._push_commands(None)
+        except (TelegramError, PlatformAPIError) as exc:
             log.warning("setMyCommands failed", extra={"error": self._redact(exc)})
 
     async def _push_commands(self, menu: Menu | None) -> None:
+        """``setMyCommands`` for each language; one Telegram refuses is logged and the others still set.
+        Any refused: raises the first refusal once all were tried."""
         catalogs = default_catalogs()
+        refused: TelegramError | None = None
         for locale, language_code in COMMAND_LANGUAGES:
             if menu is not None and menu.commands:
                 commands = [BotCommand(c.command, menu.label(c.description, locale)) for c in menu.commands]
             else:
                 commands = [BotCommand(name, catalogs.gettext(locale, text)) for name, text in COMMANDS]
-            await self.application.bot.set_my_commands(commands, language_code=language_code)
+            try:
+                await self.application.bot.set_my_commands(commands, language_code=language_code)
+            except TelegramError as exc:
+                log.warning("setMyCommands failed", extra={"language": language_code, "error": self._redact(exc)})
+                refused = refused or exc
+        if refused is not None:
+            raise refused
 
     async def push_menu(self, menu: Menu) -> str:
         """Set the commands per language (``setMyCommands``; none in the menu: the built-in ones) and the
@@ -285,11 +303,17 @@ class TelegramChannel(Channel):
             button = MenuButtonDefault()
         else:
             button = MenuButtonCommands()
+        refused: TelegramError | None = None
         try:
             await self._push_commands(menu)
+        except TelegramError as exc:  # the other languages are set: the menu button still is
+            refused = exc
+        try:
             await self.application.bot.set_chat_menu_button(menu_button=button)
         except TelegramError as exc:
-            raise PlatformAPIError(-1, self._redact(exc)) from None
+            refused = refused or exc
+        if refused is not None:
+            raise PlatformAPIError(-1, self._redact(refused)) from None
         codes = ", ".join(code or "default" for _locale, code in COMMAND_LANGUAGES)
         what = f"{len(menu.commands)} command(s)" if menu.commands else "the built-in commands"
         return f"{what} for {codes}; menu button: {spec.get('type', 'commands')}"

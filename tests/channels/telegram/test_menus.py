@@ -6,7 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
+from sqlalchemy import text
 
+from bot.errors import PlatformAPIError
 from bot.files import read_data_file
 from bot.menus import parse_menu
 from bot.storage.menus import save_menu
@@ -64,4 +67,41 @@ async def test_a_restart_sets_the_stored_menus_commands_not_the_built_in_ones(ma
 
     await rig.start()  # connecting sets the commands
 
+    assert _commands(rig, "zh")[0] == ("offers", "今日优惠")
+
+
+async def test_a_language_telegram_refuses_leaves_the_others_set(make_rig: RigFactory) -> None:
+    rig = await make_rig()
+    rig.sim.inject_error(400, "Bad Request: simulated refusal", method="setMyCommands")  # the first language
+
+    with pytest.raises(PlatformAPIError, match="(?i)simulated refusal"):
+        await rig.channel.push_menu(MENU)
+
+    assert _commands(rig, "")[0][0] == "start"  # refused: the built-in ones stay
+    assert _commands(rig, "zh")[0] == ("offers", "今日优惠")  # the next language still set
+    assert rig.sim.menu_buttons[None] == {"type": "commands"}
+
+
+async def test_the_channel_starts_when_the_stored_menu_cannot_be_read(make_rig: RigFactory) -> None:
+    rig = await make_rig(start=False)
+    async with rig.harness.sessions() as session, session.begin():
+        await save_menu(session, MENU)
+        await session.execute(text("DROP TABLE menu_definition"))  # reading it now fails in the database
+
+    await rig.start()
+
+    assert rig.channel.ready.is_set()
+    assert _commands(rig, "zh")[0][0] == "start"  # the built-in commands, in every language
+    assert _commands(rig, "")[0][0] == "start"
+
+
+async def test_the_channel_starts_when_telegram_refuses_a_language_at_connect(make_rig: RigFactory) -> None:
+    rig = await make_rig(start=False)
+    async with rig.harness.sessions() as session, session.begin():
+        await save_menu(session, MENU)
+    rig.sim.inject_error(400, "Bad Request: simulated refusal", method="setMyCommands")
+
+    await rig.start()
+
+    assert rig.channel.ready.is_set()
     assert _commands(rig, "zh")[0] == ("offers", "今日优惠")
