@@ -46,8 +46,6 @@ from .language import UserLanguage
 
 log = logging.getLogger("engagebot.wechat")
 
-LANGUAGE_RULE_REFUSED = 65320  # menu/addconditional: a matchrule on private data (language) is refused
-
 
 def wechat_capabilities(config: WeChatAccount) -> Capabilities:
     return Capabilities(
@@ -268,15 +266,17 @@ class WeChatChannel(Channel):
         if self.api is None:
             raise PayloadError("this WeChat account has no app_id/app_secret: cannot set its menu")
         default, conditional = protocol.menu_payloads(menu)
-        try:
-            await self.api.replace_menu(default, conditional)
-        except PlatformAPIError as exc:
-            if exc.errcode != LANGUAGE_RULE_REFUSED:
-                raise
-            # WeChat has stopped matching on private data (language, sex, region) for some accounts.
-            return f"default menu ({menu.default_locale}) only: WeChat refused menus by language ({exc})"
-        languages = ", ".join(body["matchrule"]["language"] for body in conditional)
-        return f"default menu ({menu.default_locale}) and personalized menus for {languages}"
+        added, refused = await self.api.replace_menu(default, conditional)
+        languages = [body["matchrule"]["language"] for body in conditional]
+        said = f"default menu ({menu.default_locale})"
+        if added:
+            said += f" and personalized menus for {', '.join(languages[:added])}"
+        if refused is None:
+            return said
+        # The default menu is in place, and the followers of the languages left without theirs see it.
+        # WeChat refuses a match on private data such as the language with 65320 (docs/menus.md).
+        return (f"{said}{'' if added else ' only'}: WeChat refused the personalized menu for {languages[added]} "
+                f"({refused.errcode}: {refused.errmsg}); {', '.join(languages[added:])} see the default menu")
 
     async def scene_link(self, scene: str, *, permanent: bool = True) -> str | None:
         """The URL a WeChat scene QR encodes; scanning it follows the account through ``scene``."""

@@ -36,7 +36,8 @@ GONE_ERRORS = {43004: "follower unfollowed", 40003: "unknown OpenID"}
 # Refresh this long before the platform's expiry, so no send races the deadline.
 TOKEN_MARGIN = timedelta(minutes=5)
 BUSY_RETRIES = 3  # in place, for the calls outside the outbox (a send's retries are the outbox's)
-NO_MENU = 46003  # menu/delete (or get) when the account has no menu: nothing to delete
+NO_MENU = 46003  # menu/get when the account has no menu
+NO_CONDITIONAL_MENU = 65301  # menu/delconditional: no personalized menu with that menuid (gone already)
 TEMPORARY_MEDIA_LIFETIME = timedelta(days=3)  # media/upload: the id is valid 3 days
 INVALID_MEDIA_ID = 40007
 
@@ -218,13 +219,26 @@ class WeChatAPI:
             log.info("mass send made already", extra={"app_id": self.app_id, "msg_id": msg_id})
         return int(msg_id) if isinstance(msg_id, int) else 0
 
-    async def replace_menu(self, default: dict[str, Any], conditional: list[dict[str, Any]]) -> None:
-        """Replace every menu of the account: delete them all, create the default, add each personalized one.
+    async def replace_menu(self, default: dict[str, Any],
+                           conditional: list[dict[str, Any]]) -> tuple[int, PlatformAPIError | None]:
+        """Replace every menu of the account: create the default, remove the old personalized ones, add the new.
 
-        Deleting first keeps a second push from piling up personalized menus. A refused personalized
-        menu raises; the default menu stays.
+        ``menu/create`` replaces the default menu, so it goes first: when WeChat refuses it (a check of
+        the platform's that ours do not make), this raises and the account keeps the menus it had. The
+        old personalized menus are then removed by id (``menu/get``, ``menu/delconditional``), so a
+        second push does not pile them up, and each new one is added. The answer: how many personalized
+        menus were added, and the refusal that stopped the rest (None: all added); the default stays.
         """
-        await self.call("GET", "/cgi-bin/menu/delete", accept=(NO_MENU,))
         await self.call("POST", "/cgi-bin/menu/create", json=default)
-        for body in conditional:
-            await self.call("POST", "/cgi-bin/menu/addconditional", json=body)
+        current = await self.call("GET", "/cgi-bin/menu/get", accept=(NO_MENU,))
+        old = current.get("conditionalmenu")
+        for menu in old if isinstance(old, list) else []:
+            if isinstance(menu, dict) and menu.get("menuid") is not None:
+                await self.call("POST", "/cgi-bin/menu/delconditional", json={"menuid": str(menu["menuid"])},
+                                accept=(NO_CONDITIONAL_MENU,))
+        for added, body in enumerate(conditional):
+            try:
+                await self.call("POST", "/cgi-bin/menu/addconditional", json=body)
+            except PlatformAPIError as exc:
+                return added, exc
+        return len(conditional), None

@@ -2,7 +2,8 @@
 
 ``menu/create`` sets the default menu, ``menu/addconditional`` adds a personalized one with a
 ``matchrule`` (a follower's WeChat language, a tag); a follower sees the newest personalized menu
-whose rule matches them, else the default. The checks and error codes are the platform's.
+whose rule matches them, else the default. The checks and error codes are the platform's; where
+they come from: docs/menus.md.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def check_matchrule(body: dict[str, Any], *, language_rules: bool) -> dict[str, 
         if not language_rules:
             raise MenuError(65320, "matchrule with private information (language) is not supported")
         if language not in MENU_LANGUAGES:
-            raise MenuError(65318, f"invalid language {language!r}")
+            # WeChat documents no code of its own for this (65318 is "must use utf-8 charset"): the
+            # simulator answers the general "invalid parameter".
+            raise MenuError(40035, f"invalid args: language {language!r}")
     tag = rule.get("tag_id")
     if tag not in (None, "") and not (isinstance(tag, str) and tag.isdigit()):
         raise MenuError(65301, "invalid tag_id: a tag id as a string")

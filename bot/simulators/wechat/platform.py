@@ -64,6 +64,7 @@ class PlatformAPI(SimulatorState):
             web.post("/cgi-bin/menu/addconditional", self._h_menu_addconditional),
             web.get("/cgi-bin/menu/get", self._h_menu_get),
             web.get("/cgi-bin/menu/delete", self._h_menu_delete),
+            web.post("/cgi-bin/menu/delconditional", self._h_menu_delconditional),
             web.post("/cgi-bin/menu/trymatch", self._h_menu_trymatch),
             web.post("/cgi-bin/media/upload", self._h_media_upload),
             web.get("/cgi-bin/media/get", self._h_media_get),
@@ -344,6 +345,8 @@ class PlatformAPI(SimulatorState):
                 raise MenuError(65303, "there is no default menu: create it (menu/create) first")
             buttons = check_buttons(body)
             rule = check_matchrule(body, language_rules=self.menu_language_rules)
+            if self.max_conditional_menus is not None and len(self.conditional_menus) >= self.max_conditional_menus:
+                raise MenuError(65305, "personalized menu count limit reached")
         except _Reject as exc:
             return _err(exc.code, exc.msg)
         except MenuError as exc:
@@ -366,6 +369,18 @@ class PlatformAPI(SimulatorState):
         if token_error:
             return _err(*token_error)
         self.default_menu, self.conditional_menus = None, []
+        return _err(0, "ok")
+
+    async def _h_menu_delconditional(self, request: web.Request) -> web.Response:
+        """Delete one personalized menu by its ``menuid``; the default menu and the others stay."""
+        try:
+            menuid = str((await self._json_body(request)).get("menuid"))
+        except _Reject as exc:
+            return _err(exc.code, exc.msg)
+        kept = [m for m in self.conditional_menus if str(m["menuid"]) != menuid]
+        if len(kept) == len(self.conditional_menus):
+            return _err(65301, "no personalized menu with this menuid")
+        self.conditional_menus = kept
         return _err(0, "ok")
 
     async def _h_menu_trymatch(self, request: web.Request) -> web.Response:

@@ -138,8 +138,11 @@ class SimulatorState(RecordKeeper):
             before a mass send reaches the timelines.
         max_image_bytes: the largest temporary image media/upload accepts (the platform: 10 MB).
         max_text_bytes: the longest text (UTF-8 bytes) in a passive reply or customer-service message.
-        menu_language_rules: whether personalized menus may match the follower's language; the
-            platform has refused such rules for some accounts since 2023 (65320), *configurable*.
+        menu_language_rules: whether personalized menus may match the follower's language; WeChat's
+            documentation says it refuses a match on private data (language, sex, region) with 65320
+            (docs/menus.md names the page), *configurable* to try either answer.
+        max_conditional_menus: how many personalized menus the account may have (None: no limit);
+            past it, menu/addconditional answers 65305.
         clock: unix seconds; pass a ManualClock to move time in tests.
     """
 
@@ -164,6 +167,7 @@ class SimulatorState(RecordKeeper):
         mass_delay: float = 0.05,
         max_text_bytes: int = 2048,
         menu_language_rules: bool = True,
+        max_conditional_menus: int | None = None,
         max_image_bytes: int = 10 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -200,6 +204,7 @@ class SimulatorState(RecordKeeper):
         self.media_uploads = 0
         self.clock = clock
         self.menu_language_rules = menu_language_rules
+        self.max_conditional_menus = max_conditional_menus
         # The custom menus: the default one ({"button", "menuid"}, None until menu/create) and the
         # personalized ones ({"button", "matchrule", "menuid"}), oldest first.
         self.default_menu: dict[str, Any] | None = None

@@ -13,6 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.channels.wechat import protocol
+from bot.errors import PlatformAPIError
 from bot.files import read_data_file
 from bot.menus import parse_menu
 from bot.rules import PromptRuleCache, parse_prompt_rules
@@ -107,8 +109,44 @@ async def test_a_tap_on_a_sub_menu_title_sends_nothing(make_env: Any) -> None:
 async def test_an_account_refused_menus_by_language_keeps_its_default_menu(make_env: Any) -> None:
     async with make_env(sim_overrides={"menu_language_rules": False}) as env:
         said = await env.channel.push_menu(MENU)
-        assert said.startswith("default menu (zh_Hans) only: WeChat refused menus by language (platform error 65320")
+        assert said.startswith("default menu (zh_Hans) only: WeChat refused the personalized menu for zh_TW (65320: ")
+        assert said.endswith("; zh_TW, zh_HK, en see the default menu")
         assert env.sim.default_menu is not None and env.sim.conditional_menus == []
+
+
+async def test_any_refused_personalized_menu_keeps_the_default_and_says_the_code(make_env: Any) -> None:
+    async with make_env(sim_overrides={"max_conditional_menus": 1}) as env:
+        said = await env.channel.push_menu(MENU)
+        assert said.startswith("default menu (zh_Hans) and personalized menus for zh_TW: "
+                               "WeChat refused the personalized menu for zh_HK (65305: ")
+        assert [b["name"] for b in env.sim.default_menu["button"]] == ["优惠", "门店", "更多"]
+        assert [m["matchrule"] for m in env.sim.conditional_menus] == [{"language": "zh_TW"}]
+
+
+async def test_a_refused_default_menu_leaves_the_menus_the_account_had(make_env: Any) -> None:
+    async with make_env() as env:
+        await env.channel.push_menu(MENU)
+        before = (env.sim.default_menu, list(env.sim.conditional_menus))
+        default, conditional = protocol.menu_payloads(MENU)
+        default["button"][0]["type"] = "tap"  # a button type WeChat refuses (40017), which our checks let by
+        assert env.channel.api is not None
+
+        with pytest.raises(PlatformAPIError) as refused:
+            await env.channel.api.replace_menu(default, conditional)
+
+        assert refused.value.errcode == 40017
+        assert (env.sim.default_menu, env.sim.conditional_menus) == before
+
+
+async def test_a_second_push_replaces_the_personalized_menus_by_id(make_env: Any) -> None:
+    async with make_env(sim_overrides={"max_conditional_menus": 3}) as env:
+        await env.channel.push_menu(MENU)
+        first = {m["menuid"] for m in env.sim.conditional_menus}
+
+        said = await env.channel.push_menu(MENU)  # room for 3 only: a pile-up would be refused (65305)
+
+        assert said == "default menu (zh_Hans) and personalized menus for zh_TW, zh_HK, en"
+        assert len(env.sim.conditional_menus) == 3 and not first & {m["menuid"] for m in env.sim.conditional_menus}
 
 
 def _button(name: str = "帮助", **extra: Any) -> dict[str, Any]:
@@ -127,6 +165,7 @@ def _button(name: str = "帮助", **extra: Any) -> dict[str, Any]:
     ("create", {"button": [{"name": "更多", "sub_button": [_button(name="x" * 61)]}]}, 40025),
     ("create", {"button": [{"name": "更多", "sub_button": [{"type": "pic_weixin", "name": "发图"}]}]}, 40026),
     ("addconditional", {"button": [_button()], "matchrule": {"language": "en"}}, 65303),
+    ("delconditional", {"menuid": "208379533"}, 65301),
 ])
 async def test_the_simulator_refuses_a_menu_the_platform_refuses(
         make_env: Any, path: str, body: dict[str, Any], errcode: int) -> None:
@@ -151,3 +190,13 @@ async def test_the_simulators_menus_survive_its_restart(make_env: Any) -> None:
     restarted.restore(records)
     assert restarted.default_menu == env.sim.default_menu
     assert restarted.conditional_menus == env.sim.conditional_menus
+
+
+async def test_the_simulator_refuses_a_language_it_does_not_know_as_an_invalid_parameter(make_env: Any) -> None:
+    async with make_env() as env:
+        await env.channel.push_menu(MENU)
+        assert env.channel.api is not None
+        with pytest.raises(PlatformAPIError) as refused:  # not 65318: that one means "must use utf-8 charset"
+            await env.channel.api.call("POST", "/cgi-bin/menu/addconditional",
+                                       json={"button": [_button()], "matchrule": {"language": "xx"}})
+        assert refused.value.errcode == 40035
