@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by every route: typed errors to status codes, bodies, clients, throttling."""
+"""HTTP plumbing shared by every route: typed errors to status codes, bodies, clients, throttling, locks per key."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.typedefs import Handler
 from limits import parse
 from limits.aio.storage import MemoryStorage
@@ -66,16 +66,38 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """Read a request body of at most ``limit`` bytes; raise PayloadTooLarge past it, without reading on."""
-    if request.content_length is not None and request.content_length > limit:
+    return await read_stream(request.content, limit, declared=request.content_length)
+
+
+async def read_stream(stream: StreamReader, limit: int, *, declared: int | None = None) -> bytes:
+    """Read ``stream`` to its end (a request's or a response's body); raise PayloadTooLarge past ``limit``
+    bytes (or at once when the ``declared`` Content-Length says so), without reading on.
+
+    ``StreamReader.read(n)`` answers what has arrived so far, not ``n`` bytes: only a loop to EOF gets the whole body.
+    """
+    if declared is not None and declared > limit:
         raise PayloadTooLarge(f"body larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    while chunk := await request.content.read(limit + 1 - size):
+    while chunk := await stream.read(limit + 1 - size):
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"body larger than {limit} bytes")
     return b"".join(chunks)
+
+
+class KeyedLocks:
+    """One ``asyncio.Lock`` per key, kept only while a task holds or awaits it (a weak table: no lock per key forever)."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def __call__(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
 
 
 def client_address(request: web.Request, trusted_proxies: Sequence[Network] = ()) -> str:
@@ -139,7 +161,7 @@ class FailureThrottle:
         self.rate = parse(rate)
         self.namespace = namespace
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._locks = KeyedLocks()
 
     @asynccontextmanager
     async def attempt(self, client: str) -> AsyncIterator[int | None]:
@@ -149,10 +171,7 @@ class FailureThrottle:
         before the first failure is counted.
         """
         client = client_key(client)
-        lock = self._locks.get(client)
-        if lock is None:
-            lock = self._locks[client] = asyncio.Lock()
-        async with lock:
+        async with self._locks(client):
             yield await self.retry_after(client)
 
     async def retry_after(self, client: str) -> int | None:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 
+from bot.channels.images import image_text
 from bot.core.capabilities import Capabilities, ReplyWindow
 from bot.core.dispatcher import Dispatched, LanguageLookup, PassiveSlot
 from bot.core.inbound import Inbound
@@ -112,14 +113,16 @@ class Channel(ABC):
                     out.append(self.fit(TextReply("\n\n".join(
                         "\n".join(p for p in (a.title, a.description, a.url) if p) for a in rest))))
                 case ImageReply(url=url, caption=caption) if not caps.images:
-                    out.append(self.fit(TextReply("\n".join(p for p in (caption, url) if p))))
+                    # Its caption and link; nothing when it has neither (a file's path is not for followers).
+                    if text := image_text(caption, url):
+                        out.append(self.fit(TextReply(text)))
                 case ImageReply(url=url, caption=caption) if caption and not caps.image_captions:
                     # The image first, then what it says (the order the follower reads a captioned image).
                     out += [ImageReply(url), self.fit(TextReply(caption))]
                 case QrReply(scene=scene, caption=caption, url=url) if caps.images and not caps.image_captions:
                     # An image of the QR (drawn at send time), then the caption and the link as text. A
                     # channel whose images carry captions (Telegram) renders the whole QrReply itself.
-                    text = "\n".join(p for p in (caption, url) if p)
+                    text = image_text(caption, url)
                     out += [QrReply(scene, "", url), self.fit(TextReply(text))] if text else [QrReply(scene, "", url)]
                 case QrReply(scene=scene, caption=caption, url=url):
                     out.append(self.fit(TextReply("\n".join(p for p in (caption, url or scene) if p))))

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel, Dispatch, url_check_answer
 from bot.channels.deadline import PassiveDeadline
-from bot.channels.images import Image, ImageLoader, MediaCache, qr_source
+from bot.channels.images import Image, ImageLoader, MediaCache, image_text, qr_source
 from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.inbound import Inbound
@@ -209,16 +209,20 @@ class WeChatChannel(Channel):
         """The bytes to show: the image's source, or a QR of the scene's link (made by the platform)."""
         if isinstance(reply, ImageReply):
             return await self.images.load(reply.url)
-        link = reply.url or self._qr_links.get(reply.scene)
+        return await self.images.load(qr_source(reply.url or await self._qr_link(reply.scene)))
+
+    async def _qr_link(self, scene: str) -> str:
+        """The link of a scene's QR, asked of the platform once per scene and process."""
+        link = self._qr_links.get(scene)
         if link is None:
-            link = await self.scene_link(reply.scene)
+            link = await self.scene_link(scene)
             assert link is not None  # scene_link answers whenever the API is configured
             # A permanent scene's link does not change: one qrcode/create per scene and process, and the
             # same PNG (the same upload) for every follower who gets it.
-            self._qr_links[reply.scene] = link
+            self._qr_links[scene] = link
             while len(self._qr_links) > 10_000:
                 del self._qr_links[next(iter(self._qr_links))]
-        return await self.images.load(qr_source(link))
+        return link
 
     async def _send_image(self, external_id: str, image: Image) -> None:
         """Upload (once per content and account, shared by every process), then send the image message.
@@ -236,16 +240,18 @@ class WeChatChannel(Channel):
             except PlatformAPIError as exc:
                 if exc.errcode != INVALID_MEDIA_ID or attempt == 2:
                     raise
-                await self.media.forget(image)
+                await self.media.forget(image, media_id)
 
     async def send_mass(self, external_ids: list[str], reply: Reply, *, context: dict[str, Any]) -> str | None:
         """Send one reply to many followers with the mass API (counted against the platform's quota)."""
         if self.api is None:
             raise PayloadError("this WeChat account has no app_id/app_secret: cannot mass-send")
         rendered = self.degrade([reply])[0]
-        if isinstance(reply, ImageReply | QrReply):
+        if isinstance(reply, ImageReply):
             # The mass API takes one message: the caption and link as text (mass images: not yet).
-            text = "\n".join(p for p in (reply.caption, reply.url if isinstance(reply, ImageReply) else "") if p)
+            text = image_text(reply.caption, reply.url)
+        elif isinstance(reply, QrReply):
+            text = image_text(reply.caption, reply.url or await self._qr_link(reply.scene))
         elif isinstance(rendered, ArticlesReply):
             text = "\n".join(p for p in (rendered.articles[0].title, rendered.articles[0].url) if p)
         elif isinstance(rendered, TextReply):

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.base import Channel, Dispatch, url_check_answer
 from bot.channels.deadline import PassiveDeadline
-from bot.channels.images import ImageLoader, MediaCache, qr_source
+from bot.channels.images import ImageLoader, MediaCache, image_text, qr_source
 from bot.channels.replay import ReplayGuard
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.menu import Menu
@@ -146,8 +146,8 @@ class WeiboChannel(Channel):
         if isinstance(reply, TextReply):
             return "text", protocol.text_data(reply.text)
         if isinstance(reply, ImageReply | QrReply):
-            return "text", protocol.text_data("\n".join(p for p in (reply.caption, reply.url or self.qr_url(reply.scene)
-                                                                     if isinstance(reply, QrReply) else reply.url) if p))
+            link = reply.url or self.qr_url(reply.scene) if isinstance(reply, QrReply) else reply.url
+            return "text", protocol.text_data(image_text(reply.caption, link))
         raise PayloadError(f"cannot send {type(reply).__name__} on Weibo")
 
     def render_passive(self, fan_uid: str, reply: Reply) -> str:

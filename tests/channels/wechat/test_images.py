@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,70 @@ async def test_a_repeated_send_reuses_the_upload(make_env: Any, tmp_path: Path) 
         assert refused and refused[0]["image"]["media_id"] == image["media_id"]
         assert env.sim.media_uploads == 1
         assert await outbound_outcomes(env.bot.sessions, "image") == [("sent", None)]
+
+
+async def test_a_large_image_from_a_url_arrives_whole(make_env: Any) -> None:
+    from aiohttp import web
+
+    from tests.support.images import noise_png_bytes
+    from tests.support.servers import serve
+
+    data = noise_png_bytes()
+    assert len(data) >= 1024 * 1024
+    app = web.Application()
+    app.router.add_get("/poster.png", lambda request: web.Response(body=data, content_type="image/png"))
+    async with serve(app) as files, make_env(routers=[image_router(f"{files}/poster.png", caption="")]) as env:
+        openid = await env.following(language="en")
+        await env.sim.send_text(openid, "poster")
+        (image,) = await env.sim.wait_for_reply(openid, count=1)
+        assert env.sim.media_bytes(image["media_id"]) == data
+
+
+async def test_concurrent_sends_of_one_image_fetch_and_upload_it_once(make_env: Any) -> None:
+    from aiohttp import web
+
+    from tests.support.servers import serve
+
+    data, fetches = png_bytes("one poster for all"), []
+
+    async def poster(request: web.Request) -> web.Response:
+        fetches.append(request.path)
+        return web.Response(body=data, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/poster.png", poster)
+    async with serve(app) as files, make_env() as env:
+        openids = [await env.following(language="en") for _ in range(10)]
+        reply = ImageReply(f"{files}/poster.png")
+        await asyncio.gather(*(env.channel.send_reply(openid, reply) for openid in openids))
+        assert (len(fetches), env.sim.media_uploads) == (1, 1)
+        ids = {r["media_id"] for o in openids for r in env.sim.replies(o) if r["type"] == "image"}
+        assert len(ids) == 1 and env.sim.media_bytes(ids.pop()) == data
+
+
+async def test_a_poster_on_an_account_without_images_shows_its_caption_not_its_path(
+        make_env: Any, tmp_path: Path) -> None:
+    poster = png_file(tmp_path)
+    async with make_env(routers=[image_router(poster)], config_overrides={"app_id": None, "app_secret": None}) as env:
+        assert not env.channel.capabilities.images
+        openid = await env.following(language="en")
+        result = await env.sim.send_text(openid, "poster")
+        assert result.reply == {"type": "text", "content": "Our winter poster"}
+
+
+async def test_a_mass_sent_image_is_its_caption_and_a_link_never_a_file_path(make_env: Any, tmp_path: Path) -> None:
+    from bot import QrReply
+
+    poster = png_file(tmp_path)
+    async with make_env(config_overrides={"mass_sends_per_period": 4, "mass_send_period_days": 30},
+                        sim_overrides={"mass_send_quota": 4}) as env:
+        openids = [await env.following(language="en") for _ in range(2)]
+        for reply in (ImageReply(str(poster), caption="Our winter poster"),
+                      ImageReply(poster.as_uri(), caption="Our winter poster"),
+                      ImageReply("https://cdn.example/poster.png", caption="Our winter poster"),
+                      QrReply("spring-2026", caption="Scan to join")):
+            await env.channel.send_mass(openids, reply, context={})
+        texts = [job["message"]["content"] for job in env.sim.mass_jobs]
+        (ticket,) = [t for t in env.sim.tickets.values() if t.scene == "spring-2026"]
+        assert texts == ["Our winter poster", "Our winter poster", "Our winter poster\nhttps://cdn.example/poster.png",
+                         f"Scan to join\n{ticket.url}"]

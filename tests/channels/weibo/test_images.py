@@ -92,3 +92,21 @@ async def test_the_platform_refusing_the_upload_ends_failed_with_its_reason(data
         rows = await outbound_outcomes(channel.outbox.sessions, "image")
         assert rows == [("failed", "platform error 10008: param error: an image is at most 64 bytes")]
         assert sim.media_uploads == 0
+
+
+async def test_a_mass_sent_image_is_its_caption_and_a_link_never_a_file_path(database_url: str, tmp_path: Path) -> None:
+    from bot import QrReply
+
+    poster = png_file(tmp_path)
+    async with sim_env(database_url, []) as (sim, channel, _api_url):
+        fans = [str(sim.add_fan(language="en")) for _ in range(2)]
+        for fan in fans:
+            await sim.follow(fan)
+        for reply in (ImageReply(str(poster), caption="Our winter poster"),
+                      ImageReply("qr:https://example.com/join", caption="Our winter poster"),
+                      ImageReply("https://cdn.example/poster.png", caption="Our winter poster"),
+                      QrReply("spring-2026", caption="Scan to join")):
+            await channel.send_mass(fans, reply, context={})
+        assert [job["message"]["text"] for job in sim.broadcasts] == [
+            "Our winter poster", "Our winter poster", "Our winter poster\nhttps://cdn.example/poster.png",
+            f"Scan to join\n{channel.qr_url('spring-2026')}"]
