@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+from bot.core.reply import TextReply
 from bot.errors import FollowerGone, NotSent, PlatformAPIError, QuotaExceeded
-from bot.testing.conformance import ChannelConformance, ChannelDriver
+from bot.testing.conformance import ChannelConformance, ChannelDriver, serve_loopback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "webchat_channel"))
+from webchat_channel.adapter import WebChatChannel
 from webchat_channel.testing import WebChatDriver
 
 
@@ -28,12 +33,6 @@ class TestWebChatConformance(ChannelConformance):
 ])
 async def test_the_example_maps_every_answer_of_its_send_api_to_the_outbox_s_errors(
         status: int, body: bytes, raised: type[Exception], said: str) -> None:
-    from aiohttp import web
-
-    from bot.core.reply import TextReply
-    from bot.testing.conformance import serve_loopback
-    from webchat_channel.adapter import WebChatChannel
-
     async def answer(request: web.Request) -> web.Response:
         return web.Response(status=status, body=body, content_type="text/html")
 
@@ -52,15 +51,6 @@ async def test_the_example_maps_every_answer_of_its_send_api_to_the_outbox_s_err
 
 
 async def test_the_example_s_send_left_in_doubt_by_a_timeout_is_retried_later_not_taken_as_never_sent() -> None:
-    import asyncio
-
-    import aiohttp
-    from aiohttp import web
-
-    from bot.core.reply import TextReply
-    from bot.testing.conformance import serve_loopback
-    from webchat_channel.adapter import WebChatChannel
-
     release = asyncio.Event()
 
     async def stuck(request: web.Request) -> web.Response:
