@@ -32,6 +32,7 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.plugin import Lifetime
+from bot.channels.registry import installed_channels
 from bot.channels.telegram.config import TelegramConfig
 from bot.core.services import Services
 from bot.settings import Settings, WeChatAccount, WeiboSettings
@@ -60,25 +61,22 @@ DEFAULT_PORT = 8080
 
 # -- which simulators ---------------------------------------------------------------------------------
 def real_platforms(settings: Settings) -> list[str]:
-    """The platforms with real settings."""
-    found = []
-    if settings.wechat.configured or any(cfg.configured for cfg in settings.wechat_accounts.values()):
-        found.append("wechat")
-    if settings.telegram.token is not None:
-        found.append("telegram")
-    if settings.weibo.configured:
-        found.append("weibo")
-    return found + sorted(settings.channels)  # the channels installed as plugins, given their settings
+    """The platforms with real settings, as each installed channel plugin's own ``configured`` says."""
+    return [p.platform for p in installed_channels().plugins if p.real_platform and p.is_configured(settings)]
 
 
 def simulators_to_mount(settings: Settings) -> list[str]:
     """The simulators to serve: none beside a real platform, unless ENGAGEBOT_SIMULATORS=true says so."""
-    return [p for p in PLATFORMS if simulator_wanted(settings, p)]
+    real = real_platforms(settings)
+    return [p for p in PLATFORMS if _wanted(settings, real, p)]
 
 
 def simulator_wanted(settings: Settings, platform: str) -> bool:
     """Serve ``platform``'s simulator (a plugin's too)? Not when it is real, nor beside a real one by default."""
-    real = real_platforms(settings)
+    return _wanted(settings, real_platforms(settings), platform)
+
+
+def _wanted(settings: Settings, real: list[str], platform: str) -> bool:
     wanted = settings.simulators if settings.simulators is not None else not real
     return wanted and platform not in real
 

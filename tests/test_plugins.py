@@ -212,3 +212,49 @@ def test_engagebot_run_serves_an_installed_and_configured_channel(site: Path, tm
             "Content-Type": "application/json", "X-Webchat-Signature": "0" * 64})
         assert refused == 403
         assert "simulators: none (real platform configured: webchat)" in server.lines
+
+
+def test_settings_of_a_channel_that_is_not_installed_stop_startup_naming_both() -> None:
+    settings = Settings(channels={"linechat": {"secret": "s" * 16}})
+    with pytest.raises(PluginError) as caught:
+        channel_plugins(settings)
+    assert str(caught.value) == ("setting ENGAGEBOT_CHANNELS__LINECHAT__... (channels.linechat): no channel plugin "
+                                 "'linechat' is installed (no engagebot.channels entry point named linechat)")
+    with pytest.raises(PluginError, match="channel 'wechat' takes no settings there"):
+        channel_plugins(Settings(channels={"wechat": {"token": "t"}}))  # WeChat reads ENGAGEBOT_WECHAT__*
+
+
+def test_engagebot_run_refuses_a_channel_configured_but_not_installed(tmp_path: Path) -> None:
+    env = {"ENGAGEBOT_CHANNELS__LINECHAT__SECRET": "s" * 16,
+           "ENGAGEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"}
+    done = engagebot("run", "--port", str(free_port()), env=env)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        "engagebot: setting ENGAGEBOT_CHANNELS__LINECHAT__... (channels.linechat): no channel plugin 'linechat' "
+        "is installed (no engagebot.channels entry point named linechat)")
+    listed = engagebot("channels", env=env)
+    assert listed.returncode == 1
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith("linechat")]
+    assert row.split()[1:3] == ["-", "missing"]
+
+
+def test_a_real_platform_is_what_each_installed_plugin_s_configured_says(site: Path) -> None:
+    from bot.simulation import real_platforms, simulators_to_mount
+
+    install_dist(site, "plugin-always", {"engagebot.channels": {"always": "plugin_always:plugin"}},
+                 packages={"plugin_always": "from bot.channels.plugin import ChannelPlugin\n"
+                                            "plugin = ChannelPlugin('always', lambda app, ctx: None,\n"
+                                            "                       configured=lambda s: s.port == 8181)\n"})
+    assert (real_platforms(Settings()), simulators_to_mount(Settings())) == ([], ["wechat", "telegram", "weibo"])
+    assert (real_platforms(Settings(port=8181)), simulators_to_mount(Settings(port=8181))) == (["always"], [])
+    assert real_platforms(Settings(mock_sink="sqlite+aiosqlite:///sink.db")) == []  # the mock is no platform
+
+
+def test_a_handler_package_seen_twice_on_the_path_is_loaded_once(site: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """An editable install also on the path from its source folder: the same entry point twice."""
+    for folder in (site, tmp_path / "again"):
+        install_dist(folder, "plugin-handlers", {"engagebot.handlers": {"alpha": "plugin_alpha:routes"}},
+                     packages={"plugin_alpha": HANDLER.format(name="alpha")})
+    monkeypatch.syspath_prepend(str(tmp_path / "again"))
+    assert [r.name for r in handler_routers()] == ["alpha"]

@@ -32,8 +32,12 @@ from bot.web import read_body
 
 from .base import Channel, Dispatch
 
-MOCK_CAPABILITIES = Capabilities(max_text_length=4096, buttons=True, max_articles=10, images=True,
-                                 image_captions=True)
+MOCK_CAPABILITIES = Capabilities(
+    max_text_length=4096, buttons=True, max_articles=10, images=True, image_captions=True,
+    not_met=(("signature", "no platform: followers' actions are calls in the same process, nothing is signed"),
+             ("windows", "no platform: the mock answers inline and keeps its sends, with no window to keep"),
+             ("rates", "no platform: the mock's sends are calls in the same process, with no pace to keep"),
+             ("crash", "no send engine: the mock's sends are calls in the same process (or rows of its sink)")))
 
 
 class DeliverySink(Protocol):

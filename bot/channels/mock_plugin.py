@@ -35,4 +35,5 @@ def _mock_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
 
 
 mock_plugin = ChannelPlugin("mock", _mock_plugin, capabilities=lambda _s: MOCK_CAPABILITIES,
-                            configured=lambda s: s.mock_sink is not None, order=40)
+                            configured=lambda s: s.mock_sink is not None, order=40,
+                            real_platform=False)

@@ -89,6 +89,8 @@ class ChannelPlugin:
     simulator: MountSimulator | None = None
     # Where the channel comes in ``default_plugins`` (then by name): engagebot's own take 10..40.
     order: int = 100
+    # False: no platform behind it (the mock), so configuring it leaves the simulators on.
+    real_platform: bool = True
 
     def __call__(self, app: web.Application, ctx: PluginContext) -> Lifetime | None:
         return self.setup(app, ctx)

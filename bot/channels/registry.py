@@ -9,7 +9,8 @@ engagebot's own channels (wechat, telegram, weibo, mock) register the same way. 
 does not import, is not a ``ChannelPlugin``, its name differs from its platform, two packages claim
 one name) is reported naming its entry point: it stops startup when it is one of engagebot's own,
 is configured (``ENGAGEBOT_CHANNELS__<NAME>__...``) or is a duplicate; otherwise it is skipped with
-a warning, since nothing was asked of it. Handler plugins always stop startup when broken: once
+a warning, since nothing was asked of it. Settings naming a channel no plugin serves stop startup too:
+nothing would answer that channel's followers. Handler plugins always stop startup when broken: once
 installed they answer followers.
 """
 
@@ -65,11 +66,27 @@ class InstalledChannels:
     problems: dict[str, str] = field(default_factory=dict)  # entry-point name -> what is wrong, naming it
     duplicates: set[str] = field(default_factory=set)
 
+    def unserved(self, settings: Settings | None) -> dict[str, str]:
+        """The ``channels`` settings no installed plugin reads, by channel name, each with the reason."""
+        plugins = {p.platform: p for p in self.plugins}
+        found = {}
+        for name in (settings.channels if settings is not None else {}):
+            variable = f"ENGAGEBOT_CHANNELS__{name.upper()}__..."
+            if name in self.problems:
+                continue  # reported as broken
+            if name not in plugins:
+                found[name] = (f"setting {variable} (channels.{name}): no channel plugin {name!r} is installed "
+                               f"(no {CHANNEL_GROUP} entry point named {name})")
+            elif plugins[name].settings_model is None and plugins[name].configured is not None:
+                found[name] = f"setting {variable} (channels.{name}): channel {name!r} takes no settings there (it reads its own)"
+        return found
+
     def check(self, settings: Settings | None) -> None:
-        """Raise PluginError for a broken plugin that must stop startup; log the others."""
+        """Raise PluginError for a broken plugin that must stop startup, or settings no plugin reads; log the rest."""
         configured = settings.channels if settings is not None else {}
         fatal = [reason for name, reason in self.problems.items()
                  if name in BUILTIN_CHANNELS or name in configured or name in self.duplicates]
+        fatal += self.unserved(settings).values()
         if fatal:
             raise PluginError("; ".join(fatal))
         for reason in self.problems.values():
@@ -131,7 +148,11 @@ def handler_routers() -> list[Router]:
     handlers (the first match answers), so a brand's handler wins over the generic ones.
     """
     loaded: list[tuple[int, str, Router]] = []
+    seen: set[tuple[str, str]] = set()
     for ep in entry_points(group=HANDLER_GROUP):
+        if (ep.name, ep.value) in seen:  # one package seen twice on the path (an editable install)
+            continue
+        seen.add((ep.name, ep.value))
         try:
             obj: Any = ep.load()
             router = obj() if callable(obj) and not isinstance(obj, Router) else obj

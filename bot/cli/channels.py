@@ -45,11 +45,13 @@ async def cmd_channels(args: argparse.Namespace) -> int:
         caps = capability_words(plugin.capabilities(settings)) if plugin.capabilities is not None else "-"
         rows.append((plugin.platform, found.packages[plugin.platform], state, caps))
     rows += [(name, "-", "broken", reason) for name, reason in found.problems.items()]
+    unserved = found.unserved(settings)
+    rows += [(name, "-", "missing", reason) for name, reason in unserved.items()]
     widths = [max(len(r[i]) for r in [("channel", "package", "state", ""), *rows]) for i in range(3)]
     print(f"{'channel':<{widths[0]}}  {'package':<{widths[1]}}  {'state':<{widths[2]}}  capabilities")
     for name, package, state, caps in rows:
         print(f"{name:<{widths[0]}}  {package:<{widths[1]}}  {state:<{widths[2]}}  {caps}")
-    return 1 if found.problems else 0
+    return 1 if found.problems or unserved else 0
 
 
 def add_commands(sub: Any) -> None:

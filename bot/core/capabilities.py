@@ -55,3 +55,6 @@ class Capabilities:
     location_request: bool = False
     # The datum of the positions followers share: "gcj02" on WeChat (China's maps), else GPS's WGS-84.
     location_datum: str = "wgs84"
+    # The conformance points (``bot.testing.conformance.POINTS``) the channel does not meet, each with the
+    # reason: ``(("locale", "the pushes carry no language"),)``. The kit checks the declaration instead.
+    not_met: tuple[tuple[str, str], ...] = ()

@@ -12,12 +12,29 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
 
 from sqlalchemy import case
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.storage.dialect import is_postgresql, upsert
 from bot.storage.models import SendPace
+
+
+class Clock(Protocol):
+    def time(self) -> float: ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class LoopClock:
+    """The running event loop's clock, what the limiter measures and waits by (a test may give a fake one)."""
+
+    def time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
 
 class RateLimiter:
@@ -31,7 +48,8 @@ class RateLimiter:
     """
 
     def __init__(self, per_second: float | None = None, per_chat: float | None = None, *,
-                 shared: SharedPace | None = None) -> None:
+                 shared: SharedPace | None = None, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or LoopClock()
         self.shared = shared  # the account's pace across instances, after this process's own
         self.interval = 1.0 / per_second if per_second else 0.0
         self.chat_interval = 1.0 / per_chat if per_chat else 0.0
@@ -46,7 +64,7 @@ class RateLimiter:
 
     def pause(self, seconds: float, *, chat: str | None = None) -> None:
         """Stop everyone for a while (the platform said 429 / retry after), or only ``chat``."""
-        now = asyncio.get_running_loop().time()
+        now = self.clock.time()
         if chat is None:
             self._paused_until = max(self._paused_until, now + seconds)
             return
@@ -57,7 +75,7 @@ class RateLimiter:
     def paused_for(self, chat: str | None = None) -> float:
         """Seconds left of the current pause of everyone, or of ``chat`` (0: not paused)."""
         until = self._paused_until if chat is None else max(self._paused_until, self._chat_paused.get(chat, 0.0))
-        return max(until - asyncio.get_running_loop().time(), 0.0)
+        return max(until - self.clock.time(), 0.0)
 
     async def acquire(self, chat: str) -> None:
         """Wait for this chat's and the overall turn; spacing counts from when a send really went.
@@ -65,14 +83,14 @@ class RateLimiter:
         Slots are handed out one at a time under a lock, measured from the actual wake-up time, so a
         late wake-up (a busy loop) never lets several sends catch up in a burst.
         """
-        loop = asyncio.get_running_loop()
+        clock = self.clock
         if self.chat_interval or self._chat_paused:
-            while (wait := max(self._chat_next.get(chat, 0.0), self._chat_paused.get(chat, 0.0)) - loop.time()) > 0:
-                await asyncio.sleep(wait)
+            while (wait := max(self._chat_next.get(chat, 0.0), self._chat_paused.get(chat, 0.0)) - clock.time()) > 0:
+                await clock.sleep(wait)
         async with self._lock:
-            while (wait := max(self._paused_until, self._next) - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            now = loop.time()
+            while (wait := max(self._paused_until, self._next) - clock.time()) > 0:
+                await clock.sleep(wait)
+            now = clock.time()
             self._next = now + self.interval
         if self.chat_interval:
             self._chat_next[chat] = now + self.chat_interval
@@ -83,20 +101,20 @@ class RateLimiter:
         """Hold the request until it is at least one interval after the previous real departure."""
         if not (self.interval or self.chat_interval or self._chat_paused):
             return
-        loop = asyncio.get_running_loop()
+        clock = self.clock
         if self.chat_interval or self._chat_paused:
             while (wait := max(self._chat_departed.get(chat, float("-inf")) + self.chat_interval,
-                               self._chat_paused.get(chat, 0.0)) - loop.time()) > 0:
-                await asyncio.sleep(wait)
+                               self._chat_paused.get(chat, 0.0)) - clock.time()) > 0:
+                await clock.sleep(wait)
         async with self._depart_lock:
             # With a shared pace its slots space every process's departures, this one's included: spacing
             # here as well would add the database's round trip to every interval.
             spacing = 0.0 if self.shared is not None and self.shared.active else self.interval
-            while (wait := max(self._paused_until, self._departed + spacing) - loop.time()) > 0:
-                await asyncio.sleep(wait)
+            while (wait := max(self._paused_until, self._departed + spacing) - clock.time()) > 0:
+                await clock.sleep(wait)
             if self.shared is not None:  # the turn across instances, taken right before the request leaves
                 await self.shared.wait_turn()
-            now = self._departed = loop.time()
+            now = self._departed = clock.time()
         if self.chat_interval:
             self._chat_departed[chat] = now
             if len(self._chat_departed) > 10_000:

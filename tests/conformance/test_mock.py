@@ -2,38 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from bot.channels.mock import MockChannel
+from bot.channels.mock import MOCK_CAPABILITIES, MockChannel
+from bot.core.capabilities import Capabilities
 from bot.core.inbound import Inbound, Kind, Notice
-from bot.core.reply import ButtonsReply, Reply, TextReply
+from bot.core.reply import ButtonsReply, ImageReply, Reply, TextReply
 from bot.core.router import Router
 from bot.testing import BotHarness
-from bot.testing.conformance import ChannelConformance, ChannelDriver, wait_for_texts
+from bot.testing.conformance import ChannelConformance, ChannelDriver, conformance_router, wait_for_texts
 
 
 def shown(reply: Reply) -> str:
     if isinstance(reply, ButtonsReply):
         return "\n".join([reply.text, *(b.label for b in reply.buttons)])
+    if isinstance(reply, ImageReply):
+        return "\n".join(p for p in ("[image]", reply.caption) if p)
     return reply.text if isinstance(reply, TextReply) else repr(reply)
 
 
 class MockDriver(ChannelDriver):
-    not_met = {
-        "signature": "no platform: followers' actions are calls in the same process, nothing is signed",
-        "windows": "no platform: the mock answers inline and keeps its sends, with no window or pace to keep",
-        "crash": "no send engine: the mock's sends are calls in the same process (or rows of its sink)",
-    }
+    """What the mock does not meet is declared in its capabilities (``MOCK_CAPABILITIES.not_met``)."""
+
     channel: MockChannel
 
-    def __init__(self) -> None:
+    def __init__(self, capabilities: Capabilities = MOCK_CAPABILITIES) -> None:
+        self.declares = capabilities
         self._ids = 0
         self._languages: dict[str, str | None] = {}
 
     async def start(self, *, database_url: str, routers: Sequence[Router]) -> None:
-        self.harness = BotHarness(routers=routers, database_url=database_url)
+        self.harness = BotHarness(routers=routers, database_url=database_url, capabilities=self.declares)
         await self.harness.__aenter__()
         self.channel, self.sessions = self.harness.channel, self.harness.sessions
 
@@ -55,7 +58,7 @@ class MockDriver(ChannelDriver):
         return await self._act(follower, Kind.TEXT, text)
 
     async def send_badly_signed(self, follower: str, text: str) -> int:
-        raise AssertionError("declared: nothing to sign")
+        return await self.send_text(follower, text)  # nothing is signed: a bad signature is no signature
 
     async def send_retry(self, follower: str, text: str) -> None:
         msg_id = f"retried-{follower}"
@@ -83,3 +86,32 @@ class TestMockConformance(ChannelConformance):
     @pytest.fixture
     def conformance_driver(self) -> ChannelDriver:
         return MockDriver()
+
+
+@pytest.fixture
+async def undeclared(tmp_path: Path) -> AsyncIterator[tuple[ChannelConformance, MockDriver]]:
+    """The kit's checks on a mock whose capabilities declare what it does not keep (or cannot be checked)."""
+    driver = MockDriver(replace(MOCK_CAPABILITIES, not_met=(("locale", "pretends to get no language"),
+                                                            ("retry", "pretends to handle retries twice"),
+                                                            ("typing", "no such point"))))
+    await driver.start(database_url=f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", routers=[conformance_router({})])
+    try:
+        yield ChannelConformance(), driver
+    finally:
+        await driver.stop()
+
+
+async def test_a_declaration_the_channel_does_not_keep_fails_the_kit(
+        undeclared: tuple[ChannelConformance, MockDriver]) -> None:
+    kit, driver = undeclared
+    with pytest.raises(AssertionError, match="expected \\['hint=None'\\], got \\['hint=en'\\]"):
+        await kit.test_the_platform_s_language_hint_picks_the_locale(driver, "en", "en")
+    with pytest.raises(AssertionError, match="'typing' is no conformance point"):
+        await kit.test_what_the_channel_declares_not_met_is_a_known_point_with_a_reason(driver)
+
+
+async def test_a_declaration_the_kit_cannot_check_is_skipped_not_passed(
+        undeclared: tuple[ChannelConformance, MockDriver]) -> None:
+    kit, driver = undeclared
+    with pytest.raises(pytest.skip.Exception, match="mock declares 'retry' not met: pretends to handle retries twice"):
+        await kit.test_a_platform_retry_is_handled_once(driver, {})

@@ -25,7 +25,8 @@ LANGUAGES = {"en": "en", "zh_Hans": "zh-hans"}  # the user's app language, as Te
 
 def shown(message: dict[str, Any]) -> str:
     buttons = [b["text"] for row in (message.get("reply_markup") or {}).get("inline_keyboard", []) for b in row]
-    return "\n".join([message.get("text") or message.get("caption") or "", *buttons])
+    text = message.get("text") or message.get("caption") or ""
+    return "\n".join([*(["[image]"] if message.get("photo") else []), text, *buttons])
 
 
 class TelegramDriver(ChannelDriver):

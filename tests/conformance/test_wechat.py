@@ -26,6 +26,8 @@ LANGUAGES = {"en": "en", "zh_Hans": "zh_CN"}  # what WeChat's user info says
 
 
 def entry_text(entry: dict[str, Any]) -> str:
+    if entry.get("type") == "image":
+        return "[image]"
     if entry.get("articles"):
         return "\n".join(a.get("title", "") for a in entry["articles"])
     return str(entry.get("content", ""))

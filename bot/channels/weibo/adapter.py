@@ -58,6 +58,7 @@ def weibo_capabilities(config: WeiboSettings) -> Capabilities:
         passive_reply_deadline=config.passive_deadline_seconds, max_passive_replies=1,
         window_after_message=ReplyWindow(window), window_after_event=ReplyWindow(window),
         window_after_mention=ReplyWindow(window, config.mention_replies),
+        not_met=(("locale", "Weibo's pushes carry no language hint: a fan picks a language with /lang"),),
         mass_send=MassSendQuota(per_period=config.mass_sends_per_day, period=timedelta(days=1))
         if config.mass_sends_per_day else None,
     )

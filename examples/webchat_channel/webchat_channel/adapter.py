@@ -30,7 +30,15 @@ from bot.core.capabilities import Capabilities, ReplyWindow
 from bot.core.inbound import Inbound, Kind, Notice
 from bot.core.reply import ButtonsReply, Reply, TextReply
 from bot.delivery.outbox import OutboxSender
-from bot.errors import FollowerGone, NotSent, PayloadError, PlatformAPIError, QuotaExceeded, SignatureError
+from bot.errors import (
+    FollowerGone,
+    NotSent,
+    PayloadError,
+    PlatformAPIError,
+    QuotaExceeded,
+    SignatureError,
+    platform_text,
+)
 from bot.web import read_body
 
 MAX_BODY = 16 * 1024
@@ -126,14 +134,23 @@ class WebChatChannel(Channel):
         try:
             async with self._http.post(f"{self.api_base}/v1/send", json=doc,
                                        headers={"Authorization": f"Bearer {self._secret.decode()}"}) as resp:
-                answer = await resp.json(content_type=None)
-        except aiohttp.ClientConnectorError as exc:
-            raise NotSent(f"platform unreachable: {exc}") from None
-        if resp.status == 429:
-            raise QuotaExceeded(retry_after=float(answer.get("retry_after", 1)))
-        if resp.status == 410:
-            raise FollowerGone(answer.get("error", "visitor gone"))
-        if resp.status >= 500:
-            raise NotSent(f"platform error {resp.status}")
-        if resp.status != 200:
-            raise PlatformAPIError(resp.status, str(answer.get("error", "")))
+                status = resp.status
+                try:
+                    answer = await resp.json(content_type=None)
+                except ValueError:  # not JSON (a proxy's error page): the status says what happened
+                    answer = None
+        except aiohttp.ClientConnectorError as exc:  # never left: safe to repeat
+            raise NotSent(f"platform unreachable: {type(exc).__name__}", retry_after=5.0) from None
+        except (TimeoutError, aiohttp.ClientError) as exc:  # it may have arrived: retry later, in doubt
+            raise QuotaExceeded(f"platform did not answer: {type(exc).__name__}", retry_after=5.0) from None
+        if not isinstance(answer, dict):
+            answer = {}
+        if status == 429:
+            retry_after = answer.get("retry_after")
+            raise QuotaExceeded(retry_after=float(retry_after) if isinstance(retry_after, int | float) else 1.0)
+        if status == 410:
+            raise FollowerGone(platform_text(answer.get("error", "visitor gone")))
+        if status >= 500:
+            raise NotSent(f"platform error {status}", retry_after=5.0)
+        if status != 200:
+            raise PlatformAPIError(status, str(answer.get("error", "")))

@@ -75,6 +75,8 @@ class FakeWeibo:
             if queued:
                 code = queued.pop(0)
                 return web.json_response({"error": f"error {code}", "error_code": code, "request": path}, status=400)
+            if path == "/2/mss/upload.json":
+                return web.json_response({"tovfid": f"tovfid-{next(self._ids)}"})
             if path == "/2/messages/reply.json":
                 return web.json_response({"result": True, "sender_id": int(BRAND), "receiver_id": int(form["receiver_id"])})
             if path == "/2/messages/sendall.json":
