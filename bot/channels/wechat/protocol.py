@@ -523,16 +523,6 @@ def render_text(to_user: str, from_user: str, content: str, create_time: int | d
     )
 
 
-def render_image(to_user: str, from_user: str, media_id: str, create_time: int | datetime) -> str:
-    """Render a passive image reply (``media_id`` from ``media/upload``)."""
-    return (
-        f"<xml><ToUserName><![CDATA[{cdata(to_user)}]]></ToUserName>"
-        f"<FromUserName><![CDATA[{cdata(from_user)}]]></FromUserName>"
-        f"<CreateTime>{_unix(create_time)}</CreateTime>"
-        "<MsgType><![CDATA[image]]></MsgType>"
-        f"<Image><MediaId><![CDATA[{cdata(media_id)}]]></MediaId></Image></xml>"
-    )
-
 
 def render_news(to_user: str, from_user: str, article: Article, create_time: int | datetime) -> str:
     """Render a passive news reply with exactly one article (WeChat's current rule)."""
