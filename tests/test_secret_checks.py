@@ -8,15 +8,16 @@ and missing. Every one must be refused with nothing done; then the genuine secre
 guard that refuses everything cannot pass either.
 
 The guards: WeChat's callback ``signature`` (plain and safe mode), its URL check, the safe-mode
-``msg_signature``, Telegram's webhook secret header and the operator token of ``POST /admin/redeem``.
-To add a channel (Weibo's signed pushes, when it lands): write one ``@asynccontextmanager`` that
-serves it and yields a :class:`Guard`, and list it in ``GUARDS``. Nothing else changes.
+``msg_signature``, Weibo's push ``signature`` and its URL check, Telegram's webhook secret header
+and the operator token of ``POST /admin/redeem``. To add a channel: write one
+``@asynccontextmanager`` that serves it and yields a :class:`Guard`, and list it in ``GUARDS``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -41,6 +42,9 @@ from tests.channels.telegram.conftest import SECRET as TELEGRAM_SECRET
 from tests.channels.telegram.conftest import Rig
 from tests.channels.wechat.conftest import TOKEN as WECHAT_TOKEN
 from tests.channels.wechat.conftest import wechat_env
+from tests.channels.weibo.conftest import SECRET as WEIBO_SECRET
+from tests.channels.weibo.conftest import message as weibo_message
+from tests.channels.weibo.conftest import weibo_env
 from tests.offers.conftest import load_into
 from tests.support.servers import serve
 
@@ -158,6 +162,55 @@ async def wechat_url_check(database_url: str, _tmp_path: Path) -> AsyncIterator[
         yield Guard(_sha1(WECHAT_TOKEN, timestamp, nonce), send, effects, refused=403)
 
 
+# --- Weibo --------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def weibo_push(database_url: str, _tmp_path: Path) -> AsyncIterator[Guard]:
+    """POST /weibo with a fan's direct message; its signature is sha1 of the sorted (secret, timestamp, nonce)."""
+    async with weibo_env(database_url) as env, aiohttp.ClientSession() as http:
+        timestamp, nonce = str(int(time.time() * 1000)), secrets.token_hex(5)
+        body = json.dumps(weibo_message("6000000001", "text", text="hello")).encode()
+
+        async def send(presented: str | None) -> int:
+            query = {"timestamp": timestamp, "nonce": nonce}
+            if presented is not None:
+                query["signature"] = presented
+            async with http.post(f"{env.bot_url}/weibo", params=query, data=body,
+                                 headers={"Content-Type": "application/json"}) as resp:
+                await resp.read()
+                return resp.status
+
+        async def effects() -> int:
+            return await env.count(Message, Message.direction == "in")
+
+        yield Guard(_sha1(WEIBO_SECRET, timestamp, nonce), send, effects, refused=403)
+
+
+@asynccontextmanager
+async def weibo_url_check(database_url: str, _tmp_path: Path) -> AsyncIterator[Guard]:
+    """GET /weibo, the platform's check of the push URL: the echo is the effect."""
+    async with weibo_env(database_url) as env, aiohttp.ClientSession() as http:
+        timestamp, nonce = str(int(time.time() * 1000)), secrets.token_hex(5)
+        echoed = 0
+
+        async def send(presented: str | None) -> int:
+            nonlocal echoed
+            echostr = secrets.token_hex(8)
+            query = {"timestamp": timestamp, "nonce": nonce, "echostr": echostr}
+            if presented is not None:
+                query["signature"] = presented
+            async with http.get(f"{env.bot_url}/weibo", params=query) as resp:
+                if resp.status == 200 and await resp.text() == echostr:
+                    echoed += 1
+                return resp.status
+
+        async def effects() -> int:
+            return echoed
+
+        yield Guard(_sha1(WEIBO_SECRET, timestamp, nonce), send, effects, refused=403)
+
+
 # --- Telegram -----------------------------------------------------------------------------------
 
 
@@ -236,7 +289,8 @@ GUARDS: dict[str, GuardFactory] = {
     "wechat-url-check": wechat_url_check,
     "telegram-webhook-secret": telegram_webhook,
     "admin-token": admin_redeem,
-    # "weibo-signature": weibo_push,  <- when the Weibo channel lands
+    "weibo-signature": weibo_push,
+    "weibo-url-check": weibo_url_check,
 }
 
 
