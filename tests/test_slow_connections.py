@@ -114,8 +114,10 @@ async def test_trickling_header_sockets_do_not_stall_healthz_and_logs_stay_small
         await asyncio.gather(*tasks, return_exceptions=True)
     assert proc.poll() is None
     assert len(times) >= 10 and max(times) < 2.0, (times, stderr.read_text("utf-8")[-3000:])
-    # The server dropped the slow sockets (the oldest idle first, past the cap) before their headers ended.
-    assert attack.dropped >= ATTACKERS - CAP and attack.longest_held < 2.0 + 1.5, (attack.dropped, attack.longest_held)
+    # The server dropped the slow sockets (the oldest idle first, past the cap) before their headers ended:
+    # within the header timeout (2 s) plus the lag of one event loop driving 400 sockets on a shared
+    # 2-core machine (the slowest of ~3,000 drops was seen at 3.55 s), far from the body timeout (30 s).
+    assert attack.dropped >= ATTACKERS - CAP and attack.longest_held < 2.0 + 2.5, (attack.dropped, attack.longest_held)
     logged = stderr.read_text("utf-8")[before:]
     assert len(logged) < 4096, logged[:2000]
     assert "out of system resource" not in logged and "Traceback" not in logged
