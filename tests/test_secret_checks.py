@@ -139,11 +139,10 @@ async def wechat_callback(database_url: str, _tmp_path: Path, *, safe: bool, var
 
 
 @asynccontextmanager
-async def wechat_url_check(database_url: str, _tmp_path: Path) -> AsyncIterator[Guard]:
-    """GET /wechat, WeChat's check of the callback URL: the echo is the effect."""
-    async with wechat_env(database_url) as env, aiohttp.ClientSession() as http:
-        timestamp, nonce = str(int(time.time())), secrets.token_hex(5)
-        echoed = 0
+async def url_check(url: str, secret: str, timestamp: str) -> AsyncIterator[Guard]:
+    """GET ``url``, a platform's check of the callback URL (WeChat's and Weibo's alike): the echo is the effect."""
+    nonce, echoed = secrets.token_hex(5), 0
+    async with aiohttp.ClientSession() as http:
 
         async def send(presented: str | None) -> int:
             nonlocal echoed
@@ -151,7 +150,7 @@ async def wechat_url_check(database_url: str, _tmp_path: Path) -> AsyncIterator[
             query = {"timestamp": timestamp, "nonce": nonce, "echostr": echostr}
             if presented is not None:
                 query["signature"] = presented
-            async with http.get(f"{env.bot_url}/wechat", params=query) as resp:
+            async with http.get(url, params=query) as resp:
                 if resp.status == 200 and await resp.text() == echostr:
                     echoed += 1
                 return resp.status
@@ -159,7 +158,14 @@ async def wechat_url_check(database_url: str, _tmp_path: Path) -> AsyncIterator[
         async def effects() -> int:
             return echoed
 
-        yield Guard(_sha1(WECHAT_TOKEN, timestamp, nonce), send, effects, refused=403)
+        yield Guard(_sha1(secret, timestamp, nonce), send, effects, refused=403)
+
+
+@asynccontextmanager
+async def wechat_url_check(database_url: str, _tmp_path: Path) -> AsyncIterator[Guard]:
+    async with wechat_env(database_url) as env, url_check(f"{env.bot_url}/wechat", WECHAT_TOKEN,
+                                                          str(int(time.time()))) as guard:
+        yield guard
 
 
 # --- Weibo --------------------------------------------------------------------------------------
@@ -189,26 +195,9 @@ async def weibo_push(database_url: str, _tmp_path: Path) -> AsyncIterator[Guard]
 
 @asynccontextmanager
 async def weibo_url_check(database_url: str, _tmp_path: Path) -> AsyncIterator[Guard]:
-    """GET /weibo, the platform's check of the push URL: the echo is the effect."""
-    async with weibo_env(database_url) as env, aiohttp.ClientSession() as http:
-        timestamp, nonce = str(int(time.time() * 1000)), secrets.token_hex(5)
-        echoed = 0
-
-        async def send(presented: str | None) -> int:
-            nonlocal echoed
-            echostr = secrets.token_hex(8)
-            query = {"timestamp": timestamp, "nonce": nonce, "echostr": echostr}
-            if presented is not None:
-                query["signature"] = presented
-            async with http.get(f"{env.bot_url}/weibo", params=query) as resp:
-                if resp.status == 200 and await resp.text() == echostr:
-                    echoed += 1
-                return resp.status
-
-        async def effects() -> int:
-            return echoed
-
-        yield Guard(_sha1(WEIBO_SECRET, timestamp, nonce), send, effects, refused=403)
+    async with weibo_env(database_url) as env, url_check(f"{env.bot_url}/weibo", WEIBO_SECRET,
+                                                         str(int(time.time() * 1000))) as guard:
+        yield guard
 
 
 # --- Telegram -----------------------------------------------------------------------------------
