@@ -5,7 +5,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.storage.engine import create_engine, make_sessionmaker
+from bot.storage.migrate import upgrade
 from bot.testing import BotHarness
 from handlers import default_router
 from tests.support.db import backend, fresh_database_url
@@ -22,6 +25,15 @@ os.environ["ENGAGEBOT_WORKERS"] = "1"
 async def database_url(tmp_path: Path) -> AsyncIterator[str]:
     async with fresh_database_url(tmp_path) as url:
         yield url
+
+
+@pytest.fixture
+async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Sessions on the test's database, its schema at the head."""
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    yield make_sessionmaker(engine)
+    await engine.dispose()
 
 
 @pytest.fixture

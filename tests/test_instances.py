@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -23,9 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.broadcast import Audience, create_broadcast
 from bot.broadcast.models import DONE, Broadcast
 from bot.broadcast.worker import SUPERVISOR_DUTY
-from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.leases import holders
-from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message
 from tests.support.crash import DUTY_LEASE_SECONDS, CrashRig, eventually_in
 from tests.support.db import backend
@@ -38,14 +35,6 @@ Sessions = async_sessionmaker[AsyncSession]
 BOT = TELEGRAM_TOKEN.split(":", 1)[0]
 BROADCAST = "Spring sale!"
 DUTIES = (f"outbox:telegram:{BOT}", f"telegram-poll:{BOT}", "outbox:wechat:default", SUPERVISOR_DUTY)
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[Sessions]:
-    engine = create_engine(database_url)
-    await upgrade(engine)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
 
 
 async def test_two_instances_share_retries_replays_duties_and_broadcasts(

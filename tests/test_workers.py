@@ -16,7 +16,6 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,7 @@ from bot.broadcast.models import DONE, Broadcast
 from bot.broadcast.worker import SUPERVISOR_DUTY
 from bot.cli.workers import WorkersError, worker_count
 from bot.settings import Settings
-from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.leases import holders
-from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message
 from tests.support.cli import engagebot, one_error_line
 from tests.support.crash import DUTY_LEASE_SECONDS, CrashRig, eventually_in
@@ -43,14 +40,6 @@ BROADCAST = "Spring sale!"
 FALLBACK = "Sorry, I did not understand that. Send /help to see what I can do."
 # A dead holder's lease runs out after its time to live; a standby asks every third of it.
 TAKEOVER_BOUND = DUTY_LEASE_SECONDS * 4 / 3 + 3
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[Sessions]:
-    engine = create_engine(database_url)
-    await upgrade(engine)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
 
 
 def test_one_worker_per_core_but_one_beside_the_simulators(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ Telegram, broadcasts) check the same through real HTTP.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,8 +33,6 @@ from bot.delivery.outbox import (
     channel_key,
 )
 from bot.errors import FollowerGone, NotSent, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
-from bot.storage.engine import create_engine, make_sessionmaker
-from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message
 from bot.storage.status import DeliveryStatus
 from bot.storage.store import apply_follower_action
@@ -43,14 +41,6 @@ from tests.support.broadcast import RecordingChannel, add_followers, ago
 Sessions = async_sessionmaker[AsyncSession]
 WINDOWS = Capabilities(window_after_message=ReplyWindow(timedelta(hours=48), 5),
                        window_after_event=ReplyWindow(timedelta(minutes=1), 3))
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[Sessions]:
-    engine = create_engine(database_url)
-    await upgrade(engine)
-    yield make_sessionmaker(engine)
-    await engine.dispose()
 
 
 def aware(value: datetime | None) -> datetime | None:
