@@ -14,7 +14,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 
 from bot import Context, Inbound, Kind, Reply, Router, TextReply
@@ -26,7 +25,7 @@ from bot.testing import BotHarness
 from bot.web import error_middleware, request_id_middleware
 from handlers import default_router
 from tests.channels.weibo.conftest import BRAND, SECRET, TOKEN, FakeWeibo, WeiboEnv, created_at, message
-from tests.support.servers import free_port, serve
+from tests.support.servers import free_port, serve, serve_channel
 
 chatty = Router("chatty")
 
@@ -112,24 +111,18 @@ async def test_a_late_reply_is_logged_under_the_request_that_brought_it(database
                                brand_uid=BRAND, api_base=api_url, passive_deadline_seconds=0.2)
         channel = WeiboChannel(dispatch=bot.dispatcher.dispatch, account="default", config=config,
                                sessions=bot.sessions)
-        app = web.Application(middlewares=[request_id_middleware, error_middleware])
-        app.router.add_routes(channel.routes())
-        async with serve(app) as bot_url:
-            await channel.start()
+        async with serve_channel(channel, middlewares=[request_id_middleware, error_middleware]) as bot_url:
             env = WeiboEnv(fake, channel, bot, bot_url, api_url)
-            try:
-                with json_logs() as stream:
-                    assert (await env.text("6000000003", "slowly"))[0] == 200
-                    for _ in range(100):
-                        if fake.dms():
-                            break
-                        await asyncio.sleep(0.05)
-                    await asyncio.sleep(0.1)
-                    # Dated a second later: Weibo tells one fan's pushes apart by their second, so a second
-                    # push within the same second would be dropped as a retry of the first.
-                    assert (await env.push(message("6000000003", "text", text="log me", at=created_at(1))))[0] == 200
-            finally:
-                await channel.stop()
+            with json_logs() as stream:
+                assert (await env.text("6000000003", "slowly"))[0] == 200
+                for _ in range(100):
+                    if fake.dms():
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.1)
+                # Dated a second later: Weibo tells one fan's pushes apart by their second, so a second
+                # push within the same second would be dropped as a retry of the first.
+                assert (await env.push(message("6000000003", "text", text="log me", at=created_at(1))))[0] == 200
     lines = events(stream)
     by_event = {e["event"]: e.get("request_id") for e in lines}
     late = by_event["passive deadline passed; replying through the API"]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp import web
+
+from bot.channels.base import Channel
+from bot.web import error_middleware
 
 
 @asynccontextmanager
@@ -21,6 +25,19 @@ async def serve(app: web.Application, host: str = "127.0.0.1", port: int = 0) ->
         yield f"http://{host}:{bound}"
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def serve_channel(channel: Channel, *, middlewares: Sequence[Any] = (error_middleware,)) -> AsyncIterator[str]:
+    """Serve ``channel``'s routes on loopback and start it; yield its base URL; stop it on exit."""
+    app = web.Application(middlewares=list(middlewares))
+    app.router.add_routes(channel.routes())
+    async with serve(app) as url:
+        await channel.start()
+        try:
+            yield url
+        finally:
+            await channel.stop()
 
 
 def free_port() -> int:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from aiohttp import web
 from pydantic import SecretStr
 
 from bot.channels.wechat.adapter import WeChatChannel
@@ -16,9 +15,8 @@ from bot.core.router import Router
 from bot.settings import WeChatAccount
 from bot.simulators.wechat import WeChatSimulator
 from bot.testing import BotHarness
-from bot.web import error_middleware
 from handlers import default_router
-from tests.support.servers import serve
+from tests.support.servers import serve, serve_channel
 
 TOKEN = "adaptertoken42"
 APP_ID = "wx1234567890abcdef"
@@ -67,15 +65,9 @@ async def wechat_env(
         cfg.update(config_overrides or {})
         channel = WeChatChannel(dispatch=bot.dispatcher.dispatch, account="default",
                                 config=WeChatAccount(**cfg), sessions=bot.sessions)
-        app = web.Application(middlewares=[error_middleware])
-        app.router.add_routes(channel.routes())
-        async with serve(app) as bot_url:
+        async with serve_channel(channel) as bot_url:
             sim.callback_url = f"{bot_url}/wechat"
-            await channel.start()
-            try:
-                yield WeChatEnv(sim, channel, bot, bot_url, sim_url)
-            finally:
-                await channel.stop()
+            yield WeChatEnv(sim, channel, bot, bot_url, sim_url)
 
 
 @pytest.fixture

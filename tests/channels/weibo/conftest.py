@@ -25,9 +25,8 @@ from bot.channels.weibo.adapter import WeiboChannel
 from bot.core.router import Router
 from bot.settings import WeiboSettings
 from bot.testing import BotHarness
-from bot.web import error_middleware
 from handlers import default_router
-from tests.support.servers import serve
+from tests.support.servers import serve, serve_channel
 
 SECRET = "weibo-app-secret-42"
 TOKEN = "2.00weibo-access-token"
@@ -162,11 +161,5 @@ async def weibo_env(database_url: str, *, routers: list[Router] | None = None,
         cfg.update(overrides or {})
         channel = WeiboChannel(dispatch=bot.dispatcher.dispatch, account="default", config=WeiboSettings(**cfg),
                                sessions=bot.sessions)
-        app = web.Application(middlewares=[error_middleware])
-        app.router.add_routes(channel.routes())
-        async with serve(app) as bot_url:
-            await channel.start()
-            try:
-                yield WeiboEnv(fake, channel, bot, bot_url, api_url)
-            finally:
-                await channel.stop()
+        async with serve_channel(channel) as bot_url:
+            yield WeiboEnv(fake, channel, bot, bot_url, api_url)

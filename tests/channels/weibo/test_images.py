@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 from pydantic import SecretStr
 
 from bot import Context, ImageReply, Inbound, Kind, Reply, Router
@@ -17,10 +16,9 @@ from bot.channels.weibo.adapter import WeiboChannel
 from bot.settings import WeiboSettings
 from bot.simulators.weibo import WeiboSimulator
 from bot.testing import BotHarness
-from bot.web import error_middleware
 from handlers import default_router
 from tests.support.images import outbound_outcomes, png_file
-from tests.support.servers import serve
+from tests.support.servers import serve, serve_channel
 
 SECRET, TOKEN = "weibo-app-secret", "weibo-access-token"
 
@@ -35,15 +33,9 @@ async def sim_env(database_url: str, routers: list[Router], **sim_options: Any
                                brand_uid=str(sim.brand_uid), api_base=api_url)
         channel = WeiboChannel(dispatch=bot.dispatcher.dispatch, account="default", config=config,
                                sessions=bot.sessions)
-        app = web.Application(middlewares=[error_middleware])
-        app.router.add_routes(channel.routes())
-        async with serve(app) as bot_url:
+        async with serve_channel(channel) as bot_url:
             sim.callback_url = f"{bot_url}/weibo"
-            await channel.start()
-            try:
-                yield sim, channel, api_url
-            finally:
-                await channel.stop()
+            yield sim, channel, api_url
 
 
 def poster_router(path: Path) -> Router:
