@@ -18,6 +18,7 @@ from telegram import Update
 from bot.channels.plugin import ChannelPlugin, Lifetime, PluginContext
 from bot.settings import Settings
 from bot.storage.simulators import reply_progress
+from bot.web import read_stream
 
 from .adapter import TELEGRAM_CAPABILITIES, TelegramChannel
 from .config import TelegramConfig
@@ -94,7 +95,7 @@ def _progress_route(ctx: PluginContext, channel: TelegramChannel) -> Handler:
     """
     async def progress(request: web.Request) -> web.Response:
         try:
-            body = json.loads(await request.content.read(64 * 1024 + 1))
+            body = json.loads(await read_stream(request.content, 64 * 1024))
             if not isinstance(body, dict) or not isinstance(body.get("update"), dict):
                 raise ValueError("body must be {\"update\": {...}}")
             msg = update_to_inbound(Update.de_json(body["update"], channel.application.bot),

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..bodies import read_upto
 from .params import scope_key
 from .server import file_response
 from .state import DEEP_LINK_PAYLOAD, LANGUAGE_TAG
@@ -57,7 +58,7 @@ class ChatPage:
             if request.content_length is not None and request.content_length > MAX_BODY:
                 return _fail("body too large")
             try:
-                raw = await request.content.read(MAX_BODY + 1)
+                raw = await read_upto(request.content, MAX_BODY)
                 if len(raw) > MAX_BODY:
                     return _fail("body too large")
                 body = json.loads(raw.decode("utf-8"))

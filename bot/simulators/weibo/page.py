@@ -18,6 +18,7 @@ from aiohttp import web
 
 from bot.i18n import N_, SUPPORTED_LOCALES, default_catalogs, normalize_locale
 
+from ..bodies import read_upto
 from .pushes import PushDriver
 from .state import LANGUAGES, SCENE_RE, PushResult, SimulatorError
 
@@ -169,7 +170,7 @@ class FanPage(PushDriver):
     async def _read_object(self, request: web.Request) -> dict[str, Any]:
         if request.content_length is not None and request.content_length > MAX_BODY:
             raise BadInput("body is larger than 16 KiB")
-        raw = await request.content.read(MAX_BODY + 1)
+        raw = await read_upto(request.content, MAX_BODY)
         if len(raw) > MAX_BODY:
             raise BadInput("body is larger than 16 KiB")
         try:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, quote
 import segno
 from aiohttp import BodyPartReader, web
 
+from ..bodies import read_upto
 from .protocol import ProtocolError, decode_data
 from .state import SCENE_RE, Comment, Fan, Scene, WeiboState
 
@@ -160,7 +161,7 @@ class PlatformAPI(WeiboState):
         if request.method == "POST":
             if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
                 raise WeiboError(10008, "param error: body too large")
-            raw = await request.content.read(MAX_FORM_BYTES + 1)
+            raw = await read_upto(request.content, MAX_FORM_BYTES)
             if len(raw) > MAX_FORM_BYTES:
                 raise WeiboError(10008, "param error: body too large")
             if request.content_type not in ("application/x-www-form-urlencoded",):

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from ..bodies import read_upto
 from .platform import PlatformAPI
 from .protocol import ProtocolError, created_at, decode_data, new_nonce, signature
 from .state import SCENE_RE, WEIBO_ERROR_TEXT, Comment, Fan, Post, PushResult, Scene, SimulatorError
@@ -239,7 +240,7 @@ class PushDriver(PlatformAPI):
                 async with self._http().post(url, params=self._signed_query(), data=body, allow_redirects=False,
                                              headers={"Content-Type": "application/json"},
                                              timeout=aiohttp.ClientTimeout(total=self.callback_timeout)) as resp:
-                    status, raw = resp.status, await resp.content.read(MAX_REPLY_BYTES + 1)
+                    status, raw = resp.status, await read_upto(resp.content, MAX_REPLY_BYTES)
             except TimeoutError:
                 result.error = f"no answer within {self.callback_timeout}s (try {attempt})"
                 continue
