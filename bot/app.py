@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client.core import Metric
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.admin.plugin import admin_api_plugin
 from bot.broadcast.plugin import broadcast_plugin
 from bot.channels.base import Channel
 from bot.channels.mock import MOCK_CAPABILITIES, MockChannel, SqlDeliverySink
@@ -29,7 +30,6 @@ from bot.health import SCRAPE_SOURCES, metrics, outbox_source, readyz_handler
 from bot.i18n import Catalogs, default_catalogs
 from bot.landing import LANDING_LINKS, landing_page
 from bot.metrics import ScrapeSources, lease_holders
-from bot.offers.admin import admin_plugin
 from bot.offers.index import OfferIndex, OfferKeywordMatcher
 from bot.rules import PromptRuleCache
 from bot.settings import Settings, own_base_url
@@ -134,7 +134,7 @@ def default_plugins(settings: Settings | None = None) -> list[Plugin]:
     channels come from the ``engagebot.channels`` entry points (``bot.channels.registry``); a broken
     one stops startup when it is engagebot's own or configured in ``settings``.
     """
-    return [*channel_plugins(settings), admin_plugin, broadcast_plugin]
+    return [*channel_plugins(settings), admin_api_plugin, broadcast_plugin]
 
 
 def plugin_context(core: Core, simulated: dict[str, object] | None = None,

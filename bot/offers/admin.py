@@ -5,20 +5,31 @@ Tokens are compared in constant time. A client address that sent too many wrong 
 codes (``admin_failure_limit``, 10 a minute) gets 429 with ``Retry-After`` until its window passes,
 so neither the token nor the codes can be guessed at speed. A body that is not JSON (or nests too
 deeply to parse) is 400.
+
+The operators' API (``bot.admin.plugin``) mounts this same route with its own ``authorize`` (the
+bootstrap token or a token of an operator allowed to redeem: staff, admin) and ``redeem_with`` (its
+service layer, which writes the audit row); it is then on even without ``admin_token``.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web import FailureThrottle, client_address, too_many_failures
 
-from .redeem import RedeemOutcome, redeem
+from .redeem import RedeemOutcome, RedeemResult, redeem
+
+# Who a bearer token stands for when it may redeem (the caller's own notion of a principal), else None.
+Authorize = Callable[[str], Awaitable[Any]]
+# Redeem for that principal in the session (the caller commits).
+RedeemWith = Callable[[AsyncSession, Any, "RedeemBody"], Awaitable[RedeemResult]]
 
 STATUS = {
     RedeemOutcome.REDEEMED: 200,
@@ -50,7 +61,12 @@ def _authorized(request: web.Request, token: str) -> bool:
     return hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8"))
 
 
-def admin_plugin(app: web.Application, core: Any) -> None:
+async def _plain_redeem(session: AsyncSession, who: Any, body: RedeemBody) -> RedeemResult:
+    return await redeem(session, body.code, by=body.by or str(who), promotion=body.promotion)
+
+
+def admin_plugin(app: web.Application, core: Any, *, authorize: Authorize | None = None,
+                 redeem_with: RedeemWith = _plain_redeem) -> None:
     """Add the offers admin routes to the app (see ``bot.app.Plugin``); nothing to start or stop."""
 
     throttle = FailureThrottle(core.settings.admin_failure_limit, namespace="admin")
@@ -58,16 +74,23 @@ def admin_plugin(app: web.Application, core: Any) -> None:
 
     async def redeem_code(request: web.Request) -> web.Response:
         secret = core.settings.admin_token
-        if secret is None or not secret.get_secret_value():
+        if authorize is None and (secret is None or not secret.get_secret_value()):
             return _refuse(503, "admin API disabled")
         client = client_address(request, trusted)
         async with throttle.attempt(client) as wait:
             if wait is not None:
                 return too_many_failures(wait)
-            return await _redeem(request, secret.get_secret_value(), client)
+            return await _redeem(request, secret.get_secret_value() if secret else "", client)
+
+    async def _who(request: web.Request, secret: str) -> Any:
+        if authorize is None:
+            return "admin-api" if _authorized(request, secret) else None
+        scheme, _sep, given = request.headers.get("Authorization", "").partition(" ")
+        return await authorize(given.strip()) if scheme.lower() == "bearer" and given.strip() else None
 
     async def _redeem(request: web.Request, secret: str, client: str) -> web.Response:
-        if not _authorized(request, secret):
+        who = await _who(request, secret)
+        if who is None:
             await throttle.failed(client)
             return web.json_response({"error": "unauthorized"}, status=401,
                                      headers={"WWW-Authenticate": 'Bearer realm="engagebot"'})
@@ -82,7 +105,7 @@ def admin_plugin(app: web.Application, core: Any) -> None:
             field = ".".join(str(p) for p in err["loc"]) or "body"
             return _refuse(422, f"{field}: {err['msg']}")
         async with core.sessions() as session:
-            result = await redeem(session, body.code, by=body.by or "admin-api", promotion=body.promotion)
+            result = await redeem_with(session, who, body)
             await session.commit()
         if result.outcome is RedeemOutcome.UNKNOWN:
             await throttle.failed(client)

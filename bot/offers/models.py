@@ -65,6 +65,11 @@ class Promotion(Base):
     poster: Mapped[str | None] = mapped_column(String(1024))  # an image URL or an absolute file path
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Bumped by every ORM update (migration 0015): the admin API's ETag. ``claimed`` moves by plain UPDATEs
+    # (bot/offers/claims.py), which leave it alone: claims do not make an operator's edit stale.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class Claim(Base):

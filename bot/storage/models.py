@@ -172,6 +172,10 @@ class PromptRule(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     regex: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime]
+    # Bumped by every ORM update (migration 0015): the admin API's ETag; a stale edit fails, never overwrites.
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+
+    __mapper_args__ = {"version_id_col": version}
 
 
 class SeenRequest(Base):

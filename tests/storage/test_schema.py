@@ -12,7 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection
 
-import bot.broadcast.models  # these two register their tables on the shared metadata
+import bot.admin.models  # these three register their tables on the shared metadata
+import bot.broadcast.models
 import bot.offers.models  # noqa: F401
 from bot.storage.engine import create_engine
 from bot.storage.migrate import upgrade

@@ -14,7 +14,11 @@ try:  # optional parts put their tables on the same Base; autogenerate must see 
 except ImportError:
     pass
 try:
-    import bot.broadcast.models  # noqa: F401
+    import bot.broadcast.models
+except ImportError:
+    pass
+try:
+    import bot.admin.models  # noqa: F401
 except ImportError:
     pass
 

@@ -1,0 +1,293 @@
+"""The admin API's routes (``/admin/api/v1``): each a thin call into the service layer, listed in ROUTES."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import Field
+
+from bot.offers.admin import RedeemBody
+from bot.offers.redeem import RedeemOutcome
+from bot.rules import PromptRuleSpec
+
+from . import followers as follower_service
+from . import operators as operator_service
+from . import services
+from .api import Call, Route
+from .audit import list_entries
+from .errors import NotFound
+from .followers import FollowerFilter
+from .roles import PERMISSIONS, Permission
+from .schemas import (
+    AuditPage,
+    AuditView,
+    Body,
+    FollowerPage,
+    FollowerView,
+    FunnelList,
+    FunnelView,
+    MeView,
+    OperatorCreate,
+    OperatorPage,
+    OperatorUpdate,
+    OperatorView,
+    PasswordReset,
+    PromotionPage,
+    PromotionUpdate,
+    PromotionView,
+    RedeemView,
+    RulePage,
+    RuleUpdate,
+    RuleView,
+    TagsUpdate,
+    TokenCreate,
+    TokenCreated,
+    TokenList,
+    TokenView,
+)
+
+P = Permission
+
+
+# --- queries -------------------------------------------------------------------------------------------
+class PageQuery(Body):
+    limit: int = Field(default=50, ge=1, le=200, description="items per page")
+    cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,15}$", description="next_cursor of the page before")
+
+    def after(self) -> int | None:
+        return int(self.cursor) if self.cursor else None
+
+
+def next_cursor(ids: list[int], limit: int) -> str | None:
+    return str(ids[-1]) if len(ids) == limit else None
+
+
+class FollowerQuery(PageQuery):
+    channel: str | None = Field(default=None, max_length=32)
+    locale: str | None = Field(default=None, max_length=16)
+    tag: str | None = Field(default=None, max_length=32)
+    source: str | None = Field(default=None, max_length=128, description="first-touch campaign scene")
+
+    def where(self) -> FollowerFilter:
+        return FollowerFilter(channel=self.channel, locale=self.locale, tag=self.tag, source=self.source)
+
+
+class FollowerExportQuery(Body):
+    channel: str | None = Field(default=None, max_length=32)
+    locale: str | None = Field(default=None, max_length=16)
+    tag: str | None = Field(default=None, max_length=32)
+    source: str | None = Field(default=None, max_length=128)
+
+
+class AuditQuery(PageQuery):
+    action: str | None = Field(default=None, max_length=64)
+    actor: str | None = Field(default=None, max_length=80)
+
+
+class FunnelQuery(Body):
+    campaign: str | None = Field(default=None, max_length=64, description="one campaign's slug")
+
+
+# --- me and operators ----------------------------------------------------------------------------------
+async def me(call: Call) -> MeView:
+    a = call.actor
+    return MeView(name=a.name, role=a.role, operator_id=a.operator_id,
+                  permissions=sorted(p.value for p in PERMISSIONS[a.role]))
+
+
+async def operators_list(call: Call) -> OperatorPage:
+    q = call.query
+    ops = await operator_service.list_operators(call.session, limit=q.limit, after_id=q.after())
+    return OperatorPage(items=[OperatorView.model_validate(operator_service.operator_record(o)) for o in ops],
+                        next_cursor=next_cursor([o.id for o in ops], q.limit))
+
+
+async def operator_create(call: Call) -> OperatorView:
+    op = await operator_service.add_operator(call.session, call.actor, call.body)
+    return OperatorView.model_validate(operator_service.operator_record(op))
+
+
+async def operator_show(call: Call) -> OperatorView:
+    op = await operator_service.get_operator(call.session, call.ids["operator_id"])
+    return OperatorView.model_validate(operator_service.operator_record(op))
+
+
+async def operator_update(call: Call) -> OperatorView:
+    op = await operator_service.get_operator(call.session, call.ids["operator_id"])
+    op = await operator_service.update_operator(call.session, call.actor, op, call.body, version=call.version)
+    return OperatorView.model_validate(operator_service.operator_record(op))
+
+
+async def operator_password(call: Call) -> OperatorView:
+    op = await operator_service.get_operator(call.session, call.ids["operator_id"])
+    op = await operator_service.reset_password(call.session, call.actor, op, call.body)
+    return OperatorView.model_validate(operator_service.operator_record(op))
+
+
+async def tokens_list(call: Call) -> TokenList:
+    op = await operator_service.get_operator(call.session, call.ids["operator_id"])
+    rows = await operator_service.list_tokens(call.session, op)
+    return TokenList(items=[TokenView.model_validate(operator_service.token_record(t)) for t in rows])
+
+
+async def token_create(call: Call) -> TokenCreated:
+    op = await operator_service.get_operator(call.session, call.ids["operator_id"])
+    row, token = await operator_service.create_token(call.session, call.actor, op, call.body)
+    return TokenCreated(**operator_service.token_record(row), token=token)
+
+
+async def token_revoke(call: Call) -> TokenView:
+    row = await operator_service.revoke_token(call.session, call.actor, call.ids["token_id"])
+    return TokenView.model_validate(operator_service.token_record(row))
+
+
+# --- rules ---------------------------------------------------------------------------------------------
+async def rules_list(call: Call) -> RulePage:
+    q = call.query
+    rules = await services.list_rules(call.session, limit=q.limit, after_id=q.after())
+    return RulePage(items=[RuleView.model_validate(services.rule_record(r)) for r in rules],
+                    next_cursor=next_cursor([r.id for r in rules], q.limit))
+
+
+async def rule_create(call: Call) -> RuleView:
+    return RuleView.model_validate(services.rule_record(await services.create_rule(call.session, call.actor, call.body)))
+
+
+async def rule_show(call: Call) -> RuleView:
+    return RuleView.model_validate(services.rule_record(await services.get_rule(call.session, call.ids["rule_id"])))
+
+
+async def rule_update(call: Call) -> RuleView:
+    rule = await services.get_rule(call.session, call.ids["rule_id"])
+    rule = await services.update_rule(call.session, call.actor, rule, call.body, version=call.version)
+    return RuleView.model_validate(services.rule_record(rule))
+
+
+async def rule_delete(call: Call) -> None:
+    rule = await services.get_rule(call.session, call.ids["rule_id"])
+    await services.delete_rule(call.session, call.actor, rule, version=call.version)
+
+
+# --- promotions and codes ------------------------------------------------------------------------------
+async def promotions_list(call: Call) -> PromotionPage:
+    q = call.query
+    rows = await services.list_promotions(call.session, limit=q.limit, after_id=q.after())
+    return PromotionPage(items=[PromotionView.model_validate(r) for r in rows],
+                         next_cursor=next_cursor([r["id"] for r in rows], q.limit))
+
+
+async def promotion_show(call: Call) -> PromotionView:
+    promo = await services.get_promotion(call.session, call.ids["promotion_id"])
+    return PromotionView.model_validate(await services.promotion_view(call.session, promo))
+
+
+async def promotion_update(call: Call) -> PromotionView:
+    promo = await services.get_promotion(call.session, call.ids["promotion_id"])
+    promo = await services.update_promotion(call.session, call.actor, promo, call.body, version=call.version)
+    return PromotionView.model_validate(await services.promotion_view(call.session, promo))
+
+
+async def code_redeem(call: Call) -> RedeemView:
+    """A refusal (already redeemed, expired, unknown) is an answer, not an error: 200 with its outcome."""
+    body: RedeemBody = call.body
+    result = await services.redeem_code(call.session, call.actor, body.code, promotion=body.promotion, by=body.by)
+    if result.outcome is RedeemOutcome.UNKNOWN:
+        await call.count_failure()  # guessing codes is throttled like guessing tokens
+    return RedeemView(outcome=str(result.outcome), code=result.code, promotion=result.promotion,
+                      message=result.describe(call.settings.timezone), redeemed_at=result.redeemed_at,
+                      valid_until=result.valid_until)
+
+
+# --- followers -----------------------------------------------------------------------------------------
+async def followers_list(call: Call) -> FollowerPage:
+    q = call.query
+    rows = await follower_service.search_followers(call.session, q.where(), limit=q.limit, after_id=q.after())
+    return FollowerPage(items=[FollowerView.model_validate(follower_service.follower_record(f)) for f in rows],
+                        next_cursor=next_cursor([f.id for f in rows], q.limit))
+
+
+async def follower_show(call: Call) -> FollowerView:
+    f = await follower_service.get_follower(call.session, call.ids["follower_id"])
+    return FollowerView.model_validate(follower_service.follower_record(f))
+
+
+async def follower_tag(call: Call) -> FollowerView:
+    f = await follower_service.tag_follower(call.session, call.actor, call.ids["follower_id"], call.body)
+    return FollowerView.model_validate(follower_service.follower_record(f))
+
+
+async def followers_export(call: Call) -> web.StreamResponse:
+    q = call.query
+    where = FollowerFilter(channel=q.channel, locale=q.locale, tag=q.tag, source=q.source)
+    response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
+                                           "Content-Disposition": 'attachment; filename="followers.csv"'})
+    await response.prepare(call.request)
+    async for chunk in follower_service.export_csv(call.session, where):
+        await response.write(chunk.encode("utf-8"))
+    await response.write_eof()
+    return response
+
+
+# --- stats and audit -----------------------------------------------------------------------------------
+async def funnel(call: Call) -> FunnelList:
+    rows = await services.campaign_funnel(call.session, call.query.campaign)
+    if not rows and call.query.campaign:
+        raise NotFound(f"no campaign {call.query.campaign!r}")
+    return FunnelList(items=[FunnelView(campaign=r.slug, source=r.source, scene=r.scene, promotion=r.promotion,
+                                        scans=r.scans, people=r.people, follows=r.follows, claims=r.claims,
+                                        redemptions=r.redemptions) for r in rows])
+
+
+async def audit_list(call: Call) -> AuditPage:
+    q = call.query
+    rows = await list_entries(call.session, limit=q.limit, before_id=q.after(), action=q.action, actor=q.actor)
+    return AuditPage(items=[AuditView.model_validate(r) for r in rows],
+                     next_cursor=next_cursor([r.id for r in rows], q.limit))
+
+
+ROUTES: list[Route] = [
+    Route("GET", "/me", me, "Who this token is, and what it may do", "operators", answer=MeView),
+    Route("GET", "/operators", operators_list, "List operators", "operators", P.OPERATORS_READ, query=PageQuery,
+          answer=OperatorPage),
+    Route("POST", "/operators", operator_create, "Add an operator", "operators", P.OPERATORS_WRITE,
+          body=OperatorCreate, answer=OperatorView, status=201, etag=True),
+    Route("GET", "/operators/{operator_id}", operator_show, "One operator", "operators", P.OPERATORS_READ,
+          answer=OperatorView, etag=True),
+    Route("PATCH", "/operators/{operator_id}", operator_update, "Change role, name, or disable", "operators",
+          P.OPERATORS_WRITE, body=OperatorUpdate, answer=OperatorView, etag=True, if_match=True),
+    Route("POST", "/operators/{operator_id}/password", operator_password, "Set a new password", "operators",
+          P.OPERATORS_WRITE, body=PasswordReset, answer=OperatorView, etag=True),
+    Route("GET", "/operators/{operator_id}/tokens", tokens_list, "An operator's API tokens", "operators",
+          P.OPERATORS_READ, answer=TokenList),
+    Route("POST", "/operators/{operator_id}/tokens", token_create, "Make an API token (shown once)", "operators",
+          P.OPERATORS_WRITE, body=TokenCreate, answer=TokenCreated, status=201),
+    Route("DELETE", "/tokens/{token_id}", token_revoke, "Revoke an API token", "operators", P.OPERATORS_WRITE,
+          answer=TokenView),
+    Route("GET", "/rules", rules_list, "List prompt rules", "rules", P.RULES_READ, query=PageQuery, answer=RulePage),
+    Route("POST", "/rules", rule_create, "Add a prompt rule", "rules", P.RULES_WRITE, body=PromptRuleSpec,
+          answer=RuleView, status=201, etag=True),
+    Route("GET", "/rules/{rule_id}", rule_show, "One prompt rule", "rules", P.RULES_READ, answer=RuleView, etag=True),
+    Route("PATCH", "/rules/{rule_id}", rule_update, "Change a prompt rule", "rules", P.RULES_WRITE, body=RuleUpdate,
+          answer=RuleView, etag=True, if_match=True),
+    Route("DELETE", "/rules/{rule_id}", rule_delete, "Delete a prompt rule", "rules", P.RULES_WRITE, status=204,
+          if_match=True),
+    Route("GET", "/promotions", promotions_list, "List promotions with live claimed/quota", "promotions",
+          P.PROMOTIONS_READ, query=PageQuery, answer=PromotionPage),
+    Route("GET", "/promotions/{promotion_id}", promotion_show, "One promotion", "promotions", P.PROMOTIONS_READ,
+          answer=PromotionView, etag=True),
+    Route("PATCH", "/promotions/{promotion_id}", promotion_update, "Change quota, dates or title", "promotions",
+          P.PROMOTIONS_WRITE, body=PromotionUpdate, answer=PromotionView, etag=True, if_match=True),
+    Route("POST", "/codes/redeem", code_redeem, "Redeem a code at the till (once)", "codes", P.CODES_REDEEM,
+          body=RedeemBody, answer=RedeemView),
+    Route("GET", "/followers", followers_list, "Search followers", "followers", P.FOLLOWERS_READ,
+          query=FollowerQuery, answer=FollowerPage),
+    Route("GET", "/followers/export.csv", followers_export, "Export matching followers as CSV", "followers",
+          P.FOLLOWERS_EXPORT, query=FollowerExportQuery, media="text/csv"),
+    Route("GET", "/followers/{follower_id}", follower_show, "One follower", "followers", P.FOLLOWERS_READ,
+          answer=FollowerView),
+    Route("POST", "/followers/{follower_id}/tags", follower_tag, "Add and remove tags", "followers",
+          P.FOLLOWERS_WRITE, body=TagsUpdate, answer=FollowerView),
+    Route("GET", "/stats/funnel", funnel, "Scans -> follows -> claims -> redemptions per campaign", "stats",
+          P.STATS_READ, query=FunnelQuery, answer=FunnelList),
+    Route("GET", "/audit", audit_list, "The audit log, newest first", "audit", P.AUDIT_READ, query=AuditQuery,
+          answer=AuditPage),
+]

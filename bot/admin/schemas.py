@@ -1,0 +1,217 @@
+"""The admin API's bodies and answers (pydantic): validated in, serialized out, and described in OpenAPI
+from these same classes. The CLI builds the same bodies, so both check input one way."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from bot.rules import NAME_PATTERN
+
+from .roles import Role
+
+OPERATOR_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.@-]{1,63}$"
+TAG_PATTERN = r"^[^\x00-\x1f\x7f,]{1,32}$"
+Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
+# Ids in paths and cursors stay within what every backend's key column holds.
+MAX_ID = 2**53
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ErrorView(Answer):
+    error: str = Field(description="what went wrong, in a few words")
+    reason: str | None = Field(default=None, description="why, for a person")
+    field: str | None = Field(default=None, description="the input at fault (body field or parameter)")
+
+
+# --- operators -----------------------------------------------------------------------------------------
+class OperatorCreate(Body):
+    name: str = Field(pattern=OPERATOR_NAME_PATTERN, description="login name: lowercase letters, digits, _.@-")
+    role: Role
+    password: str = Field(min_length=10, max_length=256)
+    display_name: str | None = Field(default=None, max_length=128)
+
+
+class OperatorUpdate(Body):
+    role: Role | None = None
+    display_name: str | None = Field(default=None, max_length=128)
+    disabled: bool | None = None
+
+
+class PasswordReset(Body):
+    password: str = Field(min_length=10, max_length=256)
+
+
+class OperatorView(Answer):
+    id: int
+    name: str
+    display_name: str | None
+    role: Role
+    disabled: bool
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class OperatorPage(Answer):
+    items: list[OperatorView]
+    next_cursor: str | None
+
+
+class TokenCreate(Body):
+    label: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")
+
+
+class TokenView(Answer):
+    id: int
+    operator_id: int
+    label: str
+    prefix: str = Field(description="the token's first characters, to tell tokens apart")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class TokenCreated(TokenView):
+    token: str = Field(description="the token itself: shown this once, stored only as a hash")
+
+
+class TokenList(Answer):
+    items: list[TokenView]
+
+
+class MeView(Answer):
+    name: str
+    role: Role
+    operator_id: int | None
+    permissions: list[str]
+
+
+# --- prompt rules --------------------------------------------------------------------------------------
+class RuleUpdate(Body):
+    regex: bool | None = None
+    match: dict[str, list[str]] | None = None
+    reply: dict[str, str] | None = None
+    priority: int | None = Field(default=None, ge=-1000, le=1000)
+
+
+class RuleView(Answer):
+    id: int
+    name: str = Field(pattern=NAME_PATTERN)
+    regex: bool
+    match: dict[str, list[str]]
+    reply: dict[str, str]
+    priority: int
+    updated_at: datetime
+    version: int
+
+
+class RulePage(Answer):
+    items: list[RuleView]
+    next_cursor: str | None
+
+
+# --- promotions and codes ------------------------------------------------------------------------------
+class PromotionUpdate(Body):
+    """The fields an operator may change while a promotion runs (the rest come from its file)."""
+
+    quota: int | None = Field(default=None, ge=0, le=10_000_000, description="null: unlimited")
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    title: dict[str, str] | None = None
+
+
+class PromotionView(Answer):
+    id: int
+    slug: str
+    title: dict[str, str]
+    channels: list[str]
+    starts_at: datetime | None
+    ends_at: datetime | None
+    quota: int | None
+    claimed: int = Field(description="codes handed out so far (live)")
+    remaining: int | None = Field(description="quota - claimed; null when unlimited")
+    redeemed: int
+    per_follower_limit: int
+    code_strategy: str
+    updated_at: datetime
+    version: int
+
+
+class PromotionPage(Answer):
+    items: list[PromotionView]
+    next_cursor: str | None
+
+
+class RedeemView(Answer):
+    outcome: str
+    code: str
+    promotion: str | None
+    message: str
+    redeemed_at: datetime | None
+    valid_until: datetime | None
+
+
+# --- followers -----------------------------------------------------------------------------------------
+class FollowerView(Answer):
+    id: int
+    channel: str
+    account: str
+    external_id: str
+    display_name: str | None
+    locale: str | None
+    following: bool
+    followed_at: datetime | None
+    first_source: str | None
+    tags: list[str]
+
+
+class FollowerPage(Answer):
+    items: list[FollowerView]
+    next_cursor: str | None
+
+
+class TagsUpdate(Body):
+    add: list[Tag] = Field(default_factory=list, max_length=20)
+    remove: list[Tag] = Field(default_factory=list, max_length=20)
+
+
+# --- stats and audit -----------------------------------------------------------------------------------
+class FunnelView(Answer):
+    campaign: str
+    source: str
+    scene: str
+    promotion: str | None
+    scans: int
+    people: int
+    follows: int
+    claims: int
+    redemptions: int
+
+
+class FunnelList(Answer):
+    items: list[FunnelView]
+
+
+class AuditView(Answer):
+    id: int
+    at: datetime
+    actor: str
+    operator_id: int | None
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class AuditPage(Answer):
+    items: list[AuditView]
+    next_cursor: str | None
