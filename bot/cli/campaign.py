@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bot.offers.campaigns import funnel_stats, get_campaign, write_qr_files
+from bot.admin.services import campaign_funnel
+from bot.offers.campaigns import get_campaign, write_qr_files
 from bot.offers.links import campaign_links
 
 from .common import fail, open_session, settings_of
@@ -48,7 +49,7 @@ async def cmd_campaign_qr(args: argparse.Namespace) -> int:
 
 async def cmd_campaign_stats(args: argparse.Namespace) -> int:
     async with open_session(args) as session:
-        rows = await funnel_stats(session, args.slug)
+        rows = await campaign_funnel(session, args.slug)
     if not rows:
         return fail(f"no campaign {args.slug!r}") if args.slug else (print("no campaigns") or 0)
     header = ("campaign", "source", "scans", "people", "follows", "claims", "redeemed", "follow%", "redeem%")

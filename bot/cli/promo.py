@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from bot.admin.audit import CLI_ACTOR
+from bot.admin.services import load_promotions, redeem_code
 from bot.i18n import locale_warnings, operator_time
-from bot.offers.loader import get_promotion, list_promotions, load_promo_file, pool_free_count, redeemed_count
-from bot.offers.redeem import RedeemOutcome, redeem
+from bot.offers.loader import get_promotion, list_promotions, pool_free_count, redeemed_count
+from bot.offers.redeem import RedeemOutcome
 from bot.offers.spec import read_promo_file
 
 from .common import fail, open_session, settings_of, warn
@@ -27,7 +29,7 @@ async def cmd_promo_load(args: argparse.Namespace) -> int:
                                   "keywords": p.keywords}, keyword_fields=("keywords",))])
     async with open_session(args) as session:
         async with session.begin():
-            summary = await load_promo_file(session, parsed)
+            summary = await load_promotions(session, CLI_ACTOR, parsed, source=str(args.file))
     print(f"loaded {args.file}: promotions {summary.promotions_added} added, {summary.promotions_replaced} replaced; "
           f"campaigns {summary.campaigns_added} added, {summary.campaigns_replaced} replaced; "
           f"{summary.pool_codes_added} pool code(s) added")
@@ -101,7 +103,7 @@ def _codes_line(p: Any, free: int | None) -> str:
 async def cmd_promo_redeem(args: argparse.Namespace) -> int:
     tz = operator_zone(args)
     async with open_session(args) as session:
-        result = await redeem(session, args.code, by=args.by or "cli", promotion=args.promotion)
+        result = await redeem_code(session, CLI_ACTOR, args.code, by=args.by, promotion=args.promotion)
         await session.commit()
     print(result.describe(tz))
     return 0 if result.outcome is RedeemOutcome.REDEEMED else 1

@@ -6,10 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from bot.admin.audit import CLI_ACTOR
+from bot.admin.services import load_rules
 from bot.files import read_data_file
 from bot.i18n import locale_warnings
 from bot.rules import parse_prompt_rules
-from bot.storage.prompts import list_prompt_rules, replace_prompt_rules
+from bot.storage.prompts import list_prompt_rules
 
 from .common import open_database, warn
 
@@ -19,7 +21,7 @@ async def cmd_prompts_load(args: argparse.Namespace) -> int:
     warn(args.file, [line for r in parsed.rules for line in locale_warnings(
         f"rule {r.name!r}", {"match": r.match, "reply": r.reply}, keyword_fields=("match",))])
     async with open_database(args) as (_settings, sessions), sessions() as session, session.begin():
-        added, replaced = await replace_prompt_rules(session, [r.model_dump() for r in parsed.rules])
+        added, replaced = await load_rules(session, CLI_ACTOR, parsed, source=str(args.file))
     print(f"loaded {len(parsed.rules)} rule(s) from {args.file}: {added} added, {replaced} replaced")
     return 0
 
