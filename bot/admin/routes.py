@@ -14,7 +14,6 @@ from . import operators as operator_service
 from . import services
 from .api import Call, Route
 from .audit import list_entries
-from .errors import NotFound
 from .followers import FollowerFilter
 from .roles import PERMISSIONS, Permission
 from .schemas import (
@@ -85,6 +84,7 @@ class AuditQuery(PageQuery):
 
 class FunnelQuery(Body):
     campaign: str | None = Field(default=None, max_length=64, description="one campaign's slug")
+    per_channel: bool = Field(default=False, description="one row per campaign and channel")
 
 
 # --- me and operators ----------------------------------------------------------------------------------
@@ -229,12 +229,10 @@ async def followers_export(call: Call) -> web.StreamResponse:
 
 # --- stats and audit -----------------------------------------------------------------------------------
 async def funnel(call: Call) -> FunnelList:
-    rows = await services.campaign_funnel(call.session, call.query.campaign)
-    if not rows and call.query.campaign:
-        raise NotFound(f"no campaign {call.query.campaign!r}")
+    rows = await services.campaign_funnel(call.session, call.query.campaign, per_channel=call.query.per_channel)
     return FunnelList(items=[FunnelView(campaign=r.slug, source=r.source, scene=r.scene, promotion=r.promotion,
-                                        scans=r.scans, people=r.people, follows=r.follows, claims=r.claims,
-                                        redemptions=r.redemptions) for r in rows])
+                                        channel=r.channel, scans=r.scans, people=r.people, follows=r.follows,
+                                        claims=r.claims, redemptions=r.redemptions) for r in rows])
 
 
 async def audit_list(call: Call) -> AuditPage:

@@ -190,6 +190,7 @@ class FunnelView(Answer):
     source: str
     scene: str
     promotion: str | None
+    channel: str | None = Field(description="null: every channel together")
     scans: int
     people: int
     follows: int

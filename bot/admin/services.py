@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
 from bot.i18n import locale_keys
-from bot.offers.campaigns import FunnelRow, funnel_stats
+from bot.offers.campaigns import FunnelRow, funnel_by_channel, funnel_stats, get_campaign
 from bot.offers.loader import LoadSummary, load_promo_file
 from bot.offers.models import Claim, Promotion
 from bot.offers.redeem import RedeemOutcome, RedeemResult, redeem
@@ -121,6 +121,12 @@ def promotion_record(p: Promotion, redeemed: int) -> dict[str, Any]:
             "updated_at": p.updated_at, "version": p.version}
 
 
+def _promotion_edit_record(p: Promotion) -> dict[str, Any]:
+    """What an edit changes, for the audit log (the live counters are not the operator's doing)."""
+    return {"slug": p.slug, "title": p.title, "starts_at": p.starts_at, "ends_at": p.ends_at, "quota": p.quota,
+            "version": p.version}
+
+
 async def list_promotions(session: AsyncSession, *, limit: int, after_id: int | None = None) -> list[dict[str, Any]]:
     """Promotions with their live counters (claimed, remaining, redeemed), read now, never cached."""
     query = select(Promotion).order_by(Promotion.id).limit(limit)
@@ -146,7 +152,7 @@ async def update_promotion(session: AsyncSession, actor: Actor, promo: Promotion
                            version: int | None) -> Promotion:
     """Change a running promotion's quota, dates or title; a quota below what is claimed is refused."""
     check_version(promo.version, version, f"promotion {promo.slug!r}")
-    before = promotion_record(promo, 0)
+    before = _promotion_edit_record(promo)
     fields = body.model_fields_set
     if "quota" in fields and body.quota is not None and body.quota < promo.claimed:
         raise Invalid("quota", f"{promo.claimed} codes are already claimed, more than {body.quota}")
@@ -171,7 +177,7 @@ async def update_promotion(session: AsyncSession, actor: Actor, promo: Promotion
     except IntegrityError:  # a claim took the last codes between the check and the write
         raise Conflict(f"promotion {promo.slug!r}: more codes were claimed meanwhile than the new quota") from None
     await record(session, actor, "promotion.update", f"promotion:{promo.slug}", before=before,
-                 after=promotion_record(promo, 0))
+                 after=_promotion_edit_record(promo))
     return promo
 
 
@@ -197,6 +203,10 @@ async def redeem_code(session: AsyncSession, actor: Actor, code: str, *, promoti
 
 
 # --- stats ---------------------------------------------------------------------------------------------
-async def campaign_funnel(session: AsyncSession, campaign: str | None = None) -> list[FunnelRow]:
-    """Scans -> follows -> claims -> redemptions per campaign (``engagebot campaign stats`` and the API)."""
-    return await funnel_stats(session, campaign)
+async def campaign_funnel(session: AsyncSession, campaign: str | None = None, *,
+                          per_channel: bool = False) -> list[FunnelRow]:
+    """Scans -> follows -> claims -> redemptions per campaign, or per campaign and channel
+    (``engagebot campaign stats`` and the API); NotFound for a campaign that does not exist."""
+    if campaign is not None and await get_campaign(session, campaign) is None:
+        raise NotFound(f"no campaign {campaign!r}")
+    return await (funnel_by_channel if per_channel else funnel_stats)(session, campaign)

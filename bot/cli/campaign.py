@@ -49,14 +49,17 @@ async def cmd_campaign_qr(args: argparse.Namespace) -> int:
 
 async def cmd_campaign_stats(args: argparse.Namespace) -> int:
     async with open_session(args) as session:
-        rows = await campaign_funnel(session, args.slug)
+        rows = await campaign_funnel(session, args.slug, per_channel=args.per_channel)
     if not rows:
-        return fail(f"no campaign {args.slug!r}") if args.slug else (print("no campaigns") or 0)
-    header = ("campaign", "source", "scans", "people", "follows", "claims", "redeemed", "follow%", "redeem%")
+        return fail(f"no campaign {args.slug!r}") if args.slug and not args.per_channel else (
+            print("no campaigns" if not args.per_channel else "no scans or claims yet") or 0)
+    first = ("campaign", "channel") if args.per_channel else ("campaign", "source")
+    header = (*first, "scans", "people", "follows", "claims", "redeemed", "follow%", "redeem%")
     table = [header]
     for r in rows:
-        table.append((r.slug, r.source[:28], str(r.scans), str(r.people), str(r.follows), str(r.claims),
-                      str(r.redemptions), _percent(r.follows, r.scans), _percent(r.redemptions, r.claims)))
+        table.append((r.slug, (r.channel or "") if args.per_channel else r.source[:28], str(r.scans), str(r.people),
+                      str(r.follows), str(r.claims), str(r.redemptions), _percent(r.follows, r.scans),
+                      _percent(r.redemptions, r.claims)))
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for n, row in enumerate(table):
         print("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
@@ -82,4 +85,5 @@ def add_commands(sub: Any) -> None:
     qr.set_defaults(func=cmd_campaign_qr)
     stats = campaign.add_parser("stats", help="scans -> follows -> claims -> redemptions")
     stats.add_argument("slug", nargs="?")
+    stats.add_argument("--per-channel", action="store_true", help="one row per campaign and channel")
     stats.set_defaults(func=cmd_campaign_stats)

@@ -11,6 +11,8 @@ from typing import Any
 from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.storage.models import Follower
+
 from .models import Campaign, CampaignTouch, Claim, Promotion
 
 
@@ -25,6 +27,7 @@ class FunnelRow:
     follows: int  # touches that made a new follower
     claims: int  # codes handed out through the campaign
     redemptions: int  # of those codes, used at the till
+    channel: str | None = None  # None: every channel together
 
 
 async def find_campaign(session: AsyncSession, scene: str) -> Campaign | None:
@@ -70,6 +73,36 @@ async def funnel_stats(session: AsyncSession, slug: str | None = None) -> list[F
     if slug is not None:
         query = query.where(Campaign.slug == slug)
     return [FunnelRow(*row) for row in (await session.execute(query)).all()]
+
+
+async def funnel_by_channel(session: AsyncSession, slug: str | None = None) -> list[FunnelRow]:
+    """The funnel of :func:`funnel_stats` split by the follower's channel: one row per campaign and channel
+    with any touch or claim (a campaign with neither has no row here)."""
+    touches = (select(CampaignTouch.campaign_id, Follower.channel, func.count(),
+                      func.count(func.distinct(CampaignTouch.follower_id)),
+                      func.count().filter(CampaignTouch.new_follower.is_(True)))
+               .join(Follower, Follower.id == CampaignTouch.follower_id)
+               .group_by(CampaignTouch.campaign_id, Follower.channel))
+    claims = (select(Claim.campaign_id, Follower.channel, func.count(), func.count(Claim.redeemed_at))
+              .join(Follower, Follower.id == Claim.follower_id).where(Claim.campaign_id.is_not(None))
+              .group_by(Claim.campaign_id, Follower.channel))
+    counts: dict[tuple[int | None, str], list[int]] = {}
+    for touched, channel, scans, people, follows in (await session.execute(touches)).all():
+        counts.setdefault((touched, channel), [0, 0, 0, 0, 0])[:3] = [scans, people, follows]
+    for claimed_through, channel, claimed, redeemed in (await session.execute(claims)).all():
+        counts.setdefault((claimed_through, channel), [0, 0, 0, 0, 0])[3:] = [claimed, redeemed]
+    query = (select(Campaign.id, Campaign.slug, Campaign.source, Campaign.scene, Promotion.slug)
+             .outerjoin(Promotion, Promotion.id == Campaign.promotion_id).order_by(Campaign.slug))
+    if slug is not None:
+        query = query.where(Campaign.slug == slug)
+    rows: list[FunnelRow] = []
+    for cid, campaign, source, scene, promotion in (await session.execute(query)).all():
+        for (counted, channel), (scans, people, follows, claimed, redeemed) in sorted(
+                counts.items(), key=lambda item: item[0][1]):
+            if counted == cid:
+                rows.append(FunnelRow(campaign, source, scene, promotion, scans, people, follows, claimed, redeemed,
+                                      channel))
+    return rows
 
 
 def _draw(url: str, png: Path, svg: Path) -> None:

@@ -57,6 +57,9 @@ async def test_a_quota_below_the_codes_claimed_is_refused(admin_api: AdminApi) -
     await admin_api.harness.follower("p3", language="en").say("hotpot")  # the quota is live: no third code
     status, promo, _ = await admin_api.call("GET", "/promotions/1")
     assert promo["claimed"] == 2
+    status, audit, _ = await admin_api.call("GET", "/audit?action=promotion.update")
+    [entry] = audit["items"]
+    assert (entry["actor"], entry["before"]["quota"], entry["after"]["quota"]) == ("marketer", 500, 2)
 
 
 async def test_two_edits_from_the_same_version_one_wins_the_other_gets_409(admin_api: AdminApi) -> None:
@@ -180,5 +183,12 @@ async def test_the_funnel_counts_claims_and_names_an_unknown_campaign(admin_api:
     assert status == 200
     [row] = funnel["items"]
     assert (row["campaign"], row["scans"], row["people"]) == ("mall-poster", 1, 1)
+    await admin_api.harness.follower("scanner-2", language="zh-CN").scan("mall-poster-2026")
+    status, split, _ = await admin_api.call("GET", "/stats/funnel?per_channel=true", "marketer")
+    [total] = (await admin_api.call("GET", "/stats/funnel?campaign=mall-poster"))[1]["items"]
+    assert [(r["campaign"], r["channel"]) for r in split["items"]] == [("mall-poster", "mock")]
+    keys = ("scans", "people", "follows", "claims", "redemptions")
+    assert {k: split["items"][0][k] for k in keys} == {k: total[k] for k in keys}
+    assert (total["scans"], total["claims"]) == (2, 2)
     status, answer, _ = await admin_api.call("GET", "/stats/funnel?campaign=nope")
     assert (status, answer["reason"]) == (404, "no campaign 'nope'")
