@@ -83,6 +83,27 @@ def error(status: int, error_text: str, reason: str | None = None, field_name: s
     return web.json_response(body, status=status, headers=headers)
 
 
+def nul_at(data: Any, path: str = "") -> str | None:
+    """Where a NUL character hides in parsed JSON (a key or a string), or None.
+
+    PostgreSQL stores no NUL in text: refused here with 422, it would otherwise fail the INSERT (a 500).
+    """
+    if isinstance(data, str):
+        return path or "body" if "\x00" in data else None
+    if isinstance(data, dict):
+        for key, value in data.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            if (found := nul_at(value, where)) is not None:
+                return found
+    if isinstance(data, list):
+        for n, value in enumerate(data):
+            if (found := nul_at(value, f"{path}.{n}" if path else str(n))) is not None:
+                return found
+    return None
+
+
 def _invalid(exc: ValidationError, where: str) -> web.Response:
     err = exc.errors()[0]
     name = ".".join(str(p) for p in err["loc"]) or where
@@ -138,8 +159,11 @@ class Api:
             ids[name] = int(raw)
         query = body = version = None
         if route.query is not None:
+            params = dict(request.query)
+            if (at := nul_at(params)) is not None:
+                return error(422, "invalid input", f"{at}: may not contain NUL characters", at)
             try:
-                query = route.query.model_validate(dict(request.query))
+                query = route.query.model_validate(params)
             except ValidationError as exc:
                 return _invalid(exc, "query")
         if route.body is not None:
@@ -149,6 +173,8 @@ class Api:
                 return error(413, "body too large", str(exc))
             except (ValueError, RecursionError):
                 return error(400, "body must be JSON")
+            if (at := nul_at(data)) is not None:
+                return error(422, "invalid input", f"{at}: may not contain NUL characters", at)
             try:
                 body = route.body.model_validate(data)
             except ValidationError as exc:

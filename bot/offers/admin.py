@@ -45,8 +45,9 @@ class RedeemBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     code: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_ -]+$")
-    promotion: str | None = Field(default=None, max_length=64)
-    by: str | None = Field(default=None, max_length=128)  # the till or the shop, for the record
+    # No control characters: PostgreSQL stores no NUL, and the record is shown to people.
+    promotion: str | None = Field(default=None, max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")
+    by: str | None = Field(default=None, max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")  # the till or the shop
 
 
 def _refuse(status: int, reason: str) -> web.Response:

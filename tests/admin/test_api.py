@@ -192,3 +192,20 @@ async def test_the_funnel_counts_claims_and_names_an_unknown_campaign(admin_api:
     assert (total["scans"], total["claims"]) == (2, 2)
     status, answer, _ = await admin_api.call("GET", "/stats/funnel?campaign=nope")
     assert (status, answer["reason"]) == (404, "no campaign 'nope'")
+
+
+async def test_nul_characters_are_422_not_a_database_error(admin_api: AdminApi) -> None:
+    """PostgreSQL stores no NUL in text: refused at the edge, naming where it was."""
+    for method, path, body, field in (
+        ("POST", "/rules", {**RULE, "reply": {"en": "Hi\u0000"}}, "reply.en"),
+        ("POST", "/operators", {"name": "nul", "role": "viewer", "password": "x" * 12, "display_name": "a\u0000"},
+         "display_name"),
+        ("POST", "/codes/redeem", {"code": "ABCDEFGH", "by": "\u0000"}, "by"),
+        ("GET", "/followers?channel=%00", None, "channel"),
+        ("GET", "/audit?actor=a%00", None, "actor"),
+    ):
+        status, answer, _ = await admin_api.call(method, path, json=body)
+        assert (status, answer["field"]) == (422, field), (path, answer)
+    async with admin_api.client.post("/admin/redeem", json={"code": "ABCDEFGH", "by": "till\u0000"},
+                                     headers=admin_api.auth("staff")) as r:
+        assert r.status == 422
