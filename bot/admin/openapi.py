@@ -71,6 +71,21 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
     return params
 
 
+def _links(route: Route, routes: Sequence[Route]) -> dict[str, Any]:
+    """From a route that makes a resource (201, answers its ``id``) to the routes of that resource, so a
+    stateful run (schemathesis) goes on from what it created: read it, edit it with its ETag, delete it."""
+    links: dict[str, Any] = {}
+    for other in routes:
+        if not other.path.startswith(route.path + "/{") or len(other.path_ids) != len(route.path_ids) + 1:
+            continue
+        params: dict[str, str] = {f"path.{name}": f"$request.path.{name}" for name in route.path_ids}
+        params[f"path.{other.path_ids[-1]}"] = "$response.body#/id"
+        if other.if_match and route.etag:
+            params["header.If-Match"] = "$response.header.ETag"
+        links[other.handler.__name__] = {"operationId": other.handler.__name__, "parameters": params}
+    return links
+
+
 def build_document(routes: Sequence[Route]) -> dict[str, Any]:
     keys: list[tuple[type[BaseModel], JsonSchemaMode]] = [(ErrorView, "serialization")]
     for route in routes:
@@ -89,6 +104,8 @@ def build_document(routes: Sequence[Route]) -> dict[str, Any]:
             if route.etag:
                 ok["headers"] = {"ETag": {"description": "send it back as If-Match to edit",
                                           "schema": {"type": "string"}}}
+            if route.status == 201 and (links := _links(route, routes)):
+                ok["links"] = links
         elif route.media != "application/json":
             ok = {"description": "OK", "content": {route.media: {"schema": {"type": "string"}}}}
         else:

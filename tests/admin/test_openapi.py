@@ -60,4 +60,5 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(databa
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)
             output, _ = await asyncio.wait_for(process.communicate(), timeout=540)
     report = output.decode("utf-8", "replace")
+    print(report)  # shown with -s: what was covered
     assert process.returncode == 0, report[-6000:]
