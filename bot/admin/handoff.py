@@ -109,7 +109,11 @@ class HandoffChange:
     state: HandoffState
     agent: str | None
     changed: bool
-    told: bool = False  # the follower was sent "a person will answer" (an outbox row)
+    told_message_id: int | None = None  # the outbox row telling the follower "a person will answer"
+
+    @property
+    def told(self) -> bool:
+        return self.told_message_id is not None
 
 
 async def load_follower(session: AsyncSession, follower_id: int) -> Follower:
@@ -146,14 +150,14 @@ async def take(sessions: async_sessionmaker[AsyncSession], follower_id: int, age
         if _platform_has_it(row, now):
             raise HandoffRefused(f"conversation {follower_id} is with the platform's own customer-service desk")
         told_at = row.handoff_told_at if row.paused_by == AGENT_QUEUE else None
-        told = False
+        notice = None
         window = follower_window(capabilities, row, now)
         if told_at is None and window is not None and window.open:
             texts = await last_inbound_texts(session, [follower_id])
             locale = follower_locale(row, texts.get(follower_id), catalogs=catalogs, default_locale=default_locale,
                                      international_locale=international_locale)
-            enqueue_reply(session, row, TextReply(catalogs.gettext(locale, PERSON_WILL_ANSWER)))
-            told_at, told = now, True
+            notice = enqueue_reply(session, row, TextReply(catalogs.gettext(locale, PERSON_WILL_ANSWER)))
+            told_at = now
         was = row.paused_by
         result = await session.execute(
             update(Follower).where(Follower.id == follower_id, _same(Follower.paused_by, was))
@@ -163,8 +167,9 @@ async def take(sessions: async_sessionmaker[AsyncSession], follower_id: int, age
             await session.rollback()
             raise HandoffRefused(f"conversation {follower_id} changed hands meanwhile; look again")
         await session.commit()
-    log.info("conversation taken", extra={"follower_id": follower_id, "agent": agent, "told": told})
-    return HandoffChange(follower_id, HandoffState.TAKEN, agent, changed=True, told=told)
+    log.info("conversation taken", extra={"follower_id": follower_id, "agent": agent, "told": notice is not None})
+    return HandoffChange(follower_id, HandoffState.TAKEN, agent, changed=True,
+                         told_message_id=notice.id if notice is not None else None)
 
 
 async def release(sessions: async_sessionmaker[AsyncSession], follower_id: int, agent: str, *,

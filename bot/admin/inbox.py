@@ -155,12 +155,13 @@ class Inbox:
     async def take(self, follower_id: int, agent: str) -> HandoffChange:
         """``agent`` takes the conversation (see :func:`bot.admin.handoff.take`)."""
         async with self.sessions() as session:
-            channel = (await load_follower(session, follower_id)).channel
+            row = await load_follower(session, follower_id)
+            channel, account = row.channel, row.account
         change = await take(self.sessions, follower_id, agent, catalogs=self.catalogs,
                             capabilities=self.capabilities.get(channel), default_locale=self.default_locale,
                             international_locale=self.international_locale)
-        if change.told and self.deliver is not None:
-            await self._deliver_pending(follower_id)
+        if change.told_message_id is not None and self.deliver is not None:
+            await self.deliver(channel, account, [change.told_message_id])
         return change
 
     async def release(self, follower_id: int, agent: str, *, force: bool = False) -> HandoffChange:
@@ -208,15 +209,6 @@ class Inbox:
         return await sweep_queue_timeouts(self.sessions, catalogs=self.catalogs, timeout=self.timeout,
                                           default_locale=self.default_locale,
                                           international_locale=self.international_locale, now=now)
-
-    async def _deliver_pending(self, follower_id: int) -> None:
-        assert self.deliver is not None
-        async with self.sessions() as session:
-            rows = (await session.execute(select(Message.id, Message.channel, Message.account).where(
-                Message.follower_id == follower_id, Message.direction == "out", Message.status == "pending",
-                Message.next_attempt_at.is_(None)).order_by(Message.id))).all()
-        if rows:
-            await self.deliver(rows[0].channel, rows[0].account, [r.id for r in rows])
 
     async def _summaries(self, session: AsyncSession, rows: list[Follower], now: datetime) -> list[ConversationSummary]:
         ids = [r.id for r in rows]

@@ -20,7 +20,8 @@ from bot.storage.models import Follower, Message
 from bot.storage.prompts import replace_prompt_rules
 from bot.testing import BotHarness
 from handlers import default_router
-from tests.channels.telegram.conftest import make_rig  # noqa: F401  (the Telegram rig fixture, for test_telegram.py)
+from tests.channels.telegram.conftest import make_rig  # noqa: F401  (the Telegram rig, for test_telegram.py)
+from tests.channels.wechat.conftest import make_env  # noqa: F401  (the WeChat rig, for test_wechat.py)
 
 HOURS_RULE = {"name": "hours", "match": {"en": ["hours"], "zh_Hans": ["营业时间"]},
               "reply": {"en": "We are open 10:00-22:00.", "zh_Hans": "我们10:00至22:00营业。",
