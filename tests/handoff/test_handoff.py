@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
 
-from bot.admin.handoff import BACK_TO_BOT, ConversationNotFound, HandoffRefused, InboxInputError
+from bot.admin.handoff import (
+    BACK_TO_BOT,
+    ConversationNotFound,
+    HandoffRefused,
+    InboxInputError,
+    QueueTimeoutSweeper,
+)
 from bot.core.clock import utcnow
 from bot.core.follower import PERSON_WILL_ANSWER, HandoffState
 from bot.core.inbound import Kind
@@ -236,3 +243,21 @@ async def test_conversations_newest_first_with_locale_state_and_window(windowed_
     assert await desk.inbox.conversations(channel="wechat") == []
     with pytest.raises(InboxInputError):
         await desk.inbox.conversations(limit=0)
+
+
+async def test_the_sweeper_duty_sends_queued_followers_back_by_itself(desk: Desk) -> None:
+    fan = desk.harness.follower("fan", language="en")
+    await fan.say("human")
+    sweeper = QueueTimeoutSweeper(desk.harness.sessions, catalogs=CATALOGS, timeout=timedelta(0),
+                                  default_locale="zh_Hans", every=0.05)
+    sweeper.start()
+    try:
+        for _ in range(100):
+            if (await desk.follower_row("fan")).paused_by is None:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await sweeper.stop()
+    assert (await desk.follower_row("fan")).paused_by is None
+    await desk.sender.sweep_once()
+    assert desk.sent_texts("fan") == [BACK_TO_BOT]
