@@ -16,11 +16,13 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.errors import PayloadTooLarge
+from bot.i18n import Catalogs
 from bot.settings import Settings
 from bot.web import FailureThrottle, client_address, read_body, too_many_failures
 
 from .audit import Actor
 from .errors import AdminError, Invalid
+from .inbox import Deliver
 from .operators import authenticate
 from .roles import Permission
 from .schemas import MAX_ID, ErrorView
@@ -40,7 +42,7 @@ class Call:
     session: AsyncSession
     actor: Actor
     settings: Settings
-    channels: list[Any]  # the app's channels (campaign links)
+    channels: list[Any]  # the app's channels (campaign links, reply windows)
     ids: dict[str, int]
     body: Any = None
     query: Any = None
@@ -48,6 +50,9 @@ class Call:
     count_failure: Callable[[], Awaitable[None]] = field(default=lambda: _nothing())
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    sessions: async_sessionmaker[AsyncSession] | None = None  # for services that open their own transactions
+    catalogs: Catalogs | None = None  # the app's (None: the installed ones)
+    deliver: Deliver | None = None  # sends outbox rows now through this process's channels
 
 
 async def _nothing() -> None:
@@ -119,6 +124,8 @@ class Api:
     sessions: async_sessionmaker[AsyncSession]
     routes: list[Route]
     channels: list[Any] = field(default_factory=list)  # the app's own list: channel plugins fill it
+    catalogs: Catalogs | None = None
+    deliver: Deliver | None = None
 
     def __post_init__(self) -> None:
         self.throttle = FailureThrottle(self.settings.admin_failure_limit, namespace="admin-api")
@@ -189,7 +196,8 @@ class Api:
         async with self.sessions() as session:
             call = Call(request=request, session=session, actor=actor, settings=self.settings,
                         channels=self.channels, ids=ids, body=body,
-                        query=query, version=version, count_failure=count_failure)
+                        query=query, version=version, count_failure=count_failure, sessions=self.sessions, catalogs=self.catalogs,
+                        deliver=self.deliver)
             try:
                 answer = await route.handler(call)
                 await session.commit()

@@ -13,6 +13,12 @@ class NotFound(AdminError):
     http_status = 404
 
 
+class Forbidden(AdminError):
+    """The role may call the route, but not with this option (releasing another agent's conversation)."""
+
+    http_status = 403
+
+
 class Conflict(AdminError):
     """The resource changed since the caller read it, or the write clashes with existing data."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +48,10 @@ SWEEP_BATCH = 100
 # Sent when the queue's timeout passes with no agent: the follower is not left talking to nobody.
 BACK_TO_BOT = N_("Sorry, nobody from our team is free yet. We will answer you here as soon as we can; "
                  "meanwhile I am back to help. Send /help to see what I can do.")
+
+
+# Adds the caller's own rows (an audit entry) to a change's transaction: they commit with it, or not at all.
+Record = Callable[[AsyncSession], Awaitable[None]]
 
 
 class ConversationNotFound(EngagebotError):
@@ -129,7 +134,8 @@ def _platform_has_it(row: Any, now: datetime) -> bool:
 
 async def take(sessions: async_sessionmaker[AsyncSession], follower_id: int, agent: str, *, catalogs: Catalogs,
                capabilities: Capabilities | None, default_locale: str,
-               international_locale: str = INTERNATIONAL_LOCALE, now: datetime | None = None) -> HandoffChange:
+               international_locale: str = INTERNATIONAL_LOCALE, now: datetime | None = None,
+               record: Record | None = None) -> HandoffChange:
     """Let ``agent`` have the conversation: the bot (or the queue) gives it up.
 
     A follower not told yet (they did not ask for a person) is told now, in their language, through the
@@ -166,6 +172,8 @@ async def take(sessions: async_sessionmaker[AsyncSession], follower_id: int, age
         if result.scalar_one_or_none() is None:  # changed since it was read: by another agent, say
             await session.rollback()
             raise HandoffRefused(f"conversation {follower_id} changed hands meanwhile; look again")
+        if record is not None:
+            await record(session)
         await session.commit()
     log.info("conversation taken", extra={"follower_id": follower_id, "agent": agent, "told": notice is not None})
     return HandoffChange(follower_id, HandoffState.TAKEN, agent, changed=True,
@@ -173,7 +181,7 @@ async def take(sessions: async_sessionmaker[AsyncSession], follower_id: int, age
 
 
 async def release(sessions: async_sessionmaker[AsyncSession], follower_id: int, agent: str, *,
-                  force: bool = False, now: datetime | None = None) -> HandoffChange:
+                  force: bool = False, now: datetime | None = None, record: Record | None = None) -> HandoffChange:
     """Hand the conversation back to the bot, which answers the follower's next message again.
 
     ``agent`` releases what they hold, or a queued follower; ``force`` releases another agent's (an
@@ -198,6 +206,8 @@ async def release(sessions: async_sessionmaker[AsyncSession], follower_id: int, 
         if result.scalar_one_or_none() is None:
             await session.rollback()
             raise HandoffRefused(f"conversation {follower_id} changed hands meanwhile; look again")
+        if record is not None:
+            await record(session)
         await session.commit()
     log.info("conversation released", extra={"follower_id": follower_id, "agent": agent, "was": str(state)})
     return HandoffChange(follower_id, HandoffState.BOT, None, changed=True)

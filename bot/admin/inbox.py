@@ -33,6 +33,7 @@ from .handoff import (
     HandoffChange,
     HandoffRefused,
     InboxInputError,
+    Record,
     check_agent,
     follower_locale,
     follower_window,
@@ -152,23 +153,25 @@ class Inbox:
                                 reason=m.reason, created_at=m.created_at, sent_at=m.sent_at, sent_by=m.sent_by)
             for m in reversed(messages)])
 
-    async def take(self, follower_id: int, agent: str) -> HandoffChange:
+    async def take(self, follower_id: int, agent: str, *, record: Record | None = None) -> HandoffChange:
         """``agent`` takes the conversation (see :func:`bot.admin.handoff.take`)."""
         async with self.sessions() as session:
             row = await load_follower(session, follower_id)
             channel, account = row.channel, row.account
         change = await take(self.sessions, follower_id, agent, catalogs=self.catalogs,
                             capabilities=self.capabilities.get(channel), default_locale=self.default_locale,
-                            international_locale=self.international_locale)
+                            international_locale=self.international_locale, record=record)
         if change.told_message_id is not None and self.deliver is not None:
             await self.deliver(channel, account, [change.told_message_id])
         return change
 
-    async def release(self, follower_id: int, agent: str, *, force: bool = False) -> HandoffChange:
+    async def release(self, follower_id: int, agent: str, *, force: bool = False,
+                      record: Record | None = None) -> HandoffChange:
         """Hand the conversation back to the bot (see :func:`bot.admin.handoff.release`)."""
-        return await release(self.sessions, follower_id, agent, force=force)
+        return await release(self.sessions, follower_id, agent, force=force, record=record)
 
-    async def reply(self, follower_id: int, agent: str, text: str, *, now: datetime | None = None) -> QueuedReply:
+    async def reply(self, follower_id: int, agent: str, text: str, *, now: datetime | None = None,
+                    record: Record | None = None) -> QueuedReply:
         """Write ``agent``'s reply to the outbox, if the conversation is theirs and its window is open.
 
         Raises HandoffRefused (not taken by this agent), OutsideReplyWindow (the platform would refuse
@@ -197,6 +200,8 @@ class Inbox:
                                          "the follower must write first")
             message = enqueue_reply(session, row, TextReply(text))
             message.sent_by = agent
+            if record is not None:
+                await record(session)
             await session.commit()
             queued = QueuedReply(message.id, follower_id, window)
             channel, account = row.channel, row.account
@@ -242,4 +247,4 @@ def _state_filter(state: HandoffState) -> Any:
 
 
 __all__ = ["Conversation", "ConversationMessage", "ConversationSummary", "HandoffChange", "HandoffRefused",
-           "Inbox", "InboxInputError", "LastMessage", "QueuedReply"]
+           "Inbox", "InboxInputError", "LastMessage", "QueuedReply", "Record"]

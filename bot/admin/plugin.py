@@ -12,6 +12,7 @@ from bot.offers.redeem import RedeemResult
 
 from .api import Api
 from .audit import Actor
+from .conversations import channel_deliver
 from .openapi import document
 from .roles import Permission
 from .routes import ROUTES
@@ -25,7 +26,8 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 def admin_api_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
-    api = Api(settings=ctx.settings, sessions=ctx.sessions, routes=ROUTES, channels=ctx.channels)
+    api = Api(settings=ctx.settings, sessions=ctx.sessions, routes=ROUTES, channels=ctx.channels,
+              catalogs=ctx.catalogs, deliver=channel_deliver(ctx.channels))
     api.add_to(app)
     app.router.add_get(OPENAPI_PATH, openapi_json)
 

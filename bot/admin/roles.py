@@ -29,6 +29,7 @@ class Permission(StrEnum):
     STATS_READ = "stats.read"
     INBOX_READ = "inbox.read"
     INBOX_WRITE = "inbox.write"
+    INBOX_MANAGE = "inbox.manage"  # release another agent's conversation
 
 
 _P = Permission

@@ -7,16 +7,19 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
+from bot.core.follower import HandoffState
 from bot.offers.admin import RedeemBody
 from bot.offers.redeem import RedeemOutcome
 from bot.rules import PromptRuleSpec
 
+from . import conversations as conversation_service
 from . import followers as follower_service
 from . import operators as operator_service
 from . import services
 from .api import Call, Route
 from .audit import list_entries
 from .followers import FollowerFilter
+from .inbox import ConversationSummary, Inbox
 from .roles import PERMISSIONS, Permission
 from .schemas import (
     AuditPage,
@@ -24,10 +27,15 @@ from .schemas import (
     Body,
     CampaignPage,
     CampaignView,
+    ConversationPage,
+    ConversationView,
     FollowerPage,
     FollowerView,
     FunnelList,
     FunnelView,
+    HandoffView,
+    MessagePage,
+    MessageView,
     MeView,
     OperatorCreate,
     OperatorPage,
@@ -38,6 +46,8 @@ from .schemas import (
     PromotionUpdate,
     PromotionView,
     RedeemView,
+    ReplyBody,
+    ReplyView,
     RulePage,
     RuleUpdate,
     RuleView,
@@ -90,6 +100,19 @@ class QrQuery(Body):
     channel: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$",
                          description="a channel with a link for the scene (wechat, telegram, weibo, ...)")
     format: Literal["png", "svg"] = "png"
+
+
+class ConversationQuery(PageQuery):
+    """``cursor`` here counts the conversations already read (they move as followers write)."""
+
+    state: HandoffState | None = None
+    channel: str | None = Field(default=None, max_length=32)
+    agent: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[!-~]+$",
+                              description="only the conversations this agent has")
+
+
+class ReleaseQuery(Body):
+    force: bool = Field(default=False, description="release another agent's conversation (inbox.manage)")
 
 
 class FunnelQuery(Body):
@@ -254,6 +277,55 @@ async def followers_export(call: Call) -> web.StreamResponse:
     return response
 
 
+# --- conversations (the inbox) -------------------------------------------------------------------------
+def _inbox(call: Call) -> Inbox:
+    assert call.sessions is not None
+    return conversation_service.inbox_for(call.settings, call.sessions, call.channels, catalogs=call.catalogs,
+                                          deliver=call.deliver)
+
+
+def _conversation_view(c: ConversationSummary) -> ConversationView:
+    return ConversationView.model_validate(c)
+
+
+async def conversations_list(call: Call) -> ConversationPage:
+    q: ConversationQuery = call.query
+    offset = int(q.cursor) if q.cursor else 0
+    async with conversation_service.refusals():
+        rows = await _inbox(call).conversations(state=q.state, channel=q.channel, agent=q.agent, limit=q.limit,
+                                                offset=offset)
+    return ConversationPage(items=[_conversation_view(c) for c in rows],
+                            next_cursor=str(offset + q.limit) if len(rows) == q.limit else None)
+
+
+async def conversation_messages(call: Call) -> MessagePage:
+    q: PageQuery = call.query
+    async with conversation_service.refusals():
+        found = await _inbox(call).conversation(call.ids["follower_id"], limit=q.limit, before=q.after())
+    return MessagePage(conversation=_conversation_view(found.summary),
+                       items=[MessageView.model_validate(m) for m in found.messages],
+                       next_cursor=next_cursor([m.id for m in reversed(found.messages)], q.limit))
+
+
+async def conversation_take(call: Call) -> HandoffView:
+    change = await conversation_service.take(_inbox(call), call.actor, call.ids["follower_id"])
+    return HandoffView(follower_id=change.follower_id, state=change.state, agent=change.agent,
+                       changed=change.changed, told=change.told)
+
+
+async def conversation_reply(call: Call) -> ReplyView:
+    body: ReplyBody = call.body
+    queued = await conversation_service.reply(_inbox(call), call.actor, call.ids["follower_id"], body.text)
+    return ReplyView.model_validate(queued)
+
+
+async def conversation_release(call: Call) -> HandoffView:
+    q: ReleaseQuery = call.query
+    change = await conversation_service.release(_inbox(call), call.actor, call.ids["follower_id"], force=q.force)
+    return HandoffView(follower_id=change.follower_id, state=change.state, agent=change.agent,
+                       changed=change.changed, told=change.told)
+
+
 # --- stats and audit -----------------------------------------------------------------------------------
 async def funnel(call: Call) -> FunnelList:
     rows = await services.campaign_funnel(call.session, call.query.campaign, per_channel=call.query.per_channel)
@@ -315,6 +387,18 @@ ROUTES: list[Route] = [
           answer=FollowerView),
     Route("POST", "/followers/{follower_id}/tags", follower_tag, "Add and remove tags", "followers",
           P.FOLLOWERS_WRITE, body=TagsUpdate, answer=FollowerView),
+    Route("GET", "/conversations", conversations_list, "Conversations across channels, newest first", "inbox",
+          P.INBOX_READ, query=ConversationQuery, answer=ConversationPage),
+    Route("GET", "/conversations/{follower_id}/messages", conversation_messages,
+          "One conversation and its messages (the newest page first, each page oldest first)", "inbox",
+          P.INBOX_READ, query=PageQuery, answer=MessagePage),
+    Route("POST", "/conversations/{follower_id}/take", conversation_take,
+          "Take the conversation over: the bot stops answering it", "inbox", P.INBOX_WRITE, answer=HandoffView),
+    Route("POST", "/conversations/{follower_id}/reply", conversation_reply,
+          "Reply in a conversation you took (within the platform's window)", "inbox", P.INBOX_WRITE,
+          body=ReplyBody, answer=ReplyView, status=201),
+    Route("POST", "/conversations/{follower_id}/release", conversation_release,
+          "Hand the conversation back to the bot", "inbox", P.INBOX_WRITE, query=ReleaseQuery, answer=HandoffView),
     Route("GET", "/stats/funnel", funnel, "Scans -> follows -> claims -> redemptions per campaign", "stats",
           P.STATS_READ, query=FunnelQuery, answer=FunnelList),
     Route("GET", "/audit", audit_list, "The audit log, newest first", "audit", P.AUDIT_READ, query=AuditQuery,

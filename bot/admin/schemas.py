@@ -8,8 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from bot.core.follower import HandoffState
 from bot.rules import NAME_PATTERN
 
+from .inbox import MAX_REPLY_CHARS
 from .roles import Role
 
 OPERATOR_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.@-]{1,63}$"
@@ -230,3 +232,75 @@ class AuditView(Answer):
 class AuditPage(Answer):
     items: list[AuditView]
     next_cursor: str | None
+
+
+# --- conversations (the inbox) -------------------------------------------------------------------------
+class WindowView(Answer):
+    open: bool
+    closes_at: datetime | None = Field(description="null while open: the channel has no window (pacing only)")
+    sends_left: int | None
+    reason: str | None = Field(description="why it is closed")
+
+
+class LastMessageView(Answer):
+    direction: str = Field(description="in (the follower) or out (the bot or an agent)")
+    kind: str
+    text: str
+    at: datetime
+
+
+class ConversationView(Answer):
+    follower_id: int = Field(description="the conversation's id")
+    channel: str
+    account: str
+    external_id: str
+    display_name: str | None
+    locale: str = Field(description="the language the bot answers this follower in")
+    state: HandoffState
+    agent: str | None = Field(description="the operator who took it")
+    state_since: datetime | None
+    told_at: datetime | None = Field(description="when the follower was told a person will answer")
+    last_action_at: datetime | None
+    last_message: LastMessageView | None
+    window: WindowView | None = Field(description="the channel's reply window now; null: channel not served here")
+
+
+class ConversationPage(Answer):
+    items: list[ConversationView]
+    next_cursor: str | None
+
+
+class MessageView(Answer):
+    id: int
+    direction: str
+    kind: str
+    text: str
+    status: str
+    reason: str | None
+    created_at: datetime
+    sent_at: datetime | None
+    sent_by: str | None = Field(description="the agent who wrote it; null: the bot (or the follower)")
+
+
+class MessagePage(Answer):
+    conversation: ConversationView
+    items: list[MessageView] = Field(description="oldest first")
+    next_cursor: str | None = Field(description="older messages: pass as cursor")
+
+
+class ReplyBody(Body):
+    text: str = Field(min_length=1, max_length=MAX_REPLY_CHARS, description="what to send the follower")
+
+
+class HandoffView(Answer):
+    follower_id: int
+    state: HandoffState
+    agent: str | None
+    changed: bool = Field(description="false: it was already so")
+    told: bool = Field(default=False, description="the follower was just told a person will answer")
+
+
+class ReplyView(Answer):
+    message_id: int
+    follower_id: int
+    window: WindowView

@@ -1,0 +1,107 @@
+"""The inbox in the admin API: :class:`~bot.admin.inbox.Inbox` (the CLI's service too) acting for the
+authenticated operator, each take, reply and release audited in the transaction that makes it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.core.capabilities import Capabilities
+from bot.delivery.sender import channel_key
+from bot.errors import OutsideReplyWindow
+from bot.i18n import Catalogs, default_catalogs
+from bot.settings import Settings
+
+from .audit import Actor, record
+from .errors import Conflict, Forbidden, Invalid, NotFound
+from .handoff import ConversationNotFound, HandoffChange, HandoffRefused, InboxInputError, Record
+from .inbox import Deliver, Inbox, QueuedReply
+from .roles import Permission
+
+log = logging.getLogger("engagebot.admin.inbox")
+
+
+def channel_capabilities(channels: Sequence[Any]) -> dict[str, Capabilities]:
+    """What each of the app's channels declares (its reply window), by channel name."""
+    return {channel_key(c)[0]: c.capabilities for c in channels if getattr(c, "capabilities", None) is not None}
+
+
+def channel_deliver(channels: Sequence[Any]) -> Deliver:
+    """Send outbox rows now through the app's own sender of that channel account, when it has one.
+
+    A send that fails here is not the caller's failure: the row stays in the outbox and the account's
+    sweeper (or retries) sends it, as any other row.
+    """
+    async def deliver(channel: str, account: str, message_ids: Sequence[int]) -> None:
+        for c in channels:
+            outbox = getattr(c, "outbox", None)
+            if outbox is not None and channel_key(c) == (channel, account):
+                try:
+                    await outbox.deliver(list(message_ids))
+                except Exception:
+                    log.warning("agent reply left to the outbox sweeper", exc_info=True,
+                                extra={"channel": channel, "rows": len(message_ids)})
+                return
+
+    return deliver
+
+
+def inbox_for(settings: Settings, sessions: async_sessionmaker[AsyncSession], channels: Sequence[Any], *,
+              catalogs: Catalogs | None = None, deliver: Deliver | None = None) -> Inbox:
+    return Inbox(sessions, catalogs or default_catalogs(), channel_capabilities(channels),
+                 default_locale=settings.default_locale, international_locale=settings.international_locale,
+                 timeout=timedelta(seconds=settings.handoff_timeout), deliver=deliver)
+
+
+def agent_id(actor: Actor) -> str:
+    """The agent id an operator acts under: their login name (the bootstrap token's name for it)."""
+    return actor.name
+
+
+@asynccontextmanager
+async def refusals() -> AsyncIterator[None]:
+    """The inbox's refusals as the admin layer's errors (status and reason for the API and the CLI)."""
+    try:
+        yield
+    except ConversationNotFound as exc:
+        raise NotFound(str(exc)) from None
+    except InboxInputError as exc:
+        field, _sep, reason = str(exc).partition(": ")
+        raise Invalid(field if reason else "body", reason or str(exc)) from None
+    except (HandoffRefused, OutsideReplyWindow) as exc:
+        raise Conflict(str(exc)) from None
+
+
+def _audit(actor: Actor, action: str, follower_id: int, after: dict[str, Any]) -> Record:
+    async def add(session: AsyncSession) -> None:
+        await record(session, actor, action, f"conversation:{follower_id}", after=after)
+
+    return add
+
+
+async def take(inbox: Inbox, actor: Actor, follower_id: int) -> HandoffChange:
+    agent = agent_id(actor)
+    async with refusals():
+        return await inbox.take(follower_id, agent,
+                                record=_audit(actor, "conversation.take", follower_id, {"agent": agent}))
+
+
+async def release(inbox: Inbox, actor: Actor, follower_id: int, *, force: bool = False) -> HandoffChange:
+    if force and not actor.may(Permission.INBOX_MANAGE):
+        raise Forbidden(f"the {actor.role} role may not release another agent's conversation (force)")
+    agent = agent_id(actor)
+    async with refusals():
+        return await inbox.release(follower_id, agent, force=force, record=_audit(
+            actor, "conversation.release", follower_id, {"agent": agent, "force": force}))
+
+
+async def reply(inbox: Inbox, actor: Actor, follower_id: int, text: str) -> QueuedReply:
+    agent = agent_id(actor)
+    async with refusals():
+        return await inbox.reply(follower_id, agent, text, record=_audit(
+            actor, "conversation.reply", follower_id, {"agent": agent, "text": text}))
