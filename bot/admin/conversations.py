@@ -17,11 +17,12 @@ from bot.errors import OutsideReplyWindow
 from bot.i18n import Catalogs, default_catalogs
 from bot.settings import Settings
 
-from .audit import Actor, record
+from .audit import CLI_ACTOR, Actor, record
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .handoff import ConversationNotFound, HandoffChange, HandoffRefused, InboxInputError, Record
 from .inbox import Deliver, Inbox, QueuedReply
-from .roles import Permission
+from .operators import get_operator
+from .roles import Permission, Role
 
 log = logging.getLogger("engagebot.admin.inbox")
 
@@ -63,6 +64,29 @@ def agent_id(actor: Actor) -> str:
     return actor.name
 
 
+async def terminal_agent(sessions: async_sessionmaker[AsyncSession], operator: str | None,
+                         agent: str | None) -> tuple[Actor, str]:
+    """Who acts from ``engagebot inbox`` (the audit's actor) and under which agent id.
+
+    ``--operator NAME``: an enabled operator whose role holds inbox.write; the agent id is their name.
+    Without it, the terminal's user (``cli``, as every other command) under the ``--agent`` given.
+    """
+    if operator is None:
+        if agent is None:
+            raise Invalid("--agent", "give --operator NAME (an operator account) or --agent ID")
+        return CLI_ACTOR, agent
+    async with sessions() as session:
+        op = await get_operator(session, operator)
+    if op.disabled_at is not None:
+        raise Forbidden(f"operator {op.name!r} is disabled")
+    actor = Actor(op.name, Role(op.role), op.id)
+    if not actor.may(Permission.INBOX_WRITE):
+        raise Forbidden(f"operator {op.name!r}: the {actor.role} role may not {Permission.INBOX_WRITE}")
+    if agent is not None and agent != op.name:
+        raise Invalid("--agent", f"operator {op.name!r} acts as agent {op.name!r}; leave --agent out")
+    return actor, op.name
+
+
 @asynccontextmanager
 async def refusals() -> AsyncIterator[None]:
     """The inbox's refusals as the admin layer's errors (status and reason for the API and the CLI)."""
@@ -84,24 +108,25 @@ def _audit(actor: Actor, action: str, follower_id: int, after: dict[str, Any]) -
     return add
 
 
-async def take(inbox: Inbox, actor: Actor, follower_id: int) -> HandoffChange:
-    agent = agent_id(actor)
+async def take(inbox: Inbox, actor: Actor, follower_id: int, *, agent: str | None = None) -> HandoffChange:
+    agent = agent or agent_id(actor)
     async with refusals():
         return await inbox.take(follower_id, agent,
                                 record=_audit(actor, "conversation.take", follower_id, {"agent": agent}))
 
 
-async def release(inbox: Inbox, actor: Actor, follower_id: int, *, force: bool = False) -> HandoffChange:
+async def release(inbox: Inbox, actor: Actor, follower_id: int, *, force: bool = False,
+                  agent: str | None = None) -> HandoffChange:
     if force and not actor.may(Permission.INBOX_MANAGE):
         raise Forbidden(f"the {actor.role} role may not release another agent's conversation (force)")
-    agent = agent_id(actor)
+    agent = agent or agent_id(actor)
     async with refusals():
         return await inbox.release(follower_id, agent, force=force, record=_audit(
             actor, "conversation.release", follower_id, {"agent": agent, "force": force}))
 
 
-async def reply(inbox: Inbox, actor: Actor, follower_id: int, text: str) -> QueuedReply:
-    agent = agent_id(actor)
+async def reply(inbox: Inbox, actor: Actor, follower_id: int, text: str, *, agent: str | None = None) -> QueuedReply:
+    agent = agent or agent_id(actor)
     async with refusals():
         return await inbox.reply(follower_id, agent, text, record=_audit(
             actor, "conversation.reply", follower_id, {"agent": agent, "text": text}))

@@ -10,6 +10,7 @@ from pydantic import Field
 from bot.core.follower import HandoffState
 from bot.offers.admin import RedeemBody
 from bot.offers.redeem import RedeemOutcome
+from bot.offers.spec import PromotionSpec
 from bot.rules import PromptRuleSpec
 
 from . import conversations as conversation_service
@@ -208,6 +209,11 @@ async def promotions_list(call: Call) -> PromotionPage:
                          next_cursor=next_cursor([r["id"] for r in rows], q.limit))
 
 
+async def promotion_create(call: Call) -> PromotionView:
+    promo = await services.create_promotion(call.session, call.actor, call.body)
+    return PromotionView.model_validate(await services.promotion_view(call.session, promo))
+
+
 async def promotion_show(call: Call) -> PromotionView:
     promo = await services.get_promotion(call.session, call.ids["promotion_id"])
     return PromotionView.model_validate(await services.promotion_view(call.session, promo))
@@ -369,6 +375,8 @@ ROUTES: list[Route] = [
           if_match=True),
     Route("GET", "/promotions", promotions_list, "List promotions with live claimed/quota", "promotions",
           P.PROMOTIONS_READ, query=PageQuery, answer=PromotionPage),
+    Route("POST", "/promotions", promotion_create, "Add a promotion (the promotions file's fields)", "promotions",
+          P.PROMOTIONS_WRITE, body=PromotionSpec, answer=PromotionView, status=201, etag=True),
     Route("GET", "/promotions/{promotion_id}", promotion_show, "One promotion", "promotions", P.PROMOTIONS_READ,
           answer=PromotionView, etag=True),
     Route("PATCH", "/promotions/{promotion_id}", promotion_update, "Change quota, dates or title", "promotions",

@@ -21,7 +21,7 @@ from bot.offers.links import campaign_links
 from bot.offers.loader import LoadSummary, load_promo_file
 from bot.offers.models import Campaign, Claim, Promotion
 from bot.offers.redeem import RedeemOutcome, RedeemResult, redeem
-from bot.offers.spec import ParsedPromoFile
+from bot.offers.spec import ParsedPromoFile, PromotionSpec
 from bot.rules import PromptRulesFile, PromptRuleSpec
 from bot.storage.models import PromptRule
 from bot.storage.prompts import replace_prompt_rules
@@ -179,6 +179,29 @@ async def update_promotion(session: AsyncSession, actor: Actor, promo: Promotion
         raise Conflict(f"promotion {promo.slug!r}: more codes were claimed meanwhile than the new quota") from None
     await record(session, actor, "promotion.update", f"promotion:{promo.slug}", before=before,
                  after=_promotion_edit_record(promo))
+    return promo
+
+
+async def create_promotion(session: AsyncSession, actor: Actor, spec: PromotionSpec) -> Promotion:
+    """Add one promotion, checked by the promotions file's own model and written by its loader.
+
+    What the file reads from disk next to it has no place in an API call: a poster is a URL here and a
+    pool of codes comes with ``engagebot promo load``. An existing slug is 409 (edit it with PATCH).
+    """
+    if spec.poster is not None and not spec.poster.startswith(("http://", "https://")):
+        raise Invalid("poster", "an http(s) URL here (a file path is for the promotions file)")
+    if spec.code.strategy == "pool":
+        raise Invalid("code.strategy", "a pool of codes is loaded with its CSV file (engagebot promo load)")
+    if await session.scalar(select(Promotion.id).where(Promotion.slug == spec.slug)) is not None:
+        raise Conflict(f"a promotion {spec.slug!r} exists")
+    if spec.menu_key and await session.scalar(select(Promotion.id).where(Promotion.menu_key == spec.menu_key)):
+        raise Conflict(f"another promotion has menu_key {spec.menu_key!r}")
+    try:
+        await load_promo_file(session, ParsedPromoFile(promotions=[spec], campaigns=[], pools={}))
+    except IntegrityError:  # the same slug added meanwhile
+        raise Conflict(f"a promotion {spec.slug!r} exists") from None
+    promo = (await session.execute(select(Promotion).where(Promotion.slug == spec.slug))).scalar_one()
+    await record(session, actor, "promotion.create", f"promotion:{spec.slug}", after=spec.model_dump(mode="json"))
     return promo
 
 

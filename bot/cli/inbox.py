@@ -10,6 +10,7 @@ import argparse
 from datetime import timedelta
 from typing import Any
 
+from bot.admin import conversations as conversation_service
 from bot.admin.inbox import ConversationSummary, Inbox
 from bot.channels.registry import installed_channels
 from bot.core.capabilities import Capabilities
@@ -90,15 +91,17 @@ async def cmd_inbox_show(args: argparse.Namespace) -> int:
 
 async def cmd_inbox_take(args: argparse.Namespace) -> int:
     async with open_database(args) as (settings, sessions):
-        change = await _inbox(settings, sessions).take(args.id, args.agent)
+        actor, agent = await conversation_service.terminal_agent(sessions, args.operator, args.agent)
+        change = await conversation_service.take(_inbox(settings, sessions), actor, args.id, agent=agent)
     told = "; the follower is told a person will answer" if change.told else ""
-    print(f"conversation {args.id} {'taken by' if change.changed else 'already taken by'} {args.agent}{told}")
+    print(f"conversation {args.id} {'taken by' if change.changed else 'already taken by'} {agent}{told}")
     return 0
 
 
 async def cmd_inbox_reply(args: argparse.Namespace) -> int:
     async with open_database(args) as (settings, sessions):
-        queued = await _inbox(settings, sessions).reply(args.id, args.agent, args.text)
+        actor, agent = await conversation_service.terminal_agent(sessions, args.operator, args.agent)
+        queued = await conversation_service.reply(_inbox(settings, sessions), actor, args.id, args.text, agent=agent)
     print(f"reply {queued.message_id} queued to conversation {args.id} "
           f"({window_words(queued.window, settings.timezone)}); the running server sends it")
     return 0
@@ -106,9 +109,18 @@ async def cmd_inbox_reply(args: argparse.Namespace) -> int:
 
 async def cmd_inbox_release(args: argparse.Namespace) -> int:
     async with open_database(args) as (settings, sessions):
-        change = await _inbox(settings, sessions).release(args.id, args.agent, force=args.force)
+        actor, agent = await conversation_service.terminal_agent(sessions, args.operator, args.agent)
+        change = await conversation_service.release(_inbox(settings, sessions), actor, args.id, force=args.force,
+                                                    agent=agent)
     print(f"conversation {args.id} {'handed back to' if change.changed else 'already with'} the bot")
     return 0
+
+
+def _who(command: Any) -> None:
+    command.add_argument("--operator", metavar="NAME",
+                         help="your operator account (role agent or admin): the audit log names you, your name is "
+                              "the agent id")
+    command.add_argument("--agent", help="your agent id, without an operator account (the audit log says cli)")
 
 
 def add_commands(sub: Any) -> None:
@@ -129,12 +141,12 @@ def add_commands(sub: Any) -> None:
                              ("release", cmd_inbox_release, "hand a conversation back to the bot")):
         command = inbox.add_parser(name, help=text)
         command.add_argument("id", type=int, help="the conversation's id (from inbox list)")
-        command.add_argument("--agent", required=True, help="your agent id")
+        _who(command)
         if name == "release":
             command.add_argument("--force", action="store_true", help="release another agent's conversation")
         command.set_defaults(func=func)
     reply = inbox.add_parser("reply", help="reply to a conversation you took (sent within the platform's window)")
     reply.add_argument("id", type=int, help="the conversation's id (from inbox list)")
     reply.add_argument("text", help="what to send")
-    reply.add_argument("--agent", required=True, help="your agent id")
+    _who(reply)
     reply.set_defaults(func=cmd_inbox_reply)

@@ -209,3 +209,36 @@ async def test_nul_characters_are_422_not_a_database_error(admin_api: AdminApi) 
     async with admin_api.client.post("/admin/redeem", json={"code": "ABCDEFGH", "by": "till\u0000"},
                                      headers=admin_api.auth("staff")) as r:
         assert r.status == 422
+
+
+PROMOTION = {"slug": "spring-tea", "title": {"en": "Spring tea", "zh_Hans": "春茶"}, "quota": 100,
+             "keywords": {"en": ["spring tea"]}, "code": {"strategy": "unique", "prefix": "TEA"}}
+
+
+async def test_a_promotion_is_created_checked_by_the_file_model_and_audited(admin_api: AdminApi) -> None:
+    status, promo, headers = await admin_api.call("POST", "/promotions", "marketer", json=PROMOTION)
+    assert (status, promo["slug"], promo["quota"], promo["claimed"], promo["code_strategy"]) == \
+        (201, "spring-tea", 100, 0, "unique")
+    assert headers["Etag"] == f'"v{promo["version"]}"'
+    assert (await admin_api.call("GET", f"/promotions/{promo['id']}", "viewer"))[1]["title"]["zh_Hans"] == "春茶"
+    status, answer, _ = await admin_api.call("POST", "/promotions", "admin", json={**PROMOTION, "quota": 5})
+    assert (status, answer["error"]) == (409, "conflict")
+    status, audit, _ = await admin_api.call("GET", "/audit?action=promotion.create")
+    assert [(r["actor"], r["target"], r["after"]["quota"]) for r in audit["items"]] == \
+        [("marketer", "promotion:spring-tea", 100)]
+
+
+async def test_an_invalid_promotion_is_422_naming_the_field(admin_api: AdminApi) -> None:
+    cases = [
+        ({**PROMOTION, "slug": "Not A Slug"}, "slug"),
+        ({**PROMOTION, "quota": 0}, "quota"),
+        ({**PROMOTION, "title": {"xx": "?"}}, "title"),
+        ({**PROMOTION, "poster": "/etc/passwd"}, "poster"),
+        ({**PROMOTION, "code": {"strategy": "pool", "codes_csv": "codes.csv"}}, "code.strategy"),
+        ({**PROMOTION, "surprise": True}, "surprise"),
+    ]
+    for body, field in cases:
+        status, answer, _ = await admin_api.call("POST", "/promotions", "marketer", json=body)
+        assert (status, answer.get("field")) == (422, field), (body, answer)
+    status, page, _ = await admin_api.call("GET", "/promotions")
+    assert "spring-tea" not in [p["slug"] for p in page["items"]]

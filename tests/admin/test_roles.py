@@ -25,6 +25,8 @@ ACCESS: list[tuple[str, str, str, Any, set[str]]] = [
      {"admin", "marketer"}),
     ("list promotions", "GET", "/promotions", None, READERS),
     ("one promotion", "GET", "/promotions/1", None, READERS),
+    ("add a promotion", "POST", "/promotions", {"slug": "new-{role}", "title": {"en": "New"}}, {"admin", "marketer"}),
+    ("list conversations", "GET", "/conversations", None, {"admin", "agent", "viewer"}),
     ("list campaigns", "GET", "/campaigns", None, READERS),
     ("redeem a code", "POST", "/codes/redeem", {"code": "NOSUCH99"}, {"admin", "staff"}),
     ("search followers", "GET", "/followers", None, {"admin", "marketer", "agent", "viewer"}),

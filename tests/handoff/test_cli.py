@@ -6,7 +6,12 @@ import asyncio
 
 import pytest
 
+from bot.admin import operators
+from bot.admin.audit import CLI_ACTOR, list_entries
+from bot.admin.roles import Role
+from bot.admin.schemas import OperatorCreate
 from bot.cli import main
+from bot.core.clock import utcnow
 from bot.storage.status import DeliveryStatus
 from tests.handoff.conftest import Desk
 
@@ -57,3 +62,45 @@ async def test_the_inbox_from_the_terminal(desk: Desk, monkeypatch: pytest.Monke
 
     code, _, err = await inbox(capsys, "take", "999999", "--agent", "alice")
     assert (code, err.strip()) == (2, "engagebot: no conversation 999999")
+
+
+async def test_an_operator_account_acts_from_the_terminal_and_is_audited(
+        desk: Desk, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ENGAGEBOT_DATABASE_URL", desk.harness.database_url)
+    async with desk.harness.sessions() as session:
+        for name, role in (("alice", Role.AGENT), ("mia", Role.MARKETER), ("gone", Role.AGENT)):
+            op = await operators.add_operator(session, CLI_ACTOR, OperatorCreate(name=name, role=role,
+                                                                                 password="p" * 12))
+            if name == "gone":
+                op.disabled_at = utcnow()
+        await session.commit()
+        alice_id = (await operators.get_operator(session, "alice")).id
+    await desk.harness.follower("ben", language="en").say("hello")
+    ben_id = (await desk.follower_row("ben")).id
+
+    for who, reason in (("mia", "operator 'mia': the marketer role may not inbox.write"),
+                        ("gone", "operator 'gone' is disabled"), ("nobody", "no operator 'nobody'")):
+        code, _, err = await inbox(capsys, "take", str(ben_id), "--operator", who)
+        assert (code, err.strip()) == (2, f"engagebot: {reason}")
+    code, _, err = await inbox(capsys, "take", str(ben_id))
+    assert code == 2 and "--operator NAME" in err
+    code, _, err = await inbox(capsys, "take", str(ben_id), "--operator", "alice", "--agent", "bob")
+    assert code == 2 and "leave --agent out" in err
+
+    code, out, _ = await inbox(capsys, "take", str(ben_id), "--operator", "alice")
+    assert code == 0 and out.startswith(f"conversation {ben_id} taken by alice;")
+    code, _, _ = await inbox(capsys, "reply", str(ben_id), "Alice here.", "--operator", "alice")
+    assert code == 0 and (await desk.messages("ben", "out"))[-1].sent_by == "alice"
+    code, _, _ = await inbox(capsys, "release", str(ben_id), "--operator", "alice")
+    assert code == 0
+    code, _, _ = await inbox(capsys, "take", str(ben_id), "--agent", "carol")  # no account: the audit says cli
+    assert code == 0
+    async with desk.harness.sessions() as session:
+        rows = await list_entries(session, limit=10)
+    assert [(r.action, r.actor, r.operator_id, (r.after or {}).get("agent")) for r in reversed(rows)
+            if r.action.startswith("conversation.")] == [
+        ("conversation.take", "alice", alice_id, "alice"),
+        ("conversation.reply", "alice", alice_id, "alice"),
+        ("conversation.release", "alice", alice_id, "alice"),
+        ("conversation.take", "cli", None, "carol"),
+    ]
