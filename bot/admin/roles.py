@@ -27,6 +27,8 @@ class Permission(StrEnum):
     FOLLOWERS_WRITE = "followers.write"
     FOLLOWERS_EXPORT = "followers.export"  # a file of personal data leaves the system
     STATS_READ = "stats.read"
+    BROADCASTS_READ = "broadcasts.read"
+    BROADCASTS_WRITE = "broadcasts.write"  # start, cancel
     INBOX_READ = "inbox.read"
     INBOX_WRITE = "inbox.write"
     INBOX_MANAGE = "inbox.manage"  # release another agent's conversation
@@ -37,11 +39,12 @@ _P = Permission
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.MARKETER: frozenset({_P.RULES_READ, _P.RULES_WRITE, _P.PROMOTIONS_READ, _P.PROMOTIONS_WRITE, _P.CAMPAIGNS_READ,
-                              _P.FOLLOWERS_READ, _P.FOLLOWERS_WRITE, _P.FOLLOWERS_EXPORT, _P.STATS_READ}),
+                              _P.FOLLOWERS_READ, _P.FOLLOWERS_WRITE, _P.FOLLOWERS_EXPORT, _P.STATS_READ,
+                              _P.BROADCASTS_READ, _P.BROADCASTS_WRITE}),
     Role.AGENT: frozenset({_P.FOLLOWERS_READ, _P.FOLLOWERS_WRITE, _P.INBOX_READ, _P.INBOX_WRITE}),
     Role.STAFF: frozenset({_P.CODES_REDEEM}),
     Role.VIEWER: frozenset({_P.RULES_READ, _P.PROMOTIONS_READ, _P.CAMPAIGNS_READ, _P.FOLLOWERS_READ, _P.STATS_READ,
-                            _P.INBOX_READ}),
+                            _P.INBOX_READ, _P.BROADCASTS_READ}),
 }
 
 

@@ -13,6 +13,7 @@ from bot.offers.redeem import RedeemOutcome
 from bot.offers.spec import PromotionSpec
 from bot.rules import PromptRuleSpec
 
+from . import broadcasts as broadcast_service
 from . import conversations as conversation_service
 from . import followers as follower_service
 from . import operators as operator_service
@@ -26,6 +27,9 @@ from .schemas import (
     AuditPage,
     AuditView,
     Body,
+    BroadcastPage,
+    BroadcastStart,
+    BroadcastView,
     CampaignPage,
     CampaignView,
     ConversationPage,
@@ -332,6 +336,32 @@ async def conversation_release(call: Call) -> HandoffView:
                        changed=change.changed, told=change.told)
 
 
+# --- broadcasts ----------------------------------------------------------------------------------------
+async def broadcasts_list(call: Call) -> BroadcastPage:
+    q: PageQuery = call.query
+    rows = await broadcast_service.list_broadcasts(call.session, limit=q.limit, before_id=q.after())
+    return BroadcastPage(items=[BroadcastView.model_validate(await broadcast_service.broadcast_record(call.session, b))
+                                for b in rows], next_cursor=next_cursor([b.id for b in rows], q.limit))
+
+
+async def broadcast_start(call: Call) -> BroadcastView:
+    broadcast = await broadcast_service.start_broadcast(call.session, call.actor, call.body,
+                                                        default_locale=call.settings.default_locale,
+                                                        timezone=call.settings.timezone)
+    return BroadcastView.model_validate(await broadcast_service.broadcast_record(call.session, broadcast))
+
+
+async def broadcast_show(call: Call) -> BroadcastView:
+    broadcast = await broadcast_service.get_broadcast(call.session, call.ids["broadcast_id"])
+    return BroadcastView.model_validate(await broadcast_service.broadcast_record(call.session, broadcast))
+
+
+async def broadcast_cancel(call: Call) -> BroadcastView:
+    await broadcast_service.cancel(call.session, call.actor, call.ids["broadcast_id"])
+    broadcast = await broadcast_service.get_broadcast(call.session, call.ids["broadcast_id"])
+    return BroadcastView.model_validate(await broadcast_service.broadcast_record(call.session, broadcast))
+
+
 # --- stats and audit -----------------------------------------------------------------------------------
 async def funnel(call: Call) -> FunnelList:
     rows = await services.campaign_funnel(call.session, call.query.campaign, per_channel=call.query.per_channel)
@@ -407,6 +437,15 @@ ROUTES: list[Route] = [
           body=ReplyBody, answer=ReplyView, status=201),
     Route("POST", "/conversations/{follower_id}/release", conversation_release,
           "Hand the conversation back to the bot", "inbox", P.INBOX_WRITE, query=ReleaseQuery, answer=HandoffView),
+    Route("GET", "/broadcasts", broadcasts_list, "Broadcasts with their progress, newest first", "broadcasts",
+          P.BROADCASTS_READ, query=PageQuery, answer=BroadcastPage),
+    Route("POST", "/broadcasts", broadcast_start,
+          "Start a broadcast (queued: the running server's broadcast worker writes and sends it)", "broadcasts",
+          P.BROADCASTS_WRITE, body=BroadcastStart, answer=BroadcastView, status=201),
+    Route("GET", "/broadcasts/{broadcast_id}", broadcast_show, "One broadcast's progress (rows by status)",
+          "broadcasts", P.BROADCASTS_READ, answer=BroadcastView),
+    Route("POST", "/broadcasts/{broadcast_id}/cancel", broadcast_cancel, "Stop a broadcast: nothing more is sent",
+          "broadcasts", P.BROADCASTS_WRITE, answer=BroadcastView),
     Route("GET", "/stats/funnel", funnel, "Scans -> follows -> claims -> redemptions per campaign", "stats",
           P.STATS_READ, query=FunnelQuery, answer=FunnelList),
     Route("GET", "/audit", audit_list, "The audit log, newest first", "audit", P.AUDIT_READ, query=AuditQuery,

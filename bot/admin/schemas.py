@@ -3,12 +3,14 @@ from these same classes. The CLI builds the same bodies, so both check input one
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from bot.core.follower import HandoffState
+from bot.i18n import SUPPORTED_LOCALES, locale_keys, normalize_locale
+from bot.offers.spec import SLUG_PATTERN
 from bot.rules import NAME_PATTERN
 
 from .inbox import MAX_REPLY_CHARS
@@ -304,3 +306,59 @@ class ReplyView(Answer):
     message_id: int
     follower_id: int
     window: WindowView
+
+
+# --- broadcasts ----------------------------------------------------------------------------------------
+class BroadcastStart(Body):
+    """``engagebot broadcast start``'s options: a text per locale, and who gets it (an empty filter: anyone)."""
+
+    name: str = Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+    texts: dict[str, str] = Field(min_length=1, max_length=3, description="locale -> text (en, zh_Hans, zh_Hant); "
+                                  "a follower reading none of them gets the default locale's")
+    channels: list[Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")]] = Field(default_factory=list, max_length=10)
+    locales: list[str] = Field(default_factory=list, max_length=3, description="only followers reading these")
+    tags: list[Tag] = Field(default_factory=list, max_length=20, description="followers with any of these")
+    sources: list[Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]] = Field(
+        default_factory=list, max_length=20, description="first-touch campaign scenes")
+    since: date | None = Field(default=None, description="followed on or after this day (ENGAGEBOT_TIMEZONE)")
+    promotion: str | None = Field(default=None, pattern=SLUG_PATTERN, description="add a button claiming it")
+
+    @field_validator("texts")
+    @classmethod
+    def _texts(cls, value: dict[str, str]) -> dict[str, str]:
+        value = locale_keys(value)
+        for locale, text in value.items():
+            if not text.strip() or len(text) > MAX_REPLY_CHARS:
+                raise ValueError(f"{locale}: 1 to {MAX_REPLY_CHARS} characters, not blank")
+        return value
+
+    @field_validator("locales")
+    @classmethod
+    def _locales(cls, value: list[str]) -> list[str]:
+        found = [normalize_locale(v) for v in value]
+        if None in found:
+            raise ValueError(f"unknown locale(s); use {list(SUPPORTED_LOCALES)}")
+        return list(dict.fromkeys(v for v in found if v))
+
+
+class BroadcastView(Answer):
+    id: int
+    name: str
+    status: str = Field(description="queued, expanding, sending, done, cancelled")
+    texts: dict[str, str]
+    audience: dict[str, Any]
+    promotion: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    total: int = Field(description="outbox rows written (one per follower)")
+    sent: int
+    pending: int
+    failed: int
+    undeliverable: int
+    cancelled: int
+    by_status: dict[str, int]
+
+
+class BroadcastPage(Answer):
+    items: list[BroadcastView]
+    next_cursor: str | None

@@ -6,17 +6,20 @@ import argparse
 import asyncio
 import signal
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.admin import broadcasts as broadcast_service
+from bot.admin.audit import CLI_ACTOR
+from bot.admin.errors import Conflict, NotFound
+from bot.admin.schemas import BroadcastStart
 from bot.broadcast.audience import Audience
-from bot.broadcast.expand import BroadcastError, create_broadcast, expand_broadcast
+from bot.broadcast.expand import expand_broadcast
 from bot.broadcast.models import CANCELLED, DONE, Broadcast
 from bot.broadcast.status import (
-    cancel_broadcast,
     finish_done,
     mass_reports,
     progress,
@@ -25,51 +28,31 @@ from bot.broadcast.status import (
 )
 from bot.broadcast.worker import BroadcastWorker, worker_options
 from bot.delivery.presence import beat_every, give_up_unserved, unserved_accounts
-from bot.i18n import SUPPORTED_LOCALES, locale_warnings, normalize_locale, operator_time
+from bot.i18n import locale_warnings, operator_time
 from bot.logs import configure_logging
-from bot.offers.loader import get_promotion
 
 from .common import fail, open_database, settings_of, warn
 
 WATCH_EVERY = 1.0
 
 
-def _since(value: str, tz: str) -> datetime:
-    try:
-        day = datetime.strptime(value, "%Y-%m-%d")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--since {value!r}: expected YYYY-MM-DD") from None
-    return day.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
-
-
-def _locales(values: list[str]) -> tuple[str, ...]:
-    found = []
-    for value in values:
-        locale = normalize_locale(value)
-        if locale is None:
-            raise argparse.ArgumentTypeError(f"--locale {value!r}: not one of {', '.join(SUPPORTED_LOCALES)}")
-        found.append(locale)
-    return tuple(dict.fromkeys(found))
-
-
 async def cmd_start(args: argparse.Namespace) -> int:
+    texts = {locale: text for locale, text in (("en", args.text_en), ("zh_Hans", args.text_zh),
+                                                ("zh_Hant", args.text_zh_hant)) if text and text.strip()}
+    if not texts:
+        return fail("a broadcast needs a text in at least one locale (--text-en, --text-zh, --text-zh-hant)")
+    try:  # the API's body: the options are checked one way
+        body = BroadcastStart(name=args.name, texts=texts, channels=args.channel, locales=args.locale, tags=args.tag,
+                              sources=args.source, since=args.since, promotion=args.promotion)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        return fail(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}")
     async with open_database(args) as (settings, sessions):
-        try:
-            audience = Audience(
-                channels=tuple(args.channel), locales=_locales(args.locale), tags=tuple(args.tag),
-                sources=tuple(args.source), followed_since=_since(args.since, settings.timezone) if args.since else None)
-        except argparse.ArgumentTypeError as exc:
-            return fail(str(exc))
+        audience = broadcast_service.audience_of(body, settings.timezone)
         async with sessions() as session:
-            if args.promotion and not await _promotion_exists(session, args.promotion):
-                return fail(f"no promotion {args.promotion!r}; load it first with the promotions file")
-            try:
-                broadcast = await create_broadcast(
-                    session, name=args.name,
-                    texts={"en": args.text_en, "zh_Hans": args.text_zh, "zh_Hant": args.text_zh_hant},
-                    audience=audience, default_locale=settings.default_locale, promotion=args.promotion)
-            except BroadcastError as exc:
-                return fail(str(exc))
+            broadcast = await broadcast_service.start_broadcast(session, CLI_ACTOR, body,
+                                                                default_locale=settings.default_locale,
+                                                                timezone=settings.timezone)
             await session.commit()
             broadcast_id = broadcast.id
         warn("broadcast", locale_warnings(f"#{broadcast_id} {args.name!r}", {"text": broadcast.texts}))
@@ -88,10 +71,6 @@ async def cmd_start(args: argparse.Namespace) -> int:
         if args.wait:
             return await _watch(sessions, broadcast_id, settings)
     return 0
-
-
-async def _promotion_exists(session: AsyncSession, slug: str) -> bool:
-    return await get_promotion(session, slug) is not None
 
 
 def _no_sender_note(channel: str, account: str, rows: int, wait: float) -> str:
@@ -180,10 +159,11 @@ async def cmd_status(args: argparse.Namespace) -> int:
 async def cmd_cancel(args: argparse.Namespace) -> int:
     async with open_database(args) as (_settings, sessions):
         async with sessions() as session:
-            stopped = await cancel_broadcast(session, args.id)
-    if stopped is None:
-        print(f"engagebot: broadcast #{args.id} does not exist or is already over", file=sys.stderr)
-        return 1
+            try:
+                stopped = await broadcast_service.cancel(session, CLI_ACTOR, args.id)
+            except (NotFound, Conflict):
+                print(f"engagebot: broadcast #{args.id} does not exist or is already over", file=sys.stderr)
+                return 1
     print(f"broadcast #{args.id} cancelled: {stopped} unsent message(s) will not be sent")
     return 0
 

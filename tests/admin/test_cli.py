@@ -8,10 +8,12 @@ import io
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from bot.admin.audit import list_entries
 from bot.admin.plugin import admin_api_plugin
 from bot.admin.secrets import verify_password
 from bot.app import build_app
 from bot.cli import main
+from bot.storage.engine import create_engine, make_sessionmaker
 from tests.admin.conftest import BOOTSTRAP, settings_for
 
 
@@ -103,3 +105,26 @@ async def test_adding_a_name_twice_is_refused(database_url: str, monkeypatch: py
     assert (await _cli(monkeypatch, capsys, *args, stdin="a long password\n"))[0] == 0
     assert await _cli(monkeypatch, capsys, *args, stdin="a long password\n") == (
         2, "", "engagebot: an operator named 'wu' exists\n")
+
+
+async def test_broadcast_start_and_cancel_share_the_api_service_and_are_audited(
+        database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ENGAGEBOT_DATABASE_URL", database_url)
+    code, _, err = await _cli(monkeypatch, capsys, "broadcast", "start", "--name", "bad", "--text-en", "hi",
+                              "--locale", "klingon")
+    assert code == 2 and err.startswith("engagebot: locales: ")
+    code, _, err = await _cli(monkeypatch, capsys, "broadcast", "start", "--name", "bad", "--text-en", "hi",
+                              "--promotion", "no-such-promotion")
+    assert (code, err.strip()) == (2, "engagebot: promotion: no promotion 'no-such-promotion'; load it first")
+    code, out, _ = await _cli(monkeypatch, capsys, "broadcast", "start", "--name", "spring", "--text-en", "Spring!")
+    assert code == 0 and out.startswith("broadcast #1 'spring' to every follower")
+    code, out, _ = await _cli(monkeypatch, capsys, "broadcast", "cancel", "1")
+    assert code == 0
+    engine = create_engine(database_url)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            rows = await list_entries(session, limit=10)
+    finally:
+        await engine.dispose()
+    assert [(r.action, r.actor, r.target) for r in rows] == [("broadcast.cancel", "cli", "broadcast:1"),
+                                                            ("broadcast.start", "cli", "broadcast:1")]
