@@ -121,8 +121,20 @@ class HandoffChange:
         return self.told_message_id is not None
 
 
-async def load_follower(session: AsyncSession, follower_id: int) -> Follower:
-    row = (await session.execute(select(Follower).where(Follower.id == follower_id))).scalar_one_or_none()
+MAX_ROW_ID = 2**63 - 1  # the largest id (or offset) either database stores: larger is a 4xx, not a driver error
+
+
+def check_row_id(name: str, value: int, *, least: int = 1) -> int:
+    """Return ``value`` if it can name a row (or an offset) in both databases; else InboxInputError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= MAX_ROW_ID:
+        raise InboxInputError(f"{name}: a whole number from {least} to {MAX_ROW_ID} expected")
+    return value
+
+
+async def load_follower(session: AsyncSession, follower_id: int, *, for_update: bool = False) -> Follower:
+    """The follower of a conversation; ``for_update``: locked until the transaction ends (PostgreSQL)."""
+    query = select(Follower).where(Follower.id == check_row_id("conversation", follower_id))
+    row = (await session.execute(query.with_for_update() if for_update else query)).scalar_one_or_none()
     if row is None:
         raise ConversationNotFound(f"no conversation {follower_id}")
     return row

@@ -21,12 +21,14 @@ from bot.core.capabilities import Capabilities
 from bot.core.clock import utcnow
 from bot.core.follower import AGENT_PREFIX, AGENT_QUEUE, PLATFORM_DESK, HandoffState, agent_of, handoff_state
 from bot.core.reply import TextReply
-from bot.delivery.windows import WindowStatus
+from bot.core.text import sanitize_text
+from bot.delivery.windows import WindowStatus, window_status
 from bot.errors import OutsideReplyWindow
 from bot.i18n import INTERNATIONAL_LOCALE, Catalogs
 from bot.offers.notify import enqueue_reply
 from bot.storage.engine import hold_write_gate
 from bot.storage.models import Follower, Message
+from bot.storage.status import DeliveryStatus
 
 from .handoff import (
     DEFAULT_TIMEOUT,
@@ -35,6 +37,7 @@ from .handoff import (
     InboxInputError,
     Record,
     check_agent,
+    check_row_id,
     follower_locale,
     follower_window,
     last_inbound_texts,
@@ -122,8 +125,11 @@ class Inbox:
                             agent: str | None = None, limit: int = 50, offset: int = 0,
                             now: datetime | None = None) -> list[ConversationSummary]:
         """Conversations across channels, the follower's latest action first."""
-        if not 1 <= limit <= MAX_PAGE or offset < 0:
-            raise InboxInputError(f"limit: 1 to {MAX_PAGE}; offset: 0 or more")
+        if not 1 <= limit <= MAX_PAGE:
+            raise InboxInputError(f"limit: 1 to {MAX_PAGE}")
+        check_row_id("offset", offset, least=0)
+        if channel is not None and not _printable_name(channel):
+            raise InboxInputError(f"channel: 1 to {MAX_CHANNEL_NAME} printable ASCII characters expected")
         query = select(Follower).where(Follower.last_action_at.is_not(None))
         if state is not None:
             query = query.where(_state_filter(state))
@@ -141,9 +147,9 @@ class Inbox:
         """One conversation: its summary and its last ``limit`` messages (before message ``before``), oldest first."""
         if not 1 <= limit <= MAX_PAGE:
             raise InboxInputError(f"limit: 1 to {MAX_PAGE}")
-        query = select(Message).where(Message.follower_id == follower_id)
+        query = select(Message).where(Message.follower_id == check_row_id("conversation", follower_id))
         if before is not None:
-            query = query.where(Message.id < before)
+            query = query.where(Message.id < check_row_id("before", before))
         async with self.sessions() as session:
             row = await load_follower(session, follower_id)
             messages = list((await session.execute(query.order_by(Message.id.desc()).limit(limit))).scalars())
@@ -180,12 +186,15 @@ class Inbox:
         check_agent(agent)
         if not isinstance(text, str) or not text.strip():
             raise InboxInputError("text: the reply is empty")
+        text = sanitize_text(text)  # lone surrogates and NULs: storable in both databases
         if len(text) > MAX_REPLY_CHARS:
             raise InboxInputError(f"text: at most {MAX_REPLY_CHARS} characters")
         now = now or utcnow()
         async with self.sessions() as session:
             await hold_write_gate(session)
-            row = await load_follower(session, follower_id)
+            # Locked until the reply is written: a release (or another agent's take) between the check
+            # and the write would otherwise let this reply out to a follower the bot answers again.
+            row = await load_follower(session, follower_id, for_update=True)
             if row.paused_by != AGENT_PREFIX + agent:
                 holder = agent_of(row.paused_by)
                 why = f"it is taken by agent {holder!r}" if holder else "take it first"
@@ -193,8 +202,13 @@ class Inbox:
             caps = self.capabilities.get(row.channel)
             if caps is None:
                 raise HandoffRefused(f"channel {row.channel!r} is not served here: its reply window is unknown")
-            window = follower_window(caps, row, now)
-            assert window is not None
+            _check_fits(caps, text)
+            # Replies still waiting in the outbox count against the window's sends as the ones sent do.
+            waiting = await session.scalar(select(func.count()).select_from(Message).where(
+                Message.follower_id == row.id, Message.direction == "out",
+                Message.status.in_((DeliveryStatus.PENDING, DeliveryStatus.SENDING))))
+            window = window_status(caps, following=bool(row.following), kind=row.last_action_kind,
+                                   at=row.last_action_at, sends=(row.window_sends or 0) + (waiting or 0), now=now)
             if not window.open:
                 raise OutsideReplyWindow(f"conversation {follower_id}: {window.reason}; "
                                          "the follower must write first")
@@ -232,6 +246,21 @@ class Inbox:
             state=handoff_state(r.paused_by), agent=agent_of(r.paused_by), state_since=r.paused_at,
             told_at=r.handoff_told_at, last_action_at=r.last_action_at, last_message=last.get(r.id),
             window=follower_window(self.capabilities.get(r.channel), r, now)) for r in rows]
+
+
+MAX_CHANNEL_NAME = 64
+
+
+def _printable_name(name: str) -> bool:
+    return isinstance(name, str) and 1 <= len(name) <= MAX_CHANNEL_NAME and all("\x21" <= ch <= "\x7e" for ch in name)
+
+
+def _check_fits(caps: Capabilities, text: str) -> None:
+    """Refuse a reply the channel would cut: an agent's answer arrives whole or not at all."""
+    size = len(text.encode("utf-8")) if caps.text_length_in_bytes else len(text)
+    if size > caps.max_text_length:
+        unit = "bytes in UTF-8" if caps.text_length_in_bytes else "characters"
+        raise InboxInputError(f"text: {size} {unit}; this channel shows at most {caps.max_text_length}")
 
 
 def _state_filter(state: HandoffState) -> Any:

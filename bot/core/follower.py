@@ -32,6 +32,10 @@ PERSON_WILL_ANSWER = N_("A person from our team will answer you here soon. Thank
 # A desk session whose close never came (a lost callback) ends by itself after this.
 PLATFORM_PAUSE_LAPSES = timedelta(hours=12)
 _FIELD_SET = frozenset(FOLLOWER_FIELDS)
+# Who answers the follower: changed by a message (asking for a person), an agent (take, release), the
+# timeout sweeper and the platform's desk, each from its own read. A message's write of these is
+# conditional on the value it read, so it never undoes an agent's take committed meanwhile.
+HANDOFF_COLUMNS = frozenset({"paused_by", "paused_at", "handoff_told_at"})
 
 
 class FollowerRecord:
@@ -41,7 +45,7 @@ class FollowerRecord:
     nature: setting an attribute records it in ``changes``; nothing else is written.
     """
 
-    __slots__ = (*FOLLOWER_FIELDS, "changes")
+    __slots__ = (*FOLLOWER_FIELDS, "changes", "pause_was")
 
     id: int
     channel: str
@@ -69,12 +73,14 @@ class FollowerRecord:
     last_longitude: float | None
     last_located_at: datetime | None
     changes: dict[str, Any]
+    pause_was: str | None  # ``paused_by`` as loaded: the handoff columns are written only if still so
 
     def __init__(self, values: Mapping[Any, Any]) -> None:
         """``values``: every field by name (a row's mapping); lists and dicts are copied."""
         for name in FOLLOWER_FIELDS:
             object.__setattr__(self, name, _own(values[name]))
         object.__setattr__(self, "changes", {})
+        object.__setattr__(self, "pause_was", values["paused_by"])
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name not in _FIELD_SET:

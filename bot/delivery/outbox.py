@@ -91,6 +91,7 @@ class OutboxSender:
         # under load a commit (an fsync on SQLite) costs the same for one reply as for fifty.
         self._deliveries: Batcher[list[int], list[Row[Any]]] = Batcher(
             self._claim_for_delivery, max_batch=BATCH_SIZE, name=f"outbox-deliver-{channel.name}")
+        self._releases: set[asyncio.Future[None]] = set()  # rows given back for deliver() calls cancelled meanwhile
         self.configure(batch_size=batch_size)
         self.in_flight = 0  # rows marked "sending" whose outcome is not yet written
         self.most_in_flight = 0
@@ -118,8 +119,21 @@ class OutboxSender:
         """Send these rows now, in order (they answer one message and must arrive in sequence)."""
         if not message_ids or self._stopping.is_set():
             return  # stopping: the rows stay leased to their writer and a sweeper sends them later
-        rows = await self._deliveries.submit(list(message_ids))
+        claiming = asyncio.ensure_future(self._deliveries.submit(list(message_ids)))
+        try:
+            rows = await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # The claim runs on in the batcher's task: rows it hands to a caller who left go back at once.
+            claiming.add_done_callback(self._give_back)
+            raise
         await self._send_all(rows, context=context, ordered=True)
+
+    def _give_back(self, claiming: asyncio.Future[list[Row[Any]]]) -> None:
+        if claiming.cancelled() or claiming.exception() is not None or not claiming.result():
+            return
+        task = asyncio.ensure_future(self.journal.release([r.id for r in claiming.result()]))
+        self._releases.add(task)
+        task.add_done_callback(self._releases.discard)
 
     async def _claim_for_delivery(self, requests: list[list[int]]) -> list[list[Row[Any]]]:
         """Claim and check the rows of several deliver() calls in one transaction; each gets its own rows.
@@ -194,12 +208,14 @@ class OutboxSender:
         """Stop claiming; let the sends in flight finish and record them; give back what was not sent."""
         self._stopping.set()
         await self.stop_sweeping(timeout)
+        await self._deliveries.close(timeout=timeout)  # claims under way finish before the rest is given back
+        if self._releases:
+            await asyncio.wait(self._releases, timeout=timeout)
         if self.journal.held:
             try:
                 await self.journal.release(list(self.journal.held))
             except Exception:
                 log.warning("outbox rows not given back at stop", exc_info=True)
-        await self._deliveries.close(timeout=timeout)
         await self.journal.close()
 
     async def _sweep_forever(self, stop: asyncio.Event) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,8 @@ from bot.settings import (  # noqa: F401
     DatabaseURLError,
     check_database_url,
 )
+
+log = logging.getLogger("engagebot.storage")
 
 
 def is_sqlite(engine_or_url: AsyncEngine | str) -> bool:
@@ -227,20 +230,44 @@ class GateSafeSession(AsyncSession):
         # A writer's close (its rollback, its connection's return to the pool) runs to its end even if
         # the caller is cancelled, again and again (a stop cancels in waves): a connection handed back
         # mid-transaction keeps SQLite's write lock, and the next writer let through the gate would wait
-        # in SQLite's busy handler (10 s) instead.
+        # in SQLite's busy handler (10 s) instead. Bounded: a driver that never answers must not make
+        # the task uncancellable (past the bound the gate goes back as it did before).
         closing = asyncio.ensure_future(super().close())
-        cancelled = False
         try:
-            while not closing.done():
-                try:
-                    await asyncio.shield(closing)
-                except asyncio.CancelledError:
-                    cancelled = True
+            await asyncio.shield(closing)
+        except asyncio.CancelledError:
+            await _outlast_cancels(closing, CLOSE_AFTER_CANCEL)
+            raise
         finally:
             _give_gate_back(self.sync_session)
-        if cancelled:
-            raise asyncio.CancelledError
-        closing.result()
+
+
+# How long a cancelled writer's close may still take: past SQLite's busy timeout (10 s), a statement
+# waiting for the lock has given up and the rollback has run.
+CLOSE_AFTER_CANCEL = 15.0
+
+
+async def _outlast_cancels(work: asyncio.Future[None], bound: float) -> None:
+    """Wait up to ``bound`` seconds for ``work``, whatever cancels arrive meanwhile; never raises."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound
+    while not work.done() and (left := deadline - loop.time()) > 0:
+        try:
+            await asyncio.wait({work}, timeout=left)
+        except asyncio.CancelledError:
+            continue
+    if work.done():
+        _retrieve(work)
+    else:
+        log.error("a SQLite writer's close did not finish after its cancel; its connection is left to the pool",
+                  extra={"waited_s": bound})
+        work.add_done_callback(_retrieve)
+
+
+def _retrieve(work: asyncio.Future[None]) -> None:
+    """Mark the outcome seen: a close that failed after its caller left is not worth a second report."""
+    if not work.cancelled():
+        work.exception()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

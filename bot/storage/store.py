@@ -23,7 +23,7 @@ from .models import Follower, Message
 from .notices import record_notice
 from .reader import FollowerReader
 from .status import DeliveryStatus
-from .writer import ExchangeWrite, GroupWriter
+from .writer import ExchangeWrite, GroupWriter, split_handoff
 
 # A pending outbound row is leased to the sender that wrote it; the outbox sweeper retries it after this
 # (``ENGAGEBOT_OUTBOX__LEASE_SECONDS``: a killed writer's replies go out that long after its restart).
@@ -124,7 +124,7 @@ class SqlStore:
         route = self.route(session)
         if route is WriteRoute.GROUP_WRITER:
             assert self.writer is not None
-            write = ExchangeWrite(follower.id, follower_changes(follower), inbound, outbound)
+            write = ExchangeWrite(follower.id, follower_changes(follower), inbound, outbound, follower.pause_was)
             # Give the connection back (if the handler read) before waiting: the writer needs one.
             # Only then: a rollback of a session that holds nothing still costs a greenlet switch.
             if session.in_transaction():
@@ -144,9 +144,12 @@ class SqlStore:
                                  inbound: dict[str, Any], outbound: list[dict[str, Any]], replies: list[Reply],
                                  passive_count: int) -> Exchange:
         await hold_write_gate(session)  # on SQLite: queue for the gate (held already if the handler wrote)
-        changes = follower_changes(follower)
-        if changes:
-            await session.execute(update(Follower).where(Follower.id == follower.id).values(**changes))
+        plain, handoff = split_handoff(follower_changes(follower))
+        if plain:
+            await session.execute(update(Follower).where(Follower.id == follower.id).values(**plain))
+        if handoff:
+            await session.execute(update(Follower).where(
+                Follower.id == follower.id, Follower.paused_by.is_not_distinct_from(follower.pause_was)).values(**handoff))
         inbound_row = Message(**inbound)
         session.add(inbound_row)
         try:

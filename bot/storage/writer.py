@@ -22,6 +22,7 @@ from sqlalchemy import Connection, Update, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.core.follower import HANDOFF_COLUMNS
 from bot.core.store import DuplicateExchange
 
 from .batching import Batcher
@@ -44,6 +45,7 @@ class ExchangeWrite:
     follower_changes: dict[str, Any]
     inbound: dict[str, Any]
     outbound: list[dict[str, Any]]
+    pause_was: str | None = None  # the follower's ``paused_by`` as read: its handoff columns need it unchanged
 
 
 class GroupWriter:
@@ -75,12 +77,17 @@ def _write(conn: Connection, batch: list[ExchangeWrite]) -> list[tuple[int, list
     """The batch's statements in one transaction: one executemany per statement shape, one commit."""
     with conn.begin():
         by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        by_handoff: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for item in batch:
-            if item.follower_changes:
-                columns = tuple(sorted(item.follower_changes))
-                by_columns[columns].append({"_fid": item.follower_id, **item.follower_changes})
+            plain, handoff = split_handoff(item.follower_changes)
+            if plain:
+                by_columns[tuple(sorted(plain))].append({"_fid": item.follower_id, **plain})
+            if handoff:
+                by_handoff[tuple(sorted(handoff))].append({"_fid": item.follower_id, "_was": item.pause_was, **handoff})
         for columns, params in by_columns.items():
             conn.execute(_follower_update(columns), params)
+        for columns, params in by_handoff.items():
+            conn.execute(_handoff_update(columns), params)
         inbound_ids = conn.execute(_INSERT_MESSAGES, [item.inbound for item in batch]).scalars().all()
         outbound_params = []
         for item, inbound_id in zip(batch, inbound_ids):
@@ -94,6 +101,21 @@ def _write(conn: Connection, batch: list[ExchangeWrite]) -> list[tuple[int, list
         results.append((inbound_id, outbound_ids[cursor: cursor + len(item.outbound)]))
         cursor += len(item.outbound)
     return results
+
+
+def split_handoff(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A follower's changed columns: (the others, the handoff ones written only if ``paused_by`` is as read)."""
+    if not HANDOFF_COLUMNS.intersection(changes):
+        return changes, {}
+    return ({k: v for k, v in changes.items() if k not in HANDOFF_COLUMNS},
+            {k: v for k, v in changes.items() if k in HANDOFF_COLUMNS})
+
+
+@functools.lru_cache(maxsize=16)
+def _handoff_update(columns: tuple[str, ...]) -> Update:
+    return (update(Follower).where(Follower.id == bindparam("_fid"),
+                                   Follower.paused_by.is_not_distinct_from(bindparam("_was")))
+            .values({c: bindparam(c) for c in columns}))
 
 
 @functools.lru_cache(maxsize=64)

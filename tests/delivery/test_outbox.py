@@ -302,6 +302,30 @@ async def test_concurrent_deliveries_share_one_claim_and_each_row_goes_once_in_o
     assert {(await row(sessions, i)).attempts for ids in chats for i in ids} == {1}
 
 
+async def test_a_deliver_cancelled_while_its_claim_runs_gives_its_rows_back_for_the_sweep(sessions: Sessions) -> None:
+    """The claim runs in a batch shared with other calls: a caller cancelled meanwhile (a request gone,
+    a deadline) must not leave its rows held and unsent by anyone while the process runs."""
+    await add_followers(sessions, 2)
+    [kept] = await pending(sessions, ["kept"], external_id="f0", leased=True)
+    [dropped] = await pending(sessions, ["dropped"], external_id="f1", leased=True)
+    channel = Answering()
+    sender = OutboxSender(channel, sessions)
+    other = asyncio.create_task(sender.deliver([kept]))
+    cancelled = asyncio.create_task(sender.deliver([dropped]))
+    await asyncio.sleep(0)  # both submitted to the same batch
+    cancelled.cancel()
+    await asyncio.gather(other, cancelled, return_exceptions=True)
+    for _ in range(100):  # the give-back is written once the batch has run
+        if not sender.journal.holds(dropped) and aware((await row(sessions, dropped)).next_attempt_at) is not None:
+            if aware((await row(sessions, dropped)).next_attempt_at) <= utcnow():
+                break
+        await asyncio.sleep(0.02)
+    assert not sender.journal.holds(dropped)
+    assert await sender.sweep_once() == 1  # due at once, for anyone
+    assert sorted(s[2] for s in channel.sends) == ["dropped", "kept"]
+    await sender.stop()
+
+
 async def test_two_senders_at_once_send_each_row_once(sessions: Sessions) -> None:
     await add_followers(sessions, 1)
     ids = await pending(sessions, [f"m{i}" for i in range(20)])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import update
@@ -16,13 +18,14 @@ from bot.admin.handoff import (
     QueueTimeoutSweeper,
 )
 from bot.core.clock import utcnow
-from bot.core.follower import PERSON_WILL_ANSWER, HandoffState
+from bot.core.follower import PERSON_WILL_ANSWER, HandoffState, handoff_state
 from bot.core.inbound import Kind
 from bot.errors import OutsideReplyWindow
 from bot.i18n import default_catalogs
 from bot.storage.models import Follower
 from bot.storage.status import DeliveryStatus
-from tests.handoff.conftest import TIMEOUT, Desk
+from bot.testing import MOCK_CAPABILITIES
+from tests.handoff.conftest import TIMEOUT, Desk, make_desk
 
 CATALOGS = default_catalogs()
 QUEUED_EN = "OK, I have asked a person from our team to answer you. Please wait here: they will reply soon."
@@ -261,3 +264,80 @@ async def test_the_sweeper_duty_sends_queued_followers_back_by_itself(desk: Desk
     assert (await desk.follower_row("fan")).paused_by is None
     await desk.sender.sweep_once()
     assert desk.sent_texts("fan") == [BACK_TO_BOT]
+
+
+async def test_bad_ids_filters_and_text_are_refused_or_cleaned_never_a_driver_error(desk: Desk) -> None:
+    fan = desk.harness.follower("fan", language="en")
+    await fan.say("hello")
+    follower_id = (await desk.follower_row("fan")).id
+    for huge in (2**63, 10**23, 0, -1):
+        with pytest.raises(InboxInputError, match="conversation"):
+            await desk.inbox.take(huge, "alice")
+        with pytest.raises(InboxInputError, match="conversation"):
+            await desk.inbox.conversation(huge)
+    with pytest.raises(InboxInputError, match="before"):
+        await desk.inbox.conversation(follower_id, before=2**64)
+    with pytest.raises(InboxInputError, match="offset"):
+        await desk.inbox.conversations(offset=2**63)
+    for channel in ("\udcff", "we chat", "", "x" * 65):
+        with pytest.raises(InboxInputError, match="channel"):
+            await desk.inbox.conversations(channel=channel)
+    await desk.inbox.take(follower_id, "alice")
+    queued = await desk.inbox.reply(follower_id, "alice", "hi \udcff\x00 there")  # lone surrogate, NUL
+    [stored] = [m for m in await desk.messages("fan", "out") if m.id == queued.message_id]
+    assert stored.text == "hi \ufffd\ufffd there"
+
+
+async def test_a_reply_the_channel_would_cut_is_refused_with_its_limit(database_url: str) -> None:
+    weibo_like = replace(MOCK_CAPABILITIES, max_text_length=300)
+    wechat_like = replace(MOCK_CAPABILITIES, max_text_length=2048, text_length_in_bytes=True)
+    for caps, text, why in ((weibo_like, "好" * 301, "301 characters; this channel shows at most 300"),
+                            (wechat_like, "好" * 683, "2049 bytes in UTF-8; this channel shows at most 2048")):
+        async for desk in make_desk(database_url, caps):
+            fan = desk.harness.follower("fan", language="zh-CN")
+            await fan.say("你好")
+            follower_id = (await desk.follower_row("fan")).id
+            await desk.inbox.take(follower_id, "alice")
+            before = len(await desk.messages("fan", "out"))
+            with pytest.raises(InboxInputError, match=why):
+                await desk.inbox.reply(follower_id, "alice", text)
+            assert len(await desk.messages("fan", "out")) == before
+            await desk.inbox.reply(follower_id, "alice", text[:-1])  # at the limit: accepted whole
+
+
+async def test_replies_still_waiting_count_against_the_windows_sends(windowed_desk: Desk) -> None:
+    """WeChat allows 5 sends after a message: a sixth queued reply would end undeliverable, so it is refused now."""
+    desk = windowed_desk
+    fan = desk.harness.follower("fan", language="en")
+    await fan.say("hello")
+    follower_id = (await desk.follower_row("fan")).id
+    await desk.inbox.take(follower_id, "alice")  # its notice waits in the outbox too: one of the 5
+    waiting = len([m for m in await desk.messages("fan", "out") if m.status == DeliveryStatus.PENDING])
+    for i in range(5 - waiting):
+        await desk.inbox.reply(follower_id, "alice", f"part {i}")
+    with pytest.raises(OutsideReplyWindow):
+        await desk.inbox.reply(follower_id, "alice", "one too many")
+
+
+async def test_an_agents_take_committed_while_the_followers_ask_is_handled_stands(
+        desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The follower's "human" is read before alice's take commits and written after it: the message's
+    write of the handoff columns is conditional on what it read, so alice keeps the conversation."""
+    fan = desk.harness.follower("fan", language="en")
+    await fan.say("hello")
+    follower_id = (await desk.follower_row("fan")).id
+    store = desk.harness.store
+    read = store.load
+
+    async def read_then_alice_takes(session: Any, msg: Any) -> Any:
+        loaded = await read(session, msg)
+        if msg.text == "human":
+            await desk.inbox.take(follower_id, "alice")  # commits between the message's read and its write
+        return loaded
+
+    monkeypatch.setattr(store, "load", read_then_alice_takes)
+    await fan.say("human")
+    row = await desk.follower_row("fan")
+    assert (row.paused_by, handoff_state(row.paused_by)) == ("agent:alice", HandoffState.TAKEN)
+    assert len(await desk.messages("fan", "in")) == 2  # the message itself is stored all the same
+    await desk.inbox.reply(follower_id, "alice", "Alice here")  # and alice can answer

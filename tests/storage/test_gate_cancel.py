@@ -86,3 +86,19 @@ async def test_a_writer_cancelled_while_closing_still_rolls_back_before_the_gate
         assert not [r for r in caplog.records if "reset" in r.getMessage()]
     finally:
         await engine.dispose()
+
+
+async def test_a_cancelled_close_that_never_finishes_is_waited_for_a_bounded_time_only() -> None:
+    """A driver that never answers must not make a cancelled writer uncancellable for ever."""
+    from bot.storage.engine import _outlast_cancels
+
+    never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    waiter = asyncio.create_task(_outlast_cancels(never, 0.3))
+    for _ in range(3):  # cancels in waves do not end the wait early...
+        await asyncio.sleep(0.05)
+        waiter.cancel()
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(waiter, 5)  # ...and the bound ends it, without raising
+    assert asyncio.get_running_loop().time() - started < 1
+    never.set_exception(RuntimeError("late"))  # retrieved by the callback left on it: no warning at exit
+    await asyncio.sleep(0)
