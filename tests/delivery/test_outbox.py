@@ -148,6 +148,8 @@ async def test_one_rows_failure_leaves_the_others_of_its_batch_to_be_sent(sessio
     channel = Answering(None, PlatformAPIError(45002, "content size out of limit"), None)
     sender = OutboxSender(channel, sessions)
     await sender.deliver(ids)
+    assert [(await row(sessions, i)).status for i in ids] == ["sent", "failed", "pending"]
+    assert (await row(sessions, ids[2])).next_attempt_at is None  # given back: due at once
     await sender.sweep_once()
     assert [(await row(sessions, i)).status for i in ids] == ["sent", "failed", "sent"]
     assert [s[2] for s in channel.sends] == ["one", "three"]
@@ -241,6 +243,20 @@ async def test_an_unexpected_error_is_retried_then_fails_after_the_last_attempt(
     assert (r1.status, r1.reason, r1.attempts) == ("pending", "retry: RuntimeError('bug')", 1)
     assert before + timedelta(seconds=2) <= aware(r1.next_attempt_at) <= utcnow() + timedelta(seconds=2)
     assert (r2.status, r2.reason, r2.next_attempt_at) == ("failed", "error: RuntimeError('bug')", None)
+
+
+async def test_an_unexpected_send_error_is_logged_with_its_traceback_channel_and_row(
+        sessions: Sessions, caplog: pytest.LogCaptureFixture) -> None:
+    """The row keeps only the error's repr: the log line is where the bug can be found."""
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["one"], leased=True)
+    error = RuntimeError("bug")
+    with caplog.at_level("ERROR", logger="engagebot.outbox"):
+        await OutboxSender(Answering(error), sessions).deliver([mid])
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == "outbound send raised"
+    assert record.exc_info is not None and record.exc_info[1] is error
+    assert (record.channel, record.message_id) == ("fake", mid)  # type: ignore[attr-defined]
 
 
 # --- what goes with each send ------------------------------------------------------------------------
@@ -618,6 +634,12 @@ async def test_a_broadcast_row_outside_the_window_waits_for_a_mass_send_when_the
         await session.commit()
     await OutboxSender(Answering(OutsideReplyWindow("closed"), capabilities=caps, mass=True), sessions).deliver([late])
     assert ((await row(sessions, late)).status, (await row(sessions, late)).reason) == ("held", HELD_FOR_MASS)
+    # A reply the platform refuses is not a broadcast's: a mass send never carries it, it ends undeliverable.
+    [late_reply] = await pending(sessions, ["a late reply"], external_id="f1", leased=True)
+    await OutboxSender(Answering(OutsideReplyWindow("closed"), capabilities=caps, mass=True),
+                       sessions).deliver([late_reply])
+    assert ((await row(sessions, late_reply)).status, (await row(sessions, late_reply)).reason) == ("undeliverable",
+                                                                                                   "closed")
 
 
 async def test_a_channel_with_only_an_event_window_sends_within_it(sessions: Sessions) -> None:
@@ -820,3 +842,43 @@ async def test_a_sweep_leaves_other_channels_rows_due_again_alone(sessions: Sess
     assert await OutboxSender(channel, sessions).sweep_once() == 1
     assert [s[2] for s in channel.sends] == ["mine"] and (await row(sessions, mine[0])).status == "sent"
     assert {(await row(sessions, i)).attempts for i in others} == {0}
+
+
+# --- stopping, and the sweep as a duty -------------------------------------------------------------------
+
+
+async def test_a_stopped_sender_sends_and_claims_nothing_and_leaves_a_reply_to_its_writers_lease(
+        sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    [lease] = await leases(sessions, [mid])
+    channel = Answering()
+    sender = OutboxSender(channel, sessions)
+    await sender.stop()
+    await sender.deliver([mid])
+    assert await sender.sweep_once() == 0
+    r = await row(sessions, mid)
+    assert (r.status, r.attempts, r.next_attempt_at, channel.contexts) == ("pending", 0, lease, [])
+
+
+async def test_a_sweep_held_by_lease_runs_only_while_its_duty_is_held(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    await pending(sessions, ["one"])
+    channel = Answering()
+    sender = OutboxSender(channel, sessions, sweep_every=0.05)
+    sender.sweeps_by_lease = True
+    sender.start()
+    try:
+        await asyncio.sleep(0.2)
+        assert (channel.sends, sender._sweeper) == ([], None)  # not this process's to sweep yet
+        duty = asyncio.create_task(sender.sweep_while_held())
+        await asyncio.wait_for(sender.idle.wait(), 5)
+        assert [s[2] for s in channel.sends] == ["one"]
+        duty.cancel()  # the lease lost: the sweep stops
+        await asyncio.gather(duty, return_exceptions=True)
+        assert sender._sweeper is None
+        await pending(sessions, ["two"])
+        await asyncio.sleep(0.2)
+        assert [s[2] for s in channel.sends] == ["one"]
+    finally:
+        await sender.stop()
