@@ -917,7 +917,8 @@ async def test_a_sweep_held_by_lease_runs_only_while_its_duty_is_held(sessions: 
         await sender.stop()
 
 
-async def test_a_stop_cuts_a_stuck_send_short_after_its_timeout(sessions: Sessions) -> None:
+@pytest.mark.parametrize("stop", ["stop", "stop_sweeping"])
+async def test_a_stop_cuts_a_stuck_send_short_after_its_timeout(sessions: Sessions, stop: str) -> None:
     await add_followers(sessions, 1)
     [mid] = await pending(sessions, ["hello"])
     started = asyncio.Event()
@@ -930,8 +931,10 @@ async def test_a_stop_cuts_a_stuck_send_short_after_its_timeout(sessions: Sessio
     sender = OutboxSender(Stuck(), sessions, sweep_every=0.05)
     sender.start()
     await asyncio.wait_for(started.wait(), 5)
-    await asyncio.wait_for(sender.stop(timeout=0.2), 3)  # returns, and raises nothing
-    assert sender._sweeper is None
+    sweeper = sender._sweeper
+    await asyncio.wait_for(getattr(sender, stop)(timeout=0.2), 3)  # returns, and raises nothing
+    assert sweeper is not None and sweeper.done() and sender._sweeper is None  # nothing of the sweep runs on
+    await sender.stop()
     assert (await row(sessions, mid)).status == "sending"  # cut short mid-send: in doubt, sent again after its lease
 
 
