@@ -188,7 +188,11 @@ def main(argv: list[str]) -> int:
             if args.survivors:
                 names = json.loads(previous.read_text())["alive"]
             else:
-                names = [k for k, s in results(WORK / name, wanted).items() if s == "not checked"]
+                # What no run reached: not what mutmut has no verdict for, since it forgets its verdicts
+                # when the target's tests change (after a --survivors run with new tests, that is everything).
+                settled = json.loads(previous.read_text()).get("statuses") or {}
+                names = [k for k, s in results(WORK / name, wanted).items()
+                         if s == "not checked" and settled.get(k, "not checked") == "not checked"]
             if not names:
                 print(f"{name}: nothing left to run")
                 continue

@@ -148,6 +148,8 @@ async def test_one_rows_failure_leaves_the_others_of_its_batch_to_be_sent(sessio
     channel = Answering(None, PlatformAPIError(45002, "content size out of limit"), None)
     sender = OutboxSender(channel, sessions)
     await sender.deliver(ids)
+    assert [(await row(sessions, i)).status for i in ids] == ["sent", "failed", "pending"]
+    assert (await row(sessions, ids[2])).next_attempt_at is None  # given back: due at once
     await sender.sweep_once()
     assert [(await row(sessions, i)).status for i in ids] == ["sent", "failed", "sent"]
     assert [s[2] for s in channel.sends] == ["one", "three"]
@@ -241,6 +243,20 @@ async def test_an_unexpected_error_is_retried_then_fails_after_the_last_attempt(
     assert (r1.status, r1.reason, r1.attempts) == ("pending", "retry: RuntimeError('bug')", 1)
     assert before + timedelta(seconds=2) <= aware(r1.next_attempt_at) <= utcnow() + timedelta(seconds=2)
     assert (r2.status, r2.reason, r2.next_attempt_at) == ("failed", "error: RuntimeError('bug')", None)
+
+
+async def test_an_unexpected_send_error_is_logged_with_its_traceback_channel_and_row(
+        sessions: Sessions, caplog: pytest.LogCaptureFixture) -> None:
+    """The row keeps only the error's repr: the log line is where the bug can be found."""
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["one"], leased=True)
+    error = RuntimeError("bug")
+    with caplog.at_level("ERROR", logger="engagebot.outbox"):
+        await OutboxSender(Answering(error), sessions).deliver([mid])
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage() == "outbound send raised"
+    assert record.exc_info is not None and record.exc_info[1] is error
+    assert (record.channel, record.message_id) == ("fake", mid)  # type: ignore[attr-defined]
 
 
 # --- what goes with each send ------------------------------------------------------------------------
@@ -482,29 +498,59 @@ async def test_the_sweeper_delivers_what_is_due_and_says_when_it_is_idle(session
     assert sender._sweeper is None
 
 
-async def test_the_sweeper_keeps_going_after_a_failed_sweep(sessions: Sessions, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_sweeper_keeps_going_after_a_failed_sweep(sessions: Sessions, monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
     await add_followers(sessions, 1)
     await pending(sessions, ["hello"])
     channel = Answering()
     sender = OutboxSender(channel, sessions, sweep_every=0.05)
     real, calls = sender.sweep_once, []
+    hiccup = RuntimeError("database hiccup")
 
     async def flaky(**kwargs: Any) -> int:
         calls.append(1)
         if len(calls) == 1:
-            raise RuntimeError("database hiccup")
+            raise hiccup
         return await real(**kwargs)
 
     monkeypatch.setattr(sender, "sweep_once", flaky)
     sender.start()
     try:
-        for _ in range(100):
-            if channel.sends:
-                break
-            await asyncio.sleep(0.02)
+        with caplog.at_level("ERROR", logger="engagebot.outbox"):
+            for _ in range(100):
+                if channel.sends:
+                    break
+                await asyncio.sleep(0.02)
     finally:
         await sender.stop()
     assert [s[2] for s in channel.sends] == ["hello"] and len(calls) >= 2
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]  # the failure is told, with its cause
+    assert (record.getMessage(), record.channel) == ("outbox sweep failed", "fake")  # type: ignore[attr-defined]
+    assert record.exc_info is not None and record.exc_info[1] is hiccup
+
+
+async def test_a_stop_whose_give_back_fails_still_stops_and_says_so(sessions: Sessions, monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    [token] = await leases(sessions, [mid])
+    sender = OutboxSender(Answering(), sessions)
+    sender.journal.hold([mid], token)
+    down = ConnectionError("database down")
+    given_back: list[list[int]] = []
+
+    async def failing_release(rows: Sequence[int]) -> None:
+        given_back.append(list(rows))
+        raise down
+
+    monkeypatch.setattr(sender.journal, "release", failing_release)
+    with caplog.at_level("WARNING", logger="engagebot.outbox"):
+        await sender.stop()
+    assert given_back == [[mid]]  # what it held, all of it
+    [record] = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert record.getMessage() == "outbox rows not given back at stop"
+    assert record.exc_info is not None and record.exc_info[1] is down
+    assert sender.journal._keeper is None  # closed all the same: its lease keeper is gone
 
 
 def test_channel_key_is_the_name_the_rows_carry() -> None:
@@ -658,6 +704,12 @@ async def test_a_broadcast_row_outside_the_window_waits_for_a_mass_send_when_the
         await session.commit()
     await OutboxSender(Answering(OutsideReplyWindow("closed"), capabilities=caps, mass=True), sessions).deliver([late])
     assert ((await row(sessions, late)).status, (await row(sessions, late)).reason) == ("held", HELD_FOR_MASS)
+    # A reply the platform refuses is not a broadcast's: a mass send never carries it, it ends undeliverable.
+    [late_reply] = await pending(sessions, ["a late reply"], external_id="f1", leased=True)
+    await OutboxSender(Answering(OutsideReplyWindow("closed"), capabilities=caps, mass=True),
+                       sessions).deliver([late_reply])
+    assert ((await row(sessions, late_reply)).status, (await row(sessions, late_reply)).reason) == ("undeliverable",
+                                                                                                   "closed")
 
 
 async def test_a_channel_with_only_an_event_window_sends_within_it(sessions: Sessions) -> None:
@@ -860,3 +912,117 @@ async def test_a_sweep_leaves_other_channels_rows_due_again_alone(sessions: Sess
     assert await OutboxSender(channel, sessions).sweep_once() == 1
     assert [s[2] for s in channel.sends] == ["mine"] and (await row(sessions, mine[0])).status == "sent"
     assert {(await row(sessions, i)).attempts for i in others} == {0}
+
+
+# --- stopping, and the sweep as a duty -------------------------------------------------------------------
+
+
+async def test_a_stopped_sender_sends_and_claims_nothing_and_leaves_a_reply_to_its_writers_lease(
+        sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    [lease] = await leases(sessions, [mid])
+    channel = Answering()
+    sender = OutboxSender(channel, sessions)
+    await sender.stop()
+    await sender.deliver([mid])
+    assert await sender.sweep_once() == 0
+    r = await row(sessions, mid)
+    assert (r.status, r.attempts, r.next_attempt_at, channel.contexts) == ("pending", 0, lease, [])
+
+
+async def test_a_sweep_held_by_lease_runs_only_while_its_duty_is_held(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    await pending(sessions, ["one"])
+    channel = Answering()
+    sender = OutboxSender(channel, sessions, sweep_every=0.05)
+    sender.sweeps_by_lease = True
+    sender.start()
+    try:
+        await asyncio.sleep(0.2)
+        assert (channel.sends, sender._sweeper) == ([], None)  # not this process's to sweep yet
+        for text in ("one", "two"):  # the duty held, lost, then held again
+            if text == "two":
+                await pending(sessions, ["two"])
+                await asyncio.sleep(0.2)
+                assert len(channel.sends) == 1  # not swept while the duty is someone else's
+            sender.idle.clear()
+            duty = asyncio.create_task(sender.sweep_while_held())
+            await asyncio.wait_for(sender.idle.wait(), 5)
+            assert channel.sends[-1][2] == text
+            duty.cancel()  # the lease lost: the sweep stops at once, not after the stop's timeout
+            await asyncio.wait_for(asyncio.gather(duty, return_exceptions=True), 2)
+            assert sender._sweeper is None
+    finally:
+        await sender.stop()
+
+
+@pytest.mark.parametrize("stop", ["stop", "stop_sweeping"])
+async def test_a_stop_cuts_a_stuck_send_short_after_its_timeout(sessions: Sessions, stop: str) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"])
+    started = asyncio.Event()
+
+    class Stuck(Answering):
+        async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+            started.set()
+            await asyncio.Event().wait()  # the platform never answers
+
+    sender = OutboxSender(Stuck(), sessions, sweep_every=0.05)
+    sender.start()
+    await asyncio.wait_for(started.wait(), 5)
+    sweeper = sender._sweeper
+    await asyncio.wait_for(getattr(sender, stop)(timeout=0.2), 3)  # returns, and raises nothing
+    assert sweeper is not None and sweeper.done() and sender._sweeper is None  # nothing of the sweep runs on
+    await sender.stop()
+    assert (await row(sessions, mid)).status == "sending"  # cut short mid-send: in doubt, sent again after its lease
+
+
+# --- what a claim leaves on the row ---------------------------------------------------------------------
+
+
+async def test_while_a_row_is_sent_it_is_marked_sending_under_this_senders_lease(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"])
+    seen: list[Message] = []
+
+    class Watching(Answering):
+        async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+            seen.append(await row(sessions, mid))
+            await super().send_reply(external_id, reply, context=context)
+
+    before = utcnow()
+    assert await OutboxSender(Watching(), sessions).sweep_once() == 1
+    [during] = seen
+    assert (during.status, during.attempts) == ("sending", 1)
+    assert before + LEASE <= aware(during.next_attempt_at) <= utcnow() + LEASE  # nobody else's for a lease
+
+
+async def test_a_row_another_sender_leased_since_it_was_read_is_not_claimed_again(sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    [taken] = await pending(sessions, ["taken"], leased=True)
+    [free] = await pending(sessions, ["free"])
+    [lease] = await leases(sessions, [taken])
+    sender = OutboxSender(Answering(), sessions)
+    async with sessions() as session:
+        claimed = await sender._claim(session, [taken, free], utcnow())
+        await session.commit()
+    assert list(claimed) == [free]
+    assert (await leases(sessions, [taken]), (await row(sessions, taken)).attempts) == ([lease], 0)
+
+
+async def test_rows_a_dead_sender_left_sending_are_sent_again_flagged_and_the_operator_told(
+        sessions: Sessions, caplog: pytest.LogCaptureFixture) -> None:
+    await add_followers(sessions, 1)
+    in_doubt = await pending(sessions, ["a", "b"], status="sending", next_attempt_at=utcnow() - timedelta(seconds=1))
+    [fresh] = await pending(sessions, ["c"])
+    channel = Answering()
+    with caplog.at_level("WARNING", logger="engagebot.outbox"):
+        assert await OutboxSender(channel, sessions).sweep_once() == 3
+    assert sorted(s[2] for s in channel.sends) == ["a", "b", "c"]
+    rows = [await row(sessions, i) for i in (*in_doubt, fresh)]
+    assert [(r.status, r.resent_in_doubt, r.attempts) for r in rows] == [
+        ("sent", True, 1), ("sent", True, 1), ("sent", False, 1)]
+    [record] = [r for r in caplog.records if r.levelname == "WARNING"]  # once, for the rows in doubt only
+    assert (record.getMessage(), record.channel, record.rows) == (  # type: ignore[attr-defined]
+        "outbox rows in doubt sent again", "fake", 2)
