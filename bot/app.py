@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client.core import Metric
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.admin.handoff import QueueTimeoutSweeper
 from bot.admin.plugin import admin_api_plugin
 from bot.broadcast.plugin import broadcast_plugin
 from bot.channels.base import Channel
@@ -318,6 +319,11 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
     duties = app[DUTIES] = Duties(core.sessions, ttl=timedelta(seconds=settings.duty_lease_seconds))
     retention = app[RETENTION]
     duties.add("retention", lambda: run_while(retention.start, retention.stop))  # one pruner in the deployment
+    handoff = QueueTimeoutSweeper(core.sessions, catalogs=core.catalogs,
+                                  timeout=timedelta(seconds=settings.handoff_timeout),
+                                  default_locale=settings.default_locale,
+                                  international_locale=settings.international_locale)
+    duties.add("handoff-timeout", lambda: run_while(handoff.start, handoff.stop))  # one sweeper of the queue
     app[SCRAPE_SOURCES].add("leases", lambda: _lease_holders(core))
     ctx = plugin_context(core, simulated, duties)
     for plugin in plugins:

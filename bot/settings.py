@@ -237,6 +237,9 @@ class Settings(BaseSettings):
     # Messages and settled outbox rows older than this many days are pruned (claims, codes and
     # campaign touches are kept); 0 keeps them forever. See docs/operations.md.
     retention_days: int = Field(default=90, ge=0, le=36_500)
+    # Seconds a follower who asked for a person waits for an agent; then they are told "we will answer
+    # soon" and the bot answers again (bot/admin/handoff.py, docs/inbox.md).
+    handoff_timeout: float = Field(default=900, ge=10, le=7 * 86_400)
     # SIGTERM: seconds to finish the requests in flight and stop the background duties, then exit.
     shutdown_timeout: float = Field(default=20, ge=1, le=600)
     # A database URL: `engagebot run` serves the mock channel at POST /mock and delivers its sends

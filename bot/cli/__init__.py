@@ -15,13 +15,13 @@ from sqlalchemy.exc import DBAPIError
 from bot.errors import ConfigError, EngagebotError
 from bot.settings import DatabaseURLError
 
-from . import broadcast, campaign, channels, chat, db, i18n, menu, operator, promo, prompts, run, stores
+from . import broadcast, campaign, channels, chat, db, i18n, inbox, menu, operator, promo, prompts, run, stores
 from .common import fail
 
 __all__ = ["build_parser", "main"]
 
 # The command groups, in the order ``engagebot --help`` lists them.
-GROUPS = (run, chat, channels, db, prompts, i18n, promo, campaign, broadcast, stores, menu, operator)
+GROUPS = (run, chat, channels, db, prompts, i18n, promo, campaign, broadcast, stores, menu, operator, inbox)
 
 
 DESCRIPTION = """\

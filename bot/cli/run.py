@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
+import os
 import signal
 import sys
+import threading
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +21,11 @@ from bot.logs import configure_logging
 from .common import settings_of
 
 log = logging.getLogger("engagebot.run")
+
+# Past the stop's budget the process is ended even if something will not let go (a database driver's
+# thread that never answers a cancelled call, a non-daemon thread): this much more is left for the
+# interpreter's own teardown once the budget is spent.
+HARD_EXIT_MARGIN = 5.0
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
@@ -72,6 +80,7 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
         if announce:
             print("engagebot: stopping", file=sys.stderr)
     finally:
+        exit_if_stop_hangs(settings.shutdown_timeout + HARD_EXIT_MARGIN)
         stopped = await _stop_within(runner, settings.shutdown_timeout)
         guard.close()
         accept_errors.close()
@@ -87,6 +96,28 @@ async def _stop_within(runner: web.AppRunner, timeout: float) -> bool:
                   extra={"shutdown_timeout": timeout})
         return False
     return True
+
+
+def exit_if_stop_hangs(bound: float) -> threading.Timer:
+    """End the process with status 1 if it is still alive ``bound`` seconds from now.
+
+    The timer's thread is a daemon and is never cancelled: a clean stop ends the process before it
+    fires, and a stop that hangs anywhere (the loop, the executor's shutdown, the interpreter joining
+    threads at exit) is cut there, with every thread's stack written to stderr to show what held it.
+    """
+    def hard_exit() -> None:
+        try:
+            sys.stderr.write(f"engagebot: the stop did not finish within {bound:g} s; exiting (threads below)\n")
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+            sys.stderr.flush()
+        except (OSError, ValueError):  # stderr closed or without a file descriptor: exit all the same
+            pass
+        os._exit(1)
+
+    timer = threading.Timer(bound, hard_exit)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def add_commands(sub: Any) -> None:

@@ -23,7 +23,7 @@ from bot.metrics import HANDLER_SECONDS, MESSAGES, counter, histogram
 from .capabilities import Capabilities
 from .clock import utcnow
 from .context import Context
-from .follower import FollowerRecord
+from .follower import PERSON_WILL_ANSWER, FollowerRecord, HandoffState
 from .inbound import Inbound, Kind
 from .reply import ArticlesReply, ButtonsReply, ImageReply, QrReply, Reply, TextReply
 from .router import HandlerObject, Router
@@ -42,6 +42,9 @@ LanguageLookup = Callable[[Inbound], Awaitable[str | None]]
 # Where a channel without buttons showed numbered choices, "reply 1" works as the first button.
 CHOICES_KEY = "_choices"
 EVENT_KINDS = frozenset({Kind.FOLLOW, Kind.CLICK, Kind.VIEW, Kind.SCAN})
+# What a follower says to the conversation (a paused bot tells them once that a person will answer).
+SPOKEN_KINDS = frozenset({Kind.TEXT, Kind.COMMAND, Kind.CLICK, Kind.IMAGE, Kind.VOICE, Kind.LOCATION, Kind.LINK,
+                          Kind.UNKNOWN})
 # The ``kind`` label of an outbound message in the metrics (a bounded set).
 REPLY_KINDS: dict[type, str] = {TextReply: "text", ArticlesReply: "articles", ImageReply: "image",
                                 ButtonsReply: "buttons", QrReply: "qr"}
@@ -227,7 +230,8 @@ class Dispatcher:
                 was_following=was_following,
             )
             if follower.paused(ctx.now):
-                replies = []  # someone else answers this follower now: store the message, run nothing
+                # Someone else answers this follower now: store the message, run no handler.
+                replies = _while_paused(msg, ctx)
             else:
                 token = current_locale.set(ctx.locale)
                 try:
@@ -288,6 +292,20 @@ class Dispatcher:
                 if result is not None:
                     return result
         return []
+
+
+def _while_paused(msg: Inbound, ctx: Context) -> list[Reply]:
+    """Tell a follower waiting for (or talking with) one of our agents, once, that a person will answer.
+
+    Nothing else: no rule, offer or fallback runs. The platform's own desk (WeChat kf) speaks for itself.
+    """
+    follower = ctx.follower
+    if follower.handoff not in (HandoffState.QUEUED, HandoffState.TAKEN) or follower.handoff_told_at is not None \
+            or msg.kind not in SPOKEN_KINDS:
+        return []
+    choose_locale(msg, ctx)
+    follower.handoff_told_at = ctx.now
+    return [TextReply(ctx._(PERSON_WILL_ANSWER))]
 
 
 def _count(msg: Inbound, replies: list[Reply], started: float) -> None:
@@ -354,14 +372,19 @@ async def pick_locale_middleware(msg: Inbound, ctx: Context, call_next: Next) ->
     The platform's hint is kept on the follower (a channel that asked the platform once need not
     ask again). Only what the follower wrote counts as script: not a command, a payload, a button.
     """
+    choose_locale(msg, ctx)
+    current_locale.set(ctx.locale)
+    return await call_next(msg, ctx)
+
+
+def choose_locale(msg: Inbound, ctx: Context) -> None:
+    """Set ``ctx.locale`` as :func:`pick_locale_middleware` explains, keeping the platform's hint."""
     follower = ctx.follower
     if msg.language_hint and follower.locale_hint != msg.language_hint:
         follower.locale_hint = msg.language_hint[:35]
     ctx.locale = negotiate(chosen=follower.locale, hint=follower.locale_hint,
                            text=msg.text if msg.kind is Kind.TEXT else None, default=ctx.default_locale,
                            international=ctx.international_locale, available=ctx.catalogs.locales)
-    current_locale.set(ctx.locale)
-    return await call_next(msg, ctx)
 
 
 def _log_fields(msg: Inbound, started: float, **more: Any) -> dict[str, Any]:

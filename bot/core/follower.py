@@ -9,16 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
+
+from bot.i18n import N_
 
 FOLLOWER_FIELDS = (
     "id", "channel", "account", "external_id", "display_name", "locale", "locale_hint", "following",
     "followed_at", "unfollowed_at", "first_source", "first_touch_at", "tags", "state", "state_data",
     "last_action_at", "last_action_kind", "window_sends", "created_at", "paused_by", "paused_at",
-    "last_latitude", "last_longitude", "last_located_at",
+    "handoff_told_at", "last_latitude", "last_longitude", "last_located_at",
 )
-# ``paused_by`` while the platform's own customer-service desk has the conversation (WeChat kf).
+# ``paused_by`` says who answers instead of the bot. The platform's own customer-service desk (WeChat kf):
 PLATFORM_DESK = "platform"
+# The follower asked for a person and waits for one of our agents (the bot is silent meanwhile):
+AGENT_QUEUE = "queue"
+# One of our agents has the conversation: ``agent:<agent id>`` (bot/admin/handoff.py takes and releases).
+AGENT_PREFIX = "agent:"
+MAX_AGENT_ID = 64
+# Told once per queue or agent pause (the dispatcher's notice, or an agent's take).
+PERSON_WILL_ANSWER = N_("A person from our team will answer you here soon. Thank you for waiting.")
 # A desk session whose close never came (a lost callback) ends by itself after this.
 PLATFORM_PAUSE_LAPSES = timedelta(hours=12)
 _FIELD_SET = frozenset(FOLLOWER_FIELDS)
@@ -54,6 +64,7 @@ class FollowerRecord:
     created_at: datetime
     paused_by: str | None  # who answers instead of the bot ("platform": the platform's own service desk)
     paused_at: datetime | None  # when the pause last changed (set or ended): older events change nothing
+    handoff_told_at: datetime | None  # when told "a person will answer", during this queue or agent pause
     last_latitude: float | None  # the last location the platform reported (WGS-84 or the platform's)
     last_longitude: float | None
     last_located_at: datetime | None
@@ -80,8 +91,55 @@ class FollowerRecord:
             return now - self.paused_at < PLATFORM_PAUSE_LAPSES
         return True
 
+    @property
+    def handoff(self) -> HandoffState:
+        """Who has the conversation: the bot, the queue for agents, an agent, or the platform's desk."""
+        return handoff_state(self.paused_by)
+
+    @property
+    def agent(self) -> str | None:
+        """The agent who has the conversation, if one has."""
+        return agent_of(self.paused_by)
+
+    def queue_for_agent(self, now: datetime, *, told: bool) -> bool:
+        """Ask for a person: the bot stops answering until an agent takes and releases it (or a timeout).
+
+        False (nothing changed) when someone answers instead of the bot already.
+        """
+        if self.paused(now):
+            return False
+        self.paused_by = AGENT_QUEUE
+        self.paused_at = now
+        self.handoff_told_at = now if told else None
+        return True
+
     def __repr__(self) -> str:
         return f"<FollowerRecord {self.id} {self.channel}:{self.external_id}>"
+
+
+class HandoffState(StrEnum):
+    """Who answers a follower now (``paused_by`` read)."""
+
+    BOT = "bot"
+    QUEUED = "queued"  # asked for a person; waiting for an agent (back to the bot after handoff_timeout)
+    TAKEN = "taken"  # an agent has the conversation
+    PLATFORM = "platform"  # the platform's own customer-service desk (WeChat kf)
+
+
+def handoff_state(paused_by: str | None) -> HandoffState:
+    if not paused_by:
+        return HandoffState.BOT
+    if paused_by == AGENT_QUEUE:
+        return HandoffState.QUEUED
+    if paused_by.startswith(AGENT_PREFIX):
+        return HandoffState.TAKEN
+    return HandoffState.PLATFORM
+
+
+def agent_of(paused_by: str | None) -> str | None:
+    if paused_by and paused_by.startswith(AGENT_PREFIX):
+        return paused_by[len(AGENT_PREFIX):]
+    return None
 
 
 def _own(value: object) -> object:

@@ -7,6 +7,7 @@ instances never together exceed what the platform allows.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -64,6 +65,40 @@ def refusal_reason(caps: Capabilities, *, following: bool, kind: str | None, at:
     if window.max_sends is not None and sends >= window.max_sends:
         return f"{OUTSIDE_WINDOW}: its {window.max_sends} sends are used up"
     return OUTSIDE_WINDOW
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStatus:
+    """Whether a send to a follower would be inside the platform's reply window now, and until when.
+
+    ``closes_at`` None with ``open``: the channel has no window (Telegram: pacing only).
+    """
+
+    open: bool
+    closes_at: datetime | None = None
+    sends_left: int | None = None  # None: no count (within the window, or no window at all)
+    reason: str | None = None  # why not, when closed
+
+
+def window_status(caps: Capabilities, *, following: bool, kind: str | None, at: datetime | None,
+                  sends: int, now: datetime) -> WindowStatus:
+    """Read the follower's window as the outbox will count it (for a person deciding to write)."""
+    if not following:
+        return WindowStatus(False, reason="follower unfollowed")
+    if not has_windows(caps):
+        return WindowStatus(True)
+    window = window_for(caps, kind)
+    if window is None or at is None:
+        return WindowStatus(False, reason=refusal_reason(caps, following=following, kind=kind, at=at, sends=sends,
+                                                         now=now))
+    if at.tzinfo is None:  # stored as UTC
+        at = at.replace(tzinfo=UTC)
+    closes_at = at + window.duration
+    left = None if window.max_sends is None else max(0, window.max_sends - sends)
+    if closes_at <= now or left == 0:
+        return WindowStatus(False, closes_at, left,
+                            refusal_reason(caps, following=following, kind=kind, at=at, sends=sends, now=now))
+    return WindowStatus(True, closes_at, left)
 
 
 async def take_window_slots(session: AsyncSession, caps: Capabilities, needs: dict[int, int],

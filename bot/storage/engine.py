@@ -221,10 +221,26 @@ class GateSafeSession(AsyncSession):
     """
 
     async def close(self) -> None:
-        try:
+        if not self.sync_session.info.get(_HOLDS_GATE):
             await super().close()
+            return
+        # A writer's close (its rollback, its connection's return to the pool) runs to its end even if
+        # the caller is cancelled, again and again (a stop cancels in waves): a connection handed back
+        # mid-transaction keeps SQLite's write lock, and the next writer let through the gate would wait
+        # in SQLite's busy handler (10 s) instead.
+        closing = asyncio.ensure_future(super().close())
+        cancelled = False
+        try:
+            while not closing.done():
+                try:
+                    await asyncio.shield(closing)
+                except asyncio.CancelledError:
+                    cancelled = True
         finally:
             _give_gate_back(self.sync_session)
+        if cancelled:
+            raise asyncio.CancelledError
+        closing.result()
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -69,7 +69,12 @@ class Follower(Base):
     """One person on one channel account; conversation state lives here to save a round trip."""
 
     __tablename__ = "follower"
-    __table_args__ = (UniqueConstraint("channel", "account", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "account", "external_id"),
+        # The inbox: conversations newest first, and the queued ones by age (migration 0016).
+        Index("ix_follower_last_action_at", "last_action_at"),
+        Index("ix_follower_paused_by", "paused_by", "paused_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     channel: Mapped[str] = mapped_column(String(32))
@@ -91,10 +96,13 @@ class Follower(Base):
     last_action_kind: Mapped[str | None] = mapped_column(String(16))
     window_sends: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]
-    # Set while someone else answers this follower (the platform's own customer-service session):
-    # messages are stored, no handler runs.
-    paused_by: Mapped[str | None] = mapped_column(String(32))
+    # Set while someone else answers this follower: messages are stored, no handler runs. "platform":
+    # the platform's own customer-service session; "queue": asked for a person, waiting for an agent;
+    # "agent:<id>": an agent of ours has the conversation (bot.core.follower, docs/inbox.md).
+    paused_by: Mapped[str | None] = mapped_column(String(80))
     paused_at: Mapped[datetime | None]  # when the pause last changed: a late, older event changes nothing
+    # When the follower was told that a person will answer, during this queue or agent pause (migration 0016).
+    handoff_told_at: Mapped[datetime | None]
     # The last location the platform reported (WeChat's location reports): not a message to answer.
     last_latitude: Mapped[float | None] = mapped_column(Float)
     last_longitude: Mapped[float | None] = mapped_column(Float)
@@ -141,6 +149,8 @@ class Message(Base):
     # Sent again after a try whose outcome was lost (the sender died while it was "sending") on a
     # platform that cannot drop the repeat: the follower may have it twice (migration 0006).
     resent_in_doubt: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Outbound: the agent who wrote it (the inbox, migration 0016); None: the bot.
+    sent_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class SenderPresence(Base):

@@ -286,6 +286,22 @@ async def test_a_row_already_settled_is_not_sent_again(sessions: Sessions) -> No
     assert len(channel.sends) == 1 and (await row(sessions, mid)).attempts == 1
 
 
+async def test_concurrent_deliveries_share_one_claim_and_each_row_goes_once_in_order(sessions: Sessions) -> None:
+    """Replies to many chats at once are claimed together (one commit); a row asked for by two calls
+    at once (a retried request racing the first) is sent once, and each chat's rows keep their order."""
+    await add_followers(sessions, 5)
+    chats = [await pending(sessions, [f"{f}-a", f"{f}-b"], external_id=f"f{f}", leased=True) for f in range(5)]
+    channel = Answering()
+    sender = OutboxSender(channel, sessions)
+    await asyncio.gather(*(sender.deliver(ids) for ids in chats), sender.deliver(chats[0]))
+    assert sender._deliveries.batches < len(chats) + 1  # calls made together were claimed together
+    sent = [s[2] for s in channel.sends]
+    assert sorted(sent) == sorted(f"{f}-{x}" for f in range(5) for x in "ab")  # each once
+    for f in range(5):
+        assert sent.index(f"{f}-a") < sent.index(f"{f}-b")
+    assert {(await row(sessions, i)).attempts for ids in chats for i in ids} == {1}
+
+
 async def test_two_senders_at_once_send_each_row_once(sessions: Sessions) -> None:
     await add_followers(sessions, 1)
     ids = await pending(sessions, [f"m{i}" for i in range(20)])

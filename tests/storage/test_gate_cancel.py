@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 
 import pytest
@@ -41,5 +42,47 @@ async def test_writers_cancelled_mid_commit_leave_the_gate_free(database_url: st
             await asyncio.gather(task, return_exceptions=True)
             assert not gate.lock.locked()
         await asyncio.wait_for(write(), 5)
+    finally:
+        await engine.dispose()
+
+
+
+async def test_a_writer_cancelled_while_closing_still_rolls_back_before_the_gate_goes_back(
+        database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """A stop cancels in waves: a cancel can land in a writer's close, during its rollback.
+
+    Before, the pool then failed to reset the connection ("Exception during reset or similar") and
+    the gate went back while the connection's transaction was still open, holding SQLite's write
+    lock: the next writer waited in SQLite's busy handler (10 s) and a stop ran past its budget.
+    Now the close runs to its end first: no failed reset, and the next writer is served at once.
+    """
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    gate = sqlite_gate(engine)
+    assert gate is not None
+    async with sessions.begin() as session:
+        session.add(Lease(name="n", holder="h", expires_at=utcnow(), generation=1))
+
+    async def write() -> None:
+        async with sessions() as session:
+            await hold_write_gate(session)
+            await session.execute(update(Lease).values(generation=Lease.generation + 1))
+            await session.commit()
+
+    caplog.set_level(logging.ERROR, logger="sqlalchemy.pool")
+    try:
+        for i in range(120):
+            session = sessions()
+            await hold_write_gate(session)
+            await session.execute(update(Lease).values(generation=Lease.generation + 1))
+            closing = asyncio.create_task(session.close())
+            for _ in range(1 + i % 7):  # cancelled at each step of the close in turn
+                await asyncio.sleep(0)
+            closing.cancel()
+            await asyncio.gather(closing, return_exceptions=True)
+            assert not gate.lock.locked()
+            await asyncio.wait_for(write(), 5)
+        assert not [r for r in caplog.records if "reset" in r.getMessage()]
     finally:
         await engine.dispose()
