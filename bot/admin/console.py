@@ -80,6 +80,7 @@ NOT_FOUND = N_("Not found.")
 SLUG_TAKEN = N_("A promotion with this slug exists already.")
 SCENE_TAKEN = N_("A campaign with this scene or slug exists already.")
 BAD_QUOTA = N_("The quota must be a whole number.")
+CONTROL_CHARACTER = N_("A field holds a NUL character, which cannot be stored.")
 
 
 def see_other(location: str) -> web.Response:
@@ -180,6 +181,8 @@ class Console:
                 form = {k: v for k, v in posted.items() if isinstance(v, str)}
                 if not csrf_matches(who.csrf, form.get("csrf")):
                     return self.refuse(request, who, 403, CSRF_REFUSED)
+                if any("\x00" in value for value in form.values()):  # PostgreSQL stores no NUL: a 500 waiting
+                    return self.refuse(request, who, 422, CONTROL_CHARACTER)
             if permission is not None and not who.actor.may(permission):
                 return self.refuse(request, who, 403, ROLE_REFUSED)
             try:
@@ -215,7 +218,7 @@ class Console:
                 return self.refuse(request, None, 403, CSRF_REFUSED)
             name, password = posted.get("name"), posted.get("password")
             opened = None
-            if isinstance(name, str) and isinstance(password, str):
+            if isinstance(name, str) and isinstance(password, str) and "\x00" not in name + password:
                 opened = await sign_in(self.sessions, name.strip(), password)
             if opened is None:
                 await self.throttle.failed(client)

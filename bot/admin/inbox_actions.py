@@ -9,19 +9,22 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from .audit import Actor, record
+from .errors import AdminError
 from .inbox import Inbox, QueuedReply
 from .roles import Permission
 
-__all__ = ["release", "reply", "take"]
+__all__ = ["Forbidden", "release", "reply", "take"]
 
 
-class _Refused(PermissionError):
-    pass
+class Forbidden(AdminError):
+    """The operator's role may not answer followers."""
+
+    http_status = 403
 
 
 def _check(actor: Actor) -> str:
     if not actor.may(Permission.INBOX_WRITE):
-        raise _Refused(f"the {actor.role} role may not {Permission.INBOX_WRITE}")
+        raise Forbidden(f"the {actor.role} role may not {Permission.INBOX_WRITE}")
     return actor.name
 
 

@@ -64,6 +64,8 @@ async def sign_in(sessions: async_sessionmaker[AsyncSession], name: str, passwor
         if op is None or not matches or op.disabled_at is not None:
             return None
         token, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), utcnow()
+        # Sessions past their expiry are of no use to anyone: cleared here, at the next sign-in.
+        await session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at <= now))
         row = ConsoleSession(token_hash=token_hash(token), operator_id=op.id, csrf_token=csrf, created_at=now,
                              expires_at=now + SESSION_TTL)
         session.add(row)

@@ -289,3 +289,23 @@ async def test_sign_in_is_throttled_per_client(strict_console: Console) -> None:
     assert status == 429
     async with strict_console.harness.sessions() as session:
         assert (await session.execute(select(func.count()).select_from(ConsoleSession))).scalar_one() == 0
+
+
+async def test_unusable_input_is_a_clear_4xx_never_a_5xx(console: Console) -> None:
+    browser = await console.browser("admin")
+    await browser.get("/admin/promotions")
+    status, html, _ = await browser.post("/admin/promotions", {"slug": "nul", "title_en": "a\x00b"})
+    assert status == 422 and "NUL" in html
+    status, html, _ = await browser.post("/admin/inbox/424242/reply", {"text": "hello"})
+    assert status == 404
+    await console.harness.follower("q1", language="en").say("hi")
+    status, html, _ = await browser.get("/admin/inbox")
+    follower_id = re.search(r'data-follower="(\d+)"', html).group(1)  # type: ignore[union-attr]
+    status, html, _ = await browser.post(f"/admin/inbox/{follower_id}/reply", {"text": "hello"})
+    assert status == 409 and "take it first" in html  # the service's own words
+    status, html, _ = await browser.get("/admin/inbox/424242")
+    assert status == 404
+    assert (await browser.get("/admin/inbox/not-a-number"))[0] == 404
+    other = await console.browser()
+    status, html, _ = await other.sign_in("admin\x00", PASSWORD)
+    assert status == 401
