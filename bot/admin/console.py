@@ -76,7 +76,7 @@ SIGNED_OUT = N_("Your session has ended. Sign in again.")
 ROLE_REFUSED = N_("Your role may not do this.")
 WRONG_LOGIN = N_("Wrong name or password, or the account is disabled.")
 TOO_MANY = N_("Too many failed attempts. Try again in a minute.")
-NOT_FOUND = N_("Not found.")
+UNKNOWN_LANGUAGE = N_("Unknown language.")
 SLUG_TAKEN = N_("A promotion with this slug exists already.")
 SCENE_TAKEN = N_("A campaign with this scene or slug exists already.")
 BAD_QUOTA = N_("The quota must be a whole number.")
@@ -245,7 +245,7 @@ class Console:
             return self.refuse(request, who, 403, CSRF_REFUSED)
         chosen = posted.get("locale")
         if chosen not in SUPPORTED_LOCALES:
-            return self.refuse(request, who, 422, NOT_FOUND)
+            return self.refuse(request, who, 422, UNKNOWN_LANGUAGE)
         back = posted.get("next")
         target = back if isinstance(back, str) and back.startswith("/admin") and "//" not in back else "/admin"
         response = see_other(target)
