@@ -220,6 +220,8 @@ async def test_staff_can_redeem_and_nothing_else(console: Console) -> None:
 
 async def test_a_disabled_operators_session_stops_at_once(console: Console) -> None:
     agent = await console.browser("agent")
+    status, _html, headers = await agent.get("/admin")
+    assert (status, headers["Location"]) == (303, "/admin/inbox")  # an agent's home
     assert (await agent.get("/admin/inbox"))[0] == 200
     async with console.harness.sessions() as session:
         op = await operators.get_operator(session, "agent")
