@@ -71,6 +71,9 @@ PAGES: tuple[tuple[str, str, Permission], ...] = (
     ("/admin/audit", N_("Audit log"), P.AUDIT_READ),
 )
 
+# Who answers a follower now (``HandoffState``), as the inbox shows it.
+STATE_LABELS = {"bot": N_("bot"), "queued": N_("queued"), "taken": N_("taken"), "platform": N_("platform's desk")}
+
 CSRF_REFUSED = N_("This form's security token is missing or wrong (CSRF). Reload the page and try again.")
 SIGNED_OUT = N_("Your session has ended. Sign in again.")
 ROLE_REFUSED = N_("Your role may not do this.")
@@ -148,7 +151,7 @@ class Console:
         response = aiohttp_jinja2.render_template(template, request, {
             "_": gettext, "locale": locale, "html_lang": locale.replace("_", "-"), "languages": LANGUAGE_NAMES,
             "who": who, "csrf": who.csrf if who is not None else csrf, "nav": nav, "path": request.path,
-            "when": when, "P": P, **context}, status=status, app_key=JINJA)
+            "when": when, "P": P, "states": STATE_LABELS, **context}, status=status, app_key=JINJA)
         # No script runs on these pages: an escaping slip could not run one either.
         response.headers["Content-Security-Policy"] = ("default-src 'none'; style-src 'unsafe-inline'; "
                                                        "img-src 'self'; form-action 'self'; frame-ancestors 'none'")

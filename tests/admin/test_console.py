@@ -305,6 +305,9 @@ async def test_unusable_input_is_a_clear_4xx_never_a_5xx(console: Console) -> No
     follower_id = re.search(r'data-follower="(\d+)"', html).group(1)  # type: ignore[union-attr]
     status, html, _ = await browser.post(f"/admin/inbox/{follower_id}/reply", {"text": "hello"})
     assert status == 409 and "take it first" in html  # the service's own words
+    await browser.post("/admin/language", {"locale": "zh_Hans"})
+    status, html, _ = await browser.get("/admin/inbox")
+    assert f'<td class="state">{default_catalogs().gettext("zh_Hans", "bot")}</td>' in html  # 机器人: the state too
     status, html, _ = await browser.get("/admin/inbox/424242")
     assert status == 404
     assert (await browser.get("/admin/inbox/not-a-number"))[0] == 404
