@@ -99,8 +99,9 @@ def test_a_promotion_made_in_the_console_is_claimed_on_the_wechat_phone_and_the_
     browser.find_element(By.ID, "scene").send_keys("dumpling-poster")
     browser.find_element(By.ID, "scan").click()  # scanning the poster's QR code follows through the campaign
 
-    def replies() -> list[str]:
-        return [b.text for b in browser.find_elements(By.CSS_SELECTOR, ".msg:not(.me) .bubble")]
+    def replies() -> list[str]:  # read in one script: the phone redraws its chat as messages arrive
+        return list(browser.execute_script(
+            "return Array.from(document.querySelectorAll('.msg:not(.me) .bubble'), b => b.innerText)"))
 
     wait_for(replies, what="the welcome")
     seen = len(replies())
@@ -163,7 +164,9 @@ def test_an_agent_takes_a_telegram_conversation_replies_and_hands_it_back(browse
     browser.switch_to.window(phone)
 
     def bot_texts() -> list[str]:
-        return [m.text for m in browser.find_elements(By.CSS_SELECTOR, ".msg.out")]
+        # Read in one script: the page redraws its messages as they arrive (an element read one by one goes stale).
+        return list(browser.execute_script(
+            "return Array.from(document.querySelectorAll('.msg.out'), m => m.innerText)"))
 
     wait_for(lambda: any("Hi Tom, this is Alice <b>from the team</b>." in t for t in bot_texts()),
              what="the agent's reply on the Telegram page")
