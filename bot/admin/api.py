@@ -40,6 +40,7 @@ class Call:
     session: AsyncSession
     actor: Actor
     settings: Settings
+    channels: list[Any]  # the app's channels (campaign links)
     ids: dict[str, int]
     body: Any = None
     query: Any = None
@@ -70,7 +71,7 @@ class Route:
     status: int = 200
     etag: bool = False  # the answer carries the resource's ETag
     if_match: bool = False  # the edit must send If-Match with the ETag it read
-    media: str = "application/json"
+    media: tuple[str, ...] = ("application/json",)  # what a 200 without ``answer`` is (a CSV, an image)
 
     @property
     def path_ids(self) -> list[str]:
@@ -117,6 +118,7 @@ class Api:
     settings: Settings
     sessions: async_sessionmaker[AsyncSession]
     routes: list[Route]
+    channels: list[Any] = field(default_factory=list)  # the app's own list: channel plugins fill it
 
     def __post_init__(self) -> None:
         self.throttle = FailureThrottle(self.settings.admin_failure_limit, namespace="admin-api")
@@ -185,7 +187,8 @@ class Api:
                 return error(428, "precondition required", "send If-Match with the ETag you read", "If-Match")
             version = version_of(header)
         async with self.sessions() as session:
-            call = Call(request=request, session=session, actor=actor, settings=self.settings, ids=ids, body=body,
+            call = Call(request=request, session=session, actor=actor, settings=self.settings,
+                        channels=self.channels, ids=ids, body=body,
                         query=query, version=version, count_failure=count_failure)
             try:
                 answer = await route.handler(call)

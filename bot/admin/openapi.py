@@ -106,11 +106,11 @@ def build_document(routes: Sequence[Route]) -> dict[str, Any]:
                                           "schema": {"type": "string"}}}
             if route.status == 201 and (links := _links(route, routes)):
                 ok["links"] = links
-        elif route.media != "application/json":
-            ok = {"description": "OK", "content": {route.media: {"schema": {"type": "string"}}}}
+        elif route.media != ("application/json",):
+            ok = {"description": "OK", "content": {media: {"schema": {"type": "string"}} for media in route.media}}
         else:
             ok = {"description": "No Content"}
-        status = route.status if route.answer is not None or route.media == "application/json" else 200
+        status = route.status if route.answer is not None or route.media == ("application/json",) else 200
         responses: dict[str, Any] = {str(status): ok}
         for code in _errors_of(route):
             responses[str(code)] = {"description": ERRORS[code],

@@ -21,6 +21,7 @@ class Permission(StrEnum):
     RULES_WRITE = "rules.write"
     PROMOTIONS_READ = "promotions.read"
     PROMOTIONS_WRITE = "promotions.write"
+    CAMPAIGNS_READ = "campaigns.read"
     CODES_REDEEM = "codes.redeem"
     FOLLOWERS_READ = "followers.read"
     FOLLOWERS_WRITE = "followers.write"
@@ -34,11 +35,11 @@ _P = Permission
 # The table. Admin holds every permission; the others hold what the issue gives their job.
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
-    Role.MARKETER: frozenset({_P.RULES_READ, _P.RULES_WRITE, _P.PROMOTIONS_READ, _P.PROMOTIONS_WRITE,
+    Role.MARKETER: frozenset({_P.RULES_READ, _P.RULES_WRITE, _P.PROMOTIONS_READ, _P.PROMOTIONS_WRITE, _P.CAMPAIGNS_READ,
                               _P.FOLLOWERS_READ, _P.FOLLOWERS_WRITE, _P.FOLLOWERS_EXPORT, _P.STATS_READ}),
     Role.AGENT: frozenset({_P.FOLLOWERS_READ, _P.FOLLOWERS_WRITE, _P.INBOX_READ, _P.INBOX_WRITE}),
     Role.STAFF: frozenset({_P.CODES_REDEEM}),
-    Role.VIEWER: frozenset({_P.RULES_READ, _P.PROMOTIONS_READ, _P.FOLLOWERS_READ, _P.STATS_READ,
+    Role.VIEWER: frozenset({_P.RULES_READ, _P.PROMOTIONS_READ, _P.CAMPAIGNS_READ, _P.FOLLOWERS_READ, _P.STATS_READ,
                             _P.INBOX_READ}),
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 from pydantic import Field
 
@@ -20,6 +22,8 @@ from .schemas import (
     AuditPage,
     AuditView,
     Body,
+    CampaignPage,
+    CampaignView,
     FollowerPage,
     FollowerView,
     FunnelList,
@@ -80,6 +84,12 @@ class FollowerExportQuery(Body):
 class AuditQuery(PageQuery):
     action: str | None = Field(default=None, max_length=64)
     actor: str | None = Field(default=None, max_length=80)
+
+
+class QrQuery(Body):
+    channel: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$",
+                         description="a channel with a link for the scene (wechat, telegram, weibo, ...)")
+    format: Literal["png", "svg"] = "png"
 
 
 class FunnelQuery(Body):
@@ -197,6 +207,23 @@ async def code_redeem(call: Call) -> RedeemView:
                       valid_until=result.valid_until)
 
 
+# --- campaigns -----------------------------------------------------------------------------------------
+async def campaigns_list(call: Call) -> CampaignPage:
+    q = call.query
+    rows = await services.list_campaigns(call.session, limit=q.limit, after_id=q.after())
+    return CampaignPage(items=[CampaignView.model_validate(r) for r in rows],
+                        next_cursor=next_cursor([r["id"] for r in rows], q.limit))
+
+
+async def campaign_qr(call: Call) -> web.Response:
+    q: QrQuery = call.query
+    campaign, image = await services.campaign_qr(call.session, call.channels, call.ids["campaign_id"], q.channel,
+                                                 q.format)
+    media = "image/png" if q.format == "png" else "image/svg+xml"
+    name = f"{campaign.slug}-{q.channel}.{q.format}"
+    return web.Response(body=image, content_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
 # --- followers -----------------------------------------------------------------------------------------
 async def followers_list(call: Call) -> FollowerPage:
     q = call.query
@@ -276,10 +303,14 @@ ROUTES: list[Route] = [
           P.PROMOTIONS_WRITE, body=PromotionUpdate, answer=PromotionView, etag=True, if_match=True),
     Route("POST", "/codes/redeem", code_redeem, "Redeem a code at the till (once)", "codes", P.CODES_REDEEM,
           body=RedeemBody, answer=RedeemView),
+    Route("GET", "/campaigns", campaigns_list, "List campaigns", "campaigns", P.CAMPAIGNS_READ, query=PageQuery,
+          answer=CampaignPage),
+    Route("GET", "/campaigns/{campaign_id}/qr", campaign_qr, "A campaign's QR code on one channel (PNG or SVG)",
+          "campaigns", P.CAMPAIGNS_READ, query=QrQuery, media=("image/png", "image/svg+xml")),
     Route("GET", "/followers", followers_list, "Search followers", "followers", P.FOLLOWERS_READ,
           query=FollowerQuery, answer=FollowerPage),
     Route("GET", "/followers/export.csv", followers_export, "Export matching followers as CSV", "followers",
-          P.FOLLOWERS_EXPORT, query=FollowerExportQuery, media="text/csv"),
+          P.FOLLOWERS_EXPORT, query=FollowerExportQuery, media=("text/csv",)),
     Route("GET", "/followers/{follower_id}", follower_show, "One follower", "followers", P.FOLLOWERS_READ,
           answer=FollowerView),
     Route("POST", "/followers/{follower_id}/tags", follower_tag, "Add and remove tags", "followers",

@@ -160,6 +160,20 @@ class RedeemView(Answer):
     valid_until: datetime | None
 
 
+# --- campaigns -----------------------------------------------------------------------------------------
+class CampaignView(Answer):
+    id: int
+    slug: str
+    scene: str
+    source: str
+    promotion: str | None
+
+
+class CampaignPage(Answer):
+    items: list[CampaignView]
+    next_cursor: str | None
+
+
 # --- followers -----------------------------------------------------------------------------------------
 class FollowerView(Answer):
     id: int

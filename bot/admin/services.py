@@ -16,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
 from bot.i18n import locale_keys
-from bot.offers.campaigns import FunnelRow, funnel_by_channel, funnel_stats, get_campaign
+from bot.offers.campaigns import FunnelRow, funnel_by_channel, funnel_stats, get_campaign, qr_image
+from bot.offers.links import campaign_links
 from bot.offers.loader import LoadSummary, load_promo_file
-from bot.offers.models import Claim, Promotion
+from bot.offers.models import Campaign, Claim, Promotion
 from bot.offers.redeem import RedeemOutcome, RedeemResult, redeem
 from bot.offers.spec import ParsedPromoFile
 from bot.rules import PromptRulesFile, PromptRuleSpec
@@ -200,6 +201,40 @@ async def redeem_code(session: AsyncSession, actor: Actor, code: str, *, promoti
                      after={"promotion": result.promotion, "redeemed_at": result.redeemed_at,
                             "by": by or actor.name})
     return result
+
+
+# --- campaigns -----------------------------------------------------------------------------------------
+def campaign_record(c: Campaign, promotion: str | None) -> dict[str, Any]:
+    return {"id": c.id, "slug": c.slug, "scene": c.scene, "source": c.source, "promotion": promotion}
+
+
+async def list_campaigns(session: AsyncSession, *, limit: int, after_id: int | None = None) -> list[dict[str, Any]]:
+    query = (select(Campaign, Promotion.slug).outerjoin(Promotion, Promotion.id == Campaign.promotion_id)
+             .order_by(Campaign.id).limit(limit))
+    if after_id is not None:
+        query = query.where(Campaign.id > after_id)
+    return [campaign_record(c, promotion) for c, promotion in (await session.execute(query)).all()]
+
+
+async def campaign_qr(session: AsyncSession, channels: Sequence[Any], campaign_id: int, channel: str,
+                      kind: str) -> tuple[Campaign, bytes]:
+    """The campaign's QR code on ``channel`` as PNG or SVG: the link the channel gives for its scene
+    (``bot.offers.links``, as ``engagebot campaign qr``), drawn the same way."""
+    campaign = await session.get(Campaign, campaign_id)
+    if campaign is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    links = await campaign_links(_Channels(channels), campaign.scene)
+    if channel not in links:
+        offered = ", ".join(sorted(links)) or "none: no channel gives scene links here"
+        raise NotFound(f"no {channel} link for campaign {campaign.slug!r} (channels with one: {offered})")
+    return campaign, await qr_image(links[channel], kind)
+
+
+class _Channels:
+    """What ``campaign_links`` reads: the running app's channels."""
+
+    def __init__(self, channels: Sequence[Any]) -> None:
+        self.channels = list(channels)
 
 
 # --- stats ---------------------------------------------------------------------------------------------

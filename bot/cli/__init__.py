@@ -21,7 +21,7 @@ from .common import fail
 __all__ = ["build_parser", "main"]
 
 # The command groups, in the order ``engagebot --help`` lists them.
-GROUPS = (run, chat, channels, db, prompts, i18n, promo, campaign, broadcast, stores, menu, operator, inbox)
+GROUPS = (run, chat, channels, db, prompts, i18n, promo, campaign, broadcast, stores, menu, inbox, operator)
 
 
 DESCRIPTION = """\

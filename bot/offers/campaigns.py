@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -105,20 +106,32 @@ async def funnel_by_channel(session: AsyncSession, slug: str | None = None) -> l
     return rows
 
 
-def _draw(url: str, png: Path, svg: Path) -> None:
+QR_FORMATS = ("png", "svg")
+
+
+def _draw(url: str, kind: str) -> bytes:
     import segno
 
-    qr = segno.make(url, error="m")
-    qr.save(str(png), scale=8, border=4)
-    qr.save(str(svg), scale=8, border=4, xmldecl=True)
+    out = io.BytesIO()
+    extra = {"xmldecl": True} if kind == "svg" else {}
+    segno.make(url, error="m").save(out, kind=kind, scale=8, border=4, **extra)
+    return out.getvalue()
+
+
+async def qr_image(url: str, kind: str) -> bytes:
+    """The QR code of ``url`` as PNG or SVG (``kind``), drawn in a worker thread (CPU-bound)."""
+    if kind not in QR_FORMATS:
+        raise ValueError(f"QR format {kind!r}: one of {QR_FORMATS}")
+    return await asyncio.to_thread(_draw, url, kind)
 
 
 async def write_qr_files(links: dict[str, str], slug: str, out_dir: Path) -> list[Path]:
-    """Write ``<slug>-<channel>.png`` and ``.svg`` for each link; drawing runs in a worker thread."""
+    """Write ``<slug>-<channel>.png`` and ``.svg`` for each link (``engagebot campaign qr``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for channel, url in sorted(links.items()):
-        png, svg = out_dir / f"{slug}-{channel}.png", out_dir / f"{slug}-{channel}.svg"
-        await asyncio.to_thread(_draw, url, png, svg)
-        written += [png, svg]
+        for kind in QR_FORMATS:
+            path = out_dir / f"{slug}-{channel}.{kind}"
+            path.write_bytes(await qr_image(url, kind))
+            written.append(path)
     return written

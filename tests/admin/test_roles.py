@@ -25,6 +25,7 @@ ACCESS: list[tuple[str, str, str, Any, set[str]]] = [
      {"admin", "marketer"}),
     ("list promotions", "GET", "/promotions", None, READERS),
     ("one promotion", "GET", "/promotions/1", None, READERS),
+    ("list campaigns", "GET", "/campaigns", None, READERS),
     ("redeem a code", "POST", "/codes/redeem", {"code": "NOSUCH99"}, {"admin", "staff"}),
     ("search followers", "GET", "/followers", None, {"admin", "marketer", "agent", "viewer"}),
     ("export followers", "GET", "/followers/export.csv", None, {"admin", "marketer"}),
@@ -75,9 +76,10 @@ async def test_staff_can_redeem_and_nothing_else(admin_api: AdminApi) -> None:
     assert (status, answer["outcome"], answer["promotion"]) == (200, "redeemed", "hotpot-50")
     status, answer, _ = await admin_api.call("POST", "/codes/redeem", "staff", json={"code": code})
     assert (status, answer["outcome"]) == (200, "already_redeemed")
-    refused = [path for path in ("/rules", "/promotions", "/followers", "/stats/funnel", "/audit", "/operators")
-               if (await admin_api.call("GET", path, "staff"))[0] == 403]
-    assert len(refused) == 6
+    paths = ("/rules", "/promotions", "/followers", "/stats/funnel", "/audit", "/operators", "/campaigns",
+             "/campaigns/1/qr?channel=wechat")
+    refused = [path for path in paths if (await admin_api.call("GET", path, "staff"))[0] == 403]
+    assert refused == list(paths)
 
 
 async def test_the_till_route_takes_a_staff_token_and_refuses_a_marketer(admin_api: AdminApi) -> None:
