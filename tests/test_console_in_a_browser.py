@@ -62,6 +62,16 @@ def sign_in(browser: Any, server: Server, name: str) -> None:
     wait_for(lambda: "/admin/login" not in browser.current_url, what=f"{name} to be signed in")
 
 
+def text_of(browser: Any, selector: str) -> str:
+    """The text of ``selector`` on the page now; "" while a form's answer replaces the page (the old one goes stale)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    try:
+        return str(browser.find_element(_by().CSS_SELECTOR, selector).text)
+    except (NoSuchElementException, StaleElementReferenceException):
+        return ""
+
+
 def funnel_cell(browser: Any, campaign: str, column: str) -> int:
     By = _by()
     row = browser.find_element(By.CSS_SELECTOR, f'#funnel tr[data-campaign="{campaign}"][data-channel=""]')
@@ -121,7 +131,7 @@ def test_a_promotion_made_in_the_console_is_claimed_on_the_wechat_phone_and_the_
 
     Choose(browser.find_element(By.NAME, "locale")).select_by_value("zh_Hans")
     browser.find_element(By.ID, "switch-language").click()
-    wait_for(lambda: browser.find_element(By.TAG_NAME, "h1").text == "数据概览", what="the Chinese dashboard")
+    wait_for(lambda: text_of(browser, "h1") == "数据概览", what="the Chinese dashboard")
     browser.get(server.url + "/admin/promotions")
     assert browser.find_element(By.TAG_NAME, "h1").text == "优惠活动"
     screenshot(browser, "console/05-promotions-zh-hans.png")
@@ -151,13 +161,13 @@ def test_an_agent_takes_a_telegram_conversation_replies_and_hands_it_back(browse
     assert "telegram" in row.text and "en" in row.text and "bot" in row.find_element(By.CSS_SELECTOR, ".state").text
     screenshot(browser, "console/06-inbox.png")
     link.click()
-    messages = browser.find_element(By.ID, "messages").text
+    messages = wait_for(lambda: text_of(browser, "#messages"), what="the conversation")
     assert "<script>alert('hi')</script> hello?" in messages  # shown as the follower typed it
     browser.find_element(By.ID, "take-over").click()
-    wait_for(lambda: "taken (alice)" in browser.find_element(By.ID, "state").text, what="the take")
+    wait_for(lambda: "taken (alice)" in text_of(browser, "#state"), what="the take")
     browser.find_element(By.ID, "text").send_keys("Hi Tom, this is Alice <b>from the team</b>.")
     browser.find_element(By.ID, "send").click()
-    wait_for(lambda: "Alice <b>from the team</b>" in browser.find_element(By.ID, "messages").text,
+    wait_for(lambda: "Alice <b>from the team</b>" in text_of(browser, "#messages"),
              what="the reply in the conversation")
     screenshot(browser, "console/07-conversation-taken.png")
 
@@ -175,7 +185,7 @@ def test_an_agent_takes_a_telegram_conversation_replies_and_hands_it_back(browse
 
     browser.switch_to.window(console)
     browser.find_element(By.ID, "hand-back").click()
-    wait_for(lambda: browser.find_element(By.ID, "state").text == "bot", what="the hand-back")
+    wait_for(lambda: text_of(browser, "#state") == "bot", what="the hand-back")
     assert browser.find_elements(By.ID, "take-over")
     browser.switch_to.window(phone)
     seen = len(bot_texts())
