@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client.core import Metric
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.admin.console import console_plugin
 from bot.admin.handoff import QueueTimeoutSweeper
 from bot.admin.plugin import admin_api_plugin
 from bot.broadcast.plugin import broadcast_plugin
@@ -135,7 +136,7 @@ def default_plugins(settings: Settings | None = None) -> list[Plugin]:
     channels come from the ``engagebot.channels`` entry points (``bot.channels.registry``); a broken
     one stops startup when it is engagebot's own or configured in ``settings``.
     """
-    return [*channel_plugins(settings), admin_api_plugin, broadcast_plugin]
+    return [*channel_plugins(settings), admin_api_plugin, console_plugin, broadcast_plugin]
 
 
 def plugin_context(core: Core, simulated: dict[str, object] | None = None,

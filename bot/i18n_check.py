@@ -11,6 +11,8 @@ from bot.i18n import DOMAIN, SUPPORTED_LOCALES, locales_dir
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_DIRS = ("bot", "handlers")
+# The console's templates (bot/admin/templates) call _() like the code does.
+METHOD_MAP = [("**.py", "python"), ("**/templates/*.html", "jinja2")]
 KEYWORDS = {"_": None, "N_": None, "ngettext": (1, 2), "gettext": None}
 
 
@@ -22,7 +24,7 @@ def extract_source_messages(root: Path = PROJECT_ROOT) -> dict[str, str]:
         if not path.is_dir():
             continue
         for filename, lineno, message, _comments, _context in extract_from_dir(
-            str(path), method_map=[("**.py", "python")], keywords=KEYWORDS,
+            str(path), method_map=METHOD_MAP, keywords=KEYWORDS,
         ):
             key = message[0] if isinstance(message, tuple) else message
             found.setdefault(key, f"{folder}/{filename}:{lineno}")

@@ -119,6 +119,16 @@ def client_address(request: web.Request, trusted_proxies: Sequence[Network] = ()
     return peer
 
 
+def came_over_https(request: web.Request, trusted_proxies: Sequence[Network] = ()) -> bool:
+    """Whether the client's request came over HTTPS: to us directly, or to a trusted reverse proxy that
+    says so in X-Forwarded-Proto (a client elsewhere cannot claim it by sending the header itself)."""
+    if request.secure:
+        return True
+    if not trusted_proxies or not _in(request.remote or "", trusted_proxies):
+        return False
+    return request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower() == "https"
+
+
 IPV6_CLIENT_PREFIX = 64  # an IPv6 subscriber is given a /64 (or more): its addresses are one client
 
 

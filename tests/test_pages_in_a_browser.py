@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,35 +20,20 @@ import pytest
 
 from bot.i18n import default_catalogs
 from bot.landing import FOLLOWER_PAGES, HEALTH, NO_SIMULATOR, TITLE
+from tests.support.browser import needs_chromium, new_driver, screenshot, wait_for
 from tests.support.process import Server, engagebot, http, running
 from tests.support.servers import free_port
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CJK_FAMILIES = {"Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN",
                 "Source Han Sans TC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Droid Sans Fallback",
                 "Noto Serif CJK SC"}
 
-pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-                                reason="chromium and chromium-driver are not installed here (.ci/run installs them)")
-
-
-def _driver(language: str = "en-US") -> Any:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1200,900", f"--lang={language}"):
-        options.add_argument(arg)
-    options.add_experimental_option("prefs", {"intl.accept_languages": language})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    driver = _driver()
+    driver = new_driver()
     try:
         yield driver
     finally:
@@ -63,21 +47,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     port = free_port()
     with running("run", env={"ENGAGEBOT_PORT": str(port)}, cwd=cwd, port=port, ready="/simulator/telegram") as s:
         yield s
-
-
-def _wait(predicate: Any, timeout: float = 20, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
-
-
-def _screenshot(browser: Any, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    assert browser.save_screenshot(str(path)), path
-    return path
 
 
 def test_the_landing_page_links_the_follower_pages_and_healthz_in_every_language(browser: Any, server: Server) -> None:
@@ -98,12 +67,12 @@ def test_the_landing_page_links_the_follower_pages_and_healthz_in_every_language
         assert "engagebot chat --channel wechat" in section.text and "--port" in section.text
     titles = {catalogs.gettext(locale, TITLE) for locale in ("en", "zh_Hans", "zh_Hant")}
     assert len(titles) == 3  # really three languages
-    _screenshot(browser, "landing.png")
+    screenshot(browser, "landing.png")
     for label, expect in ((FOLLOWER_PAGES["telegram"], "Telegram"), (FOLLOWER_PAGES["wechat"], "WeChat"),
                           (FOLLOWER_PAGES["weibo"], "Weibo"), (HEALTH, '"ok"')):
         browser.get(server.url + "/")
         browser.find_element(By.LINK_TEXT, catalogs.gettext("zh_Hans", label)).click()
-        _wait(lambda: expect in browser.title or expect in browser.page_source, what=expect)  # noqa: B023  (awaited in this iteration)
+        wait_for(lambda: expect in browser.title or expect in browser.page_source, what=expect)  # noqa: B023  (awaited in this iteration)
 
 
 def test_the_landing_page_puts_the_readers_language_first_and_says_when_no_simulator_is_served(
@@ -163,13 +132,13 @@ def test_a_chinese_telegram_conversation_renders_with_a_cjk_font(browser: Any, s
     browser.find_element(By.ID, "nu-name").send_keys("李雷")
     Select(browser.find_element(By.ID, "nu-lang")).select_by_value("zh-hans")
     browser.find_element(By.CSS_SELECTOR, "#newuser button").click()
-    _wait(lambda: browser.find_element(By.ID, "text").is_enabled(), what="the chat to open")
+    wait_for(lambda: browser.find_element(By.ID, "text").is_enabled(), what="the chat to open")
     browser.find_element(By.ID, "text").send_keys("你好，请问几点开门？")
     browser.find_element(By.ID, "btn-send").click()
-    reply = _wait(lambda: next((m for m in browser.find_elements(By.CSS_SELECTOR, ".msg.out")
+    reply = wait_for(lambda: next((m for m in browser.find_elements(By.CSS_SELECTOR, ".msg.out")
                                 if re.search(r"[\u4e00-\u9fff]", m.text)), None), what="a Chinese reply")
     mine = browser.find_element(By.CSS_SELECTOR, ".msg.in")
-    _screenshot(browser, "telegram-chinese.png")
+    screenshot(browser, "telegram-chinese.png")
     _assert_not_tofu(browser, reply)
     _assert_not_tofu(browser, mine)
 
@@ -182,17 +151,17 @@ def test_a_chinese_wechat_conversation_renders_with_a_cjk_font(browser: Any, ser
     browser.find_element(By.ID, "nick").send_keys("王伟")
     Select(browser.find_element(By.ID, "lang")).select_by_value("zh_CN")
     browser.find_element(By.ID, "create").click()
-    _wait(lambda: "王伟" in browser.find_element(By.ID, "who").text, what="the follower to be picked")
+    wait_for(lambda: "王伟" in browser.find_element(By.ID, "who").text, what="the follower to be picked")
     def chinese_replies() -> list[Any]:
         return [b for b in browser.find_elements(By.CSS_SELECTOR, ".msg:not(.me) .bubble")
                 if re.search(r"[\u4e00-\u9fff]", b.text)]
 
     browser.find_element(By.ID, "follow").click()
-    _wait(chinese_replies, what="the welcome")  # a follower may write once the follow went through
+    wait_for(chinese_replies, what="the welcome")  # a follower may write once the follow went through
     browser.find_element(By.ID, "text").send_keys("你好，请问几点开门？")
     browser.find_element(By.ID, "send").click()
-    bubbles = _wait(lambda: chinese_replies()[1:], what="the answer")
-    _screenshot(browser, "wechat-chinese.png")
+    bubbles = wait_for(lambda: chinese_replies()[1:], what="the answer")
+    screenshot(browser, "wechat-chinese.png")
     _assert_not_tofu(browser, bubbles[-1])
     _assert_not_tofu(browser, browser.find_element(By.CSS_SELECTOR, ".msg.me .bubble"))
 
@@ -205,18 +174,18 @@ def test_a_chinese_weibo_conversation_renders_with_a_cjk_font(browser: Any, serv
     browser.find_element(By.ID, "nf-name").send_keys("韩梅梅")
     Select(browser.find_element(By.ID, "nf-lang")).select_by_value("zh_Hans")
     browser.find_element(By.CSS_SELECTOR, "#newfan button").click()
-    _wait(lambda: "韩梅梅" in browser.find_element(By.ID, "who").text, what="the fan to be picked")
+    wait_for(lambda: "韩梅梅" in browser.find_element(By.ID, "who").text, what="the fan to be picked")
 
     def chinese_replies() -> list[Any]:
         return [m for m in browser.find_elements(By.CSS_SELECTOR, "#log .msg:not(.in):not(.event)")
                 if re.search(r"[\u4e00-\u9fff]", m.text)]
 
     browser.find_element(By.ID, "b-follow").click()
-    _wait(chinese_replies, what="the welcome")
+    wait_for(chinese_replies, what="the welcome")
     browser.find_element(By.ID, "dm").send_keys("你好，请问几点开门？")
     browser.find_element(By.CSS_SELECTOR, "#dmform button").click()
-    replies = _wait(lambda: chinese_replies()[1:], what="the answer")
-    _screenshot(browser, "weibo-chinese.png")
+    replies = wait_for(lambda: chinese_replies()[1:], what="the answer")
+    screenshot(browser, "weibo-chinese.png")
     _assert_not_tofu(browser, replies[-1])
     _assert_not_tofu(browser, browser.find_element(By.CSS_SELECTOR, "#log .msg.in"))
 
@@ -245,19 +214,19 @@ def test_the_wechat_phone_shows_the_followers_menu_and_a_tap_is_answered(browser
     browser.find_element(By.ID, "nick").send_keys("Amy")
     Select(browser.find_element(By.ID, "lang")).select_by_value("en")
     browser.find_element(By.ID, "create").click()
-    _wait(lambda: "Amy" in browser.find_element(By.ID, "who").text, what="the follower to be picked")
+    wait_for(lambda: "Amy" in browser.find_element(By.ID, "who").text, what="the follower to be picked")
     browser.find_element(By.ID, "follow").click()
 
     def menu_labels() -> list[str]:
         return [b.text for b in browser.find_elements(By.CSS_SELECTOR, "#menu .mtop > button")]
 
-    _wait(lambda: menu_labels() == ["Offers", "≡ Stores", "≡ More"], what="the English menu")
-    _wait(lambda: browser.find_elements(By.CSS_SELECTOR, ".msg:not(.me) .bubble"), what="the welcome")
+    wait_for(lambda: menu_labels() == ["Offers", "≡ Stores", "≡ More"], what="the English menu")
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".msg:not(.me) .bubble"), what="the welcome")
     more = browser.find_elements(By.CSS_SELECTOR, "#menu .mtop")[2]
     more.find_element(By.CSS_SELECTOR, ":scope > button").click()
     subs = [b for b in more.find_elements(By.CSS_SELECTOR, ".subs button") if b.text == "Help"]
-    _wait(lambda: subs[0].is_displayed(), what="the sub-menu to open")
+    wait_for(lambda: subs[0].is_displayed(), what="the sub-menu to open")
     subs[0].click()
-    _wait(lambda: any("Here is what I can do" in b.text
+    wait_for(lambda: any("Here is what I can do" in b.text
                       for b in browser.find_elements(By.CSS_SELECTOR, ".msg:not(.me) .bubble")), what="the answer")
-    _screenshot(browser, "wechat-menu-english.png")
+    screenshot(browser, "wechat-menu-english.png")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.storage.models import Base, BigId
 
-__all__ = ["AuditEntry", "Operator", "OperatorToken"]
+__all__ = ["AuditEntry", "ConsoleSession", "Operator", "OperatorToken"]
 
 
 class Operator(Base):
@@ -61,3 +61,19 @@ class AuditEntry(Base):
     target: Mapped[str] = mapped_column(String(160))
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ConsoleSession(Base):
+    """A signed-in browser of the console (migration 0017): only the SHA-256 of its cookie is stored.
+
+    Every request reads it with its operator, so a disabled operator (or a session signed out) stops at once.
+    """
+
+    __tablename__ = "console_session"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operator.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))  # sent back with every form of this session
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
