@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,9 @@ from bot.offers.spec import parse_promo_file
 from bot.settings import Settings
 from bot.web import FailureThrottle, client_address
 
-from . import inbox_actions, services
+from . import conversations, services
 from .audit import list_entries
+from .conversations import channel_deliver, inbox_for
 from .errors import AdminError
 from .inbox import Inbox
 from .roles import Permission
@@ -110,21 +111,8 @@ class Console:
     # --- plumbing ------------------------------------------------------------------------------------
     def inbox(self) -> Inbox:
         channels = list(self.channels)
-
-        async def deliver(channel: str, account: str, ids: Sequence[int]) -> None:
-            for c in channels:
-                outbox = getattr(c, "outbox", None)
-                if c.name == channel and c.account == account and outbox is not None:
-                    try:
-                        await outbox.deliver(list(ids))
-                    except Exception:  # the row stays pending: the account's sweeper sends it
-                        log.warning("immediate delivery failed; the outbox sweeper retries", exc_info=True)
-                    return
-
-        return Inbox(self.sessions, self.catalogs, {c.name: c.capabilities for c in channels},
-                     default_locale=self.settings.default_locale,
-                     international_locale=self.settings.international_locale,
-                     timeout=timedelta(seconds=self.settings.handoff_timeout), deliver=deliver)
+        return inbox_for(self.settings, self.sessions, channels, catalogs=self.catalogs,
+                         deliver=channel_deliver(channels))
 
     def locale(self, request: web.Request) -> str:
         chosen = request.cookies.get(LANGUAGE_COOKIE, "")
@@ -323,11 +311,11 @@ class Console:
             follower_id = int(request.match_info["follower_id"])
             inbox = self.inbox()
             if action == "take":
-                await inbox_actions.take(inbox, who.actor, follower_id)
+                await conversations.take(inbox, who.actor, follower_id)
             elif action == "reply":
-                await inbox_actions.reply(inbox, who.actor, follower_id, form.get("text", ""))
+                await conversations.reply(inbox, who.actor, follower_id, form.get("text", ""))
             else:
-                await inbox_actions.release(inbox, who.actor, follower_id)
+                await conversations.release(inbox, who.actor, follower_id)
             return see_other(f"/admin/inbox/{follower_id}")
 
         return act
