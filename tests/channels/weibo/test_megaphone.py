@@ -199,9 +199,10 @@ async def test_two_instances_polling_one_account_reply_once(database_url: str) -
 
 async def test_the_poll_is_held_by_one_instance_until_its_lease_ends(database_url: str) -> None:
     async with mega_env(database_url) as m:
-        a, b = m.megaphone(lease=timedelta(milliseconds=50)), m.megaphone()
+        # Long enough that a loaded machine cannot let it lapse between a's take and b's try.
+        a, b = m.megaphone(lease=timedelta(seconds=2)), m.megaphone()
         assert await a.take_lease() and not await b.take_lease()
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(2.2)
         assert await b.take_lease() and not await a.take_lease()
 
 
