@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 
@@ -70,17 +72,23 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(secrets, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
+@asynccontextmanager
+async def serve_admin_api(harness: BotHarness, app: web.Application) -> AsyncIterator[AdminApi]:
+    """Serve ``app`` on loopback with one operator (and token) per role, and the bootstrap token."""
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    api = AdminApi(client=client, harness=harness, tokens={"bootstrap": BOOTSTRAP})
+    try:
+        for role in Role:
+            api.operator_ids[role.value], api.tokens[role.value] = await add_operator(harness, role.value, role)
+        yield api
+    finally:
+        await client.close()
+
+
 @pytest.fixture
 async def admin_api(database_url: str, tmp_path: Path) -> AsyncIterator[AdminApi]:
     async with BotHarness(routers=[default_router()], database_url=database_url) as harness:
         await load_into(harness, tmp_path)
-        app = build_app(settings_for(database_url), plugins=[admin_api_plugin])
-        client = TestClient(TestServer(app))
-        await client.start_server()
-        api = AdminApi(client=client, harness=harness, tokens={"bootstrap": BOOTSTRAP})
-        try:
-            for role in Role:
-                api.operator_ids[role.value], api.tokens[role.value] = await add_operator(harness, role.value, role)
+        async with serve_admin_api(harness, build_app(settings_for(database_url), plugins=[admin_api_plugin])) as api:
             yield api
-        finally:
-            await client.close()

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select, update
 
 from bot.admin.plugin import admin_api_plugin
@@ -26,7 +25,7 @@ from bot.delivery import OutboxSender
 from bot.storage.models import Follower, Message
 from bot.testing import BotHarness
 from handlers import default_router
-from tests.admin.conftest import BOOTSTRAP, AdminApi, add_operator, settings_for
+from tests.admin.conftest import AdminApi, add_operator, serve_admin_api, settings_for
 
 # The mock channel with WeChat's window after a message: 48 hours, 5 sends.
 WINDOWED = replace(MOCK_CAPABILITIES, window_after_message=ReplyWindow(timedelta(hours=48), 5))
@@ -46,15 +45,10 @@ async def inbox_api(database_url: str, tmp_path: Path) -> AsyncIterator[AdminApi
             return None
 
         app = build_app(settings_for(database_url), plugins=[mock_channel_plugin, admin_api_plugin])
-        client = TestClient(TestServer(app))
-        await client.start_server()
-        api = AdminApi(client=client, harness=harness, tokens={"bootstrap": BOOTSTRAP})
         try:
-            for role in Role:
-                api.operator_ids[role.value], api.tokens[role.value] = await add_operator(harness, role.value, role)
-            yield api
+            async with serve_admin_api(harness, app) as api:
+                yield api
         finally:
-            await client.close()
             await sender.stop()
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
-from bot.storage.engine import create_engine, hold_write_gate, make_sessionmaker, sqlite_gate
+from bot.storage.engine import SQLiteWriteGate, create_engine, hold_write_gate, make_sessionmaker, sqlite_gate
 from bot.storage.migrate import upgrade
 from bot.storage.models import Lease
 from tests.support.db import backend
@@ -18,7 +21,15 @@ from tests.support.db import backend
 pytestmark = pytest.mark.skipif(backend() != "sqlite", reason="the write gate is SQLite's")
 
 
-async def test_writers_cancelled_mid_commit_leave_the_gate_free(database_url: str) -> None:
+@dataclass
+class GatedRig:
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    gate: SQLiteWriteGate
+    write: Callable[[], Awaitable[None]]  # one writer: takes the gate, bumps the lease row, commits
+
+
+async def gated_lease_table(database_url: str) -> GatedRig:
     engine = create_engine(database_url)
     await upgrade(engine)
     sessions = make_sessionmaker(engine)
@@ -33,6 +44,12 @@ async def test_writers_cancelled_mid_commit_leave_the_gate_free(database_url: st
             await session.execute(update(Lease).values(generation=Lease.generation + 1))
             await session.commit()
 
+    return GatedRig(engine, sessions, gate, write)
+
+
+async def test_writers_cancelled_mid_commit_leave_the_gate_free(database_url: str) -> None:
+    rig = await gated_lease_table(database_url)
+    engine, gate, write = rig.engine, rig.gate, rig.write
     rng = random.Random(7)
     try:
         for _ in range(300):
@@ -46,7 +63,6 @@ async def test_writers_cancelled_mid_commit_leave_the_gate_free(database_url: st
         await engine.dispose()
 
 
-
 async def test_a_writer_cancelled_while_closing_still_rolls_back_before_the_gate_goes_back(
         database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """A stop cancels in waves: a cancel can land in a writer's close, during its rollback.
@@ -56,20 +72,8 @@ async def test_a_writer_cancelled_while_closing_still_rolls_back_before_the_gate
     lock: the next writer waited in SQLite's busy handler (10 s) and a stop ran past its budget.
     Now the close runs to its end first: no failed reset, and the next writer is served at once.
     """
-    engine = create_engine(database_url)
-    await upgrade(engine)
-    sessions = make_sessionmaker(engine)
-    gate = sqlite_gate(engine)
-    assert gate is not None
-    async with sessions.begin() as session:
-        session.add(Lease(name="n", holder="h", expires_at=utcnow(), generation=1))
-
-    async def write() -> None:
-        async with sessions() as session:
-            await hold_write_gate(session)
-            await session.execute(update(Lease).values(generation=Lease.generation + 1))
-            await session.commit()
-
+    rig = await gated_lease_table(database_url)
+    engine, sessions, gate, write = rig.engine, rig.sessions, rig.gate, rig.write
     caplog.set_level(logging.ERROR, logger="sqlalchemy.pool")
     try:
         for i in range(120):
