@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from bot.storage.engine import create_engine, make_sessionmaker
 from bot.storage.migrate import upgrade
 from bot.testing import BotHarness
 from handlers import default_router
-from tests.support.db import backend, fresh_database_url
+from tests.support.db import backend, drop_pooled_databases, fresh_database_url
 
 # Tests never read an operator's settings from the environment by accident.
 for _name in [n for n in os.environ if n.startswith("ENGAGEBOT_") and not n.startswith("ENGAGEBOT_TEST_")]:
@@ -55,3 +56,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if len(kept) < len(items):
         config.hook.pytest_deselected(items=[item for item in items if item not in kept])
         items[:] = kept
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop the PostgreSQL databases this process pooled for its tests."""
+    asyncio.run(drop_pooled_databases())
