@@ -178,7 +178,10 @@ class Console:
                 return self.refuse(request, who, 403, ROLE_REFUSED)
             try:
                 return await handler(request, who, form)
-            except (AdminError, EngagebotError) as exc:  # the service's refusal, in its own words
+            except AdminError as exc:  # the service's refusal, in the operator's language
+                shown = exc.localized(lambda message: self.catalogs.gettext(self.locale(request), message))
+                return self.refuse(request, who, exc.http_status, shown, translate=False)
+            except EngagebotError as exc:  # not a refusal of ours: in its own words
                 return self.refuse(request, who, exc.http_status, str(exc), translate=False)
 
         return endpoint

@@ -301,17 +301,15 @@ def _conversation_view(c: ConversationSummary) -> ConversationView:
 async def conversations_list(call: Call) -> ConversationPage:
     q: ConversationQuery = call.query
     offset = int(q.cursor) if q.cursor else 0
-    async with conversation_service.refusals():
-        rows = await _inbox(call).conversations(state=q.state, channel=q.channel, agent=q.agent, limit=q.limit,
-                                                offset=offset)
+    rows = await _inbox(call).conversations(state=q.state, channel=q.channel, agent=q.agent, limit=q.limit,
+                                            offset=offset)
     return ConversationPage(items=[_conversation_view(c) for c in rows],
                             next_cursor=str(offset + q.limit) if len(rows) == q.limit else None)
 
 
 async def conversation_messages(call: Call) -> MessagePage:
     q: PageQuery = call.query
-    async with conversation_service.refusals():
-        found = await _inbox(call).conversation(call.ids["follower_id"], limit=q.limit, before=q.after())
+    found = await _inbox(call).conversation(call.ids["follower_id"], limit=q.limit, before=q.after())
     return MessagePage(conversation=_conversation_view(found.summary),
                        items=[MessageView.model_validate(m) for m in found.messages],
                        next_cursor=next_cursor([m.id for m in reversed(found.messages)], q.limit))
