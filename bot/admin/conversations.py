@@ -113,3 +113,10 @@ async def reply(inbox: Inbox, actor: Actor, follower_id: int, text: str, *, agen
     agent = agent or agent_id(actor)
     return await inbox.reply(follower_id, agent, text, record=_audit(
         actor, "conversation.reply", follower_id, {"agent": agent, "text": text}))
+
+
+async def dismiss(inbox: Inbox, actor: Actor, follower_id: int, *, agent: str | None = None) -> bool:
+    """Clear a follower's owed answer (the queue timed out, nobody answered): audited when it changes."""
+    agent = agent or agent_id(actor)
+    return await inbox.dismiss(follower_id, agent, record=_audit(actor, "conversation.dismiss", follower_id,
+                                                                  {"agent": agent}))

@@ -231,6 +231,25 @@ async def release(sessions: async_sessionmaker[AsyncSession], follower_id: int, 
     return HandoffChange(follower_id, HandoffState.BOT, None, changed=True)
 
 
+async def dismiss(sessions: async_sessionmaker[AsyncSession], follower_id: int, agent: str, *,
+                  record: Record | None = None) -> bool:
+    """Let a follower owed an answer (``owed_since``) go without one; False when nothing was owed."""
+    check_agent(agent)
+    async with sessions() as session:
+        await hold_write_gate(session)
+        await load_follower(session, follower_id)
+        result = await session.execute(
+            update(Follower).where(Follower.id == follower_id, Follower.owed_since.is_not(None))
+            .values(owed_since=None).returning(Follower.id), execution_options={"synchronize_session": False})
+        if result.scalar_one_or_none() is None:
+            return False
+        if record is not None:
+            await record(session)
+        await session.commit()
+    log.info("owed answer dismissed", extra={"follower_id": follower_id, "agent": agent})
+    return True
+
+
 def _same(column: Any, value: str | None) -> Any:
     return column.is_(None) if value is None else column == value
 
@@ -240,7 +259,7 @@ async def sweep_queue_timeouts(sessions: async_sessionmaker[AsyncSession], *, ca
                                international_locale: str = INTERNATIONAL_LOCALE, now: datetime | None = None,
                                batch: int = SWEEP_BATCH) -> int:
     """Give queued followers no agent took within ``timeout`` back to the bot, each told so in their
-    language (an outbox row); return how many."""
+    language (an outbox row), and marked owed an answer since they asked (``owed_since``); return how many."""
     now = now or utcnow()
     cutoff = now - timeout
     async with sessions() as session:
@@ -254,7 +273,10 @@ async def sweep_queue_timeouts(sessions: async_sessionmaker[AsyncSession], *, ca
             result = await session.execute(
                 update(Follower).where(Follower.id == row.id, Follower.paused_by == AGENT_QUEUE,
                                        or_(Follower.paused_at.is_(None), Follower.paused_at <= cutoff))
-                .values(paused_by=None, paused_at=now, handoff_told_at=None).returning(Follower.id),
+                # Still owed a person's answer: the inbox keeps showing them until an agent answers or dismisses.
+                .values(paused_by=None, paused_at=now, handoff_told_at=None,
+                        owed_since=func.coalesce(Follower.owed_since, Follower.paused_at))
+                .returning(Follower.id),
                 execution_options={"synchronize_session": False})
             if result.scalar_one_or_none() is None:
                 continue  # taken meanwhile

@@ -39,6 +39,7 @@ from .handoff import (
     ReplyWindowClosed,
     check_agent,
     check_row_id,
+    dismiss,
     follower_locale,
     follower_window,
     last_inbound_texts,
@@ -80,6 +81,7 @@ class ConversationSummary:
     last_action_at: datetime | None  # the follower's last action (message or event)
     last_message: LastMessage | None
     window: WindowStatus | None  # None: the channel is not known here
+    owed_since: datetime | None = None  # asked for a person, timed out of the queue, not answered yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +125,10 @@ class Inbox:
     deliver: Deliver | None = None
 
     async def conversations(self, *, state: HandoffState | None = None, channel: str | None = None,
-                            agent: str | None = None, limit: int = 50, offset: int = 0,
+                            agent: str | None = None, owed: bool | None = None, limit: int = 50, offset: int = 0,
                             now: datetime | None = None) -> list[ConversationSummary]:
-        """Conversations across channels, the follower's latest action first."""
+        """Conversations across channels, the follower's latest action first; ``owed``: only those (not)
+        owed a person's answer after the queue's timeout."""
         if not 1 <= limit <= MAX_PAGE:
             raise InboxInputError("limit", N_("1 to {most}"), most=MAX_PAGE)
         check_row_id("offset", offset, least=0)
@@ -139,6 +142,8 @@ class Inbox:
             query = query.where(Follower.paused_by == AGENT_PREFIX + check_agent(agent))
         if channel is not None:
             query = query.where(Follower.channel == channel)
+        if owed is not None:
+            query = query.where(Follower.owed_since.is_not(None) if owed else Follower.owed_since.is_(None))
         query = query.order_by(Follower.last_action_at.desc(), Follower.id.desc()).limit(limit).offset(offset)
         async with self.sessions() as session:
             rows = list((await session.execute(query)).scalars())
@@ -220,6 +225,7 @@ class Inbox:
                                         id=follower_id, reason=Term(window.reason or ""))
             message = enqueue_reply(session, row, TextReply(text))
             message.sent_by = agent
+            row.owed_since = None  # a person answered
             if record is not None:
                 await record(session)
             await session.commit()
@@ -228,6 +234,10 @@ class Inbox:
         if self.deliver is not None:
             await self.deliver(channel, account, [queued.message_id])
         return queued
+
+    async def dismiss(self, follower_id: int, agent: str, *, record: Record | None = None) -> bool:
+        """Let a follower owed an answer go without one (see :func:`bot.admin.handoff.dismiss`)."""
+        return await dismiss(self.sessions, follower_id, agent, record=record)
 
     async def sweep_timeouts(self, *, now: datetime | None = None) -> int:
         """Queued followers past the timeout go back to the bot, told so (see :class:`QueueTimeoutSweeper`)."""
@@ -251,7 +261,8 @@ class Inbox:
                                    international_locale=self.international_locale),
             state=handoff_state(r.paused_by), agent=agent_of(r.paused_by), state_since=r.paused_at,
             told_at=r.handoff_told_at, last_action_at=r.last_action_at, last_message=last.get(r.id),
-            window=follower_window(self.capabilities.get(r.channel), r, now)) for r in rows]
+            window=follower_window(self.capabilities.get(r.channel), r, now), owed_since=r.owed_since)
+            for r in rows]
 
 
 MAX_CHANNEL_NAME = 64
