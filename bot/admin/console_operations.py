@@ -54,6 +54,11 @@ BAD_NUMBER = N_("a whole number expected")
 NO_TAG = N_("give a tag to add or to remove")
 
 
+def see_other(location: str) -> web.Response:
+    """303 after a form (``console.see_other``; importing it from there would be an import cycle)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
 def parse(model: type[Model], values: Mapping[str, Any]) -> Model:
     """``values`` checked by the API's model; its first problem is a 422 naming the field."""
     try:
@@ -105,7 +110,7 @@ class Operations:
                                                                 default_locale=self.settings.default_locale,
                                                                 timezone=self.settings.timezone)
             await session.commit()
-        return self.console_see_other(f"/admin/broadcasts/{broadcast.id}")
+        return see_other(f"/admin/broadcasts/{broadcast.id}")
 
     async def broadcast(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
         async with self.sessions() as session:
@@ -119,7 +124,7 @@ class Operations:
         broadcast_id = row_id(request, "broadcast_id")
         async with self.sessions() as session:
             await broadcast_service.cancel(session, who.actor, broadcast_id)  # commits with its audit row
-        return self.console_see_other(f"/admin/broadcasts/{broadcast_id}")
+        return see_other(f"/admin/broadcasts/{broadcast_id}")
 
     # --- followers -----------------------------------------------------------------------------------
     async def followers(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
@@ -146,7 +151,7 @@ class Operations:
             await follower_service.tag_follower(session, who.actor, row_id(request, "follower_id"), body)
             await session.commit()
         back = form.get("next", "")
-        return self.console_see_other(back if back.startswith("/admin/followers") and "//" not in back
+        return see_other(back if back.startswith("/admin/followers") and "//" not in back
                                       else "/admin/followers")
 
     async def export_followers(self, request: web.Request, who: SignedIn,
@@ -176,7 +181,7 @@ class Operations:
         async with self.sessions() as session:
             op = await operator_service.add_operator(session, who.actor, body)
             await session.commit()
-        return self.console_see_other(f"/admin/operators/{op.id}")
+        return see_other(f"/admin/operators/{op.id}")
 
     async def operator(self, request: web.Request, who: SignedIn, form: Mapping[str, str], *,
                        new_token: str | None = None, status: int = 200) -> web.StreamResponse:
@@ -196,7 +201,7 @@ class Operations:
             op = await operator_service.get_operator(session, row_id(request, "operator_id"))
             await operator_service.update_operator(session, who.actor, op, body, version=int(version))
             await session.commit()
-        return self.console_see_other(f"/admin/operators/{op.id}")
+        return see_other(f"/admin/operators/{op.id}")
 
     async def reset_password(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
         body = parse(PasswordReset, {"password": form.get("password", "")})
@@ -204,7 +209,7 @@ class Operations:
             op = await operator_service.get_operator(session, row_id(request, "operator_id"))
             await operator_service.reset_password(session, who.actor, op, body)
             await session.commit()
-        return self.console_see_other(f"/admin/operators/{op.id}")
+        return see_other(f"/admin/operators/{op.id}")
 
     async def create_token(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
         """A new API token, shown on this answer only (never stored, never shown again: no redirect)."""
@@ -219,18 +224,13 @@ class Operations:
         async with self.sessions() as session:
             row = await operator_service.revoke_token(session, who.actor, row_id(request, "token_id"))
             await session.commit()
-        return self.console_see_other(f"/admin/operators/{row.operator_id}")
+        return see_other(f"/admin/operators/{row.operator_id}")
 
     # --- the inbox's owed answers --------------------------------------------------------------------
     async def dismiss(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
         follower_id = row_id(request, "follower_id")
         await conversations.dismiss(self.console.inbox(), who.actor, follower_id)
-        return self.console_see_other(f"/admin/inbox/{follower_id}")
-
-    # --- plumbing ------------------------------------------------------------------------------------
-    @staticmethod
-    def console_see_other(location: str) -> web.Response:
-        return web.Response(status=303, headers={"Location": location})
+        return see_other(f"/admin/inbox/{follower_id}")
 
     def add_to(self, app: web.Application) -> None:
         page = self.console.page

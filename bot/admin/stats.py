@@ -8,8 +8,8 @@ bot writes as it works:
   went in the HTTP answer to the platform's own request (status ``passive``, ``bot.storage.store``),
   **deferred** when it was written to the outbox and sent later through the platform's send API
   (every other status: an agent's reply, a reply past the platform's deadline, a notice);
-- a follower's message is answered by the first reply to that follower after it that reached them
-  (``passive`` or ``sent``); its answer time runs from the message's arrival to that reply's sending.
+- a follower's message is answered by the first reply to that follower written after it that reached
+  them (``passive`` or ``sent``); its answer time runs from the message's arrival to that reply's sending.
   The median of those over the period is the figure (messages never answered are not in it).
 
 Days are the operator's (``ENGAGEBOT_TIMEZONE``): their boundaries are computed here, in that zone, and
@@ -120,10 +120,11 @@ async def _reply_routes(session: AsyncSession, since: datetime) -> list[ReplyRou
 async def _answer_times(session: AsyncSession, since: datetime) -> list[AnswerTime]:
     asked = aliased(Message, name="asked")
     answer = aliased(Message, name="answer")
-    answered_at = (select(func.min(func.coalesce(answer.sent_at, answer.created_at)))
+    # The first delivered reply written after the message: the (follower_id, id) index finds it at once.
+    answered_at = (select(func.coalesce(answer.sent_at, answer.created_at))
                    .where(answer.follower_id == asked.follower_id, answer.direction == "out", answer.id > asked.id,
                           answer.broadcast_id.is_(None), answer.status.in_(DELIVERED))
-                   .scalar_subquery())
+                   .order_by(answer.id).limit(1).scalar_subquery())
     waits = (select(asked.channel.label("channel"), seconds_between(session, answered_at, asked.created_at)
                     .label("wait"))
              .where(asked.direction == "in", asked.kind.in_(SPOKEN), asked.created_at >= since)
