@@ -48,6 +48,9 @@ BROADCAST_STATES = {QUEUED: N_("queued"), EXPANDING: N_("expanding"), SENDING: N
                     CANCELLED: N_("cancelled")}
 ROLE_NAMES = {Role.ADMIN: N_("admin"), Role.MARKETER: N_("marketer"), Role.AGENT: N_("agent"), Role.STAFF: N_("staff"),
               Role.VIEWER: N_("viewer")}
+# A broadcast's audience filters (``Audience.to_json``'s keys).
+AUDIENCE_LABELS = {"channels": N_("Channels"), "locales": N_("Languages"), "tags": N_("Tags"),
+                   "sources": N_("Sources"), "followed_since": N_("Followed since")}
 # The reply window's reasons (``bot.delivery.windows``), translated where a refusal carries them.
 WINDOW_REASONS = (N_("outside the reply window"), N_("follower unfollowed"))
 BAD_NUMBER = N_("a whole number expected")
@@ -118,7 +121,8 @@ class Operations:
             record = await broadcast_service.broadcast_record(session, found)
         running = record["status"] in ACTIVE
         return self.console.render(request, "broadcast.html", who, b=record, bstates=BROADCAST_STATES,
-                                   refresh=REFRESH_SECONDS if running else None, running=running)
+                                   refresh=REFRESH_SECONDS if running else None, running=running,
+                                   audience_labels=AUDIENCE_LABELS)
 
     async def cancel_broadcast(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
         broadcast_id = row_id(request, "broadcast_id")
