@@ -104,6 +104,7 @@ async def test_a_broadcast_is_cancelled_by_a_writer_only_and_bad_forms_are_4xx(c
     viewer = await console.browser("viewer")
     await viewer.get(path)
     assert (await viewer.post(f"{path}/cancel", {}))[0] == 403
+    assert (await viewer.post("/admin/broadcasts", {"name": "by-viewer", "text_en": "hi"}))[0] == 403
     assert (await marketer.get(path))[0] == 200
     status, _html, headers = await marketer.post(f"{path}/cancel", {})
     assert (status, headers["Location"]) == (303, path)
@@ -190,6 +191,10 @@ async def test_admins_manage_operators_and_tokens_in_the_console(console: Consol
     for bad in ({**new, "name": "mei2", "password": "short"}, {**new, "name": "mei3", "role": "boss"},
                 {**new, "name": "Bad Name"}):
         assert (await admin.post("/admin/operators", bad))[0] == 422, bad
+    marketer = await console.browser("marketer")
+    await marketer.get("/admin/followers")  # a page of theirs, for a valid CSRF token
+    assert (await marketer.post("/admin/operators", {**new, "name": "by-marketer"}))[0] == 403
+    assert (await marketer.post(f"{page}/password", {"password": "a marketer's choice"}))[0] == 403
     mei = await console.browser("mei", "a long password 1")
     assert (await mei.get("/admin/till"))[0] == 200
 
