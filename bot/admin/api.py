@@ -206,7 +206,7 @@ class Api:
                 return error(422, "invalid input", str(exc), exc.field)
             except AdminError as exc:
                 await session.rollback()
-                return error(exc.http_status, type(exc).__name__.lower(), str(exc))
+                return error(exc.http_status, exc.code, str(exc))
         if isinstance(answer, web.StreamResponse):
             return answer
         if answer is None:

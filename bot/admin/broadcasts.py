@@ -15,10 +15,11 @@ from bot.broadcast.audience import Audience
 from bot.broadcast.expand import BroadcastError, create_broadcast
 from bot.broadcast.models import Broadcast
 from bot.broadcast.status import Progress, cancel_broadcast, progress
+from bot.i18n import N_
 from bot.offers.loader import get_promotion
 
 from .audit import Actor, record
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Invalid, NotFound, Term
 from .schemas import BroadcastStart
 
 
@@ -34,7 +35,7 @@ async def start_broadcast(session: AsyncSession, actor: Actor, body: BroadcastSt
                           timezone: str) -> Broadcast:
     """Record a queued broadcast in the caller's transaction; a broadcast worker writes and sends its rows."""
     if body.promotion and await get_promotion(session, body.promotion) is None:
-        raise Invalid("promotion", f"no promotion {body.promotion!r}; load it first")
+        raise Invalid("promotion", N_("no promotion {slug!r}; load it first"), slug=body.promotion)
     audience = audience_of(body, timezone)
     try:
         broadcast = await create_broadcast(session, name=body.name, texts=body.texts, audience=audience,
@@ -50,7 +51,7 @@ async def start_broadcast(session: AsyncSession, actor: Actor, body: BroadcastSt
 async def get_broadcast(session: AsyncSession, broadcast_id: int) -> Broadcast:
     broadcast = await session.get(Broadcast, broadcast_id, populate_existing=True)
     if broadcast is None:
-        raise NotFound(f"no broadcast {broadcast_id}")
+        raise NotFound(N_("no broadcast {id}"), id=broadcast_id)
     return broadcast
 
 
@@ -83,5 +84,6 @@ async def cancel(session: AsyncSession, actor: Actor, broadcast_id: int) -> int:
     await record(session, actor, "broadcast.cancel", f"broadcast:{broadcast_id}", before={"status": status})
     stopped = await cancel_broadcast(session, broadcast_id)  # commits the audit row with the cancel
     if stopped is None:
-        raise Conflict(f"broadcast {broadcast_id} is over ({status}): nothing to cancel")
+        raise Conflict(N_("broadcast {id} is over ({status}): nothing to cancel"), id=broadcast_id,
+                       status=Term(status))
     return stopped

@@ -34,8 +34,9 @@ from bot.offers.spec import parse_promo_file
 from bot.settings import Settings
 from bot.web import FailureThrottle, client_address
 
-from . import conversations, services
+from . import conversations, services, stats
 from .audit import list_entries
+from .console_operations import Operations, activity_tables, duration
 from .conversations import channel_deliver, inbox_for
 from .errors import AdminError
 from .inbox import Inbox
@@ -68,8 +69,11 @@ PAGES: tuple[tuple[str, str, Permission], ...] = (
     ("/admin", N_("Dashboard"), P.STATS_READ),
     ("/admin/promotions", N_("Promotions"), P.PROMOTIONS_READ),
     ("/admin/inbox", N_("Inbox"), P.INBOX_READ),
+    ("/admin/broadcasts", N_("Broadcasts"), P.BROADCASTS_READ),
+    ("/admin/followers", N_("Followers"), P.FOLLOWERS_READ),
     ("/admin/till", N_("Redeem a code"), P.CODES_REDEEM),
     ("/admin/audit", N_("Audit log"), P.AUDIT_READ),
+    ("/admin/operators", N_("Operators"), P.OPERATORS_READ),
 )
 
 # Who answers a follower now (``HandoffState``), as the inbox shows it.
@@ -178,7 +182,10 @@ class Console:
                 return self.refuse(request, who, 403, ROLE_REFUSED)
             try:
                 return await handler(request, who, form)
-            except (AdminError, EngagebotError) as exc:  # the service's refusal, in its own words
+            except AdminError as exc:  # the service's refusal, in the operator's language
+                shown = exc.localized(lambda message: self.catalogs.gettext(self.locale(request), message))
+                return self.refuse(request, who, exc.http_status, shown, translate=False)
+            except EngagebotError as exc:  # not a refusal of ours: in its own words
                 return self.refuse(request, who, exc.http_status, str(exc), translate=False)
 
         return endpoint
@@ -251,11 +258,14 @@ class Console:
             totals = await services.campaign_funnel(session)
             per_channel = await services.campaign_funnel(session, per_channel=True)
             promotions = await services.list_promotions(session, limit=LIST_LIMIT)
+            figures = await stats.activity(session, timezone=self.settings.timezone)
         rows = []
         for total in totals:
             rows.append(total)
             rows.extend(r for r in per_channel if r.slug == total.slug)
-        return self.render(request, "dashboard.html", who, funnel=rows, promotions=promotions)
+        return self.render(request, "dashboard.html", who, funnel=rows, promotions=promotions,
+                           duration=lambda seconds: duration(seconds, self.locale(request)),
+                           **activity_tables(figures))
 
     async def promotions(self, request: web.Request, who: SignedIn, form: Mapping[str, str], *,
                          status: int = 200, error: str | None = None) -> web.StreamResponse:
@@ -299,7 +309,8 @@ class Console:
 
     async def inbox_page(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
         conversations = await self.inbox().conversations(limit=LIST_LIMIT)
-        return self.render(request, "inbox.html", who, conversations=conversations)
+        owed = await self.inbox().conversations(owed=True, limit=LIST_LIMIT)  # timed out of the queue, unanswered
+        return self.render(request, "inbox.html", who, conversations=conversations, owed=owed)
 
     async def conversation(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
         found = await self.inbox().conversation(int(request.match_info["follower_id"]))
@@ -365,6 +376,7 @@ class Console:
         r.add_get("/admin/till", self.page(P.CODES_REDEEM, self.till))
         r.add_post("/admin/till", self.page(P.CODES_REDEEM, self.redeem))
         r.add_get("/admin/audit", self.page(P.AUDIT_READ, self.audit))
+        Operations(self).add_to(app)  # broadcasts, followers, operators, owed answers
 
 
 def console_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:

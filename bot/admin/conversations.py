@@ -4,8 +4,7 @@ authenticated operator, each take, reply and release audited in the transaction 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -13,13 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.capabilities import Capabilities
 from bot.delivery.sender import channel_key
-from bot.errors import OutsideReplyWindow
-from bot.i18n import Catalogs, default_catalogs
+from bot.i18n import N_, Catalogs, default_catalogs
 from bot.settings import Settings
 
 from .audit import CLI_ACTOR, Actor, record
-from .errors import Conflict, Forbidden, Invalid, NotFound
-from .handoff import ConversationNotFound, HandoffChange, HandoffRefused, InboxInputError, Record
+from .errors import Forbidden, Invalid
+from .handoff import HandoffChange, Record
 from .inbox import Deliver, Inbox, QueuedReply
 from .operators import get_operator
 from .roles import Permission, Role
@@ -73,32 +71,19 @@ async def terminal_agent(sessions: async_sessionmaker[AsyncSession], operator: s
     """
     if operator is None:
         if agent is None:
-            raise Invalid("--agent", "give --operator NAME (an operator account) or --agent ID")
+            raise Invalid("--agent", N_("give --operator NAME (an operator account) or --agent ID"))
         return CLI_ACTOR, agent
     async with sessions() as session:
         op = await get_operator(session, operator)
     if op.disabled_at is not None:
-        raise Forbidden(f"operator {op.name!r} is disabled")
+        raise Forbidden(N_("operator {name!r} is disabled"), name=op.name)
     actor = Actor(op.name, Role(op.role), op.id)
     if not actor.may(Permission.INBOX_WRITE):
-        raise Forbidden(f"operator {op.name!r}: the {actor.role} role may not {Permission.INBOX_WRITE}")
+        raise Forbidden(N_("operator {name!r}: the {role} role may not {permission}"), name=op.name,
+                        role=actor.role.value, permission=Permission.INBOX_WRITE.value)
     if agent is not None and agent != op.name:
-        raise Invalid("--agent", f"operator {op.name!r} acts as agent {op.name!r}; leave --agent out")
+        raise Invalid("--agent", N_("operator {name!r} acts as agent {name!r}; leave --agent out"), name=op.name)
     return actor, op.name
-
-
-@asynccontextmanager
-async def refusals() -> AsyncIterator[None]:
-    """The inbox's refusals as the admin layer's errors (status and reason for the API and the CLI)."""
-    try:
-        yield
-    except ConversationNotFound as exc:
-        raise NotFound(str(exc)) from None
-    except InboxInputError as exc:
-        field, _sep, reason = str(exc).partition(": ")
-        raise Invalid(field if reason else "body", reason or str(exc)) from None
-    except (HandoffRefused, OutsideReplyWindow) as exc:
-        raise Conflict(str(exc)) from None
 
 
 def _audit(actor: Actor, action: str, follower_id: int, after: dict[str, Any]) -> Record:
@@ -110,23 +95,28 @@ def _audit(actor: Actor, action: str, follower_id: int, after: dict[str, Any]) -
 
 async def take(inbox: Inbox, actor: Actor, follower_id: int, *, agent: str | None = None) -> HandoffChange:
     agent = agent or agent_id(actor)
-    async with refusals():
-        return await inbox.take(follower_id, agent,
-                                record=_audit(actor, "conversation.take", follower_id, {"agent": agent}))
+    return await inbox.take(follower_id, agent,
+                            record=_audit(actor, "conversation.take", follower_id, {"agent": agent}))
 
 
 async def release(inbox: Inbox, actor: Actor, follower_id: int, *, force: bool = False,
                   agent: str | None = None) -> HandoffChange:
     if force and not actor.may(Permission.INBOX_MANAGE):
-        raise Forbidden(f"the {actor.role} role may not release another agent's conversation (force)")
+        raise Forbidden(N_("the {role} role may not release another agent's conversation (force)"),
+                        role=actor.role.value)
     agent = agent or agent_id(actor)
-    async with refusals():
-        return await inbox.release(follower_id, agent, force=force, record=_audit(
-            actor, "conversation.release", follower_id, {"agent": agent, "force": force}))
+    return await inbox.release(follower_id, agent, force=force, record=_audit(
+        actor, "conversation.release", follower_id, {"agent": agent, "force": force}))
 
 
 async def reply(inbox: Inbox, actor: Actor, follower_id: int, text: str, *, agent: str | None = None) -> QueuedReply:
     agent = agent or agent_id(actor)
-    async with refusals():
-        return await inbox.reply(follower_id, agent, text, record=_audit(
-            actor, "conversation.reply", follower_id, {"agent": agent, "text": text}))
+    return await inbox.reply(follower_id, agent, text, record=_audit(
+        actor, "conversation.reply", follower_id, {"agent": agent, "text": text}))
+
+
+async def dismiss(inbox: Inbox, actor: Actor, follower_id: int, *, agent: str | None = None) -> bool:
+    """Clear a follower's owed answer (the queue timed out, nobody answered): audited when it changes."""
+    agent = agent or agent_id(actor)
+    return await inbox.dismiss(follower_id, agent, record=_audit(actor, "conversation.dismiss", follower_id,
+                                                                  {"agent": agent}))

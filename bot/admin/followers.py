@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Select, String, cast, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.i18n import N_
 from bot.storage.engine import hold_write_gate
 from bot.storage.models import Follower
 
@@ -22,6 +23,7 @@ from .schemas import TagsUpdate
 CSV_COLUMNS = ("id", "channel", "account", "external_id", "display_name", "locale", "following", "followed_at",
                "first_source", "tags")
 EXPORT_BATCH = 500
+NO_FOLLOWER = N_("no follower {id}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ async def search_followers(session: AsyncSession, where: FollowerFilter, *, limi
 async def get_follower(session: AsyncSession, follower_id: int) -> Follower:
     follower = await session.get(Follower, follower_id)
     if follower is None:
-        raise NotFound(f"no follower {follower_id}")
+        raise NotFound(NO_FOLLOWER, id=follower_id)
     return follower
 
 
@@ -73,7 +75,7 @@ async def tag_follower(session: AsyncSession, actor: Actor, follower_id: int, bo
     follower = (await session.execute(select(Follower).where(Follower.id == follower_id).with_for_update()
                                       .execution_options(populate_existing=True))).scalar_one_or_none()
     if follower is None:
-        raise NotFound(f"no follower {follower_id}")
+        raise NotFound(NO_FOLLOWER, id=follower_id)
     before = list(follower.tags or [])
     tags = [t for t in before if t not in body.remove]
     tags += [t for t in dict.fromkeys(body.add) if t not in tags]

@@ -35,11 +35,13 @@ from bot.core.follower import (
 )
 from bot.core.reply import TextReply
 from bot.delivery.windows import WindowStatus, window_status
-from bot.errors import EngagebotError, PayloadError
+from bot.errors import OutsideReplyWindow
 from bot.i18n import INTERNATIONAL_LOCALE, N_, Catalogs, negotiate
 from bot.offers.notify import enqueue_reply
 from bot.storage.engine import hold_write_gate
 from bot.storage.models import Follower, Message
+
+from .errors import Conflict, Invalid, NotFound
 
 log = logging.getLogger("engagebot.handoff")
 
@@ -50,33 +52,36 @@ BACK_TO_BOT = N_("Sorry, nobody from our team is free yet. We will answer you he
                  "meanwhile I am back to help. Send /help to see what I can do.")
 
 
+PLATFORM_HAS_IT = N_("conversation {id} is with the platform's own customer-service desk")
+CHANGED_HANDS = N_("conversation {id} changed hands meanwhile; look again")
+
+
 # Adds the caller's own rows (an audit entry) to a change's transaction: they commit with it, or not at all.
 Record = Callable[[AsyncSession], Awaitable[None]]
 
 
-class ConversationNotFound(EngagebotError):
+class ConversationNotFound(NotFound):
     """No follower with that id."""
 
-    http_status = 404
 
-
-class HandoffRefused(EngagebotError):
+class HandoffRefused(Conflict):
     """The conversation is not in a state that allows this (another agent has it, the platform's desk...)."""
 
-    http_status = 409
+
+class ReplyWindowClosed(Conflict, OutsideReplyWindow):
+    """The platform would refuse an agent's reply now: a refusal of ours and the delivery engine's own kind."""
 
 
-class InboxInputError(PayloadError):
-    """An agent id or a reply text that cannot be used."""
-
-    http_status = 422
+class InboxInputError(Invalid):
+    """An agent id, a limit or a reply text that cannot be used."""
 
 
 def check_agent(agent: str) -> str:
     """Return ``agent`` if it is a usable agent id: 1 to 64 printable ASCII characters, no spaces."""
     if not isinstance(agent, str) or not 1 <= len(agent) <= MAX_AGENT_ID \
             or not all("\x21" <= ch <= "\x7e" for ch in agent):
-        raise InboxInputError(f"agent id: 1 to {MAX_AGENT_ID} printable ASCII characters without spaces expected")
+        raise InboxInputError("agent id", N_("1 to {most} printable ASCII characters without spaces expected"),
+                              most=MAX_AGENT_ID)
     return agent
 
 
@@ -127,7 +132,7 @@ MAX_ROW_ID = 2**63 - 1  # the largest id (or offset) either database stores: lar
 def check_row_id(name: str, value: int, *, least: int = 1) -> int:
     """Return ``value`` if it can name a row (or an offset) in both databases; else InboxInputError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= MAX_ROW_ID:
-        raise InboxInputError(f"{name}: a whole number from {least} to {MAX_ROW_ID} expected")
+        raise InboxInputError(name, N_("a whole number from {least} to {most} expected"), least=least, most=MAX_ROW_ID)
     return value
 
 
@@ -136,7 +141,7 @@ async def load_follower(session: AsyncSession, follower_id: int, *, for_update: 
     query = select(Follower).where(Follower.id == check_row_id("conversation", follower_id))
     row = (await session.execute(query.with_for_update() if for_update else query)).scalar_one_or_none()
     if row is None:
-        raise ConversationNotFound(f"no conversation {follower_id}")
+        raise ConversationNotFound(N_("no conversation {id}"), id=follower_id)
     return row
 
 
@@ -163,10 +168,10 @@ async def take(sessions: async_sessionmaker[AsyncSession], follower_id: int, age
         if row.paused_by == mine:
             return HandoffChange(follower_id, HandoffState.TAKEN, agent, changed=False)
         if handoff_state(row.paused_by) is HandoffState.TAKEN:
-            raise HandoffRefused(f"conversation {follower_id} is taken by agent {agent_of(row.paused_by)!r}; "
-                                 "they release it first")
+            raise HandoffRefused(N_("conversation {id} is taken by agent {agent!r}; they release it first"),
+                                 id=follower_id, agent=agent_of(row.paused_by))
         if _platform_has_it(row, now):
-            raise HandoffRefused(f"conversation {follower_id} is with the platform's own customer-service desk")
+            raise HandoffRefused(PLATFORM_HAS_IT, id=follower_id)
         told_at = row.handoff_told_at if row.paused_by == AGENT_QUEUE else None
         notice = None
         window = follower_window(capabilities, row, now)
@@ -183,7 +188,7 @@ async def take(sessions: async_sessionmaker[AsyncSession], follower_id: int, age
             execution_options={"synchronize_session": False})
         if result.scalar_one_or_none() is None:  # changed since it was read: by another agent, say
             await session.rollback()
-            raise HandoffRefused(f"conversation {follower_id} changed hands meanwhile; look again")
+            raise HandoffRefused(CHANGED_HANDS, id=follower_id)
         if record is not None:
             await record(session)
         await session.commit()
@@ -208,21 +213,41 @@ async def release(sessions: async_sessionmaker[AsyncSession], follower_id: int, 
         if state is HandoffState.BOT:
             return HandoffChange(follower_id, state, None, changed=False)
         if state is HandoffState.PLATFORM:
-            raise HandoffRefused(f"conversation {follower_id} is with the platform's own customer-service desk")
+            raise HandoffRefused(PLATFORM_HAS_IT, id=follower_id)
         if state is HandoffState.TAKEN and row.paused_by != AGENT_PREFIX + agent and not force:
-            raise HandoffRefused(f"conversation {follower_id} is taken by agent {agent_of(row.paused_by)!r}")
+            raise HandoffRefused(N_("conversation {id} is taken by agent {agent!r}"), id=follower_id,
+                                 agent=agent_of(row.paused_by))
         result = await session.execute(
             update(Follower).where(Follower.id == follower_id, Follower.paused_by == row.paused_by)
             .values(paused_by=None, paused_at=now, handoff_told_at=None).returning(Follower.id),
             execution_options={"synchronize_session": False})
         if result.scalar_one_or_none() is None:
             await session.rollback()
-            raise HandoffRefused(f"conversation {follower_id} changed hands meanwhile; look again")
+            raise HandoffRefused(CHANGED_HANDS, id=follower_id)
         if record is not None:
             await record(session)
         await session.commit()
     log.info("conversation released", extra={"follower_id": follower_id, "agent": agent, "was": str(state)})
     return HandoffChange(follower_id, HandoffState.BOT, None, changed=True)
+
+
+async def dismiss(sessions: async_sessionmaker[AsyncSession], follower_id: int, agent: str, *,
+                  record: Record | None = None) -> bool:
+    """Let a follower owed an answer (``owed_since``) go without one; False when nothing was owed."""
+    check_agent(agent)
+    async with sessions() as session:
+        await hold_write_gate(session)
+        await load_follower(session, follower_id)
+        result = await session.execute(
+            update(Follower).where(Follower.id == follower_id, Follower.owed_since.is_not(None))
+            .values(owed_since=None).returning(Follower.id), execution_options={"synchronize_session": False})
+        if result.scalar_one_or_none() is None:
+            return False
+        if record is not None:
+            await record(session)
+        await session.commit()
+    log.info("owed answer dismissed", extra={"follower_id": follower_id, "agent": agent})
+    return True
 
 
 def _same(column: Any, value: str | None) -> Any:
@@ -234,7 +259,7 @@ async def sweep_queue_timeouts(sessions: async_sessionmaker[AsyncSession], *, ca
                                international_locale: str = INTERNATIONAL_LOCALE, now: datetime | None = None,
                                batch: int = SWEEP_BATCH) -> int:
     """Give queued followers no agent took within ``timeout`` back to the bot, each told so in their
-    language (an outbox row); return how many."""
+    language (an outbox row), and marked owed an answer since they asked (``owed_since``); return how many."""
     now = now or utcnow()
     cutoff = now - timeout
     async with sessions() as session:
@@ -248,7 +273,10 @@ async def sweep_queue_timeouts(sessions: async_sessionmaker[AsyncSession], *, ca
             result = await session.execute(
                 update(Follower).where(Follower.id == row.id, Follower.paused_by == AGENT_QUEUE,
                                        or_(Follower.paused_at.is_(None), Follower.paused_at <= cutoff))
-                .values(paused_by=None, paused_at=now, handoff_told_at=None).returning(Follower.id),
+                # Still owed a person's answer: the inbox keeps showing them until an agent answers or dismisses.
+                .values(paused_by=None, paused_at=now, handoff_told_at=None,
+                        owed_since=func.coalesce(Follower.owed_since, Follower.paused_at))
+                .returning(Follower.id),
                 execution_options={"synchronize_session": False})
             if result.scalar_one_or_none() is None:
                 continue  # taken meanwhile

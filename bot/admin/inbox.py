@@ -23,21 +23,23 @@ from bot.core.follower import AGENT_PREFIX, AGENT_QUEUE, PLATFORM_DESK, HandoffS
 from bot.core.reply import TextReply
 from bot.core.text import sanitize_text
 from bot.delivery.windows import WindowStatus, window_status
-from bot.errors import OutsideReplyWindow
-from bot.i18n import INTERNATIONAL_LOCALE, Catalogs
+from bot.i18n import INTERNATIONAL_LOCALE, N_, Catalogs
 from bot.offers.notify import enqueue_reply
 from bot.storage.engine import hold_write_gate
 from bot.storage.models import Follower, Message
 from bot.storage.status import DeliveryStatus
 
+from .errors import Term
 from .handoff import (
     DEFAULT_TIMEOUT,
     HandoffChange,
     HandoffRefused,
     InboxInputError,
     Record,
+    ReplyWindowClosed,
     check_agent,
     check_row_id,
+    dismiss,
     follower_locale,
     follower_window,
     last_inbound_texts,
@@ -79,6 +81,7 @@ class ConversationSummary:
     last_action_at: datetime | None  # the follower's last action (message or event)
     last_message: LastMessage | None
     window: WindowStatus | None  # None: the channel is not known here
+    owed_since: datetime | None = None  # asked for a person, timed out of the queue, not answered yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +125,16 @@ class Inbox:
     deliver: Deliver | None = None
 
     async def conversations(self, *, state: HandoffState | None = None, channel: str | None = None,
-                            agent: str | None = None, limit: int = 50, offset: int = 0,
+                            agent: str | None = None, owed: bool | None = None, limit: int = 50, offset: int = 0,
                             now: datetime | None = None) -> list[ConversationSummary]:
-        """Conversations across channels, the follower's latest action first."""
+        """Conversations across channels, the follower's latest action first; ``owed``: only those (not)
+        owed a person's answer after the queue's timeout."""
         if not 1 <= limit <= MAX_PAGE:
-            raise InboxInputError(f"limit: 1 to {MAX_PAGE}")
+            raise InboxInputError("limit", N_("1 to {most}"), most=MAX_PAGE)
         check_row_id("offset", offset, least=0)
         if channel is not None and not _printable_name(channel):
-            raise InboxInputError(f"channel: 1 to {MAX_CHANNEL_NAME} printable ASCII characters expected")
+            raise InboxInputError("channel", N_("1 to {most} printable ASCII characters expected"),
+                                  most=MAX_CHANNEL_NAME)
         query = select(Follower).where(Follower.last_action_at.is_not(None))
         if state is not None:
             query = query.where(_state_filter(state))
@@ -137,6 +142,8 @@ class Inbox:
             query = query.where(Follower.paused_by == AGENT_PREFIX + check_agent(agent))
         if channel is not None:
             query = query.where(Follower.channel == channel)
+        if owed is not None:
+            query = query.where(Follower.owed_since.is_not(None) if owed else Follower.owed_since.is_(None))
         query = query.order_by(Follower.last_action_at.desc(), Follower.id.desc()).limit(limit).offset(offset)
         async with self.sessions() as session:
             rows = list((await session.execute(query)).scalars())
@@ -146,7 +153,7 @@ class Inbox:
                            now: datetime | None = None) -> Conversation:
         """One conversation: its summary and its last ``limit`` messages (before message ``before``), oldest first."""
         if not 1 <= limit <= MAX_PAGE:
-            raise InboxInputError(f"limit: 1 to {MAX_PAGE}")
+            raise InboxInputError("limit", N_("1 to {most}"), most=MAX_PAGE)
         query = select(Message).where(Message.follower_id == check_row_id("conversation", follower_id))
         if before is not None:
             query = query.where(Message.id < check_row_id("before", before))
@@ -180,15 +187,15 @@ class Inbox:
                     record: Record | None = None) -> QueuedReply:
         """Write ``agent``'s reply to the outbox, if the conversation is theirs and its window is open.
 
-        Raises HandoffRefused (not taken by this agent), OutsideReplyWindow (the platform would refuse
-        it now: the reason says why) or InboxInputError (empty or too long).
+        Raises HandoffRefused (not taken by this agent), ReplyWindowClosed (an ``OutsideReplyWindow``: the
+        platform would refuse it now, the reason says why) or InboxInputError (empty or too long).
         """
         check_agent(agent)
         if not isinstance(text, str) or not text.strip():
-            raise InboxInputError("text: the reply is empty")
+            raise InboxInputError("text", N_("the reply is empty"))
         text = sanitize_text(text)  # lone surrogates and NULs: storable in both databases
         if len(text) > MAX_REPLY_CHARS:
-            raise InboxInputError(f"text: at most {MAX_REPLY_CHARS} characters")
+            raise InboxInputError("text", N_("at most {most} characters"), most=MAX_REPLY_CHARS)
         now = now or utcnow()
         async with self.sessions() as session:
             await hold_write_gate(session)
@@ -197,11 +204,15 @@ class Inbox:
             row = await load_follower(session, follower_id, for_update=True)
             if row.paused_by != AGENT_PREFIX + agent:
                 holder = agent_of(row.paused_by)
-                why = f"it is taken by agent {holder!r}" if holder else "take it first"
-                raise HandoffRefused(f"conversation {follower_id} is not agent {agent!r}'s: {why}")
+                if holder:
+                    raise HandoffRefused(N_("conversation {id} is not agent {agent!r}'s: it is taken by agent "
+                                            "{holder!r}"), id=follower_id, agent=agent, holder=holder)
+                raise HandoffRefused(N_("conversation {id} is not agent {agent!r}'s: take it first"),
+                                     id=follower_id, agent=agent)
             caps = self.capabilities.get(row.channel)
             if caps is None:
-                raise HandoffRefused(f"channel {row.channel!r} is not served here: its reply window is unknown")
+                raise HandoffRefused(N_("channel {channel!r} is not served here: its reply window is unknown"),
+                                     channel=row.channel)
             _check_fits(caps, text)
             # Replies still waiting in the outbox count against the window's sends as the ones sent do.
             waiting = await session.scalar(select(func.count()).select_from(Message).where(
@@ -210,10 +221,11 @@ class Inbox:
             window = window_status(caps, following=bool(row.following), kind=row.last_action_kind,
                                    at=row.last_action_at, sends=(row.window_sends or 0) + (waiting or 0), now=now)
             if not window.open:
-                raise OutsideReplyWindow(f"conversation {follower_id}: {window.reason}; "
-                                         "the follower must write first")
+                raise ReplyWindowClosed(N_("conversation {id}: {reason}; the follower must write first"),
+                                        id=follower_id, reason=Term(window.reason or ""))
             message = enqueue_reply(session, row, TextReply(text))
             message.sent_by = agent
+            row.owed_since = None  # a person answered
             if record is not None:
                 await record(session)
             await session.commit()
@@ -222,6 +234,10 @@ class Inbox:
         if self.deliver is not None:
             await self.deliver(channel, account, [queued.message_id])
         return queued
+
+    async def dismiss(self, follower_id: int, agent: str, *, record: Record | None = None) -> bool:
+        """Let a follower owed an answer go without one (see :func:`bot.admin.handoff.dismiss`)."""
+        return await dismiss(self.sessions, follower_id, agent, record=record)
 
     async def sweep_timeouts(self, *, now: datetime | None = None) -> int:
         """Queued followers past the timeout go back to the bot, told so (see :class:`QueueTimeoutSweeper`)."""
@@ -245,7 +261,8 @@ class Inbox:
                                    international_locale=self.international_locale),
             state=handoff_state(r.paused_by), agent=agent_of(r.paused_by), state_since=r.paused_at,
             told_at=r.handoff_told_at, last_action_at=r.last_action_at, last_message=last.get(r.id),
-            window=follower_window(self.capabilities.get(r.channel), r, now)) for r in rows]
+            window=follower_window(self.capabilities.get(r.channel), r, now), owed_since=r.owed_since)
+            for r in rows]
 
 
 MAX_CHANNEL_NAME = 64
@@ -259,8 +276,11 @@ def _check_fits(caps: Capabilities, text: str) -> None:
     """Refuse a reply the channel would cut: an agent's answer arrives whole or not at all."""
     size = len(text.encode("utf-8")) if caps.text_length_in_bytes else len(text)
     if size > caps.max_text_length:
-        unit = "bytes in UTF-8" if caps.text_length_in_bytes else "characters"
-        raise InboxInputError(f"text: {size} {unit}; this channel shows at most {caps.max_text_length}")
+        if caps.text_length_in_bytes:
+            raise InboxInputError("text", N_("{size} bytes in UTF-8; this channel shows at most {most}"), size=size,
+                                  most=caps.max_text_length)
+        raise InboxInputError("text", N_("{size} characters; this channel shows at most {most}"), size=size,
+                              most=caps.max_text_length)
 
 
 def _state_filter(state: HandoffState) -> Any:

@@ -16,14 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
+from bot.i18n import N_
 
 from .audit import BOOTSTRAP_ACTOR, Actor, record
-from .errors import Conflict, NotFound
+from .errors import Conflict, Named, NotFound
 from .models import Operator, OperatorToken
 from .roles import Role
 from .schemas import OperatorCreate, OperatorUpdate, PasswordReset, TokenCreate
 from .secrets import hash_password, new_token, token_hash, token_prefix
 from .versions import check_version, flush_or_conflict
+
+OPERATOR = N_("operator")
 
 
 def operator_record(op: Operator) -> dict[str, Any]:
@@ -46,7 +49,7 @@ async def add_operator(session: AsyncSession, actor: Actor, body: OperatorCreate
     try:
         await session.flush()
     except IntegrityError:
-        raise Conflict(f"an operator named {body.name!r} exists") from None
+        raise Conflict(N_("an operator named {name!r} exists"), name=body.name) from None
     await record(session, actor, "operator.add", f"operator:{op.name}", after=operator_record(op))
     return op
 
@@ -63,16 +66,16 @@ async def get_operator(session: AsyncSession, key: int | str) -> Operator:
     column = Operator.id if isinstance(key, int) else Operator.name
     op = (await session.execute(select(Operator).where(column == key))).scalar_one_or_none()
     if op is None:
-        raise NotFound(f"no operator {key!r}")
+        raise NotFound(N_("no operator {key!r}"), key=key)
     return op
 
 
 async def update_operator(session: AsyncSession, actor: Actor, op: Operator, body: OperatorUpdate, *,
                           version: int | None) -> Operator:
     """Change role, display name or disabled; ``version`` (the ETag the caller read) guards against a lost update."""
-    check_version(op.version, version, f"operator {op.name!r}")
+    check_version(op.version, version, Named(OPERATOR, op.name))
     if op.id == actor.operator_id and (body.disabled or (body.role is not None and body.role is not Role.ADMIN)):
-        raise Conflict("an operator cannot disable or demote itself; ask another admin")
+        raise Conflict(N_("an operator cannot disable or demote itself; ask another admin"))
     before = operator_record(op)
     if body.role is not None:
         op.role = body.role.value
@@ -81,7 +84,7 @@ async def update_operator(session: AsyncSession, actor: Actor, op: Operator, bod
     if body.disabled is not None:
         op.disabled_at = (op.disabled_at or utcnow()) if body.disabled else None
     op.updated_at = utcnow()
-    await flush_or_conflict(session, f"operator {op.name!r}")
+    await flush_or_conflict(session, Named(OPERATOR, op.name))
     await record(session, actor, "operator.update", f"operator:{op.name}", before=before, after=operator_record(op))
     return op
 
@@ -89,7 +92,7 @@ async def update_operator(session: AsyncSession, actor: Actor, op: Operator, bod
 async def reset_password(session: AsyncSession, actor: Actor, op: Operator, body: PasswordReset) -> Operator:
     op.password_hash = hash_password(body.password)
     op.updated_at = utcnow()
-    await flush_or_conflict(session, f"operator {op.name!r}")
+    await flush_or_conflict(session, Named(OPERATOR, op.name))
     await record(session, actor, "operator.reset_password", f"operator:{op.name}")  # no hash in the log
     return op
 
@@ -113,7 +116,7 @@ async def list_tokens(session: AsyncSession, op: Operator) -> Sequence[OperatorT
 async def revoke_token(session: AsyncSession, actor: Actor, token_id: int) -> OperatorToken:
     row = await session.get(OperatorToken, token_id)
     if row is None:
-        raise NotFound(f"no token {token_id}")
+        raise NotFound(N_("no token {id}"), id=token_id)
     if row.revoked_at is None:
         before = token_record(row)
         row.revoked_at = utcnow()

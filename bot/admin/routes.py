@@ -18,12 +18,14 @@ from . import conversations as conversation_service
 from . import followers as follower_service
 from . import operators as operator_service
 from . import services
+from . import stats as stats_service
 from .api import Call, Route
 from .audit import list_entries
 from .followers import FollowerFilter
 from .inbox import ConversationSummary, Inbox
 from .roles import PERMISSIONS, Permission
 from .schemas import (
+    ActivityView,
     AuditPage,
     AuditView,
     Body,
@@ -34,6 +36,7 @@ from .schemas import (
     CampaignView,
     ConversationPage,
     ConversationView,
+    DismissView,
     FollowerPage,
     FollowerView,
     FunnelList,
@@ -62,6 +65,7 @@ from .schemas import (
     TokenList,
     TokenView,
 )
+from .stats import DEFAULT_DAYS, MAX_DAYS
 
 P = Permission
 
@@ -114,10 +118,16 @@ class ConversationQuery(PageQuery):
     channel: str | None = Field(default=None, max_length=32)
     agent: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[!-~]+$",
                               description="only the conversations this agent has")
+    owed: bool | None = Field(default=None, description="true: only followers owed an answer after the queue's "
+                              "timeout; false: only the others")
 
 
 class ReleaseQuery(Body):
     force: bool = Field(default=False, description="release another agent's conversation (inbox.manage)")
+
+
+class ActivityQuery(Body):
+    days: int = Field(default=DEFAULT_DAYS, ge=1, le=MAX_DAYS, description="the last this many days, today included")
 
 
 class FunnelQuery(Body):
@@ -301,17 +311,15 @@ def _conversation_view(c: ConversationSummary) -> ConversationView:
 async def conversations_list(call: Call) -> ConversationPage:
     q: ConversationQuery = call.query
     offset = int(q.cursor) if q.cursor else 0
-    async with conversation_service.refusals():
-        rows = await _inbox(call).conversations(state=q.state, channel=q.channel, agent=q.agent, limit=q.limit,
-                                                offset=offset)
+    rows = await _inbox(call).conversations(state=q.state, channel=q.channel, agent=q.agent, owed=q.owed,
+                                            limit=q.limit, offset=offset)
     return ConversationPage(items=[_conversation_view(c) for c in rows],
                             next_cursor=str(offset + q.limit) if len(rows) == q.limit else None)
 
 
 async def conversation_messages(call: Call) -> MessagePage:
     q: PageQuery = call.query
-    async with conversation_service.refusals():
-        found = await _inbox(call).conversation(call.ids["follower_id"], limit=q.limit, before=q.after())
+    found = await _inbox(call).conversation(call.ids["follower_id"], limit=q.limit, before=q.after())
     return MessagePage(conversation=_conversation_view(found.summary),
                        items=[MessageView.model_validate(m) for m in found.messages],
                        next_cursor=next_cursor([m.id for m in reversed(found.messages)], q.limit))
@@ -334,6 +342,11 @@ async def conversation_release(call: Call) -> HandoffView:
     change = await conversation_service.release(_inbox(call), call.actor, call.ids["follower_id"], force=q.force)
     return HandoffView(follower_id=change.follower_id, state=change.state, agent=change.agent,
                        changed=change.changed, told=change.told)
+
+
+async def conversation_dismiss(call: Call) -> DismissView:
+    changed = await conversation_service.dismiss(_inbox(call), call.actor, call.ids["follower_id"])
+    return DismissView(follower_id=call.ids["follower_id"], changed=changed)
 
 
 # --- broadcasts ----------------------------------------------------------------------------------------
@@ -368,6 +381,11 @@ async def funnel(call: Call) -> FunnelList:
     return FunnelList(items=[FunnelView(campaign=r.slug, source=r.source, scene=r.scene, promotion=r.promotion,
                                         channel=r.channel, scans=r.scans, people=r.people, follows=r.follows,
                                         claims=r.claims, redemptions=r.redemptions) for r in rows])
+
+
+async def activity(call: Call) -> ActivityView:
+    figures = await stats_service.activity(call.session, timezone=call.settings.timezone, days=call.query.days)
+    return ActivityView.model_validate(figures)
 
 
 async def audit_list(call: Call) -> AuditPage:
@@ -437,6 +455,9 @@ ROUTES: list[Route] = [
           body=ReplyBody, answer=ReplyView, status=201),
     Route("POST", "/conversations/{follower_id}/release", conversation_release,
           "Hand the conversation back to the bot", "inbox", P.INBOX_WRITE, query=ReleaseQuery, answer=HandoffView),
+    Route("POST", "/conversations/{follower_id}/dismiss", conversation_dismiss,
+          "Let a follower owed an answer (timed out of the queue) go without one", "inbox", P.INBOX_WRITE,
+          answer=DismissView),
     Route("GET", "/broadcasts", broadcasts_list, "Broadcasts with their progress, newest first", "broadcasts",
           P.BROADCASTS_READ, query=PageQuery, answer=BroadcastPage),
     Route("POST", "/broadcasts", broadcast_start,
@@ -448,6 +469,9 @@ ROUTES: list[Route] = [
           "broadcasts", P.BROADCASTS_WRITE, answer=BroadcastView),
     Route("GET", "/stats/funnel", funnel, "Scans -> follows -> claims -> redemptions per campaign", "stats",
           P.STATS_READ, query=FunnelQuery, answer=FunnelList),
+    Route("GET", "/stats/activity", activity,
+          "Messages per day and channel, passive vs deferred replies, median answer time", "stats", P.STATS_READ,
+          query=ActivityQuery, answer=ActivityView),
     Route("GET", "/audit", audit_list, "The audit log, newest first", "audit", P.AUDIT_READ, query=AuditQuery,
           answer=AuditPage),
 ]

@@ -220,6 +220,33 @@ class FunnelList(Answer):
     items: list[FunnelView]
 
 
+class DayCountView(Answer):
+    day: date = Field(description="a day in the operator's time zone (ENGAGEBOT_TIMEZONE)")
+    channel: str
+    inbound: int = Field(description="messages and events from followers")
+    outbound: int = Field(description="messages sent, broadcasts included")
+
+
+class ReplyRoutesView(Answer):
+    channel: str
+    passive: int = Field(description="replies in the HTTP answer to the platform's request")
+    deferred: int = Field(description="replies sent later through the outbox and the platform's send API")
+
+
+class AnswerTimeView(Answer):
+    channel: str | None = Field(description="null: every channel together")
+    answered: int = Field(description="followers' messages that got an answer")
+    median_seconds: float | None = Field(description="from a follower's message to the answer; null: none answered")
+
+
+class ActivityView(Answer):
+    days: list[date] = Field(description="the period, oldest first")
+    since: datetime
+    messages: list[DayCountView] = Field(description="per day and channel (days without messages left out)")
+    replies: list[ReplyRoutesView]
+    answer_times: list[AnswerTimeView] = Field(description="every channel first, then each channel")
+
+
 class AuditView(Answer):
     id: int
     at: datetime
@@ -265,6 +292,8 @@ class ConversationView(Answer):
     last_action_at: datetime | None
     last_message: LastMessageView | None
     window: WindowView | None = Field(description="the channel's reply window now; null: channel not served here")
+    owed_since: datetime | None = Field(default=None, description="asked for a person and timed out of the queue: "
+                                        "owed an answer since then, until an agent replies or dismisses it")
 
 
 class ConversationPage(Answer):
@@ -300,6 +329,11 @@ class HandoffView(Answer):
     agent: str | None
     changed: bool = Field(description="false: it was already so")
     told: bool = Field(default=False, description="the follower was just told a person will answer")
+
+
+class DismissView(Answer):
+    follower_id: int
+    changed: bool = Field(description="false: nothing was owed")
 
 
 class ReplyView(Answer):

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
-from bot.i18n import locale_keys
+from bot.i18n import N_, locale_keys
 from bot.offers.campaigns import FunnelRow, funnel_by_channel, funnel_stats, get_campaign, qr_image
 from bot.offers.links import campaign_links
 from bot.offers.loader import LoadSummary, load_promo_file
@@ -27,16 +27,20 @@ from bot.storage.models import PromptRule
 from bot.storage.prompts import replace_prompt_rules
 
 from .audit import Actor, record
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Invalid, Named, NotFound
 from .schemas import PromotionUpdate, RuleUpdate
 from .versions import check_version, flush_or_conflict
+
+RULE = N_("prompt rule")
+PROMOTION = N_("promotion")
+PROMOTION_EXISTS = N_("a promotion {slug!r} exists")
 
 
 def first_error(exc: ValidationError) -> Invalid:
     """The first problem of a validation error, naming its field (``match.en``) as the API's 422 does."""
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "body"
-    return Invalid(field, err["msg"])
+    return Invalid(field, err["msg"])  # pydantic's own words: English everywhere
 
 
 # --- prompt rules --------------------------------------------------------------------------------------
@@ -55,7 +59,7 @@ async def list_rules(session: AsyncSession, *, limit: int, after_id: int | None 
 async def get_rule(session: AsyncSession, rule_id: int) -> PromptRule:
     rule = await session.get(PromptRule, rule_id)
     if rule is None:
-        raise NotFound(f"no prompt rule {rule_id}")
+        raise NotFound(N_("no prompt rule {id}"), id=rule_id)
     return rule
 
 
@@ -65,7 +69,7 @@ async def create_rule(session: AsyncSession, actor: Actor, spec: PromptRuleSpec)
     try:
         await session.flush()
     except IntegrityError:
-        raise Conflict(f"a prompt rule named {spec.name!r} exists") from None
+        raise Conflict(N_("a prompt rule named {name!r} exists"), name=spec.name) from None
     await record(session, actor, "rule.create", f"rule:{rule.name}", after=rule_record(rule))
     return rule
 
@@ -73,7 +77,7 @@ async def create_rule(session: AsyncSession, actor: Actor, spec: PromptRuleSpec)
 async def update_rule(session: AsyncSession, actor: Actor, rule: PromptRule, body: RuleUpdate, *,
                       version: int | None) -> PromptRule:
     """Apply ``body``'s fields, checked together as a whole rule (a regex flag checks the patterns)."""
-    check_version(rule.version, version, f"prompt rule {rule.name!r}")
+    check_version(rule.version, version, Named(RULE, rule.name))
     before = rule_record(rule)
     merged = {"name": rule.name, "regex": rule.regex, "match": rule.match, "reply": rule.reply,
               "priority": rule.priority, **body.model_dump(exclude_none=True)}
@@ -84,16 +88,16 @@ async def update_rule(session: AsyncSession, actor: Actor, rule: PromptRule, bod
     for key, value in spec.model_dump().items():
         setattr(rule, key, value)
     rule.updated_at = utcnow()
-    await flush_or_conflict(session, f"prompt rule {rule.name!r}")
+    await flush_or_conflict(session, Named(RULE, rule.name))
     await record(session, actor, "rule.update", f"rule:{rule.name}", before=before, after=rule_record(rule))
     return rule
 
 
 async def delete_rule(session: AsyncSession, actor: Actor, rule: PromptRule, *, version: int | None) -> None:
-    check_version(rule.version, version, f"prompt rule {rule.name!r}")
+    check_version(rule.version, version, Named(RULE, rule.name))
     before = rule_record(rule)
     await session.delete(rule)
-    await flush_or_conflict(session, f"prompt rule {rule.name!r}")
+    await flush_or_conflict(session, Named(RULE, rule.name))
     await record(session, actor, "rule.delete", f"rule:{before['name']}", before=before)
 
 
@@ -141,7 +145,7 @@ async def list_promotions(session: AsyncSession, *, limit: int, after_id: int | 
 async def get_promotion(session: AsyncSession, promotion_id: int) -> Promotion:
     promo = await session.get(Promotion, promotion_id, populate_existing=True)  # claimed moves under us
     if promo is None:
-        raise NotFound(f"no promotion {promotion_id}")
+        raise NotFound(N_("no promotion {id}"), id=promotion_id)
     return promo
 
 
@@ -152,31 +156,33 @@ async def promotion_view(session: AsyncSession, promo: Promotion) -> dict[str, A
 async def update_promotion(session: AsyncSession, actor: Actor, promo: Promotion, body: PromotionUpdate, *,
                            version: int | None) -> Promotion:
     """Change a running promotion's quota, dates or title; a quota below what is claimed is refused."""
-    check_version(promo.version, version, f"promotion {promo.slug!r}")
+    check_version(promo.version, version, Named(PROMOTION, promo.slug))
     before = _promotion_edit_record(promo)
     fields = body.model_fields_set
     if "quota" in fields and body.quota is not None and body.quota < promo.claimed:
-        raise Invalid("quota", f"{promo.claimed} codes are already claimed, more than {body.quota}")
+        raise Invalid("quota", N_("{claimed} codes are already claimed, more than {quota}"), claimed=promo.claimed,
+                      quota=body.quota)
     starts = body.starts_at if "starts_at" in fields else promo.starts_at
     ends = body.ends_at if "ends_at" in fields else promo.ends_at
     if starts is not None and ends is not None and ends <= starts:
-        raise Invalid("ends_at", "must be after starts_at")
+        raise Invalid("ends_at", N_("must be after starts_at"))
     if body.title is not None:
         try:
             title = locale_keys(body.title)
         except ValueError as exc:
             raise Invalid("title", str(exc)) from None
         if not title or any(not text.strip() or len(text) > 200 for text in title.values()):
-            raise Invalid("title", "one non-empty title of at most 200 characters per locale")
+            raise Invalid("title", N_("one non-empty title of at most 200 characters per locale"))
         promo.title = title
     if "quota" in fields:
         promo.quota = body.quota
     promo.starts_at, promo.ends_at = starts, ends
     promo.updated_at = utcnow()
     try:
-        await flush_or_conflict(session, f"promotion {promo.slug!r}")
+        await flush_or_conflict(session, Named(PROMOTION, promo.slug))
     except IntegrityError:  # a claim took the last codes between the check and the write
-        raise Conflict(f"promotion {promo.slug!r}: more codes were claimed meanwhile than the new quota") from None
+        raise Conflict(N_("promotion {slug!r}: more codes were claimed meanwhile than the new quota"),
+                       slug=promo.slug) from None
     await record(session, actor, "promotion.update", f"promotion:{promo.slug}", before=before,
                  after=_promotion_edit_record(promo))
     return promo
@@ -189,17 +195,17 @@ async def create_promotion(session: AsyncSession, actor: Actor, spec: PromotionS
     pool of codes comes with ``engagebot promo load``. An existing slug is 409 (edit it with PATCH).
     """
     if spec.poster is not None and not spec.poster.startswith(("http://", "https://")):
-        raise Invalid("poster", "an http(s) URL here (a file path is for the promotions file)")
+        raise Invalid("poster", N_("an http(s) URL here (a file path is for the promotions file)"))
     if spec.code.strategy == "pool":
-        raise Invalid("code.strategy", "a pool of codes is loaded with its CSV file (engagebot promo load)")
+        raise Invalid("code.strategy", N_("a pool of codes is loaded with its CSV file (engagebot promo load)"))
     if await session.scalar(select(Promotion.id).where(Promotion.slug == spec.slug)) is not None:
-        raise Conflict(f"a promotion {spec.slug!r} exists")
+        raise Conflict(PROMOTION_EXISTS, slug=spec.slug)
     if spec.menu_key and await session.scalar(select(Promotion.id).where(Promotion.menu_key == spec.menu_key)):
-        raise Conflict(f"another promotion has menu_key {spec.menu_key!r}")
+        raise Conflict(N_("another promotion has menu_key {key!r}"), key=spec.menu_key)
     try:
         await load_promo_file(session, ParsedPromoFile(promotions=[spec], campaigns=[], pools={}))
     except IntegrityError:  # the same slug added meanwhile
-        raise Conflict(f"a promotion {spec.slug!r} exists") from None
+        raise Conflict(PROMOTION_EXISTS, slug=spec.slug) from None
     promo = (await session.execute(select(Promotion).where(Promotion.slug == spec.slug))).scalar_one()
     await record(session, actor, "promotion.create", f"promotion:{spec.slug}", after=spec.model_dump(mode="json"))
     return promo
@@ -245,11 +251,14 @@ async def campaign_qr(session: AsyncSession, channels: Sequence[Any], campaign_i
     (``bot.offers.links``, as ``engagebot campaign qr``), drawn the same way."""
     campaign = await session.get(Campaign, campaign_id)
     if campaign is None:
-        raise NotFound(f"no campaign {campaign_id}")
+        raise NotFound(N_("no campaign {id}"), id=campaign_id)
     links = await campaign_links(_Channels(channels), campaign.scene)
     if channel not in links:
-        offered = ", ".join(sorted(links)) or "none: no channel gives scene links here"
-        raise NotFound(f"no {channel} link for campaign {campaign.slug!r} (channels with one: {offered})")
+        if not links:
+            raise NotFound(N_("no {channel} link for campaign {slug!r} (no channel gives scene links here)"),
+                           channel=channel, slug=campaign.slug)
+        raise NotFound(N_("no {channel} link for campaign {slug!r} (channels with one: {offered})"), channel=channel,
+                       slug=campaign.slug, offered=", ".join(sorted(links)))
     return campaign, await qr_image(links[channel], kind)
 
 
@@ -266,5 +275,5 @@ async def campaign_funnel(session: AsyncSession, campaign: str | None = None, *,
     """Scans -> follows -> claims -> redemptions per campaign, or per campaign and channel
     (``engagebot campaign stats`` and the API); NotFound for a campaign that does not exist."""
     if campaign is not None and await get_campaign(session, campaign) is None:
-        raise NotFound(f"no campaign {campaign!r}")
+        raise NotFound(N_("no campaign {slug!r}"), slug=campaign)
     return await (funnel_by_channel if per_channel else funnel_stats)(session, campaign)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from .errors import Conflict
+from bot.i18n import N_
+
+from .errors import Conflict, Named
 
 
 def etag(version: int) -> str:
@@ -30,13 +32,15 @@ def version_of(if_match: str | None) -> int | None:
     return -1
 
 
-def check_version(current: int, expected: int | None, what: str) -> None:
+def check_version(current: int, expected: int | None, what: str | Named) -> None:
     if expected is not None and expected != current:
-        raise Conflict(f"{what} changed since it was read (now version {current}): read it again, then edit")
+        raise Conflict(N_("{what} changed since it was read (now version {current}): read it again, then edit"),
+                       what=what, current=current)
 
 
-async def flush_or_conflict(session: AsyncSession, what: str) -> None:
+async def flush_or_conflict(session: AsyncSession, what: str | Named) -> None:
     try:
         await session.flush()
     except StaleDataError:
-        raise Conflict(f"{what} was changed by someone else meanwhile: read it again, then edit") from None
+        raise Conflict(N_("{what} was changed by someone else meanwhile: read it again, then edit"),
+                       what=what) from None

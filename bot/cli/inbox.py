@@ -1,4 +1,4 @@
-"""``engagebot inbox list|show|take|reply|release``: the agents' inbox from a terminal.
+"""``engagebot inbox list|show|take|reply|release|dismiss``: the agents' inbox from a terminal.
 
 The same service functions as the admin API (``bot.admin.inbox.Inbox``). A reply is written to the
 outbox; the running ``engagebot run`` sends it within the platform's window and pace.
@@ -51,6 +51,8 @@ def state_words(c: ConversationSummary, tz: str) -> str:
         return f"taken by {c.agent} since {operator_time(c.state_since, tz)}"
     if c.state is HandoffState.QUEUED:
         return f"queued since {operator_time(c.state_since, tz)}"
+    if c.owed_since is not None:
+        return f"{c.state}, owed an answer since {operator_time(c.owed_since, tz)}"
     return str(c.state)
 
 
@@ -63,7 +65,7 @@ async def cmd_inbox_list(args: argparse.Namespace) -> int:
     async with open_database(args) as (settings, sessions):
         found = await _inbox(settings, sessions).conversations(
             state=HandoffState(args.state) if args.state else None, channel=args.channel, agent=args.agent,
-            limit=args.limit, offset=args.offset)
+            owed=True if args.owed else None, limit=args.limit, offset=args.offset)
     if not found:
         print("no conversations")
     tz = settings.timezone
@@ -116,6 +118,14 @@ async def cmd_inbox_release(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_inbox_dismiss(args: argparse.Namespace) -> int:
+    async with open_database(args) as (settings, sessions):
+        actor, agent = await conversation_service.terminal_agent(sessions, args.operator, args.agent)
+        changed = await conversation_service.dismiss(_inbox(settings, sessions), actor, args.id, agent=agent)
+    print(f"conversation {args.id} {'no longer owed an answer' if changed else 'was not owed an answer'}")
+    return 0
+
+
 def _who(command: Any) -> None:
     command.add_argument("--operator", metavar="NAME",
                          help="your operator account (role agent or admin): the audit log names you, your name is "
@@ -130,6 +140,8 @@ def add_commands(sub: Any) -> None:
     listing.add_argument("--state", choices=[s.value for s in HandoffState], help="only conversations in this state")
     listing.add_argument("--channel", help="only this channel (wechat, telegram, weibo, mock...)")
     listing.add_argument("--agent", help="only conversations this agent has")
+    listing.add_argument("--owed", action="store_true",
+                         help="only followers owed an answer (the queue timed out before an agent answered)")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (1-200, default 50)")
     listing.add_argument("--offset", type=int, default=0, help="skip this many first")
     listing.set_defaults(func=cmd_inbox_list)
@@ -138,7 +150,8 @@ def add_commands(sub: Any) -> None:
     show.add_argument("--limit", type=int, default=50, help="the last this many messages (1-200, default 50)")
     show.set_defaults(func=cmd_inbox_show)
     for name, func, text in (("take", cmd_inbox_take, "take over a conversation: the bot stops answering it"),
-                             ("release", cmd_inbox_release, "hand a conversation back to the bot")):
+                             ("release", cmd_inbox_release, "hand a conversation back to the bot"),
+                             ("dismiss", cmd_inbox_dismiss, "let a follower owed an answer go without one")):
         command = inbox.add_parser(name, help=text)
         command.add_argument("id", type=int, help="the conversation's id (from inbox list)")
         _who(command)

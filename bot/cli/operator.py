@@ -15,7 +15,7 @@ from bot.admin.errors import Invalid
 from bot.admin.roles import Role
 from bot.admin.schemas import OperatorCreate, OperatorUpdate, PasswordReset, TokenCreate
 from bot.admin.services import first_error
-from bot.i18n import operator_time
+from bot.i18n import N_, operator_time
 
 from .common import open_session, settings_of
 
@@ -36,7 +36,7 @@ def _password(args: argparse.Namespace) -> str:
         return sys.stdin.readline().rstrip("\r\n")
     first = getpass.getpass("password: ")
     if getpass.getpass("again: ") != first:
-        raise Invalid("password", "the two passwords differ")
+        raise Invalid("password", N_("the two passwords differ"))
     return first
 
 

@@ -18,7 +18,7 @@ FOLLOWER_FIELDS = (
     "id", "channel", "account", "external_id", "display_name", "locale", "locale_hint", "following",
     "followed_at", "unfollowed_at", "first_source", "first_touch_at", "tags", "state", "state_data",
     "last_action_at", "last_action_kind", "window_sends", "created_at", "paused_by", "paused_at",
-    "handoff_told_at", "last_latitude", "last_longitude", "last_located_at",
+    "handoff_told_at", "last_latitude", "last_longitude", "last_located_at", "owed_since",
 )
 # ``paused_by`` says who answers instead of the bot. The platform's own customer-service desk (WeChat kf):
 PLATFORM_DESK = "platform"
@@ -72,6 +72,7 @@ class FollowerRecord:
     last_latitude: float | None  # the last location the platform reported (WGS-84 or the platform's)
     last_longitude: float | None
     last_located_at: datetime | None
+    owed_since: datetime | None  # timed out of the queue, still owed a person's answer (bot/admin/handoff.py)
     changes: dict[str, Any]
     pause_was: str | None  # ``paused_by`` as loaded: the handoff columns are written only if still so
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Result, Select, text
+from sqlalchemy import ColumnElement, CursorResult, Result, Select, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,8 +75,15 @@ async def lock_for_transaction(session: AsyncSession, key: int) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
+def seconds_between(bind: Any, later: Any, earlier: Any) -> ColumnElement[float]:
+    """``later - earlier`` in seconds, for two timestamp expressions (SQLite keeps them as text: julianday)."""
+    if is_postgresql(bind):
+        return cast(ColumnElement[float], func.extract("epoch", later - earlier))
+    return (func.julianday(later) - func.julianday(earlier)) * 86_400.0
+
+
 __all__ = ["POSTGRESQL", "SQLITE", "affected_rows", "dialect_name", "insert", "insert_ignore", "is_postgresql",
-           "lock_for_transaction", "skip_locked", "upsert"]
+           "lock_for_transaction", "seconds_between", "skip_locked", "upsert"]
 
 
 def affected_rows(result: Result[Any]) -> int:

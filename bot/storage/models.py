@@ -74,6 +74,7 @@ class Follower(Base):
         # The inbox: conversations newest first, and the queued ones by age (migration 0016).
         Index("ix_follower_last_action_at", "last_action_at"),
         Index("ix_follower_paused_by", "paused_by", "paused_at"),
+        Index("ix_follower_owed_since", "owed_since"),  # the inbox's "owed an answer" (migration 0018)
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -103,6 +104,9 @@ class Follower(Base):
     paused_at: Mapped[datetime | None]  # when the pause last changed: a late, older event changes nothing
     # When the follower was told that a person will answer, during this queue or agent pause (migration 0016).
     handoff_told_at: Mapped[datetime | None]
+    # Asked for a person, and the queue's timeout gave them back to the bot before an agent answered:
+    # still owed a person's answer, since they asked (migration 0018). Cleared by an agent's reply or dismissal.
+    owed_since: Mapped[datetime | None]
     # The last location the platform reported (WeChat's location reports): not a message to answer.
     last_latitude: Mapped[float | None] = mapped_column(Float)
     last_longitude: Mapped[float | None] = mapped_column(Float)

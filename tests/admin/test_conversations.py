@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select, update
 
+from bot.admin.handoff import sweep_queue_timeouts
 from bot.admin.plugin import admin_api_plugin
 from bot.admin.roles import Role
 from bot.app import build_app
@@ -22,6 +23,7 @@ from bot.channels.plugin import Lifetime, PluginContext
 from bot.core.capabilities import ReplyWindow
 from bot.core.clock import utcnow
 from bot.delivery import OutboxSender
+from bot.i18n import default_catalogs
 from bot.storage.models import Follower, Message
 from bot.testing import BotHarness
 from handlers import default_router
@@ -186,3 +188,41 @@ async def test_invalid_inbox_input_is_422_naming_the_field(inbox_api: AdminApi) 
         status, answer, _ = await inbox_api.call(method, path, "agent", json=body)
         assert (status, answer.get("field")) == (422, field), (path, body, answer)
     assert (await inbox_api.call("POST", "/conversations/999999/take", "agent"))[0] == 404
+
+
+async def time_out_the_queue(api: AdminApi) -> int:
+    """The handoff-timeout duty's sweep, run as if the timeout had passed; how many went back to the bot."""
+    return await sweep_queue_timeouts(api.sessions, catalogs=default_catalogs(), timeout=timedelta(minutes=15),
+                                      default_locale="en", now=utcnow() + timedelta(minutes=16))
+
+
+async def test_a_timed_out_queued_follower_stays_owed_until_an_agent_answers(inbox_api: AdminApi) -> None:
+    await inbox_api.harness.follower("asker", language="en").say("human")
+    await inbox_api.harness.follower("idle", language="en").say("hello")
+    fid = await follower_id(inbox_api, "asker")
+    assert await time_out_the_queue(inbox_api) == 1
+    status, page, _ = await inbox_api.call("GET", "/conversations?owed=true", "viewer")
+    assert status == 200 and [c["external_id"] for c in page["items"]] == ["asker"]
+    owed = page["items"][0]
+    assert owed["state"] == "bot" and owed["owed_since"] is not None  # back to the bot, still owed
+    status, page, _ = await inbox_api.call("GET", "/conversations?owed=false", "agent")
+    assert [c["external_id"] for c in page["items"]] == ["idle"]
+    assert (await inbox_api.call("POST", f"/conversations/{fid}/take", "agent"))[0] == 200
+    assert (await inbox_api.call("GET", "/conversations?owed=true", "agent"))[1]["items"][0]["owed_since"]
+    status, _queued, _ = await inbox_api.call("POST", f"/conversations/{fid}/reply", "agent", json={"text": "Hi!"})
+    assert status == 201
+    assert (await inbox_api.call("GET", "/conversations?owed=true", "agent"))[1]["items"] == []
+
+
+async def test_an_owed_answer_can_be_dismissed_by_an_agent_audited(inbox_api: AdminApi) -> None:
+    await inbox_api.harness.follower("asker", language="en").say("human")
+    fid = await follower_id(inbox_api, "asker")
+    await time_out_the_queue(inbox_api)
+    for role in ("marketer", "staff", "viewer"):
+        assert (await inbox_api.call("POST", f"/conversations/{fid}/dismiss", role))[0] == 403, role
+    status, answer, _ = await inbox_api.call("POST", f"/conversations/{fid}/dismiss", "agent")
+    assert (status, answer) == (200, {"follower_id": fid, "changed": True})
+    assert (await inbox_api.call("GET", "/conversations?owed=true", "agent"))[1]["items"] == []
+    assert (await inbox_api.call("POST", f"/conversations/{fid}/dismiss", "agent"))[1]["changed"] is False
+    assert [r["after"] for r in await audit_rows(inbox_api, "conversation.dismiss")] == [{"agent": "agent"}]
+    assert (await inbox_api.call("POST", "/conversations/999999/dismiss", "agent"))[0] == 404

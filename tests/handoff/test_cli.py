@@ -1,8 +1,9 @@
-"""``engagebot inbox list|show|take|reply|release`` on the same database as a running bot."""
+"""``engagebot inbox list|show|take|reply|release|dismiss`` on the same database as a running bot."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -104,3 +105,24 @@ async def test_an_operator_account_acts_from_the_terminal_and_is_audited(
         ("conversation.release", "alice", alice_id, "alice"),
         ("conversation.take", "cli", None, "carol"),
     ]
+
+
+async def test_followers_owed_an_answer_are_listed_and_dismissed_from_the_terminal(
+        desk: Desk, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ENGAGEBOT_DATABASE_URL", desk.harness.database_url)
+    await desk.harness.follower("amy", language="en").say("hello")
+    await desk.harness.follower("ben", language="en").say("human")
+    ben_id = (await desk.follower_row("ben")).id
+    assert await desk.inbox.sweep_timeouts(now=utcnow() + desk.inbox.timeout + timedelta(seconds=1)) == 1
+    code, out, _ = await inbox(capsys, "list", "--owed")
+    assert code == 0 and [line.split()[0] for line in out.splitlines()] == [str(ben_id)]
+    assert "bot, owed an answer since" in out
+    code, out, _ = await inbox(capsys, "dismiss", str(ben_id), "--agent", "alice")
+    assert (code, out.strip()) == (0, f"conversation {ben_id} no longer owed an answer")
+    code, out, _ = await inbox(capsys, "list", "--owed")
+    assert (code, out.strip()) == (0, "no conversations")
+    code, out, _ = await inbox(capsys, "dismiss", str(ben_id), "--agent", "alice")
+    assert (code, out.strip()) == (0, f"conversation {ben_id} was not owed an answer")
+    async with desk.harness.sessions() as session:
+        entries = await list_entries(session, limit=10, action="conversation.dismiss")
+    assert [(e.actor, e.after) for e in entries] == [("cli", {"agent": "alice"})]
