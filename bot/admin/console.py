@@ -36,6 +36,7 @@ from bot.web import FailureThrottle, client_address
 
 from . import conversations, services
 from .audit import list_entries
+from .console_marketing import MarketingPages
 from .conversations import channel_deliver, inbox_for
 from .errors import AdminError
 from .inbox import Inbox
@@ -67,6 +68,8 @@ P = Permission
 PAGES: tuple[tuple[str, str, Permission], ...] = (
     ("/admin", N_("Dashboard"), P.STATS_READ),
     ("/admin/promotions", N_("Promotions"), P.PROMOTIONS_READ),
+    ("/admin/rules", N_("Prompt rules"), P.RULES_READ),
+    ("/admin/campaigns", N_("Campaigns"), P.CAMPAIGNS_READ),
     ("/admin/inbox", N_("Inbox"), P.INBOX_READ),
     ("/admin/till", N_("Redeem a code"), P.CODES_REDEEM),
     ("/admin/audit", N_("Audit log"), P.AUDIT_READ),
@@ -365,6 +368,7 @@ class Console:
         r.add_get("/admin/till", self.page(P.CODES_REDEEM, self.till))
         r.add_post("/admin/till", self.page(P.CODES_REDEEM, self.redeem))
         r.add_get("/admin/audit", self.page(P.AUDIT_READ, self.audit))
+        MarketingPages(self).add_to(app)
 
 
 def console_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
