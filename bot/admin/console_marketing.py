@@ -94,7 +94,7 @@ class MarketingPages:
 
     # --- one promotion: edit and preview -------------------------------------------------------------
     async def promotion(self, request: web.Request, who: SignedIn, form: Mapping[str, str], *, status: int = 200,
-                        error: str | None = None, notice: str | None = None) -> web.StreamResponse:
+                        error: str | None = None) -> web.StreamResponse:
         c = self.console
         promotion_id = int(request.match_info["promotion_id"])
         async with c.sessions() as session:
@@ -106,7 +106,8 @@ class MarketingPages:
                   "starts_at": _local_input(promo.starts_at, tz), "ends_at": _local_input(promo.ends_at, tz),
                   **{f"title_{loc}": (promo.title or {}).get(loc, "") for loc in SUPPORTED_LOCALES}}
         return c.render(request, "promotion.html", who, status=status, p=view, keywords=promo.keywords or {},
-                        values=values, version=promo.version, preview=preview, error=error, notice=notice,
+                        values=values, version=promo.version, preview=preview, error=error,
+                        notice=self._(request, SAVED) if request.query.get("saved") == "1" and error is None else None,
                         timezone=tz, locale_names=LOCALE_NAMES)
 
     async def edit_promotion(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
@@ -146,7 +147,8 @@ class MarketingPages:
                 await session.rollback()
                 return await again(422, str(exc))
             await session.commit()
-        return await self.promotion(request, who, {}, notice=self._(request, SAVED))
+        # 303: the browser GETs the page (a reload does not post the form again)
+        return web.Response(status=303, headers={"Location": f"/admin/promotions/{promotion_id}?saved=1"})
 
     # --- campaigns -----------------------------------------------------------------------------------
     async def campaigns(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:

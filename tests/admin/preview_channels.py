@@ -18,8 +18,10 @@ def preview_channels_plugin(app: web.Application, ctx: PluginContext) -> Lifetim
     ctx.channels.append(WeChatChannel(dispatch=dispatch, account="gh_preview", sessions=ctx.sessions,
                                       config=WeChatAccount(token="previewToken1", app_id="wxpreview",
                                                            app_secret="preview-secret")))
-    ctx.channels.append(TelegramChannel(dispatch=dispatch, sessions=ctx.sessions, receive=False,
-                                        config=TelegramConfig(token="123456:PREVIEW-TOKEN")))
+    telegram = TelegramChannel(dispatch=dispatch, sessions=ctx.sessions, receive=False,
+                               config=TelegramConfig(token="123456:PREVIEW-TOKEN"))
+    telegram.bot_username = "preview_bot"  # as getMe would say: its deep links need no call to Telegram
+    ctx.channels.append(telegram)
     ctx.channels.append(WeiboChannel(dispatch=dispatch, account="default", sessions=ctx.sessions,
                                      config=WeiboSettings(app_secret="preview-secret", access_token="preview-token",
                                                           brand_uid="1234567")))
