@@ -32,6 +32,7 @@ from bot.core.reply import (
     TextReply,
 )
 from bot.core.serialize import reply_text
+from bot.core.text import sanitize_text
 from bot.i18n import SUPPORTED_LOCALES, Catalogs
 from bot.offers.claims import ClaimOutcome, ClaimResult, code_valid_until
 from bot.offers.models import Claim, Promotion
@@ -153,6 +154,7 @@ async def try_message(session: AsyncSession, text: str, *, channels: Sequence[An
     rules (offers, help, language, asking for a person) are not run here: running them would claim codes
     and change followers.
     """
+    text = sanitize_text(text)  # as the dispatcher cleans what a follower sends, before any handler sees it
     if not text.strip():
         raise Invalid("text", "type a message to try")
     if len(text) > MAX_TRY_TEXT:

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from bot.admin import previews
 from bot.admin.plugin import admin_api_plugin
 from bot.app import build_app
+from bot.i18n import default_catalogs
 from bot.offers.models import Claim, Promotion
 from bot.storage.models import Follower, Message
 from bot.testing import BotHarness
@@ -86,3 +88,13 @@ async def test_a_promotions_preview_is_its_claim_reply_with_a_sample_code(api: A
     assert (await api.call("GET", "/promotions/999/preview"))[0:2] == (404, {"error": "notfound",
                                                                              "reason": "no promotion 999"})
     assert (await api.call("GET", "/promotions/1/preview?locale=fr"))[1]["field"] == "locale"
+
+
+async def test_a_lone_surrogate_is_cleaned_as_the_dispatcher_cleans_a_followers_text(api: AdminApi) -> None:
+    """The API refuses one (pydantic); a terminal's undecodable argument reaches the service: it is cleaned."""
+    status, body, _ = await api.call("POST", "/rules/try", data='{"text": "open \\ud800"}',
+                                     headers={"Content-Type": "application/json"})
+    assert (status, body["field"]) == (422, "text")
+    async with api.sessions() as session:
+        result = await previews.try_message(session, "open \udcff", channels=[], catalogs=default_catalogs())
+    assert (result.rule, result.text) == ("hours", "open \ufffd")
