@@ -426,7 +426,7 @@ ROUTES: list[Route] = [
           answer=RuleView, etag=True, if_match=True),
     Route("DELETE", "/rules/{rule_id}", rule_delete, "Delete a prompt rule", "rules", P.RULES_WRITE, status=204,
           if_match=True),
-    Route("POST", "/rules/try", rule_try,
+    Route("POST", "/try-message", rule_try,
           "Try a message: the rule it matches and the reply per channel and language (a dry run)", "rules",
           P.RULES_READ, body=TryMessage, answer=TryView),
     Route("GET", "/promotions", promotions_list, "List promotions with live claimed/quota", "promotions",

@@ -1,4 +1,4 @@
-"""The dry runs through the admin API: ``POST /rules/try`` and ``GET /promotions/{id}/preview`` answer what a
+"""The dry runs through the admin API: ``POST /try-message`` and ``GET /promotions/{id}/preview`` answer what a
 follower would get per channel and language, refuse bad input with 422, and store nothing."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ async def stored(api: AdminApi) -> tuple[int, ...]:
 
 
 async def test_a_try_names_the_rule_and_each_channels_reply_in_each_language(api: AdminApi) -> None:
-    status, body, _ = await api.call("POST", "/rules/try", "viewer", json={"text": "are you open on sunday?"})
+    status, body, _ = await api.call("POST", "/try-message", "viewer", json={"text": "are you open on sunday?"})
     assert status == 200
     assert (body["rule"], body["rule_id"], body["fallback"]) == ("hours", 1, False)
     replies = {(loc["locale"], ch["channel"]): [m["text"] for m in ch["messages"]]
@@ -54,7 +54,7 @@ async def test_a_try_names_the_rule_and_each_channels_reply_in_each_language(api
 
 
 async def test_a_try_can_ask_for_one_channel_and_language_and_shows_the_fallback(api: AdminApi) -> None:
-    status, body, _ = await api.call("POST", "/rules/try", json={"text": "hello there", "channels": ["telegram"],
+    status, body, _ = await api.call("POST", "/try-message", json={"text": "hello there", "channels": ["telegram"],
                                                                  "locales": ["zh_Hant"]})
     assert status == 200 and body["rule"] is None and body["fallback"] is True
     (only,) = body["locales"]
@@ -66,14 +66,14 @@ async def test_bad_tries_are_422_naming_the_field(api: AdminApi) -> None:
     for body, field in (({"text": ""}, "text"), ({"text": "  "}, "text"), ({"text": "x" * 4001}, "text"),
                         ({"text": "hi", "locales": ["fr"]}, "locales.0"), ({"text": "hi", "channels": ["sms"]}, "channels"),
                         ({"text": "hi", "channels": ["Bad Name"]}, "channels.0"), ({"text": "hi", "extra": 1}, "extra")):
-        status, answer, _ = await api.call("POST", "/rules/try", json=body)
+        status, answer, _ = await api.call("POST", "/try-message", json=body)
         assert (status, answer["field"]) == (422, field), body
 
 
 async def test_the_dry_runs_store_nothing(api: AdminApi) -> None:
     before = await stored(api)
     for text in ("open", "hotpot", "human", "offers"):
-        assert (await api.call("POST", "/rules/try", json={"text": text}))[0] == 200
+        assert (await api.call("POST", "/try-message", json={"text": text}))[0] == 200
     assert (await api.call("GET", "/promotions/1/preview"))[0] == 200
     assert await stored(api) == before
 
@@ -92,7 +92,7 @@ async def test_a_promotions_preview_is_its_claim_reply_with_a_sample_code(api: A
 
 async def test_a_lone_surrogate_is_cleaned_as_the_dispatcher_cleans_a_followers_text(api: AdminApi) -> None:
     """The API refuses one (pydantic); a terminal's undecodable argument reaches the service: it is cleaned."""
-    status, body, _ = await api.call("POST", "/rules/try", data='{"text": "open \\ud800"}',
+    status, body, _ = await api.call("POST", "/try-message", data='{"text": "open \\ud800"}',
                                      headers={"Content-Type": "application/json"})
     assert (status, body["field"]) == (422, "text")
     async with api.sessions() as session:

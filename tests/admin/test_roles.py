@@ -21,7 +21,7 @@ ACCESS: list[tuple[str, str, str, Any, set[str]]] = [
     ("set a password", "POST", "/operators/5/password", {"password": "y" * 12}, {"admin"}),
     ("read the audit log", "GET", "/audit", None, {"admin"}),
     ("list rules", "GET", "/rules", None, READERS),
-    ("try a message (a dry run)", "POST", "/rules/try", {"text": "hi"}, READERS),
+    ("try a message (a dry run)", "POST", "/try-message", {"text": "hi"}, READERS),
     ("add a rule", "POST", "/rules", {"name": "r-{role}", "match": {"en": ["hi"]}, "reply": {"en": "Hi"}},
      {"admin", "marketer"}),
     ("list promotions", "GET", "/promotions", None, READERS),
