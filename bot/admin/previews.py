@@ -36,7 +36,8 @@ from bot.core.text import sanitize_text
 from bot.i18n import SUPPORTED_LOCALES, Catalogs
 from bot.offers.claims import ClaimOutcome, ClaimResult, code_valid_until
 from bot.offers.models import Claim, Promotion
-from bot.offers.render import LocaleText, claim_replies
+from bot.offers.render import LocaleText, claim_replies, invite_caption
+from bot.offers.spec import REFERRAL_SCENE_PREFIX
 from bot.rules import DEFAULT_MAX_CHARS, RuleMatcher, compile_rules
 from bot.storage.models import PromptRule
 from bot.storage.prompts import list_prompt_rules
@@ -193,7 +194,8 @@ async def promotion_preview(session: AsyncSession, promotion_id: int, *, channel
     """What a follower claiming the promotion receives, per language and channel, with a sample code.
 
     The words are the offers handler's (``claim_replies``); a channel the promotion is not offered on gets
-    the refusal it would get. Nothing is claimed: the claim shown is built in memory, never added.
+    the refusal it would get. A friends' offer is not claimed but earned: asking for it gives the follower
+    their invite QR code, as the handler does. Nothing is claimed: the claim shown is built in memory, never added.
     """
     promo = (await session.execute(select(Promotion).where(Promotion.id == promotion_id))).scalar_one_or_none()
     if promo is None:
@@ -209,7 +211,11 @@ async def promotion_preview(session: AsyncSession, promotion_id: int, *, channel
     answers = []
     for locale in locales:
         t = LocaleText(catalogs, locale)
-        replies = claim_replies(t, granted)
+        if promo.friends_needed:
+            replies: list[Reply] = [QrReply(scene=REFERRAL_SCENE_PREFIX + SAMPLE_CODE,
+                                            caption=invite_caption(t, promo, 0))]
+        else:
+            replies = claim_replies(t, granted)
         per_channel = {name: claim_replies(t, refused) for name in refused_on}
         answers.append(_per_locale(locale, replies, rendering, per_channel))
     return PreviewResult(promotion=promo.slug, sample_code=code, locales=tuple(answers), not_served=not_served,

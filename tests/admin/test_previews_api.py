@@ -98,3 +98,16 @@ async def test_a_lone_surrogate_is_cleaned_as_the_dispatcher_cleans_a_followers_
     async with api.sessions() as session:
         result = await previews.try_message(session, "open \udcff", channels=[], catalogs=default_catalogs())
     assert (result.rule, result.text) == ("hours", "open \ufffd")
+
+
+async def test_a_friends_offer_previews_as_the_invite_qr_code_the_follower_gets(api: AdminApi) -> None:
+    status, body, _ = await api.call("GET", "/promotions/3/preview?locale=en")
+    assert status == 200 and body["promotion"] == "family"
+    caption = ("Here is your personal invite. When 2 friends follow us through it, you and each of them get "
+               "“Family dinner voucher”.")
+    by_channel = {c["channel"]: c["messages"] for c in body["locales"][0]["channels"]}
+    (telegram,) = by_channel["telegram"]  # a photo with its caption and the bot's deep link
+    assert (telegram["kind"], telegram["text"], telegram["url"]) == (
+        "qr", caption, "https://t.me/preview_bot?start=ref-K7QW3M9X2P4R")
+    wechat_qr, wechat_text = by_channel["wechat"]  # the QR image, then its caption as text
+    assert (wechat_qr["kind"], wechat_text["kind"], wechat_text["text"]) == ("qr", "text", caption)
