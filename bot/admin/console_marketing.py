@@ -1,13 +1,15 @@
-"""The console's marketing pages: prompt rules with a "try a message" box, a promotion's edit form and
-preview, campaigns with their funnel and QR downloads.
+"""The console's marketing pages: prompt rules with a "try a message" box and an edit form per rule, a
+promotion's edit form and preview, campaigns with their funnel and QR downloads.
 
 Each page calls the function the API and the CLI call: ``previews.try_message`` and
-``previews.promotion_preview`` (dry runs: nothing stored, nothing sent), ``services.update_promotion``
-(with the version the form was read at, so a stale form is refused with 409), ``services.campaign_qr``.
+``previews.promotion_preview`` (dry runs: nothing stored, nothing sent), ``services.update_rule`` and
+``services.update_promotion`` (with the version the form was read at, so a stale form is refused with
+409), ``services.campaign_qr``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -21,7 +23,7 @@ from bot.i18n import N_, SUPPORTED_LOCALES
 from . import previews, services
 from .errors import Conflict, Invalid
 from .roles import Permission
-from .schemas import PromotionUpdate
+from .schemas import PromotionUpdate, RuleUpdate
 from .web_auth import SignedIn
 
 if TYPE_CHECKING:
@@ -31,6 +33,9 @@ P = Permission
 
 STALE_EDIT = N_("Someone else changed this promotion after you opened the form. Here it is as it is now: "
                 "make your change again.")
+STALE_RULE = N_("Someone else changed this rule after you opened the form. Here it is as it is now: make your "
+                "change again.")
+BAD_PRIORITY = N_("The priority must be a whole number from -1000 to 1000.")
 BAD_QUOTA = N_("The quota must be a whole number.")
 BAD_DATE = N_("A date must look like 2026-12-31T20:00.")
 BAD_VERSION = N_("The form has no version: reload the page.")
@@ -92,6 +97,56 @@ class MarketingPages:
                                                 catalogs=c.catalogs, max_chars=c.settings.prompt_rules_max_chars)
         return await self.rules(request, who, form, result=result)
 
+    # --- one rule: edit ---------------------------------------------------------------------------------
+    async def rule(self, request: web.Request, who: SignedIn, form: Mapping[str, str], *, status: int = 200,
+                   error: str | None = None) -> web.StreamResponse:
+        async with self.console.sessions() as session:
+            rule = await services.get_rule(session, int(request.match_info["rule_id"]))
+        values = {"priority": str(rule.priority), "regex": rule.regex,
+                  **{f"match_{loc}": "\n".join(rule.match.get(loc, [])) for loc in SUPPORTED_LOCALES},
+                  **{f"reply_{loc}": rule.reply.get(loc, "") for loc in SUPPORTED_LOCALES}}
+        if status == 422:  # the operator's input back, to correct (a 409 shows the rule as it is now)
+            values.update({k: v for k, v in form.items() if k in values}, regex=form.get("regex") == "on")
+        return self.console.render(request, "rule.html", who, status=status, rule=rule, values=values, error=error,
+                                   locale_names=LOCALE_NAMES,
+                                   notice=self._(request, SAVED) if request.query.get("saved") == "1" and error is None
+                                   else None)
+
+    async def edit_rule(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
+        """The form as the API's PATCH body (keywords one per line), through ``services.update_rule``, at the
+        version the form was read."""
+        rule_id = int(request.match_info["rule_id"])
+
+        async def again(status: int, error: str) -> web.StreamResponse:
+            return await self.rule(request, who, form, status=status, error=error)
+
+        version_text = form.get("version", "")
+        if not version_text.isdigit() or len(version_text) > 15:
+            return await again(422, self._(request, BAD_VERSION))
+        priority_text = form.get("priority", "").strip()
+        if not re.fullmatch(r"-?[0-9]{1,4}", priority_text):
+            return await again(422, self._(request, BAD_PRIORITY))
+        match = {loc: lines for loc in SUPPORTED_LOCALES
+                 if (lines := [w.strip() for w in form.get(f"match_{loc}", "").splitlines() if w.strip()])}
+        reply = {loc: form[f"reply_{loc}"].strip() for loc in SUPPORTED_LOCALES if form.get(f"reply_{loc}", "").strip()}
+        try:
+            body = RuleUpdate.model_validate({"regex": form.get("regex") == "on", "match": match, "reply": reply,
+                                              "priority": int(priority_text)})
+        except ValidationError as exc:
+            return await again(422, str(services.first_error(exc)))
+        async with self.console.sessions() as session:
+            rule = await services.get_rule(session, rule_id)
+            try:
+                await services.update_rule(session, who.actor, rule, body, version=int(version_text))
+            except Conflict:
+                await session.rollback()
+                return await again(409, self._(request, STALE_RULE))
+            except Invalid as exc:  # a pattern RE2 refuses, a locale with no keyword...
+                await session.rollback()
+                return await again(422, str(exc))
+            await session.commit()
+        return web.Response(status=303, headers={"Location": f"/admin/rules/{rule_id}?saved=1"})
+
     # --- one promotion: edit and preview -------------------------------------------------------------
     async def promotion(self, request: web.Request, who: SignedIn, form: Mapping[str, str], *, status: int = 200,
                         error: str | None = None) -> web.StreamResponse:
@@ -105,6 +160,8 @@ class MarketingPages:
         values = {"quota": "" if promo.quota is None else str(promo.quota),
                   "starts_at": _local_input(promo.starts_at, tz), "ends_at": _local_input(promo.ends_at, tz),
                   **{f"title_{loc}": (promo.title or {}).get(loc, "") for loc in SUPPORTED_LOCALES}}
+        if status == 422:  # the operator's input back, to correct (a 409 shows the promotion as it is now)
+            values.update({k: v for k, v in form.items() if k in values})
         return c.render(request, "promotion.html", who, status=status, p=view, keywords=promo.keywords or {},
                         values=values, version=promo.version, preview=preview, error=error,
                         notice=self._(request, SAVED) if request.query.get("saved") == "1" and error is None else None,
@@ -178,6 +235,9 @@ class MarketingPages:
         promotion = "/admin/promotions/{promotion_id:[0-9]{1,15}}"
         r.add_get("/admin/rules", c.page(P.RULES_READ, self.rules))
         r.add_post("/admin/rules/try", c.page(P.RULES_READ, self.try_message))
+        rule = "/admin/rules/{rule_id:[0-9]{1,15}}"
+        r.add_get(rule, c.page(P.RULES_READ, self.rule))
+        r.add_post(rule, c.page(P.RULES_WRITE, self.edit_rule))
         r.add_get(promotion, c.page(P.PROMOTIONS_READ, self.promotion))
         r.add_post(promotion, c.page(P.PROMOTIONS_WRITE, self.edit_promotion))
         r.add_get("/admin/campaigns", c.page(P.CAMPAIGNS_READ, self.campaigns))

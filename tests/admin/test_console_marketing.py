@@ -19,7 +19,7 @@ from bot.admin.console import console_plugin
 from bot.admin.models import AuditEntry
 from bot.admin.plugin import admin_api_plugin
 from bot.admin.roles import Role
-from bot.admin.schemas import PromotionUpdate
+from bot.admin.schemas import PromotionUpdate, RuleUpdate
 from bot.app import build_app
 from bot.channels.telegram.render import utf16_len
 from bot.channels.wechat.protocol import MAX_TEXT_BYTES
@@ -158,6 +158,73 @@ async def test_what_the_operator_typed_and_the_rules_replies_are_shown_as_text(c
     assert status == 200
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt; open" in page
     assert "<b>daily</b>" not in page and "&lt;b&gt;daily&lt;/b&gt;" in page
+
+
+# --- a rule: edit ---------------------------------------------------------------------------------------
+def rule_form(page: str) -> dict[str, str]:
+    """The rule form's fields as the page filled them in (textareas and the regex box included)."""
+    fields = form_of(page)
+    fields.update({k: html_lib.unescape(v) for k, v in re.findall(r'<textarea name="([a-z_A-Z]+)"[^>]*>(.*?)</textarea>',
+                                                                  page, re.S)})
+    if re.search(r'id="regex" checked', page):
+        fields["regex"] = "on"
+    return fields
+
+
+async def rule_id(console: Console) -> int:
+    async with console.harness.sessions() as session:
+        return (await services.list_rules(session, limit=1))[0].id
+
+
+async def test_a_marketer_edits_a_rule_and_the_try_box_uses_it_at_once(console: Console) -> None:
+    rid = await rule_id(console)
+    browser = await console.browser("marketer")
+    status, page, _ = await browser.get(f"/admin/rules/{rid}")
+    assert status == 200
+    form = rule_form(page)
+    assert (form["version"], form["priority"], form["match_en"], form["match_zh_Hant"]) == ("1", "0", "open", "")
+    form.update(priority="20", match_en="open\nhours\n", reply_zh_Hant="每日十點開門。")
+    status, _page, headers = await browser.post(f"/admin/rules/{rid}", form)
+    assert (status, headers["Location"]) == (303, f"/admin/rules/{rid}?saved=1")
+    async with console.harness.sessions() as session:
+        rule = await services.get_rule(session, rid)
+        assert (rule.priority, rule.version, rule.match["en"]) == (20, 2, ["open", "hours"])
+        assert rule.reply["zh_Hant"] == "每日十點開門。" and rule.reply["zh_Hans"] == LONG_HANS
+    assert await console.audit_actions("marketer") == ["console.sign_in", "rule.update"]
+    await browser.get("/admin/rules")
+    _status, page, _ = await browser.post("/admin/rules/try", {"text": "your hours?"})
+    assert re.search(r'id="matched-rule">hours<', page) and "(priority 20)" in page
+    assert channel_messages(section(page, "zh_Hant"), "wechat") == ["每日十點開門。"]
+
+
+async def test_a_stale_rule_form_is_409_and_a_bad_pattern_422_keeping_the_input(console: Console) -> None:
+    rid = await rule_id(console)
+    browser = await console.browser("marketer")
+    _status, page, _ = await browser.get(f"/admin/rules/{rid}")
+    stale = rule_form(page)
+    status, page, _ = await browser.post(f"/admin/rules/{rid}", {**stale, "regex": "on", "match_en": "(a+"})
+    assert status == 422 and "bad regular expression" in html_lib.unescape(page)
+    assert rule_form(page)["match_en"] == "(a+" and rule_form(page).get("regex") == "on"  # to correct, not retype
+    async with console.harness.sessions() as session:  # someone else saves first
+        rule = await services.get_rule(session, rid)
+        await services.update_rule(session, CLI_ACTOR, rule, RuleUpdate(priority=5), version=1)
+        await session.commit()
+    status, page, _ = await browser.post(f"/admin/rules/{rid}", {**stale, "priority": "9"})
+    assert status == 409 and "Someone else changed this rule" in page and rule_form(page)["priority"] == "5"
+    async with console.harness.sessions() as session:
+        assert (await services.get_rule(session, rid)).priority == 5
+
+
+async def test_a_viewer_reads_a_rule_but_cannot_save_it(console: Console) -> None:
+    rid = await rule_id(console)
+    viewer = await console.browser("viewer")
+    status, page, _ = await viewer.get(f"/admin/rules/{rid}")
+    assert status == 200 and 'id="save-rule"' not in page and "disabled" in page
+    assert (await viewer.post(f"/admin/rules/{rid}", {"version": "1", "priority": "1"}))[0] == 403
+    marketer = await console.browser("marketer")
+    await marketer.get(f"/admin/rules/{rid}")
+    assert (await marketer.post(f"/admin/rules/{rid}", {"version": "1", "priority": "1"}, csrf=None))[0] == 403
+    assert (await marketer.get("/admin/rules/999999"))[0] == 404
 
 
 # --- a promotion: edit and preview ---------------------------------------------------------------------
