@@ -369,3 +369,16 @@ async def test_the_new_pages_speak_chinese(console: Console) -> None:
     assert "试一条消息" in page
     _status, page, _ = await browser.get("/admin/campaigns")
     assert "二维码" in page
+
+
+async def test_an_operators_markup_in_a_title_is_shown_as_text_in_the_form_and_the_preview(console: Console) -> None:
+    pid = await promotion_id(console)
+    browser = await console.browser("marketer")
+    _status, page, _ = await browser.get(f"/admin/promotions/{pid}")
+    form = {**form_of(page), "title_en": '<img src=x onerror="alert(1)">"'}
+    assert (await browser.post(f"/admin/promotions/{pid}", form))[0] == 303
+    _status, page, _ = await browser.get(f"/admin/promotions/{pid}")
+    assert "<img" not in page
+    assert form_of(page)["title_en"] == '<img src=x onerror="alert(1)">"'  # the attribute's quotes escaped too
+    (english,) = channel_messages(section(page, "en"), "telegram")
+    assert english.startswith('Here is your code for “<img src=x onerror="alert(1)">"”:')
