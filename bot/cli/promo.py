@@ -112,7 +112,7 @@ async def cmd_promo_redeem(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Register ``promo`` on the ``engagebot`` command."""
-    promo = sub.add_parser("promo", help="promotions: load, list, show, preview, redeem").add_subparsers(
+    promo = sub.add_parser("promo", help="promotions: load, list, show, redeem, preview").add_subparsers(
         dest="promo_command", required=True)
     load = promo.add_parser("load", help="load promotions (and campaigns) from YAML, replacing those of the same slug")
     load.add_argument("file", type=Path)

@@ -40,7 +40,7 @@ async def cmd_prompts_list(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    prompts = sub.add_parser("prompts", help="prompt-reply rules").add_subparsers(dest="prompts_command", required=True)
+    prompts = sub.add_parser("prompts", help="prompt-reply rules: load, list, try").add_subparsers(dest="prompts_command", required=True)
     load = prompts.add_parser("load", help="load rules from a YAML file (replacing rules of the same name)")
     load.add_argument("file", type=Path)
     load.set_defaults(func=cmd_prompts_load)
