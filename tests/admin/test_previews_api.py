@@ -111,3 +111,16 @@ async def test_a_friends_offer_previews_as_the_invite_qr_code_the_follower_gets(
         "qr", caption, "https://t.me/preview_bot?start=ref-K7QW3M9X2P4R")
     wechat_qr, wechat_text = by_channel["wechat"]  # the QR image, then its caption as text
     assert (wechat_qr["kind"], wechat_text["kind"], wechat_text["text"]) == ("qr", "text", caption)
+
+
+async def test_a_channel_the_promotion_is_not_offered_on_previews_its_refusal(api: AdminApi) -> None:
+    async with api.sessions() as session:
+        promo = await session.get(Promotion, 1)
+        assert promo is not None
+        promo.channels = ["wechat"]
+        await session.commit()
+    status, body, _ = await api.call("GET", "/promotions/1/preview?locale=en")
+    assert status == 200 and body["refused_on"] == ["telegram", "weibo"]
+    texts = {c["channel"]: [m["text"] for m in c["messages"]] for c in body["locales"][0]["channels"]}
+    assert texts["wechat"][0].startswith("Here is your code for “Hotpot ¥50 off”:")
+    assert texts["telegram"] == texts["weibo"] == ["Sorry, “Hotpot ¥50 off” cannot be claimed on this platform."]
