@@ -159,7 +159,8 @@ class MarketingPages:
         tz = c.settings.timezone
         values = {"quota": "" if promo.quota is None else str(promo.quota),
                   "starts_at": _local_input(promo.starts_at, tz), "ends_at": _local_input(promo.ends_at, tz),
-                  **{f"title_{loc}": (promo.title or {}).get(loc, "") for loc in SUPPORTED_LOCALES}}
+                  **{f"title_{loc}": (promo.title or {}).get(loc, "") for loc in SUPPORTED_LOCALES},
+                  **{f"keywords_{loc}": "\n".join((promo.keywords or {}).get(loc, [])) for loc in SUPPORTED_LOCALES}}
         if status == 422:  # the operator's input back, to correct (a 409 shows the promotion as it is now)
             values.update({k: v for k, v in form.items() if k in values})
         return c.render(request, "promotion.html", who, status=status, p=view, keywords=promo.keywords or {},
@@ -187,9 +188,12 @@ class MarketingPages:
         except ValueError:
             return await again(422, self._(request, BAD_DATE))
         titles = {loc: form[f"title_{loc}"].strip() for loc in SUPPORTED_LOCALES if form.get(f"title_{loc}", "").strip()}
+        keywords = {loc: words for loc in SUPPORTED_LOCALES
+                    if (words := [w.strip() for w in form.get(f"keywords_{loc}", "").splitlines() if w.strip()])}
         try:
             body = PromotionUpdate.model_validate({"quota": int(quota_text) if quota_text else None,
-                                                   "starts_at": starts, "ends_at": ends, "title": titles})
+                                                   "starts_at": starts, "ends_at": ends, "title": titles,
+                                                   "keywords": keywords})
         except ValidationError as exc:
             return await again(422, str(services.first_error(exc)))
         async with c.sessions() as session:

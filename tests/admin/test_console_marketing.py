@@ -161,7 +161,7 @@ async def test_what_the_operator_typed_and_the_rules_replies_are_shown_as_text(c
 
 
 # --- a rule: edit ---------------------------------------------------------------------------------------
-def rule_form(page: str) -> dict[str, str]:
+def filled_form(page: str) -> dict[str, str]:
     """The rule form's fields as the page filled them in (textareas and the regex box included)."""
     fields = form_of(page)
     fields.update({k: html_lib.unescape(v) for k, v in re.findall(r'<textarea name="([a-z_A-Z]+)"[^>]*>(.*?)</textarea>',
@@ -181,7 +181,7 @@ async def test_a_marketer_edits_a_rule_and_the_try_box_uses_it_at_once(console: 
     browser = await console.browser("marketer")
     status, page, _ = await browser.get(f"/admin/rules/{rid}")
     assert status == 200
-    form = rule_form(page)
+    form = filled_form(page)
     assert (form["version"], form["priority"], form["match_en"], form["match_zh_Hant"]) == ("1", "0", "open", "")
     form.update(priority="20", match_en="open\nhours\n", reply_zh_Hant="每日十點開門。")
     status, _page, headers = await browser.post(f"/admin/rules/{rid}", form)
@@ -201,16 +201,16 @@ async def test_a_stale_rule_form_is_409_and_a_bad_pattern_422_keeping_the_input(
     rid = await rule_id(console)
     browser = await console.browser("marketer")
     _status, page, _ = await browser.get(f"/admin/rules/{rid}")
-    stale = rule_form(page)
+    stale = filled_form(page)
     status, page, _ = await browser.post(f"/admin/rules/{rid}", {**stale, "regex": "on", "match_en": "(a+"})
     assert status == 422 and "bad regular expression" in html_lib.unescape(page)
-    assert rule_form(page)["match_en"] == "(a+" and rule_form(page).get("regex") == "on"  # to correct, not retype
+    assert filled_form(page)["match_en"] == "(a+" and filled_form(page).get("regex") == "on"  # to correct, not retype
     async with console.harness.sessions() as session:  # someone else saves first
         rule = await services.get_rule(session, rid)
         await services.update_rule(session, CLI_ACTOR, rule, RuleUpdate(priority=5), version=1)
         await session.commit()
     status, page, _ = await browser.post(f"/admin/rules/{rid}", {**stale, "priority": "9"})
-    assert status == 409 and "Someone else changed this rule" in page and rule_form(page)["priority"] == "5"
+    assert status == 409 and "Someone else changed this rule" in page and filled_form(page)["priority"] == "5"
     async with console.harness.sessions() as session:
         assert (await services.get_rule(session, rid)).priority == 5
 
@@ -245,10 +245,12 @@ async def test_a_marketer_edits_a_promotion_through_the_service_and_the_edit_is_
     browser = await console.browser("marketer")
     status, page, _ = await browser.get(f"/admin/promotions/{pid}")
     assert status == 200
-    form = form_of(page)
+    form = filled_form(page)
     assert form["version"] == "1" and form["title_en"] == "Hotpot ¥50 off" and form["quota"] == "500"
+    assert (form["keywords_en"], form["keywords_zh_Hans"]) == ("hotpot", "火锅")
     assert form["starts_at"] == "2026-01-01T10:00"  # shown in the console's time zone (Asia/Shanghai)
-    form.update(title_en="Hotpot ¥60 off", title_zh_Hant="火鍋立減60元", quota="800", ends_at="2099-06-30T22:00")
+    form.update(title_en="Hotpot ¥60 off", title_zh_Hant="火鍋立減60元", quota="800", ends_at="2099-06-30T22:00",
+                keywords_en="hotpot\nspicy pot\n", keywords_zh_Hant="火鍋")
     status, _page, headers = await browser.post(f"/admin/promotions/{pid}", form)
     assert (status, headers["Location"]) == (303, f"/admin/promotions/{pid}?saved=1")
     async with console.harness.sessions() as session:
@@ -256,6 +258,7 @@ async def test_a_marketer_edits_a_promotion_through_the_service_and_the_edit_is_
         assert promo is not None
         assert promo.title == {"en": "Hotpot ¥60 off", "zh_Hans": "火锅立减50元", "zh_Hant": "火鍋立減60元"}
         assert (promo.quota, promo.version) == (800, 2)
+        assert promo.keywords == {"en": ["hotpot", "spicy pot"], "zh_Hans": ["火锅"], "zh_Hant": ["火鍋"]}
         assert promo.ends_at is not None and promo.ends_at.isoformat().startswith("2099-06-30T14:00")  # 22:00 +08:00
     assert await console.audit_actions("marketer") == ["console.sign_in", "promotion.update"]
     status, page, _ = await browser.get(f"/admin/promotions/{pid}?saved=1")
@@ -266,7 +269,7 @@ async def test_a_stale_edit_form_is_refused_with_409_and_writes_nothing(console:
     pid = await promotion_id(console)
     browser = await console.browser("marketer")
     _status, page, _ = await browser.get(f"/admin/promotions/{pid}")
-    stale = form_of(page)
+    stale = filled_form(page)
     async with console.harness.sessions() as session:  # another operator saves first
         promo = await services.get_promotion(session, pid)
         await services.update_promotion(session, CLI_ACTOR, promo, PromotionUpdate(quota=700), version=1)
@@ -285,11 +288,12 @@ async def test_bad_edits_are_422_with_the_reason(console: Console) -> None:
     pid = await promotion_id(console)
     browser = await console.browser("marketer")
     _status, page, _ = await browser.get(f"/admin/promotions/{pid}")
-    form = form_of(page)
+    form = filled_form(page)
     for change, reason in ((dict(quota="lots"), "The quota must be a whole number."),
                            (dict(ends_at="next tuesday"), "A date must look like 2026-12-31T20:00."),
                            (dict(ends_at="2025-01-01T00:00"), "ends_at: must be after starts_at"),
                            (dict(title_en="", title_zh_Hans="", title_zh_Hant=""), "title:"),
+                           (dict(keywords_en="x" * 65), "keywords: en: every keyword must be 1 to 64 characters"),
                            (dict(version=""), "The form has no version")):
         status, page, _ = await browser.post(f"/admin/promotions/{pid}", {**form, **change})
         assert status == 422 and reason in html_lib.unescape(page), change
@@ -375,7 +379,7 @@ async def test_an_operators_markup_in_a_title_is_shown_as_text_in_the_form_and_t
     pid = await promotion_id(console)
     browser = await console.browser("marketer")
     _status, page, _ = await browser.get(f"/admin/promotions/{pid}")
-    form = {**form_of(page), "title_en": '<img src=x onerror="alert(1)">"'}
+    form = {**filled_form(page), "title_en": '<img src=x onerror="alert(1)">"'}
     assert (await browser.post(f"/admin/promotions/{pid}", form))[0] == 303
     _status, page, _ = await browser.get(f"/admin/promotions/{pid}")
     assert "<img" not in page
