@@ -10,6 +10,7 @@ from bot.core.dispatcher import Dispatcher, Middleware, Next
 from bot.core.follower import FollowerRecord
 from bot.core.inbound import Inbound, Kind
 from bot.core.reply import (
+    NOT_UNDERSTOOD,
     Article,
     ArticlesReply,
     Button,
@@ -73,6 +74,7 @@ __all__ = [
     "Kind",
     "LocationRequestReply",
     "Middleware",
+    "NOT_UNDERSTOOD",
     "N_",
     "Next",
     "Promotion",

@@ -1,6 +1,6 @@
 """Polite answers for what nothing else handled: unknown kinds, media, unmatched text."""
 
-from bot import Context, Inbound, Kind, Reply, Router, TextReply, _
+from bot import NOT_UNDERSTOOD, Context, Inbound, Kind, Reply, Router, TextReply, _
 
 router = Router("fallback")
 
@@ -21,4 +21,4 @@ async def silent(msg: Inbound, ctx: Context) -> list[Reply]:
 async def fallback(msg: Inbound, ctx: Context) -> list[Reply]:
     if not msg.text.strip() and msg.kind in (Kind.TEXT, Kind.COMMAND):
         return [TextReply(_("Did you mean to send something? Send /help to see what I can do."))]
-    return [TextReply(_("Sorry, I did not understand that. Send /help to see what I can do."))]
+    return [TextReply(_(NOT_UNDERSTOOD))]

@@ -36,6 +36,7 @@ from bot.web import FailureThrottle, client_address
 
 from . import conversations, services, stats
 from .audit import list_entries
+from .console_marketing import MarketingPages
 from .console_operations import Operations, activity_tables, duration
 from .conversations import channel_deliver, inbox_for
 from .errors import AdminError
@@ -68,6 +69,8 @@ P = Permission
 PAGES: tuple[tuple[str, str, Permission], ...] = (
     ("/admin", N_("Dashboard"), P.STATS_READ),
     ("/admin/promotions", N_("Promotions"), P.PROMOTIONS_READ),
+    ("/admin/rules", N_("Prompt rules"), P.RULES_READ),
+    ("/admin/campaigns", N_("Campaigns"), P.CAMPAIGNS_READ),
     ("/admin/inbox", N_("Inbox"), P.INBOX_READ),
     ("/admin/broadcasts", N_("Broadcasts"), P.BROADCASTS_READ),
     ("/admin/followers", N_("Followers"), P.FOLLOWERS_READ),
@@ -377,6 +380,7 @@ class Console:
         r.add_post("/admin/till", self.page(P.CODES_REDEEM, self.redeem))
         r.add_get("/admin/audit", self.page(P.AUDIT_READ, self.audit))
         Operations(self).add_to(app)  # broadcasts, followers, operators, owed answers
+        MarketingPages(self).add_to(app)
 
 
 def console_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:

@@ -8,6 +8,7 @@ from aiohttp import web
 from pydantic import Field
 
 from bot.core.follower import HandoffState
+from bot.i18n import Catalogs, default_catalogs
 from bot.offers.admin import RedeemBody
 from bot.offers.redeem import RedeemOutcome
 from bot.offers.spec import PromotionSpec
@@ -17,12 +18,13 @@ from . import broadcasts as broadcast_service
 from . import conversations as conversation_service
 from . import followers as follower_service
 from . import operators as operator_service
-from . import services
+from . import previews, services
 from . import stats as stats_service
 from .api import Call, Route
 from .audit import list_entries
 from .followers import FollowerFilter
 from .inbox import ConversationSummary, Inbox
+from .preview_schemas import PreviewQuery, PreviewView, TryMessage, TryView, preview_view, try_view
 from .roles import PERMISSIONS, Permission
 from .schemas import (
     ActivityView,
@@ -215,6 +217,19 @@ async def rule_delete(call: Call) -> None:
     await services.delete_rule(call.session, call.actor, rule, version=call.version)
 
 
+async def rule_try(call: Call) -> TryView:
+    """A dry run: reads the rules, writes nothing (the console's "try a message" box, ``engagebot prompts try``)."""
+    body: TryMessage = call.body
+    result = await previews.try_message(call.session, body.text, channels=call.channels, catalogs=_catalogs(call),
+                                        max_chars=call.settings.prompt_rules_max_chars, only_channels=body.channels,
+                                        only_locales=body.locales)
+    return try_view(result)
+
+
+def _catalogs(call: Call) -> Catalogs:
+    return call.catalogs if call.catalogs is not None else default_catalogs()
+
+
 # --- promotions and codes ------------------------------------------------------------------------------
 async def promotions_list(call: Call) -> PromotionPage:
     q = call.query
@@ -237,6 +252,14 @@ async def promotion_update(call: Call) -> PromotionView:
     promo = await services.get_promotion(call.session, call.ids["promotion_id"])
     promo = await services.update_promotion(call.session, call.actor, promo, call.body, version=call.version)
     return PromotionView.model_validate(await services.promotion_view(call.session, promo))
+
+
+async def promotion_preview(call: Call) -> PreviewView:
+    q: PreviewQuery = call.query
+    result = await previews.promotion_preview(call.session, call.ids["promotion_id"], channels=call.channels,
+                                              catalogs=_catalogs(call), only_channels=[q.channel] if q.channel else [],
+                                              only_locales=[q.locale] if q.locale else [])
+    return preview_view(result)
 
 
 async def code_redeem(call: Call) -> RedeemView:
@@ -421,6 +444,9 @@ ROUTES: list[Route] = [
           answer=RuleView, etag=True, if_match=True),
     Route("DELETE", "/rules/{rule_id}", rule_delete, "Delete a prompt rule", "rules", P.RULES_WRITE, status=204,
           if_match=True),
+    Route("POST", "/try-message", rule_try,
+          "Try a message: the rule it matches and the reply per channel and language (a dry run)", "rules",
+          P.RULES_READ, body=TryMessage, answer=TryView),
     Route("GET", "/promotions", promotions_list, "List promotions with live claimed/quota", "promotions",
           P.PROMOTIONS_READ, query=PageQuery, answer=PromotionPage),
     Route("POST", "/promotions", promotion_create, "Add a promotion (the promotions file's fields)", "promotions",
@@ -429,6 +455,9 @@ ROUTES: list[Route] = [
           answer=PromotionView, etag=True),
     Route("PATCH", "/promotions/{promotion_id}", promotion_update, "Change quota, dates or title", "promotions",
           P.PROMOTIONS_WRITE, body=PromotionUpdate, answer=PromotionView, etag=True, if_match=True),
+    Route("GET", "/promotions/{promotion_id}/preview", promotion_preview,
+          "What a follower claiming it receives, per channel and language (a dry run, a sample code)",
+          "promotions", P.PROMOTIONS_READ, query=PreviewQuery, answer=PreviewView),
     Route("POST", "/codes/redeem", code_redeem, "Redeem a code at the till (once)", "codes", P.CODES_REDEEM,
           body=RedeemBody, answer=RedeemView),
     Route("GET", "/campaigns", campaigns_list, "List campaigns", "campaigns", P.CAMPAIGNS_READ, query=PageQuery,

@@ -131,6 +131,8 @@ class PromotionUpdate(Body):
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
     title: dict[str, str] | None = None
+    keywords: dict[str, list[str]] | None = Field(
+        default=None, description="per locale; replaces them all ({} leaves the promotion to buttons, menus, QR codes)")
 
 
 class PromotionView(Answer):

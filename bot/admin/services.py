@@ -21,7 +21,7 @@ from bot.offers.links import campaign_links
 from bot.offers.loader import LoadSummary, load_promo_file
 from bot.offers.models import Campaign, Claim, Promotion
 from bot.offers.redeem import RedeemOutcome, RedeemResult, redeem
-from bot.offers.spec import ParsedPromoFile, PromotionSpec
+from bot.offers.spec import ParsedPromoFile, PromotionSpec, check_keywords
 from bot.rules import PromptRulesFile, PromptRuleSpec
 from bot.storage.models import PromptRule
 from bot.storage.prompts import replace_prompt_rules
@@ -128,8 +128,8 @@ def promotion_record(p: Promotion, redeemed: int) -> dict[str, Any]:
 
 def _promotion_edit_record(p: Promotion) -> dict[str, Any]:
     """What an edit changes, for the audit log (the live counters are not the operator's doing)."""
-    return {"slug": p.slug, "title": p.title, "starts_at": p.starts_at, "ends_at": p.ends_at, "quota": p.quota,
-            "version": p.version}
+    return {"slug": p.slug, "title": p.title, "keywords": p.keywords, "starts_at": p.starts_at, "ends_at": p.ends_at,
+            "quota": p.quota, "version": p.version}
 
 
 async def list_promotions(session: AsyncSession, *, limit: int, after_id: int | None = None) -> list[dict[str, Any]]:
@@ -155,7 +155,10 @@ async def promotion_view(session: AsyncSession, promo: Promotion) -> dict[str, A
 
 async def update_promotion(session: AsyncSession, actor: Actor, promo: Promotion, body: PromotionUpdate, *,
                            version: int | None) -> Promotion:
-    """Change a running promotion's quota, dates or title; a quota below what is claimed is refused."""
+    """Change a running promotion's quota, dates, title or keywords; a quota below what is claimed is refused.
+
+    Keywords are checked as the promotions file checks them; the bot matches the new ones within the offer
+    index's refresh (2 s)."""
     check_version(promo.version, version, Named(PROMOTION, promo.slug))
     before = _promotion_edit_record(promo)
     fields = body.model_fields_set
@@ -174,6 +177,11 @@ async def update_promotion(session: AsyncSession, actor: Actor, promo: Promotion
         if not title or any(not text.strip() or len(text) > 200 for text in title.values()):
             raise Invalid("title", N_("one non-empty title of at most 200 characters per locale"))
         promo.title = title
+    if body.keywords is not None:
+        try:
+            promo.keywords = check_keywords(body.keywords)
+        except ValueError as exc:
+            raise Invalid("keywords", str(exc)) from None
     if "quota" in fields:
         promo.quota = body.quota
     promo.starts_at, promo.ends_at = starts, ends

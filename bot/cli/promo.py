@@ -1,4 +1,4 @@
-"""``engagebot promo load|list|show|redeem``: the promotions (bot.offers)."""
+"""``engagebot promo load|list|show|preview|redeem``: the promotions (bot.offers)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bot.offers.redeem import RedeemOutcome
 from bot.offers.spec import read_promo_file
 
 from .common import fail, open_session, settings_of, warn
+from .previews import add_filters, cmd_promo_preview
 
 
 def operator_zone(args: argparse.Namespace) -> str:
@@ -111,7 +112,7 @@ async def cmd_promo_redeem(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Register ``promo`` on the ``engagebot`` command."""
-    promo = sub.add_parser("promo", help="promotions: load, list, show, redeem").add_subparsers(
+    promo = sub.add_parser("promo", help="promotions: load, list, show, redeem, preview").add_subparsers(
         dest="promo_command", required=True)
     load = promo.add_parser("load", help="load promotions (and campaigns) from YAML, replacing those of the same slug")
     load.add_argument("file", type=Path)
@@ -120,6 +121,11 @@ def add_commands(sub: Any) -> None:
     show = promo.add_parser("show", help="show one promotion")
     show.add_argument("slug")
     show.set_defaults(func=cmd_promo_show)
+    preview = promo.add_parser("preview", help="what a follower claiming it receives per channel and language "
+                                               "(a sample code: nothing claimed or sent)")
+    preview.add_argument("slug")
+    add_filters(preview)
+    preview.set_defaults(func=cmd_promo_preview)
     red = promo.add_parser("redeem", help="mark a code used (once)")
     red.add_argument("code")
     red.add_argument("--promotion", help="the promotion's slug, when a code exists in several")

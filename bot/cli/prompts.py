@@ -1,4 +1,4 @@
-"""``engagebot prompts load|list``: the prompt-reply rules."""
+"""``engagebot prompts load|list|try``: the prompt-reply rules."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from bot.rules import parse_prompt_rules
 from bot.storage.prompts import list_prompt_rules
 
 from .common import open_database, warn
+from .previews import add_filters, cmd_prompts_try
 
 
 async def cmd_prompts_load(args: argparse.Namespace) -> int:
@@ -39,8 +40,13 @@ async def cmd_prompts_list(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    prompts = sub.add_parser("prompts", help="prompt-reply rules").add_subparsers(dest="prompts_command", required=True)
+    prompts = sub.add_parser("prompts", help="prompt-reply rules: load, list, try").add_subparsers(dest="prompts_command", required=True)
     load = prompts.add_parser("load", help="load rules from a YAML file (replacing rules of the same name)")
     load.add_argument("file", type=Path)
     load.set_defaults(func=cmd_prompts_load)
     prompts.add_parser("list", help="list the rules").set_defaults(func=cmd_prompts_list)
+    attempt = prompts.add_parser("try", help="the rule a message matches and its reply per channel and language "
+                                             "(a dry run: nothing stored or sent)")
+    attempt.add_argument("text", help="what a follower writes")
+    add_filters(attempt)
+    attempt.set_defaults(func=cmd_prompts_try)

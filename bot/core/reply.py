@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.i18n import N_
+
+# What the bot answers a text nothing else took (handlers/fallback.py); the console's "try a message" box
+# shows it when no prompt rule matches.
+NOT_UNDERSTOOD = N_("Sorry, I did not understand that. Send /help to see what I can do.")
+
 
 @dataclass(frozen=True, slots=True)
 class TextReply:

@@ -40,6 +40,17 @@ def _check_locales(value: dict[str, Any]) -> dict[str, Any]:
     return locale_keys(value)
 
 
+def check_keywords(value: dict[str, list[str]]) -> dict[str, list[str]]:
+    """A promotion's keywords per locale: known locales, each keyword 1 to 64 characters (ValueError if not).
+
+    The promotions file and the admin API's edit check them with this one function."""
+    value = _check_locales(value)
+    for locale, words in value.items():
+        if any(not w or not w.strip() or len(w) > 64 for w in words):
+            raise ValueError(f"{locale}: every keyword must be 1 to 64 characters")
+    return value
+
+
 class AudienceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -151,11 +162,7 @@ class PromotionSpec(BaseModel):
     @field_validator("keywords")
     @classmethod
     def _keywords(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        value = _check_locales(value)
-        for locale, words in value.items():
-            if any(not w or not w.strip() or len(w) > 64 for w in words):
-                raise ValueError(f"{locale}: every keyword must be 1 to 64 characters")
-        return value
+        return check_keywords(value)
 
     @field_validator("channels")
     @classmethod

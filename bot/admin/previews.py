@@ -1,0 +1,222 @@
+"""Dry runs for operators: what a follower would get, per channel and language, with nothing stored.
+
+``try_message`` answers "what does the bot say to this message?" from the stored prompt rules, matched by
+the bot's own matcher (``bot.rules``: the rows the rule cache reads, compiled and ranked as it does), and
+``promotion_preview`` shows a promotion's claim reply (``bot.offers.render``, the handler's own words) with
+a sample code. Each reply is then rendered by the app's channel adapters (``Channel.degrade``: their limits,
+splitting, buttons becoming numbered lists), exactly as they render a reply before sending it.
+
+Both only read: no follower, claim, message or outbox row is written, nothing is sent, nothing audited.
+The console, the API and the CLI call these same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.core.clock import utcnow
+from bot.core.reply import (
+    NOT_UNDERSTOOD,
+    ArticlesReply,
+    ButtonsReply,
+    ImageReply,
+    LocationRequestReply,
+    QrReply,
+    Reply,
+    TextReply,
+)
+from bot.core.serialize import reply_text
+from bot.core.text import sanitize_text
+from bot.i18n import SUPPORTED_LOCALES, Catalogs
+from bot.offers.claims import ClaimOutcome, ClaimResult, code_valid_until
+from bot.offers.models import Claim, Promotion
+from bot.offers.render import LocaleText, claim_replies, invite_caption
+from bot.offers.spec import REFERRAL_SCENE_PREFIX
+from bot.rules import DEFAULT_MAX_CHARS, RuleMatcher, compile_rules
+from bot.storage.models import PromptRule
+from bot.storage.prompts import list_prompt_rules
+
+from .errors import Invalid, NotFound
+
+# The platforms an operator previews, in this order; another channel the app serves (a plugin's) follows them.
+PLATFORMS = ("wechat", "telegram", "weibo")
+# The mock channel talks to tests and the terminal, not to followers: it is never previewed.
+NOT_PREVIEWED = frozenset({"mock"})
+MAX_TRY_TEXT = 4000  # a platform's longest message; the matcher looks at its first ``max_chars`` anyway
+SAMPLE_CODE = "K7QW3M9X2P4R"  # shown where a claim would draw a code (no look-alike characters)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """One message as the channel sends it: its text, and its buttons (labels) or link when it has them."""
+
+    kind: str  # text, buttons, image, articles, qr, location_request
+    text: str
+    buttons: tuple[str, ...] = ()
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class ChannelReplies:
+    channel: str
+    messages: tuple[Shown, ...]
+
+
+@dataclass(frozen=True)
+class LocaleReplies:
+    """What one language's follower gets: the reply as the handler words it, then as each channel sends it."""
+
+    locale: str
+    reply: tuple[Shown, ...]
+    channels: tuple[ChannelReplies, ...]
+
+
+@dataclass(frozen=True)
+class TryResult:
+    text: str
+    rule: str | None  # the matched rule's name; None: no rule matched and the fallback answers
+    rule_id: int | None
+    priority: int | None
+    locales: tuple[LocaleReplies, ...]
+    not_served: tuple[str, ...] = ()  # platforms asked for that this process has no channel for
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    promotion: str
+    sample_code: str | None
+    locales: tuple[LocaleReplies, ...]
+    not_served: tuple[str, ...] = ()
+    refused_on: tuple[str, ...] = field(default=())  # channels the promotion is not offered on
+
+
+def shown(reply: Reply) -> Shown:
+    """A rendered reply as the console, the API and the CLI list it (buttons as their labels)."""
+    match reply:
+        case ButtonsReply(text=text, buttons=buttons):
+            return Shown("buttons", text, tuple(b.label for b in buttons))
+        case ImageReply(url=url, caption=caption):
+            return Shown("image", caption, url=url)
+        case QrReply(scene=scene, caption=caption, url=url):
+            return Shown("qr", caption, url=url or scene)
+        case ArticlesReply(articles=articles):
+            return Shown("articles", "\n\n".join("\n".join(p for p in (a.title, a.description, a.url) if p)
+                                                  for a in articles))
+        case LocationRequestReply(text=text, button=button):
+            return Shown("location_request", text, (button,))
+        case _:
+            return Shown("text", reply_text(reply))
+
+
+def preview_channels(channels: Sequence[Any], only: Sequence[str] = ()) -> tuple[list[Any], tuple[str, ...]]:
+    """The app's channels to render with (one per platform, the known platforms first), and the platforms
+    asked for (``only``, else the three) that this process serves no channel for."""
+    by_name: dict[str, Any] = {}
+    for channel in channels:
+        if channel.name not in NOT_PREVIEWED:
+            by_name.setdefault(channel.name, channel)
+    wanted = list(only) or [*PLATFORMS, *(n for n in by_name if n not in PLATFORMS)]
+    unknown = [n for n in only if n not in by_name and n not in PLATFORMS]
+    if unknown:
+        offered = ", ".join(sorted({*PLATFORMS, *by_name}))
+        raise Invalid("channels", f"no channel {unknown[0]!r} (channels: {offered})")
+    return [by_name[n] for n in wanted if n in by_name], tuple(n for n in wanted if n not in by_name)
+
+
+def _locales(only: Sequence[str]) -> tuple[str, ...]:
+    for locale in only:
+        if locale not in SUPPORTED_LOCALES:
+            raise Invalid("locales", f"no language {locale!r} (languages: {', '.join(SUPPORTED_LOCALES)})")
+    return tuple(only) or SUPPORTED_LOCALES
+
+
+def _per_locale(locale: str, replies: list[Reply], channels: Sequence[Any],
+                per_channel: dict[str, list[Reply]] | None = None) -> LocaleReplies:
+    rendered = []
+    for channel in channels:
+        own = (per_channel or {}).get(channel.name, replies)
+        rendered.append(ChannelReplies(channel.name, tuple(shown(r) for r in channel.degrade(own))))
+    return LocaleReplies(locale, tuple(shown(r) for r in replies), tuple(rendered))
+
+
+async def try_message(session: AsyncSession, text: str, *, channels: Sequence[Any], catalogs: Catalogs,
+                      max_chars: int = DEFAULT_MAX_CHARS, only_channels: Sequence[str] = (),
+                      only_locales: Sequence[str] = ()) -> TryResult:
+    """The prompt rule ``text`` matches and its reply per language and channel; the fallback when none does.
+
+    The rules are read now (not the running bot's cache, up to ``prompt_rules_ttl`` old) and matched by
+    ``RuleMatcher``, the matcher the prompts handler uses. The other built-in answers that come before the
+    rules (offers, help, language, asking for a person) are not run here: running them would claim codes
+    and change followers.
+    """
+    text = sanitize_text(text)  # as the dispatcher cleans what a follower sends, before any handler sees it
+    if not text.strip():
+        raise Invalid("text", "type a message to try")
+    if len(text) > MAX_TRY_TEXT:
+        raise Invalid("text", f"at most {MAX_TRY_TEXT} characters")
+    locales = _locales(only_locales)
+    rendering, not_served = preview_channels(channels, only_channels)
+    rows = await list_prompt_rules(session)
+    rule = RuleMatcher(compile_rules(rows), max_chars=max_chars).match(text)
+    row = next((r for r in rows if rule is not None and r.name == rule.name), None)
+    answers = []
+    for locale in locales:
+        # The prompts handler's reply, or the fallback handler's when no rule (nor other handler) answers.
+        reply = rule.reply_for(locale) if rule is not None else catalogs.gettext(locale, NOT_UNDERSTOOD)
+        answers.append(_per_locale(locale, [TextReply(reply)], rendering))
+    return TryResult(text=text, rule=rule.name if rule is not None else None, rule_id=row.id if row else None,
+                     priority=rule.priority if rule is not None else None, locales=tuple(answers),
+                     not_served=not_served)
+
+
+async def ranked_rules(session: AsyncSession) -> Sequence[PromptRule]:
+    """The stored rules in the order the matcher ranks them (priority, then name): the rules page's list."""
+    return await list_prompt_rules(session)
+
+
+def sample_code(promo: Promotion) -> str | None:
+    """What a claim's code looks like: the shared code, else the prefix and a sample of the code's length."""
+    if promo.code_strategy == "shared":
+        return promo.shared_code
+    length = max(promo.code_length or 8, 8)
+    return (promo.code_prefix or "") + (SAMPLE_CODE * 4)[:length]
+
+
+async def promotion_preview(session: AsyncSession, promotion_id: int, *, channels: Sequence[Any],
+                            catalogs: Catalogs, only_channels: Sequence[str] = (), only_locales: Sequence[str] = (),
+                            now: datetime | None = None) -> PreviewResult:
+    """What a follower claiming the promotion receives, per language and channel, with a sample code.
+
+    The words are the offers handler's (``claim_replies``); a channel the promotion is not offered on gets
+    the refusal it would get. A friends' offer is not claimed but earned: asking for it gives the follower
+    their invite QR code, as the handler does. Nothing is claimed: the claim shown is built in memory, never added.
+    """
+    promo = (await session.execute(select(Promotion).where(Promotion.id == promotion_id))).scalar_one_or_none()
+    if promo is None:
+        raise NotFound(f"no promotion {promotion_id}")
+    locales = _locales(only_locales)
+    rendering, not_served = preview_channels(channels, only_channels)
+    code = sample_code(promo)
+    claim = Claim(code=None if promo.code_strategy == "shared" else code,
+                  valid_until=code_valid_until(promo, now or utcnow()))
+    granted = ClaimResult(ClaimOutcome.CLAIMED, promo, claim)
+    refused = ClaimResult(ClaimOutcome.NOT_ON_CHANNEL, promo)
+    refused_on = tuple(c.name for c in rendering if promo.channels and c.name not in promo.channels)
+    answers = []
+    for locale in locales:
+        t = LocaleText(catalogs, locale)
+        if promo.friends_needed:
+            replies: list[Reply] = [QrReply(scene=REFERRAL_SCENE_PREFIX + SAMPLE_CODE,
+                                            caption=invite_caption(t, promo, 0))]
+        else:
+            replies = claim_replies(t, granted)
+        per_channel = {name: claim_replies(t, refused) for name in refused_on}
+        answers.append(_per_locale(locale, replies, rendering, per_channel))
+    return PreviewResult(promotion=promo.slug, sample_code=code, locales=tuple(answers), not_served=not_served,
+                         refused_on=refused_on)
