@@ -23,6 +23,8 @@ from bot.storage.models import Follower
 from tests.support.process import Server, chat, engagebot, running
 from tests.support.servers import free_port
 
+pytestmark = pytest.mark.engine_neutral  # the PostgreSQL pass leaves these to the SQLite pass (tests/conftest.py)
+
 # Weibo is left out here: its pushes carry no language, so `--lang` cannot reach the bot the way these tests expect.
 CHANNELS = ["mock", "wechat", "telegram"]
 NOT_UNDERSTOOD = "Sorry, I did not understand that. Send /help to see what I can do."

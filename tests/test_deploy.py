@@ -21,7 +21,8 @@ from tests.support.cli import ROOT, running
 from tests.support.servers import free_port
 
 NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
-pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs it)")
+pytestmark = [pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs it)"),
+              pytest.mark.engine_neutral]
 
 SHIPPED = (ROOT / "deploy" / "nginx.conf").read_text("utf-8")
 

@@ -12,6 +12,8 @@ import pytest
 
 from tests.support.cli import engagebot, one_error_line
 
+pytestmark = pytest.mark.engine_neutral  # the PostgreSQL pass leaves these to the SQLite pass (tests/conftest.py)
+
 RULE = "rules:\n  - name: hours\n    match: {en: [hours]}\n    reply: {en: Open 10-22.}\n"
 PROMO = ("promotions:\n  - slug: hotpot\n    title: {en: Hotpot}\n    starts_at: 2026-02-01\n"
          "    validity: {until: 2026-12-31}\n")

@@ -24,6 +24,8 @@ from bot.rules import RuleMatcher, compile_rules
 from tests.support.cli import ROOT, engagebot, one_error_line, running
 from tests.support.servers import free_port
 
+pytestmark = pytest.mark.engine_neutral  # the PostgreSQL pass leaves these to the SQLite pass (tests/conftest.py)
+
 TOKEN = "attacktoken42"
 RULES = """\
 rules:

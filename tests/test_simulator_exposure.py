@@ -22,6 +22,8 @@ from tests.support.db import stored_simulator_credentials
 from tests.support.process import ROOT, http, http_json, running
 from tests.support.servers import free_port
 
+pytestmark = pytest.mark.engine_neutral  # the PostgreSQL pass leaves these to the SQLite pass (tests/conftest.py)
+
 # What the source used to hold: the simulators' fixed credentials an outsider could read on GitHub.
 OLD_TELEGRAM_TOKEN = "123456:SIMULATED"
 OLD_WECHAT_TOKEN = "engagebotSimulatorToken"

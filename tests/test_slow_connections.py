@@ -20,6 +20,8 @@ import pytest
 
 from tests.support.cli import running
 
+pytestmark = pytest.mark.engine_neutral  # the PostgreSQL pass leaves these to the SQLite pass (tests/conftest.py)
+
 ATTACKERS = 400
 CAP = 100
 FILE_LIMIT = 300  # the cap, asyncio's accept burst (100) and the rest fit; the attackers alone do not

@@ -11,8 +11,12 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.support.process import engagebot, http_json, running
 from tests.support.servers import free_port
+
+pytestmark = pytest.mark.engine_neutral  # the PostgreSQL pass leaves these to the SQLite pass (tests/conftest.py)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "menu.yaml"
 WECHAT = "/simulator/wechat/api"
