@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.keywords import KeywordIndex, normalize_keyword
 from bot.errors import RulesFileError
 from bot.files import describe_validation_error
-from bot.i18n import locale_keys, pick_text, simplified_characters
+from bot.i18n import N_, locale_keys, pick_text, simplified_characters
 from bot.storage.prompts import list_prompt_rules
 
 log = logging.getLogger("engagebot.rules")
@@ -77,7 +77,7 @@ class PromptRuleSpec(BaseModel):
     def _known_locales(cls, value: dict[str, Any]) -> dict[str, Any]:
         value = locale_keys(value)  # zh-hans, zh-HK... name catalogs too
         if not value:
-            raise ValueError("must name at least one locale")
+            raise ValueError(N_("must name at least one locale"))  # a message id: the console translates it
         return value
 
     @field_validator("match")

@@ -26,6 +26,7 @@ from .inbox import Deliver
 from .operators import authenticate
 from .roles import Permission
 from .schemas import MAX_ID, ErrorView
+from .services import first_error
 from .versions import etag, version_of
 
 log = logging.getLogger("engagebot.admin.api")
@@ -111,9 +112,9 @@ def nul_at(data: Any, path: str = "") -> str | None:
 
 
 def _invalid(exc: ValidationError, where: str) -> web.Response:
-    err = exc.errors()[0]
-    name = ".".join(str(p) for p in err["loc"]) or where
-    return error(422, "invalid input", f"{name}: {err['msg']}", name)
+    invalid = first_error(exc)  # our validators' own words, pydantic's for the rest
+    name = invalid.field if invalid.field != "body" else where
+    return error(422, "invalid input", f"{name}: {invalid.reason}", name)
 
 
 @dataclass

@@ -15,7 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,13 +35,12 @@ from bot.core.reply import (
 )
 from bot.core.serialize import reply_text
 from bot.core.text import sanitize_text
-from bot.i18n import SUPPORTED_LOCALES, Catalogs
+from bot.i18n import N_, SUPPORTED_LOCALES, Catalogs
 from bot.offers.claims import ClaimOutcome, ClaimResult, code_valid_until
 from bot.offers.models import Claim, Promotion
 from bot.offers.render import LocaleText, claim_replies, invite_caption
 from bot.offers.spec import REFERRAL_SCENE_PREFIX
 from bot.rules import DEFAULT_MAX_CHARS, RuleMatcher, compile_rules
-from bot.storage.models import PromptRule
 from bot.storage.prompts import list_prompt_rules
 
 from .errors import Invalid, NotFound
@@ -96,13 +97,21 @@ class PreviewResult:
     refused_on: tuple[str, ...] = field(default=())  # channels the promotion is not offered on
 
 
+def shown_url(url: str) -> str:
+    """An image's address as a viewer may see it: a web address as it is, a file on this server by its name
+    only (its directory is the server's business, not a viewer's)."""
+    if urlsplit(url).scheme in ("http", "https"):
+        return url
+    return PurePath(url).name
+
+
 def shown(reply: Reply) -> Shown:
     """A rendered reply as the console, the API and the CLI list it (buttons as their labels)."""
     match reply:
         case ButtonsReply(text=text, buttons=buttons):
             return Shown("buttons", text, tuple(b.label for b in buttons))
         case ImageReply(url=url, caption=caption):
-            return Shown("image", caption, url=url)
+            return Shown("image", caption, url=shown_url(url))
         case QrReply(scene=scene, caption=caption, url=url):
             return Shown("qr", caption, url=url or scene)
         case ArticlesReply(articles=articles):
@@ -125,14 +134,15 @@ def preview_channels(channels: Sequence[Any], only: Sequence[str] = ()) -> tuple
     unknown = [n for n in only if n not in by_name and n not in PLATFORMS]
     if unknown:
         offered = ", ".join(sorted({*PLATFORMS, *by_name}))
-        raise Invalid("channels", f"no channel {unknown[0]!r} (channels: {offered})")
+        raise Invalid("channels", N_("no channel {name!r} (channels: {offered})"), name=unknown[0], offered=offered)
     return [by_name[n] for n in wanted if n in by_name], tuple(n for n in wanted if n not in by_name)
 
 
 def _locales(only: Sequence[str]) -> tuple[str, ...]:
     for locale in only:
         if locale not in SUPPORTED_LOCALES:
-            raise Invalid("locales", f"no language {locale!r} (languages: {', '.join(SUPPORTED_LOCALES)})")
+            raise Invalid("locales", N_("no language {name!r} (languages: {offered})"), name=locale,
+                          offered=", ".join(SUPPORTED_LOCALES))
     return tuple(only) or SUPPORTED_LOCALES
 
 
@@ -157,9 +167,9 @@ async def try_message(session: AsyncSession, text: str, *, channels: Sequence[An
     """
     text = sanitize_text(text)  # as the dispatcher cleans what a follower sends, before any handler sees it
     if not text.strip():
-        raise Invalid("text", "type a message to try")
+        raise Invalid("text", N_("type a message to try"))
     if len(text) > MAX_TRY_TEXT:
-        raise Invalid("text", f"at most {MAX_TRY_TEXT} characters")
+        raise Invalid("text", N_("at most {most} characters"), most=MAX_TRY_TEXT)
     locales = _locales(only_locales)
     rendering, not_served = preview_channels(channels, only_channels)
     rows = await list_prompt_rules(session)
@@ -173,11 +183,6 @@ async def try_message(session: AsyncSession, text: str, *, channels: Sequence[An
     return TryResult(text=text, rule=rule.name if rule is not None else None, rule_id=row.id if row else None,
                      priority=rule.priority if rule is not None else None, locales=tuple(answers),
                      not_served=not_served)
-
-
-async def ranked_rules(session: AsyncSession) -> Sequence[PromptRule]:
-    """The stored rules in the order the matcher ranks them (priority, then name): the rules page's list."""
-    return await list_prompt_rules(session)
 
 
 def sample_code(promo: Promotion) -> str | None:
@@ -199,7 +204,7 @@ async def promotion_preview(session: AsyncSession, promotion_id: int, *, channel
     """
     promo = (await session.execute(select(Promotion).where(Promotion.id == promotion_id))).scalar_one_or_none()
     if promo is None:
-        raise NotFound(f"no promotion {promotion_id}")
+        raise NotFound(N_("no promotion {id}"), id=promotion_id)
     locales = _locales(only_locales)
     rendering, not_served = preview_channels(channels, only_channels)
     code = sample_code(promo)

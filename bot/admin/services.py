@@ -40,6 +40,11 @@ def first_error(exc: ValidationError) -> Invalid:
     """The first problem of a validation error, naming its field (``match.en``) as the API's 422 does."""
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "body"
+    raised = (err.get("ctx") or {}).get("error")
+    if err["type"] == "value_error" and isinstance(raised, ValueError) and raised.args:
+        # Our own validator's words (a message id where it marked one: the console translates it),
+        # without pydantic's "Value error, " in front.
+        return Invalid(field, str(raised.args[0]))
     return Invalid(field, err["msg"])  # pydantic's own words: English everywhere
 
 

@@ -24,7 +24,7 @@ from .common import fail, settings_of
 async def render_core(args: argparse.Namespace) -> AsyncIterator[tuple[Any, list[Any]]]:
     """The app's core (open) and its WeChat, Telegram and Weibo channels, built to render only."""
     # Heavy: bot.app loads every channel (PTB); only the commands that build the app pay for it.
-    from bot.app import build_core, plugin_context, simulated_for
+    from bot.app import build_core, plugin_context, render_only_simulated
     from bot.channels.telegram.adapter import TelegramChannel
     from bot.channels.telegram.plugin import telegram_config
     from bot.channels.wechat.plugin import wechat_link_channels
@@ -33,7 +33,7 @@ async def render_core(args: argparse.Namespace) -> AsyncIterator[tuple[Any, list
     core = build_core(settings_of(args))
     await core.open()
     try:
-        ctx = plugin_context(core, await simulated_for(core))
+        ctx = plugin_context(core, render_only_simulated(core))  # no credentials stored: a dry run writes nothing
         channels: list[Any] = list(wechat_link_channels(ctx))
         if (config := telegram_config(ctx.settings, ctx.simulated.get("telegram"))) is not None:
             channels.append(TelegramChannel(dispatch=core.dispatcher.dispatch, sessions=core.sessions, config=config,
