@@ -110,6 +110,7 @@ class Console:
         self.sessions = ctx.sessions
         self.catalogs: Catalogs = ctx.catalogs
         self.channels = ctx.channels
+        self.dispatcher = ctx.dispatcher  # its handlers: the try box asks which would answer
         self.trusted = ctx.settings.http.trusted_networks
         # Wrong passwords and unknown codes, per client address: guessing either is slowed the same way.
         self.throttle = FailureThrottle(ctx.settings.admin_failure_limit, namespace="console")

@@ -95,16 +95,17 @@ class MarketingPages:
         async with self.console.sessions() as session:
             rules = await list_prompt_rules(session)  # in the order the matcher ranks them
         return self.console.render(request, "rules.html", who, status=status, rules=rules, result=result,
-                                   error=error, tried=form.get("text", ""), locale_names=LOCALE_NAMES)
+                                   error=error, tried=form.get("text", ""), locale_names=LOCALE_NAMES,
+                                   answered_by=previews.ANSWERED_BY)
 
     async def try_message(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
-        """The try box: a dry run of the stored rules on the typed message (reads only; a POST for its CSRF
+        """The try box: a dry run of the bot's handlers on the typed message (reads only; a POST for its CSRF
         token). A refusal (an empty or too long message) redraws the rules page with its reason."""
         c = self.console
         try:
             async with c.sessions() as session:
                 result = await previews.try_message(session, form.get("text", ""), channels=c.channels,
-                                                    catalogs=c.catalogs,
+                                                    catalogs=c.catalogs, dispatcher=c.dispatcher,
                                                     max_chars=c.settings.prompt_rules_max_chars)
         except Invalid as exc:
             return await self.rules(request, who, form, status=422, error=self.refusal(request, exc))

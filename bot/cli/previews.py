@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.admin.errors import AdminError
-from bot.admin.previews import LocaleReplies, promotion_preview, try_message
+from bot.admin.previews import ANSWERED_BY, LocaleReplies, promotion_preview, try_message
 from bot.offers.models import Promotion
 
 from .common import fail, settings_of
@@ -66,15 +66,22 @@ async def cmd_prompts_try(args: argparse.Namespace) -> int:
     async with render_core(args) as (core, channels), core.sessions() as session:
         try:
             result = await try_message(session, args.text, channels=channels, catalogs=core.catalogs,
+                                       dispatcher=core.dispatcher,
                                        max_chars=core.settings.prompt_rules_max_chars,
                                        only_channels=args.channel or (), only_locales=args.lang or ())
         except AdminError as exc:
             return fail(str(exc))
-    if result.rule is not None:
+    if result.answered_by == "rule":
         print(f"rule: {result.rule} (priority {result.priority})")
-    else:
-        print("no rule matched: the fallback answers (the offers, help and language answers come first and are "
-              "not tried here)")
+    elif result.answered_by == "fallback":
+        print("no rule matched: the fallback answers")
+    else:  # one of the bot's own answers, before the rules
+        said = ANSWERED_BY.get(result.answered_by, result.answered_by)
+        print(f"answered by: {result.answered_by}: {said}")
+        if result.promotion is not None:
+            print(f"promotion: {result.promotion} (engagebot promo preview {result.promotion})")
+    for channel, other in result.elsewhere:
+        print(f"on {channel}: answered by {other}")
     print_locales(result.locales, result.not_served)
     return 0
 

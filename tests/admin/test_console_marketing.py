@@ -522,3 +522,29 @@ async def test_the_campaigns_page_offers_qr_codes_only_for_channels_that_give_sc
             assert (await browser.get("/admin/campaigns/1/qr/line.png"))[0] == 404
             for session in console._open:
                 await session.close()
+
+
+@pytest.mark.parametrize(("text", "answered_by"), [("hotpot", "offer"), ("人工", "handoff"), ("human", "handoff"),
+                                                   ("help", "help"), ("/help", "help"), ("English", "language"),
+                                                   ("繁體", "language"), ("are you open?", "rule"),
+                                                   ("what a lovely day", "fallback")])
+async def test_the_try_box_names_the_handler_that_takes_the_message_before_the_rules(
+        console: Console, text: str, answered_by: str) -> None:
+    browser = await console.browser("marketer")
+    await browser.get("/admin/rules")
+    before = await counts(console)
+    status, page, _ = await browser.post("/admin/rules/try", {"text": text})
+    assert status == 200 and f'data-answered-by="{answered_by}"' in page, page
+    assert await counts(console) == before  # asked, not run: no claim, no follower queued
+    if answered_by == "offer":
+        assert f'href="/admin/promotions/{await promotion_id(console)}">hotpot-50</a>' in page
+        assert "A promotion&#39;s keyword: the bot answers with the promotion&#39;s code" in page
+    if answered_by not in ("rule", "fallback"):
+        assert 'class="locale"' not in page  # no rule reply shown as if it were sent
+
+
+async def test_the_try_box_says_who_answers_in_chinese(console: Console) -> None:
+    browser = await console.browser("marketer")
+    await browser.get("/admin/rules")
+    status, page, _ = await browser.post("/admin/rules/try", {"text": "人工"}, headers={"Accept-Language": "zh-CN"})
+    assert status == 200 and "转人工：粉丝进入客服排队" in page
