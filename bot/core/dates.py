@@ -12,6 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime
 
+from bot.errors import ValueRefusal
 from bot.i18n import N_
 
 FIRST_YEAR = 2000
@@ -20,12 +21,12 @@ OUT_OF_RANGE = N_("must be a date from the year 2000 to the year 9998")
 
 
 def check_moment(value: datetime | date) -> datetime | date:
-    """Refuse a date or time outside ``FIRST_YEAR`` .. ``LAST_YEAR`` (ValueError with ``OUT_OF_RANGE``).
+    """Refuse a date or time outside ``FIRST_YEAR`` .. ``LAST_YEAR`` (a ValueError: ``OUT_OF_RANGE``).
 
     The year is the value's own (naive or in its offset): a year away from either end of ``datetime``'s
     range, any zone's conversion stays inside it."""
     if not FIRST_YEAR <= value.year <= LAST_YEAR:
-        raise ValueError(OUT_OF_RANGE)
+        raise ValueRefusal(OUT_OF_RANGE)
     return value
 
 

@@ -472,6 +472,8 @@ async def test_the_marketing_refusals_speak_chinese(console: Console) -> None:
     empty = {**form, **{f"match_{loc}": "" for loc in ("en", "zh_Hans", "zh_Hant")}}
     status, page, _ = await browser.post(f"/admin/rules/{rid}", empty, **chinese)
     assert status == 422 and "match: 至少要有一种语言" in html_lib.unescape(page), page
+    status, page, _ = await browser.post(f"/admin/rules/{rid}", {**form, "reply_en": "x" * 4001}, **chinese)
+    assert status == 422 and "reply: en：回复超过 4000 个字符" in html_lib.unescape(page)
     _status, page, _ = await browser.get(f"/admin/promotions/{pid}", **chinese)
     status, page, _ = await browser.post(f"/admin/promotions/{pid}",
                                          {**filled_form(page), "ends_at": "2025-01-01T00:00"}, **chinese)
