@@ -550,3 +550,11 @@ async def test_the_try_box_says_who_answers_in_chinese(console: Console) -> None
     await browser.get("/admin/rules")
     status, page, _ = await browser.post("/admin/rules/try", {"text": "人工"}, headers={"Accept-Language": "zh-CN"})
     assert status == 200 and "转人工：粉丝进入客服排队" in page
+
+
+async def test_a_broadcast_form_since_the_year_1_is_422_naming_the_field(console: Console) -> None:
+    browser = await console.browser("marketer")
+    await browser.get("/admin/broadcasts")
+    status, page, _ = await browser.post("/admin/broadcasts", {"name": "old", "text_en": "hi", "since": "0001-01-01"},
+                                         headers={"Accept-Language": "zh-CN"})
+    assert status == 422 and "since: 必须是 2000 年至 9998 年之间的日期" in page
