@@ -47,6 +47,7 @@ from bot.simulation import (
     simulator_wanted,
     simulators_to_mount,
     startup_lines,
+    unstored_credentials,
 )
 from bot.storage.duties import Duties, run_while
 from bot.storage.engine import create_engine, make_sessionmaker
@@ -177,6 +178,13 @@ async def simulated_for(core: Core) -> dict[str, object]:
         return {}
     credentials = await load_simulator_credentials(core)
     return simulated_accounts(credentials, own_base_url(core.settings), mounted)
+
+
+def render_only_simulated(core: Core) -> dict[str, object]:
+    """The simulated accounts ``simulated_for`` gives, with unstored credentials: for channels built only to
+    render replies (``engagebot prompts try``, ``promo preview``), which need no real secret and write nothing."""
+    mounted = simulators_to_mount(core.settings)
+    return simulated_accounts(unstored_credentials(), own_base_url(core.settings), mounted) if mounted else {}
 
 
 async def close_link_channels(channels: list[Channel]) -> None:

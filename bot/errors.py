@@ -103,6 +103,17 @@ class OutsideReplyWindow(EngagebotError):
     http_status = 409
 
 
+class ValueRefusal(ValueError):
+    """A validator's refusal as a message id (``N_``) and its parameters; ``str()`` is the English text.
+
+    Pydantic keeps the exception, so the admin layer (``first_error``) can show it in an operator's language."""
+
+    def __init__(self, message: str, /, **params: object) -> None:
+        self.message = message
+        self.params = params
+        super().__init__(message.format(**params) if params else message)
+
+
 class RulesFileError(EngagebotError):
     """An operator's YAML file (prompts, promotions) is malformed; nothing was loaded."""
 

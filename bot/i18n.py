@@ -427,13 +427,17 @@ class Formatter:
 def operator_time(value: datetime | None, tz: str | tzinfo) -> str:
     """A stored time for an operator's eyes, in the configured zone: ``2026-11-22 00:30 CST``.
 
-    Stored times are UTC (SQLite hands them back naive).
+    Stored times are UTC (SQLite hands them back naive). One at the edge of ``datetime``'s range (stored
+    before inputs were limited) may not move to the zone: it is shown in UTC rather than failing the page.
     """
     if value is None:
         return "-"
     zone = ZoneInfo(tz) if isinstance(tz, str) else tz
     moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value
-    return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    try:
+        return moment.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    except OverflowError:
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 __all__ = [

@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.keywords import KeywordIndex, normalize_keyword
-from bot.errors import RulesFileError
+from bot.errors import RulesFileError, ValueRefusal
 from bot.files import describe_validation_error
-from bot.i18n import locale_keys, pick_text, simplified_characters
+from bot.i18n import N_, locale_keys, pick_text, simplified_characters
 from bot.storage.prompts import list_prompt_rules
 
 log = logging.getLogger("engagebot.rules")
@@ -77,7 +77,7 @@ class PromptRuleSpec(BaseModel):
     def _known_locales(cls, value: dict[str, Any]) -> dict[str, Any]:
         value = locale_keys(value)  # zh-hans, zh-HK... name catalogs too
         if not value:
-            raise ValueError("must name at least one locale")
+            raise ValueRefusal(N_("must name at least one locale"))  # the console translates it
         return value
 
     @field_validator("match")
@@ -85,9 +85,9 @@ class PromptRuleSpec(BaseModel):
     def _non_empty_patterns(cls, value: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
         for locale, patterns in value.items():
             if not patterns or any(not p or not p.strip() for p in patterns):
-                raise ValueError(f"{locale}: every match entry must be a non-empty string")
+                raise ValueRefusal(N_("{locale}: every match entry must be a non-empty string"), locale=locale)
             if any(len(p) > 200 for p in patterns):
-                raise ValueError(f"{locale}: a match entry is longer than 200 characters")
+                raise ValueRefusal(N_("{locale}: a match entry is longer than 200 characters"), locale=locale)
             if info.data.get("regex"):
                 for p in patterns:
                     try:
@@ -101,9 +101,9 @@ class PromptRuleSpec(BaseModel):
     def _non_empty_replies(cls, value: dict[str, str]) -> dict[str, str]:
         for locale, text in value.items():
             if not text.strip():
-                raise ValueError(f"{locale}: the reply is empty")
+                raise ValueRefusal(N_("{locale}: the reply is empty"), locale=locale)
             if len(text) > 4000:
-                raise ValueError(f"{locale}: the reply is longer than 4000 characters")
+                raise ValueRefusal(N_("{locale}: the reply is longer than 4000 characters"), locale=locale)
         return value
 
 

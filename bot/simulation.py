@@ -152,6 +152,16 @@ async def load_simulator_credentials(core: HasServices) -> SimulatorCredentials:
     return credentials
 
 
+def unstored_credentials() -> SimulatorCredentials:
+    """Fresh credentials of the stored shape, kept in memory only: for channels built to render a reply (a dry
+    run), which reach no platform, so a preview writes nothing (``load_simulator_credentials`` would store them)."""
+    wechat, telegram, weibo = _new_wechat_credentials(), _new_telegram_credentials(), _new_weibo_credentials()
+    return SimulatorCredentials(wechat_token=wechat["token"], wechat_app_secret=wechat["app_secret"],
+                                wechat_aes_key=wechat["aes_key"], telegram_token=telegram["token"],
+                                weibo_app_key=weibo["app_key"], weibo_app_secret=weibo["app_secret"],
+                                weibo_access_token=weibo["access_token"])
+
+
 def simulator_credentials(core: HasServices) -> SimulatorCredentials:
     """The credentials loaded by :func:`load_simulator_credentials` (``create_app`` does it)."""
     credentials = core.services.get(SimulatorCredentials)

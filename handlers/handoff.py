@@ -30,8 +30,8 @@ def asks_for_person(text: str) -> bool:
     return fold(" ".join(text.split()).strip(_END_PUNCTUATION).strip()) in WORDS
 
 
-@router.on(Kind.TEXT, priority=90, when=lambda msg, ctx: asks_for_person(msg.text))
-@router.on(Kind.COMMAND, command=("human", "agent"), priority=90)
+@router.on(Kind.TEXT, priority=90, when=lambda msg, ctx: asks_for_person(msg.text), answers="handoff")
+@router.on(Kind.COMMAND, command=("human", "agent"), priority=90, answers="handoff")
 @router.on(Kind.CLICK, priority=90, when=lambda msg, ctx: msg.payload == MENU_KEY)
 async def ask_for_person(msg: Inbound, ctx: Context) -> list[Reply]:
     ctx.follower.queue_for_agent(ctx.now, told=True)

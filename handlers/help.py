@@ -16,12 +16,12 @@ def help_text() -> str:
     )
 
 
-@router.on(Kind.COMMAND, command="help", priority=50)
+@router.on(Kind.COMMAND, command="help", priority=50, answers="help")
 async def help_command(msg: Inbound, ctx: Context) -> list[Reply]:
     return [TextReply(help_text())]
 
 
-@router.on(Kind.TEXT, priority=50, when=lambda msg, ctx: fold(msg.text.strip()) in HELP_WORDS)
+@router.on(Kind.TEXT, priority=50, when=lambda msg, ctx: fold(msg.text.strip()) in HELP_WORDS, answers="help")
 async def help_word(msg: Inbound, ctx: Context) -> list[Reply]:
     return [TextReply(help_text())]
 

@@ -57,12 +57,12 @@ def choose() -> list[Reply]:
         Button("English", "lang:en"), Button("简体中文", "lang:zh_Hans"), Button("繁體中文", "lang:zh_Hant")))]
 
 
-@router.on(Kind.TEXT, priority=100, when=lambda msg, ctx: fold(msg.text.strip()) in WORDS)
+@router.on(Kind.TEXT, priority=100, when=lambda msg, ctx: fold(msg.text.strip()) in WORDS, answers="language")
 async def language_word(msg: Inbound, ctx: Context) -> list[Reply]:
     return switched(msg, ctx, WORDS[fold(msg.text.strip())])
 
 
-@router.on(Kind.COMMAND, command=("lang", "language"), priority=100)
+@router.on(Kind.COMMAND, command=("lang", "language"), priority=100, answers="language")
 async def language_command(msg: Inbound, ctx: Context) -> list[Reply]:
     arg = fold(msg.command_args)
     if not arg:

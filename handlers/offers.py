@@ -64,16 +64,16 @@ async def _invite(msg: Inbound, ctx: Context, promo: Promotion | None = None) ->
     return [QrReply(scene=invite_scene(invite), caption=invite_caption(ctx, promo, joined))]
 
 
-@router.on(Kind.COMMAND, command="offers", priority=40)
-@router.on(Kind.TEXT, priority=40, when=_word(OFFER_WORDS))
+@router.on(Kind.COMMAND, command="offers", priority=40, answers="offers")
+@router.on(Kind.TEXT, priority=40, when=_word(OFFER_WORDS), answers="offers")
 @router.on(Kind.CLICK, priority=40, when=lambda msg, ctx: msg.payload == "offers")
 async def list_offers(msg: Inbound, ctx: Context) -> list[Reply]:
     """Only what this follower can claim now, and "your code: ..." for what they hold."""
     return offer_list(ctx, await running_offers(ctx))
 
 
-@router.on(Kind.COMMAND, command="invite", priority=40)
-@router.on(Kind.TEXT, priority=40, when=_word(INVITE_WORDS))
+@router.on(Kind.COMMAND, command="invite", priority=40, answers="invite")
+@router.on(Kind.TEXT, priority=40, when=_word(INVITE_WORDS), answers="invite")
 @router.on(Kind.CLICK, priority=40, when=lambda msg, ctx: msg.payload == "invite")
 async def invite(msg: Inbound, ctx: Context) -> list[Reply]:
     return await _invite(msg, ctx)
@@ -85,7 +85,12 @@ async def offer_button(msg: Inbound, ctx: Context) -> list[Reply] | None:
     return await _claim_or_invite(msg, ctx, promo, "button") if promo is not None else None
 
 
-@router.on(Kind.TEXT, priority=10)
+async def _offer_named(msg: Inbound, ctx: Context) -> object | None:
+    """The offer (or offers) a keyword in the message names: what ``offer_keyword`` answers, read only."""
+    return await offer_named_in(ctx, msg.text)
+
+
+@router.on(Kind.TEXT, priority=10, answers="offer", probe=_offer_named)
 async def offer_keyword(msg: Inbound, ctx: Context) -> list[Reply] | None:
     found = await offer_named_in(ctx, msg.text)
     if isinstance(found, FollowerOffers):  # several offers answer to these words: let the follower pick

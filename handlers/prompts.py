@@ -6,7 +6,13 @@ from bot import Context, Inbound, Kind, Reply, Router, TextReply
 router = Router("prompts")
 
 
-@router.on(Kind.TEXT)
+async def _matching_rule(msg: Inbound, ctx: Context) -> object | None:
+    """The rule ``prompt_reply`` would answer with, read only."""
+    rules = ctx.services.prompt_rules
+    return await rules.match(msg.text) if rules is not None and msg.text.strip() else None
+
+
+@router.on(Kind.TEXT, answers="rule", probe=_matching_rule)
 async def prompt_reply(msg: Inbound, ctx: Context) -> list[Reply] | None:
     rules = ctx.services.prompt_rules
     if rules is None or not msg.text.strip():

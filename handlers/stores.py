@@ -42,7 +42,12 @@ async def nearest(msg: Inbound, ctx: Context) -> list[Reply] | None:
 
 # Below the operator's prompt rules (priority 0): a brand's own answer to "门店在哪" wins. A menu
 # button with the key "stores" asks the same.
-@router.on(keywords=ASK_WORDS, priority=-10)
+async def _has_stores(msg: Inbound, ctx: Context) -> object | None:
+    """Whether ``ask_for_location`` answers (it passes on when no store is loaded), read only."""
+    return True if await any_stores(ctx) else None
+
+
+@router.on(keywords=ASK_WORDS, priority=-10, answers="stores", probe=_has_stores)
 @router.on(Kind.CLICK, priority=-4, when=lambda msg, ctx: msg.payload == "stores")
 async def ask_for_location(msg: Inbound, ctx: Context) -> list[Reply] | None:
     if not await any_stores(ctx):

@@ -28,7 +28,8 @@ GREETINGS = {"hi", "hello", "hey", "hi there", "hello there", "good morning", "g
              "你好", "您好", "嗨", "哈喽", "哈啰", "在吗", "早上好", "晚上好", "早晨", "你好呀", "您好呀"}
 
 
-@router.on(Kind.TEXT, priority=45, when=lambda msg, ctx: fold(msg.text.strip().strip("!！。.~～?？")) in GREETINGS)
+@router.on(Kind.TEXT, priority=45, when=lambda msg, ctx: fold(msg.text.strip().strip("!！。.~～?？")) in GREETINGS,
+           answers="welcome")
 async def greet_back(msg: Inbound, ctx: Context) -> list[Reply]:
     return [ButtonsReply(_("Hello! How can I help you today?"),
                          (Button(_("Help"), "help"), Button("中文 / English", "lang")))]

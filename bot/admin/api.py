@@ -15,6 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.core.dispatcher import Dispatcher
 from bot.errors import PayloadTooLarge
 from bot.i18n import Catalogs
 from bot.settings import Settings
@@ -26,6 +27,7 @@ from .inbox import Deliver
 from .operators import authenticate
 from .roles import Permission
 from .schemas import MAX_ID, ErrorView
+from .services import first_error
 from .versions import etag, version_of
 
 log = logging.getLogger("engagebot.admin.api")
@@ -53,6 +55,7 @@ class Call:
     sessions: async_sessionmaker[AsyncSession] | None = None  # for services that open their own transactions
     catalogs: Catalogs | None = None  # the app's (None: the installed ones)
     deliver: Deliver | None = None  # sends outbox rows now through this process's channels
+    dispatcher: Dispatcher | None = None  # the bot's handlers, for dry runs (which one would answer)
 
 
 async def _nothing() -> None:
@@ -111,9 +114,9 @@ def nul_at(data: Any, path: str = "") -> str | None:
 
 
 def _invalid(exc: ValidationError, where: str) -> web.Response:
-    err = exc.errors()[0]
-    name = ".".join(str(p) for p in err["loc"]) or where
-    return error(422, "invalid input", f"{name}: {err['msg']}", name)
+    invalid = first_error(exc)  # our validators' own words, pydantic's for the rest
+    name = invalid.field if invalid.field != "body" else where
+    return error(422, "invalid input", f"{name}: {invalid.reason}", name)
 
 
 @dataclass
@@ -126,6 +129,7 @@ class Api:
     channels: list[Any] = field(default_factory=list)  # the app's own list: channel plugins fill it
     catalogs: Catalogs | None = None
     deliver: Deliver | None = None
+    dispatcher: Dispatcher | None = None  # the bot's handlers, for the try box's dry run
 
     def __post_init__(self) -> None:
         self.throttle = FailureThrottle(self.settings.admin_failure_limit, namespace="admin-api")
@@ -197,7 +201,7 @@ class Api:
             call = Call(request=request, session=session, actor=actor, settings=self.settings,
                         channels=self.channels, ids=ids, body=body,
                         query=query, version=version, count_failure=count_failure, sessions=self.sessions, catalogs=self.catalogs,
-                        deliver=self.deliver)
+                        deliver=self.deliver, dispatcher=self.dispatcher)
             try:
                 answer = await route.handler(call)
                 await session.commit()

@@ -36,7 +36,7 @@ from bot.web import FailureThrottle, client_address
 
 from . import conversations, services, stats
 from .audit import list_entries
-from .console_marketing import MarketingPages
+from .console_marketing import BAD_QUOTA, MarketingPages
 from .console_operations import Operations, activity_tables, duration
 from .conversations import channel_deliver, inbox_for
 from .errors import AdminError
@@ -90,7 +90,6 @@ TOO_MANY = N_("Too many failed attempts. Try again in a minute.")
 UNKNOWN_LANGUAGE = N_("Unknown language.")
 SLUG_TAKEN = N_("A promotion with this slug exists already.")
 SCENE_TAKEN = N_("A campaign with this scene or slug exists already.")
-BAD_QUOTA = N_("The quota must be a whole number.")
 CONTROL_CHARACTER = N_("A field holds a NUL character, which cannot be stored.")
 
 
@@ -111,6 +110,7 @@ class Console:
         self.sessions = ctx.sessions
         self.catalogs: Catalogs = ctx.catalogs
         self.channels = ctx.channels
+        self.dispatcher = ctx.dispatcher  # its handlers: the try box asks which would answer
         self.trusted = ctx.settings.http.trusted_networks
         # Wrong passwords and unknown codes, per client address: guessing either is slowed the same way.
         self.throttle = FailureThrottle(ctx.settings.admin_failure_limit, namespace="console")

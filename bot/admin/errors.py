@@ -79,6 +79,10 @@ class Conflict(AdminError):
     code = "conflict"
 
 
+class Stale(Conflict):
+    """The resource changed since the caller read it (its version moved): read it again, then edit."""
+
+
 class Invalid(AdminError):
     """A value the models cannot check alone (a quota below what is claimed, a weak password).
 

@@ -27,7 +27,7 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 def admin_api_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
     api = Api(settings=ctx.settings, sessions=ctx.sessions, routes=ROUTES, channels=ctx.channels,
-              catalogs=ctx.catalogs, deliver=channel_deliver(ctx.channels))
+              catalogs=ctx.catalogs, deliver=channel_deliver(ctx.channels), dispatcher=ctx.dispatcher)
     api.add_to(app)
     app.router.add_get(OPENAPI_PATH, openapi_json)
 

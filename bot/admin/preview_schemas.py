@@ -46,14 +46,28 @@ class LocaleRepliesView(Answer):
     channels: list[ChannelRepliesView]
 
 
+class ElsewhereView(Answer):
+    channel: str
+    answered_by: str
+
+
 class TryView(Answer):
     text: str
-    rule: str | None = Field(description="the prompt rule that matched; null: none, the fallback answers")
+    answered_by: str = Field(description="which of the bot's handlers takes the message: language, handoff, help, "
+                                         "welcome, offers, invite, offer (a promotion's keyword), rule, stores, "
+                                         "fallback; the first previewed channel's")
+    rule: str | None = Field(description="the prompt rule that answers; null when another handler does")
     rule_id: int | None
     priority: int | None
-    fallback: bool
-    locales: list[LocaleRepliesView]
+    fallback: bool = Field(description="true when nothing else takes the message and the fallback answers")
+    promotion: str | None = Field(description="the promotion whose keyword answers (answered_by: offer)")
+    promotion_preview: str | None = Field(description="where that promotion's claim reply is previewed "
+                                                      "(GET, this API)")
+    locales: list[LocaleRepliesView] = Field(description="the rule's or the fallback's reply; empty when another "
+                                                         "handler answers")
     not_served: list[str] = Field(description="channels asked for that this server has no account for")
+    elsewhere: list[ElsewhereView] = Field(description="channels where another handler answers (an offer on some "
+                                                       "channels only)")
 
 
 class PreviewView(Answer):
@@ -72,8 +86,12 @@ def _locales(found: tuple[LocaleReplies, ...]) -> list[LocaleRepliesView]:
 
 
 def try_view(result: TryResult) -> TryView:
-    return TryView(text=result.text, rule=result.rule, rule_id=result.rule_id, priority=result.priority,
-                   fallback=result.rule is None, locales=_locales(result.locales), not_served=list(result.not_served))
+    return TryView(text=result.text, answered_by=result.answered_by, rule=result.rule, rule_id=result.rule_id,
+                   priority=result.priority, fallback=result.answered_by == "fallback", promotion=result.promotion,
+                   promotion_preview=f"/admin/api/v1/promotions/{result.promotion_id}/preview"
+                   if result.promotion_id is not None else None,
+                   locales=_locales(result.locales), not_served=list(result.not_served),
+                   elsewhere=[ElsewhereView(channel=c, answered_by=a) for c, a in result.elsewhere])
 
 
 def preview_view(result: PreviewResult) -> PreviewView:

@@ -221,6 +221,7 @@ async def rule_try(call: Call) -> TryView:
     """A dry run: reads the rules, writes nothing (the console's "try a message" box, ``engagebot prompts try``)."""
     body: TryMessage = call.body
     result = await previews.try_message(call.session, body.text, channels=call.channels, catalogs=_catalogs(call),
+                                        dispatcher=call.dispatcher,
                                         max_chars=call.settings.prompt_rules_max_chars, only_channels=body.channels,
                                         only_locales=body.locales)
     return try_view(result)

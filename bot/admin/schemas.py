@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.core.dates import Day, Moment
 from bot.core.follower import HandoffState
 from bot.i18n import SUPPORTED_LOCALES, locale_keys, normalize_locale
 from bot.offers.spec import SLUG_PATTERN
@@ -128,8 +129,8 @@ class PromotionUpdate(Body):
     """The fields an operator may change while a promotion runs (the rest come from its file)."""
 
     quota: int | None = Field(default=None, ge=0, le=10_000_000, description="null: unlimited")
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
+    starts_at: Moment | None = Field(default=None, description="with its offset; years 2000 to 9998")
+    ends_at: Moment | None = Field(default=None, description="with its offset; years 2000 to 9998")
     title: dict[str, str] | None = None
     keywords: dict[str, list[str]] | None = Field(
         default=None, description="per locale; replaces them all ({} leaves the promotion to buttons, menus, QR codes)")
@@ -356,7 +357,8 @@ class BroadcastStart(Body):
     tags: list[Tag] = Field(default_factory=list, max_length=20, description="followers with any of these")
     sources: list[Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]] = Field(
         default_factory=list, max_length=20, description="first-touch campaign scenes")
-    since: date | None = Field(default=None, description="followed on or after this day (ENGAGEBOT_TIMEZONE)")
+    since: Day | None = Field(default=None, description="followed on or after this day (ENGAGEBOT_TIMEZONE); "
+                              "years 2000 to 9998")
     promotion: str | None = Field(default=None, pattern=SLUG_PATTERN, description="add a button claiming it")
 
     @field_validator("texts")

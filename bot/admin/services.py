@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
+from bot.errors import ValueRefusal
 from bot.i18n import N_, locale_keys
 from bot.offers.campaigns import FunnelRow, funnel_by_channel, funnel_stats, get_campaign, qr_image
 from bot.offers.links import campaign_links
@@ -40,6 +41,12 @@ def first_error(exc: ValidationError) -> Invalid:
     """The first problem of a validation error, naming its field (``match.en``) as the API's 422 does."""
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "body"
+    raised = (err.get("ctx") or {}).get("error")
+    if isinstance(raised, ValueRefusal):  # our validator's message id and parameters: the console translates it
+        return Invalid(field, raised.message, **raised.params)
+    if err["type"] == "value_error" and isinstance(raised, ValueError) and raised.args:
+        # Our own validator's words (a message id where it is one), without pydantic's "Value error, " in front.
+        return Invalid(field, str(raised.args[0]))
     return Invalid(field, err["msg"])  # pydantic's own words: English everywhere
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.i18n import N_
 
-from .errors import Conflict, Named
+from .errors import Named, Stale
 
 
 def etag(version: int) -> str:
@@ -34,7 +34,7 @@ def version_of(if_match: str | None) -> int | None:
 
 def check_version(current: int, expected: int | None, what: str | Named) -> None:
     if expected is not None and expected != current:
-        raise Conflict(N_("{what} changed since it was read (now version {current}): read it again, then edit"),
+        raise Stale(N_("{what} changed since it was read (now version {current}): read it again, then edit"),
                        what=what, current=current)
 
 
@@ -42,5 +42,5 @@ async def flush_or_conflict(session: AsyncSession, what: str | Named) -> None:
     try:
         await session.flush()
     except StaleDataError:
-        raise Conflict(N_("{what} was changed by someone else meanwhile: read it again, then edit"),
+        raise Stale(N_("{what} was changed by someone else meanwhile: read it again, then edit"),
                        what=what) from None

@@ -79,6 +79,8 @@ class Channel(ABC):
         """
         return None
 
+    scene_link._no_scene_links = True  # type: ignore[attr-defined]  # read by bot.offers.links.link_channels
+
     async def push_menu(self, menu: Menu) -> str | None:
         """Set the platform's menu for this account from ``menu``; say what was set, in one line.
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.admin.errors import AdminError
-from bot.admin.previews import LocaleReplies, promotion_preview, try_message
+from bot.admin.previews import ANSWERED_BY, LocaleReplies, promotion_preview, try_message
 from bot.offers.models import Promotion
 
 from .common import fail, settings_of
@@ -24,7 +24,7 @@ from .common import fail, settings_of
 async def render_core(args: argparse.Namespace) -> AsyncIterator[tuple[Any, list[Any]]]:
     """The app's core (open) and its WeChat, Telegram and Weibo channels, built to render only."""
     # Heavy: bot.app loads every channel (PTB); only the commands that build the app pay for it.
-    from bot.app import build_core, plugin_context, simulated_for
+    from bot.app import build_core, plugin_context, render_only_simulated
     from bot.channels.telegram.adapter import TelegramChannel
     from bot.channels.telegram.plugin import telegram_config
     from bot.channels.wechat.plugin import wechat_link_channels
@@ -33,7 +33,7 @@ async def render_core(args: argparse.Namespace) -> AsyncIterator[tuple[Any, list
     core = build_core(settings_of(args))
     await core.open()
     try:
-        ctx = plugin_context(core, await simulated_for(core))
+        ctx = plugin_context(core, render_only_simulated(core))  # no credentials stored: a dry run writes nothing
         channels: list[Any] = list(wechat_link_channels(ctx))
         if (config := telegram_config(ctx.settings, ctx.simulated.get("telegram"))) is not None:
             channels.append(TelegramChannel(dispatch=core.dispatcher.dispatch, sessions=core.sessions, config=config,
@@ -66,15 +66,22 @@ async def cmd_prompts_try(args: argparse.Namespace) -> int:
     async with render_core(args) as (core, channels), core.sessions() as session:
         try:
             result = await try_message(session, args.text, channels=channels, catalogs=core.catalogs,
+                                       dispatcher=core.dispatcher,
                                        max_chars=core.settings.prompt_rules_max_chars,
                                        only_channels=args.channel or (), only_locales=args.lang or ())
         except AdminError as exc:
             return fail(str(exc))
-    if result.rule is not None:
+    if result.answered_by == "rule":
         print(f"rule: {result.rule} (priority {result.priority})")
-    else:
-        print("no rule matched: the fallback answers (the offers, help and language answers come first and are "
-              "not tried here)")
+    elif result.answered_by == "fallback":
+        print("no rule matched: the fallback answers")
+    else:  # one of the bot's own answers, before the rules
+        said = ANSWERED_BY.get(result.answered_by, result.answered_by)
+        print(f"answered by: {result.answered_by}: {said}")
+        if result.promotion is not None:
+            print(f"promotion: {result.promotion} (engagebot promo preview {result.promotion})")
+    for channel, other in result.elsewhere:
+        print(f"on {channel}: answered by {other}")
     print_locales(result.locales, result.not_served)
     return 0
 

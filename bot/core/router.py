@@ -16,6 +16,9 @@ from .reply import Reply
 HandlerResult = Sequence[Reply] | Reply | None
 Handler = Callable[[Inbound, Context], Awaitable[HandlerResult]]
 Predicate = Callable[[Inbound, Context], bool]
+# A read-only stand-in for a handler's own decision, for dry runs: what the handler would answer about
+# (a promotion, a rule), or None when it would pass the message on. It writes nothing.
+Probe = Callable[[Inbound, Context], Awaitable[object | None]]
 
 _order = count()
 
@@ -32,6 +35,8 @@ class HandlerObject:
     states: frozenset[str | None] | None = None
     priority: int = 0
     when: Predicate | None = None
+    answers: str | None = None  # what a dry run reports as answering (offer, handoff, help, rule...)
+    probe: Probe | None = None
     order: int = field(default_factory=lambda: next(_order))
 
     @property
@@ -80,10 +85,14 @@ class Router:
         state: str | None | Iterable[str | None] | EllipsisType = ...,
         priority: int = 0,
         when: Predicate | None = None,
+        answers: str | None = None,
+        probe: Probe | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register a handler. Without ``kinds``, commands match COMMAND and keywords/regex match TEXT.
 
         ``state=None`` matches only followers with no conversation state; leaving it out matches any.
+        ``answers`` names the handler for dry runs (``first_taker``); a handler that may pass a matched
+        message on (returning None) gives a ``probe`` deciding the same way without writing anything.
         """
         commands = frozenset([command] if isinstance(command, str) else (command or ()))
         commands = frozenset(c.lstrip("/").lower() for c in commands)
@@ -106,7 +115,7 @@ class Router:
         def decorator(callback: Handler) -> Handler:
             self._handlers.append(HandlerObject(
                 callback=callback, kinds=frozenset(kinds), commands=commands, keywords=folded,
-                pattern=pattern, states=states, priority=priority, when=when,
+                pattern=pattern, states=states, priority=priority, when=when, answers=answers, probe=probe,
             ))
             return callback
 
@@ -114,7 +123,7 @@ class Router:
 
     def fallback(self, *, priority: int = -1000) -> Callable[[Handler], Handler]:
         """Register a handler for anything no other handler took."""
-        return self.on(*Kind, priority=priority)
+        return self.on(*Kind, priority=priority, answers="fallback")
 
     def include(self, *routers: Router) -> None:
         self._children.extend(routers)
@@ -125,3 +134,22 @@ class Router:
         for child in self._children:
             found.extend(child.handlers())
         return sorted(found, key=lambda h: (-h.priority, h.order))
+
+
+async def first_taker(handlers: Sequence[HandlerObject], msg: Inbound, ctx: Context, *,
+                      probes: Mapping[str, Probe] | None = None) -> tuple[HandlerObject, object | None] | None:
+    """The handler that would answer ``msg``, found without running one (a dry run: the console's try box).
+
+    In the dispatcher's order: the first that matches and, when it has a probe, whose probe finds something
+    (returned with it). A handler without a probe takes what it matches, as its filters say it does.
+    ``probes`` stand in for the handlers' own, by ``answers`` (a caller reading fresher data than a cache)."""
+    for handler in handlers:
+        if not handler.matches(msg, ctx):
+            continue
+        probe = (probes or {}).get(handler.answers or "", handler.probe)
+        if probe is None:
+            return handler, None
+        found = await probe(msg, ctx)
+        if found is not None:
+            return handler, found
+    return None

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.core.dates import DayOrMoment
 from bot.errors import RulesFileError
 from bot.files import describe_validation_error, image_problem, read_data_file, read_image_bytes, read_text_file
 from bot.i18n import locale_keys
@@ -55,7 +56,7 @@ class AudienceSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     followers_only: bool = True
-    followed_since: datetime | date | None = None  # followers who followed on or after this moment
+    followed_since: DayOrMoment | None = None  # followers who followed on or after this moment
     tags: list[str] = Field(default_factory=list, max_length=50)
     locales: list[str] = Field(default_factory=list)
 
@@ -92,7 +93,7 @@ class ValiditySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     days: int | None = Field(default=None, ge=1, le=3660)  # after the claim, to the end of that day
-    until: date | datetime | None = None  # an absolute end (a date means the end of that day)
+    until: DayOrMoment | None = None  # an absolute end (a date means the end of that day)
 
     @model_validator(mode="after")
     def _one(self) -> ValiditySpec:
@@ -119,8 +120,8 @@ class PromotionSpec(BaseModel):
     channels: list[str] = Field(default_factory=list)
     audience: AudienceSpec = Field(default_factory=AudienceSpec)
     timezone: str = "Asia/Shanghai"
-    starts_at: datetime | date | None = None
-    ends_at: datetime | date | None = None
+    starts_at: DayOrMoment | None = None  # years 2000 to 9998 (bot.core.dates)
+    ends_at: DayOrMoment | None = None
     quota: int | None = Field(default=None, ge=1, le=100_000_000)
     per_follower_limit: int = Field(default=1, ge=1, le=1000)
     code: CodeSpec = Field(default_factory=CodeSpec)

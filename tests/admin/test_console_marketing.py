@@ -6,10 +6,12 @@ from __future__ import annotations
 import html as html_lib
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
@@ -21,6 +23,8 @@ from bot.admin.plugin import admin_api_plugin
 from bot.admin.roles import Role
 from bot.admin.schemas import PromotionUpdate, RuleUpdate
 from bot.app import build_app
+from bot.channels.mock import MockChannel
+from bot.channels.plugin import Lifetime, PluginContext
 from bot.channels.telegram.render import utf16_len
 from bot.channels.wechat.protocol import MAX_TEXT_BYTES
 from bot.channels.weibo.protocol import MAX_TEXT_CHARS
@@ -386,3 +390,171 @@ async def test_an_operators_markup_in_a_title_is_shown_as_text_in_the_form_and_t
     assert form_of(page)["title_en"] == '<img src=x onerror="alert(1)">"'  # the attribute's quotes escaped too
     (english,) = channel_messages(section(page, "en"), "telegram")
     assert english.startswith('Here is your code for “<img src=x onerror="alert(1)">"”:')
+
+
+# --- after the review (issue 14): stale forms, extreme dates, refusals in the operator's language -------------
+async def test_a_422_keeps_the_version_read_so_the_corrected_form_is_still_refused_as_stale(console: Console) -> None:
+    pid = await promotion_id(console)
+    browser = await console.browser("marketer")
+    _status, page, _ = await browser.get(f"/admin/promotions/{pid}")
+    form = filled_form(page)
+    async with console.harness.sessions() as session:  # another operator saves first
+        promo = await services.get_promotion(session, pid)
+        await services.update_promotion(session, CLI_ACTOR, promo, PromotionUpdate(quota=700), version=1)
+        await session.commit()
+    status, page, _ = await browser.post(f"/admin/promotions/{pid}", {**form, "quota": "12x"})
+    assert status == 409 and form_of(page)["version"] == "2"  # checked before the fields: the stale form says so
+    status, page, _ = await browser.post(f"/admin/promotions/{pid}", {**form, "version": "2", "quota": "12x"})
+    assert status == 422 and form_of(page)["version"] == "2"
+    async with console.harness.sessions() as session:  # and again, while the operator corrects the quota
+        promo = await services.get_promotion(session, pid)
+        await services.update_promotion(session, CLI_ACTOR, promo, PromotionUpdate(quota=750), version=2)
+        await session.commit()
+    status, page, _ = await browser.post(f"/admin/promotions/{pid}", {**form_of(page), **{
+        k: v for k, v in filled_form(page).items() if k.startswith("keywords_")}, "quota": "12"})
+    assert status == 409 and "Someone else changed this promotion" in page
+    async with console.harness.sessions() as session:
+        assert (await services.get_promotion(session, pid)).quota == 750
+
+
+async def test_a_stale_rule_form_with_a_bad_field_is_409_not_a_422_that_would_take_the_new_version(
+        console: Console) -> None:
+    rid = await rule_id(console)
+    browser = await console.browser("marketer")
+    _status, page, _ = await browser.get(f"/admin/rules/{rid}")
+    form = filled_form(page)
+    async with console.harness.sessions() as session:  # another operator saves first
+        rule = await services.get_rule(session, rid)
+        await services.update_rule(session, CLI_ACTOR, rule, RuleUpdate(priority=5), version=1)
+        await session.commit()
+    status, page, _ = await browser.post(f"/admin/rules/{rid}", {**form, "priority": "abc"})
+    assert status == 409 and "Someone else changed this rule" in page
+    assert filled_form(page)["priority"] == "5"  # the rule as it is now, to edit again
+    status, page, _ = await browser.post(f"/admin/rules/{rid}", {**form, "priority": "7"})  # resubmitted as typed
+    assert status == 409
+    async with console.harness.sessions() as session:
+        assert (await services.get_rule(session, rid)).priority == 5
+
+
+async def test_dates_out_of_range_are_422_naming_the_field(console: Console) -> None:
+    pid = await promotion_id(console)
+    browser = await console.browser("marketer")
+    _status, page, _ = await browser.get(f"/admin/promotions/{pid}")
+    form = filled_form(page)
+    for name, value in (("starts_at", "0001-01-01T00:00"), ("ends_at", "9999-12-31T23:59"),
+                        ("ends_at", "1999-12-31T23:59+08:00")):
+        status, page, _ = await browser.post(f"/admin/promotions/{pid}", {**form, name: value})
+        assert status == 422, (name, value)
+        assert f"{name}: must be a date from the year 2000 to the year 9998" in html_lib.unescape(page)
+
+
+async def test_a_time_stored_at_the_end_of_the_range_does_not_break_the_promotion_pages(console: Console) -> None:
+    pid = await promotion_id(console)
+    async with console.harness.sessions() as session:  # as the API let it in before it was limited
+        promo = await session.get(Promotion, pid)
+        assert promo is not None
+        promo.ends_at = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+        await session.commit()
+    browser = await console.browser("marketer")  # the console's zone is Asia/Shanghai: +08:00 overflows
+    assert (await browser.get("/admin/promotions"))[0] == 200
+    status, page, _ = await browser.get(f"/admin/promotions/{pid}")
+    assert status == 200 and form_of(page)["ends_at"] == "9999-12-31T23:00"
+
+
+async def test_the_marketing_refusals_speak_chinese(console: Console) -> None:
+    rid, pid = await rule_id(console), await promotion_id(console)
+    browser = await console.browser("marketer")
+    chinese: dict[str, Any] = {"headers": {"Accept-Language": "zh-CN"}}
+    _status, page, _ = await browser.get(f"/admin/rules/{rid}", **chinese)
+    form = filled_form(page)
+    status, page, _ = await browser.post(f"/admin/rules/{rid}", {**form, "priority": "5000"}, **chinese)
+    assert status == 422 and "优先级必须是 -1000 到 1000 之间的整数" in page
+    empty = {**form, **{f"match_{loc}": "" for loc in ("en", "zh_Hans", "zh_Hant")}}
+    status, page, _ = await browser.post(f"/admin/rules/{rid}", empty, **chinese)
+    assert status == 422 and "match: 至少要有一种语言" in html_lib.unescape(page), page
+    status, page, _ = await browser.post(f"/admin/rules/{rid}", {**form, "reply_en": "x" * 4001}, **chinese)
+    assert status == 422 and "reply: en：回复超过 4000 个字符" in html_lib.unescape(page)
+    _status, page, _ = await browser.get(f"/admin/promotions/{pid}", **chinese)
+    status, page, _ = await browser.post(f"/admin/promotions/{pid}",
+                                         {**filled_form(page), "ends_at": "2025-01-01T00:00"}, **chinese)
+    assert status == 422 and "ends_at: 必须晚于 starts_at" in html_lib.unescape(page)
+
+
+async def test_the_try_box_redraws_the_rules_page_with_its_refusal(console: Console) -> None:
+    browser = await console.browser("marketer")
+    await browser.get("/admin/rules")
+    status, page, _ = await browser.post("/admin/rules/try", {"text": "x" * 4001},
+                                         headers={"Accept-Language": "zh-CN"})
+    assert status == 422 and 'id="try"' in page and 'id="rules"' in page
+    assert "text: 最多 4000 个字符" in page
+
+
+async def test_the_preview_names_a_poster_file_without_its_directory(console: Console, tmp_path: Path) -> None:
+    pid = await promotion_id(console)
+    poster = tmp_path / "secret-dir" / "hotpot-poster.png"
+    async with console.harness.sessions() as session:
+        promo = await session.get(Promotion, pid)
+        assert promo is not None
+        promo.poster = str(poster)
+        await session.commit()
+    browser = await console.browser("viewer")
+    status, page, _ = await browser.get(f"/admin/promotions/{pid}")
+    assert status == 200 and "hotpot-poster.png" in page and str(poster.parent) not in page
+
+
+async def test_the_campaigns_page_offers_qr_codes_only_for_channels_that_give_scene_links(
+        database_url: str, tmp_path: Path) -> None:
+    def no_links_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
+        # A plugin's platform that gives no scene links (it keeps the base ``scene_link``).
+        ctx.channels.append(MockChannel(dispatch=ctx.dispatcher.dispatch, account="line", channel_name="line"))
+        return None
+
+    async with BotHarness(routers=[default_router()], database_url=database_url) as harness:
+        await load_into(harness, tmp_path)
+        app = build_app(settings_for(database_url),
+                        plugins=[preview_channels_plugin, no_links_plugin, admin_api_plugin, console_plugin])
+        async with TestClient(TestServer(app)) as client:
+            console = Console(client, harness)
+            await add_operator(harness, "marketer", Role.MARKETER)
+            browser = await console.browser("marketer")
+            _status, page, _ = await browser.get("/admin/campaigns")
+            assert re.findall(r'<div class="qr" data-channel="([a-z0-9_-]+)">', page)[:3] == [
+                "wechat", "telegram", "weibo"]
+            assert 'data-channel="line"' not in page and 'data-channel="mock"' not in page
+            assert (await browser.get("/admin/campaigns/1/qr/line.png"))[0] == 404
+            for session in console._open:
+                await session.close()
+
+
+@pytest.mark.parametrize(("text", "answered_by"), [("hotpot", "offer"), ("人工", "handoff"), ("human", "handoff"),
+                                                   ("help", "help"), ("/help", "help"), ("English", "language"),
+                                                   ("繁體", "language"), ("are you open?", "rule"),
+                                                   ("what a lovely day", "fallback")])
+async def test_the_try_box_names_the_handler_that_takes_the_message_before_the_rules(
+        console: Console, text: str, answered_by: str) -> None:
+    browser = await console.browser("marketer")
+    await browser.get("/admin/rules")
+    before = await counts(console)
+    status, page, _ = await browser.post("/admin/rules/try", {"text": text})
+    assert status == 200 and f'data-answered-by="{answered_by}"' in page, page
+    assert await counts(console) == before  # asked, not run: no claim, no follower queued
+    if answered_by == "offer":
+        assert f'href="/admin/promotions/{await promotion_id(console)}">hotpot-50</a>' in page
+        assert "A promotion&#39;s keyword: the bot answers with the promotion&#39;s code" in page
+    if answered_by not in ("rule", "fallback"):
+        assert 'class="locale"' not in page  # no rule reply shown as if it were sent
+
+
+async def test_the_try_box_says_who_answers_in_chinese(console: Console) -> None:
+    browser = await console.browser("marketer")
+    await browser.get("/admin/rules")
+    status, page, _ = await browser.post("/admin/rules/try", {"text": "人工"}, headers={"Accept-Language": "zh-CN"})
+    assert status == 200 and "转人工：粉丝进入客服排队" in page
+
+
+async def test_a_broadcast_form_since_the_year_1_is_422_naming_the_field(console: Console) -> None:
+    browser = await console.browser("marketer")
+    await browser.get("/admin/broadcasts")
+    status, page, _ = await browser.post("/admin/broadcasts", {"name": "old", "text_en": "hi", "since": "0001-01-01"},
+                                         headers={"Accept-Language": "zh-CN"})
+    assert status == 422 and "since: 必须是 2000 年至 9998 年之间的日期" in page

@@ -54,7 +54,8 @@ async def test_a_try_names_the_rule_and_each_channels_reply_in_each_language(api
 
 
 async def test_a_try_can_ask_for_one_channel_and_language_and_shows_the_fallback(api: AdminApi) -> None:
-    status, body, _ = await api.call("POST", "/try-message", json={"text": "hello there", "channels": ["telegram"],
+    # (not a greeting: "hello there" is the welcome handler's, which the answer now says)
+    status, body, _ = await api.call("POST", "/try-message", json={"text": "lovely weather", "channels": ["telegram"],
                                                                  "locales": ["zh_Hant"]})
     assert status == 200 and body["rule"] is None and body["fallback"] is True
     (only,) = body["locales"]
@@ -124,3 +125,15 @@ async def test_a_channel_the_promotion_is_not_offered_on_previews_its_refusal(ap
     texts = {c["channel"]: [m["text"] for m in c["messages"]] for c in body["locales"][0]["channels"]}
     assert texts["wechat"][0].startswith("Here is your code for “Hotpot ¥50 off”:")
     assert texts["telegram"] == texts["weibo"] == ["Sorry, “Hotpot ¥50 off” cannot be claimed on this platform."]
+
+
+async def test_try_message_reports_the_offer_that_takes_a_promotions_keyword(api: AdminApi) -> None:
+    status, answer, _ = await api.call("POST", "/try-message", "marketer", json={"text": "hotpot"})
+    assert status == 200
+    assert (answer["answered_by"], answer["fallback"], answer["rule"], answer["promotion"]) == (
+        "offer", False, None, "hotpot-50")
+    assert answer["promotion_preview"] == "/admin/api/v1/promotions/1/preview" and answer["locales"] == []
+    status, answer, _ = await api.call("POST", "/try-message", "marketer", json={"text": "人工"})
+    assert (status, answer["answered_by"], answer["fallback"]) == (200, "handoff", False)
+    status, answer, _ = await api.call("POST", "/try-message", "marketer", json={"text": "nothing matches this"})
+    assert (answer["answered_by"], answer["fallback"]) == ("fallback", True) and answer["locales"]

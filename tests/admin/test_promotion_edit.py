@@ -3,7 +3,14 @@ file checks them, audited, and the bot answers the new ones."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from bot.errors import RulesFileError
 from bot.offers import offer_index
+from bot.offers.spec import parse_promo_file
 from tests.admin.conftest import AdminApi
 
 
@@ -33,3 +40,27 @@ async def test_bad_keywords_are_422_naming_the_field(admin_api: AdminApi) -> Non
         status, answer, _ = await admin_api.call("PATCH", "/promotions/1", headers={"If-Match": headers["Etag"]},
                                                  json={"keywords": keywords})
         assert (status, answer["field"]) == (422, "keywords") and answer["reason"].startswith(reason), answer
+
+
+async def test_dates_outside_the_years_2000_to_9998_are_422_naming_the_field(admin_api: AdminApi) -> None:
+    _status, _promo, headers = await admin_api.call("GET", "/promotions/1")
+    for body in ({"starts_at": "0001-01-01T00:00:00+08:00"}, {"ends_at": "9999-12-31T23:59:59-08:00"},
+                 {"ends_at": "9999-12-31T23:00:00Z"}):
+        status, answer, _ = await admin_api.call("PATCH", "/promotions/1", headers={"If-Match": headers["Etag"]},
+                                                 json=body)
+        [field] = body
+        assert (status, answer["field"]) == (422, field), answer
+        assert answer["reason"] == f"{field}: must be a date from the year 2000 to the year 9998"
+    status, answer, _ = await admin_api.call("POST", "/broadcasts", "marketer",
+                                             json={"name": "old", "texts": {"en": "hi"}, "since": "0001-01-01"})
+    assert (status, answer["field"]) == (422, "since"), answer
+    assert (await admin_api.call("GET", "/promotions/1"))[0] == 200
+
+
+def test_the_promotions_file_refuses_the_same_dates() -> None:
+    base = {"slug": "far-away", "title": {"en": "Far away"}}
+    for field, value in (("starts_at", "0001-01-01"), ("ends_at", "9999-12-31T23:00:00Z"),
+                         ("ends_at", datetime(9999, 12, 31, 23, 0))):
+        with pytest.raises(RulesFileError, match="must be a date from the year 2000 to the year 9998"):
+            parse_promo_file({"promotions": [{**base, field: value}]}, base_dir=Path.cwd(), source="test")
+    parse_promo_file({"promotions": [{**base, "ends_at": "9998-12-31"}]}, base_dir=Path.cwd(), source="test")
