@@ -208,7 +208,8 @@ class Operations:
         return see_other(f"/admin/operators/{op.id}")
 
     async def reset_password(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
-        body = parse(PasswordReset, {"password": form.get("password", "")})
+        body = parse(PasswordReset, {"password": form.get("password", ""),
+                                     "revoke_tokens": form.get("revoke_tokens") == "1"})
         async with self.sessions() as session:
             op = await operator_service.get_operator(session, row_id(request, "operator_id"))
             await operator_service.reset_password(session, who.actor, op, body)

@@ -53,6 +53,7 @@ class OperatorUpdate(Body):
 
 class PasswordReset(Body):
     password: str = Field(min_length=10, max_length=256)
+    revoke_tokens: bool = Field(default=False, description="also revoke the operator's API tokens")
 
 
 class OperatorView(Answer):

@@ -1,0 +1,91 @@
+"""Fixes from the console/API review (issue 14): a password reset ends the operator's sessions (and on request
+its tokens), query strings with control characters are refused, the follower export fails loudly, the
+reply-window reasons are translated, the deferred-reply count, the owed list, the role/name form."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.admin import operators
+from bot.admin.audit import CLI_ACTOR
+from bot.admin.models import AuditEntry, ConsoleSession
+from bot.admin.schemas import PasswordReset
+from bot.admin.web_auth import sign_in
+from tests.admin.conftest import PASSWORD
+from tests.admin.test_console import Console, _console
+
+NEW_PASSWORD = "a brand new password"
+
+
+@pytest.fixture
+async def console(database_url: str, tmp_path: Path) -> AsyncIterator[Console]:
+    async for c in _console(database_url, tmp_path):
+        yield c
+
+
+async def live_sessions(console: Console, operator_id: int) -> int:
+    async with console.harness.sessions() as s:
+        return (await s.scalar(select(func.count()).select_from(ConsoleSession)
+                               .where(ConsoleSession.operator_id == operator_id))) or 0
+
+
+async def api_status(console: Console, token: str) -> int:
+    async with console.client.get("/admin/api/v1/me", headers={"Authorization": f"Bearer {token}"}) as r:
+        return r.status
+
+
+# --- 1. a password reset ends the operator's sessions ----------------------------------------------------
+async def test_the_reset_service_ends_console_sessions_and_revokes_tokens_only_when_asked(console: Console) -> None:
+    sessions = console.harness.sessions
+    assert await sign_in(sessions, "agent", PASSWORD) is not None
+    assert await sign_in(sessions, "agent", PASSWORD) is not None
+    assert await sign_in(sessions, "viewer", PASSWORD) is not None
+    async with sessions() as s:
+        agent = await operators.get_operator(s, "agent")
+        token_row, token = await operators.create_token(s, CLI_ACTOR, agent, operators.TokenCreate(label="t"))
+        await s.commit()
+    assert await live_sessions(console, agent.id) == 2
+    async with sessions() as s:
+        await operators.reset_password(s, CLI_ACTOR, await operators.get_operator(s, "agent"),
+                                       PasswordReset(password=NEW_PASSWORD))
+        await s.commit()
+    assert await live_sessions(console, agent.id) == 0
+    async with sessions() as s:
+        viewer = await operators.get_operator(s, "viewer")
+    assert await live_sessions(console, viewer.id) == 1  # someone else's session lives on
+    assert await api_status(console, token) == 200  # tokens are kept unless asked
+    async with sessions() as s:
+        await operators.reset_password(s, CLI_ACTOR, await operators.get_operator(s, "agent"),
+                                       PasswordReset(password=NEW_PASSWORD + "2", revoke_tokens=True))
+        await s.commit()
+    assert await api_status(console, token) == 401
+    async with sessions() as s:
+        after = (await s.execute(select(AuditEntry.after).where(AuditEntry.action == "operator.reset_password")
+                                 .order_by(AuditEntry.id))).scalars().all()
+    assert after[0] == {"console_sessions_ended": 2, "tokens_revoked": []}
+    assert token_row.id in after[1]["tokens_revoked"]  # with the fixture's own token
+
+
+async def test_a_reset_in_the_console_signs_the_victim_out_and_can_revoke_tokens(console: Console) -> None:
+    victim = await console.browser("marketer")
+    assert (await victim.get("/admin/promotions"))[0] == 200
+    admin = await console.browser("admin")
+    status, html, _ = await admin.get("/admin/operators")
+    page = re.search(r'<a href="(/admin/operators/\d+)">marketer</a>', html).group(1)  # type: ignore[union-attr]
+    status, html, _ = await admin.get(page)
+    assert 'name="revoke_tokens"' in html
+    status, html, _ = await admin.post(f"{page}/tokens", {"label": "laptop"})
+    token = re.search(r'<code id="token">(ebo_[A-Za-z0-9_-]+)</code>', html).group(1)  # type: ignore[union-attr]
+    assert (await admin.post(f"{page}/password", {"password": NEW_PASSWORD}))[0] == 303
+    status, _html, headers = await victim.get("/admin/promotions")
+    assert (status, headers["Location"]) == (303, "/admin/login")  # the old cookie is dead at once
+    assert await api_status(console, token) == 200
+    assert (await (await console.browser("admin")).get("/admin"))[0] == 200  # the admin's own session lives
+    assert (await admin.get(page))[0] == 200
+    assert (await admin.post(f"{page}/password", {"password": NEW_PASSWORD, "revoke_tokens": "1"}))[0] == 303
+    assert await api_status(console, token) == 401
