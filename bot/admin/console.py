@@ -35,6 +35,7 @@ from bot.settings import Settings
 from bot.web import FailureThrottle, client_address
 
 from . import conversations, services, stats
+from .api import nul_at
 from .audit import list_entries
 from .console_marketing import MarketingPages
 from .console_operations import Operations, activity_tables, duration
@@ -173,6 +174,8 @@ class Console:
                 if request.method == "GET":
                     return see_other("/admin/login")
                 return self.refuse(request, None, 403, SIGNED_OUT)
+            if nul_at(dict(request.query)) is not None:  # the API's check: a NUL in a query is a 500 on PostgreSQL
+                return self.refuse(request, who, 422, CONTROL_CHARACTER)
             form: dict[str, str] = {}
             if request.method == "POST":
                 posted = await request.post()

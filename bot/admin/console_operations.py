@@ -28,7 +28,7 @@ from . import followers as follower_service
 from . import operators as operator_service
 from .errors import Invalid
 from .roles import Permission, Role
-from .routes import FollowerExportQuery, FollowerQuery
+from .routes import FollowerExportQuery, FollowerQuery, stream_followers_csv
 from .schemas import BroadcastStart, OperatorCreate, OperatorUpdate, PasswordReset, TagsUpdate, TokenCreate
 from .services import first_error
 from .stats import Activity
@@ -163,14 +163,8 @@ class Operations:
         query = parse(FollowerExportQuery, {k: v for k, v in request.query.items() if v.strip()})
         where = follower_service.FollowerFilter(channel=query.channel, locale=query.locale, tag=query.tag,
                                                 source=query.source)
-        response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
-                                               "Content-Disposition": 'attachment; filename="followers.csv"'})
         async with self.sessions() as session:
-            await response.prepare(request)
-            async for chunk in follower_service.export_csv(session, where):
-                await response.write(chunk.encode("utf-8"))
-        await response.write_eof()
-        return response
+            return await stream_followers_csv(request, session, where, {"Cache-Control": "no-store"})
 
     # --- operators -----------------------------------------------------------------------------------
     async def operators(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:

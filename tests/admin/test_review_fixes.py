@@ -9,14 +9,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import ClientPayloadError
 from sqlalchemy import func, select
 
-from bot.admin import operators
+from bot.admin import followers, operators
 from bot.admin.audit import CLI_ACTOR
+from bot.admin.errors import Conflict
 from bot.admin.models import AuditEntry, ConsoleSession
 from bot.admin.schemas import PasswordReset
 from bot.admin.web_auth import sign_in
-from tests.admin.conftest import PASSWORD
+from tests.admin.conftest import BOOTSTRAP, PASSWORD
 from tests.admin.test_console import Console, _console
 
 NEW_PASSWORD = "a brand new password"
@@ -89,3 +91,63 @@ async def test_a_reset_in_the_console_signs_the_victim_out_and_can_revoke_tokens
     assert (await admin.get(page))[0] == 200
     assert (await admin.post(f"{page}/password", {"password": NEW_PASSWORD, "revoke_tokens": "1"}))[0] == 303
     assert await api_status(console, token) == 401
+
+
+# --- 2. control characters in query strings; the follower export fails loudly ---------------------------
+async def test_a_nul_in_a_query_string_is_a_422_page_not_a_database_error(console: Console) -> None:
+    await console.harness.follower("f1", language="en").say("hello")
+    marketer = await console.browser("marketer")
+    for path in ("/admin/followers?channel=x%00y", "/admin/followers?source=%00", "/admin/followers?tag=a%00",
+                 "/admin/followers/export.csv?channel=x%00y", "/admin/audit?before=%00",
+                 "/admin/promotions?anything=%00"):
+        status, html, headers = await marketer.get(path)
+        assert status == 422, (path, status)
+        assert "NUL" in html and headers["Content-Type"].startswith("text/html")
+    assert (await marketer.get("/admin/followers?channel=mock"))[0] == 200
+
+
+async def test_an_export_that_fails_before_its_first_bytes_is_an_error_status(
+        console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(followers, "search_followers", broken)
+    marketer = await console.browser("marketer")
+    await marketer.get("/admin/followers")
+    async with marketer.session.get("/admin/followers/export.csv") as r:
+        assert r.status == 500 and not r.headers["Content-Type"].startswith("text/csv")
+    async with console.client.get("/admin/api/v1/followers/export.csv",
+                                  headers={"Authorization": f"Bearer {BOOTSTRAP}"}) as r:
+        assert r.status == 500
+
+
+async def test_an_export_that_fails_midway_breaks_the_connection_instead_of_ending_the_file(
+        console: Console, monkeypatch: pytest.MonkeyPatch) -> None:
+    for n in range(3):
+        await console.harness.follower(f"f{n}", language="en").say("hello")
+    real = followers.search_followers
+    calls = 0
+
+    async def fails_second_time(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise Conflict("the database went away")  # an error the console's pages catch and show
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(followers, "EXPORT_BATCH", 1)
+    monkeypatch.setattr(followers, "search_followers", fails_second_time)
+    marketer = await console.browser("marketer")
+    async with marketer.session.get("/admin/followers/export.csv") as r:
+        assert r.status == 200
+        with pytest.raises(ClientPayloadError):  # not a clean end of a short file
+            await r.read()
+    calls = 0
+    async with console.client.get("/admin/api/v1/followers/export.csv",
+                                  headers={"Authorization": f"Bearer {BOOTSTRAP}"}) as r:
+        assert r.status == 200
+        with pytest.raises(ClientPayloadError):
+            await r.read()
+    monkeypatch.setattr(followers, "search_followers", real)
+    async with marketer.session.get("/admin/followers/export.csv") as r:  # unbroken, it ends as a whole file
+        assert r.status == 200 and len((await r.text()).splitlines()) == 4
