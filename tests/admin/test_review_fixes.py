@@ -18,6 +18,8 @@ from bot.admin.errors import Conflict
 from bot.admin.models import AuditEntry, ConsoleSession
 from bot.admin.schemas import PasswordReset
 from bot.admin.web_auth import sign_in
+from bot.core.clock import utcnow
+from bot.storage.models import Follower, Message
 from tests.admin.conftest import BOOTSTRAP, PASSWORD
 from tests.admin.test_console import Console, _console
 
@@ -151,3 +153,24 @@ async def test_an_export_that_fails_midway_breaks_the_connection_instead_of_endi
     monkeypatch.setattr(followers, "search_followers", real)
     async with marketer.session.get("/admin/followers/export.csv") as r:  # unbroken, it ends as a whole file
         assert r.status == 200 and len((await r.text()).splitlines()) == 4
+
+
+# --- 4. deferred replies are the ones sent; the rest are counted apart ------------------------------------
+async def test_deferred_replies_count_only_sent_ones_and_failures_are_shown_apart(console: Console) -> None:
+    async with console.harness.sessions() as s, s.begin():
+        f = Follower(channel="telegram", account="main", external_id="t", created_at=utcnow(), tags=[])
+        s.add(f)
+        await s.flush()
+        for status in ("passive", "sent", "sent", "failed", "undeliverable", "undeliverable", "pending", "sending"):
+            s.add(Message(follower_id=f.id, channel=f.channel, account="main", direction="out", kind="text",
+                          text="hello", status=status, created_at=utcnow()))
+    status, html, _ = await (await console.browser("viewer")).get("/admin")
+    row = re.search(r'<tr data-channel="telegram"><td>telegram</td>(.*?)</tr>', html)
+    assert status == 200 and row
+    cells = dict(re.findall(r'<td class="n (\w+)">(\d+)</td>', row.group(1)))
+    assert cells == {"passive": "1", "deferred": "2", "pending": "2", "failed": "1", "undeliverable": "2"}
+    async with console.client.get("/admin/api/v1/stats/activity",
+                                  headers={"Authorization": f"Bearer {BOOTSTRAP}"}) as r:
+        replies = (await r.json())["replies"]
+    assert replies == [{"channel": "telegram", "passive": 1, "deferred": 2, "pending": 2, "failed": 1,
+                        "undeliverable": 2}]
