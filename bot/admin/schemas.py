@@ -297,6 +297,7 @@ class ConversationView(Answer):
     told_at: datetime | None = Field(description="when the follower was told a person will answer")
     last_action_at: datetime | None
     last_message: LastMessageView | None
+    last_inbound: LastMessageView | None = Field(default=None, description="the follower's own last message")
     window: WindowView | None = Field(description="the channel's reply window now; null: channel not served here")
     owed_since: datetime | None = Field(default=None, description="asked for a person and timed out of the queue: "
                                         "owed an answer since then, until an agent replies or dismisses it")

@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from aiohttp import ClientPayloadError
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.admin import followers, operators
 from bot.admin.audit import CLI_ACTOR
 from bot.admin.errors import Conflict
+from bot.admin.handoff import sweep_queue_timeouts
 from bot.admin.models import AuditEntry, ConsoleSession
 from bot.admin.schemas import PasswordReset
 from bot.admin.web_auth import sign_in
 from bot.core.clock import utcnow
+from bot.i18n import default_catalogs
 from bot.storage.models import Follower, Message
 from tests.admin.conftest import BOOTSTRAP, PASSWORD
 from tests.admin.test_console import Console, _console
@@ -174,3 +177,30 @@ async def test_deferred_replies_count_only_sent_ones_and_failures_are_shown_apar
         replies = (await r.json())["replies"]
     assert replies == [{"channel": "telegram", "passive": 1, "deferred": 2, "pending": 2, "failed": 1,
                         "undeliverable": 2}]
+
+
+# --- 5. the owed list: the longest owed first, with the follower's own last message ----------------------
+async def test_the_owed_list_in_the_console_and_the_api_shows_the_longest_owed_first_and_what_they_said(
+        console: Console) -> None:
+    for name in ("early", "late"):
+        await console.harness.follower(name, language="en").say(f"human, {name} here")
+    await sweep_queue_timeouts(console.harness.sessions, catalogs=default_catalogs(), timeout=timedelta(minutes=15),
+                               default_locale="en", now=utcnow() + timedelta(minutes=16))
+    now = utcnow()
+    ids = {}
+    async with console.harness.sessions() as s, s.begin():
+        for name, owed_hours, active_hours in (("early", 5, 1), ("late", 1, 0)):
+            ids[name] = (await s.execute(select(Follower.id).where(Follower.external_id == name))).scalar_one()
+            await s.execute(update(Follower).where(Follower.id == ids[name]).values(
+                owed_since=now - timedelta(hours=owed_hours), last_action_at=now - timedelta(hours=active_hours)))
+    status, html, _ = await (await console.browser("agent")).get("/admin/inbox")
+    owed = re.search(r'<table id="owed">(.*?)</table>', html, re.S)
+    assert status == 200 and owed
+    assert re.findall(r'data-follower="(\d+)"', owed.group(1)) == [str(ids["early"]), str(ids["late"])]
+    assert re.findall(r'<td class="asked">([^<]*)</td>', owed.group(1)) == ["human, early here", "human, late here"]
+    async with console.client.get("/admin/api/v1/conversations?owed=true",
+                                  headers={"Authorization": f"Bearer {BOOTSTRAP}"}) as r:
+        items = (await r.json())["items"]
+    assert [i["follower_id"] for i in items] == [ids["early"], ids["late"]]
+    assert [i["last_inbound"]["text"] for i in items] == ["human, early here", "human, late here"]
+    assert all(i["last_message"]["direction"] == "out" for i in items)  # the bot's notice, newer
