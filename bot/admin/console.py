@@ -32,7 +32,7 @@ from bot.offers.models import Promotion
 from bot.offers.redeem import RedeemOutcome
 from bot.offers.spec import parse_promo_file
 from bot.settings import Settings
-from bot.web import FailureThrottle, client_address
+from bot.web import FailureThrottle, client_address, see_other
 
 from . import conversations, services, stats
 from .api import nul_at
@@ -93,11 +93,6 @@ SLUG_TAKEN = N_("A promotion with this slug exists already.")
 SCENE_TAKEN = N_("A campaign with this scene or slug exists already.")
 BAD_QUOTA = N_("The quota must be a whole number.")
 CONTROL_CHARACTER = N_("A field holds a NUL character, which cannot be stored.")
-
-
-def see_other(location: str) -> web.Response:
-    """303: after a form, the browser GETs ``location`` (a reload does not post the form again)."""
-    return web.Response(status=303, headers={"Location": location})
 
 
 def home_of(who: SignedIn) -> str:

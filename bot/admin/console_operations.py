@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.broadcast.models import ACTIVE, CANCELLED, DONE, EXPANDING, QUEUED, SENDING
 from bot.i18n import FORMAT_LOCALES, N_, SUPPORTED_LOCALES
+from bot.web import see_other
 
 from . import broadcasts as broadcast_service
 from . import conversations
@@ -57,11 +58,6 @@ BAD_NUMBER = N_("a whole number expected")
 NO_TAG = N_("give a tag to add or to remove")
 
 
-def see_other(location: str) -> web.Response:
-    """303 after a form (``console.see_other``; importing it from there would be an import cycle)."""
-    return web.Response(status=303, headers={"Location": location})
-
-
 def parse(model: type[Model], values: Mapping[str, Any]) -> Model:
     """``values`` checked by the API's model; its first problem is a 422 naming the field."""
     try:
@@ -86,10 +82,6 @@ class Operations:
         self.console = console
         self.sessions = console.sessions
         self.settings = console.settings
-
-    def gettext(self, request: web.Request) -> Any:
-        locale = self.console.locale(request)
-        return lambda message: self.console.catalogs.gettext(locale, message)
 
     # --- broadcasts ----------------------------------------------------------------------------------
     async def broadcasts(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:

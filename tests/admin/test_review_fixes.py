@@ -204,3 +204,14 @@ async def test_the_owed_list_in_the_console_and_the_api_shows_the_longest_owed_f
     assert [i["follower_id"] for i in items] == [ids["early"], ids["late"]]
     assert [i["last_inbound"]["text"] for i in items] == ["human, early here", "human, late here"]
     assert all(i["last_message"]["direction"] == "out" for i in items)  # the bot's notice, newer
+
+
+# --- 6. one see_other, no dead gettext ---------------------------------------------------------------------
+def test_the_console_pages_share_one_redirect_helper_and_no_unused_gettext() -> None:
+    from bot import web
+    from bot.admin import console, console_operations
+
+    assert console.see_other is console_operations.see_other is web.see_other
+    assert not hasattr(console_operations.Operations, "gettext")
+    answer = web.see_other("/admin/x")
+    assert (answer.status, answer.headers["Location"]) == (303, "/admin/x")
