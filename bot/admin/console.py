@@ -40,7 +40,7 @@ from .audit import list_entries
 from .console_marketing import MarketingPages
 from .console_operations import Operations, activity_tables, duration
 from .conversations import channel_deliver, inbox_for
-from .errors import AdminError
+from .errors import AdminError, Renders
 from .inbox import Inbox
 from .roles import Permission
 from .web_auth import (
@@ -138,11 +138,17 @@ class Console:
         def when(value: datetime | None) -> str:
             return operator_time(value, tz) if value is not None else "–"
 
+        def localized(value: str | None) -> str:
+            """A reason of ours (a reply window's) in the operator's language; stored English is looked up."""
+            if not value:  # gettext("") is the catalog's header
+                return ""
+            return value.render(gettext) if isinstance(value, Renders) else gettext(value)
+
         nav = [(path, label) for path, label, perm in PAGES if who is not None and who.actor.may(perm)]
         response = aiohttp_jinja2.render_template(template, request, {
             "_": gettext, "locale": locale, "html_lang": locale.replace("_", "-"), "languages": LANGUAGE_NAMES,
             "who": who, "csrf": who.csrf if who is not None else csrf, "nav": nav, "path": request.path,
-            "when": when, "P": P, "states": STATE_LABELS, **context}, status=status, app_key=JINJA)
+            "when": when, "localized": localized, "P": P, "states": STATE_LABELS, **context}, status=status, app_key=JINJA)
         # No script runs on these pages: an escaping slip could not run one either.
         response.headers["Content-Security-Policy"] = ("default-src 'none'; style-src 'unsafe-inline'; "
                                                        "img-src 'self'; form-action 'self'; frame-ancestors 'none'")

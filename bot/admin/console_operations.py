@@ -52,8 +52,6 @@ ROLE_NAMES = {Role.ADMIN: N_("admin"), Role.MARKETER: N_("marketer"), Role.AGENT
 # A broadcast's audience filters (``Audience.to_json``'s keys).
 AUDIENCE_LABELS = {"channels": N_("Channels"), "locales": N_("Languages"), "tags": N_("Tags"),
                    "sources": N_("Sources"), "followed_since": N_("Followed since")}
-# The reply window's reasons (``bot.delivery.windows``), translated where a refusal carries them.
-WINDOW_REASONS = (N_("outside the reply window"), N_("follower unfollowed"))
 BAD_NUMBER = N_("a whole number expected")
 NO_TAG = N_("give a tag to add or to remove")
 

@@ -22,7 +22,7 @@ from bot.core.clock import utcnow
 from bot.core.follower import AGENT_PREFIX, AGENT_QUEUE, PLATFORM_DESK, HandoffState, agent_of, handoff_state
 from bot.core.reply import TextReply
 from bot.core.text import sanitize_text
-from bot.delivery.windows import WindowStatus, window_status
+from bot.delivery.windows import OUTSIDE_WINDOW, WindowStatus, window_status
 from bot.i18n import INTERNATIONAL_LOCALE, N_, Catalogs
 from bot.offers.notify import enqueue_reply
 from bot.storage.engine import hold_write_gate
@@ -227,7 +227,7 @@ class Inbox:
                                    at=row.last_action_at, sends=(row.window_sends or 0) + (waiting or 0), now=now)
             if not window.open:
                 raise ReplyWindowClosed(N_("conversation {id}: {reason}; the follower must write first"),
-                                        id=follower_id, reason=Term(window.reason or ""))
+                                        id=follower_id, reason=window.reason or Term(OUTSIDE_WINDOW))
             message = enqueue_reply(session, row, TextReply(text))
             message.sent_by = agent
             row.owed_since = None  # a person answered

@@ -10,23 +10,34 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientPayloadError
+from aiohttp import ClientPayloadError, web
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select, update
 
 from bot.admin import followers, operators
 from bot.admin.audit import CLI_ACTOR
+from bot.admin.console import console_plugin
 from bot.admin.errors import Conflict
-from bot.admin.handoff import sweep_queue_timeouts
+from bot.admin.handoff import ReplyWindowClosed, sweep_queue_timeouts
 from bot.admin.models import AuditEntry, ConsoleSession
+from bot.admin.plugin import admin_api_plugin
+from bot.admin.roles import Role
 from bot.admin.schemas import PasswordReset
 from bot.admin.web_auth import sign_in
+from bot.app import build_app
+from bot.channels.plugin import Lifetime, PluginContext
+from bot.core.capabilities import Capabilities, ReplyWindow
 from bot.core.clock import utcnow
-from bot.i18n import default_catalogs
+from bot.delivery.windows import SENDS_USED_UP, WindowReason, refusal_reason
+from bot.i18n import N_, default_catalogs
 from bot.storage.models import Follower, Message
-from tests.admin.conftest import BOOTSTRAP, PASSWORD
+from bot.testing import BotHarness
+from handlers import default_router
+from tests.admin.conftest import BOOTSTRAP, PASSWORD, add_operator, settings_for
 from tests.admin.test_console import Console, _console
 
 NEW_PASSWORD = "a brand new password"
+TWO_SENDS = Capabilities(max_text_length=100, window_after_message=ReplyWindow(timedelta(hours=48), max_sends=2))
 
 
 @pytest.fixture
@@ -215,3 +226,57 @@ def test_the_console_pages_share_one_redirect_helper_and_no_unused_gettext() -> 
     assert not hasattr(console_operations.Operations, "gettext")
     answer = web.see_other("/admin/x")
     assert (answer.status, answer.headers["Location"]) == (303, "/admin/x")
+
+
+# --- 3. the reply window's reasons in the operator's language ---------------------------------------------
+def test_a_window_reason_is_english_as_text_and_translated_with_its_parameters() -> None:
+    catalogs = default_catalogs()
+    closed = ReplyWindowClosed(N_("conversation {id}: {reason}; the follower must write first"), id=3,
+                               reason=WindowReason(SENDS_USED_UP, sends=5))
+    assert str(closed) == "conversation 3: outside the reply window: its 5 sends are used up; the follower must write first"
+    zh = closed.localized(lambda m: catalogs.gettext("zh_Hans", m))
+    assert zh == "会话 3：已超出回复时限：5 次发送已用完；须等粉丝先发消息"
+    hant = closed.localized(lambda m: catalogs.gettext("zh_Hant", m))
+    assert "5 次發送已用完" in hant and "outside" not in hant
+    assert refusal_reason(TWO_SENDS, following=True, kind="message", at=utcnow(), sends=2, now=utcnow()) == \
+        "outside the reply window: its 2 sends are used up"  # English for the row's reason, logs, API, CLI
+    assert refusal_reason(TWO_SENDS, following=False, kind="message", at=utcnow(), sends=0, now=utcnow()) \
+        .render(lambda m: catalogs.gettext("zh_Hans", m)) == "粉丝已取消关注"
+
+
+@pytest.fixture
+async def windowed_console(database_url: str, tmp_path: Path) -> AsyncIterator[Console]:
+    """The console in an app whose one channel is the harness's mock channel: a 48 h window of two sends."""
+    async with BotHarness(routers=[default_router()], database_url=database_url, capabilities=TWO_SENDS) as harness:
+        def mock_channel_plugin(app: web.Application, ctx: PluginContext) -> Lifetime | None:
+            ctx.channels.append(harness.channel)
+            return None
+
+        app = build_app(settings_for(database_url), plugins=[mock_channel_plugin, admin_api_plugin, console_plugin])
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        console = Console(client, harness)
+        try:
+            await add_operator(harness, "agent", Role.AGENT)
+            yield console
+        finally:
+            for session in console._open:
+                await session.close()
+            await client.close()
+
+
+async def test_a_zh_console_says_why_a_reply_is_refused_in_chinese(windowed_console: Console) -> None:
+    console = windowed_console
+    await console.harness.follower("fan", language="en").say("hello")
+    async with console.harness.sessions() as s, s.begin():
+        fid = (await s.execute(select(Follower.id).where(Follower.external_id == "fan"))).scalar_one()
+    agent = await console.browser("agent")
+    await agent.get("/admin/inbox")
+    assert (await agent.post(f"/admin/inbox/{fid}/take", {}))[0] == 303
+    async with console.harness.sessions() as s, s.begin():
+        await s.execute(update(Follower).where(Follower.id == fid).values(window_sends=2))
+    await agent.post("/admin/language", {"locale": "zh_Hans"})
+    status, html, _ = await agent.post(f"/admin/inbox/{fid}/reply", {"text": "one too many"})
+    assert status == 409 and "已超出回复时限：2 次发送已用完" in html and "outside the reply window" not in html
+    status, html, _ = await agent.get(f"/admin/inbox/{fid}")
+    assert status == 200 and "已超出回复时限：2 次发送已用完" in html and "sends are used up" not in html
