@@ -191,6 +191,20 @@ class Operations:
             await session.commit()
         return see_other(f"/admin/operators/{op.id}")
 
+    async def update_profile(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
+        """Role and display name (empty: none), as the API's PATCH: the same service, the same version check
+        (a stale page is 409) and its refusal to let an admin demote themself."""
+        version = form.get("version", "")
+        if not version.isdigit() or len(version) > 9:
+            raise Invalid("version", BAD_NUMBER)
+        body = parse(OperatorUpdate, {"role": form.get("role", ""),
+                                      "display_name": form.get("display_name", "").strip() or None})
+        async with self.sessions() as session:
+            op = await operator_service.get_operator(session, row_id(request, "operator_id"))
+            await operator_service.update_operator(session, who.actor, op, body, version=int(version))
+            await session.commit()
+        return see_other(f"/admin/operators/{op.id}")
+
     async def reset_password(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
         body = parse(PasswordReset, {"password": form.get("password", ""),
                                      "revoke_tokens": form.get("revoke_tokens") == "1"})
@@ -237,6 +251,7 @@ class Operations:
         r.add_post("/admin/operators", page(P.OPERATORS_WRITE, self.add_operator))
         r.add_get(operator, page(P.OPERATORS_READ, self.operator))
         r.add_post(f"{operator}/disabled", page(P.OPERATORS_WRITE, self.set_disabled))
+        r.add_post(f"{operator}/profile", page(P.OPERATORS_WRITE, self.update_profile))
         r.add_post(f"{operator}/password", page(P.OPERATORS_WRITE, self.reset_password))
         r.add_post(f"{operator}/tokens", page(P.OPERATORS_WRITE, self.create_token))
         r.add_post("/admin/tokens/{token_id:[0-9]{1,15}}/revoke", page(P.OPERATORS_WRITE, self.revoke_token))

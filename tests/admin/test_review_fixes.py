@@ -280,3 +280,35 @@ async def test_a_zh_console_says_why_a_reply_is_refused_in_chinese(windowed_cons
     assert status == 409 and "已超出回复时限：2 次发送已用完" in html and "outside the reply window" not in html
     status, html, _ = await agent.get(f"/admin/inbox/{fid}")
     assert status == 200 and "已超出回复时限：2 次发送已用完" in html and "sends are used up" not in html
+
+
+# --- 7. role and display name in the console ---------------------------------------------------------------
+async def test_an_admin_changes_role_and_display_name_on_the_operator_page(console: Console) -> None:
+    admin = await console.browser("admin")
+    status, html, _ = await admin.get("/admin/operators")
+    page = re.search(r'<a href="(/admin/operators/\d+)">viewer</a>', html).group(1)  # type: ignore[union-attr]
+    own = re.search(r'<a href="(/admin/operators/\d+)">admin</a>', html).group(1)  # type: ignore[union-attr]
+    status, html, _ = await admin.get(page)
+    assert 'id="profile"' in html
+    version = re.search(r'id="profile">\s*<input type="hidden" name="csrf" value="[^"]+"><input type="hidden" '
+                        r'name="version" value="(\d+)"', html).group(1)  # type: ignore[union-attr]
+    form = {"role": "marketer", "display_name": "Wen <HQ>", "version": version}
+    assert (await admin.post(f"{page}/profile", form, csrf=None))[0] == 403
+    assert (await admin.post(f"{page}/profile", form))[0] == 303
+    status, html, _ = await admin.get(page)
+    assert "Wen &lt;HQ&gt;" in html and '<option value="marketer" selected>' in html
+    assert (await admin.post(f"{page}/profile", {**form, "role": "agent"}))[0] == 409  # the page was stale
+    assert (await admin.post(f"{page}/profile", {**form, "role": "boss", "version": str(int(version) + 1)}))[0] == 422
+    now_marketer = await console.browser("viewer")
+    assert (await now_marketer.get("/admin/followers/export.csv"))[0] == 200  # a marketer's right, not a viewer's
+    async with console.harness.sessions() as s:
+        rows = (await s.execute(select(AuditEntry.before, AuditEntry.after).where(AuditEntry.action == "operator.update")
+                                )).all()
+    assert [(b["role"], a["role"], a["display_name"]) for b, a in rows] == [("viewer", "marketer", "Wen <HQ>")]
+    marketer = await console.browser("marketer")
+    await marketer.get("/admin/promotions")
+    assert (await marketer.post(f"{page}/profile", {**form, "version": str(int(version) + 1)}))[0] == 403
+    status, html, _ = await admin.get(own)
+    own_version = re.search(r'name="version" value="(\d+)"', html).group(1)  # type: ignore[union-attr]
+    status, html, _ = await admin.post(f"{own}/profile", {"role": "viewer", "display_name": "", "version": own_version})
+    assert status == 409 and "cannot disable or demote itself" in html
