@@ -109,6 +109,22 @@ async def test_a_reset_in_the_console_signs_the_victim_out_and_can_revoke_tokens
     assert await api_status(console, token) == 401
 
 
+async def test_a_reset_through_the_api_revokes_tokens_on_request_only_with_a_true_boolean(console: Console) -> None:
+    async with console.harness.sessions() as s:
+        agent = await operators.get_operator(s, "agent")
+        _row, token = await operators.create_token(s, CLI_ACTOR, agent, operators.TokenCreate(label="t"))
+        await s.commit()
+    path, auth = f"/admin/api/v1/operators/{agent.id}/password", {"Authorization": f"Bearer {BOOTSTRAP}"}
+    async with console.client.post(path, json={"password": NEW_PASSWORD, "revoke_tokens": "yes"}, headers=auth) as r:
+        assert r.status == 422 and (await r.json())["field"] == "revoke_tokens"
+    async with console.client.post(path, json={"password": NEW_PASSWORD}, headers=auth) as r:
+        assert r.status == 200
+    assert await api_status(console, token) == 200
+    async with console.client.post(path, json={"password": NEW_PASSWORD, "revoke_tokens": True}, headers=auth) as r:
+        assert r.status == 200
+    assert await api_status(console, token) == 401
+
+
 # --- 2. control characters in query strings; the follower export fails loudly ---------------------------
 async def test_a_nul_in_a_query_string_is_a_422_page_not_a_database_error(console: Console) -> None:
     await console.harness.follower("f1", language="en").say("hello")
