@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from bot.core.follower import HandoffState
 from bot.i18n import SUPPORTED_LOCALES, locale_keys, normalize_locale
@@ -53,7 +53,7 @@ class OperatorUpdate(Body):
 
 class PasswordReset(Body):
     password: str = Field(min_length=10, max_length=256)
-    revoke_tokens: StrictBool = Field(default=False, description="also revoke the operator's API tokens")
+    revoke_tokens: bool = Field(default=False, strict=True, description="also revoke the operator's API tokens")
 
 
 class OperatorView(Answer):
