@@ -196,6 +196,11 @@ class FailureThrottle:
         await self._limiter.hit(self.rate, self.namespace, client_key(client))
 
 
+def see_other(location: str) -> web.Response:
+    """303: after a form, the browser GETs ``location`` (a reload does not post the form again)."""
+    return web.Response(status=303, headers={"Location": location})
+
+
 def too_many_failures(retry_after: int) -> web.Response:
     """429 with Retry-After, for a client that failed too often."""
     return web.json_response({"error": "too many failed attempts", "retry_after": retry_after}, status=429,

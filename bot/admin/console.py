@@ -32,14 +32,15 @@ from bot.offers.models import Promotion
 from bot.offers.redeem import RedeemOutcome
 from bot.offers.spec import parse_promo_file
 from bot.settings import Settings
-from bot.web import FailureThrottle, client_address
+from bot.web import FailureThrottle, client_address, see_other
 
 from . import conversations, services, stats
+from .api import nul_at
 from .audit import list_entries
 from .console_marketing import BAD_QUOTA, MarketingPages
 from .console_operations import Operations, activity_tables, duration
 from .conversations import channel_deliver, inbox_for
-from .errors import AdminError
+from .errors import AdminError, Renders
 from .inbox import Inbox
 from .roles import Permission
 from .web_auth import (
@@ -93,11 +94,6 @@ SCENE_TAKEN = N_("A campaign with this scene or slug exists already.")
 CONTROL_CHARACTER = N_("A field holds a NUL character, which cannot be stored.")
 
 
-def see_other(location: str) -> web.Response:
-    """303: after a form, the browser GETs ``location`` (a reload does not post the form again)."""
-    return web.Response(status=303, headers={"Location": location})
-
-
 def home_of(who: SignedIn) -> str:
     return next((path for path, _label, perm in PAGES if who.actor.may(perm)), "/admin/login")
 
@@ -142,11 +138,17 @@ class Console:
         def when(value: datetime | None) -> str:
             return operator_time(value, tz) if value is not None else "–"
 
+        def localized(value: str | None) -> str:
+            """A reason of ours (a reply window's) in the operator's language; stored English is looked up."""
+            if not value:  # gettext("") is the catalog's header
+                return ""
+            return value.render(gettext) if isinstance(value, Renders) else gettext(value)
+
         nav = [(path, label) for path, label, perm in PAGES if who is not None and who.actor.may(perm)]
         response = aiohttp_jinja2.render_template(template, request, {
             "_": gettext, "locale": locale, "html_lang": locale.replace("_", "-"), "languages": LANGUAGE_NAMES,
             "who": who, "csrf": who.csrf if who is not None else csrf, "nav": nav, "path": request.path,
-            "when": when, "P": P, "states": STATE_LABELS, **context}, status=status, app_key=JINJA)
+            "when": when, "localized": localized, "P": P, "states": STATE_LABELS, **context}, status=status, app_key=JINJA)
         # No script runs on these pages: an escaping slip could not run one either.
         response.headers["Content-Security-Policy"] = ("default-src 'none'; style-src 'unsafe-inline'; "
                                                        "img-src 'self'; form-action 'self'; frame-ancestors 'none'")
@@ -173,6 +175,8 @@ class Console:
                 if request.method == "GET":
                     return see_other("/admin/login")
                 return self.refuse(request, None, 403, SIGNED_OUT)
+            if nul_at(dict(request.query)) is not None:  # the API's check: a NUL in a query is a 500 on PostgreSQL
+                return self.refuse(request, who, 422, CONTROL_CHARACTER)
             form: dict[str, str] = {}
             if request.method == "POST":
                 posted = await request.post()

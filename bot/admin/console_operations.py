@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.broadcast.models import ACTIVE, CANCELLED, DONE, EXPANDING, QUEUED, SENDING
 from bot.i18n import FORMAT_LOCALES, N_, SUPPORTED_LOCALES
+from bot.web import see_other
 
 from . import broadcasts as broadcast_service
 from . import conversations
@@ -28,7 +29,7 @@ from . import followers as follower_service
 from . import operators as operator_service
 from .errors import Invalid
 from .roles import Permission, Role
-from .routes import FollowerExportQuery, FollowerQuery
+from .routes import FollowerExportQuery, FollowerQuery, stream_followers_csv
 from .schemas import BroadcastStart, OperatorCreate, OperatorUpdate, PasswordReset, TagsUpdate, TokenCreate
 from .services import first_error
 from .stats import Activity
@@ -51,15 +52,8 @@ ROLE_NAMES = {Role.ADMIN: N_("admin"), Role.MARKETER: N_("marketer"), Role.AGENT
 # A broadcast's audience filters (``Audience.to_json``'s keys).
 AUDIENCE_LABELS = {"channels": N_("Channels"), "locales": N_("Languages"), "tags": N_("Tags"),
                    "sources": N_("Sources"), "followed_since": N_("Followed since")}
-# The reply window's reasons (``bot.delivery.windows``), translated where a refusal carries them.
-WINDOW_REASONS = (N_("outside the reply window"), N_("follower unfollowed"))
 BAD_NUMBER = N_("a whole number expected")
 NO_TAG = N_("give a tag to add or to remove")
-
-
-def see_other(location: str) -> web.Response:
-    """303 after a form (``console.see_other``; importing it from there would be an import cycle)."""
-    return web.Response(status=303, headers={"Location": location})
 
 
 def parse(model: type[Model], values: Mapping[str, Any]) -> Model:
@@ -86,10 +80,6 @@ class Operations:
         self.console = console
         self.sessions = console.sessions
         self.settings = console.settings
-
-    def gettext(self, request: web.Request) -> Any:
-        locale = self.console.locale(request)
-        return lambda message: self.console.catalogs.gettext(locale, message)
 
     # --- broadcasts ----------------------------------------------------------------------------------
     async def broadcasts(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
@@ -163,14 +153,8 @@ class Operations:
         query = parse(FollowerExportQuery, {k: v for k, v in request.query.items() if v.strip()})
         where = follower_service.FollowerFilter(channel=query.channel, locale=query.locale, tag=query.tag,
                                                 source=query.source)
-        response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
-                                               "Content-Disposition": 'attachment; filename="followers.csv"'})
         async with self.sessions() as session:
-            await response.prepare(request)
-            async for chunk in follower_service.export_csv(session, where):
-                await response.write(chunk.encode("utf-8"))
-        await response.write_eof()
-        return response
+            return await stream_followers_csv(request, session, where, {"Cache-Control": "no-store"})
 
     # --- operators -----------------------------------------------------------------------------------
     async def operators(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
@@ -207,8 +191,23 @@ class Operations:
             await session.commit()
         return see_other(f"/admin/operators/{op.id}")
 
+    async def update_profile(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
+        """Role and display name (empty: none), as the API's PATCH: the same service, the same version check
+        (a stale page is 409) and its refusal to let an admin demote themself."""
+        version = form.get("version", "")
+        if not version.isdigit() or len(version) > 9:
+            raise Invalid("version", BAD_NUMBER)
+        body = parse(OperatorUpdate, {"role": form.get("role", ""),
+                                      "display_name": form.get("display_name", "").strip() or None})
+        async with self.sessions() as session:
+            op = await operator_service.get_operator(session, row_id(request, "operator_id"))
+            await operator_service.update_operator(session, who.actor, op, body, version=int(version))
+            await session.commit()
+        return see_other(f"/admin/operators/{op.id}")
+
     async def reset_password(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
-        body = parse(PasswordReset, {"password": form.get("password", "")})
+        body = parse(PasswordReset, {"password": form.get("password", ""),
+                                     "revoke_tokens": form.get("revoke_tokens") == "1"})
         async with self.sessions() as session:
             op = await operator_service.get_operator(session, row_id(request, "operator_id"))
             await operator_service.reset_password(session, who.actor, op, body)
@@ -252,6 +251,7 @@ class Operations:
         r.add_post("/admin/operators", page(P.OPERATORS_WRITE, self.add_operator))
         r.add_get(operator, page(P.OPERATORS_READ, self.operator))
         r.add_post(f"{operator}/disabled", page(P.OPERATORS_WRITE, self.set_disabled))
+        r.add_post(f"{operator}/profile", page(P.OPERATORS_WRITE, self.update_profile))
         r.add_post(f"{operator}/password", page(P.OPERATORS_WRITE, self.reset_password))
         r.add_post(f"{operator}/tokens", page(P.OPERATORS_WRITE, self.create_token))
         r.add_post("/admin/tokens/{token_id:[0-9]{1,15}}/revoke", page(P.OPERATORS_WRITE, self.revoke_token))

@@ -9,7 +9,7 @@ anything an operator typed are shown as they are.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from bot.errors import EngagebotError
 
@@ -36,10 +36,17 @@ class Named:
         return self.render()
 
 
+@runtime_checkable
+class Renders(Protocol):
+    """A parameter that says itself in a language (``Named``, a reply window's ``WindowReason``)."""
+
+    def render(self, translate: Callable[[str], str] | None = None) -> str: ...
+
+
 def _fill(message: str, params: dict[str, Any], translate: Callable[[str], str] | None = None) -> str:
     if translate is not None:
         message = translate(message)
-        params = {k: translate(v) if isinstance(v, Term) else v.render(translate) if isinstance(v, Named) else v
+        params = {k: translate(v) if isinstance(v, Term) else v.render(translate) if isinstance(v, Renders) else v
                   for k, v in params.items()}
     return message.format(**params) if params else message
 

@@ -22,7 +22,7 @@ from bot.core.clock import utcnow
 from bot.core.follower import AGENT_PREFIX, AGENT_QUEUE, PLATFORM_DESK, HandoffState, agent_of, handoff_state
 from bot.core.reply import TextReply
 from bot.core.text import sanitize_text
-from bot.delivery.windows import WindowStatus, window_status
+from bot.delivery.windows import OUTSIDE_WINDOW, WindowStatus, window_status
 from bot.i18n import INTERNATIONAL_LOCALE, N_, Catalogs
 from bot.offers.notify import enqueue_reply
 from bot.storage.engine import hold_write_gate
@@ -42,7 +42,6 @@ from .handoff import (
     dismiss,
     follower_locale,
     follower_window,
-    last_inbound_texts,
     load_follower,
     release,
     sweep_queue_timeouts,
@@ -82,6 +81,7 @@ class ConversationSummary:
     last_message: LastMessage | None
     window: WindowStatus | None  # None: the channel is not known here
     owed_since: datetime | None = None  # asked for a person, timed out of the queue, not answered yet
+    last_inbound: LastMessage | None = None  # the follower's own last message (what an owed answer answers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +128,8 @@ class Inbox:
                             agent: str | None = None, owed: bool | None = None, limit: int = 50, offset: int = 0,
                             now: datetime | None = None) -> list[ConversationSummary]:
         """Conversations across channels, the follower's latest action first; ``owed``: only those (not)
-        owed a person's answer after the queue's timeout."""
+        owed a person's answer after the queue's timeout, and with ``owed=True`` the longest owed first (so a
+        page never leaves out the most overdue)."""
         if not 1 <= limit <= MAX_PAGE:
             raise InboxInputError("limit", N_("1 to {most}"), most=MAX_PAGE)
         check_row_id("offset", offset, least=0)
@@ -144,7 +145,11 @@ class Inbox:
             query = query.where(Follower.channel == channel)
         if owed is not None:
             query = query.where(Follower.owed_since.is_not(None) if owed else Follower.owed_since.is_(None))
-        query = query.order_by(Follower.last_action_at.desc(), Follower.id.desc()).limit(limit).offset(offset)
+        if owed:
+            query = query.order_by(Follower.owed_since.asc(), Follower.id.asc())
+        else:
+            query = query.order_by(Follower.last_action_at.desc(), Follower.id.desc())
+        query = query.limit(limit).offset(offset)
         async with self.sessions() as session:
             rows = list((await session.execute(query)).scalars())
             return await self._summaries(session, rows, now or utcnow())
@@ -222,7 +227,7 @@ class Inbox:
                                    at=row.last_action_at, sends=(row.window_sends or 0) + (waiting or 0), now=now)
             if not window.open:
                 raise ReplyWindowClosed(N_("conversation {id}: {reason}; the follower must write first"),
-                                        id=follower_id, reason=Term(window.reason or ""))
+                                        id=follower_id, reason=window.reason or Term(OUTSIDE_WINDOW))
             message = enqueue_reply(session, row, TextReply(text))
             message.sent_by = agent
             row.owed_since = None  # a person answered
@@ -247,13 +252,9 @@ class Inbox:
 
     async def _summaries(self, session: AsyncSession, rows: list[Follower], now: datetime) -> list[ConversationSummary]:
         ids = [r.id for r in rows]
-        texts = await last_inbound_texts(session, ids)
-        last: dict[int, LastMessage] = {}
-        if ids:
-            newest = select(func.max(Message.id)).where(Message.follower_id.in_(ids)).group_by(Message.follower_id)
-            for m in (await session.execute(select(Message.follower_id, Message.direction, Message.kind, Message.text,
-                                                   Message.created_at).where(Message.id.in_(newest)))).all():
-                last[m.follower_id] = LastMessage(m.direction, m.kind, m.text, m.created_at)
+        last = await _last_messages(session, ids)
+        last_in = await _last_messages(session, ids, inbound=True)
+        texts = {follower_id: m.text for follower_id, m in last_in.items()}
         return [ConversationSummary(
             follower_id=r.id, channel=r.channel, account=r.account, external_id=r.external_id,
             display_name=r.display_name,
@@ -261,8 +262,23 @@ class Inbox:
                                    international_locale=self.international_locale),
             state=handoff_state(r.paused_by), agent=agent_of(r.paused_by), state_since=r.paused_at,
             told_at=r.handoff_told_at, last_action_at=r.last_action_at, last_message=last.get(r.id),
-            window=follower_window(self.capabilities.get(r.channel), r, now), owed_since=r.owed_since)
+            window=follower_window(self.capabilities.get(r.channel), r, now), owed_since=r.owed_since,
+            last_inbound=last_in.get(r.id))
             for r in rows]
+
+
+async def _last_messages(session: AsyncSession, follower_ids: list[int], *,
+                         inbound: bool = False) -> dict[int, LastMessage]:
+    """Each follower's last message (``inbound``: the last the follower sent), by follower id."""
+    if not follower_ids:
+        return {}
+    newest = select(func.max(Message.id)).where(Message.follower_id.in_(follower_ids))
+    if inbound:
+        newest = newest.where(Message.direction == "in")
+    query = (select(Message.follower_id, Message.direction, Message.kind, Message.text, Message.created_at)
+             .where(Message.id.in_(newest.group_by(Message.follower_id))))
+    return {m.follower_id: LastMessage(m.direction, m.kind, m.text, m.created_at)
+            for m in (await session.execute(query)).all()}
 
 
 MAX_CHANNEL_NAME = 64

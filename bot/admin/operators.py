@@ -11,16 +11,17 @@ import hmac
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
 from bot.i18n import N_
+from bot.storage.dialect import affected_rows
 
 from .audit import BOOTSTRAP_ACTOR, Actor, record
 from .errors import Conflict, Named, NotFound
-from .models import Operator, OperatorToken
+from .models import ConsoleSession, Operator, OperatorToken
 from .roles import Role
 from .schemas import OperatorCreate, OperatorUpdate, PasswordReset, TokenCreate
 from .secrets import hash_password, new_token, token_hash, token_prefix
@@ -90,10 +91,24 @@ async def update_operator(session: AsyncSession, actor: Actor, op: Operator, bod
 
 
 async def reset_password(session: AsyncSession, actor: Actor, op: Operator, body: PasswordReset) -> Operator:
+    """A new password; whoever signed in with the old one is signed out (the operator's console sessions end,
+    in this transaction), and with ``revoke_tokens`` its API tokens stop working too."""
     op.password_hash = hash_password(body.password)
     op.updated_at = utcnow()
     await flush_or_conflict(session, Named(OPERATOR, op.name))
-    await record(session, actor, "operator.reset_password", f"operator:{op.name}")  # no hash in the log
+    ended = affected_rows(await session.execute(delete(ConsoleSession).where(ConsoleSession.operator_id == op.id)))
+    revoked: list[int] = []
+    if body.revoke_tokens:
+        live = await session.execute(select(OperatorToken).where(OperatorToken.operator_id == op.id,
+                                                                 OperatorToken.revoked_at.is_(None)))
+        now = utcnow()
+        for token in live.scalars():
+            token.revoked_at = now
+            revoked.append(token.id)
+        await session.flush()
+    # No hash in the log: what ended with the old password.
+    await record(session, actor, "operator.reset_password", f"operator:{op.name}",
+                 after={"console_sessions_ended": ended, "tokens_revoked": revoked})
     return op
 
 

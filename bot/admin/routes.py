@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Literal
 
 from aiohttp import web
 from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.follower import HandoffState
 from bot.i18n import Catalogs, default_catalogs
@@ -69,6 +72,7 @@ from .schemas import (
 )
 from .stats import DEFAULT_DAYS, MAX_DAYS
 
+log = logging.getLogger("engagebot.admin.api")
 P = Permission
 
 
@@ -312,11 +316,36 @@ async def follower_tag(call: Call) -> FollowerView:
 async def followers_export(call: Call) -> web.StreamResponse:
     q = call.query
     where = FollowerFilter(channel=q.channel, locale=q.locale, tag=q.tag, source=q.source)
+    return await stream_followers_csv(call.request, call.session, where)
+
+
+class ExportBroken(ConnectionError):
+    """The export failed after its first bytes went out: the connection is cut, not the file ended."""
+
+
+async def stream_followers_csv(request: web.Request, session: AsyncSession, where: FollowerFilter,
+                               headers: Mapping[str, str] | None = None) -> web.StreamResponse:
+    """The followers' CSV, streamed (the API's and the console's export).
+
+    The first batch is read before the headers go out, so a refusal or a database error is still an error
+    status. A failure later cuts the connection: ending the chunked body cleanly would hand the client a
+    short file that looks complete.
+    """
+    chunks = follower_service.export_csv(session, where)
+    first = await anext(chunks)
     response = web.StreamResponse(headers={"Content-Type": "text/csv; charset=utf-8",
-                                           "Content-Disposition": 'attachment; filename="followers.csv"'})
-    await response.prepare(call.request)
-    async for chunk in follower_service.export_csv(call.session, where):
-        await response.write(chunk.encode("utf-8"))
+                                           "Content-Disposition": 'attachment; filename="followers.csv"',
+                                           **(headers or {})})
+    await response.prepare(request)
+    try:
+        await response.write(first.encode("utf-8"))
+        async for chunk in chunks:
+            await response.write(chunk.encode("utf-8"))
+    except Exception as exc:
+        log.exception("follower export broken off after it started")
+        if request.transport is not None:
+            request.transport.abort()
+        raise ExportBroken("the follower export failed after it started") from exc
     await response.write_eof()
     return response
 

@@ -54,6 +54,7 @@ class OperatorUpdate(Body):
 
 class PasswordReset(Body):
     password: str = Field(min_length=10, max_length=256)
+    revoke_tokens: bool = Field(default=False, strict=True, description="also revoke the operator's API tokens")
 
 
 class OperatorView(Answer):
@@ -234,6 +235,9 @@ class ReplyRoutesView(Answer):
     channel: str
     passive: int = Field(description="replies in the HTTP answer to the platform's request")
     deferred: int = Field(description="replies sent later through the outbox and the platform's send API")
+    pending: int = Field(description="replies in the outbox not sent yet (pending, sending)")
+    failed: int = Field(description="replies the outbox gave up on")
+    undeliverable: int = Field(description="replies refused before sending (window closed, follower gone)")
 
 
 class AnswerTimeView(Answer):
@@ -294,6 +298,7 @@ class ConversationView(Answer):
     told_at: datetime | None = Field(description="when the follower was told a person will answer")
     last_action_at: datetime | None
     last_message: LastMessageView | None
+    last_inbound: LastMessageView | None = Field(default=None, description="the follower's own last message")
     window: WindowView | None = Field(description="the channel's reply window now; null: channel not served here")
     owed_since: datetime | None = Field(default=None, description="asked for a person and timed out of the queue: "
                                         "owed an answer since then, until an agent replies or dismisses it")

@@ -6,8 +6,10 @@ bot writes as it works:
 - a message in is a row ``direction = 'in'``; out, ``direction = 'out'`` (broadcasts included);
 - a reply is an outbound row that is not a broadcast's (``broadcast_id IS NULL``): **passive** when it
   went in the HTTP answer to the platform's own request (status ``passive``, ``bot.storage.store``),
-  **deferred** when it was written to the outbox and sent later through the platform's send API
-  (every other status: an agent's reply, a reply past the platform's deadline, a notice);
+  **deferred** when it was written to the outbox and sent later through the platform's send API (status
+  ``sent``: an agent's reply, a reply past the platform's deadline, a notice). The outbox's other rows are
+  counted apart: **pending** (``pending``, ``sending``: not sent yet), **failed** (given up after retries)
+  and **undeliverable** (refused before sending: window closed, follower gone);
 - a follower's message is answered by the first reply to that follower written after it that reached
   them (``passive`` or ``sent``); its answer time runs from the message's arrival to that reply's sending.
   The median of those over the period is the figure (messages never answered are not in it).
@@ -38,6 +40,10 @@ MAX_DAYS = 90
 # What a follower says (the kinds a reply answers); follows, scans, unfollows and notices are events.
 SPOKEN = (Kind.TEXT, Kind.COMMAND, Kind.CLICK, Kind.IMAGE, Kind.VOICE, Kind.LOCATION, Kind.LINK)
 DELIVERED = (DeliveryStatus.PASSIVE, DeliveryStatus.SENT)
+# A reply's status -> its column in ``ReplyRoutes`` (held and cancelled rows are broadcasts', not counted).
+REPLY_COLUMNS: dict[str, str] = {DeliveryStatus.PASSIVE: "passive", DeliveryStatus.SENT: "deferred", DeliveryStatus.PENDING: "pending",
+                 DeliveryStatus.SENDING: "pending", DeliveryStatus.FAILED: "failed",
+                 DeliveryStatus.UNDELIVERABLE: "undeliverable"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +58,10 @@ class DayCount:
 class ReplyRoutes:
     channel: str
     passive: int  # in the HTTP answer to the platform's request
-    deferred: int  # through the outbox and the platform's send API, later
+    deferred: int  # sent through the outbox and the platform's send API, later
+    pending: int = 0  # in the outbox, not sent yet (pending, sending)
+    failed: int = 0  # given up
+    undeliverable: int = 0  # refused before sending (window closed, follower gone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +120,13 @@ async def _reply_routes(session: AsyncSession, since: datetime) -> list[ReplyRou
     query = (select(Message.channel, Message.status, func.count())
              .where(Message.direction == "out", Message.broadcast_id.is_(None), Message.created_at >= since)
              .group_by(Message.channel, Message.status))
-    routes: dict[str, list[int]] = {}
+    routes: dict[str, dict[str, int]] = {}
     for channel, status, n in (await session.execute(query)).all():
-        routes.setdefault(channel, [0, 0])[0 if status == DeliveryStatus.PASSIVE else 1] += n
-    return [ReplyRoutes(channel, passive, deferred) for channel, (passive, deferred) in sorted(routes.items())]
+        column = REPLY_COLUMNS.get(status)
+        if column is not None:
+            counts = routes.setdefault(channel, dict.fromkeys(REPLY_COLUMNS.values(), 0))
+            counts[column] += n
+    return [ReplyRoutes(channel, **counts) for channel, counts in sorted(routes.items())]
 
 
 async def _answer_times(session: AsyncSession, since: datetime) -> list[AnswerTime]:

@@ -71,7 +71,7 @@ async def cmd_inbox_list(args: argparse.Namespace) -> int:
     tz = settings.timezone
     for c in found:
         name = c.display_name or c.external_id
-        last = c.last_message
+        last = c.last_inbound if args.owed else c.last_message  # owed: what the follower is waiting on
         said = f"{'<' if last.direction == 'in' else '>'} {_one_line(last.text or f'[{last.kind}]')}" if last else ""
         print(f"{c.follower_id:>6}  {c.channel}/{c.account}  {_one_line(name, 24)}  {c.locale}  "
               f"{state_words(c, tz)}  {window_words(c.window, tz)}  last {operator_time(c.last_action_at, tz)}  {said}")

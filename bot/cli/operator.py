@@ -80,12 +80,13 @@ async def cmd_operator_enable(args: argparse.Namespace) -> int:
 
 
 async def cmd_operator_reset_password(args: argparse.Namespace) -> int:
-    body = _checked(PasswordReset, password=_password(args))
+    body = _checked(PasswordReset, password=_password(args), revoke_tokens=args.revoke_tokens)
     async with open_session(args) as session:
         op = await service.get_operator(session, args.name)
         await service.reset_password(session, CLI_ACTOR, op, body)
         await session.commit()
-    print(f"password of {args.name} changed")
+    print(f"password of {args.name} changed; its console sessions ended"
+          + ("; its API tokens revoked" if args.revoke_tokens else ""))
     return 0
 
 
@@ -141,6 +142,7 @@ def add_commands(sub: Any) -> None:
     reset = operator.add_parser("reset-password", help="set a new password (asks for it)")
     reset.add_argument("name")
     reset.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    reset.add_argument("--revoke-tokens", action="store_true", help="also revoke the operator's API tokens")
     reset.set_defaults(func=cmd_operator_reset_password)
     token = operator.add_parser("token", help="API tokens: create, list, revoke").add_subparsers(
         dest="token_command", required=True)

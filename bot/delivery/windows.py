@@ -7,6 +7,7 @@ instances never together exceed what the platform allows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,10 +16,36 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.capabilities import Capabilities, ReplyWindow
+from bot.i18n import N_
 from bot.storage.models import Follower
 
-OUTSIDE_WINDOW = "outside the reply window"
-HELD_FOR_MASS = "outside the reply window: waiting for a mass send"
+
+class WindowReason(str):
+    """Why the platform would refuse a send: the English text as a ``str`` (the row's ``reason``, logs, the
+    API, the CLI) that keeps its gettext message id and parameters, so the console can say it in the
+    operator's language (``render``)."""
+
+    message: str
+    params: dict[str, Any]
+
+    def __new__(cls, message: str, /, **params: Any) -> WindowReason:
+        made = super().__new__(cls, message.format(**params) if params else message)
+        made.message = message
+        made.params = params
+        return made
+
+    def render(self, translate: Callable[[str], str] | None = None) -> str:
+        if translate is None:
+            return str(self)
+        text = translate(self.message)
+        return text.format(**self.params) if self.params else text
+
+
+OUTSIDE_WINDOW = N_("outside the reply window")
+HELD_FOR_MASS = N_("outside the reply window: waiting for a mass send")
+UNFOLLOWED = N_("follower unfollowed")
+NEVER_OPENED = N_("outside the reply window: the follower never opened one")
+SENDS_USED_UP = N_("outside the reply window: its {sends} sends are used up")
 
 
 def window_for(caps: Capabilities, kind: str | None) -> ReplyWindow | None:
@@ -51,20 +78,20 @@ def _window_conditions(caps: Capabilities, now: datetime, sends: int) -> list[An
 
 
 def refusal_reason(caps: Capabilities, *, following: bool, kind: str | None, at: datetime | None,
-                   sends: int, now: datetime) -> str:
+                   sends: int, now: datetime) -> WindowReason:
     """Say why the platform would refuse a send to this follower (for the row's ``reason``)."""
     if not following:
-        return "follower unfollowed"
+        return WindowReason(UNFOLLOWED)
     window = window_for(caps, kind)
     if window is None or at is None:
-        return f"{OUTSIDE_WINDOW}: the follower never opened one"
+        return WindowReason(NEVER_OPENED)
     if at.tzinfo is None:  # stored as UTC
         at = at.replace(tzinfo=UTC)
     if at <= now - window.duration:
-        return OUTSIDE_WINDOW
+        return WindowReason(OUTSIDE_WINDOW)
     if window.max_sends is not None and sends >= window.max_sends:
-        return f"{OUTSIDE_WINDOW}: its {window.max_sends} sends are used up"
-    return OUTSIDE_WINDOW
+        return WindowReason(SENDS_USED_UP, sends=window.max_sends)
+    return WindowReason(OUTSIDE_WINDOW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +111,7 @@ def window_status(caps: Capabilities, *, following: bool, kind: str | None, at: 
                   sends: int, now: datetime) -> WindowStatus:
     """Read the follower's window as the outbox will count it (for a person deciding to write)."""
     if not following:
-        return WindowStatus(False, reason="follower unfollowed")
+        return WindowStatus(False, reason=WindowReason(UNFOLLOWED))
     if not has_windows(caps):
         return WindowStatus(True)
     window = window_for(caps, kind)

@@ -73,7 +73,8 @@ async def test_messages_per_day_replies_and_the_median_answer_time(sessions: asy
         DayCount(date(2026, 11, 30), "telegram", inbound=2, outbound=2),
         DayCount(date(2026, 11, 30), "wechat", inbound=3, outbound=2),
     ]
-    assert figures.replies == [ReplyRoutes("telegram", passive=0, deferred=2), ReplyRoutes("wechat", passive=2, deferred=1)]
+    assert figures.replies == [ReplyRoutes("telegram", passive=0, deferred=1, failed=1),  # a failure is not a reply
+                               ReplyRoutes("wechat", passive=2, deferred=1)]
     # Waits: wechat 2, 60, 4; telegram 10 -> all: 2, 4, 10, 60 (median 7); wechat 4; telegram 10.
     assert figures.answer_times == [AnswerTime(None, 4, 7.0), AnswerTime("telegram", 1, 10.0),
                                     AnswerTime("wechat", 3, 4.0)]

@@ -69,7 +69,13 @@ async def test_reset_password_replaces_the_hash(database_url: str, monkeypatch: 
                stdin="first password 1\n")
     code, out, _ = await _cli(monkeypatch, capsys, "operator", "reset-password", "li", "--password-stdin",
                               stdin="second password 2\n")
-    assert (code, out) == (0, "password of li changed\n")
+    assert (code, out) == (0, "password of li changed; its console sessions ended\n")
+    code, token, _ = await _cli(monkeypatch, capsys, "operator", "token", "create", "li")
+    code, out, _ = await _cli(monkeypatch, capsys, "operator", "reset-password", "li", "--password-stdin",
+                              "--revoke-tokens", stdin="second password 2\n")
+    assert (code, out) == (0, "password of li changed; its console sessions ended; its API tokens revoked\n")
+    code, out, _ = await _cli(monkeypatch, capsys, "operator", "token", "list", "li")
+    assert code == 0 and "revoked" in out and "live" not in out
     engine = create_engine(database_url)
     try:
         async with make_sessionmaker(engine)() as session:
