@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 # Control characters (C0, DEL, C1) and the Unicode line/paragraph separators: a platform's text must
 # not forge log lines or terminal escapes once it is logged or stored.
@@ -112,6 +113,13 @@ class ValueRefusal(ValueError):
         self.message = message
         self.params = params
         super().__init__(message.format(**params) if params else message)
+
+    def render(self, translate: Callable[[str], str] | None = None) -> str:
+        """The refusal in ``translate``'s language (English without it); a refusal inside it, too."""
+        if translate is None:
+            return str(self)
+        params = {k: v.render(translate) if isinstance(v, ValueRefusal) else v for k, v in self.params.items()}
+        return translate(self.message).format(**params) if params else translate(self.message)
 
 
 class RulesFileError(EngagebotError):

@@ -36,6 +36,7 @@ from babel.numbers import format_decimal as _babel_format_decimal
 from babel.units import format_unit as _babel_format_unit
 
 from bot.chinese import HAN, HANS, HANT, convert_to, fold, han_script, simplified_characters
+from bot.errors import ValueRefusal
 
 DOMAIN = "messages"
 SOURCE_LOCALE = "en"
@@ -233,7 +234,8 @@ def locale_keys(value: Mapping[str, Any], available: tuple[str, ...] = SUPPORTED
     """Normalize the locale keys of operator content (``zh-hans:`` is ``zh_Hans:``); ValueError if unknown."""
     unknown = sorted(k for k in value if normalize_locale(k, available) is None)
     if unknown:
-        raise ValueError(f"unknown locale(s) {unknown}; use {list(available)} (or tags such as zh-hant)")
+        raise ValueRefusal(N_("unknown locale(s) {unknown}; use {available} (or tags such as zh-hant)"),
+                           unknown=unknown, available=list(available))
     out: dict[str, Any] = {}
     for key, item in value.items():
         locale = normalize_locale(key, available)

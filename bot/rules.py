@@ -54,12 +54,14 @@ def compile_pattern(pattern: str) -> Any:
     except re2.error as exc:
         reason = exc.args[0] if exc.args else exc
         reason = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
-        raise ValueError(f"bad regular expression {pattern!r} (RE2: {reason})") from None
+        # The frame is translated for the console; the pattern and RE2's own words stay as they are.
+        raise ValueRefusal(N_("bad regular expression {pattern} (RE2: {reason})"), pattern=repr(pattern),
+                           reason=reason) from None
     size = max(compiled.programsize, compiled.reverseprogramsize)
     if size > MAX_PROGRAM_SIZE:
-        raise ValueError(f"bad regular expression {pattern!r} (too complex: RE2 program size {size}, at most "
-                         f"{MAX_PROGRAM_SIZE}; a bounded repeat such as .{{0,1000}} is slow on every message, "
-                         f"write .* or a smaller bound)")
+        raise ValueRefusal(N_("bad regular expression {pattern} (too complex: RE2 program size {size}, at most "
+                              "{most}; a bounded repeat such as .{{0,1000}} is slow on every message, write .* or "
+                              "a smaller bound)"), pattern=repr(pattern), size=size, most=MAX_PROGRAM_SIZE)
     return compiled
 
 
@@ -93,7 +95,7 @@ class PromptRuleSpec(BaseModel):
                     try:
                         compile_pattern(p)
                     except ValueError as exc:
-                        raise ValueError(f"{locale}: {exc}") from None
+                        raise ValueRefusal(N_("{locale}: {problem}"), locale=locale, problem=exc) from None
         return value
 
     @field_validator("reply")

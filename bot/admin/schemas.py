@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.core.dates import Day, Moment
 from bot.core.follower import HandoffState
-from bot.i18n import SUPPORTED_LOCALES, locale_keys, normalize_locale
+from bot.errors import ValueRefusal
+from bot.i18n import N_, SUPPORTED_LOCALES, locale_keys, normalize_locale
 from bot.offers.spec import SLUG_PATTERN
 from bot.rules import NAME_PATTERN
 
@@ -372,7 +373,7 @@ class BroadcastStart(Body):
         value = locale_keys(value)
         for locale, text in value.items():
             if not text.strip() or len(text) > MAX_REPLY_CHARS:
-                raise ValueError(f"{locale}: 1 to {MAX_REPLY_CHARS} characters, not blank")
+                raise ValueRefusal(N_("{locale}: 1 to {most} characters, not blank"), locale=locale, most=MAX_REPLY_CHARS)
         return value
 
     @field_validator("locales")

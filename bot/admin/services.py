@@ -42,12 +42,17 @@ def first_error(exc: ValidationError) -> Invalid:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "body"
     raised = (err.get("ctx") or {}).get("error")
-    if isinstance(raised, ValueRefusal):  # our validator's message id and parameters: the console translates it
-        return Invalid(field, raised.message, **raised.params)
     if err["type"] == "value_error" and isinstance(raised, ValueError) and raised.args:
-        # Our own validator's words (a message id where it is one), without pydantic's "Value error, " in front.
-        return Invalid(field, str(raised.args[0]))
+        return invalid_from(field, raised)  # without pydantic's "Value error, " in front
     return Invalid(field, err["msg"])  # pydantic's own words: English everywhere
+
+
+def invalid_from(field: str, raised: ValueError) -> Invalid:
+    """Our own validator's refusal of ``field``: its message id and parameters when it is a ``ValueRefusal``
+    (the console translates it), else its words."""
+    if isinstance(raised, ValueRefusal):
+        return Invalid(field, raised.message, **raised.params)
+    return Invalid(field, str(raised.args[0]) if raised.args else str(raised))
 
 
 # --- prompt rules --------------------------------------------------------------------------------------
@@ -180,7 +185,7 @@ async def update_promotion(session: AsyncSession, actor: Actor, promo: Promotion
         try:
             title = locale_keys(body.title)
         except ValueError as exc:
-            raise Invalid("title", str(exc)) from None
+            raise invalid_from("title", exc) from None
         if not title or any(not text.strip() or len(text) > 200 for text in title.values()):
             raise Invalid("title", N_("one non-empty title of at most 200 characters per locale"))
         promo.title = title
@@ -188,7 +193,7 @@ async def update_promotion(session: AsyncSession, actor: Actor, promo: Promotion
         try:
             promo.keywords = check_keywords(body.keywords)
         except ValueError as exc:
-            raise Invalid("keywords", str(exc)) from None
+            raise invalid_from("keywords", exc) from None
     if "quota" in fields:
         promo.quota = body.quota
     promo.starts_at, promo.ends_at = starts, ends

@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.core.dates import DayOrMoment
-from bot.errors import RulesFileError
+from bot.errors import RulesFileError, ValueRefusal
 from bot.files import describe_validation_error, image_problem, read_data_file, read_image_bytes, read_text_file
-from bot.i18n import locale_keys
+from bot.i18n import N_, locale_keys
 
 from .codes import ALPHABET, MIN_CODE_LENGTH
 
@@ -48,7 +48,7 @@ def check_keywords(value: dict[str, list[str]]) -> dict[str, list[str]]:
     value = _check_locales(value)
     for locale, words in value.items():
         if any(not w or not w.strip() or len(w) > 64 for w in words):
-            raise ValueError(f"{locale}: every keyword must be 1 to 64 characters")
+            raise ValueRefusal(N_("{locale}: every keyword must be 1 to 64 characters"), locale=locale)
     return value
 
 
@@ -148,16 +148,16 @@ class PromotionSpec(BaseModel):
         value = _check_locales(value)
         for locale, text in value.items():
             if not isinstance(text, str) or not text.strip():
-                raise ValueError(f"{locale}: empty text")
+                raise ValueRefusal(N_("{locale}: empty text"), locale=locale)
             if len(text) > 1000:
-                raise ValueError(f"{locale}: longer than 1000 characters")
+                raise ValueRefusal(N_("{locale}: longer than 1000 characters"), locale=locale)
         return value
 
     @field_validator("title")
     @classmethod
     def _title_required(cls, value: Localized) -> Localized:
         if not value:
-            raise ValueError("give a title in at least one locale")
+            raise ValueRefusal(N_("give a title in at least one locale"))
         return value
 
     @field_validator("keywords")
@@ -185,7 +185,7 @@ class PromotionSpec(BaseModel):
     def _consistent(self) -> PromotionSpec:
         start, end = self.starts_at_utc, self.ends_at_utc
         if start and end and end <= start:
-            raise ValueError("ends_at must be after starts_at")
+            raise ValueRefusal(N_("ends_at must be after starts_at"))
         if self.code.strategy == "shared" and self.per_follower_limit != 1:
             raise ValueError("a shared code gives the same code to everyone: per_follower_limit must be 1")
         return self

@@ -478,6 +478,15 @@ async def test_the_marketing_refusals_speak_chinese(console: Console) -> None:
     status, page, _ = await browser.post(f"/admin/promotions/{pid}",
                                          {**filled_form(page), "ends_at": "2025-01-01T00:00"}, **chinese)
     assert status == 422 and "ends_at: 必须晚于 starts_at" in html_lib.unescape(page)
+    # The promotion model's own validators (shared with the promotions file) speak the operator's language too.
+    for change, chinese_reason in ((dict(keywords_en="x" * 65), "keywords: en：每个关键词须为 1 到 64 个字符"),):
+        _status, page, _ = await browser.get(f"/admin/promotions/{pid}", **chinese)
+        status, page, _ = await browser.post(f"/admin/promotions/{pid}", {**filled_form(page), **change}, **chinese)
+        assert status == 422 and chinese_reason in html_lib.unescape(page), (change, page)
+    # A pattern RE2 refuses: the frame in Chinese, the pattern and RE2's words as they are.
+    status, page, _ = await browser.post(f"/admin/rules/{rid}", {**form, "regex": "on", "match_en": "(?<=a)b"},
+                                         **chinese)
+    assert status == 422 and "正则表达式 '(?<=a)b' 有误（RE2：" in html_lib.unescape(page), page
 
 
 async def test_the_try_box_redraws_the_rules_page_with_its_refusal(console: Console) -> None:
