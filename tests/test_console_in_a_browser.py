@@ -16,34 +16,23 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import needs_chromium, new_driver, screenshot, wait_for
-from tests.support.process import Server, engagebot, running
-from tests.support.servers import free_port
+from tests.support.browser import CONSOLE_PASSWORD, chromium, console_server, needs_chromium, screenshot, wait_for
+from tests.support.process import Server, engagebot
 
 pytestmark = needs_chromium
-PASSWORD = "console password 2026"
+PASSWORD = CONSOLE_PASSWORD
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    cwd = tmp_path_factory.mktemp("console")
-    port = free_port()
-    env = {"ENGAGEBOT_PORT": str(port)}
-    with running("run", env=env, cwd=cwd, port=port, ready="/simulator/telegram") as s:
-        for name, role in (("mia", "marketer"), ("alice", "agent"), ("sam", "staff"), ("ada", "admin")):
-            added = engagebot("operator", "add", name, "--role", role, "--password-stdin", input=PASSWORD + "\n",
-                              env=env, cwd=cwd)
-            assert added.returncode == 0, added.stdout + added.stderr
+    with console_server(tmp_path_factory.mktemp("console"), {"mia": "marketer", "alice": "agent", "sam": "staff", "ada": "admin"}) as s:
         yield s
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    driver = new_driver(window="1000,1000")
-    try:
+    with chromium(window="1000,1000") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _by() -> Any:

@@ -181,24 +181,21 @@ class Operations:
 
     async def set_disabled(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
         """Disable or enable (``disabled`` = 1 or 0); ``version`` is the one the page showed (lost updates: 409)."""
-        version = form.get("version", "")
-        if not version.isdigit() or len(version) > 9:
-            raise Invalid("version", BAD_NUMBER)
-        body = parse(OperatorUpdate, {"disabled": form.get("disabled", "")})
-        async with self.sessions() as session:
-            op = await operator_service.get_operator(session, row_id(request, "operator_id"))
-            await operator_service.update_operator(session, who.actor, op, body, version=int(version))
-            await session.commit()
-        return see_other(f"/admin/operators/{op.id}")
+        return await self._update_operator(request, who, form, {"disabled": form.get("disabled", "")})
 
     async def update_profile(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
         """Role and display name (empty: none), as the API's PATCH: the same service, the same version check
         (a stale page is 409) and its refusal to let an admin demote themself."""
+        return await self._update_operator(request, who, form, {
+            "role": form.get("role", ""), "display_name": form.get("display_name", "").strip() or None})
+
+    async def _update_operator(self, request: web.Request, who: SignedIn, form: Mapping[str, str],
+                               change: dict[str, Any]) -> web.StreamResponse:
+        """``change`` as the API's PATCH body, at the version the page showed (a stale page is 409)."""
         version = form.get("version", "")
         if not version.isdigit() or len(version) > 9:
             raise Invalid("version", BAD_NUMBER)
-        body = parse(OperatorUpdate, {"role": form.get("role", ""),
-                                      "display_name": form.get("display_name", "").strip() or None})
+        body = parse(OperatorUpdate, change)
         async with self.sessions() as session:
             op = await operator_service.get_operator(session, row_id(request, "operator_id"))
             await operator_service.update_operator(session, who.actor, op, body, version=int(version))

@@ -269,15 +269,20 @@ async def test_a_marketer_edits_a_promotion_through_the_service_and_the_edit_is_
     assert 'id="notice"' in page and form_of(page)["version"] == "2"
 
 
+async def quota_saved_elsewhere(console: Console, pid: int, quota: int) -> None:
+    """Another operator saves the promotion (version 1 -> 2) while a form is open."""
+    async with console.harness.sessions() as session:
+        promo = await services.get_promotion(session, pid)
+        await services.update_promotion(session, CLI_ACTOR, promo, PromotionUpdate(quota=quota), version=1)
+        await session.commit()
+
+
 async def test_a_stale_edit_form_is_refused_with_409_and_writes_nothing(console: Console) -> None:
     pid = await promotion_id(console)
     browser = await console.browser("marketer")
     _status, page, _ = await browser.get(f"/admin/promotions/{pid}")
     stale = filled_form(page)
-    async with console.harness.sessions() as session:  # another operator saves first
-        promo = await services.get_promotion(session, pid)
-        await services.update_promotion(session, CLI_ACTOR, promo, PromotionUpdate(quota=700), version=1)
-        await session.commit()
+    await quota_saved_elsewhere(console, pid, 700)
     stale["quota"] = "900"
     status, page, _ = await browser.post(f"/admin/promotions/{pid}", stale)
     assert status == 409
@@ -398,10 +403,7 @@ async def test_a_422_keeps_the_version_read_so_the_corrected_form_is_still_refus
     browser = await console.browser("marketer")
     _status, page, _ = await browser.get(f"/admin/promotions/{pid}")
     form = filled_form(page)
-    async with console.harness.sessions() as session:  # another operator saves first
-        promo = await services.get_promotion(session, pid)
-        await services.update_promotion(session, CLI_ACTOR, promo, PromotionUpdate(quota=700), version=1)
-        await session.commit()
+    await quota_saved_elsewhere(console, pid, 700)
     status, page, _ = await browser.post(f"/admin/promotions/{pid}", {**form, "quota": "12x"})
     assert status == 409 and form_of(page)["version"] == "2"  # checked before the fields: the stale form says so
     status, page, _ = await browser.post(f"/admin/promotions/{pid}", {**form, "version": "2", "quota": "12x"})

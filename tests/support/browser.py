@@ -7,6 +7,8 @@ go to ``tests/artifacts/`` (not in git).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,36 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 
 needs_chromium = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
                                     reason="chromium and chromium-driver are not installed here (.ci/run installs them)")
+
+
+# The console browser tests' operators sign in with this password.
+CONSOLE_PASSWORD = "console password 2026"
+
+
+@contextmanager
+def chromium(window: str = "1200,900", language: str = "en-US") -> Iterator[Any]:
+    """A headless chromium window, closed afterwards."""
+    driver = new_driver(language, window)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@contextmanager
+def console_server(cwd: Path, operators: Mapping[str, str]) -> Iterator[Any]:
+    """``engagebot run`` with its simulators in ``cwd``, with these operators (name: role) added."""
+    from tests.support.process import engagebot, running
+    from tests.support.servers import free_port
+
+    port = free_port()
+    env = {"ENGAGEBOT_PORT": str(port)}
+    with running("run", env=env, cwd=cwd, port=port, ready="/simulator/telegram") as server:
+        for name, role in operators.items():
+            added = engagebot("operator", "add", name, "--role", role, "--password-stdin",
+                              input=CONSOLE_PASSWORD + "\n", env=env, cwd=cwd)
+            assert added.returncode == 0, added.stdout + added.stderr
+        yield server
 
 
 def new_driver(language: str = "en-US", window: str = "1200,900") -> Any:
