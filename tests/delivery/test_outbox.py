@@ -472,6 +472,29 @@ async def test_only_a_held_row_still_under_this_senders_lease_is_marked_sending_
         await journal.close()
 
 
+async def test_a_held_row_settled_elsewhere_under_the_same_lease_is_not_marked_sending(sessions: Sessions) -> None:
+    """A cancelled broadcast (or another path) settles a row this sender still holds, leaving its lease
+    as it was: the lease alone must not make it sendable again."""
+    await add_followers(sessions, 1)
+    ours, cancelled, in_flight = await pending(sessions, ["a", "b", "c"], leased=True)
+    [token] = set(await leases(sessions, [ours]))
+    async with sessions() as session:
+        await session.execute(update(Message).where(Message.id == cancelled).values(status="cancelled"))
+        await session.execute(update(Message).where(Message.id == in_flight).values(status="sending"))
+        await session.commit()
+    journal = OutboxJournal(sessions, lease=LEASE, name="test")
+    try:
+        journal.hold([ours, cancelled, in_flight], token)
+        assert await journal.mark_sending(cancelled) is False
+        assert await journal.mark_sending(in_flight) is False  # its send started already: not twice
+        assert await journal.mark_sending(ours) is True
+        assert [(await row(sessions, i)).status for i in (ours, cancelled, in_flight)] == [
+            "sending", "cancelled", "sending"]
+        assert journal.held.keys() == {ours}  # the two refused are let go
+    finally:
+        await journal.close()
+
+
 # --- the sweeper -----------------------------------------------------------------------------------------
 
 
