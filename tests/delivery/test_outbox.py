@@ -8,6 +8,7 @@ Telegram, broadcasts) check the same through real HTTP.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -491,6 +492,39 @@ async def test_a_held_row_settled_elsewhere_under_the_same_lease_is_not_marked_s
         assert [(await row(sessions, i)).status for i in (ours, cancelled, in_flight)] == [
             "sending", "cancelled", "sending"]
         assert journal.held.keys() == {ours}  # the two refused are let go
+    finally:
+        await journal.close()
+
+
+async def test_a_failed_lease_renewal_is_logged_with_its_cause_and_the_keeper_goes_on(
+        sessions: Sessions, caplog: pytest.LogCaptureFixture) -> None:
+    """An operator reading the log sees why a renewal failed (the traceback), and the next renewal is tried."""
+    await add_followers(sessions, 1)
+    [held] = await pending(sessions, ["a"], leased=True)
+    [token] = set(await leases(sessions, [held]))
+    journal = OutboxJournal(sessions, lease=timedelta(seconds=0.3), name="test")
+    calls = 0
+    real_renew = journal.renew
+
+    async def flaky_renew() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("database unreachable")
+        await real_renew()
+
+    journal.renew = flaky_renew  # type: ignore[method-assign]
+    try:
+        with caplog.at_level(logging.WARNING, logger="engagebot"):
+            journal.hold([held], token)
+            for _ in range(250):
+                if calls >= 2:
+                    break
+                await asyncio.sleep(0.02)
+        assert calls >= 2  # the keeper went on after the failure
+        [failed] = [r for r in caplog.records if r.levelno == logging.WARNING and "renewal" in r.getMessage()]
+        assert failed.getMessage() == "outbox lease renewal failed"
+        assert failed.exc_info is not None and isinstance(failed.exc_info[1], RuntimeError)
     finally:
         await journal.close()
 
