@@ -529,6 +529,27 @@ async def test_a_failed_lease_renewal_is_logged_with_its_cause_and_the_keeper_go
         await journal.close()
 
 
+async def test_an_outcome_never_overwrites_a_row_another_sender_finished(sessions: Sessions) -> None:
+    """Two senders raced for a row (a lease ran out mid-send): the one that recorded first wins; a late
+    failure must not turn a delivered message into a failed one."""
+    await add_followers(sessions, 1)
+    delivered, ours = await pending(sessions, ["a", "b"], leased=True)
+    [token] = set(await leases(sessions, [delivered]))
+    async with sessions() as session:
+        await session.execute(update(Message).where(Message.id == delivered).values(status="sent"))
+        await session.commit()
+    journal = OutboxJournal(sessions, lease=LEASE, name="test")
+    try:
+        journal.hold([delivered, ours], token)
+        await journal.record(delivered, Outcome(DeliveryStatus.FAILED, reason="timed out"))
+        await journal.record(ours, Outcome(DeliveryStatus.FAILED, reason="timed out"))
+        late, recorded = await row(sessions, delivered), await row(sessions, ours)
+        assert (late.status, late.reason) == ("sent", None)
+        assert (recorded.status, recorded.reason) == ("failed", "timed out")
+    finally:
+        await journal.close()
+
+
 # --- the sweeper -----------------------------------------------------------------------------------------
 
 
