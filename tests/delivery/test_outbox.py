@@ -23,7 +23,7 @@ from bot.core.inbound import Inbound, Kind, utcnow
 from bot.core.reply import Article, ArticlesReply, Reply
 from bot.delivery import outbox as outbox_module
 from bot.delivery import windows
-from bot.delivery.journal import OutboxJournal, Outcome
+from bot.delivery.journal import OutboxJournal, Outcome, write_outcomes
 from bot.delivery.outbox import (
     HELD_FOR_MASS,
     LEASE,
@@ -548,6 +548,17 @@ async def test_an_outcome_never_overwrites_a_row_another_sender_finished(session
         assert (recorded.status, recorded.reason) == ("failed", "timed out")
     finally:
         await journal.close()
+
+
+async def test_a_reason_no_one_cut_short_is_stored_as_its_first_255_characters(sessions: Sessions) -> None:
+    """The column holds 255 characters (PostgreSQL refuses more); the journal's guard cuts whatever comes."""
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    reason = "".join(str(n % 10) for n in range(300))
+    async with sessions() as session:
+        await write_outcomes(session, {mid: Outcome(DeliveryStatus.FAILED, reason=reason)})
+        await session.commit()
+    assert (await row(sessions, mid)).reason == reason[:255]
 
 
 # --- the sweeper -----------------------------------------------------------------------------------------
