@@ -23,7 +23,7 @@ from bot.core.inbound import Inbound, Kind, utcnow
 from bot.core.reply import Article, ArticlesReply, Reply
 from bot.delivery import outbox as outbox_module
 from bot.delivery import windows
-from bot.delivery.journal import OutboxJournal, Outcome, write_outcomes
+from bot.delivery.journal import OutboxJournal, Outcome, _chunks, write_outcomes
 from bot.delivery.outbox import (
     HELD_FOR_MASS,
     LEASE,
@@ -559,6 +559,13 @@ async def test_a_reason_no_one_cut_short_is_stored_as_its_first_255_characters(s
         await write_outcomes(session, {mid: Outcome(DeliveryStatus.FAILED, reason=reason)})
         await session.commit()
     assert (await row(sessions, mid)).reason == reason[:255]
+
+
+def test_ids_go_to_statements_in_chunks_each_id_once() -> None:
+    """A statement's parameters are bounded (SQLite allows 32,766): ids are cut in consecutive chunks."""
+    assert [list(c) for c in _chunks([1, 2, 3, 4, 5], 2)] == [[1, 2], [3, 4], [5]]
+    assert [len(c) for c in _chunks(list(range(1001)), 500)] == [500, 500, 1]
+    assert list(_chunks([], 500)) == []
 
 
 # --- the sweeper -----------------------------------------------------------------------------------------
