@@ -22,6 +22,7 @@ from bot.core.dates import OUT_OF_RANGE, check_moment
 from bot.i18n import N_, SUPPORTED_LOCALES
 from bot.offers.links import link_channels
 from bot.storage.prompts import list_prompt_rules
+from bot.web import see_other
 
 from . import previews, services
 from .errors import AdminError, Invalid, Stale
@@ -165,7 +166,7 @@ class MarketingPages:
                 await session.rollback()
                 return await again(exc.http_status, self.refusal(request, exc))
             await session.commit()
-        return web.Response(status=303, headers={"Location": f"/admin/rules/{rule_id}?saved=1"})
+        return see_other(f"/admin/rules/{rule_id}?saved=1")
 
     # --- one promotion: edit and preview -------------------------------------------------------------
     async def promotion(self, request: web.Request, who: SignedIn, form: Mapping[str, str], *, status: int = 200,
@@ -237,7 +238,7 @@ class MarketingPages:
                 return await again(exc.http_status, self.refusal(request, exc))
             await session.commit()
         # 303: the browser GETs the page (a reload does not post the form again)
-        return web.Response(status=303, headers={"Location": f"/admin/promotions/{promotion_id}?saved=1"})
+        return see_other(f"/admin/promotions/{promotion_id}?saved=1")
 
     # --- campaigns -----------------------------------------------------------------------------------
     async def campaigns(self, request: web.Request, who: SignedIn, form: Mapping[str, str]) -> web.StreamResponse:
