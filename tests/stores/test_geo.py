@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bot.stores.geo import distance_m, gcj02_to_wgs84, in_mainland_china, to_wgs84, wgs84_to_gcj02
@@ -26,9 +26,10 @@ def test_forward_matches_the_reference_and_the_inverse_comes_back(wgs: tuple[flo
 
 
 @given(st.floats(18.0, 53.0), st.floats(74.0, 134.0))
+@example(37.0, 97.0)  # Qinghai: 44 m, below the 50 m once assumed (a CI run found it); a 0.002° scan finds 17.5 m at least
 def test_the_round_trip_holds_anywhere_in_china(lat: float, lng: float) -> None:
     assert gcj02_to_wgs84(*wgs84_to_gcj02(lat, lng)) == pytest.approx((lat, lng), abs=1e-7)
-    assert 50 < distance_m(lat, lng, *wgs84_to_gcj02(lat, lng)) < 1200  # GCJ's offset: tens to hundreds of metres
+    assert 10 < distance_m(lat, lng, *wgs84_to_gcj02(lat, lng)) < 1200  # GCJ's offset: tens to hundreds of metres
 
 
 def test_outside_china_the_datums_agree() -> None:
