@@ -236,7 +236,7 @@ async def _answered_by(session: AsyncSession, text: str, channel: Any, dispatche
     follower = FollowerRecord({**dict.fromkeys(FOLLOWER_FIELDS), "channel": channel.name, "account": channel.account,
                                "external_id": "dry-run", "following": True, "tags": [], "state_data": {},
                                "window_sends": 0, "created_at": now, "followed_at": now})
-    ctx = Context(msg=msg, session=session, follower=follower, locale=locale, catalogs=catalogs,
+    ctx = Context(msg=msg, opened_session=session, follower=follower, locale=locale, catalogs=catalogs,
                   capabilities=channel.capabilities, now=now, services=dispatcher.services)
 
     async def fresh_rule(msg: Inbound, ctx: Context) -> object | None:

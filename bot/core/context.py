@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
@@ -22,12 +23,13 @@ class Context:
     """Everything a handler may use besides the message itself.
 
     ``follower`` is the stored follower (changes to it are written with the message); ``session`` the
-    message's database session (one per message, never shared between tasks); ``services`` holds what
-    the app plugs in (prompt rules, the offer index, an extension's own).
+    message's database session (one per message, never shared between tasks), opened on first use:
+    most messages are answered from memory and the group writer, and a session costs a message more
+    CPU than its routing; ``services`` holds what the app plugs in (prompt rules, the offer index, an
+    extension's own).
     """
 
     msg: Inbound
-    session: AsyncSession
     follower: FollowerRecord
     locale: str
     catalogs: Catalogs
@@ -40,6 +42,18 @@ class Context:
     services: Services = field(default_factory=Services)
     # Replies a middleware or handler wants sent before the handler's own (a welcome, a grant...).
     extra_replies: list[Reply] = field(default_factory=list)
+    # How ``session`` is opened (the dispatcher's store), and the session once it is.
+    open_session: Callable[[], AsyncSession] | None = None
+    opened_session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        """The message's session; the first use opens it (the dispatcher closes it after the message)."""
+        if self.opened_session is None:
+            if self.open_session is None:
+                raise RuntimeError("this context has no database session")
+            self.opened_session = self.open_session()
+        return self.opened_session
 
     def _(self, message: str) -> str:
         """Translate into this follower's locale."""

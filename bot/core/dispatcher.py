@@ -209,26 +209,26 @@ class Dispatcher:
     async def _dispatch_once(self, msg: Inbound, capabilities: Capabilities, passive: PassiveSlot | None,
                              language_lookup: LanguageLookup | None = None) -> Dispatched:
         started = time.perf_counter()
-        async with self.store.session() as session:
-            follower, stored = await self.store.load(session, msg)
-            if stored is not None:
-                log.info("duplicate dropped", extra=_log_fields(msg, started))
-                return Dispatched(stored, duplicate=True)
-            if language_lookup is not None and _wants_language(msg, follower):
-                # The session holds no connection yet (the follower reader has its own): waiting
-                # on the platform here keeps nothing of the database's.
-                found = await language_lookup(msg)
-                if found:
-                    msg = replace(msg, language_hint=found[:35])
-            was_following = bool(follower.following)
-            self.store.apply_action(follower, msg, reply_window_kind=_window_kind(msg))
-            ctx = Context(
-                msg=msg, session=session, follower=follower, locale=self.default_locale,
-                catalogs=self.catalogs, capabilities=capabilities, now=utcnow(),
-                default_locale=self.default_locale, international_locale=self.international_locale,
-                tz=self.tz, services=self.services,
-                was_following=was_following,
-            )
+        follower, stored = await self.store.load(msg)
+        if stored is not None:
+            log.info("duplicate dropped", extra=_log_fields(msg, started))
+            return Dispatched(stored, duplicate=True)
+        if language_lookup is not None and _wants_language(msg, follower):
+            # No session is open yet (the follower reader has its own): waiting on the platform here
+            # keeps nothing of the database's.
+            found = await language_lookup(msg)
+            if found:
+                msg = replace(msg, language_hint=found[:35])
+        was_following = bool(follower.following)
+        self.store.apply_action(follower, msg, reply_window_kind=_window_kind(msg))
+        ctx = Context(
+            msg=msg, open_session=self.store.session, follower=follower, locale=self.default_locale,
+            catalogs=self.catalogs, capabilities=capabilities, now=utcnow(),
+            default_locale=self.default_locale, international_locale=self.international_locale,
+            tz=self.tz, services=self.services,
+            was_following=was_following,
+        )
+        try:
             if follower.paused(ctx.now):
                 # Someone else answers this follower now: store the message, run no handler.
                 replies = _while_paused(msg, ctx)
@@ -244,15 +244,19 @@ class Dispatcher:
             if replies and passive is not None and passive.take_for_passive():
                 passive_count = passive_replies(replies, capabilities)
             try:
-                exchange = await self.store.record_exchange(session, msg, follower, replies,
+                exchange = await self.store.record_exchange(ctx.opened_session, msg, follower, replies,
                                                             passive_count=passive_count)
             except DuplicateExchange:
-                await session.rollback()
-                stored = await self.store.find_exchange(session, msg)
+                if ctx.opened_session is not None:
+                    await ctx.opened_session.rollback()
+                stored = await self.store.find_exchange(msg)
                 if stored is None:
                     raise
                 log.info("duplicate lost the race", extra=_log_fields(msg, started))
                 return Dispatched(stored, duplicate=True)
+        finally:
+            if ctx.opened_session is not None:
+                await ctx.opened_session.close()
         if log.isEnabledFor(logging.INFO):  # the fields cost two hashes: not for a line nobody reads
             log.info("handled", extra=_log_fields(msg, started, replies=len(replies), passive=passive_count))
         _count(msg, replies, started)

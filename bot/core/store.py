@@ -6,7 +6,6 @@ point down); tests may hand in any object that fulfils it.
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,12 +44,14 @@ class DuplicateExchange(Exception):
 
 
 class Store(Protocol):
-    def session(self) -> AbstractAsyncContextManager[AsyncSession]: ...
+    def session(self) -> AsyncSession:
+        """A new session (an async context manager too); the dispatcher opens one for a message only
+        when a handler uses ``ctx.session``, and closes it after the message."""
 
-    async def find_exchange(self, session: AsyncSession, msg: Inbound) -> Exchange | None:
+    async def find_exchange(self, msg: Inbound) -> Exchange | None:
         """Return what was stored for this platform message already, if anything."""
 
-    async def load(self, session: AsyncSession, msg: Inbound) -> tuple[FollowerRecord, Exchange | None]:
+    async def load(self, msg: Inbound) -> tuple[FollowerRecord, Exchange | None]:
         """Return the follower who sent ``msg`` (created on first contact) and, when ``msg`` is a
         platform retry of a stored message, what was stored for it."""
 
@@ -62,11 +63,12 @@ class Store(Protocol):
         """Update the follower for what it just did (follow, unfollow, first touch, reply window)."""
 
     async def record_exchange(
-        self, session: AsyncSession, msg: Inbound, follower: FollowerRecord, replies: list[Reply], *,
+        self, session: AsyncSession | None, msg: Inbound, follower: FollowerRecord, replies: list[Reply], *,
         passive_count: int,
     ) -> Exchange:
         """Store the inbound message, the replies (the first ``passive_count`` as answered inline, the
-        rest as pending outbox rows) and the follower's changes; commit.
+        rest as pending outbox rows) and the follower's changes; commit. ``session`` is the message's
+        session if a handler opened one (what it wrote commits with the exchange), else None.
 
         Raises DuplicateExchange when the platform message was stored by someone else meanwhile.
         """

@@ -29,20 +29,20 @@ from .referrals import (
 async def running_offers(ctx: Context) -> FollowerOffers:
     """The offers running on this message's channel, for this follower: what they can claim now and
     the codes they hold."""
-    running = await offer_index(ctx.services).running(ctx.session, ctx.now, ctx.msg.channel)
+    running = await offer_index(ctx.services).running(lambda: ctx.session, ctx.now, ctx.msg.channel)
     return await _follower_offers(ctx, [p.id for p in running])
 
 
 async def promotion_for_payload(ctx: Context, payload: str | None) -> Promotion | None:
     """The promotion a button (``offer:<slug>``) or a menu key stands for, or None."""
-    found = await offer_index(ctx.services).by_payload(ctx.session, payload)
+    found = await offer_index(ctx.services).by_payload(lambda: ctx.session, payload)
     return await ctx.session.get(Promotion, found.id) if found is not None else None
 
 
 async def offer_named_in(ctx: Context, text: str) -> Promotion | FollowerOffers | None:
     """The promotion a keyword in ``text`` names on this channel (the running one, else the first
     named); the follower's offers among them when several running ones answer to the words; None."""
-    found = await offer_index(ctx.services).by_text(ctx.session, text, ctx.msg.channel)
+    found = await offer_index(ctx.services).by_text(lambda: ctx.session, text, ctx.msg.channel)
     if not found:
         return None
     running = [p for p in found if p.running(ctx.now)]

@@ -7,6 +7,7 @@ query on the hot path, so the index is re-read at most every ``ttl`` seconds (th
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,9 +51,11 @@ class OfferIndex:
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")
 
-    async def items(self, session: AsyncSession) -> list[IndexedPromotion]:
+    async def items(self, open_session: Callable[[], AsyncSession]) -> list[IndexedPromotion]:
+        """The promotions, re-read when older than ``ttl``; ``open_session`` is called only then, so a
+        message the cache answers opens no database session."""
         if time.monotonic() - self._loaded_at > self.ttl:
-            rows = (await session.execute(select(
+            rows = (await open_session().execute(select(
                 Promotion.id, Promotion.slug, Promotion.keywords, Promotion.menu_key, Promotion.channels,
                 Promotion.starts_at, Promotion.ends_at, Promotion.friends_needed).order_by(Promotion.id))).all()
             self._items = [IndexedPromotion(
@@ -64,24 +67,25 @@ class OfferIndex:
             self._loaded_at = time.monotonic()
         return self._items
 
-    async def by_text(self, session: AsyncSession, text: str, channel: str) -> list[IndexedPromotion]:
+    async def by_text(self, open_session: Callable[[], AsyncSession], text: str, channel: str) -> list[IndexedPromotion]:
         """Promotions whose keyword (in any locale, either Chinese script) appears in the text, in the order they were added."""
         if not text.strip():
             return []
-        await self.items(session)
+        await self.items(open_session)
         return [p for p in self._keywords.all(text) if p.on_channel(channel)]
 
-    async def by_payload(self, session: AsyncSession, payload: str | None) -> IndexedPromotion | None:
+    async def by_payload(self, open_session: Callable[[], AsyncSession], payload: str | None) -> IndexedPromotion | None:
         """The promotion a button (``offer:<slug>``) or a menu key stands for."""
         if not payload:
             return None
-        for p in await self.items(session):
+        for p in await self.items(open_session):
             if payload == f"{OFFER_PAYLOAD_PREFIX}{p.slug}" or (p.menu_key is not None and payload == p.menu_key):
                 return p
         return None
 
-    async def running(self, session: AsyncSession, now: datetime, channel: str) -> list[IndexedPromotion]:
-        return [p for p in await self.items(session) if p.running(now) and p.on_channel(channel)]
+    async def running(self, open_session: Callable[[], AsyncSession], now: datetime,
+                      channel: str) -> list[IndexedPromotion]:
+        return [p for p in await self.items(open_session) if p.running(now) and p.on_channel(channel)]
 
 
 class OfferKeywordMatcher:
@@ -94,7 +98,7 @@ class OfferKeywordMatcher:
     async def matches(self, text: str, channel: str) -> bool:
         now = utcnow()
         async with self.sessions() as session:
-            return any(p.running(now) for p in await self.index.by_text(session, text, channel))
+            return any(p.running(now) for p in await self.index.by_text(lambda: session, text, channel))
 
 
 def offer_index(services: Services) -> OfferIndex:

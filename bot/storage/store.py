@@ -69,12 +69,13 @@ class SqlStore:
         # The session is its own context manager: no generator wrapped around it per message.
         return self.sessions()
 
-    async def find_exchange(self, session: AsyncSession, msg: Inbound) -> Exchange | None:
-        inbound = (await session.execute(_INBOUND, {
-            "channel": msg.channel, "account": msg.account, "key": msg.message_id})).first()
-        if inbound is None:
-            return None
-        return await self._exchange_of(session, inbound.id, inbound.follower_id)
+    async def find_exchange(self, msg: Inbound) -> Exchange | None:
+        async with self.sessions() as session:
+            inbound = (await session.execute(_INBOUND, {
+                "channel": msg.channel, "account": msg.account, "key": msg.message_id})).first()
+            if inbound is None:
+                return None
+            return await self._exchange_of(session, inbound.id, inbound.follower_id)
 
     async def _exchange_of(self, session: AsyncSession, inbound_id: int, follower_id: int) -> Exchange:
         rows = (await session.execute(_REPLIES, {"inbound_id": inbound_id})).all()
@@ -82,7 +83,7 @@ class SqlStore:
         passive_count = sum(1 for r in rows if r.status == DeliveryStatus.PASSIVE)
         return Exchange(inbound_id, replies, [r.id for r in rows], passive_count, follower_id)
 
-    async def load(self, session: AsyncSession, msg: Inbound) -> tuple[FollowerRecord, Exchange | None]:
+    async def load(self, msg: Inbound) -> tuple[FollowerRecord, Exchange | None]:
         """Return the follower (created on first contact) and, for a platform retry, what was stored.
 
         The follower comes detached: its changes are written by statement with the exchange.
@@ -91,8 +92,10 @@ class SqlStore:
         follower = lookup.follower
         assert follower is not None, "the reader creates followers on first contact"
         stored = None
-        if lookup.stored_inbound_id is not None:
-            stored = await self._exchange_of(session, lookup.stored_inbound_id, lookup.stored_follower_id or follower.id)
+        if lookup.stored_inbound_id is not None:  # a retry: rare, so its own session
+            async with self.sessions() as session:
+                stored = await self._exchange_of(session, lookup.stored_inbound_id,
+                                                 lookup.stored_follower_id or follower.id)
         return follower, stored
 
     async def record_notice(self, msg: Inbound) -> int | None:
@@ -102,12 +105,13 @@ class SqlStore:
         apply_follower_action(follower, msg, utcnow(), reply_window_kind)
 
     async def record_exchange(
-        self, session: AsyncSession, msg: Inbound, follower: FollowerRecord, replies: list[Reply], *, passive_count: int,
+        self, session: AsyncSession | None, msg: Inbound, follower: FollowerRecord, replies: list[Reply], *, passive_count: int,
     ) -> Exchange:
         """Store the message, its replies and the follower's changes; commit.
 
-        When the handler wrote nothing itself, the writes join the group writer's next batch; when
-        it did (a claim, a referral), they go in the handler's own transaction so both commit together.
+        When the handler wrote nothing itself (or opened no session), the writes join the group writer's
+        next batch; when it did (a claim, a referral), they go in the handler's own transaction so both
+        commit together.
         """
         now = utcnow()
         inbound = _message_row(follower.id, msg, direction="in", kind=str(msg.kind), text=msg.text,
@@ -127,16 +131,19 @@ class SqlStore:
             write = ExchangeWrite(follower.id, follower_changes(follower), inbound, outbound, follower.pause_was)
             # Give the connection back (if the handler read) before waiting: the writer needs one.
             # Only then: a rollback of a session that holds nothing still costs a greenlet switch.
-            if session.in_transaction():
+            if session is not None and session.in_transaction():
                 await session.rollback()
             inbound_id, outbound_ids = await self.writer.write(write)
             return Exchange(inbound_id, replies, outbound_ids, passive_count, follower.id)
+        if session is None:  # no group writer (no engine bound) and no session of the handler's
+            async with self.sessions() as own:
+                return await self._record_in_session(own, msg, follower, inbound, outbound, replies, passive_count)
         return await self._record_in_session(session, msg, follower, inbound, outbound, replies, passive_count)
 
-    def route(self, session: AsyncSession) -> WriteRoute:
+    def route(self, session: AsyncSession | None) -> WriteRoute:
         """How this message's exchange is written: with the group writer's next batch, unless the
         handler wrote through the session (then in its transaction, so both commit together)."""
-        if self.writer is None or session_wrote(session):
+        if self.writer is None or (session is not None and session_wrote(session)):
             return WriteRoute.HANDLER_TRANSACTION
         return WriteRoute.GROUP_WRITER
 

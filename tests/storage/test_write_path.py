@@ -117,6 +117,7 @@ async def test_the_route_follows_what_the_handler_did_and_a_write_holds_the_sqli
 
     async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
         gate = sqlite_gate(bot.engine)
+        assert bot.store.route(None) is WriteRoute.GROUP_WRITER  # no handler opened a session
         async with bot.store.session() as session:
             await session.execute(select(func.count()).select_from(Follower))  # reading is not writing
             assert bot.store.route(session) is WriteRoute.GROUP_WRITER
@@ -133,3 +134,35 @@ async def test_the_route_follows_what_the_handler_did_and_a_write_holds_the_sqli
             await session.flush()
             assert gate is None or gate.lock.locked()
         assert gate is None or not gate.lock.locked()  # closing the session ends its transaction
+
+
+async def test_a_session_is_opened_only_for_a_handler_that_uses_one(database_url: str, monkeypatch) -> None:
+    """Messages answered from memory (rules, the offer index's cache) open no session; a handler that
+    uses ``ctx.session`` gets one, and it is closed after the message."""
+    from bot import Context, Inbound, Reply, Router, TextReply
+
+    router = Router("reads")
+
+    @router.on(command="count")
+    async def count_followers(msg: Inbound, ctx: Context) -> list[Reply]:
+        return [TextReply(str(await ctx.session.scalar(select(func.count()).select_from(Follower))))]
+
+    async with BotHarness(routers=[router, default_router()], database_url=database_url) as bot:
+        await bot.channel.receive("warm", Kind.TEXT, "hello", message_id="w1")  # the offer index is read once
+        opened: list[object] = []
+        store_session = bot.store.session
+
+        def counting_session():  # type: ignore[no-untyped-def]
+            session = store_session()
+            opened.append(session)
+            return session
+
+        monkeypatch.setattr(bot.store, "session", counting_session)
+        replies = await asyncio.gather(*(bot.channel.receive(f"fan-{i}", Kind.TEXT, "hello", message_id=f"h{i}")
+                                         for i in range(5)))
+        assert all(replies) and opened == []
+        assert await bot.channel.receive("fan-0", Kind.COMMAND, "/count", message_id="c1") == [TextReply("6")]
+        assert len(opened) == 1
+        assert not opened[0].in_transaction()  # type: ignore[attr-defined]
+        async with bot.sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(Message).where(Message.direction == "in")) == 7
