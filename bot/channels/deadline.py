@@ -40,9 +40,7 @@ class PassiveDeadline:
         channel = self.channel
         slot = PassiveSlot()
         task = asyncio.create_task(channel.dispatch(msg, passive=slot, language_lookup=language_lookup))
-        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
-        done, _pending = await asyncio.wait({task}, timeout=remaining)
-        if not done:
+        if not await _done_by(task, deadline):
             if slot.give_up():
                 logging.getLogger(f"engagebot.{channel.name}").info(
                     "passive deadline passed; replying through the API",
@@ -78,3 +76,28 @@ class PassiveDeadline:
             logging.getLogger(f"engagebot.{self.channel.name}").info(
                 "late replies handed to the send API",
                 extra={"channel": self.channel.name, "rows": len(result.exchange.pending_ids)})
+
+
+async def _done_by(task: asyncio.Task[Any], deadline: float) -> bool:
+    """Wait until ``task`` is done or the loop's clock reaches ``deadline``; whether it is done.
+
+    What ``asyncio.wait({task}, timeout=...)`` does, without its per-call set and coroutine checks
+    (about 5% of a WeChat message's CPU): one future, one done callback, one timer.
+    """
+    if task.done():
+        return True
+    loop = asyncio.get_running_loop()
+    woken: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not woken.done():
+            woken.set_result(None)
+
+    task.add_done_callback(wake)
+    timer = loop.call_at(deadline, wake)
+    try:
+        await woken
+    finally:
+        timer.cancel()
+        task.remove_done_callback(wake)
+    return task.done()
