@@ -72,3 +72,48 @@ async def test_a_writing_batch_waits_for_the_sqlite_write_gate(database_url: str
     finally:
         await runner.close()
         await engine.dispose()
+
+
+async def test_a_writing_batch_waits_for_the_batch_writers_of_other_processes(database_url: str) -> None:
+    """On a SQLite file the batch writers of every process take turns through a lock file beside it,
+    which wakes the next one at once, instead of meeting in SQLite's sleeping busy handler."""
+    import fcntl
+    import multiprocessing
+
+    from bot.storage.runner import writers_lock_path
+
+    engine = create_engine(database_url)
+    if sqlite_gate(engine) is None:
+        pytest.skip("PostgreSQL queues its writers itself")
+    runner = BatchRunner(engine, name="test-runner", writes=True)
+    reader = BatchRunner(engine, name="test-reader", writes=False)
+    path = writers_lock_path(str(engine.url.database))
+    context = multiprocessing.get_context("spawn")
+    held, release = context.Event(), context.Event()
+    other = context.Process(target=_hold_lock, args=(path, held, release))
+    other.start()
+    try:
+        assert held.wait(30)
+        batch = asyncio.create_task(runner.run(lambda _conn: "wrote"))
+        assert await reader.run(lambda _conn: "read") == "read"  # readers take no turn
+        await asyncio.sleep(0.1)
+        assert not batch.done()  # held back while another process's writer holds the turn
+        release.set()
+        assert await asyncio.wait_for(batch, 10) == "wrote"
+        with open(path, "rb") as probe:  # and the turn is given back after the batch
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        release.set()
+        other.join(10)
+        await runner.close()
+        await reader.close()
+        await engine.dispose()
+
+
+def _hold_lock(path: str, held: object, release: object) -> None:
+    import fcntl
+
+    with open(path, "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        held.set()  # type: ignore[attr-defined]
+        release.wait(30)  # type: ignore[attr-defined]
