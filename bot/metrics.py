@@ -27,7 +27,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-__all__ = ["CLAIMS", "CONTENT_TYPE", "DELIVERIES", "HANDLER_SECONDS", "MESSAGES", "REPLY_ROUTES",
+__all__ = ["BATCH_REQUESTS", "BATCH_SECONDS", "CLAIMS", "CONTENT_TYPE", "DELIVERIES", "HANDLER_SECONDS", "MESSAGES",
+           "REPLY_ROUTES", "WRITE_GATE_WAIT_SECONDS",
            "ScrapeSource", "ScrapeSources", "counter", "histogram", "lease_holders", "multiprocess_dir", "render"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -43,6 +44,16 @@ REPLY_ROUTES = Counter("engagebot_reply_routes", "Answers to a platform's reques
 DELIVERIES = Counter("engagebot_deliveries", "Outbox rows settled by a sender, by outcome (DeliveryStatus)",
                      ["channel", "outcome"])
 CLAIMS = Counter("engagebot_claims", "Claims of an offer, by outcome (ClaimOutcome)", ["outcome"])
+# The hot path's database stages (replay ledger, follower reader, group writer...): one observation per
+# batch, not per message. Their sizes and times show where a message waits under load.
+BATCH_REQUESTS = Histogram("engagebot_batch_requests", "Requests served by one database batch, by batcher",
+                           ["batcher"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+BATCH_SECONDS = Histogram("engagebot_batch_seconds", "Time from a database batch's start to its results "
+                          "(waits for the write gate and the event loop included), by batcher", ["batcher"],
+                          buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+WRITE_GATE_WAIT_SECONDS = Histogram("engagebot_write_gate_wait_seconds", "Time a batch writer waited for the "
+                                    "SQLite write gate of its process, by writer", ["writer"],
+                                    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
 
 @functools.cache
 def counter(metric: Counter, *labels: str) -> Any:

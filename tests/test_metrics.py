@@ -171,3 +171,29 @@ async def test_the_apps_metrics_name_who_holds_each_duty(database_url: str) -> N
     [family] = [f for f in text_string_to_metric_families(text) if f.name == "engagebot_lease_holder"]
     [held] = [s for s in family.samples if s.labels["duty"] == "retention"]
     assert held.value == 1 and held.labels["holder"].count(":") == 2  # host:pid:nonce
+
+
+async def test_the_database_batches_of_the_hot_path_are_measured(database_url: str) -> None:
+    """One observation per batch (not per message): how many requests it served and how long it took;
+    on SQLite, also how long each batch writer waited for the process's write gate."""
+    from bot.storage.engine import is_sqlite
+
+    def counts(batcher: str) -> tuple[float, float, float]:
+        return (sample("engagebot_batch_requests_count", batcher=batcher),
+                sample("engagebot_batch_requests_sum", batcher=batcher),
+                sample("engagebot_batch_seconds_count", batcher=batcher))
+
+    reader, writer = counts("follower-reader"), counts("group-writer")
+    gate_waits = sample("engagebot_write_gate_wait_seconds_count", writer="group-writer")
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
+        replies = await asyncio.gather(*(bot.channel.receive(f"fan-{i}", "text", "hello", message_id=f"b{i}")
+                                         for i in range(12)))
+        assert all(replies)
+        sqlite = is_sqlite(bot.engine)
+    reader_after, writer_after = counts("follower-reader"), counts("group-writer")
+    for before, after in ((reader, reader_after), (writer, writer_after)):
+        batches = after[0] - before[0]
+        assert 1 <= batches <= 12 and after[2] - before[2] == batches  # a time for every batch
+        assert after[1] - before[1] == 12  # every request counted in exactly one batch
+    waited = sample("engagebot_write_gate_wait_seconds_count", writer="group-writer") - gate_waits
+    assert waited == (writer_after[0] - writer[0] if sqlite else 0)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from bot.logs import REQUEST_ID
+from bot.metrics import BATCH_REQUESTS, BATCH_SECONDS, histogram
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -81,7 +83,10 @@ class Batcher(Generic[T, R]):
             while self._queue:
                 batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
                 self._in_flight = batch
+                started = time.perf_counter()
                 results = await self._run_split([item for item, _ in batch])
+                histogram(BATCH_SECONDS, self.name).observe(time.perf_counter() - started)
+                histogram(BATCH_REQUESTS, self.name).observe(len(batch))
                 self.batches += 1
                 self.done += len(batch)
                 self._in_flight = []

@@ -14,12 +14,15 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.metrics import WRITE_GATE_WAIT_SECONDS, histogram
 
 from .engine import sqlite_file_twin, sqlite_gate
 
@@ -32,6 +35,7 @@ class BatchRunner:
 
     def __init__(self, engine: AsyncEngine, *, name: str, writes: bool) -> None:
         self.engine = engine
+        self.name = name
         self.writes = writes
         self._twin: Engine | None = sqlite_file_twin(engine)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=name) if self._twin is not None else None
@@ -43,7 +47,11 @@ class BatchRunner:
             async with self.engine.connect() as conn:
                 return await conn.run_sync(fn)
         gate = sqlite_gate(self.engine) if self.writes else None
-        async with gate.lock if gate is not None else contextlib.nullcontext():
+        if gate is None:
+            return await asyncio.get_running_loop().run_in_executor(self._thread, self._call, fn)
+        waiting = time.perf_counter()
+        async with gate.lock:
+            histogram(WRITE_GATE_WAIT_SECONDS, self.name).observe(time.perf_counter() - waiting)
             return await asyncio.get_running_loop().run_in_executor(self._thread, self._call, fn)
 
     def _call(self, fn: Callable[[Connection], R]) -> R:
