@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import gc
 import logging
 import os
 import signal
@@ -21,6 +22,13 @@ from bot.logs import configure_logging
 from .common import settings_of
 
 log = logging.getLogger("engagebot.run")
+
+# The collector's generation-0 threshold while serving (Python's default is 700 allocations). Each
+# message allocates thousands of short-lived objects, so the default ran a collection every few
+# messages and a full one every few hundred, through every object the app holds: under
+# bench/wechat.py about a tenth of the CPU per message and most of the p99 (-15% CPU per message,
+# p99 322/404 -> 161/143 ms in paired runs). Young cycles are still collected, later.
+SERVING_GC_THRESHOLDS = (50_000, 20, 100)
 
 # Past the stop's budget the process is ended even if something will not let go (a database driver's
 # thread that never answers a cancelled call, a non-daemon thread): this much more is left for the
@@ -66,6 +74,7 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.shutdown_timeout / 2)
     await runner.setup()
+    tune_collector()
     site = GuardedSite(runner, guard, settings.host, settings.port, reuse_port=reuse_port)
     try:
         await site.start()
@@ -85,6 +94,14 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
         guard.close()
         accept_errors.close()
     return 0 if stopped else 1
+
+
+def tune_collector() -> None:
+    """Once the app is built: what startup made (modules, the app, caches) is moved out of the
+    collector's sight (``gc.freeze``, never traversed again), and collections run less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*SERVING_GC_THRESHOLDS)
 
 
 async def _stop_within(runner: web.AppRunner, timeout: float) -> bool:
