@@ -44,7 +44,7 @@ REPLY_ROUTES = Counter("engagebot_reply_routes", "Answers to a platform's reques
 DELIVERIES = Counter("engagebot_deliveries", "Outbox rows settled by a sender, by outcome (DeliveryStatus)",
                      ["channel", "outcome"])
 CLAIMS = Counter("engagebot_claims", "Claims of an offer, by outcome (ClaimOutcome)", ["outcome"])
-# The hot path's database stages (replay ledger, follower reader, group writer...): one observation per
+# The hot path's database stages (follower reader, group writer...): one observation per
 # batch, not per message. Their sizes and times show where a message waits under load.
 BATCH_REQUESTS = Histogram("engagebot_batch_requests", "Requests served by one database batch, by batcher",
                            ["batcher"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))

@@ -3,7 +3,7 @@
 A row per accepted (timestamp, nonce, signature) of a channel (its accounts share the scope: they
 may share a token), with a hash of the body it came with, kept until its timestamp leaves the
 accepted window, then pruned. Lookups of requests arriving together are batched: one insert
-(conflicts ignored), one select, one commit.
+(conflicts ignored), one select, committed with the group writer's batch.
 """
 
 from __future__ import annotations
@@ -19,11 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.clock import utcnow
 
-from .batching import Batcher
 from .dialect import insert_ignore
-from .engine import is_row_error
 from .models import SeenRequest
-from .runner import BatchRunner
 
 PRUNE_EVERY = 30.0  # seconds between deletions of expired rows (per process)
 
@@ -44,51 +41,45 @@ class Seen:
 
 
 class ReplayLedger:
-    """Record signed requests; tell whether one was seen before with another body."""
+    """Record signed requests; tell whether one was seen before with another body.
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256, prune_every: float = PRUNE_EVERY) -> None:
+    The rows are written by the engine's group writer (:func:`bot.storage.writer.shared_group_writer`),
+    in the same transactions as the exchanges of the messages before them: one write transaction, one
+    commit and one hop per batch for both, where two writers taking turns at SQLite's single write lock
+    made each wait for the other's commit (under bench/wechat.py each batch spent about half its time
+    waiting for the other's).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, prune_every: float = PRUNE_EVERY) -> None:
+        from .writer import shared_group_writer  # the writer builds on this module's statements
+
         self.engine = engine
         self.prune_every = prune_every
         self._next_prune = 0.0
-        # On a SQLite file its commits do not sync the WAL (synchronous=NORMAL on its own connection):
-        # a request admitted here is followed by the commit of its own message (synchronous=FULL by
-        # default), which syncs the whole WAL, these rows included. At worst a power cut (not a crash
-        # of the process) loses the last rows, which only reopens those signatures to a replay for the
-        # rest of their window. Skipping this fsync halves the commits that wait for the disk (the
-        # cache's cost fell from about 21% of the throughput to about 6% in paired runs of
-        # bench/wechat.py on a busy 2-core machine); setting it once per connection, not per batch,
-        # spares each batch four statements.
-        self._runner = BatchRunner(engine, name="replay-ledger", writes=True, sqlite_synchronous="NORMAL")
-        self._batcher: Batcher[Seen, bool] = Batcher(self._run, max_batch=max_batch, name="replay-ledger",
-                                                     isolate=is_row_error)
+        self._writer = shared_group_writer(engine)
 
     async def admit(self, seen: Seen) -> bool:
         """Record ``seen``; False when its key is already stored with another body hash."""
-        return await self._batcher.submit(seen)
-
-    async def close(self) -> None:
-        await self._batcher.close()
-        await self._runner.close()
-
-    async def _run(self, batch: Sequence[Seen]) -> list[bool]:
         prune = time.monotonic() >= self._next_prune
         if prune:
             self._next_prune = time.monotonic() + self.prune_every
-        return await self._runner.run(lambda conn: _record(conn, batch, prune=prune))
+        return await self._writer.admit(seen, prune=prune)
+
+    async def close(self) -> None:
+        await self._writer.close()
 
 
-def _record(conn: Connection, batch: Sequence[Seen], *, prune: bool) -> list[bool]:
-    with conn.begin():
-        if prune:
-            conn.execute(_PRUNE, {"now": utcnow()})
-        conn.execute(insert_ignore(conn, SeenRequest), [
-            {"scope": s.scope, "key": s.key, "body_hash": s.body_hash, "expires_at": s.expires_at}
-            for s in batch])
-        keys_by_scope: defaultdict[str, set[str]] = defaultdict(set)
-        for s in batch:
-            keys_by_scope[s.scope].add(s.key)
-        stored = {(r.scope, r.key): r.body_hash for scope, keys in keys_by_scope.items()
-                  for r in conn.execute(_STORED, {"scope": scope, "keys": list(keys)})}
+def record_seen(conn: Connection, batch: Sequence[Seen], *, prune: bool) -> list[bool]:
+    """Within the caller's transaction: store each request's key (a key stored already is kept as it
+    is), prune expired rows when asked; for each, whether its key is stored with its own body hash."""
+    if prune:
+        conn.execute(_PRUNE, {"now": utcnow()})
+    conn.execute(insert_ignore(conn, SeenRequest), [
+        {"scope": s.scope, "key": s.key, "body_hash": s.body_hash, "expires_at": s.expires_at}
+        for s in batch])
+    keys_by_scope: defaultdict[str, set[str]] = defaultdict(set)
+    for s in batch:
+        keys_by_scope[s.scope].add(s.key)
+    stored = {(r.scope, r.key): r.body_hash for scope, keys in keys_by_scope.items()
+              for r in conn.execute(_STORED, {"scope": scope, "keys": list(keys)})}
     return [stored.get((s.scope, s.key)) == s.body_hash for s in batch]
-
-

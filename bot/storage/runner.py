@@ -17,7 +17,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,14 +33,10 @@ class BatchRunner:
     """Run ``fn(connection)`` for a batch; ``writes``: on SQLite, hold the write gate meanwhile, and
     the file's writers' lock (:func:`writers_lock_path`) against the batch writers of other processes."""
 
-    def __init__(self, engine: AsyncEngine, *, name: str, writes: bool,
-                 sqlite_synchronous: Literal["NORMAL"] | None = None) -> None:
+    def __init__(self, engine: AsyncEngine, *, name: str, writes: bool) -> None:
         self.engine = engine
         self.name = name
         self.writes = writes
-        # For a writer whose commits need not wait for the disk (the replay ledger): set once on its
-        # own connection of a SQLite file (an in-memory database has no disk; PostgreSQL is untouched).
-        self.sqlite_synchronous = sqlite_synchronous
         self._twin: Engine | None = sqlite_file_twin(engine)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=name) if self._twin is not None else None
         self._conn: Connection | None = None  # used and closed in the thread only
@@ -62,9 +58,6 @@ class BatchRunner:
         assert self._twin is not None
         if self._conn is None:
             self._conn = self._twin.connect()
-            if self.sqlite_synchronous is not None:
-                self._conn.exec_driver_sql(f"PRAGMA synchronous={self.sqlite_synchronous}")
-                self._conn.commit()
         locked = self._lock_writers() if self.writes else None
         try:
             result = fn(self._conn)

@@ -23,7 +23,7 @@ from .models import Follower, Message
 from .notices import record_notice
 from .reader import FollowerReader
 from .status import DeliveryStatus
-from .writer import ExchangeWrite, GroupWriter, split_handoff
+from .writer import ExchangeWrite, shared_group_writer, split_handoff
 
 # A pending outbound row is leased to the sender that wrote it; the outbox sweeper retries it after this
 # (``ENGAGEBOT_OUTBOX__LEASE_SECONDS``: a killed writer's replies go out that long after its restart).
@@ -57,7 +57,7 @@ class SqlStore:
         self.sessions = sessions
         self.send_lease = send_lease
         bind = engine or sessions.kw.get("bind")
-        self.writer = GroupWriter(bind) if bind is not None else None
+        self.writer = shared_group_writer(bind) if bind is not None else None
         self.reader = FollowerReader(sessions)
 
     async def close(self) -> None:

@@ -5,6 +5,10 @@ trips cap the rate (SQLite takes one writer at a time). The writer takes everyth
 the previous batch was committing and writes it with one executemany per statement and one commit.
 Nobody's reply goes out before its batch is committed, so durability is unchanged.
 
+The replay cache's rows (``bot.storage.replay``) are written in the same batches: every process has
+one group writer per engine (:func:`shared_group_writer`), the only writer on the message path besides
+the first contacts' follower inserts, so the two no longer take turns at SQLite's single write lock.
+
 A row the database refuses (a duplicate platform id stored by another instance, a value it cannot
 take) must not fail the innocent messages committed with it: the batch is split in halves until the
 failing message is alone (``Batcher``'s ``isolate``); the others commit and are answered.
@@ -16,7 +20,7 @@ import functools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Update, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
@@ -28,6 +32,7 @@ from bot.core.store import DuplicateExchange
 from .batching import Batcher
 from .engine import is_row_error
 from .models import Follower, Message
+from .replay import Seen, record_seen
 from .runner import BatchRunner
 
 log = logging.getLogger("engagebot.storage.writer")
@@ -48,53 +53,99 @@ class ExchangeWrite:
     pause_was: str | None = None  # the follower's ``paused_by`` as read: its handoff columns need it unchanged
 
 
+@dataclass(slots=True)
+class Admission:
+    """A signed request for the replay cache; ``prune``: its ledger's pruning period is over."""
+
+    seen: Seen
+    prune: bool
+
+
+WriteItem = ExchangeWrite | Admission
+
+_SHARED = "_engagebot_group_writer"
+
+
+def shared_group_writer(engine: AsyncEngine) -> GroupWriter:
+    """The engine's group writer, shared by the store and the replay ledgers of this process; each
+    user calls :meth:`GroupWriter.close` once, and the last one closes it."""
+    writers: dict[str, GroupWriter] = engine.sync_engine.__dict__
+    writer = writers.get(_SHARED)
+    if writer is None or writer.closed:
+        writer = writers[_SHARED] = GroupWriter(engine)
+    writer.users += 1
+    return writer
+
+
 class GroupWriter:
     def __init__(self, engine: AsyncEngine, *, max_batch: int = MAX_BATCH) -> None:
         self.engine = engine
+        self.users = 0
+        self.closed = False
         self._runner = BatchRunner(engine, name="group-writer", writes=True)
-        self._batcher: Batcher[ExchangeWrite, tuple[int, list[int]]] = Batcher(
+        self._batcher: Batcher[WriteItem, object] = Batcher(
             self._commit, max_batch=max_batch, name="group-writer", isolate=is_row_error)
 
     async def write(self, item: ExchangeWrite) -> tuple[int, list[int]]:
         """Queue the writes and wait until they are committed; return (inbound id, outbound ids)."""
-        return await self._batcher.submit(item)
+        return cast(tuple[int, list[int]], await self._batcher.submit(item))
+
+    async def admit(self, seen: Seen, *, prune: bool = False) -> bool:
+        """Store a signed request in the replay cache with the next batch; False when its key is
+        stored already with another body hash (a replay). ``prune``: delete expired rows too."""
+        return cast(bool, await self._batcher.submit(Admission(seen, prune)))
 
     async def close(self) -> None:
+        """Give this user's share back; the last user's close finishes what is queued and stops."""
+        self.users -= 1
+        if self.users > 0:
+            return
+        self.closed = True
         await self._batcher.close()
         await self._runner.close()
 
-    async def _commit(self, batch: list[ExchangeWrite]) -> list[tuple[int, list[int]] | BaseException]:
+    async def _commit(self, batch: list[WriteItem]) -> list[object | BaseException]:
         try:
             return list(await self._runner.run(lambda conn: _write(conn, batch)))
         except IntegrityError:
-            if len(batch) > 1:
+            if len(batch) > 1 or isinstance(batch[0], Admission):
                 raise  # the batcher splits the batch to find whose row it is
             # A platform retry stored by another instance meanwhile: the caller reads what it stored.
             return [DuplicateExchange()]
 
 
-def _write(conn: Connection, batch: list[ExchangeWrite]) -> list[tuple[int, list[int]]]:
+def _write(conn: Connection, batch: list[WriteItem]) -> list[object]:
     """The batch's statements in one transaction: one executemany per statement shape, one commit."""
+    admissions = [item for item in batch if isinstance(item, Admission)]
+    exchanges = [item for item in batch if isinstance(item, ExchangeWrite)]
     with conn.begin():
-        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-        by_handoff: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-        for item in batch:
-            plain, handoff = split_handoff(item.follower_changes)
-            if plain:
-                by_columns[tuple(sorted(plain))].append({"_fid": item.follower_id, **plain})
-            if handoff:
-                by_handoff[tuple(sorted(handoff))].append({"_fid": item.follower_id, "_was": item.pause_was, **handoff})
-        for columns, params in by_columns.items():
-            conn.execute(_follower_update(columns), params)
-        for columns, params in by_handoff.items():
-            conn.execute(_handoff_update(columns), params)
-        inbound_ids = conn.execute(_INSERT_MESSAGES, [item.inbound for item in batch]).scalars().all()
-        outbound_params = []
-        for item, inbound_id in zip(batch, inbound_ids):
-            for row in item.outbound:
-                outbound_params.append({**row, "in_reply_to": inbound_id})
-        outbound_ids = list(conn.execute(_INSERT_MESSAGES, outbound_params).scalars().all()) \
-            if outbound_params else []
+        admitted = iter(record_seen(conn, [a.seen for a in admissions], prune=any(a.prune for a in admissions))
+                        if admissions else [])
+        written = iter(_write_exchanges(conn, exchanges) if exchanges else [])
+    return [next(admitted) if isinstance(item, Admission) else next(written) for item in batch]
+
+
+def _write_exchanges(conn: Connection, batch: list[ExchangeWrite]) -> list[tuple[int, list[int]]]:
+    """Within the caller's transaction: follower updates, then the inbound rows, then the replies."""
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    by_handoff: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for item in batch:
+        plain, handoff = split_handoff(item.follower_changes)
+        if plain:
+            by_columns[tuple(sorted(plain))].append({"_fid": item.follower_id, **plain})
+        if handoff:
+            by_handoff[tuple(sorted(handoff))].append({"_fid": item.follower_id, "_was": item.pause_was, **handoff})
+    for columns, params in by_columns.items():
+        conn.execute(_follower_update(columns), params)
+    for columns, params in by_handoff.items():
+        conn.execute(_handoff_update(columns), params)
+    inbound_ids = conn.execute(_INSERT_MESSAGES, [item.inbound for item in batch]).scalars().all()
+    outbound_params = []
+    for item, inbound_id in zip(batch, inbound_ids):
+        for row in item.outbound:
+            outbound_params.append({**row, "in_reply_to": inbound_id})
+    outbound_ids = list(conn.execute(_INSERT_MESSAGES, outbound_params).scalars().all()) \
+        if outbound_params else []
     results = []
     cursor = 0
     for item, inbound_id in zip(batch, inbound_ids):

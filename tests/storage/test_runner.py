@@ -118,30 +118,3 @@ def _hold_lock(path: str, held: object, release: object) -> None:
         held.set()  # type: ignore[attr-defined]
         release.wait(30)  # type: ignore[attr-defined]
 
-
-async def test_a_runner_may_commit_without_syncing_while_the_others_keep_full_durability(database_url: str) -> None:
-    """The replay ledger's commits skip the WAL's fsync (its rows are synced by the next message's
-    commit); that is set on its own connection once, and every other connection keeps FULL."""
-    from bot.storage.replay import ReplayLedger
-
-    engine = create_engine(database_url)
-    if not is_sqlite(engine):
-        pytest.skip("a SQLite pragma")
-    relaxed = BatchRunner(engine, name="test-relaxed", writes=True, sqlite_synchronous="NORMAL")
-    strict = BatchRunner(engine, name="test-strict", writes=True)
-    ledger = ReplayLedger(engine)
-
-    def synchronous(conn: Connection) -> int:
-        return int(conn.exec_driver_sql("PRAGMA synchronous").scalar_one())
-
-    try:
-        assert [await relaxed.run(synchronous) for _ in range(2)] == [1, 1]  # NORMAL, and it stays
-        assert await strict.run(synchronous) == 2  # FULL
-        async with engine.connect() as conn:
-            assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar_one() == 2
-        assert ledger._runner.sqlite_synchronous == "NORMAL"
-    finally:
-        await relaxed.close()
-        await strict.close()
-        await ledger.close()
-        await engine.dispose()
