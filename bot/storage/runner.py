@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -28,6 +29,11 @@ from .engine import sqlite_file_twin, sqlite_gate
 
 R = TypeVar("R")
 
+log = logging.getLogger("engagebot.storage")
+
+# How long a batch writer waits for its turn among the processes (SQLite's busy timeout, 10 s).
+WRITERS_LOCK_WAIT = 10.0
+
 
 class BatchRunner:
     """Run ``fn(connection)`` for a batch; ``writes``: on SQLite, hold the write gate meanwhile, and
@@ -41,6 +47,7 @@ class BatchRunner:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix=name) if self._twin is not None else None
         self._conn: Connection | None = None  # used and closed in the thread only
         self._writers_lock: int | None = None  # a file descriptor, opened in the thread on first use
+        self._no_writers_lock = False  # it could not be opened: not tried again
 
     async def run(self, fn: Callable[[Connection], R]) -> R:
         if self._thread is None:
@@ -72,20 +79,61 @@ class BatchRunner:
             self._conn.rollback()
         return result
 
-    def _lock_writers(self) -> int:
-        """Wait (in this thread, without the GIL) for the other processes' batch writers of this file.
+    def _lock_writers(self) -> int | None:
+        """Wait (in this thread, the GIL released) for the other processes' batch writers of this file.
 
         SQLite's own wait for its write lock is a busy handler that sleeps in growing steps (1, 2, 5
         ... 100 ms); worker processes taking turns at every commit lost most of their time in those
-        sleeps. A blocking ``flock`` wakes the next writer the moment the lock is given back. Writers
-        that do not take it (a handler's session) still meet SQLite's lock and its busy timeout.
+        sleeps. This turn is polled every 0.2 to 1 ms instead. Past SQLite's busy timeout (a holder
+        stopped, not dead: a dead one's lock is gone with it) the batch goes on without its turn, and
+        SQLite's lock decides as before; so it does when the lock file cannot be used. Writers that do
+        not take it (a handler's session) meet SQLite's lock and its busy timeout.
         """
+        lock = self._open_writers_lock()
+        if lock is None:
+            return None
+        give_up = time.monotonic() + WRITERS_LOCK_WAIT
+        pause = 0.0002
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return lock
+            except BlockingIOError:
+                if time.monotonic() >= give_up:
+                    log.warning("another process has held the SQLite writers' turn for %g s; this batch "
+                                "goes on without it", WRITERS_LOCK_WAIT, extra={"writer": self.name})
+                    return None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.001)
+            except OSError as exc:  # ENOLCK on a network file system...
+                self._lock_unusable(exc)
+                return None
+
+    def _open_writers_lock(self) -> int | None:
+        """The lock file's descriptor, opened once; created with the database file's mode (and, for
+        root, its owner), as SQLite creates its -wal and -shm, so any user who may write the database
+        may take the turn. None (with one warning) when it cannot be opened."""
+        if self._writers_lock is not None or self._no_writers_lock:
+            return self._writers_lock
         assert self._twin is not None
-        if self._writers_lock is None:
-            self._writers_lock = os.open(writers_lock_path(str(self._twin.url.database)),
-                                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        fcntl.flock(self._writers_lock, fcntl.LOCK_EX)
-        return self._writers_lock
+        database = str(self._twin.url.database)
+        try:
+            mode = os.stat(database)
+            lock = os.open(writers_lock_path(database), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, mode.st_mode & 0o666)
+        except OSError as exc:
+            self._lock_unusable(exc)
+            return None
+        with contextlib.suppress(OSError):  # not ours to change: it was made by its owner already
+            os.fchmod(lock, mode.st_mode & 0o666)
+            if os.geteuid() == 0:
+                os.fchown(lock, mode.st_uid, mode.st_gid)
+        self._writers_lock = lock
+        return lock
+
+    def _lock_unusable(self, exc: OSError) -> None:
+        self._no_writers_lock = True
+        log.warning("the SQLite writers' lock file cannot be used (%s); the batch writers of several processes "
+                    "meet in SQLite's busy handler instead", exc.strerror or exc, extra={"writer": self.name})
 
     def _close(self) -> None:
         if self._conn is not None:

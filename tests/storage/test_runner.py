@@ -118,3 +118,46 @@ def _hold_lock(path: str, held: object, release: object) -> None:
         held.set()  # type: ignore[attr-defined]
         release.wait(30)  # type: ignore[attr-defined]
 
+
+
+async def test_a_writer_turn_held_too_long_or_unusable_lets_the_batch_go_on_with_a_warning(
+        database_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A holder that is stopped (not dead) must not stall every writer forever: past the bound the
+    batch goes on and SQLite's own lock decides, as it does when the lock file cannot be opened."""
+    import fcntl
+    import os
+    import stat
+
+    from bot.storage import runner as runner_module
+    from bot.storage.runner import writers_lock_path
+
+    engine = create_engine(database_url)
+    if sqlite_gate(engine) is None:
+        pytest.skip("PostgreSQL queues its writers itself")
+    database = str(engine.url.database)
+    monkeypatch.setattr(runner_module, "WRITERS_LOCK_WAIT", 0.3)
+    os.chmod(database, 0o640)
+    runner = BatchRunner(engine, name="test-runner", writes=True)
+    try:
+        assert await runner.run(lambda _conn: "first") == "first"
+        # Created with the database file's mode, as SQLite creates its -wal.
+        assert stat.S_IMODE(os.stat(writers_lock_path(database)).st_mode) == 0o640
+        with open(writers_lock_path(database), "rb") as holder:
+            fcntl.flock(holder, fcntl.LOCK_EX)  # held, and never given back meanwhile
+            with caplog.at_level("WARNING", logger="engagebot.storage"):
+                assert await asyncio.wait_for(runner.run(lambda _conn: "went on"), 10) == "went on"
+        assert "held the SQLite writers' turn" in caplog.text
+    finally:
+        await runner.close()
+    os.unlink(writers_lock_path(database))
+    os.mkdir(writers_lock_path(database))  # a lock file that cannot be opened
+    caplog.clear()
+    other = BatchRunner(engine, name="test-runner", writes=True)
+    try:
+        with caplog.at_level("WARNING", logger="engagebot.storage"):
+            assert [await other.run(lambda _conn, n=n: n) for n in range(3)] == [0, 1, 2]
+        assert caplog.text.count("lock file cannot be used") == 1  # said once, not per batch
+    finally:
+        await other.close()
+        os.rmdir(writers_lock_path(database))
+        await engine.dispose()

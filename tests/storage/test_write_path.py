@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from sqlalchemy import func, select
 
 from bot import Kind
@@ -166,3 +167,71 @@ async def test_a_session_is_opened_only_for_a_handler_that_uses_one(database_url
         assert not opened[0].in_transaction()  # type: ignore[attr-defined]
         async with bot.sessions() as s:
             assert await s.scalar(select(func.count()).select_from(Message).where(Message.direction == "in")) == 7
+
+
+async def test_replay_admissions_and_exchanges_share_the_group_writer_and_its_batches(database_url: str) -> None:
+    """One group writer per engine and process: the replay cache's rows and the exchanges of messages
+    queued together commit in one transaction; each user closes it once and the last one stops it."""
+    from datetime import timedelta
+
+    from bot import Inbound, TextReply
+    from bot.core.clock import utcnow
+    from bot.storage.models import SeenRequest
+    from bot.storage.replay import ReplayLedger, Seen
+
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
+        writer = bot.store.writer
+        assert writer is not None
+        first, second = ReplayLedger(bot.engine), ReplayLedger(bot.engine)
+        msg = Inbound(channel="mock", account="mock", external_id="fan", kind=Kind.TEXT, text="hi", message_id="x1")
+        follower, _ = await bot.store.load(msg)
+        batches = writer._batcher.batches
+        expires = utcnow() + timedelta(minutes=5)
+        admitted, replayed, exchange = await asyncio.gather(
+            first.admit(Seen("wechat", "sig-1", "body-a", expires)),
+            second.admit(Seen("wechat", "sig-1", "body-b", expires)),  # the same signature, another body
+            bot.store.record_exchange(None, msg, follower, [TextReply("hello")], passive_count=0))
+        assert (admitted, replayed) == (True, False)
+        assert writer._batcher.batches == batches + 1  # all three in one batch, one commit
+        assert exchange.inbound_id and len(exchange.outbound_ids) == 1
+        await first.close()
+        await second.close()  # the store still uses the writer: it keeps running
+        assert not writer.closed
+        assert await bot.channel.receive("fan", Kind.TEXT, "again", message_id="x2")
+        async with bot.sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(SeenRequest)) == 1
+            assert await s.scalar(select(func.count()).select_from(Message).where(Message.direction == "in")) == 2
+    assert writer.closed  # the store was its last user
+
+
+@pytest.mark.parametrize("steps_between_cancels", [1, 3, 4, 5, 8])
+async def test_a_handler_session_closes_to_the_end_under_a_second_cancel(
+        database_url: str, steps_between_cancels: int, caplog: pytest.LogCaptureFixture) -> None:
+    """A stop cancels in waves: the second cancel may land while the message's session is being
+    closed; the close still runs to its end (its connection reset, not invalidated mid-rollback)."""
+    from bot import Context, Inbound, Reply, Router, TextReply
+
+    router = Router("slow")
+    entered = asyncio.Event()
+
+    @router.on(command="slow")
+    async def slow(msg: Inbound, ctx: Context) -> list[Reply]:
+        await ctx.session.scalar(select(func.count()).select_from(Follower))  # holds a connection now
+        entered.set()
+        await asyncio.sleep(30)
+        return [TextReply("late")]
+
+    async with BotHarness(routers=[router, default_router()], database_url=database_url) as bot:
+        await bot.channel.receive("amy", Kind.TEXT, "hello", message_id="w1")
+        message = asyncio.create_task(bot.channel.receive("amy", Kind.COMMAND, "/slow", message_id="s1"))
+        await entered.wait()
+        with caplog.at_level("ERROR", logger="sqlalchemy.pool"):
+            message.cancel()
+            for _ in range(steps_between_cancels):
+                await asyncio.sleep(0)
+            message.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await message
+            await asyncio.sleep(0.2)
+        assert "Exception during reset" not in caplog.text
+        assert bot.engine.pool.checkedout() == 0
