@@ -255,8 +255,7 @@ class Dispatcher:
                 log.info("duplicate lost the race", extra=_log_fields(msg, started))
                 return Dispatched(stored, duplicate=True)
         finally:
-            if ctx.opened_session is not None:
-                await ctx.opened_session.close()
+            await _close_session(ctx)
         if log.isEnabledFor(logging.INFO):  # the fields cost two hashes: not for a line nobody reads
             log.info("handled", extra=_log_fields(msg, started, replies=len(replies), passive=passive_count))
         _count(msg, replies, started)
@@ -296,6 +295,14 @@ class Dispatcher:
                 if result is not None:
                     return result
         return []
+
+
+async def _close_session(ctx: Context) -> None:
+    """Close the message's session if a handler opened one, to the end even if this task is cancelled
+    meanwhile (as the session's ``async with`` does); a late use of ``ctx.session`` then fails loudly."""
+    session, ctx.opened_session, ctx.open_session = ctx.opened_session, None, None
+    if session is not None:
+        await session.__aexit__(None, None, None)
 
 
 def _while_paused(msg: Inbound, ctx: Context) -> list[Reply]:
