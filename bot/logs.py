@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import re
 import sys
@@ -60,10 +61,17 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("engagebot_request_id", default=
 _REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._:-]{8,64}")
 
 
+# Request ids' own generator: seeding the module's shared one (a test, a library) must not repeat
+# them, and what X-Request-Id shows must not tell anyone what that shared one draws next. Reseeded
+# from the system in every child process, so workers never share a sequence.
+_REQUEST_IDS = random.Random()
+os.register_at_fork(after_in_child=_REQUEST_IDS.seed)
+
+
 def new_request_id() -> str:
     # 128 random bits as 32 hex digits: unique is all a request id needs (not secret), and uuid4's
     # system call and object cost more per message than the rest of the log plumbing.
-    return f"{random.getrandbits(128):032x}"
+    return f"{_REQUEST_IDS.getrandbits(128):032x}"
 
 
 def accept_request_id(incoming: str | None) -> str:

@@ -130,3 +130,18 @@ async def test_a_late_reply_is_logged_under_the_request_that_brought_it(database
     assert by_event["slow handler at work"] == late
     assert by_event["late replies handed to the send API"] == late
     assert by_event["handler at work"] not in (None, late)
+
+
+def test_request_ids_do_not_follow_the_shared_random_generator() -> None:
+    """Seeding ``random`` (a test, a library) must not make ids repeat, nor ids tell what it draws."""
+    import random
+
+    from bot.logs import new_request_id
+
+    random.seed(7)
+    first = new_request_id()
+    random.seed(7)
+    assert new_request_id() != first
+    random.seed(7)
+    drawn = f"{random.getrandbits(128):032x}"
+    assert drawn not in {first, new_request_id()}
