@@ -266,3 +266,23 @@ async def test_a_batch_waits_for_a_claim_being_written_in_this_process_and_answe
                                                           ClaimOutcome.CLAIMED)
     assert (batcher.batches, batcher.fallbacks) == (1, 0)
     assert await _claimed(offers, promo.id) == 2
+
+
+async def test_the_bulk_path_counts_each_answer_by_outcome(offers: BotHarness) -> None:
+    """``engagebot_claims_total`` by outcome, as ``claim()`` counts its own: once per answer."""
+    from prometheus_client import REGISTRY
+
+    def counted() -> dict[str, float]:
+        return {outcome: REGISTRY.get_sample_value("engagebot_claims_total", {"outcome": outcome}) or 0.0
+                for outcome in ("claimed", "sold_out", "already_claimed")}
+
+    promo = await _promotion(offers, "hotpot-50", quota=1)
+    first, late = await _followers(offers, 2)
+    batcher = ClaimBatcher(offers.sessions)
+    before = counted()
+    results = await asyncio.gather(batcher.claim(promo, first), batcher.claim(promo, late), batcher.claim(promo, first))
+    assert [r.outcome for r in results] == [ClaimOutcome.CLAIMED, ClaimOutcome.SOLD_OUT, ClaimOutcome.ALREADY_CLAIMED]
+    assert (batcher.batches, batcher.fallbacks) == (1, 0)
+    after = counted()
+    assert {outcome: after[outcome] - before[outcome] for outcome in after} == {
+        "claimed": 1, "sold_out": 1, "already_claimed": 1}
