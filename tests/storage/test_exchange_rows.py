@@ -70,17 +70,20 @@ async def test_a_message_leaves_its_rows_and_its_followers_changes(database_url:
 
 @router.on(command="person")
 async def person_and_a_write(msg: Inbound, ctx: Context) -> list[Reply]:
-    # Asks for a person (the handoff columns) and writes itself: the exchange goes in the handler's transaction.
-    ctx.session.add(PromptRule(name=f"p-{msg.message_id}", match={"en": ["x"]}, reply={"en": "y"}, priority=0,
-                               regex=False, updated_at=RECEIVED))
+    # Asks for a person (the handoff columns); with "write", writes itself too (the handler's transaction).
+    if msg.payload == "write":
+        ctx.session.add(PromptRule(name=f"p-{msg.message_id}", match={"en": ["x"]}, reply={"en": "y"}, priority=0,
+                                   regex=False, updated_at=RECEIVED))
     ctx.follower.queue_for_agent(ctx.now, told=True)
     return [TextReply("queued")]
 
 
-async def test_the_handlers_transaction_writes_the_handoff_only_if_paused_by_is_as_read(database_url: str) -> None:
-    """The handoff columns, on the handler-transaction path: written to this follower only, and only
-    while ``paused_by`` is what the message read (a lapsed platform pause included); an agent's take
+@pytest.mark.parametrize("path", ["group writer", "handler's transaction"])
+async def test_the_handoff_is_written_only_if_paused_by_is_as_read(database_url: str, path: str) -> None:
+    """The handoff columns, on both write paths: written to this follower only, and only while
+    ``paused_by`` is what the message read (a lapsed platform pause included); an agent's take
     committed between the read and the write stands."""
+    payload = "write" if path == "handler's transaction" else "plain"
     from sqlalchemy import update
 
     from bot.core.clock import utcnow
@@ -88,7 +91,7 @@ async def test_the_handlers_transaction_writes_the_handoff_only_if_paused_by_is_
 
     def person(external_id: str) -> Inbound:
         return Inbound(channel="mock", account="mock", external_id=external_id, kind=Kind.COMMAND, text="/person",
-                       message_id=f"{external_id}-1")
+                       payload=payload, message_id=f"{external_id}-1")
 
     async with BotHarness(routers=[router], database_url=database_url, capabilities=CAPS) as bot:
         for name in ("bob", "cat", "dan"):  # known followers, none paused
@@ -115,7 +118,8 @@ async def test_the_handlers_transaction_writes_the_handoff_only_if_paused_by_is_
             rows = {f.external_id: f for f in (await s.execute(select(Follower))).scalars()}
             rules = sorted((await s.execute(select(PromptRule.name))).scalars())
     assert [[r.text for r in result.replies] for result in results] == [["queued"]] * 3
-    assert rules == ["p-ann-1", "p-cat-1", "p-dan-1"]  # each handler's own write committed with its message
+    # Each handler's own write committed with its message: the path was the one named.
+    assert rules == (["p-ann-1", "p-cat-1", "p-dan-1"] if payload == "write" else [])
     paused = {name: (row.paused_by, row.handoff_told_at is not None) for name, row in rows.items()}
     assert paused == {"ann": ("queue", True), "cat": ("queue", True), "dan": ("agent:alice", False),
                       "bob": (None, False)}
