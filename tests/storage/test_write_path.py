@@ -169,3 +169,26 @@ async def test_a_message_stored_meanwhile_fails_alone_in_a_group_commit_of_two(d
     assert isinstance(retry, DuplicateExchange)
     assert other == (rows["m-2"], [])
     assert rows["m-1"] == stored.id
+
+
+async def test_concurrent_messages_whose_handlers_wrote_nothing_commit_together(database_url: str) -> None:
+    """The group writer: 40 messages at once, none of whose handlers wrote, take a few transactions
+    between them, not one commit (one sync to disk on SQLite) each."""
+    from sqlalchemy import Engine, event
+
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
+        await asyncio.gather(*(bot.channel.receive(f"fan-{i}", Kind.TEXT, "hello", message_id=f"first-{i}")
+                               for i in range(40)))  # the followers exist: only the exchanges are written below
+        commits: list[int] = []
+        listener = lambda _conn: commits.append(1)  # noqa: E731
+        event.listen(Engine, "commit", listener)  # every engine: the group writer's runs on a twin of its own
+        try:
+            replies = await asyncio.gather(*(bot.channel.receive(f"fan-{i}", Kind.TEXT, "hello", message_id=f"m-{i}")
+                                             for i in range(40)))
+        finally:
+            event.remove(Engine, "commit", listener)
+        assert all(replies)
+        async with bot.sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(Message).where(
+                Message.direction == "in", Message.dedupe_key.like("m-%"))) == 40
+    assert 1 <= len(commits) <= 10, len(commits)
