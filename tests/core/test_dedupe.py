@@ -216,3 +216,40 @@ async def test_two_instances_racing_with_a_handler_that_writes_keep_one_exchange
     if started == ["m-10", "m-10"]:  # both ran: the loser of the insert answered with the winner's exchange
         assert sorted(r.duplicate for r in results) == [False, True]
         assert [r.getMessage() for r in caplog.records].count("duplicate lost the race") == 1
+
+
+@router.on(command="lang")
+async def language_seen(msg: Inbound, ctx: Context) -> list[Reply]:
+    return [TextReply(msg.language_hint or "none")]
+
+
+@pytest.mark.parametrize("message_id", ["l-1", None])
+async def test_the_language_the_platform_gives_reaches_the_handler(bot: BotHarness, message_id: str | None) -> None:
+    """A message without a language, from a follower with none stored: the platform is asked, and the
+    handler sees its answer (with and without a platform id, the two ways through ``dispatch``)."""
+    asked: list[str] = []
+
+    async def lookup(msg: Inbound) -> str | None:
+        asked.append(msg.external_id)
+        return "zh_CN"
+
+    result = await bot.dispatcher.dispatch(inbound(message_id, "/lang", external_id="new"), capabilities=CAPS,
+                                           passive=PassiveSlot(), language_lookup=lookup)
+    assert (asked, [r.text for r in result.replies]) == (["new"], ["zh_CN"])
+
+
+async def test_a_notification_is_recorded_once_and_never_answered(bot: BotHarness) -> None:
+    from sqlalchemy import func
+
+    from bot.core.inbound import Notice
+    from bot.storage.models import PlatformNotice
+
+    notice = Inbound(channel="mock", account="mock", external_id="ann", kind=Kind.NOTIFICATION,
+                     message_id="n-1", notice=Notice(event="pinned_message"))
+    first, again = await dispatch(bot, notice), await dispatch(bot, notice)
+    async with bot.sessions() as s:
+        rows = (await s.execute(select(PlatformNotice.id, PlatformNotice.event, PlatformNotice.dedupe_key))).all()
+        messages = await s.scalar(select(func.count()).select_from(Message))
+    assert [tuple(r) for r in rows] == [(first.exchange.inbound_id, "pinned_message", "n-1")]
+    assert (first.duplicate, first.replies, again.duplicate, again.replies) == (False, [], True, [])
+    assert (messages, started) == (0, [])
