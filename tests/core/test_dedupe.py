@@ -231,11 +231,11 @@ async def test_the_language_the_platform_gives_reaches_the_handler(bot: BotHarne
 
     async def lookup(msg: Inbound) -> str | None:
         asked.append(msg.external_id)
-        return "zh_CN"
+        return "zh_CN" + "-x" * 20  # what a platform says is kept to 35 characters
 
     result = await bot.dispatcher.dispatch(inbound(message_id, "/lang", external_id="new"), capabilities=CAPS,
                                            passive=PassiveSlot(), language_lookup=lookup)
-    assert (asked, [r.text for r in result.replies]) == (["new"], ["zh_CN"])
+    assert (asked, [r.text for r in result.replies]) == (["new"], [("zh_CN" + "-x" * 20)[:35]])
 
 
 async def test_a_notification_is_recorded_once_and_never_answered(bot: BotHarness) -> None:
@@ -253,3 +253,40 @@ async def test_a_notification_is_recorded_once_and_never_answered(bot: BotHarnes
     assert [tuple(r) for r in rows] == [(first.exchange.inbound_id, "pinned_message", "n-1")]
     assert (first.duplicate, first.replies, again.duplicate, again.replies) == (False, [], True, [])
     assert (messages, started) == (0, [])
+
+
+seen: list[Context] = []
+
+
+@router.on(command="ctx")
+async def keep_context(msg: Inbound, ctx: Context) -> list[Reply]:
+    seen.append(ctx)
+    return [TextReply("seen")]
+
+
+async def test_a_handler_gets_the_dispatchers_context_and_the_follower_window_opened(bot: BotHarness) -> None:
+    """What ``_dispatch_once`` builds for the handler: the message, the channel's capabilities, the time
+    of handling, the dispatcher's locales, zone and services, whether the follower followed before this
+    message; and the reply window the message opens, stored with it."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.core.clock import utcnow
+
+    seen.clear()
+    bot.dispatcher.tz = ZoneInfo("Asia/Shanghai")
+    before = utcnow()
+    first = inbound("c-1", "/ctx", external_id="cyd")
+    await dispatch(bot, first)
+    await dispatch(bot, inbound("c-2", "/ctx", external_id="cyd"))
+    after = datetime.now(UTC)
+    ctx, again = seen
+    assert (ctx.msg.message_id, ctx.msg.text, ctx.capabilities) == ("c-1", "/ctx", CAPS)
+    assert before <= ctx.now <= after
+    assert (ctx.default_locale, ctx.international_locale, ctx.locale) == (
+        bot.dispatcher.default_locale, bot.dispatcher.international_locale, bot.dispatcher.default_locale)
+    assert (ctx.tz, ctx.services) == (ZoneInfo("Asia/Shanghai"), bot.dispatcher.services)
+    assert (ctx.was_following, again.was_following) == (False, True)  # a first contact counts as following
+    async with bot.sessions() as s:
+        kind = (await s.execute(select(Follower.last_action_kind).where(Follower.external_id == "cyd"))).scalar_one()
+    assert kind == "message"
