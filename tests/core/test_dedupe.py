@@ -274,7 +274,9 @@ async def test_a_handler_gets_the_dispatchers_context_and_the_follower_window_op
     from bot.core.clock import utcnow
 
     seen.clear()
-    bot.dispatcher.tz = ZoneInfo("Asia/Shanghai")
+    dispatcher = bot.dispatcher  # none of them the Context's defaults
+    dispatcher.tz = ZoneInfo("Asia/Shanghai")
+    dispatcher.default_locale, dispatcher.international_locale = "en", "zh_Hant"
     before = utcnow()
     first = inbound("c-1", "/ctx", external_id="cyd")
     await dispatch(bot, first)
@@ -283,10 +285,62 @@ async def test_a_handler_gets_the_dispatchers_context_and_the_follower_window_op
     ctx, again = seen
     assert (ctx.msg.message_id, ctx.msg.text, ctx.capabilities) == ("c-1", "/ctx", CAPS)
     assert before <= ctx.now <= after
-    assert (ctx.default_locale, ctx.international_locale, ctx.locale) == (
-        bot.dispatcher.default_locale, bot.dispatcher.international_locale, bot.dispatcher.default_locale)
-    assert (ctx.tz, ctx.services) == (ZoneInfo("Asia/Shanghai"), bot.dispatcher.services)
+    assert (ctx.default_locale, ctx.international_locale, ctx.locale) == ("en", "zh_Hant", "en")
+    assert ctx.tz == ZoneInfo("Asia/Shanghai") and ctx.services is dispatcher.services
     assert (ctx.was_following, again.was_following) == (False, True)  # a first contact counts as following
     async with bot.sessions() as s:
         kind = (await s.execute(select(Follower.last_action_kind).where(Follower.external_id == "cyd"))).scalar_one()
     assert kind == "message"
+
+
+async def test_a_follower_someone_else_answers_gets_no_handler_and_is_told_once(bot: BotHarness) -> None:
+    """Paused for a person: the handler does not run; queued for one of our agents, the follower is
+    told once that a person will answer; with the platform's own desk (a recent pause), nothing."""
+    from sqlalchemy import update
+
+    from bot.core.clock import utcnow
+    from bot.core.follower import AGENT_QUEUE, PERSON_WILL_ANSWER, PLATFORM_DESK
+    from bot.i18n import default_catalogs
+
+    for name in ("ann", "bea"):
+        await dispatch(bot, inbound(f"{name}-0", "/two", external_id=name))
+    async with bot.sessions() as s:
+        for name, by in (("ann", AGENT_QUEUE), ("bea", PLATFORM_DESK)):
+            await s.execute(update(Follower).where(Follower.external_id == name).values(
+                paused_by=by, paused_at=utcnow(), handoff_told_at=None))
+        await s.commit()
+    started.clear()
+    told = await dispatch(bot, inbound("ann-1", external_id="ann"))
+    quiet = await dispatch(bot, inbound("ann-2", external_id="ann"))
+    desk = await dispatch(bot, inbound("bea-1", external_id="bea"))
+    person = default_catalogs().gettext(bot.dispatcher.default_locale, PERSON_WILL_ANSWER)
+    assert ([r.text for r in told.replies], quiet.replies, desk.replies, started) == ([person], [], [], [])
+    async with bot.sessions() as s:
+        stored = (await s.execute(select(Message.dedupe_key).where(
+            Message.direction == "in", Message.dedupe_key.in_(["ann-1", "ann-2", "bea-1"])))).scalars()
+        assert sorted(stored) == ["ann-1", "ann-2", "bea-1"]  # stored all the same
+
+
+async def test_a_retry_that_lost_the_race_is_logged_with_the_hashed_follower(
+        bot: BotHarness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The lookup missed the copy another instance stored (read before it committed): the handler runs,
+    the write meets the stored row, the stored exchange is answered and the line says so."""
+    import logging
+
+    from bot.core.dispatcher import follower_hash, message_hash
+
+    msg = inbound("m-11")
+    first = await dispatch(bot, msg)
+    real = bot.store.load
+
+    async def missed_the_copy(session, msg):  # type: ignore[no-untyped-def]
+        follower, _stored = await real(session, msg)
+        return follower, None
+
+    monkeypatch.setattr(bot.store, "load", missed_the_copy)
+    with caplog.at_level(logging.INFO, logger="engagebot.dispatch"):
+        again = await dispatch(bot, msg)
+    assert (again.duplicate, again.exchange) == (True, first.exchange)
+    [lost] = [r for r in caplog.records if r.getMessage() == "duplicate lost the race"]
+    assert (lost.channel, lost.follower, lost.message_id, lost.kind) == (
+        "mock", follower_hash(msg), message_hash(msg), "command")
