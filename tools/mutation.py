@@ -34,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".mutation"
-COPIED = ("bot", "handlers", "locales", "tests")
+COPIED = ("bot", "handlers", "locales", "examples", "tests")  # examples: tests load examples/offers.yaml
 SEPARATOR = "ǁ"  # mutmut's separator in the names of methods' mutants: xǁClassǁmethod__mutmut_3
 
 # mutmut's exit codes per mutant (mutmut.stats.status_by_exit_code).

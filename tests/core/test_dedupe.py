@@ -216,3 +216,131 @@ async def test_two_instances_racing_with_a_handler_that_writes_keep_one_exchange
     if started == ["m-10", "m-10"]:  # both ran: the loser of the insert answered with the winner's exchange
         assert sorted(r.duplicate for r in results) == [False, True]
         assert [r.getMessage() for r in caplog.records].count("duplicate lost the race") == 1
+
+
+@router.on(command="lang")
+async def language_seen(msg: Inbound, ctx: Context) -> list[Reply]:
+    return [TextReply(msg.language_hint or "none")]
+
+
+@pytest.mark.parametrize("message_id", ["l-1", None])
+async def test_the_language_the_platform_gives_reaches_the_handler(bot: BotHarness, message_id: str | None) -> None:
+    """A message without a language, from a follower with none stored: the platform is asked, and the
+    handler sees its answer (with and without a platform id, the two ways through ``dispatch``)."""
+    asked: list[str] = []
+
+    async def lookup(msg: Inbound) -> str | None:
+        asked.append(msg.external_id)
+        return "zh_CN" + "-x" * 20  # what a platform says is kept to 35 characters
+
+    result = await bot.dispatcher.dispatch(inbound(message_id, "/lang", external_id="new"), capabilities=CAPS,
+                                           passive=PassiveSlot(), language_lookup=lookup)
+    assert (asked, [r.text for r in result.replies]) == (["new"], [("zh_CN" + "-x" * 20)[:35]])
+
+
+async def test_a_notification_is_recorded_once_and_never_answered(bot: BotHarness) -> None:
+    from sqlalchemy import func
+
+    from bot.core.inbound import Notice
+    from bot.storage.models import PlatformNotice
+
+    notice = Inbound(channel="mock", account="mock", external_id="ann", kind=Kind.NOTIFICATION,
+                     message_id="n-1", notice=Notice(event="pinned_message"))
+    first, again = await dispatch(bot, notice), await dispatch(bot, notice)
+    async with bot.sessions() as s:
+        rows = (await s.execute(select(PlatformNotice.id, PlatformNotice.event, PlatformNotice.dedupe_key))).all()
+        messages = await s.scalar(select(func.count()).select_from(Message))
+    assert [tuple(r) for r in rows] == [(first.exchange.inbound_id, "pinned_message", "n-1")]
+    assert (first.duplicate, first.replies, again.duplicate, again.replies) == (False, [], True, [])
+    assert (messages, started) == (0, [])
+
+
+seen: list[Context] = []
+
+
+@router.on(command="ctx")
+async def keep_context(msg: Inbound, ctx: Context) -> list[Reply]:
+    seen.append(ctx)
+    return [TextReply("seen")]
+
+
+async def test_a_handler_gets_the_dispatchers_context_and_the_follower_window_opened(bot: BotHarness) -> None:
+    """What ``_dispatch_once`` builds for the handler: the message, the channel's capabilities, the time
+    of handling, the dispatcher's locales, zone and services, whether the follower followed before this
+    message; and the reply window the message opens, stored with it."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from bot.core.clock import utcnow
+
+    seen.clear()
+    dispatcher = bot.dispatcher  # none of them the Context's defaults
+    dispatcher.tz = ZoneInfo("Asia/Shanghai")
+    dispatcher.default_locale, dispatcher.international_locale = "en", "zh_Hant"
+    before = utcnow()
+    first = inbound("c-1", "/ctx", external_id="cyd")
+    await dispatch(bot, first)
+    await dispatch(bot, inbound("c-2", "/ctx", external_id="cyd"))
+    after = datetime.now(UTC)
+    ctx, again = seen
+    assert (ctx.msg.message_id, ctx.msg.text, ctx.capabilities) == ("c-1", "/ctx", CAPS)
+    assert before <= ctx.now <= after
+    assert (ctx.default_locale, ctx.international_locale, ctx.locale) == ("en", "zh_Hant", "en")
+    assert ctx.tz == ZoneInfo("Asia/Shanghai") and ctx.services is dispatcher.services
+    assert (ctx.was_following, again.was_following) == (False, True)  # a first contact counts as following
+    async with bot.sessions() as s:
+        kind = (await s.execute(select(Follower.last_action_kind).where(Follower.external_id == "cyd"))).scalar_one()
+    assert kind == "message"
+
+
+async def test_a_follower_someone_else_answers_gets_no_handler_and_is_told_once(bot: BotHarness) -> None:
+    """Paused for a person: the handler does not run; queued for one of our agents, the follower is
+    told once that a person will answer; with the platform's own desk (a recent pause), nothing."""
+    from sqlalchemy import update
+
+    from bot.core.clock import utcnow
+    from bot.core.follower import AGENT_QUEUE, PERSON_WILL_ANSWER, PLATFORM_DESK
+    from bot.i18n import default_catalogs
+
+    for name in ("ann", "bea"):
+        await dispatch(bot, inbound(f"{name}-0", "/two", external_id=name))
+    async with bot.sessions() as s:
+        for name, by in (("ann", AGENT_QUEUE), ("bea", PLATFORM_DESK)):
+            await s.execute(update(Follower).where(Follower.external_id == name).values(
+                paused_by=by, paused_at=utcnow(), handoff_told_at=None))
+        await s.commit()
+    started.clear()
+    told = await dispatch(bot, inbound("ann-1", external_id="ann"))
+    quiet = await dispatch(bot, inbound("ann-2", external_id="ann"))
+    desk = await dispatch(bot, inbound("bea-1", external_id="bea"))
+    person = default_catalogs().gettext(bot.dispatcher.default_locale, PERSON_WILL_ANSWER)
+    assert ([r.text for r in told.replies], quiet.replies, desk.replies, started) == ([person], [], [], [])
+    async with bot.sessions() as s:
+        stored = (await s.execute(select(Message.dedupe_key).where(
+            Message.direction == "in", Message.dedupe_key.in_(["ann-1", "ann-2", "bea-1"])))).scalars()
+        assert sorted(stored) == ["ann-1", "ann-2", "bea-1"]  # stored all the same
+
+
+async def test_a_retry_that_lost_the_race_is_logged_with_the_hashed_follower(
+        bot: BotHarness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The lookup missed the copy another instance stored (read before it committed): the handler runs,
+    the write meets the stored row, the stored exchange is answered and the line says so."""
+    import logging
+
+    from bot.core.dispatcher import follower_hash, message_hash
+
+    msg = inbound("m-11")
+    first = await dispatch(bot, msg)
+    real = bot.store.load
+
+    async def missed_the_copy(msg):  # type: ignore[no-untyped-def]
+        follower, _stored = await real(msg)
+        return follower, None
+
+    monkeypatch.setattr(bot.store, "load", missed_the_copy)
+    with caplog.at_level(logging.INFO, logger="engagebot.dispatch"):
+        again = await dispatch(bot, msg)
+    assert (again.duplicate, again.exchange) == (True, first.exchange)
+    [lost] = [r for r in caplog.records if r.getMessage() == "duplicate lost the race"]
+    assert (lost.channel, lost.follower, lost.message_id, lost.kind) == (
+        "mock", follower_hash(msg), message_hash(msg), "command")

@@ -329,8 +329,8 @@ async def test_an_agents_take_committed_while_the_followers_ask_is_handled_stand
     store = desk.harness.store
     read = store.load
 
-    async def read_then_alice_takes(session: Any, msg: Any) -> Any:
-        loaded = await read(session, msg)
+    async def read_then_alice_takes(msg: Any) -> Any:
+        loaded = await read(msg)
         if msg.text == "human":
             await desk.inbox.take(follower_id, "alice")  # commits between the message's read and its write
         return loaded

@@ -116,7 +116,8 @@ async def test_one_batch_answers_as_claim_would(offers: BotHarness) -> None:
     # The same follower twice in one batch: one claim, the second request gets its code again.
     assert results[3].claim.id == results[1].claim.id and results[3].code == results[1].code
     assert results[1].claim.via == "api" and results[1].claim.seq == 1
-    assert results[2].promotion is family and results[2].code.startswith("F")
+    # The family offer's prefix, then 8 drawn characters (a code without the prefix starts with F one time in 31).
+    assert results[2].promotion is family and (results[2].code[:1], len(results[2].code)) == ("F", 9)
     rows = await _claims_of(offers, promo.id)
     assert [(c.follower_id, c.code) for c in rows] == [
         (held.id, earlier.code), (twice.id, results[1].code), (once.id, results[5].code)]
@@ -245,3 +246,43 @@ async def test_each_batch_redone_one_by_one_is_counted(offers: BotHarness, monke
     for follower in others:
         assert (await batcher.claim(promo, follower)).outcome == ClaimOutcome.CLAIMED
     assert (batcher.batches, batcher.fallbacks) == (0, 2)
+
+
+async def test_a_batch_waits_for_a_claim_being_written_in_this_process_and_answers_with_it(offers: BotHarness) -> None:
+    """A message's claim, written but not committed yet, and a batch asking for the same follower: the
+    batch waits for it before it reads (on SQLite the process's write gate, on PostgreSQL the
+    promotion's row lock), so it sees that claim and runs once, on the bulk path, with nothing to redo."""
+    promo = await _promotion(offers, "hotpot-50")
+    first, second = await _followers(offers, 2)
+    batcher = ClaimBatcher(offers.sessions)
+    async with offers.sessions() as session:
+        mine = await claim(session, promo, first)  # holds the write until it commits
+        asked = asyncio.ensure_future(asyncio.gather(batcher.claim(promo, first), batcher.claim(promo, second)))
+        await asyncio.sleep(0.3)
+        assert not asked.done()
+        await session.commit()
+    again, other = await asyncio.wait_for(asked, 30)
+    assert (again.outcome, again.code, other.outcome) == (ClaimOutcome.ALREADY_CLAIMED, mine.code,
+                                                          ClaimOutcome.CLAIMED)
+    assert (batcher.batches, batcher.fallbacks) == (1, 0)
+    assert await _claimed(offers, promo.id) == 2
+
+
+async def test_the_bulk_path_counts_each_answer_by_outcome(offers: BotHarness) -> None:
+    """``engagebot_claims_total`` by outcome, as ``claim()`` counts its own: once per answer."""
+    from prometheus_client import REGISTRY
+
+    def counted() -> dict[str, float]:
+        return {outcome: REGISTRY.get_sample_value("engagebot_claims_total", {"outcome": outcome}) or 0.0
+                for outcome in ("claimed", "sold_out", "already_claimed")}
+
+    promo = await _promotion(offers, "hotpot-50", quota=1)
+    first, late = await _followers(offers, 2)
+    batcher = ClaimBatcher(offers.sessions)
+    before = counted()
+    results = await asyncio.gather(batcher.claim(promo, first), batcher.claim(promo, late), batcher.claim(promo, first))
+    assert [r.outcome for r in results] == [ClaimOutcome.CLAIMED, ClaimOutcome.SOLD_OUT, ClaimOutcome.ALREADY_CLAIMED]
+    assert (batcher.batches, batcher.fallbacks) == (1, 0)
+    after = counted()
+    assert {outcome: after[outcome] - before[outcome] for outcome in after} == {
+        "claimed": 1, "sold_out": 1, "already_claimed": 1}

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot import ButtonsReply, TextReply
-from bot.offers import redeem
+from bot.offers import FollowerOffers, Promotion, claim, offers_for, redeem
 from bot.storage.models import Follower
 from bot.testing import BotHarness
 from handlers import default_router
 
-from .conftest import load_into
+from .conftest import load_into, make_followers
 
 PROMOS = """
 promotions:
@@ -124,8 +125,6 @@ async def test_a_follower_with_nothing_gets_the_no_offers_line(database_url: str
         late = bot.follower("late", language="en")
         await late.follow()
         async with bot.sessions() as session:  # everything claimable is gone
-            from bot.offers import Promotion
-
             await session.execute(update(Promotion).where(Promotion.quota.is_not(None)).values(claimed=Promotion.quota))
             await session.execute(update(Promotion).where(Promotion.quota.is_(None)).values(ends_at=Promotion.created_at))
             await session.commit()
@@ -133,3 +132,38 @@ async def test_a_follower_with_nothing_gets_the_no_offers_line(database_url: str
 
         offer_index(bot.dispatcher.services).invalidate()
         assert (await late.say("offers"))[0].text == "There are no offers right now. Please check back soon!"
+
+
+async def test_offers_for_holds_a_code_while_it_is_live_and_reads_the_messages_locale(offers: BotHarness) -> None:
+    """``offers_for`` directly, at chosen times: a code that expired is no longer "your code" and the
+    offer can be claimed again (within the limit); a language audience is the message's language
+    when the follower has none stored; no promotions, no offers."""
+    async with offers.sessions() as session:
+        await session.execute(update(Promotion).where(Promotion.slug == "hotpot-50")
+                              .values(valid_days=1, per_follower_limit=2, audience_locales=["en"]))
+        await session.commit()
+    [follower_id] = await make_followers(offers, 1)
+    claimed_at = datetime(2026, 6, 1, 4, 0, tzinfo=UTC)  # 12:00 in Shanghai: valid to the end of 2 June there
+    async with offers.sessions() as session:
+        follower = await session.get(Follower, follower_id)
+        assert follower.locale is None
+        promotions = list((await session.execute(select(Promotion).order_by(Promotion.id))).scalars())
+        hotpot = next(p for p in promotions if p.slug == "hotpot-50")
+        code = (await claim(session, hotpot, follower, now=claimed_at, locale="en")).code
+        await session.commit()
+
+        def slugs(found: FollowerOffers) -> tuple[list[str], list[tuple[str, str]]]:
+            return [p.slug for p in found.claimable], [(p.slug, c) for p, c in found.held]
+
+        live = await offers_for(session, promotions, follower, now=claimed_at + timedelta(days=1), locale="en")
+        assert slugs(live) == (["tea", "family"], [("hotpot-50", code)])
+        expired = claimed_at + timedelta(days=2)  # 3 June, 12:00 in Shanghai
+        assert slugs(await offers_for(session, promotions, follower, now=expired, locale="en")) == (
+            ["hotpot-50", "tea", "family"], [])
+        chinese = await offers_for(session, promotions, follower, now=expired, locale="zh_Hans")
+        assert slugs(chinese) == (["tea", "family"], [])
+        # Truthy when there is something to claim or a code held, and only then.
+        only_held = await offers_for(session, [hotpot], follower, now=claimed_at, locale="zh_Hans")
+        assert slugs(only_held) == ([], [("hotpot-50", code)]) and only_held
+        nothing = await offers_for(session, [], follower, now=expired)
+        assert nothing == FollowerOffers([], []) and not nothing

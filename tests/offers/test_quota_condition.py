@@ -118,3 +118,20 @@ async def test_the_check_constraint_still_refuses_a_counter_past_the_quota(offer
             await session.execute(update(Promotion).where(Promotion.slug == "hotpot-50")
                                   .values(claimed=Promotion.quota + 1))
         await session.rollback()
+
+
+async def test_a_claim_the_counter_read_refuses_writes_nothing(offers: BotHarness) -> None:
+    """Sold out as read: answered without trying the quota UPDATE, so a message answered "sold out"
+    takes no write lock and its exchange joins the group writer's next commit (after a flash sale
+    sells out, the late askers do not queue one by one for SQLite's single writer)."""
+    from bot.storage.store import WriteRoute
+
+    async with offers.sessions() as session:
+        await session.execute(update(Promotion).where(Promotion.slug == "hotpot-50").values(quota=3, claimed=3))
+        await session.commit()
+    [follower_id] = await make_followers(offers, 1)
+    async with offers.store.session() as session:
+        promotion = (await session.execute(select(Promotion).where(Promotion.slug == "hotpot-50"))).scalar_one()
+        result = await claim(session, promotion, await session.get(Follower, follower_id))
+        assert (result.outcome, result.claim) == (ClaimOutcome.SOLD_OUT, None)
+        assert offers.store.route(session) is WriteRoute.GROUP_WRITER

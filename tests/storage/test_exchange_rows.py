@@ -66,3 +66,60 @@ async def test_a_message_leaves_its_rows_and_its_followers_changes(database_url:
     assert (result.exchange.passive_count, result.exchange.follower_id) == (1, ann.id)
     assert ann.state == "replied" and followers["bob"].state is None  # only this follower's row changed
     assert rules == (["r-a-1"] if payload == "write" else [])
+
+
+@router.on(command="person")
+async def person_and_a_write(msg: Inbound, ctx: Context) -> list[Reply]:
+    # Asks for a person (the handoff columns); with "write", writes itself too (the handler's transaction).
+    if msg.payload == "write":
+        ctx.session.add(PromptRule(name=f"p-{msg.message_id}", match={"en": ["x"]}, reply={"en": "y"}, priority=0,
+                                   regex=False, updated_at=RECEIVED))
+    ctx.follower.queue_for_agent(ctx.now, told=True)
+    return [TextReply("queued")]
+
+
+@pytest.mark.parametrize("path", ["group writer", "handler's transaction"])
+async def test_the_handoff_is_written_only_if_paused_by_is_as_read(database_url: str, path: str) -> None:
+    """The handoff columns, on both write paths: written to this follower only, and only while
+    ``paused_by`` is what the message read (a lapsed platform pause included); an agent's take
+    committed between the read and the write stands."""
+    payload = "write" if path == "handler's transaction" else "plain"
+    from sqlalchemy import update
+
+    from bot.core.clock import utcnow
+    from bot.core.follower import PLATFORM_DESK, PLATFORM_PAUSE_LAPSES
+
+    def person(external_id: str) -> Inbound:
+        return Inbound(channel="mock", account="mock", external_id=external_id, kind=Kind.COMMAND, text="/person",
+                       payload=payload, message_id=f"{external_id}-1")
+
+    async with BotHarness(routers=[router], database_url=database_url, capabilities=CAPS) as bot:
+        for name in ("bob", "cat", "dan"):  # known followers, none paused
+            await bot.dispatcher.dispatch(Inbound(channel="mock", account="mock", external_id=name, kind=Kind.TEXT,
+                                                  text="hi", message_id=f"{name}-0"), capabilities=CAPS)
+        async with bot.sessions() as s:
+            await s.execute(update(Follower).where(Follower.external_id == "cat").values(
+                paused_by=PLATFORM_DESK, paused_at=utcnow() - PLATFORM_PAUSE_LAPSES - timedelta(minutes=1)))
+            await s.commit()
+        read = bot.store.load
+
+        async def dan_taken_meanwhile(msg):  # type: ignore[no-untyped-def]
+            loaded = await read(msg)
+            if msg.external_id == "dan":
+                async with bot.sessions() as other:
+                    await other.execute(update(Follower).where(Follower.external_id == "dan").values(
+                        paused_by="agent:alice", paused_at=utcnow()))
+                    await other.commit()
+            return loaded
+
+        bot.store.load = dan_taken_meanwhile  # type: ignore[method-assign]
+        results = [await bot.dispatcher.dispatch(person(name), capabilities=CAPS) for name in ("ann", "cat", "dan")]
+        async with bot.sessions() as s:
+            rows = {f.external_id: f for f in (await s.execute(select(Follower))).scalars()}
+            rules = sorted((await s.execute(select(PromptRule.name))).scalars())
+    assert [[r.text for r in result.replies] for result in results] == [["queued"]] * 3
+    # Each handler's own write committed with its message: the path was the one named.
+    assert rules == (["p-ann-1", "p-cat-1", "p-dan-1"] if payload == "write" else [])
+    paused = {name: (row.paused_by, row.handoff_told_at is not None) for name, row in rows.items()}
+    assert paused == {"ann": ("queue", True), "cat": ("queue", True), "dan": ("agent:alice", False),
+                      "bob": (None, False)}

@@ -235,3 +235,62 @@ async def test_a_handler_session_closes_to_the_end_under_a_second_cancel(
             await asyncio.sleep(0.2)
         assert "Exception during reset" not in caplog.text
         assert bot.engine.pool.checkedout() == 0
+
+
+async def test_a_message_stored_meanwhile_fails_alone_in_a_group_commit_of_two(database_url: str) -> None:
+    """Two messages in one group-writer batch, one of them a platform retry another instance stored
+    meanwhile: the batch is split, the other message commits, the retry alone hears it is a duplicate."""
+    from bot.core.clock import utcnow
+    from bot.core.inbound import Inbound
+    from bot.core.store import DuplicateExchange
+    from bot.storage.status import DeliveryStatus
+    from bot.storage.store import _message_row
+    from bot.storage.writer import ExchangeWrite, GroupWriter
+
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
+        await bot.channel.receive("ann", Kind.TEXT, "hello", message_id="m-1")  # what the other instance stored
+        async with bot.sessions() as s:
+            stored = (await s.execute(select(Message).where(Message.dedupe_key == "m-1"))).scalar_one()
+
+        def write(message_id: str) -> ExchangeWrite:
+            msg = Inbound(channel=stored.channel, account=stored.account, external_id="ann", kind=Kind.TEXT,
+                          text="hello", message_id=message_id)
+            row = _message_row(stored.follower_id, msg, direction="in", kind="text", text="hello", payload=None,
+                               body=None, dedupe_key=message_id, status=DeliveryStatus.HANDLED, created_at=utcnow())
+            return ExchangeWrite(stored.follower_id, {}, row, [])
+
+        writer = GroupWriter(bot.engine)
+        try:  # submitted together: one batch of two
+            retry, other = await asyncio.wait_for(asyncio.gather(
+                writer.write(write("m-1")), writer.write(write("m-2")), return_exceptions=True), 30)
+        finally:
+            await writer.close()
+        async with bot.sessions() as s:
+            rows = {m.dedupe_key: m.id for m in (await s.execute(select(Message).where(
+                Message.dedupe_key.in_(["m-1", "m-2"])))).scalars()}
+    assert isinstance(retry, DuplicateExchange)
+    assert other == (rows["m-2"], [])
+    assert rows["m-1"] == stored.id
+
+
+async def test_concurrent_messages_whose_handlers_wrote_nothing_commit_together(database_url: str) -> None:
+    """The group writer: 40 messages at once, none of whose handlers wrote, take a few transactions
+    between them, not one commit (one sync to disk on SQLite) each."""
+    from sqlalchemy import Engine, event
+
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
+        await asyncio.gather(*(bot.channel.receive(f"fan-{i}", Kind.TEXT, "hello", message_id=f"first-{i}")
+                               for i in range(40)))  # the followers exist: only the exchanges are written below
+        commits: list[int] = []
+        listener = lambda _conn: commits.append(1)  # noqa: E731
+        event.listen(Engine, "commit", listener)  # every engine: the group writer's runs on a twin of its own
+        try:
+            replies = await asyncio.gather(*(bot.channel.receive(f"fan-{i}", Kind.TEXT, "hello", message_id=f"m-{i}")
+                                             for i in range(40)))
+        finally:
+            event.remove(Engine, "commit", listener)
+        assert all(replies)
+        async with bot.sessions() as s:
+            assert await s.scalar(select(func.count()).select_from(Message).where(
+                Message.direction == "in", Message.dedupe_key.like("m-%"))) == 40
+    assert 1 <= len(commits) <= 10, len(commits)
