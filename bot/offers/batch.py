@@ -35,14 +35,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
 from bot.logs import REQUEST_ID
 from bot.metrics import CLAIMS
-from bot.storage.dialect import affected_rows, skip_locked
+from bot.storage.dialect import affected_rows, insert_many_returning_ids_async, skip_locked
 from bot.storage.engine import sqlite_gate
 
 from .claims import CODE_ATTEMPTS, ClaimOutcome, ClaimResult, check_eligibility, claim, code_valid_until, is_live
@@ -54,7 +54,6 @@ QUOTA_ATTEMPTS = 8
 _claim = cast(Table, Claim.__table__)
 _promotion = cast(Table, Promotion.__table__)
 _pool = cast(Table, PoolCode.__table__)
-_INSERT_CLAIMS = insert(_claim).returning(_claim.c.id, sort_by_parameter_order=True)
 _ASSIGN_POOL = (update(_pool).where(_pool.c.id == bindparam("_pool_id"), _pool.c.claim_id.is_(None))
                 .values(claim_id=bindparam("_claim_id")))
 
@@ -239,7 +238,7 @@ async def _claim_group(conn: AsyncConnection, requests: list[_Request], counter:
                     break
             drawn.add(code)  # still a duplicate after all attempts: the unique key stops the batch
             item.values["code"] = code
-    ids = (await conn.execute(_INSERT_CLAIMS, [item.values for item in new])).scalars().all()
+    ids = await insert_many_returning_ids_async(conn, _claim, [item.values for item in new])
     for item, claim_id in zip(new, ids):
         item.claim = Claim(id=claim_id, **item.values)
     if pool_rows:
