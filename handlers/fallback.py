@@ -2,7 +2,7 @@
 
 from bot import NOT_UNDERSTOOD, Context, Inbound, Kind, Reply, Router, TextReply, _
 
-router = Router("fallback")
+router = Router("fallback", ctx_only=True)  # changes nothing but through ctx: see Router.on
 
 MEDIA_KINDS = (Kind.IMAGE, Kind.VOICE, Kind.LOCATION, Kind.LINK, Kind.UNKNOWN)
 

@@ -9,7 +9,7 @@ Matched above the prompt rules and offers, below the language switch.
 
 from bot import Context, Inbound, Kind, Reply, Router, TextReply, _, fold
 
-router = Router("handoff")
+router = Router("handoff", ctx_only=True)  # changes nothing but through ctx: see Router.on
 
 ASK_WORDS = {
     "en": ["human", "agent", "a human", "person", "a person", "real person", "a real person", "human agent",

@@ -2,7 +2,7 @@
 
 from bot import Context, Inbound, Kind, Reply, Router, TextReply, _, fold
 
-router = Router("help")
+router = Router("help", ctx_only=True)  # changes nothing but through ctx: see Router.on
 
 HELP_WORDS = {"help", "?", "？", "帮助", "菜单", "menu", "说明"}  # compared folded: 幫助 is 帮助
 

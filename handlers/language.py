@@ -18,7 +18,7 @@ from bot import (
     normalize_locale,
 )
 
-router = Router("language")
+router = Router("language", ctx_only=True)  # changes nothing but through ctx: see Router.on
 
 CHINESE = "zh"  # Chinese in the script this follower reads: see chinese_for
 # Whole-message words only: "I like Chinese food" must not switch anything. Compared folded (case,

@@ -39,7 +39,7 @@ from bot import (
     welcome_replies,
 )
 
-router = Router("offers")
+router = Router("offers", ctx_only=True)  # changes nothing but through ctx: see Router.on
 
 # Whole-message words only, like the help and language words; compared folded (優惠 is 优惠).
 OFFER_WORDS = {"offers", "offer", "deals", "优惠", "福利", "优惠券", "领券", "活动", "着数"}

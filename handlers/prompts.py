@@ -3,7 +3,7 @@ or to a menu key that names one of their keywords."""
 
 from bot import Context, Inbound, Kind, Reply, Router, TextReply
 
-router = Router("prompts")
+router = Router("prompts", ctx_only=True)  # changes nothing but through ctx: see Router.on
 
 
 async def _matching_rule(msg: Inbound, ctx: Context) -> object | None:

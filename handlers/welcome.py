@@ -2,7 +2,7 @@
 
 from bot import Button, ButtonsReply, Context, Inbound, Kind, Reply, Router, _, fold, welcome_replies
 
-router = Router("welcome")
+router = Router("welcome", ctx_only=True)  # changes nothing but through ctx: see Router.on
 
 
 @router.on(Kind.FOLLOW)

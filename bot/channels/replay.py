@@ -10,20 +10,23 @@ body. So a channel that takes such callbacks:
    (every instance sees it), until the timestamp leaves the window. The same triple with the same
    body again is the platform retrying (it is answered as before: the dispatcher dedupes on the
    platform's message id); the same triple with another body is a replay and is refused (403)
-   before anything is stored.
+   with nothing stored.
 
-The triple is recorded only once the body has parsed, so a malformed request uses up nothing.
+The triple is recorded only once the body has parsed, so a malformed request uses up nothing. It is
+recorded in the transaction that stores the message's exchange (:meth:`ReplayGuard.check` and
+``bot/core/replay_check.py``), or on its own first where something would change before that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bot.errors import PayloadError, ReplayError
-from bot.storage.replay import ReplayLedger, Seen
+from bot.storage.replay import REPLAYED, ReplayLedger, Seen
 
 DEFAULT_MAX_SKEW = 300.0  # seconds; the platforms' clocks are NTP-synchronized
 MAX_TIMESTAMP_DIGITS = 16  # milliseconds until the year 2286
@@ -67,9 +70,60 @@ class ReplayGuard:
         return seconds
 
     async def admit(self, *, timestamp: str, nonce: str, signature: str, body: bytes) -> None:
-        """Record the signed request; raise ``ReplayError`` if its signature came before with another body."""
+        """Record the signed request now; raise ``ReplayError`` if its signature came before with another body."""
+        await self.check(timestamp=timestamp, nonce=nonce, signature=signature, body=body).wait()
+
+    def check(self, *, timestamp: str, nonce: str, signature: str, body: bytes) -> PendingCheck:
+        """The signed request's check, to travel with its message (``Inbound.replay_check``) and be
+        written with its exchange; the caller answers only after :meth:`PendingCheck.wait`."""
         seconds = self.check_window(timestamp)
         expires = datetime.fromtimestamp(seconds + self.max_skew, UTC)
-        seen = Seen(self.scope, request_key(timestamp, nonce, signature), body_hash(body), expires)
-        if not await self.ledger.admit(seen):
-            raise ReplayError("signature already used with another body")
+        return PendingCheck(self.ledger, Seen(self.scope, request_key(timestamp, nonce, signature), body_hash(body),
+                                              expires))
+
+
+class PendingCheck:
+    """One request's replay check (``bot.core.replay_check.ReplayCheck``): its row is taken by the
+    exchange's write, or written on its own by the first :meth:`wait` that finds nobody took it."""
+
+    __slots__ = ("_ledger", "_seen", "_state", "_verdict")
+
+    def __init__(self, ledger: ReplayLedger, seen: Seen) -> None:
+        self._ledger = ledger
+        self._seen = seen
+        self._state = "open"  # or "taken" by an exchange's write, or "alone": written on its own
+        # True: admitted; False: a replay; None: the exchange's write failed, so nothing was written.
+        self._verdict: asyncio.Future[bool | None] | None = None
+
+    def take(self) -> Seen | None:
+        if self._state != "open":
+            return None
+        self._state = "taken"
+        self._verdict = asyncio.get_running_loop().create_future()
+        return self._seen
+
+    def settle(self, admitted: bool) -> None:
+        if self._state == "taken" and self._verdict is not None and not self._verdict.done():
+            self._verdict.set_result(admitted)
+
+    def release(self) -> None:
+        if self._state == "taken" and self._verdict is not None and not self._verdict.done():
+            self._state = "open"
+            self._verdict.set_result(None)
+            self._verdict = None
+
+    async def wait(self) -> None:
+        while True:
+            if self._state == "open":
+                self._state = "alone"
+                self._verdict = asyncio.ensure_future(self._alone())
+            assert self._verdict is not None
+            admitted = await asyncio.shield(self._verdict)
+            if admitted is None:  # released: whoever waits next checks on its own
+                continue
+            if not admitted:
+                raise ReplayError(REPLAYED)
+            return
+
+    async def _alone(self) -> bool | None:
+        return await self._ledger.admit(self._seen)

@@ -9,6 +9,7 @@ follower's changes together. The replies are handed to the channel only after th
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -17,6 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
 
+from bot.errors import ReplayError
 from bot.i18n import INTERNATIONAL_LOCALE, Catalogs, current_locale, negotiate
 from bot.metrics import HANDLER_SECONDS, MESSAGES, counter, histogram
 
@@ -163,7 +165,10 @@ class Dispatcher:
     def _build_chain(self) -> Next:
         self._handlers = self.router.handlers()
         chain: Next = self._run_handlers
-        for mw in reversed([pick_locale_middleware, numbered_choice_middleware, *self._middlewares]):
+        # Ours change nothing but ctx; anyone else's may (bot/core/replay_check.py): they run once the
+        # request's replay check is settled.
+        added = [_after_replay_check(mw) for mw in self._middlewares]
+        for mw in reversed([pick_locale_middleware, numbered_choice_middleware, *added]):
             chain = (lambda m, nxt: (lambda msg, ctx: m(msg, ctx, nxt)))(mw, chain)
         return chain
 
@@ -215,14 +220,18 @@ class Dispatcher:
             return Dispatched(stored, duplicate=True)
         if language_lookup is not None and _wants_language(msg, follower):
             # No session is open yet (the follower reader has its own): waiting on the platform here
-            # keeps nothing of the database's.
+            # keeps nothing of the database's. Not asked for a request that may be a replay.
+            await settle_replay_check(msg)
             found = await language_lookup(msg)
             if found:
                 msg = replace(msg, language_hint=found[:35])
         was_following = bool(follower.following)
         self.store.apply_action(follower, msg, reply_window_kind=_window_kind(msg))
+        # A check to settle before the session's first write, if any (a store that checks nothing needs no argument).
+        open_session = self.store.session if msg.replay_check is None else \
+            functools.partial(self.store.session, replay_check=msg.replay_check)
         ctx = Context(
-            msg=msg, open_session=self.store.session, follower=follower, locale=self.default_locale,
+            msg=msg, open_session=open_session, follower=follower, locale=self.default_locale,
             catalogs=self.catalogs, capabilities=capabilities, now=utcnow(),
             default_locale=self.default_locale, international_locale=self.international_locale,
             tz=self.tz, services=self.services,
@@ -264,6 +273,7 @@ class Dispatcher:
     async def _record_notice(self, msg: Inbound) -> Dispatched:
         """Record a platform notification; it is never answered, and a repeat is recorded once."""
         started = time.perf_counter()
+        await settle_replay_check(msg)
         notice_id = await self.store.record_notice(msg)
         event = msg.notice.event if msg.notice is not None else None
         log.info("notice recorded" if notice_id is not None else "duplicate notice dropped",
@@ -275,6 +285,8 @@ class Dispatcher:
             self._chain = self._build_chain()
         try:
             replies = await self._chain(msg, ctx)
+        except ReplayError:
+            raise  # a replayed request (found at a handler's first write): refused, nothing stored
         except Exception as exc:  # a handler bug must not lose the message nor make the platform retry forever
             replies = await self._on_error(msg, ctx, exc)
         return [*ctx.extra_replies, *replies]
@@ -291,10 +303,27 @@ class Dispatcher:
         assert self._handlers is not None
         for handler in self._handlers:
             if handler.matches(msg, ctx):
+                if not handler.ctx_only:
+                    await settle_replay_check(msg)
                 result = as_reply_list(await handler.callback(msg, ctx))
                 if result is not None:
                     return result
         return []
+
+
+async def settle_replay_check(msg: Inbound) -> None:
+    """Wait until the request of ``msg`` passed its replay check (checking it now if nothing took it);
+    ``ReplayError`` if it is a replay. At once when there is nothing to check."""
+    if msg.replay_check is not None:
+        await msg.replay_check.wait()
+
+
+def _after_replay_check(middleware: Middleware) -> Middleware:
+    async def checked_first(msg: Inbound, ctx: Context, call_next: Next) -> list[Reply]:
+        await settle_replay_check(msg)
+        return await middleware(msg, ctx, call_next)
+
+    return checked_first
 
 
 async def _close_session(ctx: Context) -> None:

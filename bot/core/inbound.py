@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .clock import utcnow
+
+if TYPE_CHECKING:
+    from .replay_check import ReplayCheck
 
 
 class Kind(StrEnum):
@@ -72,6 +75,8 @@ class Inbound:
     window: str | None = None
     notice: Notice | None = None  # set when kind is NOTIFICATION
     raw: Any = field(default=None, compare=False, repr=False)
+    # A signed request's replay check still to settle (bot/core/replay_check.py); None: nothing to check.
+    replay_check: ReplayCheck | None = field(default=None, compare=False, repr=False)
 
     @property
     def command(self) -> str | None:

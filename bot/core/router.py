@@ -37,6 +37,9 @@ class HandlerObject:
     when: Predicate | None = None
     answers: str | None = None  # what a dry run reports as answering (offer, handoff, help, rule...)
     probe: Probe | None = None
+    # Everything it changes goes through ``ctx`` (its replies, ``ctx.follower``, ``ctx.session``): it may
+    # run before the request's replay check is settled (bot/core/replay_check.py). Else it runs after.
+    ctx_only: bool = False
     order: int = field(default_factory=lambda: next(_order))
 
     @property
@@ -71,8 +74,9 @@ class Router:
         async def greet(msg: Inbound, ctx: Context) -> list[Reply]: ...
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, ctx_only: bool = False) -> None:
         self.name = name
+        self.ctx_only = ctx_only
         self._handlers: list[HandlerObject] = []
         self._children: list[Router] = []
 
@@ -87,12 +91,16 @@ class Router:
         when: Predicate | None = None,
         answers: str | None = None,
         probe: Probe | None = None,
+        ctx_only: bool | None = None,
     ) -> Callable[[Handler], Handler]:
         """Register a handler. Without ``kinds``, commands match COMMAND and keywords/regex match TEXT.
 
         ``state=None`` matches only followers with no conversation state; leaving it out matches any.
         ``answers`` names the handler for dry runs (``first_taker``); a handler that may pass a matched
         message on (returning None) gives a ``probe`` deciding the same way without writing anything.
+        ``ctx_only`` (default: the router's): the handler changes nothing but through ``ctx`` (no HTTP
+        call of its own, no database but ``ctx.session``), so it may run before a signed request's replay
+        check is settled; a refused request then stores and sends none of it. Else it runs after.
         """
         commands = frozenset([command] if isinstance(command, str) else (command or ()))
         commands = frozenset(c.lstrip("/").lower() for c in commands)
@@ -116,6 +124,7 @@ class Router:
             self._handlers.append(HandlerObject(
                 callback=callback, kinds=frozenset(kinds), commands=commands, keywords=folded,
                 pattern=pattern, states=states, priority=priority, when=when, answers=answers, probe=probe,
+                ctx_only=self.ctx_only if ctx_only is None else ctx_only,
             ))
             return callback
 

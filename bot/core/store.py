@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from .follower import FollowerRecord
 from .inbound import Inbound
+from .replay_check import ReplayCheck
 from .reply import Reply
 
 
@@ -44,16 +45,17 @@ class DuplicateExchange(Exception):
 
 
 class Store(Protocol):
-    def session(self) -> AsyncSession:
+    def session(self, *, replay_check: ReplayCheck | None = None) -> AsyncSession:
         """A new session (an async context manager too); the dispatcher opens one for a message only
-        when a handler uses ``ctx.session``, and closes it after the message."""
+        when a handler uses ``ctx.session``, and closes it after the message. With ``replay_check``,
+        its first write waits until the check is settled (and fails with ``ReplayError`` for a replay)."""
 
     async def find_exchange(self, msg: Inbound) -> Exchange | None:
         """Return what was stored for this platform message already, if anything."""
 
     async def load(self, msg: Inbound) -> tuple[FollowerRecord, Exchange | None]:
-        """Return the follower who sent ``msg`` (created on first contact) and, when ``msg`` is a
-        platform retry of a stored message, what was stored for it."""
+        """Return the follower who sent ``msg`` (created on first contact, once ``msg.replay_check`` is
+        settled) and, when ``msg`` is a platform retry of a stored message, what was stored for it."""
 
     async def record_notice(self, msg: Inbound) -> int | None:
         """Store a platform notification (kind NOTIFICATION) once and apply it to its follower (a location
@@ -70,5 +72,7 @@ class Store(Protocol):
         rest as pending outbox rows) and the follower's changes; commit. ``session`` is the message's
         session if a handler opened one (what it wrote commits with the exchange), else None.
 
-        Raises DuplicateExchange when the platform message was stored by someone else meanwhile.
+        Raises DuplicateExchange when the platform message was stored by someone else meanwhile. With
+        ``msg.replay_check``, its row is written in the same transaction when it is still open (else it
+        is waited for first); a replay raises ``ReplayError`` and nothing is stored.
         """

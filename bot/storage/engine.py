@@ -24,6 +24,8 @@ from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util import await_only
 
+from bot.core.replay_check import ReplayCheck
+
 # The URL checks live with the settings (which must not import storage); re-exported for storage's callers.
 from bot.settings import (  # noqa: F401
     DEFAULT_DATABASE_URL,
@@ -152,6 +154,15 @@ class WriteTrackedSession(Session):
 
 _WROTE = "engagebot.wrote"
 _HOLDS_GATE = "engagebot.holds_gate"
+_REPLAY_CHECK = "engagebot.replay_check"
+
+
+def check_before_writing(session: AsyncSession, replay_check: ReplayCheck | None) -> AsyncSession:
+    """Make the first write of ``session`` wait until ``replay_check`` is settled (a replay fails it
+    with ``ReplayError``): what a handler writes is never written for a replayed request."""
+    if replay_check is not None:
+        session.sync_session.info[_REPLAY_CHECK] = replay_check
+    return session
 
 
 def session_wrote(session: AsyncSession) -> bool:
@@ -170,6 +181,10 @@ async def hold_write_gate(session: AsyncSession) -> None:
     waits for the pool while holding the gate (no deadlock). Nothing to take on PostgreSQL.
     """
     sync = session.sync_session
+    replay_check = sync.info.get(_REPLAY_CHECK)
+    if replay_check is not None:  # before the gate: the check may need the group writer, which takes it
+        await replay_check.wait()
+        del sync.info[_REPLAY_CHECK]
     sync.info[_WROTE] = True
     gate = _gate_of(sync.get_bind())
     if gate is not None and not sync.info.get(_HOLDS_GATE):
@@ -181,7 +196,12 @@ async def hold_write_gate(session: AsyncSession) -> None:
 def _write_begins(sync: Session) -> None:
     """:func:`hold_write_gate` from inside a session's own work (a flush, a DML statement), which
     runs in SQLAlchemy's greenlet: a handler writing through ``ctx.session`` queues for the gate
-    at its first write without having to say so."""
+    at its first write without having to say so. (Its request's replay check first: see
+    :func:`check_before_writing`.)"""
+    replay_check = sync.info.get(_REPLAY_CHECK)
+    if replay_check is not None:
+        await_only(replay_check.wait())
+        del sync.info[_REPLAY_CHECK]
     sync.info[_WROTE] = True
     gate = _gate_of(sync.get_bind())
     if gate is not None and not sync.info.get(_HOLDS_GATE):

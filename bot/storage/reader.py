@@ -3,6 +3,8 @@
 Under load, most of a message's database cost is fixed per query (a connection from the pool, a
 thread hop per cursor call, the ORM's setup), not per row. Messages arriving together are looked up
 together: one query for their followers, one for which of their platform ids are stored already.
+First contacts are created together too, in a batch of their own: the caller creates one only once
+its request's replay check is settled (a replayed request must not leave a follower behind).
 """
 
 from __future__ import annotations
@@ -61,25 +63,34 @@ class FollowerReader:
         self._creates = BatchRunner(engine, name="follower-creator", writes=True)
         self._batcher: Batcher[Inbound, Lookup] = Batcher(
             self._read, max_batch=max_batch, name="follower-reader", isolate=is_row_error)
+        self._creator: Batcher[Inbound, FollowerRecord] = Batcher(
+            self._create, max_batch=max_batch, name="follower-creator", isolate=is_row_error)
 
     async def lookup(self, msg: Inbound) -> Lookup:
+        """The follower of ``msg`` (None on a first contact: see :meth:`create`) and a stored copy's ids."""
         return await self._batcher.submit(msg)
+
+    async def create(self, msg: Inbound) -> FollowerRecord:
+        """Create the follower of ``msg`` (kept as it is if someone created it meanwhile) and return it."""
+        return await self._creator.submit(msg)
 
     async def close(self) -> None:
         await self._batcher.close()
+        await self._creator.close()
         await self._reads.close()
         await self._creates.close()
+
+    async def _create(self, msgs: Sequence[Inbound]) -> list[FollowerRecord]:
+        # First contacts arriving together created together (a poster scanned at an event brings many
+        # at once), in their own short transaction; a follower exists from then on.
+        new = list({(m.channel, m.account, m.external_id): m for m in msgs}.values())
+        created = await self._creates.run(lambda conn: _create(conn, new))
+        return [FollowerRecord(created[(m.channel, m.account, m.external_id)]._mapping) for m in msgs]
 
     async def _read(self, msgs: Sequence[Inbound]) -> list[Lookup]:
         keys = {(m.channel, m.account, m.external_id) for m in msgs}
         ids = {(m.channel, m.account, m.message_id) for m in msgs if m.message_id is not None}
         followers, stored = await self._reads.run(lambda conn: _find(conn, keys, ids))
-        new = [m for m in {(m.channel, m.account, m.external_id): m for m in msgs}.values()
-               if (m.channel, m.account, m.external_id) not in followers]
-        if new:
-            # First contacts of the batch created together (a poster scanned at an event brings
-            # many at once), in their own short transaction; a follower exists from then on.
-            followers.update(await self._creates.run(lambda conn: _create(conn, new)))
         results = []
         for m in msgs:
             found = followers.get((m.channel, m.account, m.external_id))

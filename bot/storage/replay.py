@@ -30,6 +30,9 @@ _STORED = select(SeenRequest.scope, SeenRequest.key, SeenRequest.body_hash).wher
 _PRUNE = delete(SeenRequest).where(SeenRequest.expires_at < bindparam("now"))
 
 
+REPLAYED = "signature already used with another body"
+
+
 @dataclass(frozen=True, slots=True)
 class Seen:
     """One signed request: where it came (``scope``), its signature's key, its body's hash, until when."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError
@@ -13,15 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.core.clock import utcnow
 from bot.core.follower import FollowerRecord
 from bot.core.inbound import Inbound, Kind
+from bot.core.replay_check import ReplayCheck
 from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict, reply_kind, reply_text, reply_to_dict
 from bot.core.store import DuplicateExchange, Exchange
+from bot.errors import ReplayError
 
 from .dialect import insert_ignore
-from .engine import hold_write_gate, session_wrote
+from .engine import check_before_writing, hold_write_gate, session_wrote
 from .models import Follower, Message
 from .notices import record_notice
 from .reader import FollowerReader
+from .replay import Seen
 from .status import DeliveryStatus
 from .writer import ExchangeWrite, shared_group_writer, split_handoff
 
@@ -65,9 +68,9 @@ class SqlStore:
         if self.writer is not None:
             await self.writer.close()
 
-    def session(self) -> AsyncSession:
+    def session(self, *, replay_check: ReplayCheck | None = None) -> AsyncSession:
         # The session is its own context manager: no generator wrapped around it per message.
-        return self.sessions()
+        return check_before_writing(self.sessions(), replay_check)
 
     async def find_exchange(self, msg: Inbound) -> Exchange | None:
         async with self.sessions() as session:
@@ -90,7 +93,10 @@ class SqlStore:
         """
         lookup = await self.reader.lookup(msg)
         follower = lookup.follower
-        assert follower is not None, "the reader creates followers on first contact"
+        if follower is None:  # a first contact: not created for a request that may be a replay
+            if msg.replay_check is not None:
+                await msg.replay_check.wait()
+            follower = await self.reader.create(msg)
         stored = None
         if lookup.stored_inbound_id is not None:  # a retry: rare, so its own session
             async with self.sessions() as session:
@@ -126,15 +132,35 @@ class SqlStore:
             for index, reply in enumerate(replies)
         ]
         route = self.route(session)
+        check = msg.replay_check
         if route is WriteRoute.GROUP_WRITER:
             assert self.writer is not None
-            write = ExchangeWrite(follower.id, follower_changes(follower), inbound, outbound, follower.pause_was)
+            # The request's replay check in the same transaction, when no one is checking it already
+            # (the checks of our channels are bot.channels.replay's, whose rows are a Seen).
+            seen = cast(Seen | None, check.take()) if check is not None else None
+            write = ExchangeWrite(follower.id, follower_changes(follower), inbound, outbound, follower.pause_was,
+                                  seen=seen)
             # Give the connection back (if the handler read) before waiting: the writer needs one.
             # Only then: a rollback of a session that holds nothing still costs a greenlet switch.
             if session is not None and session.in_transaction():
                 await session.rollback()
-            inbound_id, outbound_ids = await self.writer.write(write)
+            if check is not None and seen is None:
+                await check.wait()
+            try:
+                inbound_id, outbound_ids = await self.writer.write(write)
+            except ReplayError:
+                if check is not None:
+                    check.settle(False)
+                raise
+            except BaseException:
+                if check is not None and seen is not None:
+                    check.release()  # not written: whoever waits for it checks it on its own
+                raise
+            if check is not None and seen is not None:
+                check.settle(True)
             return Exchange(inbound_id, replies, outbound_ids, passive_count, follower.id)
+        if check is not None:  # the handler's first write waited for it; a handler that wrote nothing did not
+            await check.wait()
         if session is None:  # no group writer (no engine bound) and no session of the handler's
             async with self.sessions() as own:
                 return await self._record_in_session(own, msg, follower, inbound, outbound, replies, passive_count)

@@ -22,24 +22,26 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Connection, Update, bindparam, insert, update
+from sqlalchemy import Connection, Table, Update, bindparam, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.follower import HANDOFF_COLUMNS
 from bot.core.store import DuplicateExchange
+from bot.errors import ReplayError
 
 from .batching import Batcher
+from .dialect import insert_many_returning_ids
 from .engine import is_row_error
 from .models import Follower, Message
-from .replay import Seen, record_seen
+from .replay import REPLAYED, Seen, record_seen
 from .runner import BatchRunner
 
 log = logging.getLogger("engagebot.storage.writer")
 
 MAX_BATCH = 256
 
-_INSERT_MESSAGES = insert(Message).returning(Message.id, sort_by_parameter_order=True)
+_MESSAGES = cast(Table, Message.__table__)
 
 
 @dataclass(slots=True)
@@ -51,6 +53,7 @@ class ExchangeWrite:
     inbound: dict[str, Any]
     outbound: list[dict[str, Any]]
     pause_was: str | None = None  # the follower's ``paused_by`` as read: its handoff columns need it unchanged
+    seen: Seen | None = None  # the request's replay check: the exchange is written only if it is admitted
 
 
 @dataclass(slots=True)
@@ -115,14 +118,28 @@ class GroupWriter:
 
 
 def _write(conn: Connection, batch: list[WriteItem]) -> list[object]:
-    """The batch's statements in one transaction: one executemany per statement shape, one commit."""
-    admissions = [item for item in batch if isinstance(item, Admission)]
-    exchanges = [item for item in batch if isinstance(item, ExchangeWrite)]
+    """The batch's statements in one transaction: one executemany per statement shape, one commit.
+
+    The replay checks first (admissions on their own and those of exchanges); an exchange whose check
+    finds a replay is left out, and its caller gets ``ReplayError``.
+    """
+    seen = [item.seen for item in batch if isinstance(item, Admission)] + \
+        [item.seen for item in batch if isinstance(item, ExchangeWrite) and item.seen is not None]
+    prune = any(item.prune for item in batch if isinstance(item, Admission))
     with conn.begin():
-        admitted = iter(record_seen(conn, [a.seen for a in admissions], prune=any(a.prune for a in admissions))
-                        if admissions else [])
-        written = iter(_write_exchanges(conn, exchanges) if exchanges else [])
-    return [next(admitted) if isinstance(item, Admission) else next(written) for item in batch]
+        verdicts = dict(zip(map(id, seen), record_seen(conn, seen, prune=prune))) if seen else {}
+        exchanges = [item for item in batch if isinstance(item, ExchangeWrite)
+                     and (item.seen is None or verdicts[id(item.seen)])]
+        written = dict(zip(map(id, exchanges), _write_exchanges(conn, exchanges))) if exchanges else {}
+    results: list[object] = []
+    for item in batch:
+        if isinstance(item, Admission):
+            results.append(verdicts[id(item.seen)])
+        elif id(item) in written:
+            results.append(written[id(item)])
+        else:
+            results.append(ReplayError(REPLAYED))
+    return results
 
 
 def _write_exchanges(conn: Connection, batch: list[ExchangeWrite]) -> list[tuple[int, list[int]]]:
@@ -139,13 +156,12 @@ def _write_exchanges(conn: Connection, batch: list[ExchangeWrite]) -> list[tuple
         conn.execute(_follower_update(columns), params)
     for columns, params in by_handoff.items():
         conn.execute(_handoff_update(columns), params)
-    inbound_ids = conn.execute(_INSERT_MESSAGES, [item.inbound for item in batch]).scalars().all()
+    inbound_ids = insert_many_returning_ids(conn, _MESSAGES, [item.inbound for item in batch])
     outbound_params = []
     for item, inbound_id in zip(batch, inbound_ids):
         for row in item.outbound:
             outbound_params.append({**row, "in_reply_to": inbound_id})
-    outbound_ids = list(conn.execute(_INSERT_MESSAGES, outbound_params).scalars().all()) \
-        if outbound_params else []
+    outbound_ids = insert_many_returning_ids(conn, _MESSAGES, outbound_params)
     results = []
     cursor = 0
     for item, inbound_id in zip(batch, inbound_ids):

@@ -18,6 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -148,10 +149,11 @@ class WeChatChannel(Channel):
                                "allow_plaintext accepts them during a migration")
         else:
             xml = body
-        msg = protocol.parse_message(xml, channel=self.name, account_hint=self.account)
-        await self.replay.admit(timestamp=timestamp, nonce=nonce, signature=q["signature"], body=body)
+        check = self.replay.check(timestamp=timestamp, nonce=nonce, signature=q["signature"], body=body)
+        msg = replace(protocol.parse_message(xml, channel=self.name, account_hint=self.account), replay_check=check)
         deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
         exchange = await self._dispatch_in_time(msg, deadline)
+        await check.wait()  # settled with the exchange's write, or now (a retry, a late or failed handler)
         if exchange is None or not exchange.passive_replies:
             return web.Response(text=protocol.SUCCESS, content_type="text/plain")
         reply_xml = await self._render_passive(msg, exchange.passive_replies[0])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -122,9 +123,10 @@ class WeiboChannel(Channel):
         body = await read_body(request, protocol.MAX_BODY_BYTES)
         push = protocol.parse_push(body, channel=self.name, account=self.account, brand_uid=self.brand_uid)
         assert sig is not None
-        await self.replay.admit(timestamp=timestamp, nonce=nonce, signature=sig, body=body)
+        check = self.replay.check(timestamp=timestamp, nonce=nonce, signature=sig, body=body)
         deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
-        exchange = await self.passive_deadline.dispatch(push.inbound, deadline)
+        exchange = await self.passive_deadline.dispatch(replace(push.inbound, replay_check=check), deadline)
+        await check.wait()  # settled with the exchange's write, or now (a retry, a late or failed handler)
         if exchange is None or not exchange.passive_replies:
             return web.Response(body=b"")  # an empty body: received, no reply, do not retry
         return web.Response(text=self.render_passive(push.fan_uid, exchange.passive_replies[0]),
