@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +49,7 @@ class BatchRunner:
         self._conn: Connection | None = None  # used and closed in the thread only
         self._writers_lock: int | None = None  # a file descriptor, opened in the thread on first use
         self._no_writers_lock = False  # it could not be opened: not tried again
+        self._stuck_waiter: threading.Thread | None = None  # a turn waited for past the bound, still queued
 
     async def run(self, fn: Callable[[Connection], R]) -> R:
         if self._thread is None:
@@ -84,7 +86,9 @@ class BatchRunner:
 
         SQLite's own wait for its write lock is a busy handler that sleeps in growing steps (1, 2, 5
         ... 100 ms); worker processes taking turns at every commit lost most of their time in those
-        sleeps. This turn is polled every 0.2 to 1 ms instead. Past SQLite's busy timeout (a holder
+        sleeps. Polling the lock every 0.2 to 1 ms instead woke this thread (and took the GIL from the
+        event loop) several times per turn; so the wait blocks in ``flock`` (:meth:`_wait_for_turn`),
+        and the turn is taken the moment it is given back. Past SQLite's busy timeout (a holder
         stopped, not dead: a dead one's lock is gone with it) the batch goes on without its turn, and
         SQLite's lock decides as before; so it does when the lock file cannot be used. Writers that do
         not take it (a handler's session) meet SQLite's lock and its busy timeout.
@@ -92,22 +96,53 @@ class BatchRunner:
         lock = self._open_writers_lock()
         if lock is None:
             return None
-        give_up = time.monotonic() + WRITERS_LOCK_WAIT
-        pause = 0.0002
-        while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock
+        except BlockingIOError:
+            pass
+        except OSError as exc:  # ENOLCK on a network file system...
+            self._lock_unusable(exc)
+            return None
+        if self._stuck_waiter is not None and self._stuck_waiter.is_alive():
+            return None  # still queued behind a holder that kept the turn past the bound: SQLite decides
+        return self._wait_for_turn(lock)
+
+    def _wait_for_turn(self, lock: int) -> int | None:
+        """Block in ``flock`` in a thread of its own (in the kernel, no GIL, no polling), so that this
+        one can stop waiting after ``WRITERS_LOCK_WAIT``; a turn that comes after that is given back."""
+        given = threading.Event()
+        decided = threading.Lock()
+        abandoned = False
+        # Its own descriptor of the same open file (the lock belongs to that): the runner may close
+        # ``lock`` while an abandoned waiter still waits, and the number could then name another file.
+        mine = os.dup(lock)
+
+        def wait() -> None:
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(mine, fcntl.LOCK_EX)
+                with decided:
+                    if abandoned:
+                        fcntl.flock(mine, fcntl.LOCK_UN)
+                    else:
+                        given.set()
+            except OSError:
+                pass  # given.wait() times out and the batch goes on without its turn, as for a stuck holder
+            finally:
+                os.close(mine)  # the turn, if taken, stays with the open file: ``lock`` gives it back
+
+        waiter = threading.Thread(target=wait, name=f"{self.name}-turn", daemon=True)
+        waiter.start()
+        if given.wait(WRITERS_LOCK_WAIT):
+            return lock
+        with decided:
+            if given.is_set():
                 return lock
-            except BlockingIOError:
-                if time.monotonic() >= give_up:
-                    log.warning("another process has held the SQLite writers' turn for %g s; this batch "
-                                "goes on without it", WRITERS_LOCK_WAIT, extra={"writer": self.name})
-                    return None
-                time.sleep(pause)
-                pause = min(pause * 2, 0.001)
-            except OSError as exc:  # ENOLCK on a network file system...
-                self._lock_unusable(exc)
-                return None
+            abandoned = True
+        self._stuck_waiter = waiter
+        log.warning("another process has held the SQLite writers' turn for %g s; this batch "
+                    "goes on without it", WRITERS_LOCK_WAIT, extra={"writer": self.name})
+        return None
 
     def _open_writers_lock(self) -> int | None:
         """The lock file's descriptor, opened once; created with the database file's mode (and, for

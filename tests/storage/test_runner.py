@@ -146,7 +146,18 @@ async def test_a_writer_turn_held_too_long_or_unusable_lets_the_batch_go_on_with
             fcntl.flock(holder, fcntl.LOCK_EX)  # held, and never given back meanwhile
             with caplog.at_level("WARNING", logger="engagebot.storage"):
                 assert await asyncio.wait_for(runner.run(lambda _conn: "went on"), 10) == "went on"
-        assert "held the SQLite writers' turn" in caplog.text
+                # Its wait is still queued behind the holder: the next batch does not queue (nor warn) again.
+                assert await asyncio.wait_for(runner.run(lambda _conn: "again"), 10) == "again"
+        assert caplog.text.count("held the SQLite writers' turn") == 1
+        # The holder gave the turn back: the abandoned wait takes it and gives it back at once.
+        stuck = runner._stuck_waiter
+        assert stuck is not None
+        await asyncio.to_thread(stuck.join, 10)
+        assert not stuck.is_alive()
+        with open(writers_lock_path(database), "rb") as probe:
+            fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(probe, fcntl.LOCK_UN)
+        assert await runner.run(lambda _conn: "turn again") == "turn again"
     finally:
         await runner.close()
     os.unlink(writers_lock_path(database))
