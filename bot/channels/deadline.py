@@ -13,6 +13,7 @@ from bot.core.dispatcher import Dispatched, LanguageLookup, PassiveSlot, followe
 from bot.core.inbound import Inbound
 from bot.core.store import Exchange
 from bot.delivery.outbox import OutboxSender
+from bot.errors import ReplayError
 from bot.metrics import REPLY_ROUTES
 
 
@@ -69,7 +70,12 @@ class PassiveDeadline:
         task.add_done_callback(self._sends.discard)
 
     async def _deliver_when_done(self, task: asyncio.Task[Dispatched]) -> None:
-        result = await task
+        try:
+            result = await task
+        except ReplayError:  # refused after the deadline (answered 403 already): nothing was stored
+            logging.getLogger(f"engagebot.{self.channel.name}").info(
+                "late request refused as a replay", extra={"channel": self.channel.name})
+            return
         if not result.duplicate and result.exchange.pending_ids:
             await self.channel.outbox.deliver(result.exchange.pending_ids)
             # Under the request's id (this task was started by it): the end of a late reply's story.

@@ -14,19 +14,25 @@ body. So a channel that takes such callbacks:
 
 The triple is recorded only once the body has parsed, so a malformed request uses up nothing. It is
 recorded in the transaction that stores the message's exchange (:meth:`ReplayGuard.check` and
-``bot/core/replay_check.py``), or on its own first where something would change before that.
+``bot/core/replay_check.py``), or on its own first where something would change before that, or
+when handling the message failed (:func:`answered_when_admitted`: a request answered 500 uses up its
+signature too, or a forged body could take it while the platform retries).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from bot.errors import PayloadError, ReplayError
 from bot.storage.replay import REPLAYED, ReplayLedger, Seen
+
+T = TypeVar("T")
 
 DEFAULT_MAX_SKEW = 300.0  # seconds; the platforms' clocks are NTP-synchronized
 MAX_TIMESTAMP_DIGITS = 16  # milliseconds until the year 2286
@@ -127,3 +133,20 @@ class PendingCheck:
 
     async def _alone(self) -> bool | None:
         return await self._ledger.admit(self._seen)
+
+
+async def answered_when_admitted(check: PendingCheck, handling: Awaitable[T]) -> T:
+    """Await ``handling`` (the message's dispatch), then ``check``: what it returns is answered only
+    once the request is admitted (``ReplayError`` if it is a replay). When handling fails, the check
+    is still written before the error goes on: a request answered 500 must not leave its signature
+    free for a forged body within the window."""
+    try:
+        result = await handling
+    except ReplayError:
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):  # the handler's error is the answer; a replay's too
+            await check.wait()
+        raise
+    await check.wait()
+    return result

@@ -190,6 +190,8 @@ class Dispatcher:
         while (running := self._in_flight.get(key)) is not None:
             try:
                 return Dispatched(await asyncio.shield(running), duplicate=True)
+            except ReplayError:
+                continue  # the first "try" was a forged body under a replayed signature: not this one's answer
             except asyncio.CancelledError:
                 task = asyncio.current_task()
                 if not running.cancelled() or (task is not None and task.cancelling()):
@@ -292,6 +294,8 @@ class Dispatcher:
         return [*ctx.extra_replies, *replies]
 
     async def _on_error(self, msg: Inbound, ctx: Context, exc: Exception) -> list[Reply]:
+        if self._error_handlers:  # the app's own code, which may act: not for a replayed request
+            await settle_replay_check(msg)
         for handler in self._error_handlers:
             result = await handler(msg, ctx, exc)
             if result is not None:

@@ -157,12 +157,23 @@ _HOLDS_GATE = "engagebot.holds_gate"
 _REPLAY_CHECK = "engagebot.replay_check"
 
 
-def check_before_writing(session: AsyncSession, replay_check: ReplayCheck | None) -> AsyncSession:
-    """Make the first write of ``session`` wait until ``replay_check`` is settled (a replay fails it
-    with ``ReplayError``): what a handler writes is never written for a replayed request."""
+def check_first(session: AsyncSession, replay_check: ReplayCheck | None) -> AsyncSession:
+    """Make the first statement (or flush) of ``session`` wait until ``replay_check`` is settled; a
+    replay fails it with ``ReplayError``, so what a handler writes is never written for a replayed
+    request. Before its first statement, not its first write: the session holds no connection yet.
+    Waiting with one (a handler that read, then writes) could take the pool's last connections from
+    the group writer that writes the check (PostgreSQL: its batches use the same pool)."""
     if replay_check is not None:
         session.sync_session.info[_REPLAY_CHECK] = replay_check
     return session
+
+
+def _settle_replay_check(sync: Session) -> None:
+    """:func:`check_first`'s wait, from inside the session's own work (SQLAlchemy's greenlet)."""
+    replay_check = sync.info.get(_REPLAY_CHECK)
+    if replay_check is not None:
+        await_only(replay_check.wait())
+        del sync.info[_REPLAY_CHECK]
 
 
 def session_wrote(session: AsyncSession) -> bool:
@@ -182,7 +193,7 @@ async def hold_write_gate(session: AsyncSession) -> None:
     """
     sync = session.sync_session
     replay_check = sync.info.get(_REPLAY_CHECK)
-    if replay_check is not None:  # before the gate: the check may need the group writer, which takes it
+    if replay_check is not None:  # before the connection and the gate, which the check's writer needs
         await replay_check.wait()
         del sync.info[_REPLAY_CHECK]
     sync.info[_WROTE] = True
@@ -196,12 +207,7 @@ async def hold_write_gate(session: AsyncSession) -> None:
 def _write_begins(sync: Session) -> None:
     """:func:`hold_write_gate` from inside a session's own work (a flush, a DML statement), which
     runs in SQLAlchemy's greenlet: a handler writing through ``ctx.session`` queues for the gate
-    at its first write without having to say so. (Its request's replay check first: see
-    :func:`check_before_writing`.)"""
-    replay_check = sync.info.get(_REPLAY_CHECK)
-    if replay_check is not None:
-        await_only(replay_check.wait())
-        del sync.info[_REPLAY_CHECK]
+    at its first write without having to say so."""
     sync.info[_WROTE] = True
     gate = _gate_of(sync.get_bind())
     if gate is not None and not sync.info.get(_HOLDS_GATE):
@@ -212,11 +218,13 @@ def _write_begins(sync: Session) -> None:
 
 @event.listens_for(WriteTrackedSession, "before_flush")
 def _before_flush(sync: Session, _flush_context: Any, _instances: Any) -> None:
+    _settle_replay_check(sync)
     _write_begins(sync)
 
 
 @event.listens_for(WriteTrackedSession, "do_orm_execute")
 def _before_statement(state: ORMExecuteState) -> None:
+    _settle_replay_check(state.session)
     if state.is_insert or state.is_update or state.is_delete:
         _write_begins(state.session)
 

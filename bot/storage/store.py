@@ -20,7 +20,7 @@ from bot.core.store import DuplicateExchange, Exchange
 from bot.errors import ReplayError
 
 from .dialect import insert_ignore
-from .engine import check_before_writing, hold_write_gate, session_wrote
+from .engine import check_first, hold_write_gate, session_wrote
 from .models import Follower, Message
 from .notices import record_notice
 from .reader import FollowerReader
@@ -70,7 +70,7 @@ class SqlStore:
 
     def session(self, *, replay_check: ReplayCheck | None = None) -> AsyncSession:
         # The session is its own context manager: no generator wrapped around it per message.
-        return check_before_writing(self.sessions(), replay_check)
+        return check_first(self.sessions(), replay_check)
 
     async def find_exchange(self, msg: Inbound) -> Exchange | None:
         async with self.sessions() as session:
@@ -135,19 +135,19 @@ class SqlStore:
         check = msg.replay_check
         if route is WriteRoute.GROUP_WRITER:
             assert self.writer is not None
-            # The request's replay check in the same transaction, when no one is checking it already
-            # (the checks of our channels are bot.channels.replay's, whose rows are a Seen).
-            seen = cast(Seen | None, check.take()) if check is not None else None
-            write = ExchangeWrite(follower.id, follower_changes(follower), inbound, outbound, follower.pause_was,
-                                  seen=seen)
             # Give the connection back (if the handler read) before waiting: the writer needs one.
             # Only then: a rollback of a session that holds nothing still costs a greenlet switch.
             if session is not None and session.in_transaction():
                 await session.rollback()
-            if check is not None and seen is None:
-                await check.wait()
+            # The request's replay check in the same transaction, when no one is checking it already
+            # (the checks of our channels are bot.channels.replay's, whose rows are a Seen). Taken only
+            # here, where every way out settles or releases it.
+            seen = cast(Seen | None, check.take()) if check is not None else None
             try:
-                inbound_id, outbound_ids = await self.writer.write(write)
+                if check is not None and seen is None:
+                    await check.wait()
+                inbound_id, outbound_ids = await self.writer.write(ExchangeWrite(
+                    follower.id, follower_changes(follower), inbound, outbound, follower.pause_was, seen=seen))
             except ReplayError:
                 if check is not None:
                     check.settle(False)
@@ -159,7 +159,7 @@ class SqlStore:
             if check is not None and seen is not None:
                 check.settle(True)
             return Exchange(inbound_id, replies, outbound_ids, passive_count, follower.id)
-        if check is not None:  # the handler's first write waited for it; a handler that wrote nothing did not
+        if check is not None:  # settled at the session's first statement; without a session, not yet
             await check.wait()
         if session is None:  # no group writer (no engine bound) and no session of the handler's
             async with self.sessions() as own:

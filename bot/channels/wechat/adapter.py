@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.base import Channel, Dispatch, url_check_answer
 from bot.channels.deadline import PassiveDeadline
 from bot.channels.images import Image, ImageLoader, MediaCache, image_text, qr_source
-from bot.channels.replay import ReplayGuard
+from bot.channels.replay import ReplayGuard, answered_when_admitted
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.inbound import Inbound
 from bot.core.menu import Menu
@@ -152,8 +152,8 @@ class WeChatChannel(Channel):
         check = self.replay.check(timestamp=timestamp, nonce=nonce, signature=q["signature"], body=body)
         msg = replace(protocol.parse_message(xml, channel=self.name, account_hint=self.account), replay_check=check)
         deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
-        exchange = await self._dispatch_in_time(msg, deadline)
-        await check.wait()  # settled with the exchange's write, or now (a retry, a late or failed handler)
+        # Answered once the check is settled: with the exchange's write, or on its own (a retry, a late reply).
+        exchange = await answered_when_admitted(check, self._dispatch_in_time(msg, deadline))
         if exchange is None or not exchange.passive_replies:
             return web.Response(text=protocol.SUCCESS, content_type="text/plain")
         reply_xml = await self._render_passive(msg, exchange.passive_replies[0])

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.base import Channel, Dispatch, url_check_answer
 from bot.channels.deadline import PassiveDeadline
 from bot.channels.images import ImageLoader, MediaCache, image_text, qr_source
-from bot.channels.replay import ReplayGuard
+from bot.channels.replay import ReplayGuard, answered_when_admitted
 from bot.core.capabilities import Capabilities, MassSendQuota, ReplyWindow
 from bot.core.menu import Menu
 from bot.core.reply import ArticlesReply, ImageReply, QrReply, Reply, TextReply
@@ -125,8 +125,9 @@ class WeiboChannel(Channel):
         assert sig is not None
         check = self.replay.check(timestamp=timestamp, nonce=nonce, signature=sig, body=body)
         deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
-        exchange = await self.passive_deadline.dispatch(replace(push.inbound, replay_check=check), deadline)
-        await check.wait()  # settled with the exchange's write, or now (a retry, a late or failed handler)
+        # Answered once the check is settled: with the exchange's write, or on its own (a retry, a late reply).
+        exchange = await answered_when_admitted(
+            check, self.passive_deadline.dispatch(replace(push.inbound, replay_check=check), deadline))
         if exchange is None or not exchange.passive_replies:
             return web.Response(body=b"")  # an empty body: received, no reply, do not retry
         return web.Response(text=self.render_passive(push.fan_uid, exchange.passive_replies[0]),

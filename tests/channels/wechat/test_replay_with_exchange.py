@@ -14,12 +14,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
+from sqlalchemy.exc import OperationalError
 
 from bot import Context, Inbound, Reply, Router, TextReply
 from bot.channels.replay import PendingCheck
 from bot.core.clock import utcnow
 from bot.errors import ReplayError
+from bot.storage import writer as writer_module
 from bot.storage.models import Follower, Message, SeenRequest, SharedToken
 from bot.storage.replay import Seen
 from tests.support.wechat import post, reason, signed_query, text_xml
@@ -123,6 +125,97 @@ async def test_a_retry_arriving_while_the_first_try_runs_gets_the_same_reply(mak
         assert [status for status, _ in answers] == [200, 200, 200]
         assert len({answer.split("<CreateTime>")[0] for _, answer in answers}) == 1
         assert await env.count(Message, Message.direction == "in", Message.dedupe_key == "400") == 1
+
+
+async def test_a_request_whose_handling_failed_still_uses_up_its_signature(make_env: Any, monkeypatch: Any) -> None:
+    """Answered 500 (the exchange's write failed), the genuine request's signature must not be left
+    free for a forged body while the platform retries."""
+    async with make_env() as env, aiohttp.ClientSession() as http:
+        alice, mallory = await _known(env, http, 2)
+        write_exchanges, failures = writer_module._write_exchanges, [1]
+
+        def fails_once(conn: Any, batch: Any) -> Any:
+            if failures:
+                failures.pop()
+                raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+            return write_exchanges(conn, batch)
+
+        monkeypatch.setattr(writer_module, "_write_exchanges", fails_once)
+        query = signed_query(TOKEN)
+        status, _ = await post(http, f"{env.bot_url}/wechat", query, text_xml(alice, "hello", msg_id=500))
+        assert status >= 500
+        status, answer = await post(http, f"{env.bot_url}/wechat", query, text_xml(mallory, "hotpot", msg_id=501))
+        assert status == 403 and "signature already used" in reason(answer)
+        assert await env.count(Message, Message.dedupe_key == "501") == 0
+        retry = await post(http, f"{env.bot_url}/wechat", query, text_xml(alice, "hello", msg_id=500))
+        assert retry[0] == 200 and "<Content>" in retry[1]  # the platform's retry is answered
+
+
+async def test_the_apps_error_handlers_run_only_for_admitted_requests(make_env: Any) -> None:
+    alerted: list[str] = []
+    failing = Router("failing", ctx_only=True)
+
+    @failing.on(command="boom")
+    async def boom(msg: Inbound, ctx: Context) -> list[Reply]:
+        raise RuntimeError("a bug")
+
+    async with make_env(routers=[failing]) as env, aiohttp.ClientSession() as http:
+        @env.bot.dispatcher.error_handler
+        async def alert(msg: Inbound, ctx: Context, exc: BaseException) -> list[Reply]:
+            alerted.append(msg.external_id)  # e.g. pages an operator: an effect of the app's own
+            return [TextReply("sorry")]
+
+        alice, mallory = await _known(env, http, 2)
+        query = signed_query(TOKEN)
+        assert (await post(http, f"{env.bot_url}/wechat", query, text_xml(alice, "hello", msg_id=600)))[0] == 200
+        status, _ = await post(http, f"{env.bot_url}/wechat", query, text_xml(mallory, "/boom", msg_id=601))
+        assert status == 403 and alerted == []
+        status, _ = await post(http, f"{env.bot_url}/wechat", signed_query(TOKEN), text_xml(mallory, "/boom", msg_id=602))
+        assert status == 200 and alerted == [mallory]
+
+
+async def test_a_forged_twin_in_flight_does_not_get_the_real_message_refused(make_env: Any) -> None:
+    """A forged body under a used signature, naming the platform message id a real request carries
+    while it is still being handled: the real one waits for it, and is then handled itself."""
+    slow = Router("slow", ctx_only=True)
+
+    @slow.on(command="slow")
+    async def take_time(msg: Inbound, ctx: Context) -> list[Reply]:
+        await asyncio.sleep(0.3)
+        return [TextReply("done")]
+
+    async with make_env(routers=[slow]) as env, aiohttp.ClientSession() as http:
+        (alice,) = await _known(env, http, 1)
+        used = signed_query(TOKEN)
+        assert (await post(http, f"{env.bot_url}/wechat", used, text_xml(alice, "hello", msg_id=700)))[0] == 200
+        forged = asyncio.ensure_future(post(http, f"{env.bot_url}/wechat", used, text_xml(alice, "/slow", msg_id=701)))
+        await asyncio.sleep(0.1)
+        real = await post(http, f"{env.bot_url}/wechat", signed_query(TOKEN), text_xml(alice, "/slow", msg_id=701))
+        assert (await forged)[0] == 403
+        assert real[0] == 200 and "done" in real[1]
+        assert await env.count(Message, Message.dedupe_key == "701") == 1
+
+
+async def test_handlers_that_read_then_write_all_get_through_at_once(make_env: Any) -> None:
+    """More such handlers at once than the pool has connections: none waits for its check holding one
+    (the check's own write needs the pool on PostgreSQL)."""
+    read_write = Router("read-write", ctx_only=True)
+
+    @read_write.on(command="rw")
+    async def read_then_write(msg: Inbound, ctx: Context) -> list[Reply]:
+        await ctx.session.execute(select(Follower.id).limit(1))  # as a claim reads the follower's codes first
+        await asyncio.sleep(0.2)
+        await ctx.session.execute(insert(SharedToken).values(
+            name=msg.external_id, value="x", expires_at=utcnow(), updated_at=utcnow()))
+        return [TextReply("ok")]
+
+    async with make_env(routers=[read_write]) as env, aiohttp.ClientSession() as http:
+        fans = await _known(env, http, 40)
+        answers = await asyncio.wait_for(asyncio.gather(*(
+            post(http, f"{env.bot_url}/wechat", signed_query(TOKEN), text_xml(fan, "/rw", msg_id=800 + i))
+            for i, fan in enumerate(fans))), 20)
+        assert [status for status, _ in answers] == [200] * 40
+        assert await env.count(SharedToken, SharedToken.name.in_(fans)) == 40
 
 
 # --- the check itself ------------------------------------------------------------------------
