@@ -561,6 +561,44 @@ async def test_a_reason_no_one_cut_short_is_stored_as_its_first_255_characters(s
     assert (await row(sessions, mid)).reason == reason[:255]
 
 
+async def test_rows_not_delivered_are_logged_once_per_status_and_reason_with_their_count(
+        sessions: Sessions, caplog: pytest.LogCaptureFixture) -> None:
+    """What an operator watching the log sees of sends going wrong: one line per kind of failure, not per row."""
+    await add_followers(sessions, 1)
+    a, b, c, d, e = await pending(sessions, ["a", "b", "c", "d", "e"], leased=True)
+    refused = "platform error 40001: invalid credential"
+    outcomes = {a: Outcome(DeliveryStatus.FAILED, refused), b: Outcome(DeliveryStatus.FAILED, refused),
+                c: Outcome(DeliveryStatus.UNDELIVERABLE, "follower gone"), d: Outcome(DeliveryStatus.SENT),
+                e: Outcome(DeliveryStatus.PENDING, "retry: busy", retry_at=utcnow() + timedelta(seconds=30))}
+    with caplog.at_level(logging.DEBUG, logger="engagebot.outbox"):
+        async with sessions() as session:
+            await write_outcomes(session, outcomes)
+            await session.commit()
+    lines = sorted((r.levelname, r.getMessage(), r.status, r.reason, r.rows)  # type: ignore[attr-defined]
+                   for r in caplog.records if r.name == "engagebot.outbox")
+    assert lines == [("WARNING", "outbound not delivered", "failed", refused, 2),
+                     ("WARNING", "outbound not delivered", "undeliverable", "follower gone", 1)]
+    assert [(await row(sessions, m)).status for m in (a, b, c, d, e)] == [
+        "failed", "failed", "undeliverable", "sent", "pending"]
+
+
+async def test_outcomes_are_written_with_the_time_they_are_given(sessions: Sessions) -> None:
+    """The journal passes its batch's time: the sent time and the follower's unfollow time are that one.
+
+    Only the follower who is gone is marked so: another one stays as they were."""
+    await add_followers(sessions, 2)
+    sent, gone = await pending(sessions, ["a", "b"], leased=True)
+    then = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+    async with sessions() as session:
+        await write_outcomes(session, {sent: Outcome(DeliveryStatus.SENT), gone: Outcome(
+            DeliveryStatus.UNDELIVERABLE, "blocked", follower_gone=await follower_id(sessions))}, now=then)
+        await session.commit()
+    assert aware((await row(sessions, sent)).sent_at) == then
+    f, other = await follower(sessions), await follower(sessions, "f1")
+    assert (f.following, aware(f.unfollowed_at)) == (False, then)
+    assert (other.following, other.unfollowed_at) == (True, None)
+
+
 def test_ids_go_to_statements_in_chunks_each_id_once() -> None:
     """A statement's parameters are bounded (SQLite allows 32,766): ids are cut in consecutive chunks."""
     assert [list(c) for c in _chunks([1, 2, 3, 4, 5], 2)] == [[1, 2], [3, 4], [5]]
