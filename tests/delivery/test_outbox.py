@@ -338,8 +338,37 @@ async def test_a_deliver_cancelled_while_its_claim_runs_gives_its_rows_back_for_
                 break
         await asyncio.sleep(0.02)
     assert not sender.journal.holds(dropped)
+    assert sender._releases == set()  # the give-back's task is let go once done
     assert await sender.sweep_once() == 1  # due at once, for anyone
     assert sorted(s[2] for s in channel.sends) == ["dropped", "kept"]
+    await sender.stop()
+
+
+async def test_a_cancelled_deliver_whose_claim_failed_gives_nothing_back_and_no_error_escapes(
+        sessions: Sessions, caplog: pytest.LogCaptureFixture) -> None:
+    """The caller left, then the claim it had asked for failed (the database, say): nothing was claimed,
+    so nothing is given back, and the failure does not escape into the event loop's error log."""
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    sender = OutboxSender(Answering(), sessions)
+    started = asyncio.Event()
+
+    async def failing_claim(requests: list[list[int]]) -> list[list[Any]]:
+        started.set()
+        await asyncio.sleep(0.05)
+        raise RuntimeError("database unreachable")
+
+    sender._deliveries._run_batch = failing_claim
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        delivering = asyncio.create_task(sender.deliver([mid]))
+        await started.wait()
+        delivering.cancel()
+        await asyncio.gather(delivering, return_exceptions=True)
+        await asyncio.sleep(0.2)  # the claim fails meanwhile and its done callback runs
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+    assert sender._releases == set()
+    r = await row(sessions, mid)
+    assert (r.status, r.attempts) == ("pending", 0)  # as its writer left it, under the writer's lease
     await sender.stop()
 
 
