@@ -1064,6 +1064,24 @@ async def test_rows_due_again_go_earliest_first_and_at_most_a_batch(sessions: Se
     assert {(await row(sessions, i)).status for i in (*early, *middle)} == {"sent"}
 
 
+async def test_a_sweeps_batch_counts_new_rows_and_rows_due_again_together_retries_before_rows_in_doubt(
+        sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    now = utcnow()
+    [in_doubt] = await pending(sessions, ["in doubt"], status="sending", attempts=1,
+                               next_attempt_at=now - timedelta(seconds=60))  # its sender died mid-send
+    [first] = await pending(sessions, ["retry first"], attempts=1, next_attempt_at=now - timedelta(seconds=30))
+    [second] = await pending(sessions, ["retry second"], attempts=1, next_attempt_at=now - timedelta(seconds=10))
+    await pending(sessions, ["new"])
+    channel = Answering()
+    sender = OutboxSender(channel, sessions, batch_size=2)
+    assert await sender.sweep_once() == 2  # the new row and one retry make the batch
+    assert sorted(s[2] for s in channel.sends) == ["new", "retry first"]  # a chat's rows go in id order
+    assert [(await row(sessions, i)).status for i in (in_doubt, second)] == ["sending", "pending"]
+    assert await sender.sweep_once() == 2
+    assert sorted(s[2] for s in channel.sends[2:]) == ["in doubt", "retry second"]
+
+
 async def test_a_sweep_leaves_other_channels_rows_due_again_alone(sessions: Sessions) -> None:
     await add_followers(sessions, 1)
     due = utcnow() - timedelta(seconds=5)
@@ -1139,6 +1157,32 @@ async def test_a_stop_cuts_a_stuck_send_short_after_its_timeout(sessions: Sessio
     assert sweeper is not None and sweeper.done() and sender._sweeper is None  # nothing of the sweep runs on
     await sender.stop()
     assert (await row(sessions, mid)).status == "sending"  # cut short mid-send: in doubt, sent again after its lease
+
+
+async def test_a_stop_lets_the_send_in_flight_finish_and_starts_no_other(sessions: Sessions) -> None:
+    """A row waiting for a free slot when the stop comes is given back, not sent: due again at once, for anyone."""
+    await add_followers(sessions, 2)
+    [first] = await pending(sessions, ["first"], external_id="f0")
+    [second] = await pending(sessions, ["second"], external_id="f1")
+    started, answer = asyncio.Event(), asyncio.Event()
+
+    class Slow(Answering):
+        async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+            started.set()
+            await answer.wait()
+            await super().send_reply(external_id, reply, context=context)
+
+    channel = Slow()
+    sender = OutboxSender(channel, sessions, concurrency=1, sweep_every=0.05)
+    sender.start()
+    await asyncio.wait_for(started.wait(), 5)
+    stopping = asyncio.create_task(sender.stop())
+    await asyncio.sleep(0.05)  # the stop waits for the sweep's send in flight; the other row waits for its slot
+    answer.set()
+    await asyncio.wait_for(stopping, 5)
+    assert [s[2] for s in channel.sends] == ["first"]
+    r1, r2 = await row(sessions, first), await row(sessions, second)
+    assert (r1.status, r2.status, r2.next_attempt_at) == ("sent", "pending", None)
 
 
 # --- what a claim leaves on the row ---------------------------------------------------------------------
