@@ -37,6 +37,7 @@ from bot.errors import FollowerGone, NotSent, OutsideReplyWindow, PlatformAPIErr
 from bot.storage.models import Follower, Message
 from bot.storage.status import DeliveryStatus
 from bot.storage.store import apply_follower_action
+from tests.delivery.test_pacing_and_retry import START, SteppedClock
 from tests.support.broadcast import RecordingChannel, add_followers, ago
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -725,6 +726,36 @@ def test_channel_key_is_the_name_the_rows_carry() -> None:
 
 
 # --- pacing -----------------------------------------------------------------------------------------------
+
+
+async def test_each_chat_is_paced_on_its_own_and_a_row_waits_for_its_turn_before_it_is_in_flight(
+        sessions: Sessions) -> None:
+    """One send a second per chat: a chat's second row waits a second, another chat's row does not, and no
+    row is marked sending (in doubt after a crash) while it waits. Time moves only when the limiter waits."""
+    await add_followers(sessions, 2)
+    ids = [*await pending(sessions, ["a1", "a2"], external_id="f0", leased=True),
+           *await pending(sessions, ["b1"], external_id="f1", leased=True)]
+    channel = Answering(capabilities=Capabilities(max_sends_per_chat_per_second=1.0))
+    sender = OutboxSender(channel, sessions)
+    waits: list[tuple[float, int]] = []  # (seconds, rows in flight meanwhile)
+    departures: list[tuple[str, float]] = []
+
+    class Watching(SteppedClock):
+        async def sleep(self, seconds: float) -> None:
+            waits.append((seconds, sender.in_flight))
+            await super().sleep(seconds)
+
+    clock = sender.limiter.clock = Watching()
+    real_send = channel.send_reply
+
+    async def send_reply(external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+        departures.append((external_id, clock.now - START))
+        await real_send(external_id, reply, context=context)
+
+    channel.send_reply = send_reply  # type: ignore[method-assign]
+    await sender.deliver(ids)
+    assert departures == [("f0", 0.0), ("f0", 1.0), ("f1", 1.0)]
+    assert waits == [(1.0, 0)]
 
 
 async def test_the_limiter_spaces_sends_and_pauses_on_a_quota_answer() -> None:
