@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -283,6 +284,26 @@ async def test_each_part_of_a_degraded_reply_has_its_own_idempotency_key(session
     assert all(c["message_id"] == mid and c["broadcast_id"] is None and c["campaign"] == "spring"
                for c in channel.contexts)
     assert (await row(sessions, mid)).status == "sent"
+
+
+async def test_each_row_settled_is_counted_by_channel_and_outcome_and_nothing_stays_in_flight(
+        sessions: Sessions) -> None:
+    """``engagebot_deliveries_total``: what an operator graphs per channel; ``in_flight`` is back to 0 after each
+    row, whatever became of it (a row whose body cannot be read fails before its mark and was never in flight)."""
+    def count(outcome: str) -> float:
+        return REGISTRY.get_sample_value("engagebot_deliveries_total", {"channel": "fake", "outcome": outcome}) or 0.0
+
+    await add_followers(sessions, 1)
+    sent, refused = await pending(sessions, ["a", "b"], leased=True)
+    [unreadable] = await pending(sessions, ["c"], leased=True, body={"type": "no such type"})
+    before = {o: count(o) for o in ("sent", "failed", "pending")}
+    sender = OutboxSender(Answering(None, PlatformAPIError(40001, "invalid credential")), sessions)
+    await sender.deliver([sent, refused])
+    assert sender.in_flight == 0 and sender.most_in_flight == 1
+    await sender.deliver([unreadable])
+    assert sender.in_flight == 0
+    assert (await row(sessions, unreadable)).status == "pending"  # an unexpected error: retried later
+    assert {o: count(o) - n for o, n in before.items()} == {"sent": 1, "failed": 1, "pending": 1}
 
 
 async def test_deliver_of_nothing_does_nothing(sessions: Sessions) -> None:
@@ -728,34 +749,58 @@ def test_channel_key_is_the_name_the_rows_carry() -> None:
 # --- pacing -----------------------------------------------------------------------------------------------
 
 
+class Paced(Answering):
+    """One send a second per chat, on a clock that moves only when the limiter waits (each wait noted with
+    the rows then in flight); each send noted with its chat and its time from the start."""
+
+    def __init__(self, **capabilities: Any) -> None:
+        super().__init__(capabilities=Capabilities(max_sends_per_chat_per_second=1.0, **capabilities))
+        self.departures: list[tuple[str, float]] = []
+        self.waits: list[tuple[float, int]] = []  # (seconds, rows in flight meanwhile)
+        self.clock = SteppedClock()
+
+    def pace(self, sender: OutboxSender) -> OutboxSender:
+        channel = self
+
+        class Watching(SteppedClock):
+            async def sleep(self, seconds: float) -> None:
+                channel.waits.append((seconds, sender.in_flight))
+                await super().sleep(seconds)
+
+        sender.limiter.clock = self.clock = Watching()
+        return sender
+
+    async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+        self.departures.append((external_id, self.clock.now - START))
+        await super().send_reply(external_id, reply, context=context)
+
+
 async def test_each_chat_is_paced_on_its_own_and_a_row_waits_for_its_turn_before_it_is_in_flight(
         sessions: Sessions) -> None:
-    """One send a second per chat: a chat's second row waits a second, another chat's row does not, and no
-    row is marked sending (in doubt after a crash) while it waits. Time moves only when the limiter waits."""
+    """A chat's second row waits a second, another chat's row does not, and no row is marked sending (in
+    doubt after a crash) while it waits for its turn."""
     await add_followers(sessions, 2)
     ids = [*await pending(sessions, ["a1", "a2"], external_id="f0", leased=True),
            *await pending(sessions, ["b1"], external_id="f1", leased=True)]
-    channel = Answering(capabilities=Capabilities(max_sends_per_chat_per_second=1.0))
-    sender = OutboxSender(channel, sessions)
-    waits: list[tuple[float, int]] = []  # (seconds, rows in flight meanwhile)
-    departures: list[tuple[str, float]] = []
+    channel = Paced()
+    await channel.pace(OutboxSender(channel, sessions)).deliver(ids)
+    assert channel.departures == [("f0", 0.0), ("f0", 1.0), ("f1", 1.0)]
+    assert channel.waits == [(1.0, 0)]
 
-    class Watching(SteppedClock):
-        async def sleep(self, seconds: float) -> None:
-            waits.append((seconds, sender.in_flight))
-            await super().sleep(seconds)
 
-    clock = sender.limiter.clock = Watching()
-    real_send = channel.send_reply
-
-    async def send_reply(external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
-        departures.append((external_id, clock.now - START))
-        await real_send(external_id, reply, context=context)
-
-    channel.send_reply = send_reply  # type: ignore[method-assign]
-    await sender.deliver(ids)
-    assert departures == [("f0", 0.0), ("f0", 1.0), ("f1", 1.0)]
-    assert waits == [(1.0, 0)]
+async def test_the_parts_of_a_degraded_reply_keep_their_chats_pace_for_the_rows_after_them(
+        sessions: Sessions) -> None:
+    """A row sent in two parts waits for its second part in flight (the parts must stay together); the next
+    row of the chat then waits its turn out of flight, one second after the second part."""
+    await add_followers(sessions, 1)
+    articles = [{"title": t, "description": t, "url": f"https://{t}.example", "picture_url": ""} for t in "ab"]
+    [two_parts] = await pending(sessions, ["a"], leased=True, kind="articles",
+                                body={"type": "articles", "articles": articles})
+    [after] = await pending(sessions, ["after"], leased=True)
+    channel = Paced(max_articles=1)
+    await channel.pace(OutboxSender(channel, sessions)).deliver([two_parts, after])
+    assert channel.departures == [("f0", 0.0), ("f0", 1.0), ("f0", 2.0)]
+    assert channel.waits == [(1.0, 1), (1.0, 0)]
 
 
 async def test_the_limiter_spaces_sends_and_pauses_on_a_quota_answer() -> None:
