@@ -306,6 +306,33 @@ async def test_each_row_settled_is_counted_by_channel_and_outcome_and_nothing_st
     assert {o: count(o) - n for o, n in before.items()} == {"sent": 1, "failed": 1, "pending": 1}
 
 
+@pytest.mark.parametrize("lost", ["let go by a renewal", "settled elsewhere"])
+async def test_a_replys_later_rows_wait_when_an_earlier_one_is_no_longer_ours(sessions: Sessions, lost: str) -> None:
+    """Another sender has the earlier row now: sending the later one from here could overtake it. The later
+    row is given back, due again at once, and nothing is sent from here."""
+    await add_followers(sessions, 1)
+    first, second = await pending(sessions, ["first", "second"], leased=True)
+    channel = Answering()
+    sender = OutboxSender(channel, sessions)
+    real_acquire = sender.limiter.acquire
+
+    async def acquire(chat: str) -> None:
+        if sender.journal.holds(first):  # the first row's turn: it is lost just now
+            if lost == "let go by a renewal":
+                sender.journal.drop([first])
+            else:
+                async with sessions() as session:
+                    await session.execute(update(Message).where(Message.id == first).values(status="sent"))
+                    await session.commit()
+        await real_acquire(chat)
+
+    sender.limiter.acquire = acquire  # type: ignore[method-assign]
+    await sender.deliver([first, second])
+    assert channel.sends == []
+    r2 = await row(sessions, second)
+    assert (r2.status, r2.next_attempt_at, r2.attempts) == ("pending", None, 1)
+
+
 async def test_deliver_of_nothing_does_nothing(sessions: Sessions) -> None:
     channel = Answering()
     await OutboxSender(channel, sessions).deliver([])
