@@ -784,6 +784,7 @@ class Paced(Answering):
         super().__init__(capabilities=Capabilities(max_sends_per_chat_per_second=1.0, **capabilities))
         self.departures: list[tuple[str, float]] = []
         self.waits: list[tuple[float, int]] = []  # (seconds, rows in flight meanwhile)
+        self.everyone_paused: list[float] = []  # at each wait: seconds left of a pause of every chat
         self.clock = SteppedClock()
 
     def pace(self, sender: OutboxSender) -> OutboxSender:
@@ -792,6 +793,7 @@ class Paced(Answering):
         class Watching(SteppedClock):
             async def sleep(self, seconds: float) -> None:
                 channel.waits.append((seconds, sender.in_flight))
+                channel.everyone_paused.append(sender.limiter.paused_for())
                 await super().sleep(seconds)
 
         sender.limiter.clock = self.clock = Watching()
@@ -828,6 +830,23 @@ async def test_the_parts_of_a_degraded_reply_keep_their_chats_pace_for_the_rows_
     await channel.pace(OutboxSender(channel, sessions)).deliver([two_parts, after])
     assert channel.departures == [("f0", 0.0), ("f0", 1.0), ("f0", 2.0)]
     assert channel.waits == [(1.0, 1), (1.0, 0)]
+
+
+async def test_a_chats_own_retry_after_pauses_that_chat_only_and_the_repeat_is_logged(
+        sessions: Sessions, caplog: pytest.LogCaptureFixture) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    refusal = QuotaExceeded("429: too many requests to this chat", retry_after=2.0, chat_only=True)
+    channel = Paced()
+    channel.answers = [refusal]
+    with caplog.at_level(logging.INFO, logger="engagebot.outbox"):
+        await channel.pace(OutboxSender(channel, sessions)).deliver([mid])
+    assert channel.departures == [("f0", 0.0), ("f0", 2.0)]
+    assert (channel.waits, channel.everyone_paused) == ([(2.0, 1)], [0.0])  # waited in place; no one else paused
+    [line] = [r for r in caplog.records if r.name == "engagebot.outbox" and r.levelno == logging.INFO]
+    assert (line.getMessage(), line.channel, line.message_id, line.in_s, line.error) == (  # type: ignore[attr-defined]
+        "send not taken, repeating it", "fake", mid, 2.0, str(refusal))
+    assert (await row(sessions, mid)).status == "sent"
 
 
 async def test_the_limiter_spaces_sends_and_pauses_on_a_quota_answer() -> None:
