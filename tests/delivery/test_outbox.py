@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,6 +38,7 @@ from bot.errors import FollowerGone, NotSent, OutsideReplyWindow, PlatformAPIErr
 from bot.storage.models import Follower, Message
 from bot.storage.status import DeliveryStatus
 from bot.storage.store import apply_follower_action
+from tests.delivery.test_pacing_and_retry import START, SteppedClock
 from tests.support.broadcast import RecordingChannel, add_followers, ago
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -284,6 +286,53 @@ async def test_each_part_of_a_degraded_reply_has_its_own_idempotency_key(session
     assert (await row(sessions, mid)).status == "sent"
 
 
+async def test_each_row_settled_is_counted_by_channel_and_outcome_and_nothing_stays_in_flight(
+        sessions: Sessions) -> None:
+    """``engagebot_deliveries_total``: what an operator graphs per channel; ``in_flight`` is back to 0 after each
+    row, whatever became of it (a row whose body cannot be read fails before its mark and was never in flight)."""
+    def count(outcome: str) -> float:
+        return REGISTRY.get_sample_value("engagebot_deliveries_total", {"channel": "fake", "outcome": outcome}) or 0.0
+
+    await add_followers(sessions, 1)
+    sent, refused = await pending(sessions, ["a", "b"], leased=True)
+    [unreadable] = await pending(sessions, ["c"], leased=True, body={"type": "no such type"})
+    before = {o: count(o) for o in ("sent", "failed", "pending")}
+    sender = OutboxSender(Answering(None, PlatformAPIError(40001, "invalid credential")), sessions)
+    await sender.deliver([sent, refused])
+    assert sender.in_flight == 0 and sender.most_in_flight == 1
+    await sender.deliver([unreadable])
+    assert sender.in_flight == 0
+    assert (await row(sessions, unreadable)).status == "pending"  # an unexpected error: retried later
+    assert {o: count(o) - n for o, n in before.items()} == {"sent": 1, "failed": 1, "pending": 1}
+
+
+@pytest.mark.parametrize("lost", ["let go by a renewal", "settled elsewhere"])
+async def test_a_replys_later_rows_wait_when_an_earlier_one_is_no_longer_ours(sessions: Sessions, lost: str) -> None:
+    """Another sender has the earlier row now: sending the later one from here could overtake it. The later
+    row is given back, due again at once, and nothing is sent from here."""
+    await add_followers(sessions, 1)
+    first, second = await pending(sessions, ["first", "second"], leased=True)
+    channel = Answering()
+    sender = OutboxSender(channel, sessions)
+    real_acquire = sender.limiter.acquire
+
+    async def acquire(chat: str) -> None:
+        if sender.journal.holds(first):  # the first row's turn: it is lost just now
+            if lost == "let go by a renewal":
+                sender.journal.drop([first])
+            else:
+                async with sessions() as session:
+                    await session.execute(update(Message).where(Message.id == first).values(status="sent"))
+                    await session.commit()
+        await real_acquire(chat)
+
+    sender.limiter.acquire = acquire  # type: ignore[method-assign]
+    await sender.deliver([first, second])
+    assert channel.sends == []
+    r2 = await row(sessions, second)
+    assert (r2.status, r2.next_attempt_at, r2.attempts) == ("pending", None, 1)
+
+
 async def test_deliver_of_nothing_does_nothing(sessions: Sessions) -> None:
     channel = Answering()
     await OutboxSender(channel, sessions).deliver([])
@@ -338,8 +387,37 @@ async def test_a_deliver_cancelled_while_its_claim_runs_gives_its_rows_back_for_
                 break
         await asyncio.sleep(0.02)
     assert not sender.journal.holds(dropped)
+    assert sender._releases == set()  # the give-back's task is let go once done
     assert await sender.sweep_once() == 1  # due at once, for anyone
     assert sorted(s[2] for s in channel.sends) == ["dropped", "kept"]
+    await sender.stop()
+
+
+async def test_a_cancelled_deliver_whose_claim_failed_gives_nothing_back_and_no_error_escapes(
+        sessions: Sessions, caplog: pytest.LogCaptureFixture) -> None:
+    """The caller left, then the claim it had asked for failed (the database, say): nothing was claimed,
+    so nothing is given back, and the failure does not escape into the event loop's error log."""
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    sender = OutboxSender(Answering(), sessions)
+    started = asyncio.Event()
+
+    async def failing_claim(requests: list[list[int]]) -> list[list[Any]]:
+        started.set()
+        await asyncio.sleep(0.05)
+        raise RuntimeError("database unreachable")
+
+    sender._deliveries._run_batch = failing_claim
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        delivering = asyncio.create_task(sender.deliver([mid]))
+        await started.wait()
+        delivering.cancel()
+        await asyncio.gather(delivering, return_exceptions=True)
+        await asyncio.sleep(0.2)  # the claim fails meanwhile and its done callback runs
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+    assert sender._releases == set()
+    r = await row(sessions, mid)
+    assert (r.status, r.attempts) == ("pending", 0)  # as its writer left it, under the writer's lease
     await sender.stop()
 
 
@@ -561,6 +639,44 @@ async def test_a_reason_no_one_cut_short_is_stored_as_its_first_255_characters(s
     assert (await row(sessions, mid)).reason == reason[:255]
 
 
+async def test_rows_not_delivered_are_logged_once_per_status_and_reason_with_their_count(
+        sessions: Sessions, caplog: pytest.LogCaptureFixture) -> None:
+    """What an operator watching the log sees of sends going wrong: one line per kind of failure, not per row."""
+    await add_followers(sessions, 1)
+    a, b, c, d, e = await pending(sessions, ["a", "b", "c", "d", "e"], leased=True)
+    refused = "platform error 40001: invalid credential"
+    outcomes = {a: Outcome(DeliveryStatus.FAILED, refused), b: Outcome(DeliveryStatus.FAILED, refused),
+                c: Outcome(DeliveryStatus.UNDELIVERABLE, "follower gone"), d: Outcome(DeliveryStatus.SENT),
+                e: Outcome(DeliveryStatus.PENDING, "retry: busy", retry_at=utcnow() + timedelta(seconds=30))}
+    with caplog.at_level(logging.DEBUG, logger="engagebot.outbox"):
+        async with sessions() as session:
+            await write_outcomes(session, outcomes)
+            await session.commit()
+    lines = sorted((r.levelname, r.getMessage(), r.status, r.reason, r.rows)  # type: ignore[attr-defined]
+                   for r in caplog.records if r.name == "engagebot.outbox")
+    assert lines == [("WARNING", "outbound not delivered", "failed", refused, 2),
+                     ("WARNING", "outbound not delivered", "undeliverable", "follower gone", 1)]
+    assert [(await row(sessions, m)).status for m in (a, b, c, d, e)] == [
+        "failed", "failed", "undeliverable", "sent", "pending"]
+
+
+async def test_outcomes_are_written_with_the_time_they_are_given(sessions: Sessions) -> None:
+    """The journal passes its batch's time: the sent time and the follower's unfollow time are that one.
+
+    Only the follower who is gone is marked so: another one stays as they were."""
+    await add_followers(sessions, 2)
+    sent, gone = await pending(sessions, ["a", "b"], leased=True)
+    then = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
+    async with sessions() as session:
+        await write_outcomes(session, {sent: Outcome(DeliveryStatus.SENT), gone: Outcome(
+            DeliveryStatus.UNDELIVERABLE, "blocked", follower_gone=await follower_id(sessions))}, now=then)
+        await session.commit()
+    assert aware((await row(sessions, sent)).sent_at) == then
+    f, other = await follower(sessions), await follower(sessions, "f1")
+    assert (f.following, aware(f.unfollowed_at)) == (False, then)
+    assert (other.following, other.unfollowed_at) == (True, None)
+
+
 def test_ids_go_to_statements_in_chunks_each_id_once() -> None:
     """A statement's parameters are bounded (SQLite allows 32,766): ids are cut in consecutive chunks."""
     assert [list(c) for c in _chunks([1, 2, 3, 4, 5], 2)] == [[1, 2], [3, 4], [5]]
@@ -658,6 +774,79 @@ def test_channel_key_is_the_name_the_rows_carry() -> None:
 
 
 # --- pacing -----------------------------------------------------------------------------------------------
+
+
+class Paced(Answering):
+    """One send a second per chat, on a clock that moves only when the limiter waits (each wait noted with
+    the rows then in flight); each send noted with its chat and its time from the start."""
+
+    def __init__(self, **capabilities: Any) -> None:
+        super().__init__(capabilities=Capabilities(max_sends_per_chat_per_second=1.0, **capabilities))
+        self.departures: list[tuple[str, float]] = []
+        self.waits: list[tuple[float, int]] = []  # (seconds, rows in flight meanwhile)
+        self.everyone_paused: list[float] = []  # at each wait: seconds left of a pause of every chat
+        self.clock = SteppedClock()
+
+    def pace(self, sender: OutboxSender) -> OutboxSender:
+        channel = self
+
+        class Watching(SteppedClock):
+            async def sleep(self, seconds: float) -> None:
+                channel.waits.append((seconds, sender.in_flight))
+                channel.everyone_paused.append(sender.limiter.paused_for())
+                await super().sleep(seconds)
+
+        sender.limiter.clock = self.clock = Watching()
+        return sender
+
+    async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+        self.departures.append((external_id, self.clock.now - START))
+        await super().send_reply(external_id, reply, context=context)
+
+
+async def test_each_chat_is_paced_on_its_own_and_a_row_waits_for_its_turn_before_it_is_in_flight(
+        sessions: Sessions) -> None:
+    """A chat's second row waits a second, another chat's row does not, and no row is marked sending (in
+    doubt after a crash) while it waits for its turn."""
+    await add_followers(sessions, 2)
+    ids = [*await pending(sessions, ["a1", "a2"], external_id="f0", leased=True),
+           *await pending(sessions, ["b1"], external_id="f1", leased=True)]
+    channel = Paced()
+    await channel.pace(OutboxSender(channel, sessions)).deliver(ids)
+    assert channel.departures == [("f0", 0.0), ("f0", 1.0), ("f1", 1.0)]
+    assert channel.waits == [(1.0, 0)]
+
+
+async def test_the_parts_of_a_degraded_reply_keep_their_chats_pace_for_the_rows_after_them(
+        sessions: Sessions) -> None:
+    """A row sent in two parts waits for its second part in flight (the parts must stay together); the next
+    row of the chat then waits its turn out of flight, one second after the second part."""
+    await add_followers(sessions, 1)
+    articles = [{"title": t, "description": t, "url": f"https://{t}.example", "picture_url": ""} for t in "ab"]
+    [two_parts] = await pending(sessions, ["a"], leased=True, kind="articles",
+                                body={"type": "articles", "articles": articles})
+    [after] = await pending(sessions, ["after"], leased=True)
+    channel = Paced(max_articles=1)
+    await channel.pace(OutboxSender(channel, sessions)).deliver([two_parts, after])
+    assert channel.departures == [("f0", 0.0), ("f0", 1.0), ("f0", 2.0)]
+    assert channel.waits == [(1.0, 1), (1.0, 0)]
+
+
+async def test_a_chats_own_retry_after_pauses_that_chat_only_and_the_repeat_is_logged(
+        sessions: Sessions, caplog: pytest.LogCaptureFixture) -> None:
+    await add_followers(sessions, 1)
+    [mid] = await pending(sessions, ["hello"], leased=True)
+    refusal = QuotaExceeded("429: too many requests to this chat", retry_after=2.0, chat_only=True)
+    channel = Paced()
+    channel.answers = [refusal]
+    with caplog.at_level(logging.INFO, logger="engagebot.outbox"):
+        await channel.pace(OutboxSender(channel, sessions)).deliver([mid])
+    assert channel.departures == [("f0", 0.0), ("f0", 2.0)]
+    assert (channel.waits, channel.everyone_paused) == ([(2.0, 1)], [0.0])  # waited in place; no one else paused
+    [line] = [r for r in caplog.records if r.name == "engagebot.outbox" and r.levelno == logging.INFO]
+    assert (line.getMessage(), line.channel, line.message_id, line.in_s, line.error) == (  # type: ignore[attr-defined]
+        "send not taken, repeating it", "fake", mid, 2.0, str(refusal))
+    assert (await row(sessions, mid)).status == "sent"
 
 
 async def test_the_limiter_spaces_sends_and_pauses_on_a_quota_answer() -> None:
@@ -997,6 +1186,24 @@ async def test_rows_due_again_go_earliest_first_and_at_most_a_batch(sessions: Se
     assert {(await row(sessions, i)).status for i in (*early, *middle)} == {"sent"}
 
 
+async def test_a_sweeps_batch_counts_new_rows_and_rows_due_again_together_retries_before_rows_in_doubt(
+        sessions: Sessions) -> None:
+    await add_followers(sessions, 1)
+    now = utcnow()
+    [in_doubt] = await pending(sessions, ["in doubt"], status="sending", attempts=1,
+                               next_attempt_at=now - timedelta(seconds=60))  # its sender died mid-send
+    [first] = await pending(sessions, ["retry first"], attempts=1, next_attempt_at=now - timedelta(seconds=30))
+    [second] = await pending(sessions, ["retry second"], attempts=1, next_attempt_at=now - timedelta(seconds=10))
+    await pending(sessions, ["new"])
+    channel = Answering()
+    sender = OutboxSender(channel, sessions, batch_size=2)
+    assert await sender.sweep_once() == 2  # the new row and one retry make the batch
+    assert sorted(s[2] for s in channel.sends) == ["new", "retry first"]  # a chat's rows go in id order
+    assert [(await row(sessions, i)).status for i in (in_doubt, second)] == ["sending", "pending"]
+    assert await sender.sweep_once() == 2
+    assert sorted(s[2] for s in channel.sends[2:]) == ["in doubt", "retry second"]
+
+
 async def test_a_sweep_leaves_other_channels_rows_due_again_alone(sessions: Sessions) -> None:
     await add_followers(sessions, 1)
     due = utcnow() - timedelta(seconds=5)
@@ -1072,6 +1279,32 @@ async def test_a_stop_cuts_a_stuck_send_short_after_its_timeout(sessions: Sessio
     assert sweeper is not None and sweeper.done() and sender._sweeper is None  # nothing of the sweep runs on
     await sender.stop()
     assert (await row(sessions, mid)).status == "sending"  # cut short mid-send: in doubt, sent again after its lease
+
+
+async def test_a_stop_lets_the_send_in_flight_finish_and_starts_no_other(sessions: Sessions) -> None:
+    """A row waiting for a free slot when the stop comes is given back, not sent: due again at once, for anyone."""
+    await add_followers(sessions, 2)
+    [first] = await pending(sessions, ["first"], external_id="f0")
+    [second] = await pending(sessions, ["second"], external_id="f1")
+    started, answer = asyncio.Event(), asyncio.Event()
+
+    class Slow(Answering):
+        async def send_reply(self, external_id: str, reply: Reply, *, context: dict[str, Any] | None = None) -> None:
+            started.set()
+            await answer.wait()
+            await super().send_reply(external_id, reply, context=context)
+
+    channel = Slow()
+    sender = OutboxSender(channel, sessions, concurrency=1, sweep_every=0.05)
+    sender.start()
+    await asyncio.wait_for(started.wait(), 5)
+    stopping = asyncio.create_task(sender.stop())
+    await asyncio.sleep(0.05)  # the stop waits for the sweep's send in flight; the other row waits for its slot
+    answer.set()
+    await asyncio.wait_for(stopping, 5)
+    assert [s[2] for s in channel.sends] == ["first"]
+    r1, r2 = await row(sessions, first), await row(sessions, second)
+    assert (r1.status, r2.status, r2.next_attempt_at) == ("sent", "pending", None)
 
 
 # --- what a claim leaves on the row ---------------------------------------------------------------------

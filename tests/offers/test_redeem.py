@@ -7,6 +7,7 @@ from datetime import UTC, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from aiohttp import web
@@ -17,7 +18,7 @@ from bot.cli import main
 from bot.core.clock import utcnow
 from bot.errors import RulesFileError
 from bot.offers import Claim
-from bot.offers.admin import admin_plugin
+from bot.offers.admin import Authorize, admin_plugin
 from bot.settings import Settings
 from bot.testing import BotHarness
 
@@ -56,10 +57,11 @@ async def test_cli_reports_an_expired_code(offers: BotHarness, monkeypatch: pyte
     assert capsys.readouterr().out.startswith(f"code {code} (hotpot-50) expired at ")
 
 
-async def _client(h: BotHarness, token: str | None, **settings: Any) -> TestClient:
+async def _client(h: BotHarness, token: str | None, *, authorize: Authorize | None = None,
+                  **settings: Any) -> TestClient:
     app = web.Application()
     core = SimpleNamespace(settings=Settings(admin_token=token, **settings), sessions=h.sessions)
-    assert admin_plugin(app, core) is None
+    assert admin_plugin(app, core, authorize=authorize) is None
     client = TestClient(TestServer(app))
     await client.start_server()
     return client
@@ -291,3 +293,66 @@ async def test_http_redeem_reads_the_bearer_scheme_as_http_defines_it(offers: Bo
         assert response.status == status  # 404: let in, and the code is unknown
     finally:
         await client.close()
+
+
+async def test_an_already_redeemed_code_says_when_in_the_configured_zone(offers: BotHarness) -> None:
+    code = await _claim_code(offers)
+    client = await _client(offers, TOKEN, timezone="America/New_York")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        assert (await client.post("/admin/redeem", json={"code": code, "by": "till-3"}, headers=auth)).status == 200
+        again = await client.post("/admin/redeem", json={"code": code}, headers=auth)
+        async with offers.sessions() as session:
+            at = (await session.execute(select(Claim.redeemed_at).where(Claim.code == code))).scalar_one()
+        assert at is not None
+        local = at.replace(tzinfo=UTC).astimezone(ZoneInfo("America/New_York")).strftime("%Y-%m-%d %H:%M %Z")
+        assert local.endswith((" EST", " EDT"))
+        assert (again.status, (await again.json())["message"]) == (
+            409, f"code {code} (hotpot-50) was already redeemed at {local} by till-3")
+    finally:
+        await client.close()
+
+
+class Operators:
+    """An ``authorize`` hook as the operators' API gives one: a token stands for a principal, or for no one."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def __call__(self, token: str) -> Any:
+        self.asked.append(token)
+        return "till-7" if token == "op-token" else None
+
+
+async def test_with_an_authorize_hook_its_principal_redeems_without_an_admin_token(offers: BotHarness) -> None:
+    code = await _claim_code(offers)
+    operators = Operators()
+    client = await _client(offers, None, authorize=operators)
+    try:
+        ok = await client.post("/admin/redeem", json={"code": code}, headers={"Authorization": "Bearer op-token"})
+        assert (ok.status, (await ok.json())["outcome"]) == (200, "redeemed")
+    finally:
+        await client.close()
+    assert operators.asked == ["op-token"]
+    async with offers.sessions() as session:
+        by = (await session.execute(select(Claim.redeemed_by).where(Claim.code == code))).scalar_one()
+    assert by == "till-7"  # the principal the hook named, the till not saying otherwise
+
+
+@pytest.mark.parametrize(("header", "status", "asked"), [
+    ("Bearer op-token", 404, ["op-token"]), ("bearer op-token", 404, ["op-token"]),
+    ("BEARER  op-token ", 404, ["op-token"]),  # scheme in any case, spaces around the token
+    ("Bearer someone-else", 401, ["someone-else"]),
+    ("Basic op-token", 401, []), ("op-token", 401, []), ("Bearer", 401, []), (None, 401, []),
+])
+async def test_an_authorize_hook_is_asked_only_about_a_bearer_token(offers: BotHarness, header: str | None,
+                                                                    status: int, asked: list[str]) -> None:
+    operators = Operators()
+    client = await _client(offers, TOKEN, authorize=operators)
+    try:
+        response = await client.post("/admin/redeem", json={"code": "NOSUCHCODE"},
+                                     headers={} if header is None else {"Authorization": header})
+        assert response.status == status  # 404: let in, and the code is unknown
+    finally:
+        await client.close()
+    assert operators.asked == asked  # the admin token is not the hook's: TOKEN itself is never asked about

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import func, select
 from bot.storage.models import Message
 
 from .conftest import SECRET, RigFactory, eventually
+from .test_inbound_safety import Storage, db_down
 
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
@@ -99,8 +101,10 @@ async def test_a_body_larger_than_one_read_is_counted_whole(make_rig: RigFactory
     user = rig.user()
     url, good = f"{rig.base}/telegram", {HEADER: SECRET}
     text = "".join(f"{n:04d}" for n in range(1000))  # as long as a message may be (the edge checks the rest)
-    # 90 KB in all: over one read, under the limit; a read joined wrongly would break the JSON or the text.
-    fits = json.dumps({**update(1, user, text=text), "pad": "".join(f"{n:06d}" for n in range(14_000))}).encode()
+    # About 80 KB in all: over one read, under the limit. The pad is a list of numbers, so anything put
+    # between two reads breaks the JSON wherever it falls in the pad (in a string it would not).
+    fits = json.dumps({**update(1, user, text=text), "pad": list(range(12_000))}).encode()
+    assert 64 * 1024 < len(fits) < 100_000
     assert (await post(url, fits, headers=good, chunked=True))[0] == 200
     assert await eventually(lambda: inbound(rig)) == 1
     async with rig.harness.sessions() as session:
@@ -113,3 +117,30 @@ async def test_a_body_larger_than_one_read_is_counted_whole(make_rig: RigFactory
     assert len(exact) == 100_000
     assert (await post(url, exact, headers=good))[0] == 200  # with its Content-Length: exactly the limit
     assert await eventually(lambda: inbound_is(rig, 2))
+
+
+async def test_an_update_that_could_not_be_stored_gets_503_with_the_reason_and_is_logged(
+        make_rig: RigFactory, caplog: pytest.LogCaptureFixture) -> None:
+    """Storing failed every try: 503 (Telegram delivers it again) saying why; stored the next time, 200 only then."""
+    rig = await make_rig(mode="webhook", dispatch_retry_pause=0.01)
+    storage = Storage(rig)
+    storage.failures["doomed"] = (4, db_down())  # each of the channel's four tries of this delivery
+    user = rig.user()
+    url, good, body = f"{rig.base}/telegram", {HEADER: SECRET}, json.dumps(update(7, user, text="doomed")).encode()
+    with caplog.at_level(logging.WARNING, logger="engagebot.telegram"):
+        answer = await post(url, body, headers=good)
+    assert answer == (503, {"error": "not stored", "reason": "could not store the update, retry later"})
+    [line] = [r for r in caplog.records if r.getMessage() == "telegram update not stored; asking for a retry"]
+    assert (line.update_id, line.error) == (7, "OperationalError")  # type: ignore[attr-defined]
+    assert storage.tries["doomed"] == 4 and await inbound(rig) == 0
+    assert await post(url, body, headers=good) == (200, {})  # Telegram's next delivery of it
+    assert await inbound(rig) == 1  # stored before the 200, not after
+
+
+async def test_an_update_with_nothing_for_the_bot_is_taken_and_nothing_stored(make_rig: RigFactory) -> None:
+    rig = await make_rig(mode="webhook")
+    in_a_group = update(1, 5)
+    in_a_group["message"]["chat"] = {"id": -100, "type": "group", "title": "a group"}
+    assert await post(f"{rig.base}/telegram", json.dumps(in_a_group).encode(), headers={HEADER: SECRET}) == (200, {})
+    await asyncio.sleep(0.1)
+    assert await rig.count_messages() == 0
