@@ -961,6 +961,37 @@ async def test_without_windows_a_reply_to_an_unfollowed_follower_is_still_attemp
     assert (r.status, r.reason) == ("undeliverable", "follower unfollowed")
 
 
+async def test_every_row_of_a_batch_is_checked_after_a_refused_one_and_refusals_are_counted(sessions: Sessions) -> None:
+    """In id order: a broadcast to a follower who left (refused as such), a reply outside its follower's
+    window, a reply inside one. A refusal does not end the window check of the rows after it, and each
+    refusal is counted in ``engagebot_deliveries_total`` under its channel and outcome."""
+    from bot.broadcast.models import Broadcast
+
+    def undeliverable() -> float:
+        return REGISTRY.get_sample_value("engagebot_deliveries_total",
+                                         {"channel": "fake", "outcome": "undeliverable"}) or 0.0
+
+    await add_followers(sessions, 3, last_action_kind="message", last_action_at=ago(hours=1))
+    async with sessions() as session:
+        await session.execute(update(Follower).where(Follower.external_id == "f0").values(following=False))
+        await session.execute(update(Follower).where(Follower.external_id == "f1").values(last_action_at=ago(days=3)))
+        b = Broadcast(name="b", texts={"en": "news"}, audience={}, default_locale="en", status="sending",
+                      created_at=utcnow())
+        session.add(b)
+        await session.commit()
+        broadcast_id = b.id
+    [gone] = await pending(sessions, ["news"], external_id="f0", leased=True, broadcast_id=broadcast_id)
+    [late] = await pending(sessions, ["too late"], external_id="f1", leased=True)
+    [in_time] = await pending(sessions, ["in time"], external_id="f2", leased=True)
+    counted = undeliverable()
+    channel = Answering(capabilities=WINDOWS)
+    await OutboxSender(channel, sessions).deliver([gone, late, in_time])
+    assert [((await row(sessions, i)).status, (await row(sessions, i)).reason) for i in (gone, late, in_time)] == [
+        ("undeliverable", "follower unfollowed"), ("undeliverable", OUTSIDE_WINDOW), ("sent", None)]
+    assert [s[2] for s in channel.sends] == ["in time"]
+    assert undeliverable() - counted == 2
+
+
 async def test_a_broadcast_row_outside_the_window_waits_for_a_mass_send_when_the_channel_has_one(
         sessions: Sessions) -> None:
     caps = Capabilities(window_after_message=ReplyWindow(timedelta(hours=48), 5),
