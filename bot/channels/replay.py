@@ -75,10 +75,6 @@ class ReplayGuard:
             raise ReplayError(f"timestamp more than {self.max_skew:g} s away from the server clock")
         return seconds
 
-    async def admit(self, *, timestamp: str, nonce: str, signature: str, body: bytes) -> None:
-        """Record the signed request now; raise ``ReplayError`` if its signature came before with another body."""
-        await self.check(timestamp=timestamp, nonce=nonce, signature=signature, body=body).wait()
-
     def check(self, *, timestamp: str, nonce: str, signature: str, body: bytes) -> PendingCheck:
         """The signed request's check, to travel with its message (``Inbound.replay_check``) and be
         written with its exchange; the caller answers only after :meth:`PendingCheck.wait`."""

@@ -27,6 +27,7 @@ from .clock import utcnow
 from .context import Context
 from .follower import PERSON_WILL_ANSWER, FollowerRecord, HandoffState
 from .inbound import Inbound, Kind
+from .replay_check import settle_replay_check
 from .reply import ArticlesReply, ButtonsReply, ImageReply, QrReply, Reply, TextReply
 from .router import HandlerObject, Router
 from .services import Services
@@ -229,7 +230,7 @@ class Dispatcher:
                 msg = replace(msg, language_hint=found[:35])
         was_following = bool(follower.following)
         self.store.apply_action(follower, msg, reply_window_kind=_window_kind(msg))
-        # A check to settle before the session's first write, if any (a store that checks nothing needs no argument).
+        # A check to settle before the session's first statement, if any (a store that checks nothing needs no argument).
         open_session = self.store.session if msg.replay_check is None else \
             functools.partial(self.store.session, replay_check=msg.replay_check)
         ctx = Context(
@@ -288,7 +289,7 @@ class Dispatcher:
         try:
             replies = await self._chain(msg, ctx)
         except ReplayError:
-            raise  # a replayed request (found at a handler's first write): refused, nothing stored
+            raise  # a replayed request (found at a handler session's first statement): refused, nothing stored
         except Exception as exc:  # a handler bug must not lose the message nor make the platform retry forever
             replies = await self._on_error(msg, ctx, exc)
         return [*ctx.extra_replies, *replies]
@@ -313,13 +314,6 @@ class Dispatcher:
                 if result is not None:
                     return result
         return []
-
-
-async def settle_replay_check(msg: Inbound) -> None:
-    """Wait until the request of ``msg`` passed its replay check (checking it now if nothing took it);
-    ``ReplayError`` if it is a replay. At once when there is nothing to check."""
-    if msg.replay_check is not None:
-        await msg.replay_check.wait()
 
 
 def _after_replay_check(middleware: Middleware) -> Middleware:

@@ -9,14 +9,18 @@ and its row is written in the transaction that stores the exchange; an exchange 
 not written, and the request is refused with nothing stored.
 
 What would change anything before that write waits for the check to be settled on its own first
-(:meth:`ReplayCheck.wait`): a first contact's follower row, a handler session's first write, a
-notification's row, a question to the platform, and every handler and middleware not marked
-``ctx_only`` (whose effects the framework cannot see). So a refused request still changes nothing.
+(:func:`settle_replay_check`): a first contact's follower row, a handler session's first statement,
+a notification's row, a question to the platform, the app's error handlers, and every handler and
+middleware not marked ``ctx_only`` (whose effects the framework cannot see). So a refused request still
+changes nothing.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from .inbound import Inbound
 
 
 class ReplayCheck(Protocol):
@@ -33,3 +37,10 @@ class ReplayCheck(Protocol):
     async def wait(self) -> None:
         """Return once the request is admitted, checking it on its own now if no exchange took it;
         raise ``bot.errors.ReplayError`` when it is refused."""
+
+
+async def settle_replay_check(msg: Inbound) -> None:
+    """Wait until the request of ``msg`` passed its replay check (checking it now if nothing took it);
+    ``ReplayError`` if it is a replay. At once when there is nothing to check."""
+    if msg.replay_check is not None:
+        await msg.replay_check.wait()

@@ -48,7 +48,7 @@ class Store(Protocol):
     def session(self, *, replay_check: ReplayCheck | None = None) -> AsyncSession:
         """A new session (an async context manager too); the dispatcher opens one for a message only
         when a handler uses ``ctx.session``, and closes it after the message. With ``replay_check``,
-        its first write waits until the check is settled (and fails with ``ReplayError`` for a replay)."""
+        its first statement waits until the check is settled (and fails with ``ReplayError`` for a replay)."""
 
     async def find_exchange(self, msg: Inbound) -> Exchange | None:
         """Return what was stored for this platform message already, if anything."""

@@ -67,7 +67,8 @@ def insert_many_returning_ids(conn: Connection, table: Table, rows: Sequence[Map
     """Insert ``rows`` with as few statements as the driver allows; their new ids, in ``rows``' order."""
     if not rows:
         return []
-    return _ids_in_row_order(conn, conn.execute(_ids_insert(table, dialect_name(conn)), rows).scalars().all())
+    dialect = dialect_name(conn)
+    return _ids_in_row_order(dialect, conn.execute(_ids_insert(table, dialect), rows).scalars().all())
 
 
 async def insert_many_returning_ids_async(conn: AsyncConnection, table: Table,
@@ -75,8 +76,9 @@ async def insert_many_returning_ids_async(conn: AsyncConnection, table: Table,
     """:func:`insert_many_returning_ids` on an async connection."""
     if not rows:
         return []
-    result = await conn.execute(_ids_insert(table, dialect_name(conn)), rows)
-    return _ids_in_row_order(conn, result.scalars().all())
+    dialect = dialect_name(conn)
+    result = await conn.execute(_ids_insert(table, dialect), rows)
+    return _ids_in_row_order(dialect, result.scalars().all())
 
 
 @functools.lru_cache(maxsize=16)
@@ -90,12 +92,12 @@ def _ids_insert(table: Table, dialect: str) -> Any:
     return plain_insert(table).returning(key)
 
 
-def _ids_in_row_order(conn: Any, ids: Sequence[int]) -> list[int]:
+def _ids_in_row_order(dialect: str, ids: Sequence[int]) -> list[int]:
     """SQLite gives each inserted row of a rowid table the largest rowid so far plus one, in the VALUES'
     order (while the largest is below 2**63 - 1), so the rows' order is the ids' order; RETURNING itself
     promises no order. Ids that are not consecutive would mean that rule did not hold: refused, rather
     than matching rows to the wrong ids."""
-    if dialect_name(conn) == POSTGRESQL:
+    if dialect == POSTGRESQL:
         return list(ids)
     ordered = sorted(ids)
     if ordered and ordered[-1] - ordered[0] != len(ordered) - 1:

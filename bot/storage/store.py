@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.core.clock import utcnow
 from bot.core.follower import FollowerRecord
 from bot.core.inbound import Inbound, Kind
-from bot.core.replay_check import ReplayCheck
+from bot.core.replay_check import ReplayCheck, settle_replay_check
 from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict, reply_kind, reply_text, reply_to_dict
 from bot.core.store import DuplicateExchange, Exchange
@@ -94,8 +94,7 @@ class SqlStore:
         lookup = await self.reader.lookup(msg)
         follower = lookup.follower
         if follower is None:  # a first contact: not created for a request that may be a replay
-            if msg.replay_check is not None:
-                await msg.replay_check.wait()
+            await settle_replay_check(msg)
             follower = await self.reader.create(msg)
         stored = None
         if lookup.stored_inbound_id is not None:  # a retry: rare, so its own session
@@ -159,8 +158,7 @@ class SqlStore:
             if check is not None and seen is not None:
                 check.settle(True)
             return Exchange(inbound_id, replies, outbound_ids, passive_count, follower.id)
-        if check is not None:  # settled at the session's first statement; without a session, not yet
-            await check.wait()
+        await settle_replay_check(msg)  # settled at the session's first statement; without a session, not yet
         if session is None:  # no group writer (no engine bound) and no session of the handler's
             async with self.sessions() as own:
                 return await self._record_in_session(own, msg, follower, inbound, outbound, replies, passive_count)

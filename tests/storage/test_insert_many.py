@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Table, delete, event, func, insert, select
 
 from bot.core.clock import utcnow
-from bot.storage.dialect import _ids_in_row_order, insert_many_returning_ids, insert_many_returning_ids_async
+from bot.storage.dialect import SQLITE, _ids_in_row_order, insert_many_returning_ids, insert_many_returning_ids_async
 from bot.storage.engine import create_engine
 from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message
@@ -65,12 +65,7 @@ async def test_each_row_gets_its_own_id_in_few_statements(database_url: str, use
         await engine.dispose()
 
 
-async def test_ids_that_do_not_follow_one_another_are_refused_on_sqlite(tmp_path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'ids.db'}")
-    try:
-        async with engine.connect() as conn:
-            assert _ids_in_row_order(conn, [12, 10, 11]) == [10, 11, 12]
-            with pytest.raises(RuntimeError, match="non-consecutive ids"):
-                _ids_in_row_order(conn, [10, 12, 13])
-    finally:
-        await engine.dispose()
+def test_ids_that_do_not_follow_one_another_are_refused_on_sqlite() -> None:
+    assert _ids_in_row_order(SQLITE, [12, 10, 11]) == [10, 11, 12]
+    with pytest.raises(RuntimeError, match="non-consecutive ids"):
+        _ids_in_row_order(SQLITE, [10, 12, 13])

@@ -173,10 +173,10 @@ async def test_weibo_millisecond_timestamps_get_the_same_window_and_cache(databa
         for malformed in ("", "17e11", "١٧٠٠٠٠٠٠٠٠٠٠٠", "1" * 17):
             with pytest.raises(PayloadError):
                 guard.check_window(malformed)
-        await guard.admit(timestamp="1700000000123", nonce="n1", signature="ab" * 20, body=b'{"text": "hi"}')
-        await guard.admit(timestamp="1700000000123", nonce="n1", signature="ab" * 20, body=b'{"text": "hi"}')
+        await guard.check(timestamp="1700000000123", nonce="n1", signature="ab" * 20, body=b'{"text": "hi"}').wait()
+        await guard.check(timestamp="1700000000123", nonce="n1", signature="ab" * 20, body=b'{"text": "hi"}').wait()
         with pytest.raises(ReplayError):
-            await guard.admit(timestamp="1700000000123", nonce="n1", signature="ab" * 20, body=b'{"text": "x"}')
+            await guard.check(timestamp="1700000000123", nonce="n1", signature="ab" * 20, body=b'{"text": "x"}').wait()
         async with engine.connect() as conn:
             expires = (await conn.execute(select(SeenRequest.expires_at))).scalar_one()
         assert expires.timestamp() == pytest.approx(1_700_000_300.123)
