@@ -42,7 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from bot.core.clock import utcnow
 from bot.logs import REQUEST_ID
 from bot.metrics import CLAIMS
-from bot.storage.dialect import affected_rows, insert_many_returning_ids_async, skip_locked
+from bot.storage.dialect import affected_rows, skip_locked
+from bot.storage.driver_sql import insert_rows
 from bot.storage.engine import sqlite_gate
 
 from .claims import CODE_ATTEMPTS, ClaimOutcome, ClaimResult, check_eligibility, claim, code_valid_until, is_live
@@ -238,7 +239,8 @@ async def _claim_group(conn: AsyncConnection, requests: list[_Request], counter:
                     break
             drawn.add(code)  # still a duplicate after all attempts: the unique key stops the batch
             item.values["code"] = code
-    ids = await insert_many_returning_ids_async(conn, _claim, [item.values for item in new])
+    claims = [item.values for item in new]
+    ids = await conn.run_sync(lambda sync: insert_rows(sync, _claim, claims, returning_ids=True))
     for item, claim_id in zip(new, ids):
         item.claim = Claim(id=claim_id, **item.values)
     if pool_rows:

@@ -9,14 +9,12 @@ at a time.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, CursorResult, Result, Select, Table, func, text
-from sqlalchemy import insert as plain_insert
+from sqlalchemy import ColumnElement, CursorResult, Result, Select, func, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 POSTGRESQL = "postgresql"
 SQLITE = "sqlite"
@@ -63,49 +61,6 @@ def upsert(bind: Any, table: Any, *, index_elements: Sequence[Any],
                                       where=where(stmt.excluded) if where is not None else None)
 
 
-def insert_many_returning_ids(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """Insert ``rows`` with as few statements as the driver allows; their new ids, in ``rows``' order."""
-    if not rows:
-        return []
-    dialect = dialect_name(conn)
-    return _ids_in_row_order(dialect, conn.execute(_ids_insert(table, dialect), rows).scalars().all())
-
-
-async def insert_many_returning_ids_async(conn: AsyncConnection, table: Table,
-                                          rows: Sequence[Mapping[str, Any]]) -> list[int]:
-    """:func:`insert_many_returning_ids` on an async connection."""
-    if not rows:
-        return []
-    dialect = dialect_name(conn)
-    result = await conn.execute(_ids_insert(table, dialect), rows)
-    return _ids_in_row_order(dialect, result.scalars().all())
-
-
-@functools.lru_cache(maxsize=16)
-def _ids_insert(table: Table, dialect: str) -> Any:
-    (key,) = table.primary_key.columns
-    if dialect == POSTGRESQL:
-        # Batched with its rows' order kept (SQLAlchemy's "insertmanyvalues" with an implicit sentinel).
-        return plain_insert(table).returning(key, sort_by_parameter_order=True)
-    # SQLite has no sentinel SQLAlchemy can order by: asked for the rows' order, it runs one INSERT per
-    # row. Unordered, it sends multi-row INSERTs, and the order is restored by :func:`_ids_in_row_order`.
-    return plain_insert(table).returning(key)
-
-
-def _ids_in_row_order(dialect: str, ids: Sequence[int]) -> list[int]:
-    """SQLite gives each inserted row of a rowid table the largest rowid so far plus one, in the VALUES'
-    order (while the largest is below 2**63 - 1), so the rows' order is the ids' order; RETURNING itself
-    promises no order. Ids that are not consecutive would mean that rule did not hold: refused, rather
-    than matching rows to the wrong ids."""
-    if dialect == POSTGRESQL:
-        return list(ids)
-    ordered = sorted(ids)
-    if ordered and ordered[-1] - ordered[0] != len(ordered) - 1:
-        raise RuntimeError(f"SQLite assigned non-consecutive ids to one INSERT's rows ({len(ordered)} rows "
-                           f"from {ordered[0]} to {ordered[-1]}); their order cannot be told")
-    return ordered
-
-
 def skip_locked(bind: Any, query: Select[Any]) -> Select[Any]:
     """``FOR UPDATE SKIP LOCKED`` on PostgreSQL (concurrent workers take different rows); as is on SQLite."""
     return query.with_for_update(skip_locked=True) if is_postgresql(bind) else query
@@ -128,7 +83,7 @@ def seconds_between(bind: Any, later: Any, earlier: Any) -> ColumnElement[float]
 
 
 __all__ = ["POSTGRESQL", "SQLITE", "affected_rows", "dialect_name", "insert", "insert_ignore",
-           "insert_many_returning_ids", "insert_many_returning_ids_async", "is_postgresql", "lock_for_transaction",
+           "is_postgresql", "lock_for_transaction",
            "seconds_between", "skip_locked", "upsert"]
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Row, bindparam, select
+from sqlalchemy import Connection, Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.core.clock import utcnow
@@ -22,7 +22,7 @@ from bot.core.follower import FOLLOWER_FIELDS, FollowerRecord
 from bot.core.inbound import Inbound
 
 from .batching import Batcher
-from .dialect import insert_ignore
+from .driver_sql import insert_rows, select_in
 from .engine import is_row_error
 from .models import Follower, Message
 from .runner import BatchRunner
@@ -34,16 +34,9 @@ _FOLLOWER_COLUMNS = tuple(Follower.__table__.columns)
 if {c.key for c in _FOLLOWER_COLUMNS} != set(FOLLOWER_FIELDS):
     raise RuntimeError(f"FollowerRecord fields differ from the follower table's columns: "
                        f"{sorted({c.key for c in _FOLLOWER_COLUMNS} ^ set(FOLLOWER_FIELDS))}")
-# Both lookups name the channel and account with "=" and the ids with IN, so each is a search of the
-# table's unique index on both databases. A row-value IN, ``(channel, account, id) IN (...)``, reads the
-# same but SQLite scans the whole table for it, and an IN on the id alone skips the index's leading
-# columns: each batch then cost a scan of every follower or every stored message.
-_FOLLOWERS = select(*_FOLLOWER_COLUMNS).where(
-    Follower.channel == bindparam("channel"), Follower.account == bindparam("account"),
-    Follower.external_id.in_(bindparam("ids", expanding=True)))
-_STORED = select(Message.id, Message.follower_id, Message.channel, Message.account, Message.dedupe_key).where(
-    Message.channel == bindparam("channel"), Message.account == bindparam("account"),
-    Message.dedupe_key.in_(bindparam("ids", expanding=True)), Message.direction == "in")
+_FOLLOWER_KEYS = tuple(c.key for c in _FOLLOWER_COLUMNS)
+_FOLLOWERS = cast(Table, Follower.__table__)
+_MESSAGES = cast(Table, Message.__table__)
 
 
 @dataclass(slots=True)
@@ -85,7 +78,7 @@ class FollowerReader:
         # at once), in their own short transaction; a follower exists from then on.
         new = list({(m.channel, m.account, m.external_id): m for m in msgs}.values())
         created = await self._creates.run(lambda conn: _create(conn, new))
-        return [FollowerRecord(created[(m.channel, m.account, m.external_id)]._mapping) for m in msgs]
+        return [FollowerRecord(created[(m.channel, m.account, m.external_id)]) for m in msgs]
 
     async def _read(self, msgs: Sequence[Inbound]) -> list[Lookup]:
         keys = {(m.channel, m.account, m.external_id) for m in msgs}
@@ -95,8 +88,8 @@ class FollowerReader:
         for m in msgs:
             found = followers.get((m.channel, m.account, m.external_id))
             row = stored.get((m.channel, m.account, m.message_id)) if m.message_id is not None else None
-            results.append(Lookup(FollowerRecord(found._mapping) if found is not None else None,
-                                  row.id if row else None, row.follower_id if row else None))
+            results.append(Lookup(FollowerRecord(found) if found is not None else None,
+                                  row["id"] if row else None, row["follower_id"] if row else None))
         return results
 
 
@@ -104,26 +97,42 @@ FollowerKey = tuple[str, str, str]  # (channel, account, external id), or a mess
 
 
 def _find(conn: Connection, keys: Iterable[FollowerKey], ids: Iterable[FollowerKey]) -> tuple[
-        dict[FollowerKey, Row[Any]], dict[FollowerKey, Row[Any]]]:
-    followers = {(r.channel, r.account, r.external_id): r for r in _by_account(conn, _FOLLOWERS, keys)}
-    stored = {(r.channel, r.account, r.dedupe_key): r for r in _by_account(conn, _STORED, ids)}
-    return followers, stored
+        dict[FollowerKey, dict[str, Any]], dict[FollowerKey, dict[str, Any]]]:
+    return _followers(conn, keys), _stored(conn, ids)
 
 
-def _create(conn: Connection, new: list[Inbound]) -> dict[FollowerKey, Row[Any]]:
+def _create(conn: Connection, new: list[Inbound]) -> dict[FollowerKey, dict[str, Any]]:
     with conn.begin():
-        conn.execute(insert_ignore(conn, Follower), [_new_follower(m) for m in new])
-    new_keys = [(m.channel, m.account, m.external_id) for m in new]
-    return {(r.channel, r.account, r.external_id): r for r in _by_account(conn, _FOLLOWERS, new_keys)}
+        insert_rows(conn, _FOLLOWERS, [_new_follower(m) for m in new], ignore_conflicts=True)
+    return _followers(conn, [(m.channel, m.account, m.external_id) for m in new])
 
 
-def _by_account(conn: Connection, query: Any, keys: Iterable[FollowerKey]) -> list[Row[Any]]:
-    """Run ``query`` once per (channel, account) of ``keys`` (a batch mostly has one) with its ids."""
+# Both lookups name the channel and account with "=" and the ids with IN, so each is a search of the
+# table's unique index on both databases. A row-value IN, ``(channel, account, id) IN (...)``, reads the
+# same but SQLite scans the whole table for it, and an IN on the id alone skips the index's leading
+# columns: each batch then cost a scan of every follower or every stored message.
+def _followers(conn: Connection, keys: Iterable[FollowerKey]) -> dict[FollowerKey, dict[str, Any]]:
+    return {(r["channel"], r["account"], r["external_id"]): r
+            for (channel, account), group in _by_account(keys).items()
+            for r in select_in(conn, _FOLLOWERS, _FOLLOWER_KEYS, where={"channel": channel, "account": account},
+                               column="external_id", values=group)}
+
+
+def _stored(conn: Connection, ids: Iterable[FollowerKey]) -> dict[FollowerKey, dict[str, Any]]:
+    """The inbound messages stored already under these platform ids (a retry's first copy)."""
+    return {(channel, account, r["dedupe_key"]): r
+            for (channel, account), group in _by_account(ids).items()
+            for r in select_in(conn, _MESSAGES, ("id", "follower_id", "dedupe_key", "direction"),
+                               where={"channel": channel, "account": account}, column="dedupe_key", values=group)
+            if r["direction"] == "in"}
+
+
+def _by_account(keys: Iterable[FollowerKey]) -> dict[tuple[str, str], list[str]]:
+    """``keys``' ids by (channel, account): one query for each (a batch mostly has one)."""
     groups: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
     for channel, account, id_ in keys:
         groups[(channel, account)].append(id_)
-    return [row for (channel, account), group in groups.items()
-            for row in conn.execute(query, {"channel": channel, "account": account, "ids": group}).all()]
+    return groups
 
 
 def _new_follower(msg: Inbound) -> dict[str, Any]:

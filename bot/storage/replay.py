@@ -13,20 +13,19 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, Table, bindparam, delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.clock import utcnow
 
-from .dialect import insert_ignore
+from .driver_sql import insert_rows, select_in
 from .models import SeenRequest
 
 PRUNE_EVERY = 30.0  # seconds between deletions of expired rows (per process)
 
-# "scope = ? AND key IN (...)": a search of the primary key (a row-value IN makes SQLite scan the table).
-_STORED = select(SeenRequest.scope, SeenRequest.key, SeenRequest.body_hash).where(
-    SeenRequest.scope == bindparam("scope"), SeenRequest.key.in_(bindparam("keys", expanding=True)))
+_SEEN = cast(Table, SeenRequest.__table__)
 _PRUNE = delete(SeenRequest).where(SeenRequest.expires_at < bindparam("now"))
 
 
@@ -77,12 +76,13 @@ def record_seen(conn: Connection, batch: Sequence[Seen], *, prune: bool) -> list
     is), prune expired rows when asked; for each, whether its key is stored with its own body hash."""
     if prune:
         conn.execute(_PRUNE, {"now": utcnow()})
-    conn.execute(insert_ignore(conn, SeenRequest), [
-        {"scope": s.scope, "key": s.key, "body_hash": s.body_hash, "expires_at": s.expires_at}
-        for s in batch])
+    insert_rows(conn, _SEEN, [{"scope": s.scope, "key": s.key, "body_hash": s.body_hash, "expires_at": s.expires_at}
+                              for s in batch], ignore_conflicts=True)
     keys_by_scope: defaultdict[str, set[str]] = defaultdict(set)
     for s in batch:
         keys_by_scope[s.scope].add(s.key)
-    stored = {(r.scope, r.key): r.body_hash for scope, keys in keys_by_scope.items()
-              for r in conn.execute(_STORED, {"scope": scope, "keys": list(keys)})}
+    # "scope = ? AND key IN (...)": a search of the primary key (a row-value IN makes SQLite scan the table).
+    stored = {(scope, r["key"]): r["body_hash"] for scope, keys in keys_by_scope.items()
+              for r in select_in(conn, _SEEN, ("key", "body_hash"), where={"scope": scope}, column="key",
+                                 values=list(keys))}
     return [stored.get((s.scope, s.key)) == s.body_hash for s in batch]

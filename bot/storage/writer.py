@@ -31,7 +31,7 @@ from bot.core.store import DuplicateExchange
 from bot.errors import ReplayError
 
 from .batching import Batcher
-from .dialect import insert_many_returning_ids
+from .driver_sql import insert_rows, update_rows
 from .engine import is_row_error
 from .models import Follower, Message
 from .replay import REPLAYED, Seen, record_seen
@@ -42,6 +42,7 @@ log = logging.getLogger("engagebot.storage.writer")
 MAX_BATCH = 256
 
 _MESSAGES = cast(Table, Message.__table__)
+_FOLLOWERS = cast(Table, Follower.__table__)
 
 
 @dataclass(slots=True)
@@ -152,16 +153,16 @@ def _write_exchanges(conn: Connection, batch: list[ExchangeWrite]) -> list[tuple
             by_columns[tuple(sorted(plain))].append({"_fid": item.follower_id, **plain})
         if handoff:
             by_handoff[tuple(sorted(handoff))].append({"_fid": item.follower_id, "_was": item.pause_was, **handoff})
-    for columns, params in by_columns.items():
-        conn.execute(_follower_update(columns), params)
+    for params in by_columns.values():
+        update_rows(conn, _FOLLOWERS, params, key="_fid")
     for columns, params in by_handoff.items():
         conn.execute(_handoff_update(columns), params)
-    inbound_ids = insert_many_returning_ids(conn, _MESSAGES, [item.inbound for item in batch])
+    inbound_ids = insert_rows(conn, _MESSAGES, [item.inbound for item in batch], returning_ids=True)
     outbound_params = []
     for item, inbound_id in zip(batch, inbound_ids):
         for row in item.outbound:
             outbound_params.append({**row, "in_reply_to": inbound_id})
-    outbound_ids = insert_many_returning_ids(conn, _MESSAGES, outbound_params)
+    outbound_ids = insert_rows(conn, _MESSAGES, outbound_params, returning_ids=True)
     results = []
     cursor = 0
     for item, inbound_id in zip(batch, inbound_ids):
@@ -183,9 +184,3 @@ def _handoff_update(columns: tuple[str, ...]) -> Update:
     return (update(Follower).where(Follower.id == bindparam("_fid"),
                                    Follower.paused_by.is_not_distinct_from(bindparam("_was")))
             .values({c: bindparam(c) for c in columns}))
-
-
-@functools.lru_cache(maxsize=64)
-def _follower_update(columns: tuple[str, ...]) -> Update:
-    """The follower update setting ``columns``, built once per shape (a handful of shapes occur)."""
-    return update(Follower).where(Follower.id == bindparam("_fid")).values({c: bindparam(c) for c in columns})

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Table, delete, event, func, insert, select
 
 from bot.core.clock import utcnow
-from bot.storage.dialect import SQLITE, _ids_in_row_order, insert_many_returning_ids, insert_many_returning_ids_async
+from bot.storage.driver_sql import ids_in_row_order, insert_rows
 from bot.storage.engine import create_engine
 from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message
@@ -24,8 +24,7 @@ def _rows(follower_id: int, texts: list[str]) -> list[dict[str, Any]]:
              "created_at": utcnow(), "sent_at": None} for text in texts]
 
 
-@pytest.mark.parametrize("use_async", [False, True], ids=["sync", "async"])
-async def test_each_row_gets_its_own_id_in_few_statements(database_url: str, use_async: bool) -> None:
+async def test_each_row_gets_its_own_id_in_few_statements(database_url: str) -> None:
     engine = create_engine(database_url)
     await upgrade(engine)
     statements: list[str] = []
@@ -47,11 +46,8 @@ async def test_each_row_gets_its_own_id_in_few_statements(database_url: str, use
 
         event.listen(engine.sync_engine, "before_cursor_execute", count)
         async with engine.begin() as conn:
-            if use_async:
-                ids = await insert_many_returning_ids_async(conn, MESSAGES, _rows(follower_id, texts))
-            else:
-                ids = await conn.run_sync(lambda sync: insert_many_returning_ids(sync, MESSAGES,
-                                                                                 _rows(follower_id, texts)))
+            rows = _rows(follower_id, texts)
+            ids = await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, rows, returning_ids=True))
         event.remove(engine.sync_engine, "before_cursor_execute", count)
         async with engine.connect() as conn:
             stored = dict((await conn.execute(select(Message.id, Message.text).where(Message.id.in_(ids)))).all())
@@ -60,12 +56,12 @@ async def test_each_row_gets_its_own_id_in_few_statements(database_url: str, use
         # One statement for all 300 rows (a row at a time was 300).
         assert len([s for s in statements if s.lstrip().upper().startswith("INSERT")]) == 1
         async with engine.begin() as conn:
-            assert await insert_many_returning_ids_async(conn, MESSAGES, []) == []
+            assert await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, [], returning_ids=True)) == []
     finally:
         await engine.dispose()
 
 
 def test_ids_that_do_not_follow_one_another_are_refused_on_sqlite() -> None:
-    assert _ids_in_row_order(SQLITE, [12, 10, 11]) == [10, 11, 12]
+    assert ids_in_row_order([12, 10, 11]) == [10, 11, 12]
     with pytest.raises(RuntimeError, match="non-consecutive ids"):
-        _ids_in_row_order(SQLITE, [10, 12, 13])
+        ids_in_row_order([10, 12, 13])

@@ -1,0 +1,248 @@
+"""The batch threads' statements on SQLite, built once per shape and given to the driver as plain rows.
+
+Core runs each row of a batch through its execution context: a parameter dict per row, the compiled
+cache's lookup, every column's bind processor called through the context. For the group writer's and
+the follower reader's few fixed shapes that was about 40% of their CPU (``bench/wechat.py`` under
+``py-spy``), all of it holding the GIL (which the event loop needs) and, for the writer, the SQLite
+write turn that the worker processes share. Here each shape is built once per (table, columns): its
+SQL text and its columns' bind and result processors, which are SQLAlchemy's own (so what is stored
+and what is read back are exactly what Core stores and reads), and a batch's rows go through
+``Connection.exec_driver_sql``, so SQLAlchemy's transaction and its statement events still see them.
+
+On PostgreSQL the same functions run Core statements (asyncpg batches rows itself, and its
+parameter style differs): one call for both databases.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Connection, Table, and_, bindparam, select, update
+from sqlalchemy import insert as core_insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
+
+from .dialect import POSTGRESQL, dialect_name, insert_ignore
+
+Processor = Callable[[Any], Any] | None
+
+# Rows per multi-row INSERT: well under SQLite's bound on a statement's variables (32,766 since 3.32)
+# for our widest table, and the statement text stays small.
+ROWS_PER_INSERT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """Some columns of a table, as the driver takes and gives them: their SQL names and processors;
+    then the columns a row leaves out whose value Core would compute (``defaults``), named last."""
+
+    keys: tuple[str, ...]
+    names: tuple[str, ...]  # quoted for the dialect, the defaults' columns included
+    bind: tuple[Processor, ...]
+    bound_none: tuple[Any, ...]  # what each bind processor makes of None (JSON: 'null'; most: None)
+    result: tuple[Processor, ...]
+    read_none: tuple[Any, ...]  # what each result processor makes of NULL
+    defaults: tuple[Callable[[], Any], ...] = ()
+
+    def bound(self, row: Mapping[str, Any]) -> list[Any]:
+        """``row``'s values for these columns, as the driver takes them (SQLAlchemy's bind processing)."""
+        values = [row[key] for key in self.keys]
+        values.extend(default() for default in self.defaults)
+        return [none if value is None else value if process is None else process(value)
+                for process, none, value in zip(self.bind, self.bound_none, values)]
+
+    def read(self, values: Sequence[Any]) -> dict[str, Any]:
+        """A row from the driver, by column key, as Core reads it (SQLAlchemy's result processing)."""
+        return {key: none if value is None else value if process is None else process(value)
+                for key, process, none, value in zip(self.keys, self.result, self.read_none, values)}
+
+
+@functools.lru_cache(maxsize=64)
+def _columns(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Columns:
+    quote = dialect.identifier_preparer.format_column
+    columns: list[Column[Any]] = [table.c[key] for key in keys]
+    types = [column.type.dialect_impl(dialect) for column in columns]
+    bind = tuple(t.bind_processor(dialect) for t in types)
+    result = tuple(t.result_processor(dialect, None) for t in types)
+    # None is processed once here, not per row; as in Core, it may not stay None (JSON stores it as 'null').
+    return _Columns(keys, tuple(quote(column) for column in columns), bind, _of_none(bind), result, _of_none(result))
+
+
+def _of_none(processors: tuple[Processor, ...]) -> tuple[Any, ...]:
+    return tuple(None if process is None else process(None) for process in processors)
+
+
+def _table_name(dialect: Dialect, table: Table) -> str:
+    return dialect.identifier_preparer.format_table(table)
+
+
+def _computed(table: Table, keys: Sequence[str], *, updating: bool) -> list[tuple[str, Callable[[], Any]]]:
+    """The columns left out of ``keys`` whose value Core computes in Python (a ``default`` when
+    inserting, an ``onupdate`` when updating), each with what computes it as Core would."""
+    given = set(keys)
+    computed: list[tuple[str, Callable[[], Any]]] = []
+    for column in table.columns:
+        default = column.onupdate if updating else column.default
+        if column.key in given or column.primary_key or default is None:
+            continue
+        if isinstance(default, ScalarElementColumnDefault):
+            computed.append((column.key, functools.partial(_constant, default.arg)))
+        elif isinstance(default, CallableColumnDefault):
+            # Core wraps a callable of no arguments (``default=list``: ours all are) as one of the
+            # execution context, which it ignores; there is no context here.
+            computed.append((column.key, functools.partial(default.arg, None)))  # type: ignore[arg-type]
+        else:  # a SQL expression or a sequence: Core puts it in the statement itself
+            raise ValueError(f"{table.name}.{column.key}: its default is SQL; name the column in every row")
+    return computed
+
+
+def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
+                returning_ids: bool = False, ignore_conflicts: bool = False) -> list[int]:
+    """Insert ``rows`` (every one with the same keys) in as few statements as the database allows.
+
+    ``returning_ids``: their new ids, in ``rows``' order. ``ignore_conflicts``: a row that would break a
+    unique constraint is skipped (``ON CONFLICT DO NOTHING``).
+    """
+    if not rows:
+        return []
+    if returning_ids and ignore_conflicts:
+        raise ValueError("a skipped row has no id: ask for ids or for conflicts ignored, not both")
+    keys = tuple(rows[0])
+    _same_keys(rows, keys)
+    if dialect_name(conn) == POSTGRESQL:
+        return _core_insert(conn, table, rows, returning_ids=returning_ids, ignore_conflicts=ignore_conflicts)
+    dialect = conn.dialect
+    columns = _shape(dialect, table, keys, updating=False)
+    head = f"INSERT INTO {_table_name(dialect, table)} ({', '.join(columns.names)}) VALUES "
+    one_row = f"({', '.join('?' * len(columns.names))})"
+    if not returning_ids:
+        tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
+        sql = head + one_row + tail
+        conn.exec_driver_sql(sql, _bound(conn, sql, rows, columns))
+        return []
+    (key,) = table.primary_key.columns
+    returning = f" RETURNING {dialect.identifier_preparer.format_column(key)}"
+    ids: list[int] = []
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start: start + ROWS_PER_INSERT]
+        sql = head + ", ".join([one_row] * len(chunk)) + returning
+        values = tuple(value for row in _bound(conn, sql, chunk, columns) for value in row)
+        ids.extend(ids_in_row_order([r[0] for r in conn.exec_driver_sql(sql, values).fetchall()]))
+    return ids
+
+
+def update_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str) -> int:
+    """``UPDATE table SET <the other keys> WHERE id = row[key]`` for each of ``rows`` (the same keys in
+    each); the number of rows updated."""
+    if not rows:
+        return 0
+    keys = tuple(k for k in rows[0] if k != key)
+    _same_keys(rows, (*keys, key))
+    (primary,) = table.primary_key.columns
+    if dialect_name(conn) == POSTGRESQL:
+        return conn.execute(_core_update(table, keys, key), list(rows)).rowcount or 0
+    dialect = conn.dialect
+    columns = _shape(dialect, table, keys, updating=True)
+    quote = dialect.identifier_preparer.format_column
+    sql = (f"UPDATE {_table_name(dialect, table)} SET {', '.join(f'{name} = ?' for name in columns.names)} "
+           f"WHERE {quote(primary)} = ?")
+    return conn.exec_driver_sql(sql, _bound(conn, sql, rows, columns, key=key)).rowcount or 0
+
+
+def select_in(conn: Connection, table: Table, keys: Sequence[str], *, where: Mapping[str, Any],
+              column: str, values: Sequence[Any]) -> list[dict[str, Any]]:
+    """``keys`` of the rows of ``table`` where each column of ``where`` equals its value and ``column`` is
+    one of ``values``, by column key (as Core would read them). Name a unique index's columns: the
+    equalities first, ``column`` last."""
+    if not values:
+        return []
+    keys = tuple(keys)
+    if dialect_name(conn) == POSTGRESQL:
+        rows = conn.execute(_core_select(table, keys, tuple(where), column), {**where, "_in": list(values)})
+        return [dict(row._mapping) for row in rows]
+    dialect = conn.dialect
+    wanted = _columns(dialect, table, keys)
+    conditions = _columns(dialect, table, tuple(where))
+    tested = _columns(dialect, table, (column,))
+    sql = (f"SELECT {', '.join(wanted.names)} FROM {_table_name(dialect, table)} WHERE "
+           + " AND ".join(f"{name} = ?" for name in conditions.names)
+           + f" AND {tested.names[0]} IN ({', '.join('?' * len(values))})")
+    params = (*conditions.bound(where), *(tested.bound({column: v})[0] for v in values))
+    return [wanted.read(row) for row in conn.exec_driver_sql(sql, params).fetchall()]
+
+
+def _constant(value: Any) -> Any:
+    return value
+
+
+def _bound(conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]], columns: _Columns, *,
+           key: str | None = None) -> list[tuple[Any, ...]]:
+    """The rows' parameters for ``sql`` (``key``'s value last, if named); a value its column's processor
+    refuses fails as it does in Core: a ``StatementError`` (its parameters hidden as the engine says)."""
+    try:
+        if key is None:
+            return [tuple(columns.bound(row)) for row in rows]
+        return [(*columns.bound(row), row[key]) for row in rows]
+    except Exception as exc:
+        raise DBAPIError.instance(sql, list(rows), exc, conn.dialect.loaded_dbapi.Error,
+                                  hide_parameters=conn.engine.hide_parameters, dialect=conn.dialect,
+                                  ismulti=True) from exc
+
+
+def ids_in_row_order(ids: Sequence[int]) -> list[int]:
+    """SQLite gives each inserted row of a rowid table the largest rowid so far plus one, in the VALUES'
+    order (while the largest is below 2**63 - 1), so the rows' order is the ids' order; RETURNING itself
+    promises no order. Ids that are not consecutive would mean that rule did not hold: refused, rather
+    than matching rows to the wrong ids."""
+    ordered = sorted(ids)
+    if ordered and ordered[-1] - ordered[0] != len(ordered) - 1:
+        raise RuntimeError(f"SQLite assigned non-consecutive ids to one INSERT's rows ({len(ordered)} rows "
+                           f"from {ordered[0]} to {ordered[-1]}); their order cannot be told")
+    return ordered
+
+
+@functools.lru_cache(maxsize=64)
+def _shape(dialect: Dialect, table: Table, keys: tuple[str, ...], *, updating: bool) -> _Columns:
+    """``keys``' columns for an INSERT or UPDATE, then the columns Core would fill in for them."""
+    computed = _computed(table, keys, updating=updating)
+    columns = _columns(dialect, table, (*keys, *(key for key, _ in computed)))
+    return _Columns(keys, columns.names, columns.bind, columns.bound_none, columns.result, columns.read_none,
+                    tuple(make for _, make in computed))
+
+
+def _same_keys(rows: Sequence[Mapping[str, Any]], keys: tuple[str, ...]) -> None:
+    """Refuse a row whose keys differ from the first one's: its values would land in other columns."""
+    wanted = set(keys)
+    for row in rows:
+        if len(row) != len(wanted) or not wanted.issuperset(row):
+            raise ValueError(f"rows of one statement must have the same keys: {sorted(wanted)} and {sorted(row)}")
+
+
+def _core_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
+                 returning_ids: bool, ignore_conflicts: bool) -> list[int]:
+    if ignore_conflicts:
+        conn.execute(insert_ignore(conn, table), list(rows))
+        return []
+    if not returning_ids:
+        conn.execute(core_insert(table), list(rows))
+        return []
+    (key,) = table.primary_key.columns
+    # Batched with the rows' order kept (SQLAlchemy's "insertmanyvalues" with an implicit sentinel).
+    statement = core_insert(table).returning(key, sort_by_parameter_order=True)
+    return list(conn.execute(statement, list(rows)).scalars().all())
+
+
+@functools.lru_cache(maxsize=64)
+def _core_update(table: Table, keys: tuple[str, ...], key: str) -> Any:
+    (primary,) = table.primary_key.columns
+    return update(table).where(primary == bindparam(key)).values({k: bindparam(k) for k in keys})
+
+
+@functools.lru_cache(maxsize=16)
+def _core_select(table: Table, keys: tuple[str, ...], where: tuple[str, ...], column: str) -> Any:
+    return select(*(table.c[k] for k in keys)).where(and_(
+        *(table.c[k] == bindparam(k) for k in where), table.c[column].in_(bindparam("_in", expanding=True))))

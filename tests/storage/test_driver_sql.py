@@ -1,0 +1,201 @@
+"""The batch threads' statements given to the driver store and read exactly what Core's statements do."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, cast
+
+import pytest
+from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, Table, func, insert, select, update
+
+from bot.storage import driver_sql
+from bot.storage.driver_sql import insert_rows, select_in, update_rows
+from bot.storage.engine import create_engine
+from bot.storage.migrate import upgrade
+from bot.storage.models import Follower, Message
+
+MESSAGES = cast(Table, Message.__table__)
+FOLLOWERS = cast(Table, Follower.__table__)
+SHANGHAI = timezone(timedelta(hours=8))
+
+
+def _message(follower_id: int, **values: Any) -> dict[str, Any]:
+    row = {"follower_id": follower_id, "channel": "mock", "account": "brand", "direction": "out", "kind": "text",
+           "text": "", "payload": None, "body": None, "dedupe_key": None, "in_reply_to": None,
+           "broadcast_id": None, "status": "pending", "reason": None, "attempts": 0, "next_attempt_at": None,
+           "created_at": datetime(2026, 12, 1, 10, 0, tzinfo=UTC), "sent_at": None, "resent_in_doubt": False,
+           "sent_by": None}
+    return {**row, **values}
+
+
+def _varied(follower_id: int) -> list[dict[str, Any]]:
+    """Rows whose values each take a different path through the types' processors."""
+    return [
+        _message(follower_id, text="你好 👋 'quotes' \"and\" \\ back", dedupe_key="a"),
+        _message(follower_id, body={"type": "buttons", "text": "選擇", "buttons": [{"title": "是", "payload": None}],
+                                    "n": 1.5, "ok": True}, dedupe_key="b"),
+        # An aware time in another zone is stored as UTC; a naive one is taken as UTC.
+        _message(follower_id, created_at=datetime(2026, 12, 1, 18, 30, 15, 123456, tzinfo=SHANGHAI),
+                 next_attempt_at=datetime(2026, 12, 1, 10, 0, 0), sent_at=datetime(2026, 12, 1, 10, 0, 0, 1, tzinfo=UTC),
+                 dedupe_key="c"),
+        _message(follower_id, resent_in_doubt=True, attempts=3, reason="x" * 255, sent_by="agent 7", dedupe_key="d"),
+        _message(follower_id, payload="offer:spring", body={}, in_reply_to=2**40, broadcast_id=9, dedupe_key="e"),
+    ]
+
+
+async def _follower(conn: Any, external_id: str = "fan") -> int:
+    return cast(int, (await conn.execute(insert(Follower).values(
+        channel="mock", account="brand", external_id=external_id, following=True, tags=["vip", "北京"],
+        state_data={"step": 2}, window_sends=0, created_at=datetime(2026, 12, 1, tzinfo=UTC))
+        .returning(Follower.id))).scalar_one())
+
+
+def _stored(sync: Connection, table: Table, ids: list[int]) -> list[tuple[Any, ...]]:
+    """The rows as the database holds them (the driver's values, nothing processed), without their ids."""
+    names = ", ".join(c.name for c in table.columns if not c.primary_key)
+    return [tuple(sync.exec_driver_sql(f"SELECT {names} FROM {table.name} WHERE id = {int(i)}").one()) for i in ids]
+
+
+@pytest.fixture
+async def engine(database_url: str) -> Any:
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def test_rows_inserted_through_the_driver_are_stored_as_core_stores_them(engine: Any) -> None:
+    async with engine.begin() as conn:
+        follower_id = await _follower(conn)
+        core_rows = _varied(follower_id)
+        core_ids = [(await conn.execute(insert(Message).values(**row).returning(Message.id))).scalar_one()
+                    for row in core_rows]
+        driver_rows = [{**row, "dedupe_key": f"driver {row['dedupe_key']}"} for row in _varied(follower_id)]
+        driver_ids = await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, driver_rows, returning_ids=True))
+        core = await conn.run_sync(lambda sync: _stored(sync, MESSAGES, core_ids))
+        driver = await conn.run_sync(lambda sync: _stored(sync, MESSAGES, driver_ids))
+    dedupe = [c.name for c in MESSAGES.columns if not c.primary_key].index("dedupe_key")
+    assert [row[:dedupe] + row[dedupe + 1:] for row in driver] == [row[:dedupe] + row[dedupe + 1:] for row in core]
+    assert [row[dedupe] for row in driver] == [f"driver {row[dedupe]}" for row in core]
+
+
+async def test_a_column_left_out_gets_the_default_core_would_give_it(engine: Any) -> None:
+    async with engine.begin() as conn:
+        follower_id = await _follower(conn)
+        row = _message(follower_id, dedupe_key="no flag")
+        del row["resent_in_doubt"], row["attempts"], row["text"]  # Python-side defaults: False, 0, ""
+        (new_id,) = await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, [row], returning_ids=True))
+        stored = (await conn.execute(select(Message.resent_in_doubt, Message.attempts, Message.text)
+                                     .where(Message.id == new_id))).one()
+    assert tuple(stored) == (False, 0, "")
+
+
+async def test_rows_updated_through_the_driver_are_stored_as_core_stores_them(engine: Any) -> None:
+    changes = {"last_action_at": datetime(2026, 12, 1, 20, 1, 2, 3, tzinfo=SHANGHAI), "last_action_kind": "message",
+               "window_sends": 4, "tags": ["新", "fan's"], "state_data": {"a": [1, None]}, "following": False}
+    async with engine.begin() as conn:
+        core_id, driver_id, untouched = [await _follower(conn, name) for name in ("core", "driver", "other")]
+        await conn.execute(update(Follower).where(Follower.id == core_id).values(**changes))
+        updated = await conn.run_sync(lambda sync: update_rows(sync, FOLLOWERS, [{"_fid": driver_id, **changes}],
+                                                               key="_fid"))
+        stored = await conn.run_sync(lambda sync: _stored(sync, FOLLOWERS, [core_id, driver_id, untouched]))
+    external_id = [c.name for c in FOLLOWERS.columns if not c.primary_key].index("external_id")
+    core, driver, other = ([*row[:external_id], *row[external_id + 1:]] for row in stored)
+    assert updated == 1
+    assert driver == core
+    assert other != core
+
+
+async def test_rows_read_through_the_driver_are_what_core_reads(engine: Any) -> None:
+    async with engine.begin() as conn:
+        follower_ids = [await _follower(conn, name) for name in ("a", "b", "c")]
+        rows = [row for follower_id in follower_ids for row in _varied(follower_id)[:1]]
+        for i, row in enumerate(rows):
+            row["dedupe_key"] = f"m{i}"
+        await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, rows))
+        keys = [c.key for c in FOLLOWERS.columns]
+        read = await conn.run_sync(lambda sync: select_in(
+            sync, FOLLOWERS, keys, where={"channel": "mock", "account": "brand"}, column="external_id",
+            values=["a", "c", "nobody"]))
+        core = [dict(r._mapping) for r in await conn.execute(
+            select(*FOLLOWERS.columns).where(Follower.external_id.in_(["a", "c"])))]
+        other_account = await conn.run_sync(lambda sync: select_in(
+            sync, MESSAGES, ["id"], where={"channel": "mock", "account": "another"}, column="dedupe_key",
+            values=["m0", "m1"]))
+        none_asked = await conn.run_sync(lambda sync: select_in(
+            sync, MESSAGES, ["id"], where={"channel": "mock", "account": "brand"}, column="dedupe_key", values=[]))
+    assert sorted(read, key=lambda r: r["id"]) == sorted(core, key=lambda r: r["id"])
+    assert {r["external_id"] for r in read} == {"a", "c"}
+    assert read[0]["tags"] == ["vip", "北京"] and read[0]["created_at"].tzinfo is not None
+    assert other_account == [] and none_asked == []
+
+
+async def test_conflicting_rows_are_skipped_when_asked(engine: Any) -> None:
+    async with engine.begin() as conn:
+        follower_id = await _follower(conn)
+        first = [_message(follower_id, direction="in", dedupe_key="same", text="first")]
+        await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, first))
+        again = [_message(follower_id, direction="in", dedupe_key="same", text="again"),
+                 _message(follower_id, direction="in", dedupe_key="new", text="new")]
+        await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, again, ignore_conflicts=True))
+        texts = (await conn.execute(select(Message.dedupe_key, Message.text).order_by(Message.id))).all()
+    assert [tuple(t) for t in texts] == [("same", "first"), ("new", "new")]
+
+
+async def test_ids_stay_in_row_order_across_statements(engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(driver_sql, "ROWS_PER_INSERT", 7)
+    async with engine.begin() as conn:
+        follower_id = await _follower(conn)
+        rows = [_message(follower_id, text=f"row {i}") for i in range(23)]
+        ids = await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, rows, returning_ids=True))
+        stored = dict((await conn.execute(select(Message.id, Message.text))).all())
+    assert [stored[i] for i in ids] == [f"row {i}" for i in range(23)]
+
+
+async def test_rows_that_cannot_be_written_as_one_shape_are_refused(engine: Any) -> None:
+    async with engine.begin() as conn:
+        follower_id = await _follower(conn)
+        other_keys = [_message(follower_id, dedupe_key="x"), {**_message(follower_id), "unknown": 1}]
+        with pytest.raises(ValueError, match="same keys"):
+            await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, other_keys))
+        fewer_keys = [_message(follower_id, dedupe_key="y"), {"follower_id": follower_id}]
+        with pytest.raises(ValueError, match="same keys"):
+            await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, fewer_keys))
+        with pytest.raises(ValueError, match="no id"):
+            await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, [_message(follower_id)],
+                                                         returning_ids=True, ignore_conflicts=True))
+        assert (await conn.execute(select(func.count()).select_from(Message))).scalar_one() == 0
+
+
+def test_a_default_written_in_sql_is_refused() -> None:
+    """Core puts a SQL default in the statement itself; the driver's statement would store NULL."""
+    table = Table("stamped", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("at", DateTime, default=func.now()))
+    from sqlalchemy.dialects.sqlite import pysqlite
+
+    with pytest.raises(ValueError, match="stamped.at: its default is SQL"):
+        driver_sql._shape(pysqlite.dialect(), table, ("id",), updating=False)
+
+
+@pytest.mark.parametrize("hide", [True, False], ids=["hidden", "shown"])
+async def test_a_value_its_column_cannot_take_fails_as_in_core(database_url: str, hide: bool) -> None:
+    """A StatementError naming the cause, its parameters hidden unless the engine shows them (DEBUG): the
+    group writer's batch splitting and the logs' redaction rely on Core's error, whichever path ran."""
+    from sqlalchemy.exc import StatementError
+
+    engine = create_engine(database_url, hide_parameters=hide)
+    await upgrade(engine)
+    try:
+        async with engine.connect() as conn:
+            follower_id = await _follower(conn)
+            bad = _message(follower_id, body={"not json": {1, 2}}, text="secret text")
+            with pytest.raises(StatementError) as driver:
+                await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, [bad], returning_ids=True))
+            await conn.rollback()
+        error = driver.value
+        assert "Object of type set is not JSON serializable" in str(error)
+        assert isinstance(error.orig, TypeError)
+        assert ("[SQL parameters hidden" in str(error)) is hide
+        assert ("secret text" in str(error)) is not hide
+    finally:
+        await engine.dispose()
