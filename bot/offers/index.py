@@ -1,11 +1,14 @@
 """Which promotion a message asks for: keywords, buttons and menu keys, cached in memory.
 
 Promotions change when an operator loads a file; reading them for every text message would cost a
-query on the hot path, so the index is re-read at most every ``ttl`` seconds (the prompt-rules TTL).
+query on the hot path, so the index is re-read at most every ``ttl`` seconds (the prompt-rules TTL),
+by one message at a time: the others arriving meanwhile wait for its read rather than each opening a
+session and running the same query (under load, dozens of them every ``ttl``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,25 +50,43 @@ class OfferIndex:
         self._items: list[IndexedPromotion] = []
         self._keywords: KeywordIndex[IndexedPromotion] = KeywordIndex(())
         self._loaded_at = float("-inf")
+        self._loading: asyncio.Future[None] | None = None  # a message's read in progress, which others wait for
+        self._generation = 0  # invalidations so far: a read begun before the last one is not kept as fresh
 
     def invalidate(self) -> None:
         self._loaded_at = float("-inf")
+        self._generation += 1
 
     async def items(self, open_session: Callable[[], AsyncSession]) -> list[IndexedPromotion]:
         """The promotions, re-read when older than ``ttl``; ``open_session`` is called only then, so a
-        message the cache answers opens no database session."""
-        if time.monotonic() - self._loaded_at > self.ttl:
-            rows = (await open_session().execute(select(
-                Promotion.id, Promotion.slug, Promotion.keywords, Promotion.menu_key, Promotion.channels,
-                Promotion.starts_at, Promotion.ends_at, Promotion.friends_needed).order_by(Promotion.id))).all()
-            self._items = [IndexedPromotion(
-                id=r.id, slug=r.slug, menu_key=r.menu_key, channels=tuple(r.channels or ()),
-                keywords=tuple(w for words in (r.keywords or {}).values() for w in words),
-                starts_at=r.starts_at, ends_at=r.ends_at, friends_needed=r.friends_needed,
-            ) for r in rows]
-            self._keywords = KeywordIndex((k, rank, p) for rank, p in enumerate(self._items) for k in p.keywords)
-            self._loaded_at = time.monotonic()
+        message the cache answers, or waits for another message's read, opens no database session."""
+        while time.monotonic() - self._loaded_at > self.ttl:
+            loading = self._loading
+            if loading is not None:
+                # Shielded: a waiter cancelled (its request gone) must not cancel the others' wait.
+                await asyncio.shield(loading)
+                continue  # read, or failed (then the first waiter to get here reads with its own session)
+            self._loading = loading = asyncio.get_running_loop().create_future()
+            try:
+                await self._load(open_session)
+            finally:
+                self._loading = None
+                loading.set_result(None)
         return self._items
+
+    async def _load(self, open_session: Callable[[], AsyncSession]) -> None:
+        generation = self._generation
+        rows = (await open_session().execute(select(
+            Promotion.id, Promotion.slug, Promotion.keywords, Promotion.menu_key, Promotion.channels,
+            Promotion.starts_at, Promotion.ends_at, Promotion.friends_needed).order_by(Promotion.id))).all()
+        self._items = [IndexedPromotion(
+            id=r.id, slug=r.slug, menu_key=r.menu_key, channels=tuple(r.channels or ()),
+            keywords=tuple(w for words in (r.keywords or {}).values() for w in words),
+            starts_at=r.starts_at, ends_at=r.ends_at, friends_needed=r.friends_needed,
+        ) for r in rows]
+        self._keywords = KeywordIndex((k, rank, p) for rank, p in enumerate(self._items) for k in p.keywords)
+        if generation == self._generation:  # else invalidated while reading: what was read may be older
+            self._loaded_at = time.monotonic()
 
     async def by_text(self, open_session: Callable[[], AsyncSession], text: str, channel: str) -> list[IndexedPromotion]:
         """Promotions whose keyword (in any locale, either Chinese script) appears in the text, in the order they were added."""
