@@ -1,4 +1,4 @@
-"""The batch threads' statements on SQLite, built once per shape and given to the driver as plain rows.
+"""The batch threads' statements on SQLite, built once per shape, each batch's rows in one statement.
 
 Core runs each row of a batch through its execution context: a parameter dict per row, the compiled
 cache's lookup, every column's bind processor called through the context. For the group writer's and
@@ -9,6 +9,12 @@ SQL text and its columns' bind and result processors, which are SQLAlchemy's own
 and what is read back are exactly what Core stores and reads), and a batch's rows go through
 ``Connection.exec_driver_sql``, so SQLAlchemy's transaction and its statement events still see them.
 
+A batch's rows go in one statement (a multi-row ``INSERT``, an ``UPDATE ... FROM (VALUES ...)``), not
+one ``executemany`` step per row: the stdlib driver gives the GIL back around every step and must take
+it again from the event loop after each, and with 30 rows that wait (up to the 5 ms switch interval
+each time) made a batch's 30 replay-cache inserts take 14 ms of wall time for 1 ms of work, measured
+in the group writer under ``bench/wechat.py``; one statement takes 1 ms.
+
 On PostgreSQL the same functions run Core statements (asyncpg batches rows itself, and its
 parameter style differs): one call for both databases.
 """
@@ -16,6 +22,7 @@ parameter style differs): one call for both databases.
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,9 +37,10 @@ from .dialect import POSTGRESQL, dialect_name, insert_ignore
 
 Processor = Callable[[Any], Any] | None
 
-# Rows per multi-row INSERT: well under SQLite's bound on a statement's variables (32,766 since 3.32)
-# for our widest table, and the statement text stays small.
+# Rows per statement, at most: the statement text stays small, and its variables stay under SQLite's bound.
 ROWS_PER_INSERT = 500
+_SQLITE_MAX_VARIABLES = 32_766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+_SQLITE_UPDATE_FROM = sqlite3.sqlite_version_info >= (3, 33)  # UPDATE ... FROM: else one UPDATE per row
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,39 +126,48 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     dialect = conn.dialect
     columns = _shape(dialect, table, keys, updating=False)
     head = f"INSERT INTO {_table_name(dialect, table)} ({', '.join(columns.names)}) VALUES "
-    one_row = f"({', '.join('?' * len(columns.names))})"
-    if not returning_ids:
+    if returning_ids:
+        (key,) = table.primary_key.columns
+        tail = f" RETURNING {dialect.identifier_preparer.format_column(key)}"
+    else:
         tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
-        sql = head + one_row + tail
-        conn.exec_driver_sql(sql, _bound(conn, sql, rows, columns))
-        return []
-    (key,) = table.primary_key.columns
-    returning = f" RETURNING {dialect.identifier_preparer.format_column(key)}"
     ids: list[int] = []
-    for start in range(0, len(rows), ROWS_PER_INSERT):
-        chunk = rows[start: start + ROWS_PER_INSERT]
-        sql = head + ", ".join([one_row] * len(chunk)) + returning
-        values = tuple(value for row in _bound(conn, sql, chunk, columns) for value in row)
-        ids.extend(ids_in_row_order([r[0] for r in conn.exec_driver_sql(sql, values).fetchall()]))
+    for chunk in _chunks(rows, len(columns.names)):
+        sql = head + _values(len(chunk), len(columns.names)) + tail
+        result = conn.exec_driver_sql(sql, _flat(_bound(conn, sql, chunk, columns)))
+        if returning_ids:
+            ids.extend(ids_in_row_order([r[0] for r in result.fetchall()]))
     return ids
 
 
-def update_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str) -> int:
+def update_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str) -> None:
     """``UPDATE table SET <the other keys> WHERE id = row[key]`` for each of ``rows`` (the same keys in
-    each); the number of rows updated."""
+    each). A row named twice gets its last values, as one UPDATE per row in order would leave it."""
     if not rows:
-        return 0
+        return
     keys = tuple(k for k in rows[0] if k != key)
     _same_keys(rows, (*keys, key))
     (primary,) = table.primary_key.columns
     if dialect_name(conn) == POSTGRESQL:
-        return conn.execute(_core_update(table, keys, key), list(rows)).rowcount or 0
+        conn.execute(_core_update(table, keys, key), list(rows))
+        return
     dialect = conn.dialect
     columns = _shape(dialect, table, keys, updating=True)
+    name = _table_name(dialect, table)
     quote = dialect.identifier_preparer.format_column
-    sql = (f"UPDATE {_table_name(dialect, table)} SET {', '.join(f'{name} = ?' for name in columns.names)} "
-           f"WHERE {quote(primary)} = ?")
-    return conn.exec_driver_sql(sql, _bound(conn, sql, rows, columns, key=key)).rowcount or 0
+    # Once per target row: in one statement, a target row matched by two source rows gets either.
+    last = list({row[key]: row for row in rows}.values())
+    if not _SQLITE_UPDATE_FROM:
+        sql = f"UPDATE {name} SET {', '.join(f'{c} = ?' for c in columns.names)} WHERE {quote(primary)} = ?"
+        conn.exec_driver_sql(sql, _bound(conn, sql, last, columns, key=key))
+        return
+    # The VALUES' columns are column1, column2, ...: the row's key is the last.
+    assignments = ", ".join(f"{column} = v.column{i}" for i, column in enumerate(columns.names, start=1))
+    head = f"UPDATE {name} SET {assignments} FROM (VALUES "
+    tail = f") AS v WHERE {name}.{quote(primary)} = v.column{len(columns.names) + 1}"
+    for chunk in _chunks(last, len(columns.names) + 1):
+        sql = head + _values(len(chunk), len(columns.names) + 1) + tail
+        conn.exec_driver_sql(sql, _flat(_bound(conn, sql, chunk, columns, key=key)))
 
 
 def select_in(conn: Connection, table: Table, keys: Sequence[str], *, where: Mapping[str, Any],
@@ -177,6 +194,20 @@ def select_in(conn: Connection, table: Table, keys: Sequence[str], *, where: Map
 
 def _constant(value: Any) -> Any:
     return value
+
+
+def _chunks(rows: Sequence[Mapping[str, Any]], width: int) -> list[Sequence[Mapping[str, Any]]]:
+    size = max(1, min(ROWS_PER_INSERT, _SQLITE_MAX_VARIABLES // width))
+    return [rows[start: start + size] for start in range(0, len(rows), size)]
+
+
+def _values(rows: int, width: int) -> str:
+    """``(?, ?), (?, ?)``: ``rows`` rows of ``width`` parameters."""
+    return ", ".join([f"({', '.join('?' * width)})"] * rows)
+
+
+def _flat(rows: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    return tuple(value for row in rows for value in row)
 
 
 def _bound(conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]], columns: _Columns, *,

@@ -96,12 +96,10 @@ async def test_rows_updated_through_the_driver_are_stored_as_core_stores_them(en
     async with engine.begin() as conn:
         core_id, driver_id, untouched = [await _follower(conn, name) for name in ("core", "driver", "other")]
         await conn.execute(update(Follower).where(Follower.id == core_id).values(**changes))
-        updated = await conn.run_sync(lambda sync: update_rows(sync, FOLLOWERS, [{"_fid": driver_id, **changes}],
-                                                               key="_fid"))
+        await conn.run_sync(lambda sync: update_rows(sync, FOLLOWERS, [{"_fid": driver_id, **changes}], key="_fid"))
         stored = await conn.run_sync(lambda sync: _stored(sync, FOLLOWERS, [core_id, driver_id, untouched]))
     external_id = [c.name for c in FOLLOWERS.columns if not c.primary_key].index("external_id")
     core, driver, other = ([*row[:external_id], *row[external_id + 1:]] for row in stored)
-    assert updated == 1
     assert driver == core
     assert other != core
 
@@ -199,3 +197,36 @@ async def test_a_value_its_column_cannot_take_fails_as_in_core(database_url: str
         assert ("secret text" in str(error)) is not hide
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("update_from", [True, False], ids=["one statement", "a statement per row"])
+async def test_a_row_named_twice_keeps_its_last_values_across_statements(
+        engine: Any, monkeypatch: pytest.MonkeyPatch, update_from: bool) -> None:
+    """As one UPDATE per row in order would leave it, in one statement or several, and on an SQLite
+    without ``UPDATE ... FROM`` (before 3.33)."""
+    monkeypatch.setattr(driver_sql, "ROWS_PER_INSERT", 3)
+    monkeypatch.setattr(driver_sql, "_SQLITE_UPDATE_FROM", update_from)
+    async with engine.begin() as conn:
+        ids = [await _follower(conn, f"f{i}") for i in range(7)]
+        rows = [{"_fid": fid, "window_sends": n, "last_action_kind": f"k{n}"}
+                for n, fid in enumerate([*ids, ids[0], ids[5], ids[0]])]
+        await conn.run_sync(lambda sync: update_rows(sync, FOLLOWERS, rows, key="_fid"))
+        stored = dict((await conn.execute(select(Follower.id, Follower.window_sends))).all())
+        kinds = dict((await conn.execute(select(Follower.id, Follower.last_action_kind))).all())
+    assert [stored[fid] for fid in ids] == [9, 1, 2, 3, 4, 8, 6]
+    assert [kinds[fid] for fid in ids] == ["k9", "k1", "k2", "k3", "k4", "k8", "k6"]
+
+
+async def test_rows_of_a_table_with_a_composite_key_are_inserted(engine: Any) -> None:
+    """The replay cache's rows: (scope, key) is their key; a repeat is skipped when asked."""
+    from bot.storage.models import SeenRequest
+
+    seen = cast(Table, SeenRequest.__table__)
+    expires = datetime(2026, 12, 1, 10, 5, tzinfo=UTC)
+    rows = [{"scope": "wechat", "key": f"k{i}", "body_hash": f"h{i}", "expires_at": expires} for i in range(3)]
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: insert_rows(sync, seen, rows))
+        again = [{**rows[0], "body_hash": "other"}, {**rows[0], "key": "k3"}]
+        await conn.run_sync(lambda sync: insert_rows(sync, seen, again, ignore_conflicts=True))
+        stored = (await conn.execute(select(SeenRequest.key, SeenRequest.body_hash).order_by(SeenRequest.key))).all()
+    assert [tuple(r) for r in stored] == [("k0", "h0"), ("k1", "h1"), ("k2", "h2"), ("k3", "h0")]
