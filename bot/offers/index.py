@@ -50,7 +50,7 @@ class OfferIndex:
         self._items: list[IndexedPromotion] = []
         self._keywords: KeywordIndex[IndexedPromotion] = KeywordIndex(())
         self._loaded_at = float("-inf")
-        self._loading: asyncio.Future[None] | None = None  # a message's read in progress, which others wait for
+        self._loading: asyncio.Future[list[IndexedPromotion]] | None = None  # a message's read in progress, which others wait for
         self._generation = 0  # invalidations so far: a read begun before the last one is not kept as fresh
 
     def invalidate(self) -> None:
@@ -59,34 +59,52 @@ class OfferIndex:
 
     async def items(self, open_session: Callable[[], AsyncSession]) -> list[IndexedPromotion]:
         """The promotions, re-read when older than ``ttl``; ``open_session`` is called only then, so a
-        message the cache answers, or waits for another message's read, opens no database session."""
-        while time.monotonic() - self._loaded_at > self.ttl:
-            loading = self._loading
-            if loading is not None:
-                # Shielded: a waiter cancelled (its request gone) must not cancel the others' wait.
-                await asyncio.shield(loading)
-                continue  # read, or failed (then the first waiter to get here reads with its own session)
-            self._loading = loading = asyncio.get_running_loop().create_future()
-            try:
-                await self._load(open_session)
-            finally:
-                self._loading = None
-                loading.set_result(None)
-        return self._items
+        message the cache answers, or waits for another message's read, opens no database session.
 
-    async def _load(self, open_session: Callable[[], AsyncSession]) -> None:
+        A read's outcome is its waiters': they get what it read, or its error (a database that fails
+        fails them together, not one after another); only a read cancelled with its request leaves a
+        waiter to read in its place."""
+        if time.monotonic() - self._loaded_at <= self.ttl:
+            return self._items
+        while (loading := self._loading) is not None:
+            try:
+                # Shielded: a waiter cancelled (its request gone) must not cancel the others' wait.
+                return await asyncio.shield(loading)
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not loading.cancelled() or (current is not None and current.cancelling()):
+                    raise
+        self._loading = loading = asyncio.get_running_loop().create_future()
+        try:
+            items = await self._load(open_session)
+        except asyncio.CancelledError:
+            loading.cancel()
+            raise
+        except BaseException as exc:
+            loading.set_exception(exc)
+            loading.exception()  # marked retrieved: nobody may be waiting
+            raise
+        else:
+            loading.set_result(items)
+            return items
+        finally:
+            self._loading = None
+
+    async def _load(self, open_session: Callable[[], AsyncSession]) -> list[IndexedPromotion]:
         generation = self._generation
         rows = (await open_session().execute(select(
             Promotion.id, Promotion.slug, Promotion.keywords, Promotion.menu_key, Promotion.channels,
             Promotion.starts_at, Promotion.ends_at, Promotion.friends_needed).order_by(Promotion.id))).all()
-        self._items = [IndexedPromotion(
+        items = [IndexedPromotion(
             id=r.id, slug=r.slug, menu_key=r.menu_key, channels=tuple(r.channels or ()),
             keywords=tuple(w for words in (r.keywords or {}).values() for w in words),
             starts_at=r.starts_at, ends_at=r.ends_at, friends_needed=r.friends_needed,
         ) for r in rows]
-        self._keywords = KeywordIndex((k, rank, p) for rank, p in enumerate(self._items) for k in p.keywords)
-        if generation == self._generation:  # else invalidated while reading: what was read may be older
+        self._items = items
+        self._keywords = KeywordIndex((k, rank, p) for rank, p in enumerate(items) for k in p.keywords)
+        if generation == self._generation:  # else invalidated while reading: the next message reads again
             self._loaded_at = time.monotonic()
+        return items
 
     async def by_text(self, open_session: Callable[[], AsyncSession], text: str, channel: str) -> list[IndexedPromotion]:
         """Promotions whose keyword (in any locale, either Chinese script) appears in the text, in the order they were added."""
