@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Column, Connection, Table, and_, bindparam, select, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import CompileError, DBAPIError
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
 from .dialect import POSTGRESQL, dialect_name, insert_ignore
@@ -60,18 +60,22 @@ class _Columns:
         """``row``'s values for these columns, as the driver takes them (SQLAlchemy's bind processing)."""
         values = [row[key] for key in self.keys]
         values.extend(default() for default in self.defaults)
-        return [none if value is None else value if process is None else process(value)
-                for process, none, value in zip(self.bind, self.bound_none, values)]
+        bound = [none if value is None else value if process is None else process(value)
+                 for process, none, value in zip(self.bind, self.bound_none, values)]
+        return _none_processed(bound, self.bind)
 
     def read(self, values: Sequence[Any]) -> dict[str, Any]:
         """A row from the driver, by column key, as Core reads it (SQLAlchemy's result processing)."""
-        return {key: none if value is None else value if process is None else process(value)
-                for key, process, none, value in zip(self.keys, self.result, self.read_none, values)}
+        read = [none if value is None else value if process is None else process(value)
+                for process, none, value in zip(self.result, self.read_none, values)]
+        return dict(zip(self.keys, _none_processed(read, self.result)))
 
 
 @functools.lru_cache(maxsize=64)
 def _columns(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Columns:
     quote = dialect.identifier_preparer.format_column
+    if unknown := [key for key in keys if key not in table.c]:
+        raise CompileError(f"Unconsumed column names: {', '.join(unknown)}")  # as Core says it
     columns: list[Column[Any]] = [table.c[key] for key in keys]
     types = [column.type.dialect_impl(dialect) for column in columns]
     bind = tuple(t.bind_processor(dialect) for t in types)
@@ -80,8 +84,32 @@ def _columns(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> _Columns:
     return _Columns(keys, tuple(quote(column) for column in columns), bind, _of_none(bind), result, _of_none(result))
 
 
+class _NoneRefused:
+    """Stands for None where a column's processor refuses it: processed again in a row that has it, to
+    fail there as in Core (a shape is still built, and rows without None still go in)."""
+
+
+_NONE_REFUSED = _NoneRefused()
+
+
 def _of_none(processors: tuple[Processor, ...]) -> tuple[Any, ...]:
-    return tuple(None if process is None else process(None) for process in processors)
+    return tuple(None if process is None else _processed_none(process) for process in processors)
+
+
+def _processed_none(process: Callable[[Any], Any]) -> Any:
+    try:
+        return process(None)
+    except Exception:
+        return _NONE_REFUSED
+
+
+def _none_processed(values: list[Any], processors: tuple[Processor, ...]) -> list[Any]:
+    """``values``, where a None its processor refuses is processed again: it raises as Core would."""
+    if _NONE_REFUSED in values:  # identity first: no value equals the marker unless it is the marker
+        for process, value in zip(processors, values):
+            if value is _NONE_REFUSED and process is not None:
+                process(None)
+    return values
 
 
 def _table_name(dialect: Dialect, table: Table) -> str:
@@ -185,10 +213,12 @@ def select_in(conn: Connection, table: Table, keys: Sequence[str], *, where: Map
     wanted = _columns(dialect, table, keys)
     conditions = _columns(dialect, table, tuple(where))
     tested = _columns(dialect, table, (column,))
-    sql = (f"SELECT {', '.join(wanted.names)} FROM {_table_name(dialect, table)} WHERE "
-           + " AND ".join(f"{name} = ?" for name in conditions.names)
-           + f" AND {tested.names[0]} IN ({', '.join('?' * len(values))})")
-    params = (*conditions.bound(where), *(tested.bound({column: v})[0] for v in values))
+    tests = [*(f"{name} = ?" for name in conditions.names), f"{tested.names[0]} IN ({', '.join('?' * len(values))})"]
+    sql = f"SELECT {', '.join(wanted.names)} FROM {_table_name(dialect, table)} WHERE {' AND '.join(tests)}"
+    try:
+        params = (*conditions.bound(where), *(tested.bound({column: v})[0] for v in values))
+    except Exception as exc:
+        raise _statement_error(conn, sql, [{**where, column: list(values)}], exc) from exc
     return [wanted.read(row) for row in conn.exec_driver_sql(sql, params).fetchall()]
 
 
@@ -219,9 +249,12 @@ def _bound(conn: Connection, sql: str, rows: Sequence[Mapping[str, Any]], column
             return [tuple(columns.bound(row)) for row in rows]
         return [(*columns.bound(row), row[key]) for row in rows]
     except Exception as exc:
-        raise DBAPIError.instance(sql, list(rows), exc, conn.dialect.loaded_dbapi.Error,
-                                  hide_parameters=conn.engine.hide_parameters, dialect=conn.dialect,
-                                  ismulti=True) from exc
+        raise _statement_error(conn, sql, list(rows), exc) from exc
+
+
+def _statement_error(conn: Connection, sql: str, rows: list[Any], exc: Exception) -> Exception:
+    return DBAPIError.instance(sql, rows, exc, conn.dialect.loaded_dbapi.Error,
+                               hide_parameters=conn.engine.hide_parameters, dialect=conn.dialect, ismulti=True)
 
 
 def ids_in_row_order(ids: Sequence[int]) -> list[int]:

@@ -6,7 +6,20 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, Table, func, insert, select, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from bot.storage import driver_sql
 from bot.storage.driver_sql import insert_rows, select_in, update_rows
@@ -230,3 +243,66 @@ async def test_rows_of_a_table_with_a_composite_key_are_inserted(engine: Any) ->
         await conn.run_sync(lambda sync: insert_rows(sync, seen, again, ignore_conflicts=True))
         stored = (await conn.execute(select(SeenRequest.key, SeenRequest.body_hash).order_by(SeenRequest.key))).all()
     assert [tuple(r) for r in stored] == [("k0", "h0"), ("k1", "h1"), ("k2", "h2"), ("k3", "h0")]
+
+
+class _Upper(TypeDecorator[str]):
+    """A column type whose processors refuse None (ours all take it; a developer's may not)."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str:
+        return value.upper()  # type: ignore[union-attr]
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str:
+        return value.lower()  # type: ignore[union-attr]
+
+
+def test_a_type_that_refuses_none_fails_only_the_rows_holding_none_as_in_core() -> None:
+    """The shape is built without calling the type on None for good: rows without None go in and are
+    read back through it; a row with None fails with Core's error, on insert and on read."""
+    from sqlalchemy import create_engine as create_sync_engine
+    from sqlalchemy.exc import StatementError
+
+    table = Table("shouting", MetaData(), Column("id", Integer, primary_key=True), Column("word", _Upper))
+    engine = create_sync_engine("sqlite://")
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        assert insert_rows(conn, table, [{"word": "hi"}, {"word": "ni hao"}], returning_ids=True) == [1, 2]
+        assert conn.exec_driver_sql("SELECT word FROM shouting ORDER BY id").scalars().all() == ["HI", "NI HAO"]
+        assert select_in(conn, table, ["id", "word"], where={}, column="id", values=[1, 2]) == [
+            {"id": 1, "word": "hi"}, {"id": 2, "word": "ni hao"}]
+        with pytest.raises(StatementError) as core:
+            conn.execute(insert(table), [{"word": None}])
+        with pytest.raises(StatementError) as driver:
+            insert_rows(conn, table, [{"word": "ok"}, {"word": None}])
+        assert type(driver.value.orig) is type(core.value.orig) is AttributeError
+        conn.exec_driver_sql("INSERT INTO shouting (id, word) VALUES (3, NULL)")
+        with pytest.raises(AttributeError):
+            conn.execute(select(table.c.word).where(table.c.id == 3)).all()
+        with pytest.raises(AttributeError):
+            select_in(conn, table, ["word"], where={}, column="id", values=[3])
+
+
+def test_a_key_that_is_no_column_is_refused_as_core_refuses_it() -> None:
+    from sqlalchemy import create_engine as create_sync_engine
+    from sqlalchemy.exc import CompileError
+
+    engine = create_sync_engine("sqlite://")
+    MESSAGES.metadata.create_all(engine, tables=[FOLLOWERS, MESSAGES])
+    with engine.begin() as conn:
+        with pytest.raises(CompileError, match="Unconsumed column names: colour"):
+            conn.execute(insert(MESSAGES).values({**_message(1), "colour": "red"}))
+        with pytest.raises(CompileError, match="Unconsumed column names: colour"):
+            insert_rows(conn, MESSAGES, [{**_message(1), "colour": "red"}])
+
+
+async def test_a_value_a_lookup_cannot_bind_fails_as_in_core(engine: Any) -> None:
+    """The reader's lookups wrap a refused value as the writes do: Core's StatementError."""
+    from sqlalchemy.exc import StatementError
+
+    async with engine.connect() as conn:
+        with pytest.raises(StatementError) as driver:
+            await conn.run_sync(lambda sync: select_in(sync, FOLLOWERS, ["id"], where={"channel": "mock"},
+                                                       column="created_at", values=["not a time"]))
+    assert "not a time" not in str(driver.value)  # parameters hidden, as the engine says
