@@ -7,6 +7,7 @@ ties it to Docker changes for loopback: the upstream address, the port, and the 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import shutil
 import socket
 import subprocess
@@ -25,6 +26,7 @@ pytestmark = [pytest.mark.skipif(NGINX is None, reason="nginx is not installed (
               pytest.mark.engine_neutral]
 
 SHIPPED = (ROOT / "deploy" / "nginx.conf").read_text("utf-8")
+WECHAT_TOKEN = "nginxtesttoken"
 
 
 def render(tmp_path: Path, *, bot_port: int, port: int) -> Path:
@@ -54,7 +56,9 @@ def test_the_shipped_nginx_config_is_valid(tmp_path: Path) -> None:
 def proxied(tmp_path: Path, database_url: str) -> Iterator[str]:
     env = {"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_SIMULATORS": "false",
            "ENGAGEBOT_ADMIN_TOKEN": "admin-token-for-tests", "ENGAGEBOT_ADMIN_FAILURE_LIMIT": "1000/minute",
-           "ENGAGEBOT_HTTP__TRUSTED_PROXIES": "127.0.0.1"}
+           "ENGAGEBOT_HTTP__TRUSTED_PROXIES": "127.0.0.1", "ENGAGEBOT_WECHAT__TOKEN": WECHAT_TOKEN,
+           "ENGAGEBOT_WECHAT__APP_ID": "wxnginxtest000001", "ENGAGEBOT_WECHAT__APP_SECRET": "nginx-test-secret",
+           "ENGAGEBOT_WECHAT__API_BASE": "http://127.0.0.1:9"}
     with running(tmp_path, env) as (bot_url, _proc):
         port = free_port()
         config = render(tmp_path, bot_port=int(bot_url.rsplit(":", 1)[1]), port=port)
@@ -117,3 +121,30 @@ async def test_behind_nginx_each_request_has_an_id_the_clients_when_sane(proxied
         async with http.get(f"{proxied}/readyz", headers={"X-Request-Id": "trace-from-client-1"}) as resp:
             assert resp.status == 200 and resp.headers["X-Request-Id"] == "trace-from-client-1"
     assert len(made) == 32 and int(made, 16) >= 0  # nginx's $request_id, kept by engagebot
+
+
+async def test_behind_nginx_a_platforms_burst_from_one_address_is_not_limited(proxied: str) -> None:
+    """WeChat's callbacks all come from its few servers: a campaign's burst, past the per-client limit
+    that still holds for the other paths, reaches engagebot whole (which checks each signature)."""
+    now = str(int(time.time()))
+
+    def signed(i: int) -> dict[str, str]:
+        nonce = f"n{i}"
+        signature = hashlib.sha1("".join(sorted([WECHAT_TOKEN, now, nonce])).encode()).hexdigest()
+        return {"signature": signature, "timestamp": now, "nonce": nonce, "echostr": f"e{i}"}
+
+    async def burst(http: aiohttp.ClientSession, path: str, queries: list[dict[str, str]]) -> list[int]:
+        async def one(query: dict[str, str]) -> int:
+            async with http.get(f"{proxied}{path}", params=query) as resp:
+                await resp.read()
+                return resp.status
+        statuses: list[int] = []
+        for start in range(0, len(queries), 20):  # 20 at a time: under the per-client connection limit
+            statuses += await asyncio.gather(*(one(q) for q in queries[start:start + 20]))
+        return statuses
+
+    async with aiohttp.ClientSession() as http:
+        webhook = await burst(http, "/wechat", [signed(i) for i in range(320)])
+        other = await burst(http, "/healthz", [{} for _ in range(320)])
+    assert webhook == [200] * 320
+    assert 429 in other and other.count(200) >= 200  # burst 200 at 50 r/s per address, then 429
