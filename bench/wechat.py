@@ -3,12 +3,17 @@
     python bench/wechat.py [--modes plain,safe] [--workers 1,2] [--seconds 8] [--connections 64]
                            [--database-url postgresql+asyncpg://...] [--followers 1000]
     python bench/wechat.py --memory 200000        # RSS while that many new followers write once each
+    python bench/wechat.py --instances 1,2 --database-url postgresql+asyncpg://...   # behind nginx
 
 For each mode, wrk (bench/driver.py) first loads a bare aiohttp handler that returns a fixed reply
 (in its own process), then ``engagebot run`` (``--workers N`` for each count) with a WeChat account:
 signature check, replay cache, decryption, parsing, dedupe, follower upsert, routing, storing the
 message and the reply, rendering, encryption. Every request carries a fresh signature, nonce and
 MsgId. Followers have written once before the measured run (a warm-up), as in a running account.
+
+``--instances 1,2``: instead of one server, that many ``engagebot run`` instances (``--workers``' first
+count each) on one PostgreSQL, behind deploy/nginx.conf as shipped (nginx must be installed), as a
+brand that outgrew one machine runs them; the bare handler is measured behind the same nginx too.
 """
 
 from __future__ import annotations
@@ -138,6 +143,65 @@ def measure_engagebot(args: argparse.Namespace, safe: bool, workers: int, workdi
                            expect=EXPECT, python_client=args.python_client)
 
 
+def measure_instances(args: argparse.Namespace, safe: bool, count: int, workdir: Path, tag: str) -> Result:
+    """``count`` instances on the PostgreSQL of ``--database-url``, behind nginx; their CPU together."""
+    workers = driver.worker_counts(args.workers)[0]
+    api_port, api = api_server(workdir)
+    env = driver.engagebot_env(args.database_url, **settings(safe, f"http://127.0.0.1:{api_port}"))
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(api)
+        instances = []
+        for index in range(count):
+            port = driver.free_port()
+            instances.append(stack.enter_context(driver.server(
+                driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
+                name=f"engagebot-{tag}-{index}")))
+        front = stack.enter_context(driver.nginx_front(instances, workdir=workdir, name=f"nginx-{tag}"))
+        driver.load(front.url, build_requests(args.followers, followers=args.followers, safe=safe), seconds=60,
+                    connections=args.connections, threads=args.threads, python_client=args.python_client)
+        load = build_requests(int(args.max_rate * args.seconds), followers=args.followers, safe=safe)
+        started = sum(instance.cpu_seconds() for instance in instances)
+        result = driver.load(front.url, load, seconds=args.seconds, connections=args.connections,
+                             threads=args.threads, expect=EXPECT, python_client=args.python_client)
+        if result.requests:
+            result.cpu_ms = (sum(instance.cpu_seconds() for instance in instances) - started) / result.requests * 1000
+        return result
+
+
+def measure_bare_behind_nginx(args: argparse.Namespace, safe: bool, workdir: Path) -> Result:
+    port = driver.free_port()
+    sample = build_requests(20_000, followers=args.followers, safe=safe)
+    with driver.bare_server(port, path=PATH, body=BARE_REPLY, content_type="application/xml", workdir=workdir) as srv, \
+            driver.nginx_front([srv], workdir=workdir, name="nginx-bare") as front:
+        driver.load(front.url, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
+                    python_client=args.python_client)  # warm up
+        result = driver.load(front.url, sample, seconds=args.seconds, connections=args.connections,
+                             threads=args.threads, expect=EXPECT, wrap=True, python_client=args.python_client)
+        return result
+
+
+def run_instances(args: argparse.Namespace, modes: list[str], workdir: Path) -> None:
+    counts = driver.worker_counts(args.instances, "--instances")
+    if not (args.database_url or "").startswith("postgresql"):
+        raise SystemExit("--instances: instances share a PostgreSQL: give --database-url postgresql+asyncpg://...")
+    if driver.nginx_binary() is None:
+        raise SystemExit("--instances: nginx not found: install it (Debian/Ubuntu: apt-get install nginx-light)")
+    workers = driver.worker_counts(args.workers)[0]
+    for mode in modes:
+        safe = mode == "safe"
+        bare = measure_bare(args, safe, workdir)
+        print(f"{mode} mode:\n{bare.line('bare aiohttp, fixed reply')}", flush=True)
+        print(measure_bare_behind_nginx(args, safe, workdir).line("bare aiohttp behind nginx", bare), flush=True)
+        for count in counts:
+            name = f"engagebot, {count} x {workers} worker{'s' if workers > 1 else ''}, nginx"
+            try:
+                result = measure_instances(args, safe, count, workdir, f"{mode}-{count}i")
+            except driver.ServerFailed as exc:
+                print(f"  {name:<40} did not run: {exc}", flush=True)
+                continue
+            print(result.line(name, bare), flush=True)
+
+
 def measure_memory(args: argparse.Namespace, workdir: Path) -> None:
     """New followers write once each, in slices; the server's RSS after each slice must stay flat."""
     port = driver.free_port()
@@ -172,6 +236,9 @@ def main() -> None:
     parser.add_argument("--followers", type=int, default=1000, help="followers writing in turn (default 1000)")
     parser.add_argument("--memory", type=int, default=0, metavar="FOLLOWERS",
                         help="instead: this many new followers write once each; print RSS along the way")
+    parser.add_argument("--instances", default="", metavar="COUNTS",
+                        help="instead: this many instances (e.g. 1,2) on the PostgreSQL of --database-url, behind"
+                             " deploy/nginx.conf")
     parser.add_argument("--serve-api", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_api:
@@ -189,6 +256,9 @@ def main() -> None:
         client = "Python client" if args.python_client or not driver.have_wrk() else f"wrk -t{args.threads}"
         print(f"signed WeChat text callbacks, {client}, {args.connections} connections, {args.seconds:g}s per run, "
               f"{args.followers} followers, database {'PostgreSQL' if args.database_url else 'SQLite'}")
+        if args.instances:
+            run_instances(args, modes, workdir)
+            return
         for mode in modes:
             safe = mode == "safe"
             bare = measure_bare(args, safe, workdir)
