@@ -46,6 +46,26 @@ async def postgresql_sizes(url: str) -> dict[str, tuple[int, int]]:
         await conn.close()
 
 
+async def _analyze(url: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    try:
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+def analyze(url: str) -> None:
+    """PostgreSQL: gather the planner's statistics now, as autovacuum does in a deployment shortly
+    after tables grow. A cluster with autovacuum off (a test machine's) leaves the planner none: it
+    then took the message table for empty and read every message of the account for each dedupe
+    lookup (35 ms at 144,000 messages) where the unique index finds them in 0.05 ms. SQLite: nothing
+    (its planner uses the indexes without statistics; tests/storage/test_query_plans.py checks it)."""
+    if url.startswith("postgresql"):
+        asyncio.run(_analyze(url))
+
+
 def sizes(url: str) -> dict[str, tuple[int, int]]:
     if url.startswith("sqlite"):
         return sqlite_sizes(url.split(":///", 1)[1])

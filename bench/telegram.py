@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import driver
+from bench import dbsize, driver
 from bench.driver import Request, Result
 
 TOKEN = "123456:bench-token"
@@ -91,8 +91,9 @@ def main() -> None:
             for workers in driver.worker_counts(args.workers):
                 name = f"engagebot, {workers} worker{'s' if workers > 1 else ''}"
                 port = driver.free_port()
+                url = args.database_url or driver.sqlite_url(workdir, f"telegram-{workers}.db")
                 env = driver.engagebot_env(
-                    args.database_url or driver.sqlite_url(workdir, f"telegram-{workers}.db"),
+                    url,
                     telegram__token=TOKEN, telegram__mode="webhook", telegram__webhook_secret=SECRET,
                     telegram__webhook_url=f"http://127.0.0.1:{port}{PATH}",
                     telegram__api_base=f"http://127.0.0.1:{api_port}/bot")
@@ -105,6 +106,7 @@ def main() -> None:
                         next_update += len(warm)
                         driver.load(srv, warm, seconds=60, connections=args.connections, threads=args.threads,
                                     python_client=args.python_client)  # every chat known, caches filled
+                        dbsize.analyze(url)
                         load = build_requests(int(args.max_rate * args.seconds), followers=args.followers,
                                               first_update=next_update)
                         next_update += len(load)

@@ -131,13 +131,14 @@ def measure_bare(args: argparse.Namespace, safe: bool, workdir: Path) -> Result:
 def measure_engagebot(args: argparse.Namespace, safe: bool, workers: int, workdir: Path, tag: str) -> Result:
     port = driver.free_port()
     api_port, api = api_server(workdir)
-    env = driver.engagebot_env(args.database_url or driver.sqlite_url(workdir, f"{tag}.db"),
-                               **settings(safe, f"http://127.0.0.1:{api_port}"))
+    url = args.database_url or driver.sqlite_url(workdir, f"{tag}.db")
+    env = driver.engagebot_env(url, **settings(safe, f"http://127.0.0.1:{api_port}"))
     with api, driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
                             name=f"engagebot-{tag}") as srv:
         # Warm up: every follower writes once (created, caches filled), as in an account that runs.
         driver.load(srv, build_requests(args.followers, followers=args.followers, safe=safe), seconds=60,
                     connections=args.connections, threads=args.threads, python_client=args.python_client)
+        dbsize.analyze(url)
         load = build_requests(int(args.max_rate * args.seconds), followers=args.followers, safe=safe)
         return driver.load(srv, load, seconds=args.seconds, connections=args.connections, threads=args.threads,
                            expect=EXPECT, python_client=args.python_client)
@@ -159,6 +160,7 @@ def measure_instances(args: argparse.Namespace, safe: bool, count: int, workdir:
         front = stack.enter_context(driver.nginx_front(instances, workdir=workdir, name=f"nginx-{tag}"))
         driver.load(front.url, build_requests(args.followers, followers=args.followers, safe=safe), seconds=60,
                     connections=args.connections, threads=args.threads, python_client=args.python_client)
+        dbsize.analyze(args.database_url)
         load = build_requests(int(args.max_rate * args.seconds), followers=args.followers, safe=safe)
         started = sum(instance.cpu_seconds() for instance in instances)
         result = driver.load(front.url, load, seconds=args.seconds, connections=args.connections,

@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import driver
+from bench import dbsize, driver
 from bench.driver import Request, Result
 
 SECRET = "bench-app-secret"
@@ -85,14 +85,15 @@ def main() -> None:
         for workers in driver.worker_counts(args.workers):
             name = f"engagebot, {workers} worker{'s' if workers > 1 else ''}"
             port = driver.free_port()
-            env = driver.engagebot_env(args.database_url or driver.sqlite_url(workdir, f"weibo-{workers}.db"),
-                                       **SETTINGS)
+            url = args.database_url or driver.sqlite_url(workdir, f"weibo-{workers}.db")
+            env = driver.engagebot_env(url, **SETTINGS)
             try:
                 with driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
                                    name=f"engagebot-{workers}") as srv:
                     warm = build_requests(args.followers, followers=args.followers, first_second=clock)
                     driver.load(srv, warm, seconds=60, connections=args.connections, threads=args.threads,
                                 python_client=args.python_client)  # every fan known, caches filled
+                    dbsize.analyze(url)
                     load = build_requests(int(args.max_rate * args.seconds), followers=args.followers,
                                           first_second=clock - 1)
                     result = driver.load(srv, load, seconds=args.seconds, connections=args.connections,
