@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, Table, func, insert, select, update
+from sqlalchemy import Column, Connection, DateTime, Integer, MetaData, Table, event, func, insert, select, update
 
 from bot.storage import driver_sql
 from bot.storage.driver_sql import insert_rows, select_in, update_rows
@@ -230,3 +230,52 @@ async def test_rows_of_a_table_with_a_composite_key_are_inserted(engine: Any) ->
         await conn.run_sync(lambda sync: insert_rows(sync, seen, again, ignore_conflicts=True))
         stored = (await conn.execute(select(SeenRequest.key, SeenRequest.body_hash).order_by(SeenRequest.key))).all()
     assert [tuple(r) for r in stored] == [("k0", "h0"), ("k1", "h1"), ("k2", "h2"), ("k3", "h0")]
+
+
+@pytest.mark.parametrize("update_from", [True, False], ids=["one statement", "a statement per row"])
+async def test_an_update_leaves_the_columns_it_does_not_name_as_they_were(
+        engine: Any, monkeypatch: pytest.MonkeyPatch, update_from: bool) -> None:
+    """Those with a Python default included: a default is for an INSERT; an UPDATE computes only what a
+    column's ``onupdate`` would (none of ours has one)."""
+    monkeypatch.setattr(driver_sql, "_SQLITE_UPDATE_FROM", update_from)
+    async with engine.begin() as conn:
+        fid = await _follower(conn)  # following, tags ["vip", "北京"], state_data {"step": 2}
+        await conn.run_sync(lambda sync: update_rows(sync, FOLLOWERS, [{"_fid": fid, "last_action_kind": "message"}],
+                                                     key="_fid"))
+        stored = (await conn.execute(select(Follower.following, Follower.tags, Follower.state_data,
+                                            Follower.window_sends, Follower.last_action_kind))).one()
+    assert tuple(stored) == (True, ["vip", "北京"], {"step": 2}, 0, "message")
+
+
+async def test_no_statement_binds_more_variables_than_sqlite_allows(
+        engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows per statement are bounded by SQLite's variables too (wide rows: fewer than ROWS_PER_INSERT)."""
+    monkeypatch.setattr(driver_sql, "_SQLITE_MAX_VARIABLES", 100)
+    statements: list[int] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().startswith(("INSERT", "UPDATE")):
+            statements.append(len(parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with engine.begin() as conn:
+            follower_id = await _follower(conn)
+            statements.clear()
+            rows = [_message(follower_id, text=f"row {i}") for i in range(25)]  # 19 columns: 5 rows a statement
+            ids = await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, rows, returning_ids=True))
+            inserts, statements[:] = list(statements), []
+            ids2 = [await _follower(conn, f"f{i}") for i in range(60)]
+            statements.clear()
+            await conn.run_sync(lambda sync: update_rows(  # 2 columns and the key: 33 rows a statement
+                sync, FOLLOWERS, [{"_fid": f, "window_sends": 7, "last_action_kind": "x"} for f in ids2], key="_fid"))
+            updates = list(statements)
+            texts = dict((await conn.execute(select(Message.id, Message.text))).all())
+            sends = (await conn.execute(select(func.count()).select_from(Follower)
+                                        .where(Follower.window_sends == 7))).scalar_one()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert len(rows[0]) == 19 and inserts == [5 * 19] * 5
+    assert [texts[i] for i in ids] == [f"row {i}" for i in range(25)]
+    assert updates == [99, 81]
+    assert sends == 60
