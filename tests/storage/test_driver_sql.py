@@ -279,3 +279,35 @@ async def test_no_statement_binds_more_variables_than_sqlite_allows(
     assert [texts[i] for i in ids] == [f"row {i}" for i in range(25)]
     assert updates == [99, 81]
     assert sends == 60
+
+
+@pytest.mark.parametrize("update_from", [True, False], ids=["one statement", "a statement per row"])
+async def test_a_value_its_column_cannot_take_fails_an_update_as_in_core(
+        database_url: str, monkeypatch: pytest.MonkeyPatch, update_from: bool) -> None:
+    """As for an insert: a StatementError naming its statement and its cause, the parameters hidden."""
+    from sqlalchemy.exc import StatementError
+
+    monkeypatch.setattr(driver_sql, "_SQLITE_UPDATE_FROM", update_from)
+    engine = create_engine(database_url, hide_parameters=True)
+    await upgrade(engine)
+    try:
+        async with engine.connect() as conn:
+            fid = await _follower(conn)
+            with pytest.raises(StatementError) as driver:
+                await conn.run_sync(lambda sync: update_rows(
+                    sync, FOLLOWERS, [{"_fid": fid, "state_data": {"not json": {1, 2}}, "state": "secret"}],
+                    key="_fid"))
+            await conn.rollback()
+        error = driver.value
+        assert isinstance(error.orig, TypeError) and "Object of type set is not JSON serializable" in str(error)
+        assert error.statement is not None and error.statement.startswith("UPDATE follower SET ")
+        assert "[SQL parameters hidden" in str(error) and "secret" not in str(error)
+    finally:
+        await engine.dispose()
+
+
+def test_ids_out_of_order_are_refused_with_their_range() -> None:
+    with pytest.raises(RuntimeError) as refused:
+        driver_sql.ids_in_row_order([13, 10, 12, 17])
+    assert str(refused.value) == ("SQLite assigned non-consecutive ids to one INSERT's rows (4 rows from 10 to 17); "
+                                  "their order cannot be told")
