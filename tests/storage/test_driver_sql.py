@@ -311,3 +311,59 @@ def test_ids_out_of_order_are_refused_with_their_range() -> None:
         driver_sql.ids_in_row_order([13, 10, 12, 17])
     assert str(refused.value) == ("SQLite assigned non-consecutive ids to one INSERT's rows (4 rows from 10 to 17); "
                                   "their order cannot be told")
+
+
+async def test_a_conflicting_row_fails_the_insert_unless_conflicts_are_ignored(engine: Any) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    async with engine.connect() as conn:
+        follower_id = await _follower(conn)
+        await conn.commit()
+        first = [_message(follower_id, direction="in", dedupe_key="same", text="first")]
+        await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, first))
+        await conn.commit()
+        again = [_message(follower_id, direction="in", dedupe_key="new", text="new"),
+                 _message(follower_id, direction="in", dedupe_key="same", text="again")]
+        with pytest.raises(IntegrityError):
+            await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, again))
+        await conn.rollback()
+        texts = (await conn.execute(select(Message.text))).scalars().all()
+    assert texts == ["first"]
+
+
+def test_ids_and_skipped_conflicts_together_are_refused_with_why() -> None:
+    with pytest.raises(ValueError) as refused:
+        insert_rows(cast(Connection, None), MESSAGES, [{"text": "x"}], returning_ids=True, ignore_conflicts=True)
+    assert str(refused.value) == "a skipped row has no id: ask for ids or for conflicts ignored, not both"
+
+
+async def test_a_refused_batch_shows_its_parameter_sets_as_core_does(database_url: str) -> None:
+    """A batch of 12 rows, one of them refused: its error lists the first rows' parameters and says how many
+    sets there were, as Core's ``executemany`` does (not one set of 12 rows run together)."""
+    from sqlalchemy.exc import StatementError
+
+    engine = create_engine(database_url, hide_parameters=False)
+    await upgrade(engine)
+    try:
+        async with engine.connect() as conn:
+            follower_id = await _follower(conn)
+            rows = [_message(follower_id, text=f"row {i}") for i in range(11)]
+            rows.append(_message(follower_id, body={"not json": {1, 2}}, text="row 11"))
+            with pytest.raises(StatementError) as driver:
+                await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, rows, returning_ids=True))
+            await conn.rollback()
+    finally:
+        await engine.dispose()
+    assert "displaying 10 of 12 total bound parameter sets" in str(driver.value)
+
+
+async def test_columns_left_out_with_a_callable_default_get_what_core_would_give_them(engine: Any) -> None:
+    """A follower's ``tags`` (``default=list``) and ``state_data`` (``default=dict``) left out: an empty list
+    and dict in each row, as Core stores them."""
+    rows = [{"channel": "mock", "account": "brand", "external_id": f"fan {i}", "following": False,
+             "created_at": datetime(2026, 12, 1, tzinfo=UTC)} for i in range(3)]
+    async with engine.begin() as conn:
+        ids = await conn.run_sync(lambda sync: insert_rows(sync, FOLLOWERS, rows, returning_ids=True))
+        stored = (await conn.execute(select(Follower.tags, Follower.state_data, Follower.window_sends)
+                                     .where(Follower.id.in_(ids)))).all()
+    assert [tuple(r) for r in stored] == [([], {}, 0)] * 3

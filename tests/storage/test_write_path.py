@@ -391,3 +391,61 @@ async def test_an_exchange_whose_replay_check_fails_is_not_written_and_its_calle
         assert keys == ["a1", "k1", "r1", "used"]  # "old" pruned by the last batch only
     finally:
         await engine.dispose()
+
+
+async def test_whoever_waits_on_a_replay_check_written_with_the_exchange_learns_its_verdict(database_url: str) -> None:
+    """The store takes a request's check into the exchange's write and says what the write found: a
+    signature used with another body refused (``ReplayError``, nothing stored), a new one admitted; a
+    later ``wait()`` on the check answers from that, without writing the check again."""
+    from datetime import timedelta
+
+    from bot import Inbound, TextReply
+    from bot.channels.replay import PendingCheck
+    from bot.core.clock import utcnow
+    from bot.errors import ReplayError
+    from bot.storage.models import SeenRequest
+    from bot.storage.replay import ReplayLedger, Seen
+
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
+        await bot.channel.receive("fan", Kind.TEXT, "hello", message_id="before")  # known: load() creates nothing
+        ledger = ReplayLedger(bot.engine)
+        later = utcnow() + timedelta(minutes=5)
+        try:
+            assert await ledger.admit(Seen("wechat", "used", "body 1", later))
+
+            def message(message_id: str, seen: Seen) -> Inbound:
+                return Inbound(channel="mock", account="mock", external_id="fan", kind=Kind.TEXT, text="hi",
+                               message_id=message_id, replay_check=PendingCheck(ledger, seen))
+
+            forged = message("forged", Seen("wechat", "used", "body 2", later))
+            follower, _ = await bot.store.load(forged)
+            with pytest.raises(ReplayError):
+                await bot.store.record_exchange(None, forged, follower, [TextReply("no")], passive_count=0)
+            assert forged.replay_check is not None
+            with pytest.raises(ReplayError):
+                await asyncio.wait_for(forged.replay_check.wait(), 5)
+            genuine = message("genuine", Seen("wechat", "new", "body 3", later))
+            follower, _ = await bot.store.load(genuine)
+            await bot.store.record_exchange(None, genuine, follower, [TextReply("yes")], passive_count=0)
+            assert genuine.replay_check is not None
+            await asyncio.wait_for(genuine.replay_check.wait(), 5)
+        finally:
+            await ledger.close()
+        async with bot.sessions() as s:
+            keys = sorted((await s.execute(select(SeenRequest.key, SeenRequest.body_hash))).all())
+            stored = set((await s.execute(select(Message.dedupe_key).where(Message.direction == "in"))).scalars())
+    assert [tuple(k) for k in keys] == [("new", "body 3"), ("used", "body 1")]
+    assert stored == {"before", "genuine"}
+
+
+async def test_a_known_followers_messages_take_no_turn_of_the_follower_creator(database_url: str) -> None:
+    """A follower found by the reader is used as found: only a first contact goes through the creator
+    (a write transaction of its own), once."""
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
+        creator = bot.store.reader._creator
+        await bot.channel.receive("fan", Kind.TEXT, "hello", message_id="first")
+        assert creator.batches == 1
+        await asyncio.gather(*(bot.channel.receive("fan", Kind.TEXT, f"again {i}", message_id=f"m{i}")
+                               for i in range(5)))
+        await bot.channel.receive("fan", Kind.TEXT, "no id")
+        assert creator.batches == 1
