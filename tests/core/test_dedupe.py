@@ -9,6 +9,7 @@ rows; these check the exchange and the flag, and the in-flight map's cancellatio
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from sqlalchemy import select
@@ -344,3 +345,41 @@ async def test_a_retry_that_lost_the_race_is_logged_with_the_hashed_follower(
     [lost] = [r for r in caplog.records if r.getMessage() == "duplicate lost the race"]
     assert (lost.channel, lost.follower, lost.message_id, lost.kind) == (
         "mock", follower_hash(msg), message_hash(msg), "command")
+
+
+async def test_retries_waiting_on_a_forged_first_try_run_the_handler_once_between_them(bot: BotHarness) -> None:
+    """A forged body under a replayed signature carries the message's id and is refused; the genuine
+    deliveries waiting on it go on: the first of them handles the message, the others wait for it."""
+    from datetime import timedelta
+
+    from bot.channels.replay import PendingCheck
+    from bot.core.clock import utcnow
+    from bot.errors import ReplayError
+    from bot.storage.replay import Seen
+
+    await dispatch(bot, inbound("known"))  # ann is known: the forged try's check is what it waits on
+    started.clear()
+    checked = asyncio.Event()
+
+    class SlowLedger:  # the forged try's check, refused once the genuine deliveries are waiting
+        async def admit(self, seen: Seen) -> bool:
+            await checked.wait()
+            return False
+
+    check = PendingCheck(SlowLedger(), Seen("wechat", "key", "forged", utcnow() + timedelta(minutes=5)))  # type: ignore[arg-type]
+    forged = dataclasses.replace(inbound("m-forged", "/slow"), replay_check=check)
+    first = asyncio.create_task(dispatch(bot, forged))
+    await asyncio.sleep(0.05)
+    retries = [asyncio.create_task(dispatch(bot, inbound("m-forged", "/slow"))) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    assert started == [] and not any(r.done() for r in retries)  # all three in flight, the genuine ones waiting
+    checked.set()
+    with pytest.raises(ReplayError):
+        await first
+    while not started:
+        await asyncio.sleep(0.01)
+    release.set()
+    results = await asyncio.gather(*retries)
+    assert started == ["m-forged"]
+    assert sorted(r.duplicate for r in results) == [False, True]
+    assert results[0].exchange == results[1].exchange

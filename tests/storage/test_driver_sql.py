@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     TypeDecorator,
+    event,
     func,
     insert,
     select,
@@ -306,3 +307,144 @@ async def test_a_value_a_lookup_cannot_bind_fails_as_in_core(engine: Any) -> Non
             await conn.run_sync(lambda sync: select_in(sync, FOLLOWERS, ["id"], where={"channel": "mock"},
                                                        column="created_at", values=["not a time"]))
     assert "not a time" not in str(driver.value)  # parameters hidden, as the engine says
+
+
+@pytest.mark.parametrize("update_from", [True, False], ids=["one statement", "a statement per row"])
+async def test_an_update_leaves_the_columns_it_does_not_name_as_they_were(
+        engine: Any, monkeypatch: pytest.MonkeyPatch, update_from: bool) -> None:
+    """Those with a Python default included: a default is for an INSERT; an UPDATE computes only what a
+    column's ``onupdate`` would (none of ours has one)."""
+    monkeypatch.setattr(driver_sql, "_SQLITE_UPDATE_FROM", update_from)
+    async with engine.begin() as conn:
+        fid = await _follower(conn)  # following, tags ["vip", "北京"], state_data {"step": 2}
+        await conn.run_sync(lambda sync: update_rows(sync, FOLLOWERS, [{"_fid": fid, "last_action_kind": "message"}],
+                                                     key="_fid"))
+        stored = (await conn.execute(select(Follower.following, Follower.tags, Follower.state_data,
+                                            Follower.window_sends, Follower.last_action_kind))).one()
+    assert tuple(stored) == (True, ["vip", "北京"], {"step": 2}, 0, "message")
+
+
+async def test_no_statement_binds_more_variables_than_sqlite_allows(
+        engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows per statement are bounded by SQLite's variables too (wide rows: fewer than ROWS_PER_INSERT)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's statements: on PostgreSQL the rows go through Core's executemany")
+    monkeypatch.setattr(driver_sql, "_SQLITE_MAX_VARIABLES", 100)
+    statements: list[int] = []
+
+    def count(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().startswith(("INSERT", "UPDATE")):
+            statements.append(len(parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with engine.begin() as conn:
+            follower_id = await _follower(conn)
+            statements.clear()
+            rows = [_message(follower_id, text=f"row {i}") for i in range(25)]  # 19 columns: 5 rows a statement
+            ids = await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, rows, returning_ids=True))
+            inserts, statements[:] = list(statements), []
+            ids2 = [await _follower(conn, f"f{i}") for i in range(60)]
+            statements.clear()
+            await conn.run_sync(lambda sync: update_rows(  # 2 columns and the key: 33 rows a statement
+                sync, FOLLOWERS, [{"_fid": f, "window_sends": 7, "last_action_kind": "x"} for f in ids2], key="_fid"))
+            updates = list(statements)
+            texts = dict((await conn.execute(select(Message.id, Message.text))).all())
+            sends = (await conn.execute(select(func.count()).select_from(Follower)
+                                        .where(Follower.window_sends == 7))).scalar_one()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    assert len(rows[0]) == 19 and inserts == [5 * 19] * 5
+    assert [texts[i] for i in ids] == [f"row {i}" for i in range(25)]
+    assert updates == [99, 81]
+    assert sends == 60
+
+
+@pytest.mark.parametrize("update_from", [True, False], ids=["one statement", "a statement per row"])
+async def test_a_value_its_column_cannot_take_fails_an_update_as_in_core(
+        database_url: str, monkeypatch: pytest.MonkeyPatch, update_from: bool) -> None:
+    """As for an insert: a StatementError naming its statement and its cause, the parameters hidden."""
+    from sqlalchemy.exc import StatementError
+
+    monkeypatch.setattr(driver_sql, "_SQLITE_UPDATE_FROM", update_from)
+    engine = create_engine(database_url, hide_parameters=True)
+    await upgrade(engine)
+    try:
+        async with engine.connect() as conn:
+            fid = await _follower(conn)
+            with pytest.raises(StatementError) as driver:
+                await conn.run_sync(lambda sync: update_rows(
+                    sync, FOLLOWERS, [{"_fid": fid, "state_data": {"not json": {1, 2}}, "state": "secret"}],
+                    key="_fid"))
+            await conn.rollback()
+        error = driver.value
+        assert isinstance(error.orig, TypeError) and "Object of type set is not JSON serializable" in str(error)
+        assert error.statement is not None and error.statement.startswith("UPDATE follower SET ")
+        assert "[SQL parameters hidden" in str(error) and "secret" not in str(error)
+    finally:
+        await engine.dispose()
+
+
+def test_ids_out_of_order_are_refused_with_their_range() -> None:
+    with pytest.raises(RuntimeError) as refused:
+        driver_sql.ids_in_row_order([13, 10, 12, 17])
+    assert str(refused.value) == ("SQLite assigned non-consecutive ids to one INSERT's rows (4 rows from 10 to 17); "
+                                  "their order cannot be told")
+
+
+async def test_a_conflicting_row_fails_the_insert_unless_conflicts_are_ignored(engine: Any) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    async with engine.connect() as conn:
+        follower_id = await _follower(conn)
+        await conn.commit()
+        first = [_message(follower_id, direction="in", dedupe_key="same", text="first")]
+        await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, first))
+        await conn.commit()
+        again = [_message(follower_id, direction="in", dedupe_key="new", text="new"),
+                 _message(follower_id, direction="in", dedupe_key="same", text="again")]
+        with pytest.raises(IntegrityError):
+            await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, again))
+        await conn.rollback()
+        texts = (await conn.execute(select(Message.text))).scalars().all()
+    assert texts == ["first"]
+
+
+def test_ids_and_skipped_conflicts_together_are_refused_with_why() -> None:
+    with pytest.raises(ValueError) as refused:
+        insert_rows(cast(Connection, None), MESSAGES, [{"text": "x"}], returning_ids=True, ignore_conflicts=True)
+    assert str(refused.value) == "a skipped row has no id: ask for ids or for conflicts ignored, not both"
+
+
+async def test_a_refused_batch_shows_its_parameter_sets_as_core_does(database_url: str) -> None:
+    """A batch of 12 rows, one of them refused: its error lists the first rows' parameters and says how many
+    sets there were, as Core's ``executemany`` does (not one set of 12 rows run together)."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's statements: on PostgreSQL the rows go through Core's executemany")
+    from sqlalchemy.exc import StatementError
+
+    engine = create_engine(database_url, hide_parameters=False)
+    await upgrade(engine)
+    try:
+        async with engine.connect() as conn:
+            follower_id = await _follower(conn)
+            rows = [_message(follower_id, text=f"row {i}") for i in range(11)]
+            rows.append(_message(follower_id, body={"not json": {1, 2}}, text="row 11"))
+            with pytest.raises(StatementError) as driver:
+                await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, rows, returning_ids=True))
+            await conn.rollback()
+    finally:
+        await engine.dispose()
+    assert "displaying 10 of 12 total bound parameter sets" in str(driver.value)
+
+
+async def test_columns_left_out_with_a_callable_default_get_what_core_would_give_them(engine: Any) -> None:
+    """A follower's ``tags`` (``default=list``) and ``state_data`` (``default=dict``) left out: an empty list
+    and dict in each row, as Core stores them."""
+    rows = [{"channel": "mock", "account": "brand", "external_id": f"fan {i}", "following": False,
+             "created_at": datetime(2026, 12, 1, tzinfo=UTC)} for i in range(3)]
+    async with engine.begin() as conn:
+        ids = await conn.run_sync(lambda sync: insert_rows(sync, FOLLOWERS, rows, returning_ids=True))
+        stored = (await conn.execute(select(Follower.tags, Follower.state_data, Follower.window_sends)
+                                     .where(Follower.id.in_(ids)))).all()
+    assert [tuple(r) for r in stored] == [([], {}, 0)] * 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -294,3 +295,157 @@ async def test_concurrent_messages_whose_handlers_wrote_nothing_commit_together(
             assert await s.scalar(select(func.count()).select_from(Message).where(
                 Message.direction == "in", Message.dedupe_key.like("m-%"))) == 40
     assert 1 <= len(commits) <= 10, len(commits)
+
+
+def _row(follower_id: int, direction: str, text: str, dedupe_key: str | None = None) -> dict[str, Any]:
+    from bot.core.clock import utcnow
+
+    return {"follower_id": follower_id, "channel": "mock", "account": "brand", "direction": direction, "kind": "text",
+            "text": text, "payload": None, "body": None, "dedupe_key": dedupe_key, "in_reply_to": None,
+            "broadcast_id": None, "status": "handled" if direction == "in" else "pending", "reason": None,
+            "attempts": 0, "next_attempt_at": None, "created_at": utcnow(), "sent_at": None}
+
+
+async def _engine_and_follower(database_url: str) -> tuple[Any, int]:
+    from sqlalchemy import insert
+
+    from bot.core.clock import utcnow
+    from bot.storage.engine import create_engine
+    from bot.storage.migrate import upgrade
+
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    async with engine.begin() as conn:
+        follower_id = (await conn.execute(insert(Follower).values(
+            channel="mock", account="brand", external_id="fan", following=True, tags=[], state_data={},
+            window_sends=0, created_at=utcnow()).returning(Follower.id))).scalar_one()
+    return engine, follower_id
+
+
+async def test_each_exchange_of_a_group_commit_gets_the_ids_of_its_own_rows(database_url: str) -> None:
+    """Messages with 0, 2, 1 and 3 replies in one batch: every message its inbound id and its replies' ids,
+    in order, each reply stored in answer to its own message."""
+    from bot.storage.writer import ExchangeWrite, _write
+
+    engine, fid = await _engine_and_follower(database_url)
+    try:
+        replies = {"a": 0, "b": 2, "c": 1, "d": 3}
+        batch: list[Any] = [ExchangeWrite(fid, {}, _row(fid, "in", name, dedupe_key=name),
+                                          [_row(fid, "out", f"{name} {i}") for i in range(count)])
+                            for name, count in replies.items()]
+        async with engine.connect() as conn:
+            results = await conn.run_sync(lambda sync: _write(sync, batch))
+        async with engine.connect() as conn:
+            rows = {r.id: r for r in await conn.execute(select(Message.id, Message.text, Message.in_reply_to))}
+        for (name, count), (inbound_id, outbound_ids) in zip(replies.items(), results, strict=True):
+            assert rows[inbound_id].text == name
+            assert [rows[i].text for i in outbound_ids] == [f"{name} {i}" for i in range(count)]
+            assert {rows[i].in_reply_to for i in outbound_ids} <= {inbound_id}
+        assert len(rows) == 4 + 6
+    finally:
+        await engine.dispose()
+
+
+async def test_an_exchange_whose_replay_check_fails_is_not_written_and_its_caller_is_told(database_url: str) -> None:
+    """In one batch: a request admitted alone, an exchange admitted with its check, an exchange whose
+    signature was used with another body (left out: ``ReplayError``), an exchange without a check; a
+    batch asking to prune deletes the expired rows, one that does not ask keeps them."""
+    from datetime import timedelta
+
+    from bot.core.clock import utcnow
+    from bot.errors import ReplayError
+    from bot.storage.models import SeenRequest
+    from bot.storage.replay import REPLAYED, Seen
+    from bot.storage.writer import Admission, ExchangeWrite, _write
+
+    engine, fid = await _engine_and_follower(database_url)
+    try:
+        later, past = utcnow() + timedelta(minutes=5), utcnow() - timedelta(minutes=1)
+
+        def exchange(name: str, seen: Seen | None) -> ExchangeWrite:
+            return ExchangeWrite(fid, {}, _row(fid, "in", name, dedupe_key=name), [_row(fid, "out", f"to {name}")],
+                                 seen=seen)
+
+        async def write(batch: list[Any]) -> list[Any]:
+            async with engine.connect() as conn:
+                return await conn.run_sync(lambda sync: _write(sync, batch))
+
+        assert await write([Admission(Seen("wechat", "old", "h", past), prune=False),
+                            Admission(Seen("wechat", "used", "body 1", later), prune=False)]) == [True, True]
+        kept = await write([exchange("kept", Seen("wechat", "k1", "h", later)), exchange("plain", None)])
+        assert [type(r) for r in kept] == [tuple, tuple]
+        async with engine.connect() as conn:
+            assert sorted((await conn.execute(select(SeenRequest.key))).scalars()) == ["k1", "old", "used"]
+        admitted, real, replayed, plain = await write([
+            Admission(Seen("wechat", "a1", "h", later), prune=True),
+            exchange("real", Seen("wechat", "r1", "h", later)),
+            exchange("forged", Seen("wechat", "used", "body 2", later)),
+            exchange("plain 2", None)])
+        assert admitted is True
+        assert isinstance(replayed, ReplayError) and str(replayed) == REPLAYED
+        assert isinstance(real, tuple) and isinstance(plain, tuple)
+        async with engine.connect() as conn:
+            texts = sorted((await conn.execute(select(Message.text).where(Message.direction == "in"))).scalars())
+            keys = sorted((await conn.execute(select(SeenRequest.key))).scalars())
+        assert texts == ["kept", "plain", "plain 2", "real"]
+        assert keys == ["a1", "k1", "r1", "used"]  # "old" pruned by the last batch only
+    finally:
+        await engine.dispose()
+
+
+async def test_whoever_waits_on_a_replay_check_written_with_the_exchange_learns_its_verdict(database_url: str) -> None:
+    """The store takes a request's check into the exchange's write and says what the write found: a
+    signature used with another body refused (``ReplayError``, nothing stored), a new one admitted; a
+    later ``wait()`` on the check answers from that, without writing the check again."""
+    from datetime import timedelta
+
+    from bot import Inbound, TextReply
+    from bot.channels.replay import PendingCheck
+    from bot.core.clock import utcnow
+    from bot.errors import ReplayError
+    from bot.storage.models import SeenRequest
+    from bot.storage.replay import ReplayLedger, Seen
+
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
+        await bot.channel.receive("fan", Kind.TEXT, "hello", message_id="before")  # known: load() creates nothing
+        ledger = ReplayLedger(bot.engine)
+        later = utcnow() + timedelta(minutes=5)
+        try:
+            assert await ledger.admit(Seen("wechat", "used", "body 1", later))
+
+            def message(message_id: str, seen: Seen) -> Inbound:
+                return Inbound(channel="mock", account="mock", external_id="fan", kind=Kind.TEXT, text="hi",
+                               message_id=message_id, replay_check=PendingCheck(ledger, seen))
+
+            forged = message("forged", Seen("wechat", "used", "body 2", later))
+            follower, _ = await bot.store.load(forged)
+            with pytest.raises(ReplayError):
+                await bot.store.record_exchange(None, forged, follower, [TextReply("no")], passive_count=0)
+            assert forged.replay_check is not None
+            with pytest.raises(ReplayError):
+                await asyncio.wait_for(forged.replay_check.wait(), 5)
+            genuine = message("genuine", Seen("wechat", "new", "body 3", later))
+            follower, _ = await bot.store.load(genuine)
+            await bot.store.record_exchange(None, genuine, follower, [TextReply("yes")], passive_count=0)
+            assert genuine.replay_check is not None
+            await asyncio.wait_for(genuine.replay_check.wait(), 5)
+        finally:
+            await ledger.close()
+        async with bot.sessions() as s:
+            keys = sorted((await s.execute(select(SeenRequest.key, SeenRequest.body_hash))).all())
+            stored = set((await s.execute(select(Message.dedupe_key).where(Message.direction == "in"))).scalars())
+    assert [tuple(k) for k in keys] == [("new", "body 3"), ("used", "body 1")]
+    assert stored == {"before", "genuine"}
+
+
+async def test_a_known_followers_messages_take_no_turn_of_the_follower_creator(database_url: str) -> None:
+    """A follower found by the reader is used as found: only a first contact goes through the creator
+    (a write transaction of its own), once."""
+    async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
+        creator = bot.store.reader._creator
+        await bot.channel.receive("fan", Kind.TEXT, "hello", message_id="first")
+        assert creator.batches == 1
+        await asyncio.gather(*(bot.channel.receive("fan", Kind.TEXT, f"again {i}", message_id=f"m{i}")
+                               for i in range(5)))
+        await bot.channel.receive("fan", Kind.TEXT, "no id")
+        assert creator.batches == 1
