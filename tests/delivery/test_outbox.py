@@ -1386,3 +1386,69 @@ async def test_rows_a_dead_sender_left_sending_are_sent_again_flagged_and_the_op
     [record] = [r for r in caplog.records if r.levelname == "WARNING"]  # once, for the rows in doubt only
     assert (record.getMessage(), record.channel, record.rows) == (  # type: ignore[attr-defined]
         "outbox rows in doubt sent again", "fake", 2)
+
+
+# --- a sender as built, and as configured -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rate", "batch"), [(None, 500), (25.0, 50), (0.5, 1), (0.2, 1), (1000.0, 500)])
+async def test_a_senders_batch_is_about_two_seconds_of_its_channels_rate(sessions: Sessions, rate: float | None,
+                                                                         batch: int) -> None:
+    """Without a declared rate, 500 rows; with one, what it sends in about two seconds, at least one row
+    and at most 500; a batch size given when built, or configured, wins."""
+    channel = Answering(capabilities=Capabilities(max_sends_per_second=rate))
+    assert OutboxSender(channel, sessions).batch_size == batch
+    assert OutboxSender(channel, sessions, batch_size=7).batch_size == 7
+
+
+async def test_a_sender_is_built_with_its_channels_pace_and_the_defaults_and_configure_changes_them(
+        sessions: Sessions) -> None:
+    from bot.delivery.retry import RetryPolicy
+
+    channel = Answering(capabilities=Capabilities(max_sends_per_second=20.0, max_sends_per_chat_per_second=0.5))
+    sender = OutboxSender(channel, sessions)
+    assert (sender.channel, sender.sessions, sender.retry, sender.sweep_every) == (channel, sessions, RetryPolicy(), 5.0)
+    assert (sender.limiter.interval, sender.limiter.chat_interval) == (0.05, 2.0)
+    shared = sender.limiter.shared  # the account's pace across processes (taken on PostgreSQL only)
+    assert shared is not None and (shared.sessions, shared.name, shared.interval) == (sessions, "fake:acct", 0.05)
+    assert (sender.lease, sender.journal.lease, sender.concurrency, sender._slots._value) == (LEASE, LEASE, 10, 10)
+    assert (sender.in_flight, sender.most_in_flight, sender.sweeps_by_lease, sender._sweeper) == (0, 0, False, None)
+    assert not (sender._stopping.is_set() or sender._sweep_stop.is_set() or sender.idle.is_set())
+    assert sender._releases == set()
+    unpaced = OutboxSender(Answering(), sessions, retry=RetryPolicy(max_attempts=2), sweep_every=0.5)
+    assert unpaced.limiter.shared is None and (unpaced.limiter.interval, unpaced.limiter.chat_interval) == (0.0, 0.0)
+    assert (unpaced.retry.max_attempts, unpaced.sweep_every) == (2, 0.5)
+
+    sender.configure()  # nothing given: nothing changes
+    assert (sender.batch_size, sender.lease, sender.journal.lease, sender.concurrency) == (40, LEASE, LEASE, 10)
+    sender.configure(batch_size=3, lease=timedelta(seconds=90), concurrency=2)
+    assert (sender.batch_size, sender.lease, sender.journal.lease, sender.concurrency, sender._slots._value) == (
+        3, timedelta(seconds=90), timedelta(seconds=90), 2, 2)
+
+
+@pytest.mark.parametrize("concurrency", [None, 2])
+async def test_no_more_sends_are_in_flight_than_the_senders_concurrency(sessions: Sessions,
+                                                                        concurrency: int | None) -> None:
+    """10 by default, or as configured; a sender that sent nothing has had none in flight."""
+    await add_followers(sessions, 12)
+    for i in range(12):
+        await pending(sessions, [f"to f{i}"], external_id=f"f{i}")
+    sender = OutboxSender(RecordingChannel(latency=0.05), sessions)
+    assert sender.most_in_flight == 0
+    sender.configure(concurrency=concurrency)
+    assert await sender.sweep_once() == 12
+    assert (sender.most_in_flight, sender.in_flight) == (concurrency or 10, 0)
+
+
+async def test_a_senders_batches_are_measured_under_its_channels_name(sessions: Sessions) -> None:
+    """``engagebot_batch_requests`` by batcher: the claims of ``deliver()`` and the journal's writes of each
+    channel apart, as an operator graphs them."""
+    def served(batcher: str) -> float:
+        return REGISTRY.get_sample_value("engagebot_batch_requests_sum", {"batcher": batcher}) or 0.0
+
+    await add_followers(sessions, 1)
+    ids = await pending(sessions, ["a", "b"], leased=True)
+    before = {b: served(b) for b in ("outbox-deliver-fake", "outbox-journal-fake")}
+    await OutboxSender(Answering(), sessions).deliver(ids)
+    assert served("outbox-deliver-fake") == before["outbox-deliver-fake"] + 1  # one deliver(): one claim
+    assert served("outbox-journal-fake") > before["outbox-journal-fake"]
