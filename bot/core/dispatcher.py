@@ -31,6 +31,7 @@ from .replay_check import settle_replay_check
 from .reply import ArticlesReply, ButtonsReply, ImageReply, QrReply, Reply, TextReply
 from .router import HandlerObject, Router
 from .services import Services
+from .single_flight import LeaderCancelled, follow, lead
 from .store import DuplicateExchange, Exchange, Store
 from .text import sanitize_text
 
@@ -126,6 +127,10 @@ def as_reply_list(result: Sequence[Reply] | Reply | None) -> list[Reply] | None:
     return [result]  # type: ignore[list-item]  # a single Reply: the union's last case
 
 
+def _its_exchange(result: Dispatched) -> Exchange:
+    return result.exchange
+
+
 class Dispatcher:
     """Turns an Inbound into stored replies. Channels call :meth:`dispatch`."""
 
@@ -190,27 +195,16 @@ class Dispatcher:
         key = (msg.channel, msg.account, msg.message_id)
         while (running := self._in_flight.get(key)) is not None:
             try:
-                return Dispatched(await asyncio.shield(running), duplicate=True)
+                return Dispatched(await follow(running), duplicate=True)
             except ReplayError:
                 continue  # the first "try" was a forged body under a replayed signature: not this one's answer
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if not running.cancelled() or (task is not None and task.cancelling()):
-                    raise
-                # The first try was cancelled (its request went away), not this one: handle it here.
+            except LeaderCancelled:
+                continue  # the first try was cancelled (its request went away), not this one: handle it here
         future: asyncio.Future[Exchange] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            result = await self._dispatch_once(msg, capabilities, passive, language_lookup)
-            future.set_result(result.exchange)
-            return result
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: a waiter is optional
-            raise
+            return await lead(future, self._dispatch_once(msg, capabilities, passive, language_lookup),
+                              share=_its_exchange)
         finally:
             del self._in_flight[key]
 

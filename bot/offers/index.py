@@ -9,6 +9,7 @@ session and running the same query (under load, dozens of them every ``ttl``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.clock import utcnow
 from bot.core.keywords import KeywordIndex
 from bot.core.services import Services
+from bot.core.single_flight import LeaderCancelled, follow, lead
 
 from .models import Promotion
 
@@ -67,26 +69,11 @@ class OfferIndex:
         if time.monotonic() - self._loaded_at <= self.ttl:
             return self._items
         while (loading := self._loading) is not None:
-            try:
-                # Shielded: a waiter cancelled (its request gone) must not cancel the others' wait.
-                return await asyncio.shield(loading)
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if not loading.cancelled() or (current is not None and current.cancelling()):
-                    raise
+            with contextlib.suppress(LeaderCancelled):
+                return await follow(loading)
         self._loading = loading = asyncio.get_running_loop().create_future()
         try:
-            items = await self._load(open_session)
-        except asyncio.CancelledError:
-            loading.cancel()
-            raise
-        except BaseException as exc:
-            loading.set_exception(exc)
-            loading.exception()  # marked retrieved: nobody may be waiting
-            raise
-        else:
-            loading.set_result(items)
-            return items
+            return await lead(loading, self._load(open_session), share=_same)
         finally:
             self._loading = None
 
@@ -143,3 +130,7 @@ class OfferKeywordMatcher:
 def offer_index(services: Services) -> OfferIndex:
     """The app's index (the app adds one with the prompt-rules TTL), created on first use otherwise."""
     return services.get_or_add(OfferIndex, OfferIndex)
+
+
+def _same(items: list[IndexedPromotion]) -> list[IndexedPromotion]:
+    return items
