@@ -21,12 +21,14 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import hashlib
 import secrets
 import struct
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -195,13 +197,18 @@ def run_instances(args: argparse.Namespace, modes: list[str], workdir: Path) -> 
         print(f"{mode} mode:\n{bare.line('bare aiohttp, fixed reply')}", flush=True)
         print(measure_bare_behind_nginx(args, safe, workdir).line("bare aiohttp behind nginx", bare), flush=True)
         for count in counts:
-            name = f"engagebot, {count} x {workers} worker{'s' if workers > 1 else ''}, nginx"
-            try:
-                result = measure_instances(args, safe, count, workdir, f"{mode}-{count}i")
-            except driver.ServerFailed as exc:
-                print(f"  {name:<40} did not run: {exc}", flush=True)
-                continue
-            print(result.line(name, bare), flush=True)
+            print_run(f"engagebot, {count} x {workers} worker{'s' if workers > 1 else ''}, nginx", bare,
+                      functools.partial(measure_instances, args, safe, count, workdir, f"{mode}-{count}i"))
+
+
+def print_run(name: str, bare: Result, measure: Callable[[], Result]) -> None:
+    """One measured run's line, against the bare handler's; or why it did not run."""
+    try:
+        result = measure()
+    except driver.ServerFailed as exc:
+        print(f"  {name:<40} did not run: {exc}", flush=True)
+        return
+    print(result.line(name, bare), flush=True)
 
 
 def measure_memory(args: argparse.Namespace, workdir: Path) -> None:
@@ -266,13 +273,8 @@ def main() -> None:
             bare = measure_bare(args, safe, workdir)
             print(f"{mode} mode:\n{bare.line('bare aiohttp, fixed reply')}", flush=True)
             for workers in driver.worker_counts(args.workers):
-                name = f"engagebot, {workers} worker{'s' if workers > 1 else ''}"
-                try:
-                    result = measure_engagebot(args, safe, workers, workdir, f"{mode}-{workers}")
-                except driver.ServerFailed as exc:
-                    print(f"  {name:<40} did not run: {exc}", flush=True)
-                    continue
-                print(result.line(name, bare), flush=True)
+                print_run(f"engagebot, {workers} worker{'s' if workers > 1 else ''}", bare,
+                          functools.partial(measure_engagebot, args, safe, workers, workdir, f"{mode}-{workers}"))
 
 
 if __name__ == "__main__":
