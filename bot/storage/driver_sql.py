@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column, Connection, Table, and_, bindparam, select, update
@@ -55,6 +55,12 @@ class _Columns:
     result: tuple[Processor, ...]
     read_none: tuple[Any, ...]  # what each result processor makes of NULL
     defaults: tuple[Callable[[], Any], ...] = ()
+    # A processor refused None (a column type of the developer's; none of ours): known once per shape,
+    # so the rows of every other shape are not searched for the marker.
+    none_refused: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "none_refused", _NONE_REFUSED in (*self.bound_none, *self.read_none))
 
     def bound(self, row: Mapping[str, Any]) -> list[Any]:
         """``row``'s values for these columns, as the driver takes them (SQLAlchemy's bind processing)."""
@@ -62,13 +68,13 @@ class _Columns:
         values.extend(default() for default in self.defaults)
         bound = [none if value is None else value if process is None else process(value)
                  for process, none, value in zip(self.bind, self.bound_none, values)]
-        return _none_processed(bound, self.bind)
+        return _none_processed(bound, self.bind) if self.none_refused else bound
 
     def read(self, values: Sequence[Any]) -> dict[str, Any]:
         """A row from the driver, by column key, as Core reads it (SQLAlchemy's result processing)."""
         read = [none if value is None else value if process is None else process(value)
                 for process, none, value in zip(self.result, self.read_none, values)]
-        return dict(zip(self.keys, _none_processed(read, self.result)))
+        return dict(zip(self.keys, _none_processed(read, self.result) if self.none_refused else read))
 
 
 @functools.lru_cache(maxsize=64)
@@ -105,10 +111,9 @@ def _processed_none(process: Callable[[Any], Any]) -> Any:
 
 def _none_processed(values: list[Any], processors: tuple[Processor, ...]) -> list[Any]:
     """``values``, where a None its processor refuses is processed again: it raises as Core would."""
-    if _NONE_REFUSED in values:  # identity first: no value equals the marker unless it is the marker
-        for process, value in zip(processors, values):
-            if value is _NONE_REFUSED and process is not None:
-                process(None)
+    for process, value in zip(processors, values):
+        if value is _NONE_REFUSED and process is not None:
+            process(None)
     return values
 
 
