@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import sys
+from typing import Any
 
 TABLES = ("follower", "message", "seen_request")
 
@@ -30,10 +31,14 @@ def sqlite_sizes(path: str) -> dict[str, tuple[int, int]]:
         conn.close()
 
 
-async def postgresql_sizes(url: str) -> dict[str, tuple[int, int]]:
+async def _connect(url: str) -> Any:
     import asyncpg
 
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    return await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+
+
+async def postgresql_sizes(url: str) -> dict[str, tuple[int, int]]:
+    conn = await _connect(url)
     try:
         out = {}
         for t in TABLES:
@@ -47,9 +52,7 @@ async def postgresql_sizes(url: str) -> dict[str, tuple[int, int]]:
 
 
 async def _analyze(url: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    conn = await _connect(url)
     try:
         await conn.execute("ANALYZE")
     finally:

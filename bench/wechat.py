@@ -120,13 +120,18 @@ def api_server(workdir: Path) -> tuple[int, contextlib.AbstractContextManager[dr
                                port=port, workdir=workdir, name="wechat-api")
 
 
-def measure_bare(args: argparse.Namespace, safe: bool, workdir: Path) -> Result:
+def measure_bare(args: argparse.Namespace, safe: bool, workdir: Path, *, behind_nginx: bool = False) -> Result:
     port = driver.free_port()
     sample = build_requests(20_000, followers=args.followers, safe=safe)
-    with driver.bare_server(port, path=PATH, body=BARE_REPLY, content_type="application/xml", workdir=workdir) as srv:
-        driver.load(srv, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
+    with contextlib.ExitStack() as stack:
+        srv = stack.enter_context(driver.bare_server(port, path=PATH, body=BARE_REPLY,
+                                                     content_type="application/xml", workdir=workdir))
+        target: str | driver.Server = srv
+        if behind_nginx:
+            target = stack.enter_context(driver.nginx_front([srv], workdir=workdir, name="nginx-bare")).url
+        driver.load(target, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
                     python_client=args.python_client)  # warm up
-        return driver.load(srv, sample, seconds=args.seconds, connections=args.connections,
+        return driver.load(target, sample, seconds=args.seconds, connections=args.connections,
                            threads=args.threads, expect=EXPECT, wrap=True, python_client=args.python_client)
 
 
@@ -146,9 +151,10 @@ def measure_engagebot(args: argparse.Namespace, safe: bool, workers: int, workdi
                            expect=EXPECT, python_client=args.python_client)
 
 
-def measure_instances(args: argparse.Namespace, safe: bool, count: int, workdir: Path, tag: str) -> Result:
-    """``count`` instances on the PostgreSQL of ``--database-url``, behind nginx; their CPU together."""
-    workers = driver.worker_counts(args.workers)[0]
+def measure_instances(args: argparse.Namespace, safe: bool, count: int, workers: int, workdir: Path,
+                      tag: str) -> Result:
+    """``count`` instances of ``workers`` each on the PostgreSQL of ``--database-url``, behind nginx; their
+    CPU together."""
     api_port, api = api_server(workdir)
     env = driver.engagebot_env(args.database_url, **settings(safe, f"http://127.0.0.1:{api_port}"))
     with contextlib.ExitStack() as stack:
@@ -172,18 +178,6 @@ def measure_instances(args: argparse.Namespace, safe: bool, count: int, workdir:
         return result
 
 
-def measure_bare_behind_nginx(args: argparse.Namespace, safe: bool, workdir: Path) -> Result:
-    port = driver.free_port()
-    sample = build_requests(20_000, followers=args.followers, safe=safe)
-    with driver.bare_server(port, path=PATH, body=BARE_REPLY, content_type="application/xml", workdir=workdir) as srv, \
-            driver.nginx_front([srv], workdir=workdir, name="nginx-bare") as front:
-        driver.load(front.url, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
-                    python_client=args.python_client)  # warm up
-        result = driver.load(front.url, sample, seconds=args.seconds, connections=args.connections,
-                             threads=args.threads, expect=EXPECT, wrap=True, python_client=args.python_client)
-        return result
-
-
 def run_instances(args: argparse.Namespace, modes: list[str], workdir: Path) -> None:
     counts = driver.worker_counts(args.instances, "--instances")
     if not (args.database_url or "").startswith("postgresql"):
@@ -195,10 +189,10 @@ def run_instances(args: argparse.Namespace, modes: list[str], workdir: Path) -> 
         safe = mode == "safe"
         bare = measure_bare(args, safe, workdir)
         print(f"{mode} mode:\n{bare.line('bare aiohttp, fixed reply')}", flush=True)
-        print(measure_bare_behind_nginx(args, safe, workdir).line("bare aiohttp behind nginx", bare), flush=True)
+        print(measure_bare(args, safe, workdir, behind_nginx=True).line("bare aiohttp behind nginx", bare), flush=True)
         for count in counts:
             print_run(f"engagebot, {count} x {workers} worker{'s' if workers > 1 else ''}, nginx", bare,
-                      functools.partial(measure_instances, args, safe, count, workdir, f"{mode}-{count}i"))
+                      functools.partial(measure_instances, args, safe, count, workers, workdir, f"{mode}-{count}i"))
 
 
 def print_run(name: str, bare: Result, measure: Callable[[], Result]) -> None:
