@@ -14,7 +14,7 @@ from bot.core.inbound import Inbound
 from bot.core.store import Exchange
 from bot.delivery.outbox import OutboxSender
 from bot.errors import ReplayError
-from bot.metrics import REPLY_ROUTES
+from bot.metrics import REPLY_ROUTES, counter
 
 
 class InTimeChannel(Protocol):
@@ -47,12 +47,12 @@ class PassiveDeadline:
                     "passive deadline passed; replying through the API",
                     extra={"channel": channel.name, "follower": follower_hash(msg), "message_id": message_hash(msg)})
                 self._spawn(self._deliver_when_done(task))
-                REPLY_ROUTES.labels(channel.name, "deferred").inc()
+                counter(REPLY_ROUTES, channel.name, "deferred").inc()
                 return None
             # The reply is being committed as passive right now: it is only milliseconds away.
         result = await asyncio.shield(task)
         if not result.duplicate:
-            REPLY_ROUTES.labels(channel.name, "passive").inc()
+            counter(REPLY_ROUTES, channel.name, "passive").inc()
         if not result.duplicate and result.exchange.pending_ids:
             self._spawn(channel.outbox.deliver(result.exchange.pending_ids))
         return result.exchange

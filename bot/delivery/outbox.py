@@ -38,7 +38,7 @@ from bot.core.clock import utcnow
 from bot.core.reply import Reply
 from bot.core.serialize import reply_from_dict
 from bot.errors import FollowerGone, OutsideReplyWindow, PlatformAPIError, QuotaExceeded
-from bot.metrics import DELIVERIES
+from bot.metrics import DELIVERIES, counter
 from bot.storage.batching import Batcher
 from bot.storage.dialect import skip_locked
 from bot.storage.duties import run_while
@@ -301,7 +301,7 @@ class OutboxSender:
         await write_outcomes(session, refused, now=now)
         await session.commit()
         for outcome in refused.values():
-            DELIVERIES.labels(self.channel.name, outcome.status).inc()
+            counter(DELIVERIES, self.channel.name, outcome.status).inc()
         to_send = [r for r in rows if r.id not in refused]
         for r in to_send:  # held from now on: their lease is renewed until each is settled
             self.journal.hold((r.id,), claimed[r.id])
@@ -365,7 +365,7 @@ class OutboxSender:
                 outcome = self._failure(r, exc)
             try:
                 await asyncio.shield(self.journal.record(r.id, outcome))
-                DELIVERIES.labels(self.channel.name, outcome.status).inc()
+                counter(DELIVERIES, self.channel.name, outcome.status).inc()
             finally:
                 if marked:
                     self.in_flight -= 1

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from bot.core.clock import utcnow
 from bot.logs import REQUEST_ID
-from bot.metrics import CLAIMS
+from bot.metrics import CLAIMS, counter
 from bot.storage.dialect import affected_rows, skip_locked
 from bot.storage.driver_sql import insert_rows
 from bot.storage.engine import sqlite_gate
@@ -159,7 +159,7 @@ class ClaimBatcher:
             return await self._run_each(batch)
         self.batches += 1
         for result in results:  # the path through _run_each counts in claim()
-            CLAIMS.labels(result.outcome).inc()
+            counter(CLAIMS, result.outcome).inc()
         return results
 
     async def _run_each(self, batch: list[_Request]) -> list[ClaimResult]:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import utcnow
-from bot.metrics import CLAIMS
+from bot.metrics import CLAIMS, counter
 from bot.storage.dialect import affected_rows, skip_locked
 
 from .codes import generate_code
@@ -176,7 +176,7 @@ async def claim(
     """
     result = await _answer_claim(session, promotion, follower, now=now or utcnow(), locale=locale, via=via,
                                  campaign_id=campaign_id)
-    CLAIMS.labels(result.outcome).inc()  # the answer given; the caller's transaction commits it
+    counter(CLAIMS, result.outcome).inc()  # the answer given; the caller's transaction commits it
     return result
 
 

@@ -18,7 +18,6 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -150,7 +149,7 @@ class WeChatChannel(Channel):
         else:
             xml = body
         check = self.replay.check(timestamp=timestamp, nonce=nonce, signature=q["signature"], body=body)
-        msg = replace(protocol.parse_message(xml, channel=self.name, account_hint=self.account), replay_check=check)
+        msg = protocol.parse_message(xml, channel=self.name, account_hint=self.account, replay_check=check)
         deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
         # Answered once the check is settled: with the exchange's write, or on its own (a retry, a late reply).
         exchange = await answered_when_admitted(check, self._dispatch_in_time(msg, deadline))

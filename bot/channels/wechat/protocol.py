@@ -27,6 +27,7 @@ from defusedxml.ElementTree import fromstring as _defused_fromstring
 from bot.channels import fields as check
 from bot.core.inbound import Inbound, Kind, Notice
 from bot.core.menu import VIEW, Menu, MenuButton
+from bot.core.replay_check import ReplayCheck
 from bot.core.reply import Article
 from bot.core.text import cut_text, utf8_bytes
 from bot.errors import DecryptError, PayloadError, PayloadTooLarge, SignatureError
@@ -392,12 +393,14 @@ _CONVERSATION: dict[str, Literal["taken", "returned"]] = {"kf_create_session": "
 _DEVICE_PREFIX = "device_"
 
 
-def parse_message(body: bytes | str, *, channel: str = "wechat", account_hint: str | None = None) -> Inbound:
+def parse_message(body: bytes | str, *, channel: str = "wechat", account_hint: str | None = None,
+                  replay_check: ReplayCheck | None = None) -> Inbound:
     """Parse a (decrypted) callback body into an ``Inbound``; raise ``PayloadError`` if malformed.
 
     Check the signature before calling this. ``account_hint``, when given, becomes ``account``
     (the adapter's own name for the account); otherwise ``account`` is ``ToUserName``. Every field
     used is checked first (length, characters): a malformed one is refused, naming it.
+    ``replay_check`` is the request's check, carried by the message (``Inbound.replay_check``).
     """
     fields = _checked(_fields(_parse_xml(body)))
     values = []
@@ -456,6 +459,7 @@ def parse_message(body: bytes | str, *, channel: str = "wechat", account_hint: s
         received_at=received_at,
         notice=notice,
         raw=fields,
+        replay_check=replay_check,
     )
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -121,13 +120,13 @@ class WeiboChannel(Channel):
         protocol.verify_signature(self._secret, sig, timestamp, nonce)
         self.replay.check_window(timestamp)
         body = await read_body(request, protocol.MAX_BODY_BYTES)
-        push = protocol.parse_push(body, channel=self.name, account=self.account, brand_uid=self.brand_uid)
         assert sig is not None
         check = self.replay.check(timestamp=timestamp, nonce=nonce, signature=sig, body=body)
+        push = protocol.parse_push(body, channel=self.name, account=self.account, brand_uid=self.brand_uid,
+                                   replay_check=check)
         deadline = started + (self.capabilities.passive_reply_deadline or 4.5)
         # Answered once the check is settled: with the exchange's write, or on its own (a retry, a late reply).
-        exchange = await answered_when_admitted(
-            check, self.passive_deadline.dispatch(replace(push.inbound, replay_check=check), deadline))
+        exchange = await answered_when_admitted(check, self.passive_deadline.dispatch(push.inbound, deadline))
         if exchange is None or not exchange.passive_replies:
             return web.Response(body=b"")  # an empty body: received, no reply, do not retry
         return web.Response(text=self.render_passive(push.fan_uid, exchange.passive_replies[0]),

@@ -27,6 +27,7 @@ from urllib.parse import quote, unquote
 from bot.channels import fields as check
 from bot.core.inbound import Inbound, Kind, Notice
 from bot.core.menu import CLICK, VIEW, Menu, MenuButton
+from bot.core.replay_check import ReplayCheck
 from bot.core.reply import Article
 from bot.core.text import cut_text, plain, sanitize_text
 from bot.errors import (
@@ -194,11 +195,11 @@ class Push:
 
 
 def parse_push(body: bytes, *, channel: str = "weibo", account: str = "default",
-               brand_uid: str | None = None) -> Push:
+               brand_uid: str | None = None, replay_check: ReplayCheck | None = None) -> Push:
     """Validate a push body and turn it into an ``Inbound``; ``PayloadError`` names what is wrong.
 
     Check the signature before calling this. When ``brand_uid`` is given, a push addressed to another
-    receiver is refused.
+    receiver is refused. ``replay_check`` is the request's check, carried by the message.
     """
     doc = load_json(body)
     if not isinstance(doc, dict):
@@ -255,6 +256,7 @@ def parse_push(body: bytes, *, channel: str = "weibo", account: str = "default",
             window="mention" if subtype == "mention" else None,
             notice=Notice(event=subtype[:64]) if kind is Kind.NOTIFICATION else None,
             raw={"type": msg_type, "subtype": subtype, "receiver_id": receiver},
+            replay_check=replay_check,
         ),
         brand_uid=receiver, fan_uid=sender, msg_type=msg_type, subtype=subtype,
     )
