@@ -282,33 +282,20 @@ def bare_server(port: int, *, path: str, body: str, content_type: str, workdir: 
                    "--body", body, "--content-type", content_type], port=port, workdir=workdir, name="bare")
 
 
-NGINX_CONF = ROOT / "deploy" / "nginx.conf"
-
-
-def nginx_binary() -> str | None:
-    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
-
-
 def nginx_front(upstreams: Sequence[Server], *, workdir: Path, name: str = "nginx") -> contextlib.AbstractContextManager[Server]:
-    """deploy/nginx.conf as shipped, in front of ``upstreams``: only what ties it to Docker changes (its
-    upstream becomes their loopback addresses, it listens on a free loopback port, no worker user)."""
+    """deploy/nginx.conf as shipped, in front of ``upstreams`` (bot.testing.nginx.loopback_config)."""
+    from bot.testing.nginx import loopback_config, nginx_binary  # here: the bare server's process imports no bot
+
     binary = nginx_binary()
     if binary is None:
         raise ServerFailed("nginx not found: install it (Debian/Ubuntu: apt-get install nginx-light)")
     port = free_port()
-    text = NGINX_CONF.read_text("utf-8")
-    upstream = "\n".join(f"        server {s.url.removeprefix('http://')};" for s in upstreams)
-    for old, new in [("user nginx;", ""), ("listen 80;", f"listen 127.0.0.1:{port};")]:
-        if old not in text:
-            raise ServerFailed(f"{NGINX_CONF} no longer says {old!r}: the bench cannot render it")
-        text = text.replace(old, new)
-    lines = text.splitlines()
-    named = [i for i, line in enumerate(lines) if line.strip().startswith("server bot:8080")]
-    if len(named) != 1:
-        raise ServerFailed(f"{NGINX_CONF}: expected one 'server bot:8080' upstream line")
-    lines[named[0]] = upstream
+    try:
+        text = loopback_config([s.url.removeprefix("http://") for s in upstreams], port=port)
+    except ValueError as exc:
+        raise ServerFailed(f"the bench cannot render the shipped nginx config: {exc}") from None
     config = workdir / f"{name}.conf"
-    config.write_text("\n".join(lines) + "\n", "utf-8")
+    config.write_text(text, "utf-8")
     return server([binary, "-p", str(workdir), "-c", str(config), "-g", f"pid {workdir / name}.pid; daemon off;"],
                   port=port, workdir=workdir, name=name)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import shutil
 import socket
 import subprocess
 import time
@@ -18,25 +17,20 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.cli import ROOT, running
+from bot.testing.nginx import loopback_config, nginx_binary
+from tests.support.cli import running
 from tests.support.servers import free_port
 
-NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+NGINX = nginx_binary()
 pytestmark = [pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs it)"),
               pytest.mark.engine_neutral]
 
-SHIPPED = (ROOT / "deploy" / "nginx.conf").read_text("utf-8")
 WECHAT_TOKEN = "nginxtesttoken"
 
 
 def render(tmp_path: Path, *, bot_port: int, port: int) -> Path:
-    text = SHIPPED
-    for old, new in [("user nginx;", ""), ("server bot:8080 resolve;", f"server 127.0.0.1:{bot_port};"),
-                     ("listen 80;", f"listen 127.0.0.1:{port};")]:
-        assert old in text, old
-        text = text.replace(old, new)
     path = tmp_path / "nginx.conf"
-    path.write_text(text, "utf-8")
+    path.write_text(loopback_config([f"127.0.0.1:{bot_port}"], port=port), "utf-8")
     return path
 
 
