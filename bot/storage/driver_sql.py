@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Connection, Table, and_, bindparam, select, update
+from sqlalchemy import Column, Connection, CursorResult, Table, and_, bindparam, select, update
 from sqlalchemy import insert as core_insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import CompileError, DBAPIError
@@ -142,35 +142,55 @@ def _computed(table: Table, keys: Sequence[str], *, updating: bool) -> list[tupl
 
 
 def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
-                returning_ids: bool = False, ignore_conflicts: bool = False) -> list[int]:
+                returning_ids: bool = False) -> list[int]:
     """Insert ``rows`` (every one with the same keys) in as few statements as the database allows.
 
-    ``returning_ids``: their new ids, in ``rows``' order. ``ignore_conflicts``: a row that would break a
-    unique constraint is skipped (``ON CONFLICT DO NOTHING``).
+    ``returning_ids``: their new ids, in ``rows``' order.
     """
     if not rows:
         return []
-    if returning_ids and ignore_conflicts:
-        raise ValueError("a skipped row has no id: ask for ids or for conflicts ignored, not both")
     keys = tuple(rows[0])
     _same_keys(rows, keys)
     if dialect_name(conn) == POSTGRESQL:
-        return _core_insert(conn, table, rows, returning_ids=returning_ids, ignore_conflicts=ignore_conflicts)
+        return _core_insert(conn, table, rows, returning_ids=returning_ids, ignore_conflicts=False)
+    ids: list[int] = []
+    newest = _newest_id(conn.dialect, table) if returning_ids else ""
+    for chunk, result in _insert_chunks(conn, table, rows, keys, tail=""):
+        if returning_ids:
+            # Not RETURNING: the driver gives the GIL back around each row it returns (see above).
+            ids.extend(consecutive_ids(result.lastrowid, len(chunk), conn.exec_driver_sql(newest).scalar()))
+    return ids
+
+
+def insert_new_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> int | None:
+    """Insert ``rows`` (every one with the same keys), skipping each that would break a unique
+    constraint (``ON CONFLICT DO NOTHING``); how many went in, or None where the driver cannot tell
+    (PostgreSQL's batched executions)."""
+    if not rows:
+        return 0
+    keys = tuple(rows[0])
+    _same_keys(rows, keys)
+    if dialect_name(conn) == POSTGRESQL:
+        _core_insert(conn, table, rows, returning_ids=False, ignore_conflicts=True)
+        return None
+    return sum(result.rowcount for _, result in _insert_chunks(conn, table, rows, keys, tail=" ON CONFLICT DO NOTHING"))
+
+
+def _insert_chunks(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], keys: tuple[str, ...], *,
+                   tail: str) -> Iterator[tuple[Sequence[Mapping[str, Any]], CursorResult[Any]]]:
+    """Each chunk of ``rows`` inserted in one statement (SQLite), with its result."""
     dialect = conn.dialect
     columns = _shape(dialect, table, keys, updating=False)
     head = f"INSERT INTO {_table_name(dialect, table)} ({', '.join(columns.names)}) VALUES "
-    if returning_ids:
-        (key,) = table.primary_key.columns
-        tail = f" RETURNING {dialect.identifier_preparer.format_column(key)}"
-    else:
-        tail = " ON CONFLICT DO NOTHING" if ignore_conflicts else ""
-    ids: list[int] = []
     for chunk in _chunks(rows, len(columns.names)):
         sql = head + _values(len(chunk), len(columns.names)) + tail
-        result = conn.exec_driver_sql(sql, _flat(_bound(conn, sql, chunk, columns)))
-        if returning_ids:
-            ids.extend(ids_in_row_order([r[0] for r in result.fetchall()]))
-    return ids
+        yield chunk, conn.exec_driver_sql(sql, _flat(_bound(conn, sql, chunk, columns)))
+
+
+@functools.lru_cache(maxsize=64)
+def _newest_id(dialect: Dialect, table: Table) -> str:
+    (key,) = table.primary_key.columns
+    return f"SELECT max({dialect.identifier_preparer.format_column(key)}) FROM {_table_name(dialect, table)}"
 
 
 def update_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *, key: str) -> None:
@@ -262,16 +282,17 @@ def _statement_error(conn: Connection, sql: str, rows: list[Any], exc: Exception
                                hide_parameters=conn.engine.hide_parameters, dialect=conn.dialect, ismulti=True)
 
 
-def ids_in_row_order(ids: Sequence[int]) -> list[int]:
-    """SQLite gives each inserted row of a rowid table the largest rowid so far plus one, in the VALUES'
-    order (while the largest is below 2**63 - 1), so the rows' order is the ids' order; RETURNING itself
-    promises no order. Ids that are not consecutive would mean that rule did not hold: refused, rather
-    than matching rows to the wrong ids."""
-    ordered = sorted(ids)
-    if ordered and ordered[-1] - ordered[0] != len(ordered) - 1:
-        raise RuntimeError(f"SQLite assigned non-consecutive ids to one INSERT's rows ({len(ordered)} rows "
-                           f"from {ordered[0]} to {ordered[-1]}); their order cannot be told")
-    return ordered
+def consecutive_ids(last: int | None, count: int, newest: int | None) -> list[int]:
+    """The ids of one INSERT's ``count`` rows, in the VALUES' order, from the driver's last inserted id
+    and the table's largest id read after the INSERT (in its transaction). SQLite gives each inserted
+    row of a rowid table the largest rowid so far plus one, in the VALUES' order, while the largest is
+    below 2**63 - 1: the rows' ids are then the ``count`` up to ``last``, which is the largest. Past
+    that bound SQLite picks ids at random, and ``last`` is not the largest: refused, rather than
+    matching rows to the wrong ids."""
+    if last is None or newest != last:
+        raise RuntimeError(f"SQLite did not give one INSERT's {count} rows the ids after the largest "
+                           f"(last inserted {last}, largest {newest}); their ids cannot be told")
+    return list(range(last - count + 1, last + 1))
 
 
 @functools.lru_cache(maxsize=64)

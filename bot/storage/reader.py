@@ -22,7 +22,7 @@ from bot.core.follower import FOLLOWER_FIELDS, FollowerRecord
 from bot.core.inbound import Inbound
 
 from .batching import Batcher
-from .driver_sql import insert_rows, select_in
+from .driver_sql import insert_new_rows, select_in
 from .engine import is_row_error
 from .models import Follower, Message
 from .runner import BatchRunner
@@ -103,7 +103,7 @@ def _find(conn: Connection, keys: Iterable[FollowerKey], ids: Iterable[FollowerK
 
 def _create(conn: Connection, new: list[Inbound]) -> dict[FollowerKey, dict[str, Any]]:
     with conn.begin():
-        insert_rows(conn, _FOLLOWERS, [_new_follower(m) for m in new], ignore_conflicts=True)
+        insert_new_rows(conn, _FOLLOWERS, [_new_follower(m) for m in new])
     return _followers(conn, [(m.channel, m.account, m.external_id) for m in new])
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.clock import utcnow
 
-from .driver_sql import insert_rows, select_in
+from .driver_sql import insert_new_rows, select_in
 from .models import SeenRequest
 
 PRUNE_EVERY = 30.0  # seconds between deletions of expired rows (per process)
@@ -76,8 +76,10 @@ def record_seen(conn: Connection, batch: Sequence[Seen], *, prune: bool) -> list
     is), prune expired rows when asked; for each, whether its key is stored with its own body hash."""
     if prune:
         conn.execute(_PRUNE, {"now": utcnow()})
-    insert_rows(conn, _SEEN, [{"scope": s.scope, "key": s.key, "body_hash": s.body_hash, "expires_at": s.expires_at}
-                              for s in batch], ignore_conflicts=True)
+    inserted = insert_new_rows(conn, _SEEN, [{"scope": s.scope, "key": s.key, "body_hash": s.body_hash,
+                                              "expires_at": s.expires_at} for s in batch])
+    if inserted == len(batch):
+        return [True] * len(batch)  # every key new, stored with its own body: no need to read them back
     keys_by_scope: defaultdict[str, set[str]] = defaultdict(set)
     for s in batch:
         keys_by_scope[s.scope].add(s.key)

@@ -23,10 +23,10 @@ from sqlalchemy import (
 )
 
 from bot.storage import driver_sql
-from bot.storage.driver_sql import insert_rows, select_in, update_rows
+from bot.storage.driver_sql import insert_new_rows, insert_rows, select_in, update_rows
 from bot.storage.engine import create_engine
 from bot.storage.migrate import upgrade
-from bot.storage.models import Follower, Message
+from bot.storage.models import Follower, Message, SeenRequest
 
 MESSAGES = cast(Table, Message.__table__)
 FOLLOWERS = cast(Table, Follower.__table__)
@@ -149,8 +149,9 @@ async def test_conflicting_rows_are_skipped_when_asked(engine: Any) -> None:
         await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, first))
         again = [_message(follower_id, direction="in", dedupe_key="same", text="again"),
                  _message(follower_id, direction="in", dedupe_key="new", text="new")]
-        await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, again, ignore_conflicts=True))
+        inserted = await conn.run_sync(lambda sync: insert_new_rows(sync, MESSAGES, again))
         texts = (await conn.execute(select(Message.dedupe_key, Message.text).order_by(Message.id))).all()
+    assert inserted == (None if engine.dialect.name == "postgresql" else 1)
     assert [tuple(t) for t in texts] == [("same", "first"), ("new", "new")]
 
 
@@ -173,9 +174,6 @@ async def test_rows_that_cannot_be_written_as_one_shape_are_refused(engine: Any)
         fewer_keys = [_message(follower_id, dedupe_key="y"), {"follower_id": follower_id}]
         with pytest.raises(ValueError, match="same keys"):
             await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, fewer_keys))
-        with pytest.raises(ValueError, match="no id"):
-            await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, [_message(follower_id)],
-                                                         returning_ids=True, ignore_conflicts=True))
         assert (await conn.execute(select(func.count()).select_from(Message))).scalar_one() == 0
 
 
@@ -241,7 +239,7 @@ async def test_rows_of_a_table_with_a_composite_key_are_inserted(engine: Any) ->
     async with engine.begin() as conn:
         await conn.run_sync(lambda sync: insert_rows(sync, seen, rows))
         again = [{**rows[0], "body_hash": "other"}, {**rows[0], "key": "k3"}]
-        await conn.run_sync(lambda sync: insert_rows(sync, seen, again, ignore_conflicts=True))
+        await conn.run_sync(lambda sync: insert_new_rows(sync, seen, again))
         stored = (await conn.execute(select(SeenRequest.key, SeenRequest.body_hash).order_by(SeenRequest.key))).all()
     assert [tuple(r) for r in stored] == [("k0", "h0"), ("k1", "h1"), ("k2", "h2"), ("k3", "h0")]
 
@@ -385,11 +383,49 @@ async def test_a_value_its_column_cannot_take_fails_an_update_as_in_core(
         await engine.dispose()
 
 
-def test_ids_out_of_order_are_refused_with_their_range() -> None:
+def test_ids_not_after_the_largest_are_refused_with_what_was_seen() -> None:
+    assert driver_sql.consecutive_ids(17, 4, 17) == [14, 15, 16, 17]
     with pytest.raises(RuntimeError) as refused:
-        driver_sql.ids_in_row_order([13, 10, 12, 17])
-    assert str(refused.value) == ("SQLite assigned non-consecutive ids to one INSERT's rows (4 rows from 10 to 17); "
-                                  "their order cannot be told")
+        driver_sql.consecutive_ids(17, 4, 2**63 - 1)
+    assert str(refused.value) == ("SQLite did not give one INSERT's 4 rows the ids after the largest "
+                                  "(last inserted 17, largest 9223372036854775807); their ids cannot be told")
+    with pytest.raises(RuntimeError):
+        driver_sql.consecutive_ids(None, 1, None)
+
+
+def test_past_the_largest_rowid_sqlite_picks_ids_at_random_and_the_insert_is_refused() -> None:
+    """With a row at 2**63 - 1, SQLite gives new rows random free ids: their order cannot be told."""
+    from sqlalchemy import create_engine as create_sync_engine
+
+    table = Table("words", MetaData(), Column("id", Integer, primary_key=True), Column("word", String))
+    engine = create_sync_engine("sqlite://")
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        assert insert_rows(conn, table, [{"word": "a"}, {"word": "b"}], returning_ids=True) == [1, 2]
+        conn.execute(insert(table), [{"id": 2**63 - 1, "word": "last"}])
+        with pytest.raises(RuntimeError, match="ids cannot be told"):
+            insert_rows(conn, table, [{"word": "c"}, {"word": "d"}], returning_ids=True)
+
+
+async def test_insert_new_rows_counts_what_went_in(engine: Any) -> None:
+    """What the replay cache trusts to skip reading its rows back: the count of rows inserted, a row
+    conflicting with a stored one or with another of the same statement not counted."""
+    seen = cast(Table, SeenRequest.__table__)
+    expires = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def row(key: str, body: str) -> dict[str, Any]:
+        return {"scope": "wechat", "key": key, "body_hash": body, "expires_at": expires}
+
+    postgresql = engine.dialect.name == "postgresql"
+    async with engine.begin() as conn:
+        assert await conn.run_sync(lambda sync: insert_new_rows(sync, seen, [])) == 0
+        first = await conn.run_sync(lambda sync: insert_new_rows(sync, seen, [row("a", "1"), row("b", "1")]))
+        assert first == (None if postgresql else 2)
+        again = await conn.run_sync(lambda sync: insert_new_rows(
+            sync, seen, [row("a", "2"), row("c", "1"), row("c", "2"), row("d", "1")]))
+        assert again == (None if postgresql else 2)
+        stored = dict((await conn.execute(select(SeenRequest.key, SeenRequest.body_hash))).all())
+    assert stored == {"a": "1", "b": "1", "c": "1", "d": "1"}
 
 
 async def test_a_conflicting_row_fails_the_insert_unless_conflicts_are_ignored(engine: Any) -> None:
@@ -408,12 +444,6 @@ async def test_a_conflicting_row_fails_the_insert_unless_conflicts_are_ignored(e
         await conn.rollback()
         texts = (await conn.execute(select(Message.text))).scalars().all()
     assert texts == ["first"]
-
-
-def test_ids_and_skipped_conflicts_together_are_refused_with_why() -> None:
-    with pytest.raises(ValueError) as refused:
-        insert_rows(cast(Connection, None), MESSAGES, [{"text": "x"}], returning_ids=True, ignore_conflicts=True)
-    assert str(refused.value) == "a skipped row has no id: ask for ids or for conflicts ignored, not both"
 
 
 async def test_a_refused_batch_shows_its_parameter_sets_as_core_does(database_url: str) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import random
 from typing import Any, cast
 
-import pytest
 from sqlalchemy import Table, delete, event, func, insert, select
 
 from bot.core.clock import utcnow
-from bot.storage.driver_sql import ids_in_row_order, insert_rows
+from bot.storage.driver_sql import insert_rows
 from bot.storage.engine import create_engine
 from bot.storage.migrate import upgrade
 from bot.storage.models import Follower, Message
@@ -59,9 +58,3 @@ async def test_each_row_gets_its_own_id_in_few_statements(database_url: str) -> 
             assert await conn.run_sync(lambda sync: insert_rows(sync, MESSAGES, [], returning_ids=True)) == []
     finally:
         await engine.dispose()
-
-
-def test_ids_that_do_not_follow_one_another_are_refused_on_sqlite() -> None:
-    assert ids_in_row_order([12, 10, 11]) == [10, 11, 12]
-    with pytest.raises(RuntimeError, match="non-consecutive ids"):
-        ids_in_row_order([10, 12, 13])

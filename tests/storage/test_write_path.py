@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import Kind
-from bot.storage.models import Follower, Message
+from bot.storage.models import Follower, Message, SeenRequest
 from bot.testing import BotHarness
 from handlers import default_router
 
@@ -449,3 +449,37 @@ async def test_a_known_followers_messages_take_no_turn_of_the_follower_creator(d
                                for i in range(5)))
         await bot.channel.receive("fan", Kind.TEXT, "no id")
         assert creator.batches == 1
+
+
+async def test_record_seen_answers_each_request_of_a_batch_by_its_own_body(database_url: str) -> None:
+    """The replay cache's verdicts, whether the batch's keys were all new (SQLite then reads nothing
+    back) or some were stored already or came twice in the batch."""
+    from datetime import timedelta
+
+    from bot.core.clock import utcnow
+    from bot.storage.engine import create_engine
+    from bot.storage.migrate import upgrade
+    from bot.storage.replay import Seen, record_seen
+
+    engine = create_engine(database_url)
+    await upgrade(engine)
+    expires = utcnow() + timedelta(minutes=5)
+
+    def seen(key: str, body: str) -> Seen:
+        return Seen("wechat", key, body, expires)
+
+    async def record(batch: list[Seen]) -> list[bool]:
+        async with engine.begin() as conn:
+            return await conn.run_sync(lambda sync: record_seen(sync, batch, prune=False))
+
+    try:
+        assert await record([seen("new-1", "a"), seen("new-2", "b")]) == [True, True]
+        # Stored already: its own body admitted (a platform's retry), another refused.
+        assert await record([seen("new-1", "a"), seen("new-2", "x"), seen("new-3", "c")]) == [True, False, True]
+        # Twice in one batch: the first body stored wins; the same body again is a retry.
+        assert await record([seen("twice", "a"), seen("twice", "b"), seen("twice", "a")]) == [True, False, True]
+        async with engine.connect() as conn:
+            stored = dict((await conn.execute(select(SeenRequest.key, SeenRequest.body_hash))).all())
+        assert stored == {"new-1": "a", "new-2": "b", "new-3": "c", "twice": "a"}
+    finally:
+        await engine.dispose()
