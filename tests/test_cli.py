@@ -11,6 +11,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.support.cli import ROOT, engagebot
 from tests.support.servers import free_port
@@ -83,6 +85,21 @@ def test_db_upgrade_reports_the_revision(database_url: str, tmp_path: Path) -> N
     done = engagebot("db", "upgrade", env={"ENGAGEBOT_DATABASE_URL": database_url}, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("database at revision ")
+
+
+async def test_a_database_migrated_by_a_newer_release_is_one_line(
+        sessions: async_sessionmaker[AsyncSession], database_url: str, tmp_path: Path) -> None:
+    """`engagebot db upgrade` (and `run`) of an older release on a database a newer one migrated:
+    Alembic does not know the revision; one line saying so, not its traceback."""
+    async with sessions.begin() as session:
+        await session.execute(text("UPDATE alembic_version SET version_num = '9001'"))
+    for command in (("db", "upgrade"), ("run", "--port", "0")):
+        done = engagebot(*command, env={"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_SIMULATORS": "false"},
+                         cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith(
+            "engagebot: database schema at 9001, newer than this release's "), done.stderr
 
 
 def test_a_database_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
