@@ -11,10 +11,12 @@ On SQLite, and on PostgreSQL with ENGAGEBOT_TEST_DATABASE_URL.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,9 +32,10 @@ from bot.cli.workers import WorkersError, worker_count
 from bot.settings import Settings
 from bot.storage.leases import holders
 from bot.storage.models import Follower, Message
-from tests.support.cli import engagebot, one_error_line
+from tests.support.cli import engagebot, one_error_line, running
 from tests.support.crash import DUTY_LEASE_SECONDS, CrashRig, eventually_in
 from tests.support.platforms import TELEGRAM_TOKEN
+from tests.test_metrics import scraped
 
 Sessions = async_sessionmaker[AsyncSession]
 BOT = TELEGRAM_TOKEN.split(":", 1)[0]
@@ -73,6 +76,35 @@ def test_workers_that_cannot_listen_stop_the_command_with_their_reason(tmp_path:
             "ENGAGEBOT_TELEGRAM__TOKEN": TELEGRAM_TOKEN, "ENGAGEBOT_TELEGRAM__API_BASE": "http://127.0.0.1:9/bot"})
     assert done.returncode == 2
     assert "address already in use" in done.stderr and "starting it again" not in done.stderr
+
+
+def test_every_scrape_of_several_workers_counts_the_messages_of_all_of_them(
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`engagebot run --workers 2` as deployed (no PROMETHEUS_MULTIPROC_DIR set by the operator): the kernel
+    spreads both the messages and the scrapes over the workers, and each scrape counts every worker's."""
+    env = {"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_SIMULATORS": "false",
+           "ENGAGEBOT_MOCK_SINK": f"sqlite+aiosqlite:///{tmp_path / 'sink.db'}"}
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delenv("prometheus_multiproc_dir", raising=False)
+    sent = 20
+    with running(tmp_path, env, args=("--workers", "2")) as (url, proc):
+        deadline = time.monotonic() + 60
+        while (tmp_path / "stderr.log").read_text().count("database ready") < 2:  # both workers started
+            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "stderr.log").read_text()
+            time.sleep(0.2)
+        time.sleep(1)
+        for n in range(sent):  # a connection each: the kernel picks a worker for each
+            body = json.dumps({"from": f"f{n}", "text": "hi", "message_id": f"m{n}"}).encode()
+            request = urllib.request.Request(f"{url}/mock", data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                assert resp.status == 200
+        counts = []
+        for _ in range(8):
+            with urllib.request.urlopen(f"{url}/metrics", timeout=30) as resp:
+                samples = scraped(resp.read().decode())
+            counts.append(samples.get(("engagebot_messages_total", (
+                ("channel", "mock"), ("direction", "in"), ("kind", "text")))))
+    assert counts == [sent] * 8
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc (Linux)")

@@ -17,10 +17,13 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
+from bot.metrics import multiprocess_dir
 from bot.settings import Settings
 from bot.simulation import simulators_to_mount
 
@@ -82,6 +85,10 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
     command = [sys.executable, "-m", "bot.cli", "run", "--host", settings.host, "--port", str(settings.port)]
     if config is not None:
         command += ["--config", str(config)]
+    # /metrics of any worker must count every worker's messages (the kernel picks the worker a scrape
+    # reaches): without a directory of the operator's, the workers share one of ours, removed at the end.
+    metrics_dir = None if multiprocess_dir() else tempfile.mkdtemp(prefix="engagebot-metrics-")
+    env = None if metrics_dir is None else {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     codes: list[int] = [0] * workers
     failed_start: int | None = None
 
@@ -91,7 +98,7 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
         first = True
         while True:
             proc = await asyncio.create_subprocess_exec(*command, "--worker", str(i), stdout=asyncio.subprocess.PIPE,
-                                                        preexec_fn=_die_with_parent)
+                                                        preexec_fn=_die_with_parent, env=env)
             waiting, stop_asked = asyncio.ensure_future(_run(proc)), asyncio.ensure_future(stopping.wait())
             await asyncio.wait({waiting, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
             stop_asked.cancel()
@@ -116,7 +123,11 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
                 pass
 
     print(f"engagebot: {workers} worker processes sharing http://{settings.host}:{settings.port}", file=sys.stderr)
-    await asyncio.gather(*(watch(i) for i in range(workers)))
+    try:
+        await asyncio.gather(*(watch(i) for i in range(workers)))
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     if failed_start is not None:
         return failed_start
     return 0 if all(code == 0 for code in codes) else 1
