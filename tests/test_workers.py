@@ -78,6 +78,22 @@ def test_workers_that_cannot_listen_stop_the_command_with_their_reason(tmp_path:
     assert "address already in use" in done.stderr and "starting it again" not in done.stderr
 
 
+def test_a_port_another_engagebot_run_serves_with_its_workers_is_refused(tmp_path: Path, database_url: str) -> None:
+    """Workers listen with SO_REUSEPORT, so the kernel would let a second `run --workers` (a forgotten
+    one, another deployment's, on another database) join the first on its port and take half its
+    callbacks; the second is refused in one line instead."""
+    env = {"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_SIMULATORS": "false", "ENGAGEBOT_LOG_LEVEL": "ERROR"}
+    with running(tmp_path, env, args=("--workers", "2")) as (url, _proc):
+        port = url.rsplit(":", 1)[1]
+        second = tmp_path / "second"
+        second.mkdir()
+        done = engagebot("run", "--workers", "2", "--port", port, cwd=second, timeout=90, env={
+            **env, "ENGAGEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{second / 'other.db'}"})
+    line = one_error_line(done)
+    assert f"127.0.0.1:{port}" in line and "address already in use" in line
+    assert not list(second.iterdir())  # refused before anything was created
+
+
 def test_every_scrape_of_several_workers_counts_the_messages_of_all_of_them(
         tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """`engagebot run --workers 2` as deployed (no PROMETHEUS_MULTIPROC_DIR set by the operator): the kernel

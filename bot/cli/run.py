@@ -45,10 +45,10 @@ async def cmd_run(args: argparse.Namespace) -> int:
         return await serve(settings, reuse_port=True, announce=args.worker == 0, ready_line=READY)
     try:
         workers = worker_count(settings)
+        if workers > 1:
+            return await supervise(settings, workers, getattr(args, "config", None))
     except WorkersError as exc:
         raise ConfigError(str(exc)) from None
-    if workers > 1:
-        return await supervise(settings, workers, getattr(args, "config", None))
     return await serve(settings)
 
 

@@ -19,6 +19,7 @@ import ctypes
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -56,6 +57,29 @@ def worker_count(settings: Settings, cpu_count: int | None = None) -> int:
     return max(1, cpu_count or os.cpu_count() or 1)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on, even another ``engagebot run --workers``.
+
+    The workers listen with ``SO_REUSEPORT``, and the kernel lets any process of the same user that
+    does so join them: a second ``run --workers`` (a forgotten one, another deployment's on another
+    database) would silently take a share of the first one's connections. A socket bound without it
+    is refused by every listener, which is what is tested here before any worker starts.
+    """
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise WorkersError(f"--host {host}: {exc.strerror}") from None
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the workers: TIME_WAIT is no conflict
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                where = f"[{address[0]}]:{port}" if family == socket.AF_INET6 else f"{address[0]}:{port}"
+                raise WorkersError(f"{where}: {(exc.strerror or str(exc)).lower()} (by another program, or another "
+                                   "engagebot run whose workers these would join)") from None
+
+
 def _die_with_parent() -> None:
     """In the worker, before exec: receive SIGKILL when the parent dies (Linux; elsewhere nothing)."""
     try:
@@ -70,6 +94,7 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
     from bot.storage.engine import create_engine
     from bot.storage.migrate import upgrade
 
+    check_port_free(settings.host, settings.port)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
