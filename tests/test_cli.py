@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support.cli import ROOT, engagebot
+from tests.support.cli import ROOT, engagebot, one_error_line
 from tests.support.servers import free_port
 
 
@@ -67,6 +67,18 @@ def test_unreachable_postgresql_is_a_clear_error(tmp_path: Path) -> None:
         "ENGAGEBOT_DATABASE_URL": f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/nothing"}, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.startswith("engagebot: ") and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", [("run",), ("run", "--workers", "2"), ("db", "upgrade")])
+def test_an_unreachable_database_is_named_in_the_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """`run` said only "engagebot: Connection refused" (uvloop's words): which connection, the port it
+    listens on? The line says it is the database, and where."""
+    port = free_port()
+    done = engagebot(*command, env={"ENGAGEBOT_DATABASE_URL": f"postgresql+asyncpg://nobody:pw@127.0.0.1:{port}/nothing",
+                                    "ENGAGEBOT_SIMULATORS": "false"}, cwd=tmp_path)
+    line = one_error_line(done)
+    assert line.startswith(f"engagebot: database at 127.0.0.1:{port}/nothing unreachable: "), line
+    assert "pw" not in line and "nobody" not in line
 
 
 def test_bad_config_file_is_named(tmp_path: Path) -> None:

@@ -37,10 +37,24 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
+class DatabaseUnreachableError(EngagebotError):
+    """The database server did not let us connect (refused, no route, timed out)."""
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (all migrations by default)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, revision)
+    """Bring the schema to ``revision`` (all migrations by default).
+
+    The first thing every command does with the database: a server that cannot be reached is said to
+    be the database, and where (the driver's words alone, "Connection refused", name neither).
+    """
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade, revision)
+    except OSError as exc:  # TimeoutError included; never the password, nor the user
+        url = engine.url
+        where = url.database if url.host is None else \
+            f"{url.host}{'' if url.port is None else f':{url.port}'}/{url.database or ''}"
+        raise DatabaseUnreachableError(f"database at {where} unreachable: {exc.strerror or exc}") from None
 
 
 def _current(connection: Connection) -> str | None:
