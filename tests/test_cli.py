@@ -74,11 +74,28 @@ def test_an_unreachable_database_is_named_in_the_one_line(tmp_path: Path, comman
     """`run` said only "engagebot: Connection refused" (uvloop's words): which connection, the port it
     listens on? The line says it is the database, and where."""
     port = free_port()
-    done = engagebot(*command, env={"ENGAGEBOT_DATABASE_URL": f"postgresql+asyncpg://nobody:pw@127.0.0.1:{port}/nothing",
-                                    "ENGAGEBOT_SIMULATORS": "false"}, cwd=tmp_path)
+    listen = ("--port", str(free_port())) if command[0] == "run" else ()
+    done = engagebot(*command, *listen, env={
+        "ENGAGEBOT_DATABASE_URL": f"postgresql+asyncpg://nobody:pw@127.0.0.1:{port}/nothing",
+        "ENGAGEBOT_SIMULATORS": "false"}, cwd=tmp_path)
     line = one_error_line(done)
     assert line.startswith(f"engagebot: database at 127.0.0.1:{port}/nothing unreachable: "), line
     assert "pw" not in line and "nobody" not in line
+
+
+@pytest.mark.parametrize("where", ["missing/dir", "a-file"])
+def test_a_metrics_directory_that_cannot_be_written_stops_the_start_naming_it(tmp_path: Path, where: str) -> None:
+    """PROMETHEUS_MULTIPROC_DIR pointing nowhere (a tmpfs not mounted, a typo): the server used to start,
+    say it was ready, and answer every message and every scrape 500 (the counters could not be written)."""
+    (tmp_path / "a-file").write_text("")
+    directory = tmp_path / where
+    for args in (("run",), ("run", "--workers", "2")):
+        done = engagebot(*args, "--port", str(free_port()), env={"PROMETHEUS_MULTIPROC_DIR": str(directory), "ENGAGEBOT_SIMULATORS": "false",
+                                     "ENGAGEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"},
+                         cwd=tmp_path, timeout=60)
+        line = one_error_line(done)
+        assert line.startswith(f"engagebot: PROMETHEUS_MULTIPROC_DIR {directory}: "), line
+    assert not (tmp_path / "bot.db").exists()  # refused before anything was created
 
 
 def test_bad_config_file_is_named(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from aiohttp import web
 from bot.connections import GuardedSite, quiet_accept_errors
 from bot.errors import ConfigError
 from bot.logs import configure_logging
+from bot.metrics import multiprocess_dir_problem
 
 from .common import settings_of
 
@@ -41,6 +42,8 @@ async def cmd_run(args: argparse.Namespace) -> int:
     from .workers import READY, WorkersError, supervise, worker_count
 
     settings = settings_of(args, host=args.host, port=args.port, workers=args.workers)
+    if (problem := multiprocess_dir_problem()) is not None:
+        raise ConfigError(problem)
     if args.worker is not None:  # one of the processes of `--workers N`: it shares the port
         return await serve(settings, reuse_port=True, announce=args.worker == 0, ready_line=READY)
     try:
