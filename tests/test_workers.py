@@ -15,6 +15,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from collections import Counter
@@ -35,6 +37,8 @@ from bot.storage.models import Follower, Message
 from tests.support.cli import engagebot, one_error_line, running
 from tests.support.crash import DUTY_LEASE_SECONDS, CrashRig, eventually_in
 from tests.support.platforms import TELEGRAM_TOKEN
+from tests.support.process import cli_env
+from tests.support.servers import free_port
 from tests.test_metrics import scraped
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -92,6 +96,24 @@ def test_a_port_another_engagebot_run_serves_with_its_workers_is_refused(tmp_pat
     line = one_error_line(done)
     assert f"127.0.0.1:{port}" in line and "address already in use" in line
     assert not list(second.iterdir())  # refused before anything was created
+
+
+def test_ctrl_c_while_the_workers_start_stops_them_without_a_traceback(tmp_path: Path, database_url: str) -> None:
+    """Ctrl-C reaches the whole process group: workers still importing used to die of KeyboardInterrupt,
+    each printing its traceback. The parent's orderly stop is the one answer to it."""
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--workers", "2", "--port", str(free_port())],
+                            cwd=tmp_path, env=cli_env(ENGAGEBOT_DATABASE_URL=database_url, ENGAGEBOT_SIMULATORS="false"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stderr is not None
+    lines = []
+    while "worker processes sharing" not in (line := proc.stderr.readline()):  # the workers start now
+        assert line, "".join(lines)
+        lines.append(line)
+    time.sleep(0.3)  # the workers are importing
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
+    rest = proc.communicate(timeout=60)[1]
+    assert "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest
+    assert proc.returncode == 0, rest
 
 
 def test_every_scrape_of_several_workers_counts_the_messages_of_all_of_them(

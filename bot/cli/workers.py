@@ -123,7 +123,12 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
         first = True
         while True:
             proc = await asyncio.create_subprocess_exec(*command, "--worker", str(i), stdout=asyncio.subprocess.PIPE,
-                                                        preexec_fn=_die_with_parent, env=env)
+                                                        preexec_fn=_die_with_parent, env=env,
+                                                        # Out of the terminal's process group: Ctrl-C reaches
+                                                        # the parent alone, which passes the stop on (SIGTERM).
+                                                        # A worker still importing died of KeyboardInterrupt,
+                                                        # printing its traceback (uvloop resets an ignored SIGINT).
+                                                        start_new_session=True)
             waiting, stop_asked = asyncio.ensure_future(_run(proc)), asyncio.ensure_future(stopping.wait())
             await asyncio.wait({waiting, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
             stop_asked.cancel()
