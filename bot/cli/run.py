@@ -11,7 +11,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -23,6 +24,7 @@ from bot.metrics import multiprocess_dir_problem
 from .common import settings_of
 
 log = logging.getLogger("engagebot.run")
+T = TypeVar("T")
 
 # The collector's generation-0 threshold while serving (Python's default is 700 allocations). Each
 # message allocates thousands of short-lived objects, so the default ran a collection every few
@@ -68,7 +70,9 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
     from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app
 
     configure_logging(settings)
-    app = await create_app(settings)
+    app = await unless_stopped(create_app(settings), stop)  # it may upgrade the schema (beside the simulators)
+    if app is None:
+        return 0
     guard = app[CONNECTION_GUARD]
     if (warning := guard.fit_file_limit()) is not None:
         app[STARTUP_NOTES].append(f"warning: {warning}")
@@ -77,7 +81,11 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
     # the background duties (outbox, pollers, leases) the rest; past the whole budget the process exits 1.
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.shutdown_timeout / 2)
-    await runner.setup()
+    if await unless_stopped(runner.setup(), stop, done=True) is None:  # the schema upgrade, the duties' start
+        guard.close()
+        accept_errors.close()
+        exit_if_stop_hangs(settings.shutdown_timeout + HARD_EXIT_MARGIN)
+        return 0 if await _stop_within(runner, settings.shutdown_timeout) else 1
     tune_collector()
     site = GuardedSite(runner, guard, settings.host, settings.port, reuse_port=reuse_port)
     try:
@@ -98,6 +106,24 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
         guard.close()
         accept_errors.close()
     return 0 if stopped else 1
+
+
+async def unless_stopped(step: Awaitable[T], stop: asyncio.Event, *, done: T | None = None) -> T | None:
+    """The result of a step of the start (``done`` when it has none), or None once ``stop`` is set before
+    it ended: the step is cancelled. A start waiting on a database that does not answer (a firewall
+    dropping packets) would otherwise hear SIGTERM only when the driver gives up, a minute later."""
+    task = asyncio.ensure_future(step)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return None
+    result = task.result()
+    return done if result is None else result
 
 
 def tune_collector() -> None:

@@ -28,6 +28,8 @@ from bot.metrics import multiprocess_dir
 from bot.settings import Settings
 from bot.simulation import simulators_to_mount
 
+from .run import unless_stopped
+
 READY = b"engagebot-worker-ready\n"  # what a worker writes on its stdout once it listens
 RESTART_PAUSE = 1.0  # between a worker's death and its restart (a crash loop stays slow)
 STOP_GRACE = 5.0  # beyond a worker's own stop budget (ENGAGEBOT_SHUTDOWN_TIMEOUT) before it is killed
@@ -101,10 +103,10 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
         loop.add_signal_handler(sig, stopping.set)
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
-        await upgrade(engine)
+        upgraded = await unless_stopped(upgrade(engine), stopping, done=True)  # a silent database: SIGTERM still heard
     finally:
         await engine.dispose()
-    if stopping.is_set():  # asked to stop while upgrading: no worker to start
+    if upgraded is None or stopping.is_set():  # asked to stop while upgrading: no worker to start
         return 0
 
     command = [sys.executable, "-m", "bot.cli", "run", "--host", settings.host, "--port", str(settings.port)]
