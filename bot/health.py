@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.clock import utcnow
 from bot.metrics import CONTENT_TYPE, ScrapeSource, ScrapeSources, render
-from bot.storage.migrate import current_heads, head_revisions
+from bot.storage.migrate import current_heads, head_revisions, schema_newer
 from bot.storage.models import Message
 from bot.storage.status import UNSENT
 
@@ -36,6 +36,8 @@ async def readiness(engine: AsyncEngine) -> str | None:
     except Exception as exc:
         # The exception's text may name the host and user: the type is enough for a probe.
         return f"database unreachable ({type(exc).__name__})"
+    if (newer := schema_newer(current)) is not None:
+        return newer
     expected = head_revisions()
     if current != expected:
         at = ", ".join(sorted(current)) or "no revision"

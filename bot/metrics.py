@@ -29,7 +29,8 @@ from prometheus_client.registry import Collector
 
 __all__ = ["BATCH_REQUESTS", "BATCH_SECONDS", "CLAIMS", "CONTENT_TYPE", "DELIVERIES", "HANDLER_SECONDS", "MESSAGES",
            "REPLY_ROUTES", "WRITE_GATE_WAIT_SECONDS",
-           "ScrapeSource", "ScrapeSources", "counter", "histogram", "lease_holders", "multiprocess_dir", "render"]
+           "ScrapeSource", "ScrapeSources", "counter", "histogram", "lease_holders", "multiprocess_dir",
+           "multiprocess_dir_problem", "render"]
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -114,6 +115,24 @@ def lease_holders(held: Iterable[tuple[str, str]]) -> Metric:
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
+
+
+def multiprocess_dir_problem() -> str | None:
+    """Why the multiprocess directory cannot serve (for the operator, at start), or None.
+
+    Every counter increment writes there: a directory missing or not writable would fail every
+    message and every scrape of a server that otherwise looks ready.
+    """
+    directory = multiprocess_dir()
+    if directory is None:
+        return None
+    if not os.path.isdir(directory):
+        reason = "no such directory"
+    elif not os.access(directory, os.W_OK | os.X_OK):
+        reason = "not writable by this process"
+    else:
+        return None
+    return f"PROMETHEUS_MULTIPROC_DIR {directory}: {reason} (the processes serving /metrics write their counters there)"
 
 
 class _Families(Collector):

@@ -39,6 +39,13 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     except web.HTTPException as exc:
         exc.headers[REQUEST_ID_HEADER] = request_id
         raise
+    except TimeoutError:  # aiohttp's 504
+        raise
+    except Exception:
+        # Unexpected (the database gone, a bug): logged here, under the request's id, and answered
+        # 500 with it; left to aiohttp, its line had no id and its answer no X-Request-Id.
+        log.error("request failed", exc_info=True, extra={"path": request.path})
+        response = web.json_response({"error": "InternalError", "reason": "internal error"}, status=500)
     finally:
         REQUEST_ID.reset(token)
     if not response.prepared:

@@ -11,8 +11,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support.cli import ROOT, engagebot
+from tests.support.cli import ROOT, engagebot, one_error_line
 from tests.support.servers import free_port
 
 
@@ -67,6 +69,35 @@ def test_unreachable_postgresql_is_a_clear_error(tmp_path: Path) -> None:
     assert done.stderr.startswith("engagebot: ") and "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize("command", [("run",), ("run", "--workers", "2"), ("db", "upgrade")])
+def test_an_unreachable_database_is_named_in_the_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    """`run` said only "engagebot: Connection refused" (uvloop's words): which connection, the port it
+    listens on? The line says it is the database, and where."""
+    port = free_port()
+    listen = ("--port", str(free_port())) if command[0] == "run" else ()
+    done = engagebot(*command, *listen, env={
+        "ENGAGEBOT_DATABASE_URL": f"postgresql+asyncpg://nobody:pw@127.0.0.1:{port}/nothing",
+        "ENGAGEBOT_SIMULATORS": "false"}, cwd=tmp_path)
+    line = one_error_line(done)
+    assert line.startswith(f"engagebot: database at 127.0.0.1:{port}/nothing unreachable: "), line
+    assert "pw" not in line and "nobody" not in line
+
+
+@pytest.mark.parametrize("where", ["missing/dir", "a-file"])
+def test_a_metrics_directory_that_cannot_be_written_stops_the_start_naming_it(tmp_path: Path, where: str) -> None:
+    """PROMETHEUS_MULTIPROC_DIR pointing nowhere (a tmpfs not mounted, a typo): the server used to start,
+    say it was ready, and answer every message and every scrape 500 (the counters could not be written)."""
+    (tmp_path / "a-file").write_text("")
+    directory = tmp_path / where
+    for args in (("run",), ("run", "--workers", "2")):
+        done = engagebot(*args, "--port", str(free_port()), env={"PROMETHEUS_MULTIPROC_DIR": str(directory), "ENGAGEBOT_SIMULATORS": "false",
+                                     "ENGAGEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"},
+                         cwd=tmp_path, timeout=60)
+        line = one_error_line(done)
+        assert line.startswith(f"engagebot: PROMETHEUS_MULTIPROC_DIR {directory}: "), line
+    assert not (tmp_path / "bot.db").exists()  # refused before anything was created
+
+
 def test_bad_config_file_is_named(tmp_path: Path) -> None:
     bad = tmp_path / "c.yaml"
     bad.write_text("port: [1, 2\n", "utf-8")
@@ -83,6 +114,21 @@ def test_db_upgrade_reports_the_revision(database_url: str, tmp_path: Path) -> N
     done = engagebot("db", "upgrade", env={"ENGAGEBOT_DATABASE_URL": database_url}, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("database at revision ")
+
+
+async def test_a_database_migrated_by_a_newer_release_is_one_line(
+        sessions: async_sessionmaker[AsyncSession], database_url: str, tmp_path: Path) -> None:
+    """`engagebot db upgrade` (and `run`) of an older release on a database a newer one migrated:
+    Alembic does not know the revision; one line saying so, not its traceback."""
+    async with sessions.begin() as session:
+        await session.execute(text("UPDATE alembic_version SET version_num = '9001'"))
+    for command in (("db", "upgrade"), ("run", "--port", "0")):
+        done = engagebot(*command, env={"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_SIMULATORS": "false"},
+                         cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith(
+            "engagebot: database schema at 9001, newer than this release's "), done.stderr
 
 
 def test_a_database_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:

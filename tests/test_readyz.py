@@ -33,6 +33,20 @@ async def test_ready_when_the_schema_is_at_the_head_and_not_once_it_falls_behind
         assert (await _get(f"{url}/healthz"))[0] == 200  # alive, only not ready
 
 
+async def test_a_database_migrated_by_a_newer_release_is_not_ready_and_says_so(database_url: str) -> None:
+    """An old replica left running (or a code rollback) after a newer release migrated the database:
+    not ready, and the reason does not send the operator to `engagebot db upgrade`, which cannot help."""
+    settings = Settings(database_url=database_url, simulators=False, port=free_port())
+    app = build_app(settings, plugins=[])
+    async with serve(app, port=settings.port) as url:
+        async with app[CORE].engine.begin() as conn:
+            await conn.execute(text("UPDATE alembic_version SET version_num = '9001'"))
+        status, body = await _get(f"{url}/readyz")
+    assert status == 503 and body["status"] == "unavailable"
+    reason = str(body["reason"])
+    assert "schema at 9001, newer than this release's" in reason and "db upgrade" not in reason
+
+
 async def test_not_ready_when_the_database_is_unreachable_and_the_reason_holds_no_secret() -> None:
     engine = create_engine(f"postgresql+asyncpg://bot:hunter2-secret@127.0.0.1:{free_port()}/engagebot")
     app = web.Application()

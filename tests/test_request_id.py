@@ -103,6 +103,26 @@ async def test_every_line_of_a_request_carries_its_id_and_the_answer_returns_it(
     assert not any("openid-" in json.dumps(e) for e in lines)  # followers are hashed
 
 
+async def test_a_request_that_fails_unexpectedly_is_logged_and_answered_under_its_id() -> None:
+    """The database gone mid-request, a bug: not an EngagebotError. aiohttp logged its traceback
+    ("Error handling request") after the request's id was reset, and its 500 had no X-Request-Id:
+    the one line an operator most needs to find had no id."""
+
+    async def broken(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    app = aiohttp.web.Application(middlewares=[request_id_middleware, error_middleware])
+    app.router.add_post("/wechat", broken)
+    async with serve(app) as url, aiohttp.ClientSession() as http:
+        with json_logs() as stream:
+            async with http.post(f"{url}/wechat", data=b"<xml/>", headers={"X-Request-Id": "trace-fail-0003"}) as resp:
+                answered = resp.status, resp.headers.get("X-Request-Id")
+    assert answered == (500, "trace-fail-0003")
+    failures = [e for e in events(stream) if e["level"] == "ERROR"]
+    assert len(failures) == 1, failures
+    assert failures[0].get("request_id") == "trace-fail-0003" and "ConnectionRefusedError" in failures[0]["traceback"]
+
+
 async def test_a_late_reply_is_logged_under_the_request_that_brought_it(database_url: str) -> None:
     fake = FakeWeibo()
     async with serve(fake.make_app()) as api_url, BotHarness(routers=[chatty, default_router()],

@@ -8,12 +8,16 @@ import select
 import signal
 import socket
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import engagebot, one_error_line, running
+from tests.support.process import cli_env
+from tests.support.servers import free_port
 
 SHUTDOWN_TIMEOUT = 6
 
@@ -74,6 +78,37 @@ def test_sigterm_refuses_new_connections_answers_the_request_in_flight_and_exits
         assert time.monotonic() - signalled < SHUTDOWN_TIMEOUT
     log = (tmp_path / "stderr.log").read_text()
     assert "engagebot: stopping" in log and "Traceback" not in log
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_while_the_start_waits_for_a_database_that_does_not_answer_ends_it(
+        tmp_path: Path, workers: str) -> None:
+    """The start's schema check waits on a database that accepted the connection and says nothing (a
+    firewall dropping packets, a server stuck): SIGTERM was not heard until the driver gave up, a
+    minute later. It ends the start at once, cleanly."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(60)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run", "--workers", workers, "--port", str(free_port())], cwd=tmp_path,
+            env=cli_env(ENGAGEBOT_DATABASE_URL=f"postgresql+asyncpg://bot@127.0.0.1:{silent.getsockname()[1]}/bot",
+                        ENGAGEBOT_SIMULATORS="false", ENGAGEBOT_SHUTDOWN_TIMEOUT=str(SHUTDOWN_TIMEOUT)),
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            connection, _ = silent.accept()  # the start is waiting for the database now
+            with connection:
+                signalled = time.monotonic()
+                proc.send_signal(signal.SIGTERM)
+                _out, err = proc.communicate(timeout=SHUTDOWN_TIMEOUT + 15)
+                took = time.monotonic() - signalled
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err
+    assert took < SHUTDOWN_TIMEOUT, err
+    assert "Traceback" not in err, err
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "601", "soon"])

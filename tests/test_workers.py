@@ -11,10 +11,14 @@ On SQLite, and on PostgreSQL with ENGAGEBOT_TEST_DATABASE_URL.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,9 +34,12 @@ from bot.cli.workers import WorkersError, worker_count
 from bot.settings import Settings
 from bot.storage.leases import holders
 from bot.storage.models import Follower, Message
-from tests.support.cli import engagebot, one_error_line
+from tests.support.cli import engagebot, one_error_line, running
 from tests.support.crash import DUTY_LEASE_SECONDS, CrashRig, eventually_in
 from tests.support.platforms import TELEGRAM_TOKEN
+from tests.support.process import cli_env
+from tests.support.servers import free_port
+from tests.test_metrics import scraped
 
 Sessions = async_sessionmaker[AsyncSession]
 BOT = TELEGRAM_TOKEN.split(":", 1)[0]
@@ -73,6 +80,69 @@ def test_workers_that_cannot_listen_stop_the_command_with_their_reason(tmp_path:
             "ENGAGEBOT_TELEGRAM__TOKEN": TELEGRAM_TOKEN, "ENGAGEBOT_TELEGRAM__API_BASE": "http://127.0.0.1:9/bot"})
     assert done.returncode == 2
     assert "address already in use" in done.stderr and "starting it again" not in done.stderr
+
+
+def test_a_port_another_engagebot_run_serves_with_its_workers_is_refused(tmp_path: Path, database_url: str) -> None:
+    """Workers listen with SO_REUSEPORT, so the kernel would let a second `run --workers` (a forgotten
+    one, another deployment's, on another database) join the first on its port and take half its
+    callbacks; the second is refused in one line instead."""
+    env = {"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_SIMULATORS": "false", "ENGAGEBOT_LOG_LEVEL": "ERROR"}
+    with running(tmp_path, env, args=("--workers", "2")) as (url, _proc):
+        port = url.rsplit(":", 1)[1]
+        second = tmp_path / "second"
+        second.mkdir()
+        done = engagebot("run", "--workers", "2", "--port", port, cwd=second, timeout=90, env={
+            **env, "ENGAGEBOT_DATABASE_URL": f"sqlite+aiosqlite:///{second / 'other.db'}"})
+    line = one_error_line(done)
+    assert f"127.0.0.1:{port}" in line and "address already in use" in line
+    assert not list(second.iterdir())  # refused before anything was created
+
+
+def test_ctrl_c_while_the_workers_start_stops_them_without_a_traceback(tmp_path: Path, database_url: str) -> None:
+    """Ctrl-C reaches the whole process group: workers still importing used to die of KeyboardInterrupt,
+    each printing its traceback. The parent's orderly stop is the one answer to it."""
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--workers", "2", "--port", str(free_port())],
+                            cwd=tmp_path, env=cli_env(ENGAGEBOT_DATABASE_URL=database_url, ENGAGEBOT_SIMULATORS="false"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert proc.stderr is not None
+    lines = []
+    while "worker processes sharing" not in (line := proc.stderr.readline()):  # the workers start now
+        assert line, "".join(lines)
+        lines.append(line)
+    time.sleep(0.3)  # the workers are importing
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal
+    rest = proc.communicate(timeout=60)[1]
+    assert "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest
+    assert proc.returncode == 0, rest
+
+
+def test_every_scrape_of_several_workers_counts_the_messages_of_all_of_them(
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`engagebot run --workers 2` as deployed (no PROMETHEUS_MULTIPROC_DIR set by the operator): the kernel
+    spreads both the messages and the scrapes over the workers, and each scrape counts every worker's."""
+    env = {"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_SIMULATORS": "false",
+           "ENGAGEBOT_MOCK_SINK": f"sqlite+aiosqlite:///{tmp_path / 'sink.db'}"}
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delenv("prometheus_multiproc_dir", raising=False)
+    sent = 20
+    with running(tmp_path, env, args=("--workers", "2")) as (url, proc):
+        deadline = time.monotonic() + 60
+        while (tmp_path / "stderr.log").read_text().count("database ready") < 2:  # both workers started
+            assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "stderr.log").read_text()
+            time.sleep(0.2)
+        time.sleep(1)
+        for n in range(sent):  # a connection each: the kernel picks a worker for each
+            body = json.dumps({"from": f"f{n}", "text": "hi", "message_id": f"m{n}"}).encode()
+            request = urllib.request.Request(f"{url}/mock", data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                assert resp.status == 200
+        counts = []
+        for _ in range(8):
+            with urllib.request.urlopen(f"{url}/metrics", timeout=30) as resp:
+                samples = scraped(resp.read().decode())
+            counts.append(samples.get(("engagebot_messages_total", (
+                ("channel", "mock"), ("direction", "in"), ("kind", "text")))))
+    assert counts == [sent] * 8
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers in /proc (Linux)")

@@ -11,17 +11,20 @@ import os
 import signal
 import sys
 import threading
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from bot.connections import GuardedSite, quiet_accept_errors
 from bot.errors import ConfigError
 from bot.logs import configure_logging
+from bot.metrics import multiprocess_dir_problem
 
 from .common import settings_of
 
 log = logging.getLogger("engagebot.run")
+T = TypeVar("T")
 
 # The collector's generation-0 threshold while serving (Python's default is 700 allocations). Each
 # message allocates thousands of short-lived objects, so the default ran a collection every few
@@ -41,14 +44,16 @@ async def cmd_run(args: argparse.Namespace) -> int:
     from .workers import READY, WorkersError, supervise, worker_count
 
     settings = settings_of(args, host=args.host, port=args.port, workers=args.workers)
+    if (problem := multiprocess_dir_problem()) is not None:
+        raise ConfigError(problem)
     if args.worker is not None:  # one of the processes of `--workers N`: it shares the port
         return await serve(settings, reuse_port=True, announce=args.worker == 0, ready_line=READY)
     try:
         workers = worker_count(settings)
+        if workers > 1:
+            return await supervise(settings, workers, getattr(args, "config", None))
     except WorkersError as exc:
         raise ConfigError(str(exc)) from None
-    if workers > 1:
-        return await supervise(settings, workers, getattr(args, "config", None))
     return await serve(settings)
 
 
@@ -65,7 +70,9 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
     from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app
 
     configure_logging(settings)
-    app = await create_app(settings)
+    app = await unless_stopped(create_app(settings), stop)  # it may upgrade the schema (beside the simulators)
+    if app is None:
+        return 0
     guard = app[CONNECTION_GUARD]
     if (warning := guard.fit_file_limit()) is not None:
         app[STARTUP_NOTES].append(f"warning: {warning}")
@@ -74,7 +81,11 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
     # the background duties (outbox, pollers, leases) the rest; past the whole budget the process exits 1.
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.shutdown_timeout / 2)
-    await runner.setup()
+    if await unless_stopped(runner.setup(), stop, done=True) is None:  # the schema upgrade, the duties' start
+        guard.close()
+        accept_errors.close()
+        exit_if_stop_hangs(settings.shutdown_timeout + HARD_EXIT_MARGIN)
+        return 0 if await _stop_within(runner, settings.shutdown_timeout) else 1
     tune_collector()
     site = GuardedSite(runner, guard, settings.host, settings.port, reuse_port=reuse_port)
     try:
@@ -95,6 +106,24 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
         guard.close()
         accept_errors.close()
     return 0 if stopped else 1
+
+
+async def unless_stopped(step: Awaitable[T], stop: asyncio.Event, *, done: T | None = None) -> T | None:
+    """The result of a step of the start (``done`` when it has none), or None once ``stop`` is set before
+    it ended: the step is cancelled. A start waiting on a database that does not answer (a firewall
+    dropping packets) would otherwise hear SIGTERM only when the driver gives up, a minute later."""
+    task = asyncio.ensure_future(step)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return None
+    result = task.result()
+    return done if result is None else result
 
 
 def tune_collector() -> None:

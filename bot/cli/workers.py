@@ -17,12 +17,18 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import shutil
 import signal
+import socket
 import sys
+import tempfile
 from pathlib import Path
 
+from bot.metrics import multiprocess_dir
 from bot.settings import Settings
 from bot.simulation import simulators_to_mount
+
+from .run import unless_stopped
 
 READY = b"engagebot-worker-ready\n"  # what a worker writes on its stdout once it listens
 RESTART_PAUSE = 1.0  # between a worker's death and its restart (a crash loop stays slow)
@@ -53,6 +59,29 @@ def worker_count(settings: Settings, cpu_count: int | None = None) -> int:
     return max(1, cpu_count or os.cpu_count() or 1)
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port something already listens on, even another ``engagebot run --workers``.
+
+    The workers listen with ``SO_REUSEPORT``, and the kernel lets any process of the same user that
+    does so join them: a second ``run --workers`` (a forgotten one, another deployment's on another
+    database) would silently take a share of the first one's connections. A socket bound without it
+    is refused by every listener, which is what is tested here before any worker starts.
+    """
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise WorkersError(f"--host {host}: {exc.strerror}") from None
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the workers: TIME_WAIT is no conflict
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                where = f"[{address[0]}]:{port}" if family == socket.AF_INET6 else f"{address[0]}:{port}"
+                raise WorkersError(f"{where}: {(exc.strerror or str(exc)).lower()} (by another program, or another "
+                                   "engagebot run whose workers these would join)") from None
+
+
 def _die_with_parent() -> None:
     """In the worker, before exec: receive SIGKILL when the parent dies (Linux; elsewhere nothing)."""
     try:
@@ -67,21 +96,26 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
     from bot.storage.engine import create_engine
     from bot.storage.migrate import upgrade
 
+    check_port_free(settings.host, settings.port)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
-        await upgrade(engine)
+        upgraded = await unless_stopped(upgrade(engine), stopping, done=True)  # a silent database: SIGTERM still heard
     finally:
         await engine.dispose()
-    if stopping.is_set():  # asked to stop while upgrading: no worker to start
+    if upgraded is None or stopping.is_set():  # asked to stop while upgrading: no worker to start
         return 0
 
     command = [sys.executable, "-m", "bot.cli", "run", "--host", settings.host, "--port", str(settings.port)]
     if config is not None:
         command += ["--config", str(config)]
+    # /metrics of any worker must count every worker's messages (the kernel picks the worker a scrape
+    # reaches): without a directory of the operator's, the workers share one of ours, removed at the end.
+    metrics_dir = None if multiprocess_dir() else tempfile.mkdtemp(prefix="engagebot-metrics-")
+    env = None if metrics_dir is None else {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     codes: list[int] = [0] * workers
     failed_start: int | None = None
 
@@ -91,7 +125,12 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
         first = True
         while True:
             proc = await asyncio.create_subprocess_exec(*command, "--worker", str(i), stdout=asyncio.subprocess.PIPE,
-                                                        preexec_fn=_die_with_parent)
+                                                        preexec_fn=_die_with_parent, env=env,
+                                                        # Out of the terminal's process group: Ctrl-C reaches
+                                                        # the parent alone, which passes the stop on (SIGTERM).
+                                                        # A worker still importing died of KeyboardInterrupt,
+                                                        # printing its traceback (uvloop resets an ignored SIGINT).
+                                                        start_new_session=True)
             waiting, stop_asked = asyncio.ensure_future(_run(proc)), asyncio.ensure_future(stopping.wait())
             await asyncio.wait({waiting, stop_asked}, return_when=asyncio.FIRST_COMPLETED)
             stop_asked.cancel()
@@ -116,7 +155,11 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
                 pass
 
     print(f"engagebot: {workers} worker processes sharing http://{settings.host}:{settings.port}", file=sys.stderr)
-    await asyncio.gather(*(watch(i) for i in range(workers)))
+    try:
+        await asyncio.gather(*(watch(i) for i in range(workers)))
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     if failed_start is not None:
         return failed_start
     return 0 if all(code == 0 for code in codes) else 1

@@ -119,21 +119,12 @@ class Duties:
         try:
             while True:
                 asked = loop.time()
+                # A database that stops answering (no error: a path dropping packets) must not hold the
+                # check past the point where the duty is to stop: the lease may be another's after it.
+                limit = valid_until - every - asked if generation is not None else self.ttl.total_seconds()
                 try:
-                    if generation is None:
-                        generation = await acquire(self.sessions, name, self.holder, self.ttl)
-                        if generation is None and (dead := await holder_of(self.sessions, name)) is not None \
-                                and dead != self.holder and gone_from_this_host(dead):
-                            generation = await take_from(self.sessions, name, dead, self.holder, self.ttl)
-                        if generation is not None:
-                            valid_until = asked + self.ttl.total_seconds()
-                            log.info("duty taken", extra={"duty": name, "holder": self.holder,
-                                                          "generation": generation})
-                    elif await renew(self.sessions, name, self.holder, generation, self.ttl):
-                        valid_until = asked + self.ttl.total_seconds()
-                    else:
-                        log.warning("duty lost to another process", extra={"duty": name, "holder": self.holder})
-                        valid_until = 0.0
+                    async with asyncio.timeout(max(limit, 0.0)):
+                        generation, valid_until = await self._check(name, generation, valid_until, asked)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # the database unreachable: keep the duty while the lease surely is ours
@@ -157,6 +148,25 @@ class Duties:
                     await release(self.sessions, name, self.holder, generation)
                 except Exception:  # it runs out by itself within ttl
                     log.warning("duty lease not released", extra={"duty": name}, exc_info=True)
+
+
+    async def _check(self, name: str, generation: int | None, valid_until: float,
+                     asked: float) -> tuple[int | None, float]:
+        """Take lease ``name`` (``generation`` None) or renew it: the generation held and until when (loop time)."""
+        if generation is None:
+            generation = await acquire(self.sessions, name, self.holder, self.ttl)
+            if generation is None and (dead := await holder_of(self.sessions, name)) is not None \
+                    and dead != self.holder and gone_from_this_host(dead):
+                generation = await take_from(self.sessions, name, dead, self.holder, self.ttl)
+            if generation is not None:
+                valid_until = asked + self.ttl.total_seconds()
+                log.info("duty taken", extra={"duty": name, "holder": self.holder, "generation": generation})
+        elif await renew(self.sessions, name, self.holder, generation, self.ttl):
+            valid_until = asked + self.ttl.total_seconds()
+        else:
+            log.warning("duty lost to another process", extra={"duty": name, "holder": self.holder})
+            valid_until = 0.0
+        return generation, valid_until
 
 
 async def _cancel(task: asyncio.Task[None] | None) -> None:

@@ -8,8 +8,10 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from bot.core.clock import utcnow
 from bot.storage.duties import Duties
@@ -110,6 +112,54 @@ async def test_a_duty_stops_when_its_lease_is_taken_from_it(harness: BotHarness)
     assert duties.held == frozenset()
     await duties.stop()
     assert (await holders(harness.sessions, now=utcnow() + ttl * 2))["poll"] == "thief"  # not released by the loser
+
+
+class _Unanswering:
+    """A sessionmaker whose database stops answering on demand (a network path dropping packets: no
+    error, no answer), as one instance cut off from a shared PostgreSQL sees it."""
+
+    def __init__(self, sessions: Any) -> None:
+        self.sessions = sessions
+        self.silent = False
+
+    def __call__(self) -> Any:
+        return self.sessions()
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[Any]:
+        if self.silent:
+            await asyncio.Event().wait()
+        async with self.sessions.begin() as session:
+            yield session
+
+
+async def test_a_duty_stops_before_its_lease_can_pass_when_the_database_stops_answering(harness: BotHarness) -> None:
+    """The renewal hangs rather than fails: the holder must still stop the duty before its lease runs
+    out, since a standby on a healthy path takes it then (two Telegram pollers, two sweepers)."""
+    ttl = timedelta(seconds=1.5)
+    stopped = asyncio.Event()
+
+    async def work() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.set()
+
+    sessions = _Unanswering(harness.sessions)
+    duties = Duties(sessions, ttl=ttl, holder="cut-off")  # type: ignore[arg-type]
+    duties.add("poll", work)
+    await duties.start()
+    await _until(lambda: "poll" in duties.held)
+    loop = asyncio.get_running_loop()
+    sessions.silent = True
+    silenced = loop.time()  # the last renewal was before this: the lease runs out at silenced + ttl at the latest
+    try:
+        await asyncio.wait_for(stopped.wait(), ttl.total_seconds() * 3)
+    finally:
+        sessions.silent = False
+        await asyncio.wait_for(duties.stop(), 10)
+    assert loop.time() - silenced < ttl.total_seconds()
+    assert duties.held == frozenset()
 
 
 async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
