@@ -127,6 +127,27 @@ async def test_a_retry_waiting_on_a_cancelled_first_try_handles_the_message_itse
         await first
 
 
+async def test_retries_waiting_on_a_cancelled_first_try_run_the_handler_once_between_them(bot: BotHarness) -> None:
+    """The first try's request went away: the first of the retries waiting on it handles the message,
+    the others wait for that one, and all get the same exchange."""
+    first = asyncio.create_task(dispatch(bot, inbound("m-7", "/slow")))
+    while not started:
+        await asyncio.sleep(0.01)
+    retries = [asyncio.create_task(dispatch(bot, inbound("m-7", "/slow"))) for _ in range(2)]
+    await asyncio.sleep(0.05)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    while len(started) < 2:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # a second retry handling it too would have started by now
+    release.set()
+    results = await asyncio.gather(*retries)
+    assert started == ["m-7", "m-7"]  # the cancelled first try, then one retry
+    assert sorted(r.duplicate for r in results) == [False, True]
+    assert results[0].exchange == results[1].exchange
+
+
 async def test_a_cancelled_retry_stays_cancelled_even_when_the_first_try_is_cancelled_too(bot: BotHarness) -> None:
     first = asyncio.create_task(dispatch(bot, inbound("m-6", "/slow")))
     while not started:

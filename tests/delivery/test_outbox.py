@@ -473,6 +473,22 @@ async def test_a_sweep_takes_at_most_its_batch_oldest_first(sessions: Sessions) 
     assert {(await row(sessions, i)).status for i in (*ids, *retry)} == {"sent"}
 
 
+async def test_a_row_whose_time_is_this_very_instant_is_due(sessions: Sessions,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A retry set for T, and a lease that ends at T (its sender died mid-send), are due at T: a sweep at
+    T takes both, once each."""
+    await add_followers(sessions, 1)
+    at = utcnow()
+    retry = await pending(sessions, ["retry"], next_attempt_at=at)
+    in_doubt = await pending(sessions, ["in doubt"], status="sending", next_attempt_at=at)
+    monkeypatch.setattr(outbox_module, "utcnow", lambda: at)
+    channel = Answering()
+    assert await OutboxSender(channel, sessions).sweep_once() == 2
+    assert sorted(s[2] for s in channel.sends) == ["in doubt", "retry"]
+    assert [((r := await row(sessions, i)).status, r.attempts) for i in (*retry, *in_doubt)] == [
+        ("sent", 1), ("sent", 1)]
+
+
 async def leases(sessions: Sessions, ids: Sequence[int]) -> list[datetime | None]:
     return [(await row(sessions, i)).next_attempt_at for i in ids]
 
