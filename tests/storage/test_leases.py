@@ -92,9 +92,8 @@ async def test_a_duty_runs_in_one_process_and_passes_to_a_standby(harness: BotHa
     assert await holders(harness.sessions) == {}
 
 
-async def test_a_duty_stops_when_its_lease_is_taken_from_it(harness: BotHarness) -> None:
-    """A holder paused past its lease (here: its row handed to another) stops at its next renewal."""
-    ttl = timedelta(seconds=1.5)
+async def _holding_poll(duties: Duties) -> tuple[Duties, asyncio.Event]:
+    """``duties`` started with one duty, "poll", held by it; the event is set when the duty stops."""
     stopped = asyncio.Event()
 
     async def work() -> None:
@@ -103,10 +102,16 @@ async def test_a_duty_stops_when_its_lease_is_taken_from_it(harness: BotHarness)
         finally:
             stopped.set()
 
-    duties = Duties(harness.sessions, ttl=ttl, holder="paused")
     duties.add("poll", work)
     await duties.start()
     await _until(lambda: "poll" in duties.held)
+    return duties, stopped
+
+
+async def test_a_duty_stops_when_its_lease_is_taken_from_it(harness: BotHarness) -> None:
+    """A holder paused past its lease (here: its row handed to another) stops at its next renewal."""
+    ttl = timedelta(seconds=1.5)
+    duties, stopped = await _holding_poll(Duties(harness.sessions, ttl=ttl, holder="paused"))
     assert await acquire(harness.sessions, "poll", "thief", ttl, now=utcnow() + ttl * 2) is not None
     await asyncio.wait_for(stopped.wait(), ttl.total_seconds() * 2)
     assert duties.held == frozenset()
@@ -137,19 +142,8 @@ async def test_a_duty_stops_before_its_lease_can_pass_when_the_database_stops_an
     """The renewal hangs rather than fails: the holder must still stop the duty before its lease runs
     out, since a standby on a healthy path takes it then (two Telegram pollers, two sweepers)."""
     ttl = timedelta(seconds=1.5)
-    stopped = asyncio.Event()
-
-    async def work() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            stopped.set()
-
     sessions = _Unanswering(harness.sessions)
-    duties = Duties(sessions, ttl=ttl, holder="cut-off")  # type: ignore[arg-type]
-    duties.add("poll", work)
-    await duties.start()
-    await _until(lambda: "poll" in duties.held)
+    duties, stopped = await _holding_poll(Duties(sessions, ttl=ttl, holder="cut-off"))  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
     sessions.silent = True
     silenced = loop.time()  # the last renewal was before this: the lease runs out at silenced + ttl at the latest
