@@ -122,6 +122,27 @@ async def test_a_replayed_signature_with_another_body_is_refused(database_url: s
         assert await env.count(Message, Message.direction == "in") == 1
 
 
+async def test_a_forged_push_sent_with_the_real_one_under_its_signature_is_refused_and_stored_never(
+        database_url: str) -> None:
+    """The push's replay check travels with its message and is written with its exchange: of two bodies
+    under one signature at the same moment, one is answered and stored, the other refused and stored
+    never (a check written on its own, after both exchanges, would have let both be stored)."""
+    forger = "1000000099"
+    async with weibo_env(database_url) as env:
+        for fan in (FAN, forger):  # known: the rounds below are no first contact
+            assert (await env.text(fan, "hello"))[0] == 200
+        for round_ in range(6):
+            ts, nonce = str(int(time.time() * 1000)), f"forged-{round_}"
+            at = created_at(-10 * (round_ + 1))  # a second of its own: each push is a new message
+            answers = await asyncio.gather(
+                env.push(message(FAN, "text", text=f"real {round_}", at=at), timestamp=ts, nonce=nonce),
+                env.push(message(forger, "text", text=f"forged {round_}", at=at), timestamp=ts, nonce=nonce))
+            assert sorted(status for status, _ in answers) == [200, 403], answers
+            stored = await env.count(Message, Message.direction == "in",
+                                     Message.text.in_([f"real {round_}", f"forged {round_}"]))
+            assert stored == 1
+
+
 @pytest.mark.timing  # a deadline: measured alone, after the parallel run (tools/test.sh)
 async def test_a_slow_handler_is_answered_in_time_and_replied_through_the_api(database_url: str) -> None:
     async with weibo_env(database_url, routers=[slow_router], overrides={"passive_deadline_seconds": 0.3}) as env:
