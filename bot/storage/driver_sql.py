@@ -152,7 +152,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     keys = tuple(rows[0])
     _same_keys(rows, keys)
     if dialect_name(conn) == POSTGRESQL:
-        return _core_insert(conn, table, rows, returning_ids=returning_ids, ignore_conflicts=False)
+        return _core_insert(conn, table, rows, returning_ids=returning_ids)
     ids: list[int] = []
     newest = _newest_id(conn.dialect, table) if returning_ids else ""
     for chunk, result in _insert_chunks(conn, table, rows, keys, tail=""):
@@ -171,7 +171,7 @@ def insert_new_rows(conn: Connection, table: Table, rows: Sequence[Mapping[str, 
     keys = tuple(rows[0])
     _same_keys(rows, keys)
     if dialect_name(conn) == POSTGRESQL:
-        _core_insert(conn, table, rows, returning_ids=False, ignore_conflicts=True)
+        conn.execute(insert_ignore(conn, table), list(rows))
         return None
     return sum(result.rowcount for _, result in _insert_chunks(conn, table, rows, keys, tail=" ON CONFLICT DO NOTHING"))
 
@@ -313,10 +313,7 @@ def _same_keys(rows: Sequence[Mapping[str, Any]], keys: tuple[str, ...]) -> None
 
 
 def _core_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]], *,
-                 returning_ids: bool, ignore_conflicts: bool) -> list[int]:
-    if ignore_conflicts:
-        conn.execute(insert_ignore(conn, table), list(rows))
-        return []
+                 returning_ids: bool) -> list[int]:
     if not returning_ids:
         conn.execute(core_insert(table), list(rows))
         return []
