@@ -29,6 +29,7 @@ def loopback_config(upstreams: Sequence[str], *, port: int, text: str | None = N
     named = [i for i, line in enumerate(lines) if line.strip().startswith(_UPSTREAM)]
     if len(named) != 1:
         raise ValueError(f"{SHIPPED_CONFIG}: expected one '{_UPSTREAM}' upstream line, found {len(named)}")
-    indent = lines[named[0]][: len(lines[named[0]]) - len(lines[named[0]].lstrip())]
-    lines[named[0]:named[0] + 1] = [f"{indent}server {address};" for address in upstreams]
+    (at,) = named
+    indent = lines[at][: len(lines[at]) - len(lines[at].lstrip())]
+    lines[at:at + 1] = [f"{indent}server {address};" for address in upstreams]
     return "\n".join(lines) + "\n"
