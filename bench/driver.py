@@ -49,6 +49,8 @@ class Result:
     # The server's CPU time per request (all its processes), when measured: unlike requests/s, it
     # hardly moves when other work shares the machine, so it compares runs of different hours.
     cpu_ms: float | None = None
+    # Where the group writer's batches spent their time during the run (``writer_batches``), if scraped.
+    batches: str | None = None
 
     @property
     def rps(self) -> float:
@@ -65,7 +67,57 @@ class Result:
         cpu = f"   CPU {self.cpu_ms:5.3f} ms/req" if self.cpu_ms is not None else ""
         return (f"  {name:<40} {self.rps:>8,.0f} req/s   p50 {self.p50_ms:6.1f} ms   p99 {self.p99_ms:6.1f} ms"
                 f"   non-2xx {self.non2xx}  socket errors {self.socket_errors}  bad body {self.unexpected}"
-                f"   ({self.requests} in {self.seconds:.1f}s){cpu}{ratio}")
+                f"   ({self.requests} in {self.seconds:.1f}s){cpu}{ratio}"
+                + (f"\n  {'':<40} {self.batches}" if self.batches else ""))
+
+
+GROUP_WRITER = "group-writer"
+
+
+def writer_samples(*base_urls: str) -> dict[str, float]:
+    """The group writer's histogram sums and counts from the servers' ``/metrics`` (each server's workers
+    added up already, the servers added up here), by sample name (and phase); a server that does not
+    answer adds nothing."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples: dict[str, float] = {}
+    for base_url in base_urls:
+        try:
+            with urllib.request.urlopen(base_url + "/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            continue
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name.endswith(("_sum", "_count")) and GROUP_WRITER in (
+                        sample.labels.get("batcher"), sample.labels.get("writer")):
+                    phase = sample.labels.get("phase")
+                    key = f"{sample.name}/{phase}" if phase else sample.name
+                    samples[key] = samples.get(key, 0.0) + sample.value
+    return samples
+
+
+def writer_batches(before: dict[str, float], after: dict[str, float]) -> str | None:
+    """The group writer's batches between two ``writer_samples``: how many, how big, and where each one's
+    time went (the thread's phases on a SQLite file; the commit on both engines)."""
+    delta = {key: value - before.get(key, 0.0) for key, value in after.items()}
+    batches = delta.get("engagebot_batch_requests_count", 0.0)
+    if not batches:
+        return None
+
+    def mean_ms(name: str) -> float:
+        count = delta.get(name.replace("_sum", "_count"), 0.0)
+        return delta.get(name, 0.0) / count * 1e3 if count else 0.0
+
+    text = (f"group writer: {batches:,.0f} batches of {delta['engagebot_batch_requests_sum'] / batches:.1f} "
+            f"requests, {mean_ms('engagebot_batch_seconds_sum'):.1f} ms each:")
+    if delta.get("engagebot_batch_phase_seconds_count/in thread"):
+        turn = mean_ms("engagebot_batch_phase_seconds_sum/writers' turn")
+        text += (f" to thread {mean_ms('engagebot_batch_phase_seconds_sum/to thread'):.1f} ms,"
+                 f" writers' turn {turn:.1f} ms,"
+                 f" in thread {mean_ms('engagebot_batch_phase_seconds_sum/in thread'):.1f} ms,"
+                 f" to loop {mean_ms('engagebot_batch_phase_seconds_sum/to loop'):.1f} ms;")
+    return text + f" commit {mean_ms('engagebot_commit_seconds_sum'):.1f} ms"
 
 
 def free_port() -> int:

@@ -147,8 +147,11 @@ def measure_engagebot(args: argparse.Namespace, safe: bool, workers: int, workdi
                     connections=args.connections, threads=args.threads, python_client=args.python_client)
         dbsize.analyze(url)
         load = build_requests(int(args.max_rate * args.seconds), followers=args.followers, safe=safe)
-        return driver.load(srv, load, seconds=args.seconds, connections=args.connections, threads=args.threads,
-                           expect=EXPECT, python_client=args.python_client)
+        before = driver.writer_samples(srv.url)
+        result = driver.load(srv, load, seconds=args.seconds, connections=args.connections, threads=args.threads,
+                             expect=EXPECT, python_client=args.python_client)
+        result.batches = driver.writer_batches(before, driver.writer_samples(srv.url))
+        return result
 
 
 def measure_instances(args: argparse.Namespace, safe: bool, count: int, workers: int, workdir: Path,
@@ -171,8 +174,10 @@ def measure_instances(args: argparse.Namespace, safe: bool, count: int, workers:
         dbsize.analyze(args.database_url)
         load = build_requests(int(args.max_rate * args.seconds), followers=args.followers, safe=safe)
         started = sum(instance.cpu_seconds() for instance in instances)
+        before = driver.writer_samples(*(instance.url for instance in instances))
         result = driver.load(front.url, load, seconds=args.seconds, connections=args.connections,
                              threads=args.threads, expect=EXPECT, python_client=args.python_client)
+        result.batches = driver.writer_batches(before, driver.writer_samples(*(instance.url for instance in instances)))
         if result.requests:
             result.cpu_ms = (sum(instance.cpu_seconds() for instance in instances) - started) / result.requests * 1000
         return result

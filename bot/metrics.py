@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-__all__ = ["BATCH_REQUESTS", "BATCH_SECONDS", "CLAIMS", "CONTENT_TYPE", "DELIVERIES", "HANDLER_SECONDS", "MESSAGES",
+__all__ = ["BATCH_PHASE_SECONDS", "BATCH_REQUESTS", "BATCH_SECONDS", "CLAIMS", "COMMIT_SECONDS", "CONTENT_TYPE", "DELIVERIES", "HANDLER_SECONDS", "MESSAGES",
            "REPLY_ROUTES", "WRITE_GATE_WAIT_SECONDS",
            "ScrapeSource", "ScrapeSources", "counter", "histogram", "lease_holders", "multiprocess_dir",
            "multiprocess_dir_problem", "render"]
@@ -52,6 +52,18 @@ BATCH_REQUESTS = Histogram("engagebot_batch_requests", "Requests served by one d
 BATCH_SECONDS = Histogram("engagebot_batch_seconds", "Time from a database batch's start to its results "
                           "(waits for the write gate and the event loop included), by batcher", ["batcher"],
                           buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+# Where a batch's time goes on SQLite, where it runs in a thread of its own: waiting for that thread (and
+# the GIL, which the event loop holds while it works), a writer's wait for the other processes' writers
+# of the file, running there, and waiting for the event loop to pick the result up; and the commit alone
+# (an fsync on SQLite), on both engines. A batch writer commits no more often than these allow.
+_PHASE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
+BATCH_PHASE_SECONDS = Histogram("engagebot_batch_phase_seconds", "A database batch's time by phase: 'to thread' "
+                                "(waiting for its thread and the GIL), 'writers' turn' (a writer's wait for other processes' writers), "
+                                "'in thread' (the statements and commit), "
+                                "'to loop' (waiting for the event loop to resume the caller), by batcher",
+                                ["batcher", "phase"], buckets=_PHASE_BUCKETS)
+COMMIT_SECONDS = Histogram("engagebot_commit_seconds", "Time a batch writer's commit took (on SQLite with "
+                           "synchronous=FULL, the disk's flush), by writer", ["writer"], buckets=_PHASE_BUCKETS)
 WRITE_GATE_WAIT_SECONDS = Histogram("engagebot_write_gate_wait_seconds", "Time a batch writer waited for the "
                                     "SQLite write gate of its process, by writer", ["writer"],
                                     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))

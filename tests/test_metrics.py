@@ -183,13 +183,24 @@ async def test_the_database_batches_of_the_hot_path_are_measured(database_url: s
                 sample("engagebot_batch_requests_sum", batcher=batcher),
                 sample("engagebot_batch_seconds_count", batcher=batcher))
 
+    def phases(batcher: str) -> dict[str, tuple[float, float]]:
+        return {phase: (sample("engagebot_batch_phase_seconds_count", batcher=batcher, phase=phase),
+                        sample("engagebot_batch_phase_seconds_sum", batcher=batcher, phase=phase))
+                for phase in ("to thread", "writers' turn", "in thread", "to loop")}
+
+    def commits() -> tuple[float, float]:
+        return (sample("engagebot_commit_seconds_count", writer="group-writer"),
+                sample("engagebot_commit_seconds_sum", writer="group-writer"))
+
     reader, writer = counts("follower-reader"), counts("group-writer")
     gate_waits = sample("engagebot_write_gate_wait_seconds_count", writer="group-writer")
+    reader_phases, writer_phases, commits_before = phases("follower-reader"), phases("group-writer"), commits()
     async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
         replies = await asyncio.gather(*(bot.channel.receive(f"fan-{i}", "text", "hello", message_id=f"b{i}")
                                          for i in range(12)))
         assert all(replies)
         sqlite = is_sqlite(bot.engine)
+        in_memory = bot.engine.url.database in (None, "", ":memory:")  # no file: no thread of its own
     reader_after, writer_after = counts("follower-reader"), counts("group-writer")
     for before, after in ((reader, reader_after), (writer, writer_after)):
         batches = after[0] - before[0]
@@ -197,3 +208,21 @@ async def test_the_database_batches_of_the_hot_path_are_measured(database_url: s
         assert after[1] - before[1] == 12  # every request counted in exactly one batch
     waited = sample("engagebot_write_gate_wait_seconds_count", writer="group-writer") - gate_waits
     assert waited == (writer_after[0] - writer[0] if sqlite else 0)
+    # Every writer batch committed once, and its commit was timed (an fsync on SQLite: more than nothing).
+    commits_after = commits()
+    assert commits_after[0] - commits_before[0] == writer_after[0] - writer[0]
+    assert commits_after[1] > commits_before[1]
+    # On a SQLite file each batch runs in its runner's thread: each phase of each batch observed once,
+    # and the commit is part of the writer's time in its thread. On PostgreSQL there is no thread.
+    for batcher, before, after_counts in (("follower-reader", reader_phases, reader_after),
+                                          ("group-writer", writer_phases, writer_after)):
+        after = phases(batcher)
+        batches = after_counts[0] - (reader if batcher == "follower-reader" else writer)[0]
+        for phase in after:
+            # Only a writer waits for the other processes' writers (the reader's turn is never observed).
+            observed = sqlite and not in_memory and (phase != "writers' turn" or batcher == "group-writer")
+            assert after[phase][0] - before[phase][0] == (batches if observed else 0), (batcher, phase)
+            assert after[phase][1] >= before[phase][1]
+    if sqlite and not in_memory:
+        in_thread = phases("group-writer")["in thread"][1] - writer_phases["in thread"][1]
+        assert commits_after[1] - commits_before[1] <= in_thread

@@ -24,7 +24,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.metrics import WRITE_GATE_WAIT_SECONDS, histogram
+from bot.metrics import BATCH_PHASE_SECONDS, WRITE_GATE_WAIT_SECONDS, histogram
 
 from .engine import sqlite_file_twin, sqlite_gate
 
@@ -57,17 +57,34 @@ class BatchRunner:
                 return await conn.run_sync(fn)
         gate = sqlite_gate(self.engine) if self.writes else None
         if gate is None:
-            return await asyncio.get_running_loop().run_in_executor(self._thread, self._call, fn)
+            return await self._in_thread(fn)
         waiting = time.perf_counter()
         async with gate.lock:
             histogram(WRITE_GATE_WAIT_SECONDS, self.name).observe(time.perf_counter() - waiting)
-            return await asyncio.get_running_loop().run_in_executor(self._thread, self._call, fn)
+            return await self._in_thread(fn)
 
-    def _call(self, fn: Callable[[Connection], R]) -> R:
+    async def _in_thread(self, fn: Callable[[Connection], R]) -> R:
+        """Run ``fn`` in the runner's thread; observe the phases of the hop (``BATCH_PHASE_SECONDS``)."""
+        handed = time.perf_counter()
+        result, stamps = await asyncio.get_running_loop().run_in_executor(self._thread, self._call, fn)
+        resumed = time.perf_counter()
+        started, turn_taken, ended = stamps
+        histogram(BATCH_PHASE_SECONDS, self.name, "to thread").observe(started - handed)
+        if self.writes:
+            histogram(BATCH_PHASE_SECONDS, self.name, "writers' turn").observe(turn_taken - started)
+        histogram(BATCH_PHASE_SECONDS, self.name, "in thread").observe(ended - turn_taken)
+        histogram(BATCH_PHASE_SECONDS, self.name, "to loop").observe(resumed - ended)
+        return result
+
+    def _call(self, fn: Callable[[Connection], R]) -> tuple[R, tuple[float, float, float]]:
+        """``fn``'s result, and when (``time.perf_counter``, the same clock in every thread) this thread
+        started, got the writers' turn, and ended."""
+        started = time.perf_counter()
         assert self._twin is not None
         if self._conn is None:
             self._conn = self._twin.connect()
         locked = self._lock_writers() if self.writes else None
+        turn_taken = time.perf_counter()
         try:
             result = fn(self._conn)
         except BaseException:
@@ -79,7 +96,7 @@ class BatchRunner:
                 fcntl.flock(locked, fcntl.LOCK_UN)
         if self._conn.in_transaction():  # a read: end it, so the WAL is not pinned at an old snapshot
             self._conn.rollback()
-        return result
+        return result, (started, turn_taken, time.perf_counter())
 
     def _lock_writers(self) -> int | None:
         """Wait (in this thread, the GIL released) for the other processes' batch writers of this file.

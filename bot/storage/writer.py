@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, cast
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.core.follower import HANDOFF_COLUMNS
 from bot.core.store import DuplicateExchange
 from bot.errors import ReplayError
+from bot.metrics import COMMIT_SECONDS, histogram
 
 from .batching import Batcher
 from .driver_sql import insert_rows, update_rows
@@ -40,6 +42,7 @@ from .runner import BatchRunner
 log = logging.getLogger("engagebot.storage.writer")
 
 MAX_BATCH = 256
+WRITER_NAME = "group-writer"  # its batches' label in the metrics
 
 _MESSAGES = cast(Table, Message.__table__)
 _FOLLOWERS = cast(Table, Follower.__table__)
@@ -86,9 +89,9 @@ class GroupWriter:
         self.engine = engine
         self.users = 0
         self.closed = False
-        self._runner = BatchRunner(engine, name="group-writer", writes=True)
+        self._runner = BatchRunner(engine, name=WRITER_NAME, writes=True)
         self._batcher: Batcher[WriteItem, object] = Batcher(
-            self._commit, max_batch=max_batch, name="group-writer", isolate=is_row_error)
+            self._commit, max_batch=max_batch, name=WRITER_NAME, isolate=is_row_error)
 
     async def write(self, item: ExchangeWrite) -> tuple[int, list[int]]:
         """Queue the writes and wait until they are committed; return (inbound id, outbound ids)."""
@@ -132,6 +135,8 @@ def _write(conn: Connection, batch: list[WriteItem]) -> list[object]:
         exchanges = [item for item in batch if isinstance(item, ExchangeWrite)
                      and (item.seen is None or verdicts[id(item.seen)])]
         written = dict(zip(map(id, exchanges), _write_exchanges(conn, exchanges))) if exchanges else {}
+        committing = time.perf_counter()
+    histogram(COMMIT_SECONDS, WRITER_NAME).observe(time.perf_counter() - committing)
     results: list[object] = []
     for item in batch:
         if isinstance(item, Admission):
