@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -19,6 +20,8 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 RunBatch = Callable[[list[T]], Awaitable[Sequence["R | BaseException"]]]
+# Runs the batch that ``take()`` cuts when called: once, where and when the runner is ready to write it.
+RunLate = Callable[[Callable[[], list[T]]], Awaitable[Sequence["R | BaseException"]]]
 Isolate = Callable[[BaseException], bool]
 
 
@@ -30,15 +33,23 @@ class Batcher(Generic[T, R]):
     ``isolate`` says the exception may come from one request (a row the database refuses, not an
     unreachable database), the batch is run again in halves until the culprit is alone: the
     others go through and only the culprit's caller hears of the failure.
+
+    ``run_late``: the batch is cut by the runner, not here. It gets a ``take()`` to call once, where
+    the batch is about to be written (in the runner's thread, after the write gate and the other
+    processes' writers gave it its turn), so the requests that arrived while it waited for those join
+    it: fewer, bigger batches, one commit each. ``take()`` may be called from another thread: only it
+    takes from the queue (a deque, whose ``popleft`` and ``append`` are atomic). Retries after an
+    error use ``run_batch`` on the requests that were taken.
     """
 
     def __init__(self, run_batch: RunBatch[T, R], *, max_batch: int = 256, name: str = "batcher",
-                 isolate: Isolate | None = None) -> None:
+                 isolate: Isolate | None = None, run_late: RunLate[T, R] | None = None) -> None:
         self._run_batch = run_batch
+        self._run_late = run_late
         self.max_batch = max_batch
         self.name = name
         self._isolate = isolate
-        self._queue: list[tuple[T, asyncio.Future[R]]] = []
+        self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._in_flight: list[tuple[T, asyncio.Future[R]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -74,17 +85,15 @@ class Batcher(Generic[T, R]):
             for _item, future in [*self._in_flight, *self._queue]:
                 if not future.done():
                     future.set_exception(RuntimeError(f"{self.name} stopped before this request ran"))
-            self._in_flight, self._queue = [], []
+            self._in_flight, self._queue = [], deque()
 
     async def _serve(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue:
-                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
-                self._in_flight = batch
                 started = time.perf_counter()
-                results = await self._run_split([item for item, _ in batch])
+                batch, results = await (self._cut_now() if self._run_late is None else self._cut_late())
                 histogram(BATCH_SECONDS, self.name).observe(time.perf_counter() - started)
                 histogram(BATCH_REQUESTS, self.name).observe(len(batch))
                 self.batches += 1
@@ -97,6 +106,44 @@ class Batcher(Generic[T, R]):
                         future.set_exception(result)
                     else:
                         future.set_result(result)
+
+    def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
+        """Up to ``max_batch`` requests from the head of the queue, as the batch in flight.
+
+        Each is in the batch before it leaves the queue: ``close()``, in the event loop while this runs in a
+        runner's thread, never sees a request in neither.
+        """
+        batch = self._in_flight = []
+        while self._queue and len(batch) < self.max_batch:
+            batch.append(self._queue[0])
+            self._queue.popleft()
+        return batch
+
+    async def _cut_now(self) -> tuple[list[tuple[T, asyncio.Future[R]]], Sequence[R | BaseException]]:
+        batch = self._take()
+        return batch, await self._run_split([item for item, _ in batch])
+
+    async def _cut_late(self) -> tuple[list[tuple[T, asyncio.Future[R]]], Sequence[R | BaseException]]:
+        assert self._run_late is not None
+        taken: list[list[tuple[T, asyncio.Future[R]]]] = []
+
+        def take() -> list[T]:
+            if not taken:  # once: a second call gets the same batch
+                taken.append(self._take())
+            return [item for item, _ in taken[0]]
+
+        try:
+            results = await self._run_late(take)
+        except Exception as exc:
+            items = take()  # failed before its cut (the gate, the connection): the batch is cut here
+            if len(items) == 1 or self._isolate is None or not self._isolate(exc):
+                return taken[0], [exc] * len(items)
+            middle = len(items) // 2
+            return taken[0], [*await self._run_split(items[:middle]), *await self._run_split(items[middle:])]
+        if not taken:  # a runner's bug: its requests hear of it, and the batcher goes on
+            batch = self._take()
+            return batch, [RuntimeError(f"{self.name}: the batch runner returned without taking its batch")] * len(batch)
+        return taken[0], results
 
     async def _run_split(self, items: list[T]) -> Sequence[R | BaseException]:
         """Run ``items``; on an error one of them may cause, run each half again (log2(n) extra rounds)."""

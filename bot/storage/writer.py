@@ -20,6 +20,7 @@ import functools
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -90,8 +91,10 @@ class GroupWriter:
         self.users = 0
         self.closed = False
         self._runner = BatchRunner(engine, name=WRITER_NAME, writes=True)
+        # Cut late: what arrives while a batch waits for the write gate, its thread and the other processes'
+        # writers joins it (one commit for all, and the commits are what the file serializes).
         self._batcher: Batcher[WriteItem, object] = Batcher(
-            self._commit, max_batch=max_batch, name=WRITER_NAME, isolate=is_row_error)
+            self._commit, max_batch=max_batch, name=WRITER_NAME, isolate=is_row_error, run_late=self._commit_late)
 
     async def write(self, item: ExchangeWrite) -> tuple[int, list[int]]:
         """Queue the writes and wait until they are committed; return (inbound id, outbound ids)."""
@@ -112,10 +115,20 @@ class GroupWriter:
         await self._runner.close()
 
     async def _commit(self, batch: list[WriteItem]) -> list[object | BaseException]:
+        return await self._commit_late(lambda: batch)
+
+    async def _commit_late(self, take: Callable[[], list[WriteItem]]) -> list[object | BaseException]:
+        """Write the batch ``take()`` cuts, in the runner's thread once this writer has its turn."""
+        taken: list[WriteItem] = []
+
+        def write(conn: Connection) -> list[object]:
+            taken.extend(take())
+            return _write(conn, taken)
+
         try:
-            return list(await self._runner.run(lambda conn: _write(conn, batch)))
+            return list(await self._runner.run(write))
         except IntegrityError:
-            if len(batch) > 1 or isinstance(batch[0], Admission):
+            if len(taken) != 1 or isinstance(taken[0], Admission):
                 raise  # the batcher splits the batch to find whose row it is
             # A platform retry stored by another instance meanwhile: the caller reads what it stored.
             return [DuplicateExchange()]
