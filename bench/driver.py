@@ -111,6 +111,8 @@ def writer_batches(before: dict[str, float], after: dict[str, float]) -> str | N
 
     text = (f"group writer: {batches:,.0f} batches of {delta['engagebot_batch_requests_sum'] / batches:.1f} "
             f"requests, {mean_ms('engagebot_batch_seconds_sum'):.1f} ms each:")
+    if delta.get("engagebot_write_gate_wait_seconds_count"):  # SQLite: the other writers of this process
+        text += f" write gate {mean_ms('engagebot_write_gate_wait_seconds_sum'):.1f} ms,"
     if delta.get("engagebot_batch_phase_seconds_count/in thread"):
         turn = mean_ms("engagebot_batch_phase_seconds_sum/writers' turn")
         text += (f" to thread {mean_ms('engagebot_batch_phase_seconds_sum/to thread'):.1f} ms,"
@@ -149,14 +151,17 @@ def load(target: str | Server, requests: Sequence[Request], *, seconds: float, c
     """Send ``requests`` to ``target`` with ``connections`` concurrent keep-alive connections.
 
     With wrk: for ``seconds`` or until every request was sent once (``wrap``: over and over again).
-    Without: every request once, by the Python client. A Server target has its CPU time measured.
+    Without: every request once, by the Python client. A Server target has its CPU time measured, and
+    (engagebot) its group writer's batches read from its ``/metrics`` before and after.
     """
     if isinstance(target, Server):
+        samples = writer_samples(target.url)
         started = target.cpu_seconds()
         result = load(target.url, requests, seconds=seconds, connections=connections, threads=threads,
                       expect=expect, wrap=wrap, python_client=python_client)
         if result.requests:
             result.cpu_ms = (target.cpu_seconds() - started) / result.requests * 1000
+        result.batches = writer_batches(samples, writer_samples(target.url))
         return result
     base_url = target
     if python_client or not have_wrk():

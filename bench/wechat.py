@@ -147,11 +147,8 @@ def measure_engagebot(args: argparse.Namespace, safe: bool, workers: int, workdi
                     connections=args.connections, threads=args.threads, python_client=args.python_client)
         dbsize.analyze(url)
         load = build_requests(int(args.max_rate * args.seconds), followers=args.followers, safe=safe)
-        before = driver.writer_samples(srv.url)
-        result = driver.load(srv, load, seconds=args.seconds, connections=args.connections, threads=args.threads,
-                             expect=EXPECT, python_client=args.python_client)
-        result.batches = driver.writer_batches(before, driver.writer_samples(srv.url))
-        return result
+        return driver.load(srv, load, seconds=args.seconds, connections=args.connections, threads=args.threads,
+                           expect=EXPECT, python_client=args.python_client)
 
 
 def measure_instances(args: argparse.Namespace, safe: bool, count: int, workers: int, workdir: Path,
