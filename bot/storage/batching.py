@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,9 +38,10 @@ class Batcher(Generic[T, R]):
     ``run_late``: the batch is cut by the runner, not here. It gets a ``take()`` to call once, where
     the batch is about to be written (in the runner's thread, after the write gate and the other
     processes' writers gave it its turn), so the requests that arrived while it waited for those join
-    it: fewer, bigger batches, one commit each. ``take()`` may be called from another thread: only it
-    takes from the queue (a deque, whose ``popleft`` and ``append`` are atomic). Retries after an
-    error use ``run_batch`` on the requests that were taken.
+    it: fewer, bigger batches, one commit each. ``take()`` may be called from another thread: it and
+    the batcher's stop take from the queue under one lock, and a ``take()`` that comes after its batcher
+    task stopped takes nothing (its callers heard already). Retries after an error use ``run_batch`` on
+    the requests that were taken.
     """
 
     def __init__(self, run_batch: RunBatch[T, R], *, max_batch: int = 256, name: str = "batcher",
@@ -51,6 +53,10 @@ class Batcher(Generic[T, R]):
         self._isolate = isolate
         self._queue: deque[tuple[T, asyncio.Future[R]]] = deque()
         self._in_flight: list[tuple[T, asyncio.Future[R]]] = []
+        # Taking from the queue (possibly in a runner's thread) and the stop's emptying of it are one at a
+        # time; each stop starts a new generation, and a take() of an older one takes nothing.
+        self._cut_lock = threading.Lock()
+        self._generation = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.batches = 0
@@ -81,11 +87,15 @@ class Batcher(Generic[T, R]):
         try:
             await self._serve()
         finally:
-            # Stopped (or crashed): nobody may wait forever on a batch that will not run.
-            for _item, future in [*self._in_flight, *self._queue]:
+            # Stopped (or crashed): nobody may wait forever on a batch whose result will not come back.
+            with self._cut_lock:
+                self._generation += 1
+                pending = [*self._in_flight, *self._queue]
+                self._in_flight, self._queue = [], deque()
+            for _item, future in pending:
                 if not future.done():
-                    future.set_exception(RuntimeError(f"{self.name} stopped before this request ran"))
-            self._in_flight, self._queue = [], deque()
+                    # A batch in flight may have been written meanwhile: "not known", not "not stored".
+                    future.set_exception(RuntimeError(f"{self.name} stopped before this request's result was known"))
 
     async def _serve(self) -> None:
         while True:
@@ -107,29 +117,34 @@ class Batcher(Generic[T, R]):
                     else:
                         future.set_result(result)
 
-    def _take(self) -> list[tuple[T, asyncio.Future[R]]]:
-        """Up to ``max_batch`` requests from the head of the queue, as the batch in flight.
+    def _take(self, generation: int) -> list[tuple[T, asyncio.Future[R]]]:
+        """Up to ``max_batch`` requests from the head of the queue, as the batch in flight; none for a
+        batcher task that stopped since (``generation``).
 
         Each is in the batch before it leaves the queue: ``close()``, in the event loop while this runs in a
         runner's thread, never sees a request in neither.
         """
-        batch = self._in_flight = []
-        while self._queue and len(batch) < self.max_batch:
-            batch.append(self._queue[0])
-            self._queue.popleft()
-        return batch
+        with self._cut_lock:
+            if generation != self._generation:
+                return []
+            batch = self._in_flight = []
+            while self._queue and len(batch) < self.max_batch:
+                batch.append(self._queue[0])  # in the batch before it leaves the queue (close() reads both unlocked)
+                self._queue.popleft()
+            return batch
 
     async def _cut_now(self) -> tuple[list[tuple[T, asyncio.Future[R]]], Sequence[R | BaseException]]:
-        batch = self._take()
+        batch = self._take(self._generation)
         return batch, await self._run_split([item for item, _ in batch])
 
     async def _cut_late(self) -> tuple[list[tuple[T, asyncio.Future[R]]], Sequence[R | BaseException]]:
         assert self._run_late is not None
+        generation = self._generation
         taken: list[list[tuple[T, asyncio.Future[R]]]] = []
 
         def take() -> list[T]:
             if not taken:  # once: a second call gets the same batch
-                taken.append(self._take())
+                taken.append(self._take(generation))
             return [item for item, _ in taken[0]]
 
         try:
@@ -141,7 +156,7 @@ class Batcher(Generic[T, R]):
             middle = len(items) // 2
             return taken[0], [*await self._run_split(items[:middle]), *await self._run_split(items[middle:])]
         if not taken:  # a runner's bug: its requests hear of it, and the batcher goes on
-            batch = self._take()
+            batch = self._take(generation)
             return batch, [RuntimeError(f"{self.name}: the batch runner returned without taking its batch")] * len(batch)
         return taken[0], results
 

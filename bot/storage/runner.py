@@ -68,23 +68,26 @@ class BatchRunner:
         handed = time.perf_counter()
         result, stamps = await asyncio.get_running_loop().run_in_executor(self._thread, self._call, fn)
         resumed = time.perf_counter()
-        started, turn_taken, ended = stamps
+        started, turn, ended = stamps
+        # The phases add up to the hop's whole time; a batch that raised is observed by none.
         histogram(BATCH_PHASE_SECONDS, self.name, "to thread").observe(started - handed)
         if self.writes:
-            histogram(BATCH_PHASE_SECONDS, self.name, "writers' turn").observe(turn_taken - started)
-        histogram(BATCH_PHASE_SECONDS, self.name, "in thread").observe(ended - turn_taken)
+            histogram(BATCH_PHASE_SECONDS, self.name, "writers' turn").observe(turn)
+        histogram(BATCH_PHASE_SECONDS, self.name, "in thread").observe(ended - started - turn)
         histogram(BATCH_PHASE_SECONDS, self.name, "to loop").observe(resumed - ended)
         return result
 
     def _call(self, fn: Callable[[Connection], R]) -> tuple[R, tuple[float, float, float]]:
         """``fn``'s result, and when (``time.perf_counter``, the same clock in every thread) this thread
-        started, got the writers' turn, and ended."""
+        started and ended, and how long of that it waited for the writers' turn (only that: a connection
+        opened meanwhile is time in the thread, not another process's doing)."""
         started = time.perf_counter()
         assert self._twin is not None
         if self._conn is None:
             self._conn = self._twin.connect()
+        waiting = time.perf_counter()
         locked = self._lock_writers() if self.writes else None
-        turn_taken = time.perf_counter()
+        turn = time.perf_counter() - waiting
         try:
             result = fn(self._conn)
         except BaseException:
@@ -96,7 +99,7 @@ class BatchRunner:
                 fcntl.flock(locked, fcntl.LOCK_UN)
         if self._conn.in_transaction():  # a read: end it, so the WAL is not pinned at an old snapshot
             self._conn.rollback()
-        return result, (started, turn_taken, time.perf_counter())
+        return result, (started, turn, time.perf_counter())
 
     def _lock_writers(self) -> int | None:
         """Wait (in this thread, the GIL released) for the other processes' batch writers of this file.

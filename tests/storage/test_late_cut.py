@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -162,3 +163,68 @@ async def test_the_group_writer_cuts_its_batch_once_the_sqlite_write_gate_is_its
         writer.users = 1
         await writer.close()
         await engine.dispose()
+
+
+async def test_a_batch_cut_while_its_batcher_stops_is_answered_and_a_cut_after_takes_nothing() -> None:
+    """Stopping (close() past its timeout, the loop shutting down) while the runner's thread is about to
+    cut: whoever was queued hears of it; a take() of the stopped task cuts nothing (it would write
+    requests whose callers were answered already, or steal the next task's)."""
+    release = threading.Event()
+    cuts: list[list[int]] = []
+
+    async def runner(take: Callable[[], list[int]]) -> list[int]:
+        def in_thread() -> list[int]:
+            release.wait(5)
+            items = take()
+            cuts.append(items)
+            return [i * 10 for i in items]
+
+        return await asyncio.to_thread(in_thread)
+
+    batcher: Batcher[int, int] = Batcher(fixed, run_late=runner, name="late")
+    sent = asyncio.create_task(batcher.submit(1))
+    await asyncio.sleep(0.05)  # the batch is in the runner's thread, not cut
+    await batcher.close(timeout=0.05)  # past its timeout: the batcher task is cancelled
+    with pytest.raises(RuntimeError, match="stopped before this request's result was known"):
+        await asyncio.wait_for(sent, 2)
+    after = asyncio.create_task(batcher.submit(2))  # a new batcher task; its batch waits for the same thread
+    await asyncio.sleep(0.05)
+    release.set()
+    assert await asyncio.wait_for(after, 5) == 20
+    assert sorted(cuts) == [[], [2]]  # the stopped task's take() cut nothing; the new one's cut its own request
+    await batcher.close()
+
+
+async def test_a_stop_and_a_cut_in_the_runners_thread_never_lose_a_request_between_them() -> None:
+    """Many stops racing many cuts (a thread switch every microsecond): every caller hears, none waits."""
+    import sys
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(200):
+            go = threading.Event()
+
+            async def runner(take: Callable[[], list[int]], go: threading.Event = go) -> list[int]:
+                def in_thread() -> list[int]:
+                    go.wait(5)
+                    return [i * 10 for i in take()]
+
+                return await asyncio.to_thread(in_thread)
+
+            batcher: Batcher[int, int] = Batcher(fixed, run_late=runner, name="late")
+            sent = [asyncio.create_task(batcher.submit(i)) for i in range(20)]
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            task = batcher._task
+            assert task is not None
+            go.set()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            done, waiting = await asyncio.wait(sent, timeout=2)
+            assert not waiting
+            for result in done:
+                assert result.exception() is None or isinstance(result.exception(), RuntimeError)
+    finally:
+        sys.setswitchinterval(old)

@@ -172,3 +172,43 @@ async def test_a_writer_turn_held_too_long_or_unusable_lets_the_batch_go_on_with
         await other.close()
         os.rmdir(writers_lock_path(database))
         await engine.dispose()
+
+
+async def test_a_batchs_phases_add_up_and_opening_its_connection_is_not_the_writers_turn(tmp_path: Path) -> None:
+    """``writers' turn`` is the wait for the other processes' writers only: a slow open of the runner's
+    connection (its first batch, or the one after a failed batch) is time in the thread."""
+    import time
+
+    from prometheus_client import REGISTRY
+    from sqlalchemy import text
+
+    from bot.storage.engine import create_engine
+    from bot.storage.runner import BatchRunner
+
+    def phase(name: str) -> float:
+        return REGISTRY.get_sample_value("engagebot_batch_phase_seconds_sum",
+                                         {"batcher": "phases-writer", "phase": name}) or 0.0
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'phases.db'}")
+    runner = BatchRunner(engine, name="phases-writer", writes=True)
+    assert runner._twin is not None
+    connect = runner._twin.connect
+
+    def slow_connect():  # type: ignore[no-untyped-def]
+        time.sleep(0.2)
+        return connect()
+
+    runner._twin.connect = slow_connect  # type: ignore[method-assign]
+    phases = ("to thread", "writers' turn", "in thread", "to loop")
+    before = {name: phase(name) for name in phases}
+    started = time.perf_counter()
+    try:
+        assert await runner.run(lambda conn: conn.execute(text("select 1")).scalar()) == 1
+        whole = time.perf_counter() - started
+        spent = {name: phase(name) - before[name] for name in phases}
+        assert spent["writers' turn"] < 0.1  # one process: nobody to take turns with
+        assert spent["in thread"] >= 0.2  # the slow open is the thread's own time
+        assert 0.2 <= sum(spent.values()) <= whole + 0.001  # the phases add up to the hop, no more
+    finally:
+        await runner.close()
+        await engine.dispose()
