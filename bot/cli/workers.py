@@ -29,7 +29,7 @@ from bot.metrics import multiprocess_dir
 from bot.settings import Settings
 from bot.simulation import simulators_to_mount
 
-from .run import unless_stopped
+from .run import listen_for_stop, unless_stopped
 
 READY = b"engagebot-worker-ready\n"  # what a worker writes on its stdout once it listens
 RESTART_PAUSE = 1.0  # between a worker's death and its restart (a crash loop stays slow)
@@ -99,14 +99,13 @@ def _die_with_parent() -> None:
 
 async def supervise(settings: Settings, workers: int, config: Path | None) -> int:
     """Run ``workers`` worker processes until SIGTERM or SIGINT; 0 when they all stopped cleanly."""
+    stopping = asyncio.Event()
+    if (status := listen_for_stop(stopping)) is not None:  # asked to stop while the command started
+        return status
     from bot.storage.engine import create_engine
     from bot.storage.migrate import upgrade
 
     check_port_free(settings.host, settings.port)
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         upgraded = await unless_stopped(upgrade(engine), stopping, done=True)  # a silent database: SIGTERM still heard
