@@ -4,6 +4,13 @@ The public API for handlers and extensions; everything else is internal. Handler
 only (``from bot import ...``).
 """
 
+# First, before the heavy imports below (a second or more): the ``engagebot`` command ends cleanly on
+# SIGTERM or Ctrl-C while it starts (``bot/startsignals.py``); whoever else imports ``bot`` is left alone.
+from bot import startsignals as _startsignals
+
+if _startsignals.is_engagebot_command():
+    _startsignals.install()
+
 from bot.core.capabilities import Capabilities, ReplyWindow
 from bot.core.context import Context
 from bot.core.dispatcher import Dispatcher, Middleware, Next

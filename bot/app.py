@@ -28,7 +28,7 @@ from bot.connections import ConnectionGuard
 from bot.core.dispatcher import Dispatcher
 from bot.core.router import Router
 from bot.core.services import Services
-from bot.health import SCRAPE_SOURCES, metrics, outbox_source, readyz_handler
+from bot.health import SCRAPE_SOURCES, Readiness, metrics, outbox_source, readyz_handler
 from bot.i18n import Catalogs, default_catalogs
 from bot.landing import LANDING_LINKS, landing_page
 from bot.metrics import ScrapeSources, lease_holders
@@ -290,7 +290,8 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
     app[SIMULATORS] = {}
     app[LANDING_LINKS] = []
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz_handler(core.engine))
+    readiness = Readiness(core.engine, settings.ready_timeout)
+    app.router.add_get("/readyz", readyz_handler(readiness))
     # Scrape-time readers of the database; more are added at startup (the lease holders: bot.metrics.lease_holders).
     app[SCRAPE_SOURCES] = ScrapeSources()
     app[SCRAPE_SOURCES].add("outbox", outbox_source(core.engine))
@@ -302,6 +303,7 @@ def build_app(settings: Settings, *, plugins: Sequence[Plugin] | None = None,
         log.info("database ready", extra={"backend": core.engine.dialect.name})
         yield
         await core.close()
+        await readiness.close()
 
     app.cleanup_ctx.append(core_lifetime)
     plugins = default_plugins(settings) if plugins is None else list(plugins)

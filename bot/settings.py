@@ -242,6 +242,8 @@ class Settings(BaseSettings):
     handoff_timeout: float = Field(default=900, ge=10, le=7 * 86_400)
     # SIGTERM: seconds to finish the requests in flight and stop the background duties, then exit.
     shutdown_timeout: float = Field(default=20, ge=1, le=600)
+    # Seconds a /readyz probe waits for the database before it answers 503 (under a load balancer's probe timeout).
+    ready_timeout: float = Field(default=1.5, ge=0.1, le=30)
     # A database URL: `engagebot run` serves the mock channel at POST /mock and delivers its sends
     # into table mock_delivery there (a stand-in platform for tests and demos). Unset: no mock channel.
     mock_sink: str | None = None

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.broadcast import Audience, create_broadcast
 from bot.broadcast.models import DONE, Broadcast
 from bot.broadcast.worker import SUPERVISOR_DUTY
-from bot.cli.workers import WorkersError, worker_count
+from bot.cli.workers import METRICS_DIR_PREFIX, WorkersError, remove_dead_runs_metrics_dirs, worker_count
 from bot.settings import Settings
 from bot.storage.leases import holders
 from bot.storage.models import Follower, Message
@@ -114,6 +114,43 @@ def test_ctrl_c_while_the_workers_start_stops_them_without_a_traceback(tmp_path:
     rest = proc.communicate(timeout=60)[1]
     assert "Traceback" not in rest and "KeyboardInterrupt" not in rest, rest
     assert proc.returncode == 0, rest
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="tells an engagebot by /proc (Linux)")
+def test_a_sigkilled_runs_metrics_directory_is_removed_by_the_next_start_and_a_live_ones_kept(
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent of `--workers N` removes its metrics directory when it stops, but SIGKILL (the OOM
+    killer, a service manager's last resort) leaves it behind: the next start removes it, and only
+    what is provably a dead run's."""
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    monkeypatch.delenv("prometheus_multiproc_dir", raising=False)
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    env = {"ENGAGEBOT_DATABASE_URL": database_url, "ENGAGEBOT_SIMULATORS": "false", "ENGAGEBOT_LOG_LEVEL": "ERROR",
+           "TMPDIR": str(temporary)}
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    with running(first, env, args=("--workers", "2")) as (_url, proc):
+        [left] = list(temporary.iterdir())  # the workers' shared directory
+        proc.kill()
+        proc.wait()
+    assert left.is_dir()  # what a SIGKILLed run leaves
+    # Another user's program reusing a dead run's pid (here: this test's) does not make its directory live.
+    reused = temporary / f"{METRICS_DIR_PREFIX}{os.getpid()}-reused"
+    reused.mkdir()
+    not_ours = [temporary / f"{METRICS_DIR_PREFIX}old-style", temporary / "engagebot-template-x"]
+    for path in not_ours:
+        path.mkdir()
+    before = set(temporary.iterdir())
+    with running(second, env, args=("--workers", "2")) as (_url, proc):
+        assert not left.exists() and not reused.exists()
+        [own] = set(temporary.iterdir()) - before
+        assert all(path.is_dir() for path in not_ours)  # not named as ours: never touched
+        # A start meanwhile (another run on this machine, or a test's call) keeps the live run's.
+        assert remove_dead_runs_metrics_dirs(str(temporary)) == []
+        assert own.is_dir()
+    assert not own.exists()  # its own run removed it on SIGTERM
 
 
 def test_every_scrape_of_several_workers_counts_the_messages_of_all_of_them(

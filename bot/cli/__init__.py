@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 
+from bot import startsignals
 from bot.errors import ConfigError, EngagebotError
 from bot.settings import DatabaseURLError
 
@@ -132,8 +133,16 @@ def loop_factory(args: argparse.Namespace) -> Callable[[], asyncio.AbstractEvent
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    serving = getattr(args, "func", None) is run.cmd_run
+    factory = loop_factory(args)
+    # Until here a stop while starting ended the process where it was (bot/startsignals.py); from here
+    # the server's loop takes it up (bot.cli.run.listen_for_stop), other commands get Python's default.
+    if serving:
+        startsignals.defer()
+    else:
+        startsignals.restore()
     try:
-        with asyncio.Runner(loop_factory=loop_factory(args)) as runner:
+        with asyncio.Runner(loop_factory=factory) as runner:
             return runner.run(_run_command(args))
     except (ConfigError, DatabaseURLError, EngagebotError) as exc:
         return fail(str(exc))
@@ -143,3 +152,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except OSError as exc:
         return fail(f"{exc.strerror or exc}")
+    finally:
+        if serving:
+            startsignals.after_loop()

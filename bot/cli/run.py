@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from bot import startsignals
 from bot.connections import GuardedSite, quiet_accept_errors
 from bot.errors import ConfigError
 from bot.logs import configure_logging
@@ -64,8 +65,8 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
     # ends the start cleanly instead of killing the process half-way.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    if (status := listen_for_stop(stop)) is not None:
+        return status
     # Heavy: bot.app loads every channel (PTB), simulator and handler; only the commands that build the app pay.
     from bot.app import CONNECTION_GUARD, STARTUP_NOTES, create_app
 
@@ -106,6 +107,18 @@ async def serve(settings: Any, *, reuse_port: bool = False, announce: bool = Tru
         guard.close()
         accept_errors.close()
     return 0 if stopped else 1
+
+
+def listen_for_stop(stop: asyncio.Event) -> int | None:
+    """Let SIGTERM and SIGINT set ``stop`` from now on (the running loop's handlers); the exit status if
+    one came before, while the command was starting (``bot/startsignals.py``): nothing started yet."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if (early := startsignals.received()) is not None:
+        stop.set()
+        return startsignals.exit_status(early)
+    return None
 
 
 async def unless_stopped(step: Awaitable[T], stop: asyncio.Event, *, done: T | None = None) -> T | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,11 +29,16 @@ from bot.metrics import multiprocess_dir
 from bot.settings import Settings
 from bot.simulation import simulators_to_mount
 
-from .run import unless_stopped
+from .run import listen_for_stop, unless_stopped
 
 READY = b"engagebot-worker-ready\n"  # what a worker writes on its stdout once it listens
 RESTART_PAUSE = 1.0  # between a worker's death and its restart (a crash loop stays slow)
 STOP_GRACE = 5.0  # beyond a worker's own stop budget (ENGAGEBOT_SHUTDOWN_TIMEOUT) before it is killed
+# The workers' shared metrics directory when the operator set none: under the temporary directory,
+# named with the parent's pid, so that a later start can tell a dead run's (a SIGKILLed parent cannot
+# remove its own) from a live one's.
+METRICS_DIR_PREFIX = "engagebot-metrics-"
+_METRICS_DIR_NAME = re.compile(rf"{re.escape(METRICS_DIR_PREFIX)}(\d+)-[^/]+")
 
 
 class WorkersError(ValueError):
@@ -93,14 +99,13 @@ def _die_with_parent() -> None:
 
 async def supervise(settings: Settings, workers: int, config: Path | None) -> int:
     """Run ``workers`` worker processes until SIGTERM or SIGINT; 0 when they all stopped cleanly."""
+    stopping = asyncio.Event()
+    if (status := listen_for_stop(stopping)) is not None:  # asked to stop while the command started
+        return status
     from bot.storage.engine import create_engine
     from bot.storage.migrate import upgrade
 
     check_port_free(settings.host, settings.port)
-    loop = asyncio.get_running_loop()
-    stopping = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
     engine = create_engine(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
     try:
         upgraded = await unless_stopped(upgrade(engine), stopping, done=True)  # a silent database: SIGTERM still heard
@@ -114,7 +119,10 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
         command += ["--config", str(config)]
     # /metrics of any worker must count every worker's messages (the kernel picks the worker a scrape
     # reaches): without a directory of the operator's, the workers share one of ours, removed at the end.
-    metrics_dir = None if multiprocess_dir() else tempfile.mkdtemp(prefix="engagebot-metrics-")
+    metrics_dir = None
+    if not multiprocess_dir():
+        remove_dead_runs_metrics_dirs()
+        metrics_dir = tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-")
     env = None if metrics_dir is None else {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
     codes: list[int] = [0] * workers
     failed_start: int | None = None
@@ -163,6 +171,52 @@ async def supervise(settings: Settings, workers: int, config: Path | None) -> in
     if failed_start is not None:
         return failed_start
     return 0 if all(code == 0 for code in codes) else 1
+
+
+def remove_dead_runs_metrics_dirs(root: str | None = None) -> list[Path]:
+    """Remove the metrics directories that runs now dead left under ``root`` (the temporary directory).
+
+    A parent that stops removes its own; one killed with SIGKILL (or by the OOM killer, a power cut
+    of a machine whose /tmp persists) cannot. Only what is provably such a run's goes: a directory of
+    ours (named ``engagebot-metrics-<pid>-...``, owned by this user) whose pid is no longer alive, or
+    is now another program's. A live engagebot's is kept, whoever's run it is.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(Path(root or tempfile.gettempdir()).iterdir())
+    except OSError:
+        return removed
+    for path in entries:
+        if (match := _METRICS_DIR_NAME.fullmatch(path.name)) is None:
+            continue
+        try:
+            stat = path.lstat()
+        except OSError:
+            continue
+        if not path.is_dir() or path.is_symlink() or stat.st_uid != os.getuid():
+            continue
+        if _engagebot_alive(int(match.group(1))):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _engagebot_alive(pid: int) -> bool:
+    """Whether ``pid`` may be a live ``engagebot`` (True whenever that cannot be ruled out)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # alive, another user's: not provably dead
+        return True
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:  # no /proc (not Linux), or it ended meanwhile: keep it (the next start looks again)
+        return True
+    return b"bot.cli" in command or any(Path(os.fsdecode(arg)).name == "engagebot" for arg in command[:2])
 
 
 async def _run(proc: asyncio.subprocess.Process) -> tuple[int, bool]:

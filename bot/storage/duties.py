@@ -116,6 +116,7 @@ class Duties:
         generation: int | None = None
         valid_until = 0.0  # loop time: past it, the lease may be another's (its last renewal plus ttl)
         task: asyncio.Task[None] | None = None
+        taking = False  # asking for the lease: a stop meanwhile may cancel the answer of a take that committed
         try:
             while True:
                 asked = loop.time()
@@ -123,8 +124,10 @@ class Duties:
                 # check past the point where the duty is to stop: the lease may be another's after it.
                 limit = valid_until - every - asked if generation is not None else self.ttl.total_seconds()
                 try:
+                    taking = generation is None
                     async with asyncio.timeout(max(limit, 0.0)):
                         generation, valid_until = await self._check(name, generation, valid_until, asked)
+                    taking = False
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # the database unreachable: keep the duty while the lease surely is ours
@@ -143,7 +146,9 @@ class Duties:
         finally:
             self._held.discard(name)
             await _cancel(task)
-            if generation is not None:
+            # A stop that came while the lease was being taken: it may be ours without our knowing its
+            # generation (seen at a SIGTERM right after the start), and would be held until it ran out.
+            if generation is not None or taking:
                 try:
                     await release(self.sessions, name, self.holder, generation)
                 except Exception:  # it runs out by itself within ttl

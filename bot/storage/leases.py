@@ -81,12 +81,16 @@ async def renew(sessions: async_sessionmaker[AsyncSession], name: str, holder: s
     return affected_rows(result) == 1
 
 
-async def release(sessions: async_sessionmaker[AsyncSession], name: str, holder: str, generation: int) -> bool:
-    """Give lease ``name`` up now, if still ours: whoever asks next takes it. False when it was not ours."""
+async def release(sessions: async_sessionmaker[AsyncSession], name: str, holder: str, generation: int | None) -> bool:
+    """Give lease ``name`` up now, if still ours: whoever asks next takes it. False when it was not ours.
+
+    ``generation`` None: at whatever generation (a take whose answer was lost to a cancellation).
+    """
+    ours = [Lease.name == name, Lease.holder == holder]
+    if generation is not None:
+        ours.append(Lease.generation == generation)
     async with sessions.begin() as session:
-        result = await session.execute(update(Lease).where(
-            Lease.name == name, Lease.holder == holder, Lease.generation == generation,
-        ).values(expires_at=utcnow() - timedelta(seconds=1)))
+        result = await session.execute(update(Lease).where(*ours).values(expires_at=utcnow() - timedelta(seconds=1)))
     return affected_rows(result) == 1
 
 

@@ -92,6 +92,31 @@ async def test_a_duty_runs_in_one_process_and_passes_to_a_standby(harness: BotHa
     assert await holders(harness.sessions) == {}
 
 
+async def test_a_stop_while_the_lease_is_being_taken_gives_it_up(harness: BotHarness, monkeypatch: Any) -> None:
+    """A stop (SIGTERM right after the start) that cancels a take after its commit, before its answer
+    came back: the lease was ours without the duty knowing its generation, and stayed held until it ran
+    out (a standby waited that long). The stop gives it up all the same."""
+    import bot.storage.duties as duties_module
+
+    taken = asyncio.Event()
+
+    async def answer_lost(*args: Any, **kwargs: Any) -> int | None:
+        generation = await acquire(*args, **kwargs)  # committed
+        taken.set()
+        await asyncio.Event().wait()  # the stop cancels it here, before the generation is returned
+        return generation
+
+    monkeypatch.setattr(duties_module, "acquire", answer_lost)
+    duties = Duties(harness.sessions, ttl=TTL, holder="first")
+    duties.add("poll", lambda: asyncio.Event().wait())
+    await duties.start()
+    await asyncio.wait_for(taken.wait(), 10)
+    assert await holders(harness.sessions) == {"poll": "first"}
+    await duties.stop()
+    assert await holders(harness.sessions) == {}
+    assert await acquire(harness.sessions, "poll", "second", TTL) is not None  # a standby takes it at once
+
+
 async def _holding_poll(duties: Duties) -> tuple[Duties, asyncio.Event]:
     """``duties`` started with one duty, "poll", held by it; the event is set when the duty stops."""
     stopped = asyncio.Event()
