@@ -97,9 +97,11 @@ def test_a_stop_at_any_moment_of_the_start_ends_it_cleanly(
             while not (_healthz(port) and stderr_path.read_text().count("database ready") == int(workers)):
                 assert proc.poll() is None and time.monotonic() < deadline, stderr_path.read_text()
                 time.sleep(0.1)
-            # Their duties' first lease round over. A SIGTERM within it, on SQLite with two workers, can
-            # find a lease's release "database is locked" for 10 s and the stop past its budget (exit 1):
-            # a defect of the orderly stop, not of the start's signals, open (seen about 1 run in 10).
+            # Their duties' first lease round over. A SIGTERM within it, on SQLite with two workers, can find
+            # the database's write lock held by a transaction of the worker's own that the stop cancelled, and
+            # the lease's release "database is locked": the stop now ends within its bound all the same
+            # (duties.RELEASE_WAIT), but logs the release's traceback and leaves the lease to run out.
+            # The transaction left open is a defect still open (seen about 1 run in 4 under load).
             time.sleep(1)
         else:
             time.sleep(float(when.removesuffix("s")))

@@ -27,6 +27,9 @@ from .leases import acquire, holder_of, release, renew, take_from
 
 log = logging.getLogger("engagebot.duties")
 
+# How long a stopping process tries to give a lease up (it runs out within its ttl anyway).
+RELEASE_WAIT = 3.0
+
 Work = Callable[[], Coroutine[Any, Any, None]]  # runs the duty until cancelled
 
 
@@ -150,7 +153,10 @@ class Duties:
             # generation (seen at a SIGTERM right after the start), and would be held until it ran out.
             if generation is not None or taking:
                 try:
-                    await release(self.sessions, name, self.holder, generation)
+                    # Bounded: the stop must end within its budget even when the database's write lock is
+                    # not to be had (SQLite's busy wait is 10 s); a lease not given up runs out within ttl.
+                    async with asyncio.timeout(RELEASE_WAIT):
+                        await release(self.sessions, name, self.holder, generation)
                 except Exception:  # it runs out by itself within ttl
                     log.warning("duty lease not released", extra={"duty": name}, exc_info=True)
 

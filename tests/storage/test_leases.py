@@ -117,6 +117,27 @@ async def test_a_stop_while_the_lease_is_being_taken_gives_it_up(harness: BotHar
     assert await acquire(harness.sessions, "poll", "second", TTL) is not None  # a standby takes it at once
 
 
+async def test_a_stop_whose_lease_cannot_be_given_up_still_ends_within_its_bound(
+        harness: BotHarness, monkeypatch: Any) -> None:
+    """A release that cannot get the database's write lock (SQLite's busy wait is 10 s; a SIGTERM right after
+    two workers started once met one) must not hold the stop past its budget: the lease runs out by itself."""
+    import time
+
+    import bot.storage.duties as duties_module
+
+    async def lock_not_to_be_had(*args: Any, **kwargs: Any) -> bool:
+        await asyncio.Event().wait()
+        return True
+
+    monkeypatch.setattr(duties_module, "RELEASE_WAIT", 0.3)
+    monkeypatch.setattr(duties_module, "release", lock_not_to_be_had)
+    duties, stopped = await _holding_poll(Duties(harness.sessions, ttl=TTL, holder="stuck"))
+    began = time.monotonic()
+    await asyncio.wait_for(duties.stop(), 5)
+    assert 0.25 <= time.monotonic() - began < 2 and stopped.is_set()
+    assert await holders(harness.sessions) == {"poll": "stuck"}  # not given up: it runs out within its ttl
+
+
 async def _holding_poll(duties: Duties) -> tuple[Duties, asyncio.Event]:
     """``duties`` started with one duty, "poll", held by it; the event is set when the duty stops."""
     stopped = asyncio.Event()
