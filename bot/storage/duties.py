@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from .leases import acquire, holder_of, release, renew, take_from
+from .leases import acquire, holder_of, release, renew, take_from, writes_left_running
 
 log = logging.getLogger("engagebot.duties")
 
@@ -156,6 +156,7 @@ class Duties:
                     # Bounded: the stop must end within its budget even when the database's write lock is
                     # not to be had (SQLite's busy wait is 10 s); a lease not given up runs out within ttl.
                     async with asyncio.timeout(RELEASE_WAIT):
+                        await writes_left_running()  # a take the stop cancelled ends first, then is given up
                         await release(self.sessions, name, self.holder, generation)
                 except Exception:  # it runs out by itself within ttl
                     log.warning("duty lease not released", extra={"duty": name}, exc_info=True)

@@ -16,7 +16,10 @@ expiry finds out at its next renewal that it lost the lease, and stops. Times ar
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,13 +29,50 @@ from bot.core.clock import utcnow
 from .dialect import affected_rows, upsert
 from .models import Lease
 
-__all__ = ["acquire", "holder_of", "holders", "release", "renew", "take_from"]
+T = TypeVar("T")
+
+_LEFT_RUNNING: set[asyncio.Task[object]] = set()  # lease writes whose callers were cancelled (``_to_its_end``)
+
+__all__ = ["acquire", "holder_of", "holders", "release", "renew", "take_from", "writes_left_running"]
 
 
 # Each write is one ``sessions.begin()`` block: its commit and the connection's return to the pool run
 # to completion even when the duty is cancelled meanwhile (a stop). A bare ``await session.commit()``
 # cancelled while handing the connection back left it closed inside the pool under load, and the
 # next write (the release at stop) waited on it forever: the stop hung until its timeout.
+async def _to_its_end(write: Callable[[], Awaitable[T]]) -> T:
+    """Run a lease's write transaction to its end even when the caller is cancelled meanwhile (a stop).
+
+    Cancelled between its statement and its commit, the session's connection is invalidated, and on
+    SQLite such a connection was seen to keep the database's write lock: the stop's releases then waited
+    SQLite's 10 s for it (``engagebot run --workers 2``, SIGTERM as the workers' duties took their leases).
+    The caller's cancellation goes on at once (a database that stopped answering must not hold a stop or a
+    check's deadline); the write ends by itself, and a stop waits for it (:func:`writes_left_running`)
+    before it releases, so the release gives up what that write took.
+    """
+    task = asyncio.ensure_future(write())
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        _LEFT_RUNNING.add(task)
+        task.add_done_callback(_LEFT_RUNNING.discard)
+        task.add_done_callback(_retrieved)
+        raise
+
+
+async def writes_left_running() -> None:
+    """Wait for the lease writes whose callers were cancelled: a release after this gives up whatever
+    they took (a take still running would otherwise commit after it). Bound it with a timeout."""
+    if _LEFT_RUNNING:
+        await asyncio.wait(set(_LEFT_RUNNING))
+
+
+def _retrieved(task: asyncio.Task[T]) -> None:
+    """Its caller went away: its error is nobody's to hear (and not "never retrieved")."""
+    if not task.cancelled():
+        task.exception()
+
+
 async def acquire(sessions: async_sessionmaker[AsyncSession], name: str, holder: str, ttl: timedelta, *,
                   now: datetime | None = None) -> int | None:
     """Take lease ``name`` for ``holder`` until ``ttl`` from now; its generation, or None when another holds it.
@@ -40,6 +80,11 @@ async def acquire(sessions: async_sessionmaker[AsyncSession], name: str, holder:
     Taken when new, expired or already ``holder``'s; the generation grows when the holder changes.
     """
     now = now or utcnow()
+    return await _to_its_end(lambda: _acquire(sessions, name, holder, ttl, now))
+
+
+async def _acquire(sessions: async_sessionmaker[AsyncSession], name: str, holder: str, ttl: timedelta,
+                   now: datetime) -> int | None:
     async with sessions.begin() as session:
         stmt = upsert(
             session, Lease, index_elements=[Lease.name],
@@ -57,11 +102,14 @@ async def take_from(sessions: async_sessionmaker[AsyncSession], name: str, dead:
     """Take lease ``name`` from ``dead``, a holder known to be gone, before it runs out; the new generation,
     or None when it is no longer ``dead``'s (another took it meanwhile)."""
     now = now or utcnow()
-    async with sessions.begin() as session:
-        generation = (await session.execute(update(Lease).where(Lease.name == name, Lease.holder == dead).values(
-            holder=holder, expires_at=now + ttl, generation=Lease.generation + 1).returning(Lease.generation),
-        )).scalar_one_or_none()
-    return generation
+
+    async def take() -> int | None:
+        async with sessions.begin() as session:
+            return (await session.execute(update(Lease).where(Lease.name == name, Lease.holder == dead).values(
+                holder=holder, expires_at=now + ttl, generation=Lease.generation + 1).returning(Lease.generation),
+            )).scalar_one_or_none()
+
+    return await _to_its_end(take)
 
 
 async def holder_of(sessions: async_sessionmaker[AsyncSession], name: str) -> str | None:
@@ -74,11 +122,15 @@ async def renew(sessions: async_sessionmaker[AsyncSession], name: str, holder: s
                 ttl: timedelta, *, now: datetime | None = None) -> bool:
     """Keep lease ``name`` until ``ttl`` from now; False when it is no longer ``holder``'s at ``generation``."""
     now = now or utcnow()
-    async with sessions.begin() as session:
-        result = await session.execute(update(Lease).where(
-            Lease.name == name, Lease.holder == holder, Lease.generation == generation,
-        ).values(expires_at=now + ttl))
-    return affected_rows(result) == 1
+
+    async def push() -> bool:
+        async with sessions.begin() as session:
+            result = await session.execute(update(Lease).where(
+                Lease.name == name, Lease.holder == holder, Lease.generation == generation,
+            ).values(expires_at=now + ttl))
+        return affected_rows(result) == 1
+
+    return await _to_its_end(push)
 
 
 async def release(sessions: async_sessionmaker[AsyncSession], name: str, holder: str, generation: int | None) -> bool:
@@ -89,9 +141,13 @@ async def release(sessions: async_sessionmaker[AsyncSession], name: str, holder:
     ours = [Lease.name == name, Lease.holder == holder]
     if generation is not None:
         ours.append(Lease.generation == generation)
-    async with sessions.begin() as session:
-        result = await session.execute(update(Lease).where(*ours).values(expires_at=utcnow() - timedelta(seconds=1)))
-    return affected_rows(result) == 1
+
+    async def give_up() -> bool:
+        async with sessions.begin() as session:
+            result = await session.execute(update(Lease).where(*ours).values(expires_at=utcnow() - timedelta(seconds=1)))
+        return affected_rows(result) == 1
+
+    return await _to_its_end(give_up)
 
 
 async def holders(sessions: async_sessionmaker[AsyncSession], *, now: datetime | None = None) -> dict[str, str]:

@@ -13,6 +13,8 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from bot.core.clock import utcnow
 from bot.storage.duties import Duties
 from bot.storage.leases import acquire, holders, release, renew
@@ -136,6 +138,29 @@ async def test_a_stop_whose_lease_cannot_be_given_up_still_ends_within_its_bound
     await asyncio.wait_for(duties.stop(), 5)
     assert 0.25 <= time.monotonic() - began < 2 and stopped.is_set()
     assert await holders(harness.sessions) == {"poll": "stuck"}  # not given up: it runs out within its ttl
+
+
+async def test_a_lease_write_whose_caller_is_cancelled_ends_by_itself_and_the_caller_goes_at_once() -> None:
+    """A stop cancelling a lease's take between its statement and its commit invalidated the session's
+    connection, which on SQLite kept the write lock: the write is not cancelled with its caller."""
+    from bot.storage.leases import _to_its_end
+
+    statement_done, commit = asyncio.Event(), asyncio.Event()
+    committed: list[int] = []
+
+    async def write() -> int:
+        statement_done.set()
+        await commit.wait()  # between the statement and the commit
+        committed.append(7)
+        return 7
+
+    caller = asyncio.create_task(_to_its_end(write))
+    await statement_done.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(caller, 1)  # at once: a database that stopped answering holds no stop
+    commit.set()
+    await _until(lambda: committed == [7])  # the write went on to its commit, untouched
 
 
 async def _holding_poll(duties: Duties) -> tuple[Duties, asyncio.Event]:
