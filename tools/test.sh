@@ -10,13 +10,17 @@
 # the database, so .ci/run runs them in its SQLite pass only (mypy alone is about 12 s of a pass).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "${ENGAGEBOT_TEST_CHECKS:-1}" != 0 ]; then
+checks=${ENGAGEBOT_TEST_CHECKS:-1}
+workers=${ENGAGEBOT_TEST_WORKERS:-2}
+# This script's own knobs stay out of the tests' environment: the engagebot commands the tests start warn of
+# an ENGAGEBOT_* variable that is not a setting, and tests check those warnings word for word.
+unset ENGAGEBOT_TEST_CHECKS ENGAGEBOT_TEST_WORKERS
+if [ "$checks" != 0 ]; then
   engagebot i18n check
   ruff check --quiet .
   lint-imports --no-cache
   mypy
 fi
-workers=${ENGAGEBOT_TEST_WORKERS:-2}
 if [ "$workers" = 0 ]; then
   python -m pytest -q -p no:cacheprovider "$@"
 else
