@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select, update
@@ -18,6 +19,7 @@ from bot.admin.models import AuditEntry
 from bot.broadcast.models import DONE, Broadcast
 from bot.core.clock import utcnow
 from bot.i18n import default_catalogs
+from bot.settings import Settings
 from bot.storage.models import Follower, Message
 from tests.admin.conftest import PASSWORD
 from tests.admin.test_console import Browser, Console, _console
@@ -257,7 +259,13 @@ async def test_the_dashboard_shows_messages_per_day_reply_routes_and_the_median_
         b = Follower(channel="telegram", account="main", external_id="t", created_at=utcnow(), tags=[])
         s.add_all([a, b])
         await s.flush()
+        # An hour ago, all four in one day of the console's time zone (settings.timezone): the dashboard
+        # counts by that day, and an hour ago is yesterday there from 00:00 to 01:00 (16:00 UTC).
+        zone = ZoneInfo(Settings().timezone)
         asked = utcnow() - timedelta(hours=1)
+        next_midnight = (asked.astimezone(zone) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+        asked = min(asked, next_midnight.astimezone(UTC) - timedelta(minutes=20))
+        day = asked.astimezone(zone).date().isoformat()
         rows = []
         for f, wait, status in ((a, 2, "passive"), (a, 4, "passive"), (b, 10, "sent"), (b, 60, "sent")):
             rows.append(Message(follower_id=f.id, channel=f.channel, account="main", direction="in", kind="text",
@@ -275,8 +283,9 @@ async def test_the_dashboard_shows_messages_per_day_reply_routes_and_the_median_
     assert re.search(r'data-channel="wechat"><td>wechat</td><td class="n passive">2</td><td class="n deferred">0<', html)
     assert re.search(r'data-channel="telegram"><td>telegram</td><td class="n passive">0</td><td class="n deferred">2<',
                      html)
-    today = re.search(r'<tr data-day="[0-9-]+"><td>[0-9-]+</td>(.*?)</tr>', html)  # newest day first
-    assert today and 'data-channel="telegram">2 / 2<' in today.group(1) and 'data-channel="wechat">2 / 2<' in today.group(1)
+    their_day = re.search(rf'<tr data-day="{day}"><td>[0-9-]+</td>(.*?)</tr>', html)
+    assert their_day and 'data-channel="telegram">2 / 2<' in their_day.group(1)
+    assert 'data-channel="wechat">2 / 2<' in their_day.group(1)
     assert (await (await console.browser("agent")).get("/admin"))[0] == 303  # not theirs: sent to their inbox
 
 
