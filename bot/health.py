@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from bot.core.clock import utcnow
 from bot.metrics import CONTENT_TYPE, ScrapeSource, ScrapeSources, render
+from bot.storage.engine import mark_retrieved
 from bot.storage.migrate import current_heads, head_revisions, schema_newer
 from bot.storage.models import Message
 from bot.storage.status import UNSENT
@@ -77,8 +78,7 @@ class Readiness:
 
     def _forget(self, check: asyncio.Future[frozenset[str]]) -> None:
         self._abandoned.discard(check)
-        if not check.cancelled():
-            check.exception()  # retrieved: a late failure of an abandoned check is no news
+        mark_retrieved(check)  # a late failure of an abandoned check is no news
 
     async def close(self, grace: float = 2.0) -> None:
         """Let the abandoned checks end (``grace`` seconds at most), then close the probes' engine."""

@@ -285,15 +285,16 @@ async def _outlast_cancels(work: asyncio.Future[None], bound: float) -> None:
         except asyncio.CancelledError:
             continue
     if work.done():
-        _retrieve(work)
+        mark_retrieved(work)
     else:
         log.error("a SQLite writer's close did not finish after its cancel; its connection is left to the pool",
                   extra={"waited_s": bound})
-        work.add_done_callback(_retrieve)
+        work.add_done_callback(mark_retrieved)
 
 
-def _retrieve(work: asyncio.Future[None]) -> None:
-    """Mark the outcome seen: a close that failed after its caller left is not worth a second report."""
+def mark_retrieved(work: asyncio.Future[Any]) -> None:
+    """Mark the outcome of work its caller left seen: its failure is nobody's to hear, and asyncio must not
+    report it as "never retrieved" (a close that failed after its caller left, a lease write, a probe)."""
     if not work.cancelled():
         work.exception()
 

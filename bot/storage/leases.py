@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.core.clock import utcnow
 
 from .dialect import affected_rows, upsert
+from .engine import mark_retrieved
 from .models import Lease
 
 T = TypeVar("T")
@@ -36,10 +37,6 @@ _LEFT_RUNNING: set[asyncio.Task[object]] = set()  # lease writes whose callers w
 __all__ = ["acquire", "holder_of", "holders", "release", "renew", "take_from", "writes_left_running"]
 
 
-# Each write is one ``sessions.begin()`` block: its commit and the connection's return to the pool run
-# to completion even when the duty is cancelled meanwhile (a stop). A bare ``await session.commit()``
-# cancelled while handing the connection back left it closed inside the pool under load, and the
-# next write (the release at stop) waited on it forever: the stop hung until its timeout.
 async def _to_its_end(write: Callable[[], Awaitable[T]]) -> T:
     """Run a lease's write transaction to its end even when the caller is cancelled meanwhile (a stop).
 
@@ -56,7 +53,7 @@ async def _to_its_end(write: Callable[[], Awaitable[T]]) -> T:
     except asyncio.CancelledError:
         _LEFT_RUNNING.add(task)
         task.add_done_callback(_LEFT_RUNNING.discard)
-        task.add_done_callback(_retrieved)
+        task.add_done_callback(mark_retrieved)
         raise
 
 
@@ -67,12 +64,10 @@ async def writes_left_running() -> None:
         await asyncio.wait(set(_LEFT_RUNNING))
 
 
-def _retrieved(task: asyncio.Task[T]) -> None:
-    """Its caller went away: its error is nobody's to hear (and not "never retrieved")."""
-    if not task.cancelled():
-        task.exception()
-
-
+# Each write is one ``sessions.begin()`` block: its commit and the connection's return to the pool run
+# to completion even when the duty is cancelled meanwhile (a stop). A bare ``await session.commit()``
+# cancelled while handing the connection back left it closed inside the pool under load, and the
+# next write (the release at stop) waited on it forever: the stop hung until its timeout.
 async def acquire(sessions: async_sessionmaker[AsyncSession], name: str, holder: str, ttl: timedelta, *,
                   now: datetime | None = None) -> int | None:
     """Take lease ``name`` for ``holder`` until ``ttl`` from now; its generation, or None when another holds it.
