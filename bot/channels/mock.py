@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Protocol
 
 from aiohttp import web
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.core.capabilities import Capabilities
@@ -90,8 +91,14 @@ class SqlDeliverySink:
                               set_={"attempts": MOCK_DELIVERY.c.attempts + 1})
 
     async def open(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(_sink_metadata.create_all)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(_sink_metadata.create_all)
+        except DBAPIError:
+            # The workers of one `run --workers N` open the sink at the same moment: another one created the
+            # table between this one's check and its CREATE. A second pass finds it; any other error stays.
+            async with self.engine.begin() as conn:
+                await conn.run_sync(_sink_metadata.create_all)
 
     async def close(self) -> None:
         if self._conn is not None:
