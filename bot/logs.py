@@ -13,6 +13,7 @@ log at INFO at most.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -26,7 +27,7 @@ from urllib.parse import quote
 
 from sqlalchemy.engine import make_url
 
-__all__ = ["REQUEST_ID", "JsonFormatter", "Redactor", "RequestIdFilter", "TextFormatter", "accept_request_id",
+__all__ = ["REQUEST_ID", "CancelledReset", "JsonFormatter", "Redactor", "RequestIdFilter", "TextFormatter", "accept_request_id",
            "add_secrets", "configure_logging", "new_request_id", "secrets_of", "setup_logging"]
 
 REDACTED = "<redacted>"
@@ -87,6 +88,22 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if "request_id" not in record.__dict__ and (request_id := REQUEST_ID.get()) is not None:
             record.request_id = request_id
+        return True
+
+
+class CancelledReset(logging.Filter):
+    """SQLAlchemy's pool logs an ERROR with a traceback when a connection's reset on return (its
+    rollback) is interrupted. When the interruption is a task's cancellation (a stop cancelling a duty
+    while its session closes), nothing is wrong: the pool closes the connection instead, and what its
+    transaction held uncommitted is rolled back by the database. That record becomes one INFO line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("sqlalchemy.pool") and record.exc_info \
+                and isinstance(record.exc_info[1], asyncio.CancelledError):
+            record.levelno, record.levelname = logging.INFO, logging.getLevelName(logging.INFO)
+            record.msg, record.args = "a pooled connection's reset was cancelled with its task; the connection " \
+                                      "was closed instead", None
+            record.exc_info = record.exc_text = None
         return True
 
 
@@ -200,6 +217,7 @@ def setup_logging(level: str = "INFO", *, fmt: LogFormat = "auto", secrets: Iter
     handler.setFormatter(TextFormatter() if fmt == "text" else JsonFormatter())
     redactor = Redactor(secrets)
     handler.addFilter(RequestIdFilter())
+    handler.addFilter(CancelledReset())
     handler.addFilter(redactor)
     root = logging.getLogger()
     root.handlers[:] = [handler]
