@@ -72,6 +72,7 @@ class Result:
 
 
 GROUP_WRITER = "group-writer"
+THREAD_CPU = "engagebot_batch_thread_cpu_seconds_total"
 
 
 def writer_samples(*base_urls: str) -> dict[str, float]:
@@ -89,7 +90,10 @@ def writer_samples(*base_urls: str) -> dict[str, float]:
             continue
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                if sample.name.endswith(("_sum", "_count")) and GROUP_WRITER in (
+                if sample.name == THREAD_CPU and "batcher" in sample.labels:  # every batcher's thread
+                    key = f"{THREAD_CPU}/{sample.labels['batcher']}"
+                    samples[key] = samples.get(key, 0.0) + sample.value
+                elif sample.name.endswith(("_sum", "_count")) and GROUP_WRITER in (
                         sample.labels.get("batcher"), sample.labels.get("writer")):
                     phase = sample.labels.get("phase")
                     key = f"{sample.name}/{phase}" if phase else sample.name
@@ -97,9 +101,10 @@ def writer_samples(*base_urls: str) -> dict[str, float]:
     return samples
 
 
-def writer_batches(before: dict[str, float], after: dict[str, float]) -> str | None:
+def writer_batches(before: dict[str, float], after: dict[str, float], requests: int = 0) -> str | None:
     """The group writer's batches between two ``writer_samples``: how many, how big, and where each one's
-    time went (the thread's phases on a SQLite file; the commit on both engines)."""
+    time went (the thread's phases on a SQLite file; the commit on both engines); and, per request of the
+    run (``requests``), the CPU each batcher's thread used (the rest of the server's CPU is the event loop's)."""
     delta = {key: value - before.get(key, 0.0) for key, value in after.items()}
     batches = delta.get("engagebot_batch_requests_count", 0.0)
     if not batches:
@@ -119,7 +124,12 @@ def writer_batches(before: dict[str, float], after: dict[str, float]) -> str | N
                  f" writers' turn {turn:.1f} ms,"
                  f" in thread {mean_ms('engagebot_batch_phase_seconds_sum/in thread'):.1f} ms,"
                  f" to loop {mean_ms('engagebot_batch_phase_seconds_sum/to loop'):.1f} ms;")
-    return text + f" commit {mean_ms('engagebot_commit_seconds_sum'):.1f} ms"
+    text += f" commit {mean_ms('engagebot_commit_seconds_sum'):.1f} ms"
+    threads = {key.partition("/")[2]: value for key, value in delta.items() if key.startswith(THREAD_CPU + "/")}
+    if requests and any(threads.values()):
+        text += "; batch threads' CPU per request: " + ", ".join(
+            f"{name} {seconds / requests * 1e3:.3f} ms" for name, seconds in sorted(threads.items()) if seconds)
+    return text
 
 
 def free_port() -> int:
@@ -161,7 +171,7 @@ def load(target: str | Server, requests: Sequence[Request], *, seconds: float, c
                       expect=expect, wrap=wrap, python_client=python_client)
         if result.requests:
             result.cpu_ms = (target.cpu_seconds() - started) / result.requests * 1000
-        result.batches = writer_batches(samples, writer_samples(target.url))
+        result.batches = writer_batches(samples, writer_samples(target.url), result.requests)
         return result
     base_url = target
     if python_client or not have_wrk():

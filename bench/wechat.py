@@ -174,7 +174,8 @@ def measure_instances(args: argparse.Namespace, safe: bool, count: int, workers:
         before = driver.writer_samples(*(instance.url for instance in instances))
         result = driver.load(front.url, load, seconds=args.seconds, connections=args.connections,
                              threads=args.threads, expect=EXPECT, python_client=args.python_client)
-        result.batches = driver.writer_batches(before, driver.writer_samples(*(instance.url for instance in instances)))
+        result.batches = driver.writer_batches(before, driver.writer_samples(*(instance.url for instance in instances)),
+                                               result.requests)
         if result.requests:
             result.cpu_ms = (sum(instance.cpu_seconds() for instance in instances) - started) / result.requests * 1000
         return result

@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-__all__ = ["BATCH_PHASE_SECONDS", "BATCH_REQUESTS", "BATCH_SECONDS", "CLAIMS", "COMMIT_SECONDS", "CONTENT_TYPE", "DELIVERIES", "HANDLER_SECONDS", "MESSAGES",
+__all__ = ["BATCH_PHASE_SECONDS", "BATCH_REQUESTS", "BATCH_SECONDS", "BATCH_THREAD_CPU_SECONDS", "CLAIMS", "COMMIT_SECONDS", "CONTENT_TYPE", "DELIVERIES", "HANDLER_SECONDS", "MESSAGES",
            "REPLY_ROUTES", "WRITE_GATE_WAIT_SECONDS",
            "ScrapeSource", "ScrapeSources", "counter", "histogram", "lease_holders", "multiprocess_dir",
            "multiprocess_dir_problem", "render"]
@@ -62,6 +62,11 @@ BATCH_PHASE_SECONDS = Histogram("engagebot_batch_phase_seconds", "A database bat
                                 "'in thread' (the statements and commit), "
                                 "'to loop' (waiting for the event loop to resume the caller), by batcher",
                                 ["batcher", "phase"], buckets=_PHASE_BUCKETS)
+# The CPU the batch threads themselves use (time.thread_time: user and system, waits for the GIL's hand-over
+# included), beside the process's whole CPU: the rest is the event loop's.
+BATCH_THREAD_CPU_SECONDS = Counter("engagebot_batch_thread_cpu_seconds", "CPU time a database batch's thread used "
+                                   "for it (on a SQLite file, where batches run in threads of their own), by batcher",
+                                   ["batcher"])
 COMMIT_SECONDS = Histogram("engagebot_commit_seconds", "Time a batch writer's commit took (on SQLite with "
                            "synchronous=FULL, the disk's flush), by writer", ["writer"], buckets=_PHASE_BUCKETS)
 WRITE_GATE_WAIT_SECONDS = Histogram("engagebot_write_gate_wait_seconds", "Time a batch writer waited for the "

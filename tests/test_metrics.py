@@ -192,7 +192,11 @@ async def test_the_database_batches_of_the_hot_path_are_measured(database_url: s
         return (sample("engagebot_commit_seconds_count", writer="group-writer"),
                 sample("engagebot_commit_seconds_sum", writer="group-writer"))
 
+    def thread_cpu(batcher: str) -> float:
+        return sample("engagebot_batch_thread_cpu_seconds_total", batcher=batcher)
+
     reader, writer = counts("follower-reader"), counts("group-writer")
+    cpu_before = {batcher: thread_cpu(batcher) for batcher in ("follower-reader", "group-writer")}
     gate_waits = sample("engagebot_write_gate_wait_seconds_count", writer="group-writer")
     reader_phases, writer_phases, commits_before = phases("follower-reader"), phases("group-writer"), commits()
     async with BotHarness(routers=[default_router()], database_url=database_url) as bot:
@@ -225,3 +229,13 @@ async def test_the_database_batches_of_the_hot_path_are_measured(database_url: s
     if sqlite and not in_memory:
         in_thread = phases("group-writer")["in thread"][1] - writer_phases["in thread"][1]
         assert commits_after[1] - commits_before[1] <= in_thread
+    # The CPU the batch threads used for their batches: some, and no more than their time in the thread.
+    for batcher in cpu_before:
+        used = thread_cpu(batcher) - cpu_before[batcher]
+        if sqlite and not in_memory:
+            spent = sum(phases(batcher)[phase][1] for phase in ("in thread", "writers' turn")) - sum(
+                (reader_phases if batcher == "follower-reader" else writer_phases)[phase][1]
+                for phase in ("in thread", "writers' turn"))
+            assert 0 < used <= spent + 0.01, (batcher, used, spent)  # thread_time's tick, at most
+        else:
+            assert used == 0, batcher  # no thread of its own

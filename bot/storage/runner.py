@@ -24,7 +24,7 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bot.metrics import BATCH_PHASE_SECONDS, WRITE_GATE_WAIT_SECONDS, histogram
+from bot.metrics import BATCH_PHASE_SECONDS, BATCH_THREAD_CPU_SECONDS, WRITE_GATE_WAIT_SECONDS, counter, histogram
 
 from .engine import sqlite_file_twin, sqlite_gate
 
@@ -82,6 +82,7 @@ class BatchRunner:
         started and ended, and how long of that it waited for the writers' turn (only that: a connection
         opened meanwhile is time in the thread, not another process's doing)."""
         started = time.perf_counter()
+        cpu_started = time.thread_time()
         assert self._twin is not None
         if self._conn is None:
             self._conn = self._twin.connect()
@@ -93,12 +94,14 @@ class BatchRunner:
         except BaseException:
             # Whatever state the connection is in (a failed commit, a lost file), the next batch gets a new one.
             self._close()
+            counter(BATCH_THREAD_CPU_SECONDS, self.name).inc(time.thread_time() - cpu_started)
             raise
         finally:
             if locked is not None:
                 fcntl.flock(locked, fcntl.LOCK_UN)
         if self._conn.in_transaction():  # a read: end it, so the WAL is not pinned at an old snapshot
             self._conn.rollback()
+        counter(BATCH_THREAD_CPU_SECONDS, self.name).inc(time.thread_time() - cpu_started)
         return result, (started, turn, time.perf_counter())
 
     def _lock_writers(self) -> int | None:
