@@ -78,11 +78,18 @@ class BatchRunner:
         return result
 
     def _call(self, fn: Callable[[Connection], R]) -> tuple[R, tuple[float, float, float]]:
+        """:meth:`_run`, with the CPU this thread used for it counted (``BATCH_THREAD_CPU_SECONDS``), failed or not."""
+        cpu_started = time.thread_time()
+        try:
+            return self._run(fn)
+        finally:
+            counter(BATCH_THREAD_CPU_SECONDS, self.name).inc(time.thread_time() - cpu_started)
+
+    def _run(self, fn: Callable[[Connection], R]) -> tuple[R, tuple[float, float, float]]:
         """``fn``'s result, and when (``time.perf_counter``, the same clock in every thread) this thread
         started and ended, and how long of that it waited for the writers' turn (only that: a connection
         opened meanwhile is time in the thread, not another process's doing)."""
         started = time.perf_counter()
-        cpu_started = time.thread_time()
         assert self._twin is not None
         if self._conn is None:
             self._conn = self._twin.connect()
@@ -94,14 +101,12 @@ class BatchRunner:
         except BaseException:
             # Whatever state the connection is in (a failed commit, a lost file), the next batch gets a new one.
             self._close()
-            counter(BATCH_THREAD_CPU_SECONDS, self.name).inc(time.thread_time() - cpu_started)
             raise
         finally:
             if locked is not None:
                 fcntl.flock(locked, fcntl.LOCK_UN)
         if self._conn.in_transaction():  # a read: end it, so the WAL is not pinned at an old snapshot
             self._conn.rollback()
-        counter(BATCH_THREAD_CPU_SECONDS, self.name).inc(time.thread_time() - cpu_started)
         return result, (started, turn, time.perf_counter())
 
     def _lock_writers(self) -> int | None:
