@@ -71,6 +71,38 @@ class Result:
                 + (f"\n  {'':<40} {self.batches}" if self.batches else ""))
 
 
+class Rounds:
+    """Each run's ratio to the bare handler measured in the same round, and their spread over the rounds.
+
+    On a shared machine one run's requests/s moves by a quarter from one minute to the next (the bare
+    handler's too); a ratio taken from one bare run and one engagebot run a minute apart carries that
+    noise. Rounds alternate the two, each engagebot run is compared with its round's bare run, and the
+    median of those ratios is the figure to quote, with its range beside it.
+    """
+
+    def __init__(self) -> None:
+        self.runs: dict[str, list[tuple[Result, Result]]] = {}
+
+    def record(self, name: str, result: Result, bare: Result) -> None:
+        self.runs.setdefault(name, []).append((result, bare))
+
+    def summary(self) -> list[str]:
+        """One line per measured configuration: the median ratio (by requests/s and by CPU per
+        request), its range, the median p99 and every round's errors added up."""
+        lines = []
+        for name, runs in self.runs.items():
+            ratios = [result.rps / bare.rps for result, bare in runs if bare.rps]
+            cpu = [bare.cpu_ms / result.cpu_ms for result, bare in runs if bare.cpu_ms and result.cpu_ms]
+            by_cpu = f" (by CPU per request: {statistics.median(cpu):6.1%})" if cpu else ""
+            spread = f"range {min(ratios):.1%} to {max(ratios):.1%}" if ratios else "no ratio"
+            median = f"{statistics.median(ratios):6.1%}" if ratios else "   n/a"
+            lines.append(
+                f"  {name:<40} median {median} of bare{by_cpu} over {len(runs)} round{'s' if len(runs) > 1 else ''}"
+                f" ({spread}), req/s {statistics.median(r.rps for r, _ in runs):,.0f}, p99"
+                f" {statistics.median(r.p99_ms for r, _ in runs):.1f} ms, errors {sum(r.errors for r, _ in runs)}")
+        return lines
+
+
 GROUP_WRITER = "group-writer"
 THREAD_CPU = "engagebot_batch_thread_cpu_seconds_total"
 
@@ -382,12 +414,15 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-rate", type=int, default=8000,
                         help="requests generated per second of run for engagebot (default 8000): it can send no more")
     parser.add_argument("--python-client", action="store_true", help="use the Python client even if wrk is installed")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure the bare handler and engagebot in turn this many times; print each run and"
+                             " then the median ratio over the rounds (default 1)")
 
 
 def check_common_arguments(args: argparse.Namespace) -> None:
     """Refuse counts that make no run, and say how to get wrk when it is missing (the Python client then)."""
-    if args.followers < 1 or args.seconds <= 0 or args.connections < 1 or args.max_rate < 1:
-        raise SystemExit("--followers, --seconds, --connections and --max-rate must be positive")
+    if args.followers < 1 or args.seconds <= 0 or args.connections < 1 or args.max_rate < 1 or args.rounds < 1:
+        raise SystemExit("--followers, --seconds, --connections, --max-rate and --rounds must be positive")
     if not have_wrk():
         explain_missing_wrk()
 

@@ -76,47 +76,55 @@ def main() -> None:
         client = "Python client" if args.python_client or not driver.have_wrk() else f"wrk -t{args.threads}"
         print(f"Telegram webhook updates, {client}, {args.connections} connections, {args.seconds:g}s per run, "
               f"{args.followers} followers, database {'PostgreSQL' if args.database_url else 'SQLite'}")
-        port = driver.free_port()
-        sample = build_requests(20_000, followers=args.followers, first_update=1)
-        with driver.bare_server(port, path=PATH, body="", content_type="text/plain", workdir=workdir) as srv:
-            driver.load(srv, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
-                        python_client=args.python_client)
-            bare: Result = driver.load(srv, sample, seconds=args.seconds, connections=args.connections,
-                                       threads=args.threads, wrap=True, python_client=args.python_client)
-        print(bare.line("bare aiohttp, empty 200"), flush=True)
-        api_port = driver.free_port()
-        with driver.server([sys.executable, "-m", "bot.simulators.telegram", "--port", str(api_port),
-                            "--token", TOKEN], port=api_port, ready="/simulator/telegram", workdir=workdir,
-                           name="telegram-api"):
-            for workers in driver.worker_counts(args.workers):
-                name = f"engagebot, {workers} worker{'s' if workers > 1 else ''}"
-                port = driver.free_port()
-                url = args.database_url or driver.sqlite_url(workdir, f"telegram-{workers}.db")
-                env = driver.engagebot_env(
-                    url,
-                    telegram__token=TOKEN, telegram__mode="webhook", telegram__webhook_secret=SECRET,
-                    telegram__webhook_url=f"http://127.0.0.1:{port}{PATH}",
-                    telegram__api_base=f"http://127.0.0.1:{api_port}/bot")
-                try:
-                    with driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
-                                       name=f"engagebot-{workers}") as srv:
-                        wait_for_webhook(srv.url, next_update)
-                        next_update += 1
-                        warm = build_requests(args.followers, followers=args.followers, first_update=next_update)
-                        next_update += len(warm)
-                        driver.load(srv, warm, seconds=60, connections=args.connections, threads=args.threads,
-                                    python_client=args.python_client)  # every chat known, caches filled
-                        dbsize.analyze(url)
-                        load = build_requests(int(args.max_rate * args.seconds), followers=args.followers,
-                                              first_update=next_update)
-                        next_update += len(load)
-                        result = driver.load(srv, load, seconds=args.seconds, connections=args.connections,
-                                             threads=args.threads, python_client=args.python_client)
-                except driver.ServerFailed as exc:
-                    print(f"  {name:<40} did not run: {exc}", flush=True)
-                    continue
-                print(result.line(name, bare), flush=True)
+        results = driver.Rounds()
+        for round_ in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"round {round_} of {args.rounds}:", flush=True)
+            port = driver.free_port()
+            sample = build_requests(20_000, followers=args.followers, first_update=1)
+            with driver.bare_server(port, path=PATH, body="", content_type="text/plain", workdir=workdir) as srv:
+                driver.load(srv, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
+                            python_client=args.python_client)
+                bare: Result = driver.load(srv, sample, seconds=args.seconds, connections=args.connections,
+                                           threads=args.threads, wrap=True, python_client=args.python_client)
+            print(bare.line("bare aiohttp, empty 200"), flush=True)
+            api_port = driver.free_port()
+            with driver.server([sys.executable, "-m", "bot.simulators.telegram", "--port", str(api_port),
+                                "--token", TOKEN], port=api_port, ready="/simulator/telegram", workdir=workdir,
+                               name=f"telegram-api-r{round_}"):
+                for workers in driver.worker_counts(args.workers):
+                    name = f"engagebot, {workers} worker{'s' if workers > 1 else ''}"
+                    port = driver.free_port()
+                    url = args.database_url or driver.sqlite_url(workdir, f"telegram-{workers}-r{round_}.db")
+                    env = driver.engagebot_env(
+                        url,
+                        telegram__token=TOKEN, telegram__mode="webhook", telegram__webhook_secret=SECRET,
+                        telegram__webhook_url=f"http://127.0.0.1:{port}{PATH}",
+                        telegram__api_base=f"http://127.0.0.1:{api_port}/bot")
+                    try:
+                        with driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
+                                           name=f"engagebot-{workers}-r{round_}") as srv:
+                            wait_for_webhook(srv.url, next_update)
+                            next_update += 1
+                            warm = build_requests(args.followers, followers=args.followers, first_update=next_update)
+                            next_update += len(warm)
+                            driver.load(srv, warm, seconds=60, connections=args.connections, threads=args.threads,
+                                        python_client=args.python_client)  # every chat known, caches filled
+                            dbsize.analyze(url)
+                            load = build_requests(int(args.max_rate * args.seconds), followers=args.followers,
+                                                  first_update=next_update)
+                            next_update += len(load)
+                            result = driver.load(srv, load, seconds=args.seconds, connections=args.connections,
+                                                 threads=args.threads, python_client=args.python_client)
+                    except driver.ServerFailed as exc:
+                        print(f"  {name:<40} did not run: {exc}", flush=True)
+                        continue
+                    results.record(name, result, bare)
+                    print(result.line(name, bare), flush=True)
 
+        if args.rounds > 1:
+            print(f"over {args.rounds} rounds, each run against its round's bare handler:")
+            print("\n".join(results.summary()), flush=True)
 
 if __name__ == "__main__":
     main()

@@ -4,6 +4,7 @@
                            [--database-url postgresql+asyncpg://...] [--followers 1000]
     python bench/wechat.py --memory 200000        # RSS while that many new followers write once each
     python bench/wechat.py --instances 1,2 --database-url postgresql+asyncpg://...   # behind nginx
+    python bench/wechat.py --rounds 3          # bare and engagebot in turn, three times: the median ratio
 
 For each mode, wrk (bench/driver.py) first loads a bare aiohttp handler that returns a fixed reply
 (in its own process), then ``engagebot run`` (``--workers N`` for each count) with a WeChat account:
@@ -181,7 +182,7 @@ def measure_instances(args: argparse.Namespace, safe: bool, count: int, workers:
         return result
 
 
-def run_instances(args: argparse.Namespace, modes: list[str], workdir: Path) -> None:
+def run_instances(args: argparse.Namespace, modes: list[str], workdir: Path, rounds: driver.Rounds, tag: str) -> None:
     counts = driver.worker_counts(args.instances, "--instances")
     if not (args.database_url or "").startswith("postgresql"):
         raise SystemExit("--instances: instances share a PostgreSQL: give --database-url postgresql+asyncpg://...")
@@ -194,17 +195,20 @@ def run_instances(args: argparse.Namespace, modes: list[str], workdir: Path) -> 
         print(f"{mode} mode:\n{bare.line('bare aiohttp, fixed reply')}", flush=True)
         print(measure_bare(args, safe, workdir, behind_nginx=True).line("bare aiohttp behind nginx", bare), flush=True)
         for count in counts:
-            print_run(f"engagebot, {count} x {workers} worker{'s' if workers > 1 else ''}, nginx", bare,
-                      functools.partial(measure_instances, args, safe, count, workers, workdir, f"{mode}-{count}i"))
+            name = f"engagebot, {count} x {workers} worker{'s' if workers > 1 else ''}, nginx"
+            print_run(name, bare, functools.partial(measure_instances, args, safe, count, workers, workdir,
+                                                    f"{mode}-{count}i{tag}"), rounds, f"{mode}: {name}")
 
 
-def print_run(name: str, bare: Result, measure: Callable[[], Result]) -> None:
-    """One measured run's line, against the bare handler's; or why it did not run."""
+def print_run(name: str, bare: Result, measure: Callable[[], Result], rounds: driver.Rounds, key: str) -> None:
+    """One measured run's line, against the bare handler's (recorded in ``rounds`` under ``key``); or
+    why it did not run."""
     try:
         result = measure()
     except driver.ServerFailed as exc:
         print(f"  {name:<40} did not run: {exc}", flush=True)
         return
+    rounds.record(key, result, bare)
     print(result.line(name, bare), flush=True)
 
 
@@ -262,16 +266,25 @@ def main() -> None:
         client = "Python client" if args.python_client or not driver.have_wrk() else f"wrk -t{args.threads}"
         print(f"signed WeChat text callbacks, {client}, {args.connections} connections, {args.seconds:g}s per run, "
               f"{args.followers} followers, database {'PostgreSQL' if args.database_url else 'SQLite'}")
-        if args.instances:
-            run_instances(args, modes, workdir)
-            return
-        for mode in modes:
-            safe = mode == "safe"
-            bare = measure_bare(args, safe, workdir)
-            print(f"{mode} mode:\n{bare.line('bare aiohttp, fixed reply')}", flush=True)
-            for workers in driver.worker_counts(args.workers):
-                print_run(f"engagebot, {workers} worker{'s' if workers > 1 else ''}", bare,
-                          functools.partial(measure_engagebot, args, safe, workers, workdir, f"{mode}-{workers}"))
+        rounds = driver.Rounds()
+        for round_ in range(1, args.rounds + 1):
+            tag = f"-r{round_}" if args.rounds > 1 else ""
+            if args.rounds > 1:
+                print(f"round {round_} of {args.rounds}:", flush=True)
+            if args.instances:
+                run_instances(args, modes, workdir, rounds, tag)
+                continue
+            for mode in modes:
+                safe = mode == "safe"
+                bare = measure_bare(args, safe, workdir)
+                print(f"{mode} mode:\n{bare.line('bare aiohttp, fixed reply')}", flush=True)
+                for workers in driver.worker_counts(args.workers):
+                    name = f"engagebot, {workers} worker{'s' if workers > 1 else ''}"
+                    print_run(name, bare, functools.partial(measure_engagebot, args, safe, workers, workdir,
+                                                            f"{mode}-{workers}{tag}"), rounds, f"{mode}: {name}")
+        if args.rounds > 1:
+            print(f"over {args.rounds} rounds, each run against its round's bare handler:")
+            print("\n".join(rounds.summary()), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Signed Weibo text pushes per second, everything persisted, against a bare aiohttp handler.
 
     python bench/weibo.py [--workers 1,2] [--seconds 8] [--connections 64] [--database-url URL] [--followers 1000]
+                          [--rounds 3]
 
 wrk (bench/driver.py) first loads a bare aiohttp handler that returns a fixed JSON reply, then
 ``engagebot run`` with a Weibo account: signature check, replay cache, JSON validation, dedupe,
@@ -67,42 +68,50 @@ def main() -> None:
     driver.check_common_arguments(args)
     # Each run's pushes are dated in seconds no earlier run used (a reused PostgreSQL database dedupes them).
     clock = int(time.time()) - 10
-    rounds = int(args.max_rate * args.seconds) // args.followers + 2
+    span = int(args.max_rate * args.seconds) // args.followers + 2  # seconds one run's pushes use
     with tempfile.TemporaryDirectory(prefix="bench-weibo-") as tmp:
         workdir = Path(tmp)
         client = "Python client" if args.python_client or not driver.have_wrk() else f"wrk -t{args.threads}"
         print(f"signed Weibo text pushes, {client}, {args.connections} connections, {args.seconds:g}s per run, "
               f"{args.followers} followers, database {'PostgreSQL' if args.database_url else 'SQLite'}")
-        port = driver.free_port()
-        sample = build_requests(20_000, followers=args.followers, first_second=clock)
-        with driver.bare_server(port, path=PATH, body=BARE_REPLY, content_type="application/json",
-                                workdir=workdir) as srv:
-            driver.load(srv, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
-                        python_client=args.python_client)
-            bare: Result = driver.load(srv, sample, seconds=args.seconds, connections=args.connections,
-                                       threads=args.threads, expect=EXPECT, wrap=True, python_client=args.python_client)
-        print(bare.line("bare aiohttp, fixed reply"), flush=True)
-        for workers in driver.worker_counts(args.workers):
-            name = f"engagebot, {workers} worker{'s' if workers > 1 else ''}"
+        results = driver.Rounds()
+        for round_ in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"round {round_} of {args.rounds}:", flush=True)
             port = driver.free_port()
-            url = args.database_url or driver.sqlite_url(workdir, f"weibo-{workers}.db")
-            env = driver.engagebot_env(url, **SETTINGS)
-            try:
-                with driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
-                                   name=f"engagebot-{workers}") as srv:
-                    warm = build_requests(args.followers, followers=args.followers, first_second=clock)
-                    driver.load(srv, warm, seconds=60, connections=args.connections, threads=args.threads,
-                                python_client=args.python_client)  # every fan known, caches filled
-                    dbsize.analyze(url)
-                    load = build_requests(int(args.max_rate * args.seconds), followers=args.followers,
-                                          first_second=clock - 1)
-                    result = driver.load(srv, load, seconds=args.seconds, connections=args.connections,
-                                         threads=args.threads, expect=EXPECT, python_client=args.python_client)
-            except driver.ServerFailed as exc:
-                print(f"  {name:<40} did not run: {exc}", flush=True)
-                continue
-            clock -= rounds  # the next run's pushes: earlier seconds still
-            print(result.line(name, bare), flush=True)
+            sample = build_requests(20_000, followers=args.followers, first_second=clock)
+            with driver.bare_server(port, path=PATH, body=BARE_REPLY, content_type="application/json",
+                                    workdir=workdir) as srv:
+                driver.load(srv, sample, seconds=2, connections=args.connections, threads=args.threads, wrap=True,
+                            python_client=args.python_client)
+                bare: Result = driver.load(srv, sample, seconds=args.seconds, connections=args.connections,
+                                           threads=args.threads, expect=EXPECT, wrap=True, python_client=args.python_client)
+            print(bare.line("bare aiohttp, fixed reply"), flush=True)
+            for workers in driver.worker_counts(args.workers):
+                name = f"engagebot, {workers} worker{'s' if workers > 1 else ''}"
+                port = driver.free_port()
+                url = args.database_url or driver.sqlite_url(workdir, f"weibo-{workers}-r{round_}.db")
+                env = driver.engagebot_env(url, **SETTINGS)
+                try:
+                    with driver.server(driver.engagebot_command(port, workers), env=env, port=port, workdir=workdir,
+                                       name=f"engagebot-{workers}-r{round_}") as srv:
+                        warm = build_requests(args.followers, followers=args.followers, first_second=clock)
+                        driver.load(srv, warm, seconds=60, connections=args.connections, threads=args.threads,
+                                    python_client=args.python_client)  # every fan known, caches filled
+                        dbsize.analyze(url)
+                        load = build_requests(int(args.max_rate * args.seconds), followers=args.followers,
+                                              first_second=clock - 1)
+                        result = driver.load(srv, load, seconds=args.seconds, connections=args.connections,
+                                             threads=args.threads, expect=EXPECT, python_client=args.python_client)
+                except driver.ServerFailed as exc:
+                    print(f"  {name:<40} did not run: {exc}", flush=True)
+                    continue
+                clock -= span  # the next run's pushes: earlier seconds still
+                results.record(name, result, bare)
+                print(result.line(name, bare), flush=True)
+        if args.rounds > 1:
+            print(f"over {args.rounds} rounds, each run against its round's bare handler:")
+            print("\n".join(results.summary()), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,42 @@
+"""The benches' rounds: each engagebot run against its own round's bare run, and the median over rounds."""
+
+from bench.driver import Result, Rounds
+
+
+def run(rps: float, *, p99: float = 40.0, cpu: float | None = None, errors: int = 0) -> Result:
+    return Result(requests=int(rps * 10), seconds=10.0, p50_ms=p99 / 2, p99_ms=p99, non2xx=errors,
+                  socket_errors=0, unexpected=0, cpu_ms=cpu)
+
+
+def test_each_run_is_compared_with_its_own_rounds_bare_run_and_the_median_is_reported() -> None:
+    rounds = Rounds()
+    # The machine is twice as fast in the second round: the bare run and engagebot's move together.
+    rounds.record("engagebot, 2 workers", run(2_000, p99=60, cpu=0.8), run(10_000, cpu=0.08))
+    rounds.record("engagebot, 2 workers", run(4_000, p99=30, cpu=0.8), run(20_000, cpu=0.08))
+    rounds.record("engagebot, 2 workers", run(2_500, p99=45, cpu=1.0, errors=2), run(10_000, cpu=0.08))
+    (line,) = rounds.summary()
+    # Ratios 20%, 20%, 25%: the median is 20%, whatever the rounds' absolute speeds.
+    assert "median  20.0% of bare" in line
+    assert "(by CPU per request:  10.0%)" in line
+    assert "over 3 rounds (range 20.0% to 25.0%)" in line
+    assert "req/s 2,500" in line  # the median of the engagebot runs' own rates
+    assert "p99 45.0 ms" in line
+    assert line.endswith("errors 2")  # every round's errors count
+
+
+def test_configurations_are_summarized_apart_in_the_order_first_measured() -> None:
+    rounds = Rounds()
+    for _ in range(2):
+        rounds.record("plain: engagebot, 1 worker", run(1_000), run(10_000))
+        rounds.record("plain: engagebot, 2 workers", run(1_500), run(10_000))
+    first, second = rounds.summary()
+    assert first.strip().startswith("plain: engagebot, 1 worker") and "median  10.0%" in first
+    assert second.strip().startswith("plain: engagebot, 2 workers") and "median  15.0%" in second
+    assert "by CPU" not in first  # no CPU measured: no CPU ratio made up
+
+
+def test_a_single_round_reads_as_one_round() -> None:
+    rounds = Rounds()
+    rounds.record("engagebot, 1 worker", run(1_000), run(8_000))
+    (line,) = rounds.summary()
+    assert "over 1 round (range 12.5% to 12.5%)" in line
