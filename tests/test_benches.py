@@ -1,6 +1,14 @@
-"""The benches' rounds: each engagebot run against its own round's bare run, and the median over rounds."""
+"""The benches' own logic: rounds (each engagebot run against its own round's bare run, the median over
+rounds), and bench/writer.py, which drives the group writer's private function and must keep running."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 from bench.driver import Result, Rounds
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(rps: float, *, p99: float = 40.0, cpu: float | None = None, errors: int = 0) -> Result:
@@ -40,3 +48,18 @@ def test_a_single_round_reads_as_one_round() -> None:
     rounds.record("engagebot, 1 worker", run(1_000), run(8_000))
     (line,) = rounds.summary()
     assert "over 1 round (range 12.5% to 12.5%)" in line
+
+
+def test_the_writer_bench_writes_real_batches_and_prints_a_figure_per_size() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "writer.py"), "--sizes", "1,4", "--messages", "40"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    figures = re.findall(r"batches of +(\d+): CPU +([\d.]+) ms per message", done.stdout)
+    assert [size for size, _ in figures] == ["1", "4"]
+    assert all(float(cpu) > 0 for _, cpu in figures)
+
+
+def test_the_writer_bench_refuses_sizes_that_make_no_batch() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "writer.py"), "--sizes", "0"],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode != 0 and "--sizes and --messages must be positive" in done.stderr
