@@ -4,29 +4,39 @@ A row per accepted (timestamp, nonce, signature) of a channel (its accounts shar
 may share a token), with a hash of the body it came with, kept until its timestamp leaves the
 accepted window, then pruned. Lookups of requests arriving together are batched: one insert
 (conflicts ignored), one select, committed with the group writer's batch.
+
+Expired rows are deleted by the group writer as it writes new ones, a bounded number per batch
+(:class:`PruneSchedule`), and by the retention duty (``bot.storage.retention``) in its hourly pass.
+One unbounded DELETE in a batch would hold every message of that batch, and the SQLite file's one
+writer, for as long as the backlog takes: 0.6 to 1 s for 60,000 expired rows (half a minute of
+requests at 2,000/s) on the machine of docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete
+from sqlalchemy import Connection, Delete, Table, bindparam, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.clock import utcnow
 
+from .dialect import affected_rows, skip_locked
 from .driver_sql import insert_new_rows, select_in
 from .models import SeenRequest
 
-PRUNE_EVERY = 30.0  # seconds between deletions of expired rows (per process)
+PRUNE_EVERY = 30.0  # seconds between a process's prunes while the last one left no expired row behind
+# Most expired rows one batch deletes (4 to 6 ms of SQLite's time on the machine of docs/benchmarks.md: each
+# row is found in three indexes); when a prune deletes that many, more are left and the next batch prunes
+# again, so deletion keeps pace with any rate of requests while no batch carries more than this.
+PRUNE_ROWS = 200
 
 _SEEN = cast(Table, SeenRequest.__table__)
-_PRUNE = delete(SeenRequest).where(SeenRequest.expires_at < bindparam("now"))
 
 
 REPLAYED = "signature already used with another body"
@@ -52,30 +62,61 @@ class ReplayLedger:
     waiting for the other's).
     """
 
-    def __init__(self, engine: AsyncEngine, *, prune_every: float = PRUNE_EVERY) -> None:
+    def __init__(self, engine: AsyncEngine, *, prune_every: float | None = None) -> None:
         from .writer import shared_group_writer  # the writer builds on this module's statements
 
         self.engine = engine
-        self.prune_every = prune_every
-        self._next_prune = 0.0
         self._writer = shared_group_writer(engine)
+        if prune_every is not None:  # the writer is shared: the most eager of its ledgers sets the pace
+            self._writer.pruning.every = min(self._writer.pruning.every, prune_every)
 
     async def admit(self, seen: Seen) -> bool:
         """Record ``seen``; False when its key is already stored with another body hash."""
-        prune = time.monotonic() >= self._next_prune
-        if prune:
-            self._next_prune = time.monotonic() + self.prune_every
-        return await self._writer.admit(seen, prune=prune)
+        return await self._writer.admit(seen)
 
     async def close(self) -> None:
         await self._writer.close()
 
 
-def record_seen(conn: Connection, batch: Sequence[Seen], *, prune: bool) -> list[bool]:
+class PruneSchedule:
+    """When a group writer's batch deletes expired rows, and how many at most (``rows``).
+
+    Due at the first batch, then ``every`` seconds after a prune that left none behind, and at the
+    very next batch after one that deleted ``rows`` (more are waiting). Kept by the writer's batches
+    only, which run one at a time.
+    """
+
+    def __init__(self, *, every: float = PRUNE_EVERY, rows: int = PRUNE_ROWS, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self.rows = rows
+        self.clock = clock
+        self._next = 0.0
+
+    def due(self) -> int:
+        """How many expired rows this batch should delete at most: ``rows``, or 0 when it is not time."""
+        return self.rows if self.clock() >= self._next else 0
+
+    def pruned(self, deleted: int, limit: int) -> None:
+        """A committed prune of at most ``limit`` rows deleted ``deleted``."""
+        self._next = self.clock() if deleted >= limit else self.clock() + self.every
+
+
+def delete_expired(bind: Any, limit: int) -> Delete:
+    """At most ``limit`` rows expired by the bound ``now``: found with the expiry index and deleted by
+    primary key; on PostgreSQL rows another transaction is deleting are left to it (``SKIP LOCKED``)."""
+    expiring: Any = (select(SeenRequest.scope, SeenRequest.key)
+                     .where(SeenRequest.expires_at < bindparam("now")).limit(limit))
+    return delete(SeenRequest).where(tuple_(SeenRequest.scope, SeenRequest.key).in_(skip_locked(bind, expiring)))
+
+
+def prune_seen(conn: Connection, limit: int) -> int:
+    """Within the caller's transaction: delete at most ``limit`` expired rows; how many went."""
+    return affected_rows(conn.execute(delete_expired(conn, limit), {"now": utcnow()}))
+
+
+def record_seen(conn: Connection, batch: Sequence[Seen]) -> list[bool]:
     """Within the caller's transaction: store each request's key (a key stored already is kept as it
-    is), prune expired rows when asked; for each, whether its key is stored with its own body hash."""
-    if prune:
-        conn.execute(_PRUNE, {"now": utcnow()})
+    is); for each, whether its key is stored with its own body hash."""
     inserted = insert_new_rows(conn, _SEEN, [{"scope": s.scope, "key": s.key, "body_hash": s.body_hash,
                                               "expires_at": s.expires_at} for s in batch])
     if inserted == len(batch):

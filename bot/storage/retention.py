@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.core.clock import utcnow
@@ -26,6 +26,7 @@ from bot.core.clock import utcnow
 from .dialect import affected_rows, skip_locked
 from .engine import sqlite_gate
 from .models import Message, PlatformNotice, SeenRequest
+from .replay import delete_expired
 from .status import FINAL, DeliveryStatus
 
 log = logging.getLogger("engagebot.retention")
@@ -92,11 +93,9 @@ async def prune(engine: AsyncEngine, *, cutoff: datetime | None, now: datetime, 
             if deleted < batch_size:
                 break
             await asyncio.sleep(pause)
-    key = tuple_(SeenRequest.scope, SeenRequest.key)
-    expiring: Any = select(SeenRequest.scope, SeenRequest.key).where(SeenRequest.expires_at < now).limit(batch_size)
-    expired = skip_locked(engine, expiring)
+    expired = delete_expired(engine, batch_size)
     while True:
-        deleted = await _delete_batch(engine, delete(SeenRequest).where(key.in_(expired)))
+        deleted = await _delete_batch(engine, expired, {"now": now})
         done.seen_requests += deleted
         done.batches += 1
         if deleted < batch_size:
@@ -105,12 +104,12 @@ async def prune(engine: AsyncEngine, *, cutoff: datetime | None, now: datetime, 
     return done
 
 
-async def _delete_batch(engine: AsyncEngine, statement: Any) -> int:
+async def _delete_batch(engine: AsyncEngine, statement: Any, params: dict[str, Any] | None = None) -> int:
     gate = sqlite_gate(engine)
     # Connection first, then SQLite's write gate (the order every writer follows), for one batch only.
     async with engine.connect() as conn, gate.lock if gate is not None else contextlib.nullcontext():
         async with conn.begin():
-            result = await conn.execute(statement, execution_options={"synchronize_session": False})
+            result = await conn.execute(statement, params, execution_options={"synchronize_session": False})
     return affected_rows(result)
 
 

@@ -37,7 +37,7 @@ from .batching import Batcher
 from .driver_sql import insert_rows, update_rows
 from .engine import is_row_error
 from .models import Follower, Message
-from .replay import REPLAYED, Seen, record_seen
+from .replay import REPLAYED, PruneSchedule, Seen, prune_seen, record_seen
 from .runner import BatchRunner
 
 log = logging.getLogger("engagebot.storage.writer")
@@ -63,10 +63,9 @@ class ExchangeWrite:
 
 @dataclass(slots=True)
 class Admission:
-    """A signed request for the replay cache; ``prune``: its ledger's pruning period is over."""
+    """A signed request for the replay cache, written on its own (not with an exchange)."""
 
     seen: Seen
-    prune: bool
 
 
 WriteItem = ExchangeWrite | Admission
@@ -91,6 +90,7 @@ class GroupWriter:
         self.users = 0
         self.closed = False
         self._runner = BatchRunner(engine, name=WRITER_NAME, writes=True)
+        self.pruning = PruneSchedule()  # the replay cache's expired rows, deleted a few at a time with the batches
         # Cut late: what arrives while a batch waits for the write gate, its thread and the other processes'
         # writers joins it (one commit for all, and the commits are what the file serializes).
         self._batcher: Batcher[WriteItem, object] = Batcher(
@@ -100,10 +100,10 @@ class GroupWriter:
         """Queue the writes and wait until they are committed; return (inbound id, outbound ids)."""
         return cast(tuple[int, list[int]], await self._batcher.submit(item))
 
-    async def admit(self, seen: Seen, *, prune: bool = False) -> bool:
+    async def admit(self, seen: Seen) -> bool:
         """Store a signed request in the replay cache with the next batch; False when its key is
-        stored already with another body hash (a replay). ``prune``: delete expired rows too."""
-        return cast(bool, await self._batcher.submit(Admission(seen, prune)))
+        stored already with another body hash (a replay)."""
+        return cast(bool, await self._batcher.submit(Admission(seen)))
 
     async def close(self) -> None:
         """Give this user's share back; the last user's close finishes what is queued and stops."""
@@ -123,7 +123,7 @@ class GroupWriter:
 
         def write(conn: Connection) -> list[object]:
             taken.extend(take())
-            return _write(conn, taken)
+            return _write(conn, taken, self.pruning)
 
         try:
             return list(await self._runner.run(write))
@@ -134,22 +134,27 @@ class GroupWriter:
             return [DuplicateExchange()]
 
 
-def _write(conn: Connection, batch: list[WriteItem]) -> list[object]:
+def _write(conn: Connection, batch: list[WriteItem], pruning: PruneSchedule | None = None) -> list[object]:
     """The batch's statements in one transaction: one executemany per statement shape, one commit.
 
     The replay checks first (admissions on their own and those of exchanges); an exchange whose check
-    finds a replay is left out, and its caller gets ``ReplayError``.
+    finds a replay is left out, and its caller gets ``ReplayError``. A batch that writes replay rows
+    deletes some expired ones too, when ``pruning`` says it is time.
     """
     seen = [item.seen for item in batch if isinstance(item, Admission)] + \
         [item.seen for item in batch if isinstance(item, ExchangeWrite) and item.seen is not None]
-    prune = any(item.prune for item in batch if isinstance(item, Admission))
+    prune_limit = pruning.due() if pruning is not None and seen else 0
     with conn.begin():
-        verdicts = dict(zip(map(id, seen), record_seen(conn, seen, prune=prune))) if seen else {}
+        pruned = prune_seen(conn, prune_limit) if prune_limit else 0
+        verdicts = dict(zip(map(id, seen), record_seen(conn, seen))) if seen else {}
         exchanges = [item for item in batch if isinstance(item, ExchangeWrite)
                      and (item.seen is None or verdicts[id(item.seen)])]
         written = dict(zip(map(id, exchanges), _write_exchanges(conn, exchanges))) if exchanges else {}
         committing = time.perf_counter()
     histogram(COMMIT_SECONDS, WRITER_NAME).observe(time.perf_counter() - committing)
+    if prune_limit:
+        assert pruning is not None
+        pruning.pruned(pruned, prune_limit)  # committed: the schedule learns whether rows were left
     results: list[object] = []
     for item in batch:
         if isinstance(item, Admission):

@@ -356,6 +356,7 @@ async def test_an_exchange_whose_replay_check_fails_is_not_written_and_its_calle
     from bot.errors import ReplayError
     from bot.storage.models import SeenRequest
     from bot.storage.replay import REPLAYED, Seen
+    from bot.storage.replay import PruneSchedule
     from bot.storage.writer import Admission, ExchangeWrite, _write
 
     engine, fid = await _engine_and_follower(database_url)
@@ -366,21 +367,21 @@ async def test_an_exchange_whose_replay_check_fails_is_not_written_and_its_calle
             return ExchangeWrite(fid, {}, _row(fid, "in", name, dedupe_key=name), [_row(fid, "out", f"to {name}")],
                                  seen=seen)
 
-        async def write(batch: list[Any]) -> list[Any]:
+        async def write(batch: list[Any], pruning: PruneSchedule | None = None) -> list[Any]:
             async with engine.connect() as conn:
-                return await conn.run_sync(lambda sync: _write(sync, batch))
+                return await conn.run_sync(lambda sync: _write(sync, batch, pruning))
 
-        assert await write([Admission(Seen("wechat", "old", "h", past), prune=False),
-                            Admission(Seen("wechat", "used", "body 1", later), prune=False)]) == [True, True]
+        assert await write([Admission(Seen("wechat", "old", "h", past)),
+                            Admission(Seen("wechat", "used", "body 1", later))]) == [True, True]
         kept = await write([exchange("kept", Seen("wechat", "k1", "h", later)), exchange("plain", None)])
         assert [type(r) for r in kept] == [tuple, tuple]
         async with engine.connect() as conn:
             assert sorted((await conn.execute(select(SeenRequest.key))).scalars()) == ["k1", "old", "used"]
         admitted, real, replayed, plain = await write([
-            Admission(Seen("wechat", "a1", "h", later), prune=True),
+            Admission(Seen("wechat", "a1", "h", later)),
             exchange("real", Seen("wechat", "r1", "h", later)),
             exchange("forged", Seen("wechat", "used", "body 2", later)),
-            exchange("plain 2", None)])
+            exchange("plain 2", None)], PruneSchedule())
         assert admitted is True
         assert isinstance(replayed, ReplayError) and str(replayed) == REPLAYED
         assert isinstance(real, tuple) and isinstance(plain, tuple)
@@ -470,7 +471,7 @@ async def test_record_seen_answers_each_request_of_a_batch_by_its_own_body(datab
 
     async def record(batch: list[Seen]) -> list[bool]:
         async with engine.begin() as conn:
-            return await conn.run_sync(lambda sync: record_seen(sync, batch, prune=False))
+            return await conn.run_sync(lambda sync: record_seen(sync, batch))
 
     try:
         assert await record([seen("new-1", "a"), seen("new-2", "b")]) == [True, True]
@@ -482,4 +483,78 @@ async def test_record_seen_answers_each_request_of_a_batch_by_its_own_body(datab
             stored = dict((await conn.execute(select(SeenRequest.key, SeenRequest.body_hash))).all())
         assert stored == {"new-1": "a", "new-2": "b", "new-3": "c", "twice": "a"}
     finally:
+        await engine.dispose()
+
+
+def test_the_replay_prune_schedule_comes_back_at_once_while_rows_are_left_and_waits_when_none_are() -> None:
+    from bot.storage.replay import PruneSchedule
+
+    now = [100.0]
+    schedule = PruneSchedule(every=30, rows=500, clock=lambda: now[0])
+    assert schedule.due() == 500  # the first batch prunes
+    schedule.pruned(500, 500)  # as many as allowed: more are waiting
+    assert schedule.due() == 500
+    schedule.pruned(120, 500)  # the backlog is gone
+    assert schedule.due() == 0
+    now[0] += 29.9
+    assert schedule.due() == 0
+    now[0] += 0.1
+    assert schedule.due() == 500
+
+
+async def test_the_group_writer_prunes_expired_replay_rows_a_bounded_share_per_batch(database_url: str) -> None:
+    """A backlog of expired replay rows (a quiet spell, then traffic; or the hourly retention not yet come)
+    is deleted by the message batches a share at a time: none of them carries the whole backlog, the
+    next batches take the rest, rows still in their window stay, and once the backlog is gone the
+    batches stop pruning until the period is over. Messages whose check rides with their exchange
+    prune too, not only requests admitted on their own."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, insert
+
+    from bot.core.clock import utcnow
+    from bot.storage.models import SeenRequest
+    from bot.storage.replay import PruneSchedule, Seen
+    from bot.storage.writer import ExchangeWrite, GroupWriter
+
+    engine, fid = await _engine_and_follower(database_url)
+    writer = GroupWriter(engine)
+    clock = [0.0]
+    writer.pruning = PruneSchedule(every=3600, rows=500, clock=lambda: clock[0])
+    past, later = utcnow() - timedelta(minutes=1), utcnow() + timedelta(minutes=5)
+
+    async def expired_and_live() -> tuple[int, int]:
+        async with engine.connect() as conn:
+            expired = (await conn.execute(select(func.count()).select_from(SeenRequest)
+                                          .where(SeenRequest.expires_at < utcnow()))).scalar_one()
+            live = (await conn.execute(select(func.count()).select_from(SeenRequest)
+                                       .where(SeenRequest.expires_at >= utcnow()))).scalar_one()
+        return expired, live
+
+    async def add(count: int, prefix: str, expires: Any) -> None:
+        async with engine.begin() as conn:
+            await conn.execute(insert(SeenRequest), [
+                {"scope": "wechat", "key": f"{prefix}{i}", "body_hash": "h", "expires_at": expires} for i in range(count)])
+
+    async def message(number: int) -> None:
+        name = f"m{number}"
+        await writer.write(ExchangeWrite(fid, {}, _row(fid, "in", name, dedupe_key=name), [_row(fid, "out", name)],
+                                         seen=Seen("wechat", f"new{number}", "h", later)))
+
+    try:
+        await add(1_200, "old", past)
+        await add(50, "live", later)
+        left = []
+        for number in range(4):
+            await message(number)
+            left.append(await expired_and_live())
+        assert left == [(700, 51), (200, 52), (0, 53), (0, 54)]
+        await add(10, "older", past)  # expired since: the period after the last (partial) prune is not over
+        await message(4)
+        assert await expired_and_live() == (10, 55)
+        clock[0] += 3600  # the period over
+        await message(5)
+        assert await expired_and_live() == (0, 56)
+    finally:
+        await writer.close()
         await engine.dispose()
