@@ -63,3 +63,16 @@ def test_the_writer_bench_refuses_sizes_that_make_no_batch() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "writer.py"), "--sizes", "0"],
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode != 0 and "--sizes and --messages must be positive" in done.stderr
+
+
+def test_the_writer_bench_times_a_batch_with_its_bounded_prune_and_an_unbounded_one() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "writer.py"), "--replay-backlog", "20000"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    deleted: dict[str, list[int]] = {}
+    for label, count in re.findall(r"^  (no prune|bounded|unbounded) +[\d.]+ ms +\(([\d,]+) expired", done.stdout, re.M):
+        deleted.setdefault(label, []).append(int(count.replace(",", "")))
+    assert deleted["no prune"] == [0, 0]
+    assert deleted["bounded"] == [200, 200, 200]  # PRUNE_ROWS each: 2,000 of the 20,000 had expired
+    (unbounded,) = deleted["unbounded"]
+    assert unbounded >= 2_000 - 3 * 200  # what the bounded prunes left, all at once
