@@ -61,10 +61,10 @@ async def run(url: str, rows: int) -> None:
     batches: list[float] = []
     delete_batch = retention._delete_batch
 
-    async def timed(engine: Any, statement: Any) -> int:
+    async def timed(engine: Any, statement: Any, params: dict[str, Any] | None = None) -> int:
         t = time.perf_counter()
         try:
-            return await delete_batch(engine, statement)
+            return await delete_batch(engine, statement, params)
         finally:
             batches.append(time.perf_counter() - t)
 
