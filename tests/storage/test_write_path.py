@@ -355,8 +355,7 @@ async def test_an_exchange_whose_replay_check_fails_is_not_written_and_its_calle
     from bot.core.clock import utcnow
     from bot.errors import ReplayError
     from bot.storage.models import SeenRequest
-    from bot.storage.replay import REPLAYED, Seen
-    from bot.storage.replay import PruneSchedule
+    from bot.storage.replay import REPLAYED, PruneSchedule, Seen
     from bot.storage.writer import Admission, ExchangeWrite, _write
 
     engine, fid = await _engine_and_follower(database_url)
