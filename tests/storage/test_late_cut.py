@@ -171,13 +171,17 @@ async def test_a_batch_cut_while_its_batcher_stops_is_answered_and_a_cut_after_t
     requests whose callers were answered already, or steal the next task's)."""
     release = threading.Event()
     cuts: list[list[int]] = []
+    finished = threading.Semaphore(0)  # one release per runner thread done: the stopped task's has no awaiter
 
     async def runner(take: Callable[[], list[int]]) -> list[int]:
         def in_thread() -> list[int]:
-            release.wait(5)
-            items = take()
-            cuts.append(items)
-            return [i * 10 for i in items]
+            try:
+                release.wait(5)
+                items = take()
+                cuts.append(items)
+                return [i * 10 for i in items]
+            finally:
+                finished.release()
 
         return await asyncio.to_thread(in_thread)
 
@@ -191,6 +195,8 @@ async def test_a_batch_cut_while_its_batcher_stops_is_answered_and_a_cut_after_t
     await asyncio.sleep(0.05)
     release.set()
     assert await asyncio.wait_for(after, 5) == 20
+    # Both threads done (the stopped task's thread may finish after the new one's under load), then their cuts:
+    assert await asyncio.to_thread(lambda: finished.acquire(timeout=5) and finished.acquire(timeout=5))
     assert sorted(cuts) == [[], [2]]  # the stopped task's take() cut nothing; the new one's cut its own request
     await batcher.close()
 
