@@ -80,8 +80,22 @@ class Rounds:
     median of those ratios is the figure to quote, with its range beside it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, count: int = 1) -> None:
+        self.count = count
         self.runs: dict[str, list[tuple[Result, Result]]] = {}
+
+    def each(self) -> Iterator[int]:
+        """The rounds' numbers, 1 to ``count``, each announced when there are several."""
+        for number in range(1, self.count + 1):
+            if self.count > 1:
+                print(f"round {number} of {self.count}:", flush=True)
+            yield number
+
+    def print_summary(self) -> None:
+        """After several rounds: :meth:`summary`, under a heading."""
+        if self.count > 1:
+            print(f"over {self.count} rounds, each run against its round's bare handler:")
+            print("\n".join(self.summary()), flush=True)
 
     def record(self, name: str, result: Result, bare: Result) -> None:
         self.runs.setdefault(name, []).append((result, bare))

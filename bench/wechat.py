@@ -266,11 +266,9 @@ def main() -> None:
         client = "Python client" if args.python_client or not driver.have_wrk() else f"wrk -t{args.threads}"
         print(f"signed WeChat text callbacks, {client}, {args.connections} connections, {args.seconds:g}s per run, "
               f"{args.followers} followers, database {'PostgreSQL' if args.database_url else 'SQLite'}")
-        rounds = driver.Rounds()
-        for round_ in range(1, args.rounds + 1):
+        rounds = driver.Rounds(args.rounds)
+        for round_ in rounds.each():
             tag = f"-r{round_}" if args.rounds > 1 else ""
-            if args.rounds > 1:
-                print(f"round {round_} of {args.rounds}:", flush=True)
             if args.instances:
                 run_instances(args, modes, workdir, rounds, tag)
                 continue
@@ -282,9 +280,7 @@ def main() -> None:
                     name = f"engagebot, {workers} worker{'s' if workers > 1 else ''}"
                     print_run(name, bare, functools.partial(measure_engagebot, args, safe, workers, workdir,
                                                             f"{mode}-{workers}{tag}"), rounds, f"{mode}: {name}")
-        if args.rounds > 1:
-            print(f"over {args.rounds} rounds, each run against its round's bare handler:")
-            print("\n".join(rounds.summary()), flush=True)
+        rounds.print_summary()
 
 
 if __name__ == "__main__":

@@ -74,10 +74,8 @@ def main() -> None:
         client = "Python client" if args.python_client or not driver.have_wrk() else f"wrk -t{args.threads}"
         print(f"signed Weibo text pushes, {client}, {args.connections} connections, {args.seconds:g}s per run, "
               f"{args.followers} followers, database {'PostgreSQL' if args.database_url else 'SQLite'}")
-        results = driver.Rounds()
-        for round_ in range(1, args.rounds + 1):
-            if args.rounds > 1:
-                print(f"round {round_} of {args.rounds}:", flush=True)
+        results = driver.Rounds(args.rounds)
+        for round_ in results.each():
             port = driver.free_port()
             sample = build_requests(20_000, followers=args.followers, first_second=clock)
             with driver.bare_server(port, path=PATH, body=BARE_REPLY, content_type="application/json",
@@ -109,9 +107,7 @@ def main() -> None:
                 clock -= span  # the next run's pushes: earlier seconds still
                 results.record(name, result, bare)
                 print(result.line(name, bare), flush=True)
-        if args.rounds > 1:
-            print(f"over {args.rounds} rounds, each run against its round's bare handler:")
-            print("\n".join(results.summary()), flush=True)
+        results.print_summary()
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.driver import Result, Rounds
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,3 +78,18 @@ def test_the_writer_bench_times_a_batch_with_its_bounded_prune_and_an_unbounded_
     assert deleted["bounded"] == [200, 200, 200]  # PRUNE_ROWS each: 2,000 of the 20,000 had expired
     (unbounded,) = deleted["unbounded"]
     assert unbounded >= 2_000 - 3 * 200  # what the bounded prunes left, all at once
+
+
+def test_rounds_are_announced_and_summarized_only_when_there_are_several(capsys: pytest.CaptureFixture[str]) -> None:
+    several = Rounds(2)
+    for number in several.each():
+        several.record("engagebot, 1 worker", run(1_000 * number), run(10_000))
+    several.print_summary()
+    out = capsys.readouterr().out
+    assert "round 1 of 2:" in out and "round 2 of 2:" in out
+    assert "over 2 rounds, each run against its round's bare handler:" in out and "median  15.0% of bare" in out
+    one = Rounds()
+    assert list(one.each()) == [1]
+    one.record("engagebot, 1 worker", run(1_000), run(10_000))
+    one.print_summary()
+    assert capsys.readouterr().out == ""  # one round: its run's line says it all
