@@ -96,9 +96,9 @@ class PruneSchedule:
         """How many expired rows this batch should delete at most: ``rows``, or 0 when it is not time."""
         return self.rows if self.clock() >= self._next else 0
 
-    def pruned(self, deleted: int, limit: int) -> None:
-        """A committed prune of at most ``limit`` rows deleted ``deleted``."""
-        self._next = self.clock() if deleted >= limit else self.clock() + self.every
+    def pruned(self, deleted: int) -> None:
+        """A committed prune (of at most ``rows``) deleted ``deleted`` rows."""
+        self._next = self.clock() if deleted >= self.rows else self.clock() + self.every
 
 
 def delete_expired(bind: Any, limit: int) -> Delete:

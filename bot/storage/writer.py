@@ -154,7 +154,7 @@ def _write(conn: Connection, batch: list[WriteItem], pruning: PruneSchedule | No
     histogram(COMMIT_SECONDS, WRITER_NAME).observe(time.perf_counter() - committing)
     if prune_limit:
         assert pruning is not None
-        pruning.pruned(pruned, prune_limit)  # committed: the schedule learns whether rows were left
+        pruning.pruned(pruned)  # committed: the schedule learns whether rows were left
     results: list[object] = []
     for item in batch:
         if isinstance(item, Admission):

@@ -491,9 +491,9 @@ def test_the_replay_prune_schedule_comes_back_at_once_while_rows_are_left_and_wa
     now = [100.0]
     schedule = PruneSchedule(every=30, rows=500, clock=lambda: now[0])
     assert schedule.due() == 500  # the first batch prunes
-    schedule.pruned(500, 500)  # as many as allowed: more are waiting
+    schedule.pruned(500)  # as many as allowed: more are waiting
     assert schedule.due() == 500
-    schedule.pruned(120, 500)  # the backlog is gone
+    schedule.pruned(120)  # the backlog is gone
     assert schedule.due() == 0
     now[0] += 29.9
     assert schedule.due() == 0
