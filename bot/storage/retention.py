@@ -3,9 +3,11 @@
 Kept whatever their age: rows still to be sent (``pending``, ``sending``, ``held``), followers,
 claims, codes, campaign touches, referrals (none of them is in the tables pruned here).
 
-Deletion goes in batches of ``batch_size`` rows, each its own short transaction, with a pause
-between batches: the hot tables are never locked for long, and on SQLite the one writer's gate is
-held for one batch at a time, so messages keep being answered while a large backlog is pruned.
+Deletion goes in batches, each its own short transaction, with a pause between batches: the hot
+tables are never locked for long, and on SQLite the one writer's gate is held for one batch at a
+time, so messages keep being answered while a large backlog is pruned. A batch's size follows its
+time (:class:`BatchSize`): as many rows as the last batches deleted within ``budget`` (5 ms), since
+what a row costs to delete depends on the table's indexes, the disk and the load, not on a count.
 On PostgreSQL a batch skips rows another transaction has locked (they are taken next time).
 """
 
@@ -14,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,8 +35,10 @@ from .status import FINAL, DeliveryStatus
 
 log = logging.getLogger("engagebot.retention")
 
-RETENTION_BATCH = 1000  # rows per transaction: a few milliseconds of lock on either database
-BATCH_PAUSE = 0.05  # seconds between batches, so the request path gets the database in between
+RETENTION_BATCH = 5000  # rows per transaction at most, however fast they go
+FIRST_BATCH = 100  # rows in a pass's first transaction, before its time says more
+BATCH_BUDGET = 0.005  # seconds a transaction may hold the table (SQLite: the writer) at a time
+BATCH_PAUSE = 0.025  # seconds between batches, so the request path gets the database in between
 
 # Rows whose story is over: an inbound message handled, a reply given inline or settled by a sender.
 PRUNABLE = (DeliveryStatus.HANDLED, DeliveryStatus.PASSIVE, *FINAL)
@@ -46,6 +52,27 @@ class Pruned:
     seen_requests: int = 0
     notices: int = 0  # platform notifications (location reports, edits, send reports) past the retention
     batches: int = 0
+    longest_hold: float = 0.0  # seconds: the longest a transaction held the database
+
+
+class BatchSize:
+    """Rows per transaction, following how long the last one held the database: ``budget`` seconds'
+    worth at the rate it deleted, between 1 and ``most`` rows, at most doubling from one to the next
+    (one quick batch, a cache warm by chance, does not make the next one huge)."""
+
+    def __init__(self, *, most: int, budget: float | None, first: int = FIRST_BATCH) -> None:
+        if most < 1:
+            raise ValueError("a batch holds at least one row")
+        self.most = most
+        self.budget = budget
+        self.rows = most if budget is None else min(first, most)
+
+    def held(self, deleted: int, seconds: float) -> None:
+        """A batch of ``self.rows`` deleted ``deleted`` rows holding the database ``seconds``."""
+        if self.budget is None or deleted <= 0:
+            return
+        fitting = int(self.budget * deleted / seconds) if seconds > 0 else self.most
+        self.rows = max(1, min(self.most, 2 * self.rows, fitting))
 
 
 def _old_messages(cutoff: datetime) -> Any:
@@ -67,50 +94,52 @@ async def count_prunable(engine: AsyncEngine, *, cutoff: datetime | None, now: d
 
 
 async def prune(engine: AsyncEngine, *, cutoff: datetime | None, now: datetime, batch_size: int = RETENTION_BATCH,
-                pause: float = BATCH_PAUSE) -> Pruned:
+                pause: float = BATCH_PAUSE, budget: float | None = BATCH_BUDGET) -> Pruned:
     """Delete messages created before ``cutoff`` in a final state, and replay rows expired by ``now``.
 
-    The replay cache's rows protect nothing once expired (a request that old is refused by its
-    timestamp), whatever the retention; the request path prunes them too, but only while requests come.
+    A transaction deletes at most ``batch_size`` rows, and about as many as fit in ``budget`` seconds
+    (None: always ``batch_size``). The replay cache's rows protect nothing once expired (a request
+    that old is refused by its timestamp), whatever the retention; the request path prunes them too,
+    but only while requests come.
     """
     done = Pruned()
+
+    async def in_batches(statement: Callable[[int], Any], params: dict[str, Any] | None = None) -> int:
+        size = BatchSize(most=batch_size, budget=budget)
+        total = 0
+        while True:
+            rows = size.rows
+            deleted, held = await _delete_batch(engine, statement(rows), params)
+            total += deleted
+            done.batches += 1
+            done.longest_hold = max(done.longest_hold, held)
+            if deleted < rows:
+                return total
+            size.held(deleted, held)
+            await asyncio.sleep(pause)
+
     if cutoff is not None:
-        old = skip_locked(engine, select(Message.id).where(_old_messages(cutoff)).limit(batch_size))
-        while True:
-            deleted = await _delete_batch(engine, delete(Message).where(Message.id.in_(old.scalar_subquery())))
-            done.messages += deleted
-            done.batches += 1
-            if deleted < batch_size:
-                break
-            await asyncio.sleep(pause)
-        old_notices = skip_locked(engine, select(PlatformNotice.id).where(PlatformNotice.received_at < cutoff)
-                                  .limit(batch_size))
-        while True:
-            deleted = await _delete_batch(engine, delete(PlatformNotice).where(
-                PlatformNotice.id.in_(old_notices.scalar_subquery())))
-            done.notices += deleted
-            done.batches += 1
-            if deleted < batch_size:
-                break
-            await asyncio.sleep(pause)
-    expired = delete_expired(engine, batch_size)
-    while True:
-        deleted = await _delete_batch(engine, expired, {"now": now})
-        done.seen_requests += deleted
-        done.batches += 1
-        if deleted < batch_size:
-            break
-        await asyncio.sleep(pause)
+        done.messages = await in_batches(lambda rows: delete(Message).where(Message.id.in_(skip_locked(
+            engine, select(Message.id).where(_old_messages(cutoff)).limit(rows)).scalar_subquery())))
+        done.notices = await in_batches(lambda rows: delete(PlatformNotice).where(PlatformNotice.id.in_(skip_locked(
+            engine, select(PlatformNotice.id).where(PlatformNotice.received_at < cutoff).limit(rows))
+            .scalar_subquery())))
+    done.seen_requests = await in_batches(lambda rows: delete_expired(engine, rows), {"now": now})
     return done
 
 
-async def _delete_batch(engine: AsyncEngine, statement: Any, params: dict[str, Any] | None = None) -> int:
+async def _delete_batch(engine: AsyncEngine, statement: Any, params: dict[str, Any] | None = None
+                        ) -> tuple[int, float]:
+    """One transaction: the rows it deleted, and how long it held the database (from SQLite's write
+    gate taken, or from the transaction's start, to its commit)."""
     gate = sqlite_gate(engine)
     # Connection first, then SQLite's write gate (the order every writer follows), for one batch only.
     async with engine.connect() as conn, gate.lock if gate is not None else contextlib.nullcontext():
+        started = time.perf_counter()
         async with conn.begin():
             result = await conn.execute(statement, params, execution_options={"synchronize_session": False})
-    return affected_rows(result)
+        held = time.perf_counter() - started
+    return affected_rows(result), held
 
 
 PRUNE_INTERVAL = 3600.0  # seconds between passes of the duty (the first one a minute after start)

@@ -6,20 +6,23 @@ Runs on SQLite, and on PostgreSQL with ENGAGEBOT_TEST_DATABASE_URL.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+import pytest
+from sqlalchemy import func, insert, select, update
 
 from bot.app import CORE, RETENTION, build_app
 from bot.core.clock import utcnow
 from bot.offers import Claim
 from bot.offers.models import CampaignTouch, PoolCode
 from bot.settings import Settings
+from bot.storage import retention
 from bot.storage.leases import holders
 from bot.storage.models import Follower, Message, PlatformNotice, SeenRequest
-from bot.storage.retention import RetentionDuty, count_prunable, prune, retention_cutoff
+from bot.storage.retention import BatchSize, RetentionDuty, count_prunable, prune, retention_cutoff
 from bot.testing import BotHarness
 from handlers import default_router
 from tests.offers.conftest import load_into
@@ -164,3 +167,65 @@ async def test_old_platform_notices_go_and_recent_ones_stay(database_url: str) -
         pruned = await prune(h.engine, cutoff=cutoff, now=now, batch_size=1, pause=0)
         assert pruned.notices == 2
         assert await _count(h, PlatformNotice) == 1
+
+
+def test_a_batch_is_sized_by_how_long_the_last_one_held_the_database() -> None:
+    size = BatchSize(most=1000, budget=0.005, first=100)
+    assert size.rows == 100
+    size.held(100, 0.001)  # 500 would fit: at most doubling
+    assert size.rows == 200
+    size.held(200, 0.001)
+    assert size.rows == 400
+    size.held(400, 0.004)  # 500 fit
+    assert size.rows == 500
+    size.held(500, 0.05)  # ten times too slow (a loaded disk, a big index): a tenth
+    assert size.rows == 50
+    size.held(50, 10.0)  # never below one row
+    assert size.rows == 1
+    for _ in range(20):
+        size.held(size.rows, 0.0)  # however fast, never above the most
+    assert size.rows == 1000
+    fixed = BatchSize(most=3, budget=None)
+    fixed.held(3, 100.0)
+    assert fixed.rows == 3
+    with pytest.raises(ValueError):
+        BatchSize(most=0, budget=0.005)
+
+
+@pytest.fixture
+def scripted_holds(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[list[float], list[int]]]:
+    """Each retention transaction runs for real, but reports the hold time the test scripts; the rows
+    each one deleted are recorded."""
+    holds: list[float] = []
+    deleted_by_batch: list[int] = []
+    real = retention._delete_batch
+
+    async def scripted(engine: Any, statement: Any, params: dict[str, Any] | None = None) -> tuple[int, float]:
+        deleted, _held = await real(engine, statement, params)
+        deleted_by_batch.append(deleted)
+        return deleted, holds.pop(0) if holds else 0.001
+
+    monkeypatch.setattr(retention, "_delete_batch", scripted)
+    yield holds, deleted_by_batch
+
+
+async def test_a_pass_takes_as_many_rows_per_transaction_as_fit_its_time_budget(
+        database_url: str, scripted_holds: tuple[list[float], list[int]]) -> None:
+    holds, deleted_by_batch = scripted_holds
+    async with BotHarness(routers=[], database_url=database_url) as h:
+        now = utcnow()
+        async with h.engine.begin() as conn:
+            follower_id = (await conn.execute(insert(Follower).returning(Follower.id), [{
+                "channel": "mock", "account": "mock", "external_id": "f", "created_at": now, "tags": [],
+                "state_data": {}}])).scalar_one()
+            await conn.execute(insert(Message), [{
+                "follower_id": follower_id, "channel": "mock", "account": "mock", "direction": "in", "kind": "text",
+                "text": f"m{n}", "status": "handled", "created_at": now - OLD} for n in range(400)])
+        # First 100 rows (the first batch), slow: a quarter of the budget's worth next; then quick: doubling.
+        holds.extend([0.02, 0.0025, 0.0025, 0.0025])
+        pruned = await prune(h.engine, cutoff=retention_cutoff(30, now), now=now, batch_size=1000, pause=0,
+                             budget=0.005)
+        assert pruned.messages == 400
+        assert deleted_by_batch[:5] == [100, 25, 50, 100, 125]  # the last one short: nothing left
+        assert pruned.longest_hold == 0.02
+        assert await _count(h, Message) == 0
