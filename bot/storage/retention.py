@@ -119,13 +119,17 @@ async def prune(engine: AsyncEngine, *, cutoff: datetime | None, now: datetime, 
             await asyncio.sleep(pause)
 
     if cutoff is not None:
-        done.messages = await in_batches(lambda rows: delete(Message).where(Message.id.in_(skip_locked(
-            engine, select(Message.id).where(_old_messages(cutoff)).limit(rows)).scalar_subquery())))
-        done.notices = await in_batches(lambda rows: delete(PlatformNotice).where(PlatformNotice.id.in_(skip_locked(
-            engine, select(PlatformNotice.id).where(PlatformNotice.received_at < cutoff).limit(rows))
-            .scalar_subquery())))
+        done.messages = await in_batches(_by_id(engine, Message, _old_messages(cutoff)))
+        done.notices = await in_batches(_by_id(engine, PlatformNotice, PlatformNotice.received_at < cutoff))
     done.seen_requests = await in_batches(lambda rows: delete_expired(engine, rows), {"now": now})
     return done
+
+
+def _by_id(engine: AsyncEngine, model: type[Message] | type[PlatformNotice], condition: Any) -> Callable[[int], Any]:
+    """A batch's DELETE: at most ``rows`` rows of ``model`` matching ``condition``, found first and deleted
+    by primary key; on PostgreSQL rows another transaction holds are left to it (``SKIP LOCKED``)."""
+    return lambda rows: delete(model).where(model.id.in_(
+        skip_locked(engine, select(model.id).where(condition).limit(rows)).scalar_subquery()))
 
 
 async def _delete_batch(engine: AsyncEngine, statement: Any, params: dict[str, Any] | None = None
