@@ -128,7 +128,7 @@ def main() -> None:
     except ValueError:
         raise SystemExit(f"--sizes: {args.sizes!r} is not a list of numbers like 1,10,30") from None
     if not sizes or min(sizes) < 1 or args.messages < 1 or args.replay_backlog < 0:
-        raise SystemExit("--sizes and --messages must be positive")
+        raise SystemExit("--sizes and --messages must be positive, --replay-backlog at least 0")
     with tempfile.TemporaryDirectory(prefix="bench-writer-") as tmp:
         engine = create_engine(f"sqlite+aiosqlite:///{tmp}/writer.db")
         asyncio.run(migrate.upgrade(engine))
